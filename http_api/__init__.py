@@ -1,0 +1,1 @@
+"""The aiohttp application serving CouchDB's HTTP API over the couchpy engine."""

@@ -1,0 +1,1 @@
+"""The CouchDB replication protocol: endpoints, jobs, scheduler and the _replicator database."""
