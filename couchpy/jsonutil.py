@@ -19,10 +19,38 @@ from .errors import BadRequest
 # A run of 19+ digits may be an integer orjson cannot hold; the check may also hit digits inside a
 # string, which only costs the slow path.
 _LONG_DIGITS = re.compile(rb"\d{19,}")
+# A \uD800-\uDFFF escape: the stdlib accepts a lone surrogate that orjson (rightly) refuses.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"invalid constant {name}")
+
+
+# Deeper values could be parsed but not written back (the stdlib encoder recurses), so a stored
+# document would fail on every read; no real document nests this deep.
+MAX_DEPTH = 512
+
+
+def _too_deep(value: Any) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        cur, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        if isinstance(cur, dict):
+            stack.extend((v, depth + 1) for v in cur.values() if isinstance(v, (dict, list)))
+        elif isinstance(cur, list):
+            stack.extend((v, depth + 1) for v in cur if isinstance(v, (dict, list)))
+    return False
+
+
+def _finite_float(text: str) -> float:
+    # 1e999 overflows to infinity: orjson refuses it, so must the slow path (it cannot be written back).
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number out of range {text}")
+    return value
 
 
 def loads(data: bytes | str) -> Any:
@@ -33,13 +61,28 @@ def loads(data: bytes | str) -> Any:
         raise BadRequest("Request body must be a JSON object" if not data else "invalid UTF-8 JSON")
     if _LONG_DIGITS.search(data):
         try:
-            return json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
-        except (ValueError, UnicodeDecodeError) as exc:
+            value = json.loads(
+                data.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float
+            )
+            if _SURROGATE_ESCAPE.search(data):
+                # Rare: check that every string is encodable text (no lone surrogate).
+                json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except (ValueError, UnicodeError, RecursionError) as exc:
             raise BadRequest("invalid UTF-8 JSON") from exc
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest("invalid UTF-8 JSON") from exc
+    else:
+        try:
+            value = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest("invalid UTF-8 JSON") from exc
+    # Cheap pre-checks: bytes.count is C speed, and orjson.dumps (C speed too) only fails beyond
+    # 255 levels (or on a big integer); only then is the value walked in Python.
+    if data.count(b"[") + data.count(b"{") > MAX_DEPTH:
+        try:
+            orjson.dumps(value)
+        except TypeError:
+            if _too_deep(value):
+                raise BadRequest(f"JSON nested deeper than {MAX_DEPTH} levels") from None
+    return value
 
 
 def dumps(obj: Any) -> bytes:
