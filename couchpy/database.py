@@ -1,0 +1,701 @@
+"""A database: documents with revision trees, the by-sequence index and `_local` documents in LMDB.
+
+Layout of the environment (named sub-databases):
+
+    docs    doc id -> b"L" | b"D" (live/deleted winner) + JSON {rev, seq, tree}
+    seqs    update seq (8 bytes, big endian) -> doc id; one live entry per document
+    bodies  doc id + b"\\0" + rev -> JSON body of that revision (user fields and `_attachments`)
+    local   `_local/...` id -> JSON {rev: "0-N", body}
+    meta    b"meta" -> JSON {update_seq, doc_count, doc_del_count, revs_limit, purge_seq, security}
+
+Reads are synchronous and run on the event loop. Writes are queued to a group-commit writer
+(couchpy.writer): everything queued while a commit is in flight is applied in the next LMDB
+transaction, and every caller is answered only after that transaction is durably committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lmdb
+import orjson
+
+from . import docrules, jsonutil, revtree
+from .attachments import hooks as att_hooks
+from .errors import BadRequest, Conflict, CouchError, NotFound, TooLarge
+from .storage import Store
+from .writer import GroupCommitWriter
+
+SUBDBS = ("docs", "seqs", "bodies", "local", "meta")
+META_KEY = b"meta"
+_SEQ = struct.Struct(">Q")
+
+
+def seq_key(seq: int) -> bytes:
+    return _SEQ.pack(seq)
+
+
+def body_key(docid: str, rev: str) -> bytes:
+    return docid.encode() + b"\x00" + rev.encode()
+
+
+@dataclass(slots=True)
+class DocInfo:
+    """What the engine knows of one document without reading any body."""
+
+    id: str
+    rev: str  # the winning revision
+    deleted: bool  # the winner is a deletion (tombstone)
+    seq: int
+    tree: revtree.Tree
+
+    def encode(self) -> bytes:
+        return (b"D" if self.deleted else b"L") + orjson.dumps(
+            {"rev": self.rev, "seq": self.seq, "tree": revtree.encode(self.tree)}
+        )
+
+    @classmethod
+    def decode(cls, docid: str, raw: bytes) -> DocInfo:
+        data = orjson.loads(raw[1:])
+        return cls(docid, data["rev"], raw[:1] == b"D", data["seq"], revtree.decode(data["tree"]))
+
+    def leaves(self) -> list[str]:
+        return revtree.leaves(self.tree)
+
+
+class Database:
+    def __init__(self, node, name: str, directory: Path):
+        self.node = node
+        self.name = name
+        self.directory = Path(directory)
+        self._open_store()
+        with self.store.read() as txn:
+            raw = txn.get(META_KEY, db=self._meta_db)
+        self.meta: dict[str, Any] = orjson.loads(raw) if raw else {
+            "update_seq": 0,
+            "doc_count": 0,
+            "doc_del_count": 0,
+            "revs_limit": 1000,
+            "purge_seq": 0,
+            "security": {},
+            "created": time.time(),
+        }
+        self.writer = GroupCommitWriter(self)
+        self._changed: asyncio.Future | None = None
+        self.pins = 0
+        self.compact_running = False
+        self._close_hooks: list = []
+        self.closed = False
+
+    def _open_store(self) -> None:
+        self.store = Store(self.directory / "main", SUBDBS)
+        self._docs = self.store.db("docs")
+        self._seqs = self.store.db("seqs")
+        self._bodies = self.store.db("bodies")
+        self._local = self.store.db("local")
+        self._meta_db = self.store.db("meta")
+
+    def reopen_store(self, between) -> None:
+        """Close the environment, run `between()` (e.g. swap directories), open it again."""
+        self.store.close()
+        try:
+            between()
+        finally:
+            self._open_store()
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def update_seq(self) -> int:
+        return self.meta["update_seq"]
+
+    @property
+    def revs_limit(self) -> int:
+        return self.meta["revs_limit"]
+
+    @property
+    def config(self):
+        return self.node.config
+
+    def idle(self) -> bool:
+        return self.pins == 0 and self.writer.idle() and not self.compact_running
+
+    def pin(self) -> None:
+        self.pins += 1
+
+    def unpin(self) -> None:
+        self.pins -= 1
+
+    def add_close_hook(self, fn) -> None:
+        """fn() is called when this database is closed (evicted from the LRU or deleted)."""
+        self._close_hooks.append(fn)
+
+    def info(self) -> dict:
+        m = self.meta
+        return {
+            "db_name": self.name,
+            "purge_seq": self.node.format_seq(self, m["purge_seq"]),
+            "update_seq": self.node.format_seq(self, m["update_seq"]),
+            "sizes": {
+                "file": self.store.file_size(),
+                "external": m.get("external_size", 0),
+                "active": self.store.active_size(),
+            },
+            "props": {},
+            "doc_del_count": m["doc_del_count"],
+            "doc_count": m["doc_count"],
+            "disk_format_version": 8,
+            "compact_running": self.compact_running,
+            "cluster": {"q": 1, "n": 1, "w": 1, "r": 1},
+            "instance_start_time": "0",
+        }
+
+    # ------------------------------------------------------------------ reads
+
+    def get_docinfo(self, docid: str, txn: lmdb.Transaction | None = None) -> DocInfo | None:
+        try:
+            key = docid.encode()
+        except UnicodeEncodeError:
+            return None
+        if txn is None:
+            with self.store.read() as t:
+                raw = t.get(key, db=self._docs)
+        else:
+            raw = txn.get(key, db=self._docs)
+        return DocInfo.decode(docid, raw) if raw else None
+
+    def read_body(self, docid: str, rev: str, txn: lmdb.Transaction | None = None) -> dict | None:
+        if txn is None:
+            with self.store.read() as t:
+                raw = t.get(body_key(docid, rev), db=self._bodies)
+        else:
+            raw = txn.get(body_key(docid, rev), db=self._bodies)
+        return jsonutil.loads(raw) if raw else None
+
+    def get(
+        self,
+        docid: str,
+        rev: str | None = None,
+        revs: bool = False,
+        revs_info: bool = False,
+        conflicts: bool = False,
+        deleted_conflicts: bool = False,
+        local_seq: bool = False,
+        latest: bool = False,
+    ) -> dict:
+        """A document as CouchDB's GET returns it; NotFound when missing or deleted."""
+        if docid.startswith("_local/"):
+            return self.get_local(docid)
+        with self.store.read() as txn:
+            info = self.get_docinfo(docid, txn)
+            if info is None:
+                raise NotFound("missing")
+            if rev is None:
+                if info.deleted:
+                    raise NotFound("deleted")
+                rev = info.rev
+            else:
+                if rev not in info.tree:
+                    raise NotFound("missing")
+                if latest:
+                    rev = max(revtree.latest(info.tree, rev), key=lambda r: revtree._winner_key(info.tree, r))
+            body = self.read_body(docid, rev, txn)
+            if body is None:
+                raise NotFound("missing")
+            return self.build_doc(
+                info, rev, body, txn,
+                revs=revs, revs_info=revs_info, conflicts=conflicts,
+                deleted_conflicts=deleted_conflicts, local_seq=local_seq,
+            )
+
+    def build_doc(
+        self,
+        info: DocInfo,
+        rev: str,
+        body: dict,
+        txn: lmdb.Transaction | None = None,
+        revs: bool = False,
+        revs_info: bool = False,
+        conflicts: bool = False,
+        deleted_conflicts: bool = False,
+        local_seq: bool = False,
+    ) -> dict:
+        """Assemble the JSON of one revision in CouchDB's field order."""
+        doc: dict[str, Any] = {"_id": info.id, "_rev": rev}
+        atts = None
+        for key, value in body.items():
+            if key == "_attachments":
+                atts = value
+            else:
+                doc[key] = value
+        if info.tree.get(rev, (None, False))[1]:
+            doc["_deleted"] = True
+        if revs:
+            doc["_revisions"] = revtree.revisions_field(info.tree, rev, self.revs_limit)
+        if atts is not None:
+            doc["_attachments"] = atts
+        if conflicts and rev == info.rev:
+            c = revtree.conflicts(info.tree)
+            if c:
+                doc["_conflicts"] = c
+        if deleted_conflicts and rev == info.rev:
+            dc = revtree.deleted_conflicts(info.tree)
+            if dc:
+                doc["_deleted_conflicts"] = dc
+        if revs_info:
+            doc["_revs_info"] = self._revs_info(info, rev, txn)
+        if local_seq:
+            doc["_local_seq"] = info.seq
+        return doc
+
+    def _revs_info(self, info: DocInfo, rev: str, txn) -> list[dict]:
+        out = []
+        for r in revtree.ancestry(info.tree, rev):
+            if info.tree[r][1]:
+                status = "deleted"
+            elif txn is not None and txn.get(body_key(info.id, r), db=self._bodies) is not None:
+                status = "available"
+            else:
+                status = "missing"
+            out.append({"rev": r, "status": status})
+        return out
+
+    def open_revs(self, docid: str, revs: list[str] | str, latest: bool = False, with_revs: bool = False) -> list[dict]:
+        """`open_revs=all` or a list: [{"ok": doc} | {"missing": rev}] as CouchDB answers."""
+        with self.store.read() as txn:
+            info = self.get_docinfo(docid, txn)
+            if revs == "all":
+                if info is None:
+                    return []
+                wanted = info.leaves()
+            else:
+                wanted = list(revs)
+            out: list[dict] = []
+            seen: set[str] = set()
+            for rev in wanted:
+                if info is None or rev not in info.tree:
+                    out.append({"missing": rev})
+                    continue
+                targets = revtree.latest(info.tree, rev) if latest else [rev]
+                for r in targets:
+                    if r in seen:
+                        continue
+                    seen.add(r)
+                    body = self.read_body(docid, r, txn)
+                    if body is None:
+                        out.append({"missing": r})
+                    else:
+                        out.append({"ok": self.build_doc(info, r, body, txn, revs=with_revs)})
+            return out
+
+    def revs_diff(self, request: dict) -> dict:
+        """{docid: [revs]} -> {docid: {missing: [...], possible_ancestors: [...]}} for missing ones."""
+        out: dict[str, dict] = {}
+        with self.store.read() as txn:
+            for docid, revs in request.items():
+                if not isinstance(revs, list):
+                    raise BadRequest("revs must be a list")
+                info = self.get_docinfo(docid, txn)
+                tree = info.tree if info else {}
+                missing = revtree.missing(tree, revs)
+                if missing:
+                    entry: dict[str, Any] = {"missing": missing}
+                    ancestors: list[str] = []
+                    for m in missing:
+                        for a in revtree.possible_ancestors(tree, m):
+                            if a not in ancestors:
+                                ancestors.append(a)
+                    if ancestors:
+                        entry["possible_ancestors"] = ancestors
+                    out[docid] = entry
+        return out
+
+    # ------------------------------------------------------------------ ranges
+
+    def iter_docinfos(
+        self, start: str | None = None, end: str | None = None, descending: bool = False,
+        inclusive_end: bool = True, chunk: int = 512,
+    ) -> Iterator[DocInfo]:
+        """Doc infos in id order (UTF-8 byte order = code point order), read in bounded chunks."""
+        pos = start.encode() if start is not None else None
+        end_b = end.encode() if end is not None else None
+        first = True
+        while True:
+            batch: list[DocInfo] = []
+            with self.store.read() as txn:
+                cur = txn.cursor(db=self._docs)
+                if descending:
+                    ok = cur.set_range(pos) if pos is not None else cur.last()
+                    if pos is not None:
+                        if not ok:
+                            ok = cur.last()
+                        elif cur.key() > pos or (not first and cur.key() == pos):
+                            ok = cur.prev()
+                    elif not first:
+                        ok = False
+                else:
+                    ok = cur.set_range(pos) if pos is not None else cur.first()
+                    if ok and not first and cur.key() == pos:
+                        ok = cur.next()
+                while ok and len(batch) < chunk:
+                    key = cur.key()
+                    if end_b is not None:
+                        if descending and (key < end_b or (not inclusive_end and key == end_b)):
+                            ok = False
+                            break
+                        if not descending and (key > end_b or (not inclusive_end and key == end_b)):
+                            ok = False
+                            break
+                    batch.append(DocInfo.decode(key.decode(), cur.value()))
+                    ok = cur.prev() if descending else cur.next()
+            yield from batch
+            if not ok or not batch:
+                return
+            pos = batch[-1].id.encode()
+            first = False
+
+    def count_live_before(self, key: str, descending: bool = False) -> int:
+        """How many non-deleted docs sort before `key` (for _all_docs `offset`)."""
+        kb = key.encode()
+        n = 0
+        with self.store.read() as txn:
+            cur = txn.cursor(db=self._docs)
+            if descending:
+                ok = cur.last()
+                while ok and cur.key() > kb:
+                    n += cur.value()[:1] == b"L"
+                    ok = cur.prev()
+            else:
+                ok = cur.first()
+                while ok and cur.key() < kb:
+                    n += cur.value()[:1] == b"L"
+                    ok = cur.next()
+        return n
+
+    def changes_since(self, since: int = 0, limit: int | None = None, descending: bool = False,
+                      chunk: int = 512) -> Iterator[DocInfo]:
+        """Doc infos in update-sequence order after `since`; each document once, at its latest seq."""
+        yielded = 0
+        pos = since
+        while True:
+            batch: list[DocInfo] = []
+            with self.store.read() as txn:
+                cur = txn.cursor(db=self._seqs)
+                if descending:
+                    ok = cur.set_range(seq_key(pos)) if pos is not None and pos != since else cur.last()
+                    if ok and pos != since and cur.key() >= seq_key(pos):
+                        ok = cur.prev()
+                    elif not ok and pos != since:
+                        ok = cur.last()
+                else:
+                    ok = cur.set_range(seq_key(pos + 1))
+                while ok and len(batch) < chunk:
+                    seq = _SEQ.unpack(cur.key())[0]
+                    if descending and seq <= since:
+                        ok = False
+                        break
+                    docid = cur.value().decode()
+                    raw = txn.get(cur.value(), db=self._docs)
+                    if raw is not None:
+                        batch.append(DocInfo.decode(docid, raw))
+                    ok = cur.prev() if descending else cur.next()
+            for info in batch:
+                yield info
+                yielded += 1
+                if limit is not None and yielded >= limit:
+                    return
+            if not ok or not batch:
+                return
+            pos = batch[-1].seq
+
+    # ------------------------------------------------------------------ local docs
+
+    def get_local(self, docid: str) -> dict:
+        with self.store.read() as txn:
+            raw = txn.get(docid.encode(), db=self._local)
+        if raw is None:
+            raise NotFound("missing")
+        data = jsonutil.loads(raw)
+        return {"_id": docid, "_rev": data["rev"], **data["body"]}
+
+    def iter_local(self, start: str | None, end: str | None, descending: bool, inclusive_end: bool) -> list[dict]:
+        rows = []
+        with self.store.read() as txn:
+            cur = txn.cursor(db=self._local)
+            ok = cur.last() if descending else cur.first()
+            while ok:
+                key = cur.key().decode()
+                if descending:
+                    if start is not None and key > start:
+                        ok = cur.prev()
+                        continue
+                    if end is not None and (key < end or (not inclusive_end and key == end)):
+                        break
+                else:
+                    if start is not None and key < start:
+                        ok = cur.next()
+                        continue
+                    if end is not None and (key > end or (not inclusive_end and key == end)):
+                        break
+                data = jsonutil.loads(cur.value())
+                rows.append({"_id": key, "_rev": data["rev"], **data["body"]})
+                ok = cur.prev() if descending else cur.next()
+        return rows
+
+    # ------------------------------------------------------------------ writes
+
+    def _check_size(self, doc: dict) -> None:
+        limit = self.config.get_int("couchdb", "max_document_size", 8000000)
+        if limit is not None:
+            size = len(jsonutil.dumps(doc))
+            if size > limit:
+                raise TooLarge(str(doc.get("_id", "")), error="document_too_large")
+
+    async def _prepare(self, doc: Any, new_edits: bool, followers=None) -> dict:
+        """Validate one document (before it is queued) and store its attachment data."""
+        if not isinstance(doc, dict):
+            raise BadRequest("Document must be a JSON object")
+        max_id = self.config.get_int("couchdb", "max_document_id_length", 480)
+        if "_id" not in doc:
+            raise BadRequest("Document must have an _id", error="illegal_docid")
+        docid = docrules.validate_docid(doc["_id"], max_id, allow_local=True)
+        docrules.split_body(doc)  # raises on bad special members
+        rev = doc.get("_rev")
+        if rev is not None and (not isinstance(rev, str) or revtree.parse_rev(rev) is None):
+            if not docid.startswith("_local/"):
+                raise BadRequest("Invalid rev format")
+        if not new_edits and not docid.startswith("_local/"):
+            docrules.revisions_path(doc)
+        self._check_size(doc)
+        if not docid.startswith("_local/"):
+            await att_hooks.prepare(self, doc, followers)
+        return doc
+
+    async def put(self, doc: dict, new_edits: bool = True, batch: bool = False, followers=None) -> dict:
+        """Write one document; raises Conflict (409) etc. Result: {"ok", "id", "rev"}."""
+        doc = await self._prepare(doc, new_edits, followers)
+        fut = self.writer.submit([doc], new_edits)
+        if batch:
+            fut.add_done_callback(_ignore_result)
+            return {"ok": True, "id": doc["_id"]}
+        (result,) = await fut
+        if isinstance(result, CouchError):
+            raise result
+        if not new_edits and result is None:
+            return {"ok": True, "id": doc["_id"], "rev": docrules.revisions_path(doc)[0]}
+        return result
+
+    async def bulk_docs(self, docs: list, new_edits: bool = True) -> list[dict]:
+        """CouchDB `_bulk_docs`: one result per document (only failures when new_edits=false)."""
+        prepared: list[Any] = []
+        for doc in docs:
+            try:
+                prepared.append(await self._prepare(doc, new_edits))
+            except CouchError as exc:
+                prepared.append(exc)
+        to_write = [d for d in prepared if not isinstance(d, CouchError)]
+        written = iter(await self.writer.submit(to_write, new_edits) if to_write else [])
+        out: list[dict] = []
+        for d, doc in zip(prepared, docs):
+            res = d if isinstance(d, CouchError) else next(written)
+            if isinstance(res, CouchError):
+                docid = doc.get("_id") if isinstance(doc, dict) else None
+                row = {"id": docid, "error": res.error, "reason": res.reason}
+                if isinstance(doc, dict) and isinstance(doc.get("_rev"), str) and new_edits:
+                    row["rev"] = doc["_rev"]
+                out.append(row)
+            elif res is not None:
+                out.append(res)
+        return out
+
+    # The writer thread calls this inside one LMDB write transaction for a whole group of updates.
+    # It must not touch self.* state: it may be redone after the map grows.
+    def apply_updates(self, txn: lmdb.Transaction, batch: list[tuple[list[dict], bool]], meta: dict) -> list[list]:
+        results: list[list] = []
+        for docs, new_edits in batch:
+            res = []
+            for doc in docs:
+                try:
+                    if doc["_id"].startswith("_local/"):
+                        res.append(self._write_local(txn, doc))
+                    elif new_edits:
+                        res.append(self._write_edit(txn, doc, meta))
+                    else:
+                        res.append(self._write_replicated(txn, doc, meta))
+                except CouchError as exc:
+                    res.append(exc)
+            results.append(res)
+        txn.put(META_KEY, orjson.dumps(meta), db=self._meta_db)
+        return results
+
+    def _write_edit(self, txn, doc: dict, meta: dict) -> dict:
+        docid = doc["_id"]
+        body, deleted = docrules.split_body(doc)
+        info = self.get_docinfo(docid, txn)
+        rev = doc.get("_rev")
+        if info is None:
+            if rev is not None:
+                raise Conflict()
+            parent, tree = None, {}
+        else:
+            tree = info.tree
+            if rev is not None:
+                if rev not in tree or rev not in info.leaves():
+                    raise Conflict()
+                parent = rev
+            elif info.deleted:
+                parent = info.rev  # recreating a deleted document continues its tombstone
+            else:
+                raise Conflict()
+        parent_body = self.read_body(docid, parent, txn) if parent else None
+        new_pos = revtree.rev_pos(parent) + 1 if parent else 1
+        att_hooks.finalize(self, txn, body, parent_body, new_pos)
+        new = docrules.new_rev(parent, deleted, body)
+        if new in tree:
+            raise Conflict()
+        tree = dict(tree)
+        tree[new] = (parent, deleted)
+        self._store_doc(txn, docid, info, revtree.stem(tree, meta["revs_limit"]), {new: body}, meta)
+        return {"ok": True, "id": docid, "rev": new}
+
+    def _write_replicated(self, txn, doc: dict, meta: dict) -> None:
+        """new_edits=false: merge the given history into the tree, keeping every branch."""
+        docid = doc["_id"]
+        body, deleted = docrules.split_body(doc)
+        path = docrules.revisions_path(doc)
+        info = self.get_docinfo(docid, txn)
+        tree = info.tree if info else {}
+        if path[0] in tree:
+            return None  # already have this revision: nothing to do
+        parent_body = None
+        for anc in path[1:]:
+            if anc in tree:
+                parent_body = self.read_body(docid, anc, txn)
+                break
+        att_hooks.finalize(self, txn, body, parent_body, revtree.rev_pos(path[0]))
+        merged = revtree.stem(revtree.add_path(tree, path, deleted), meta["revs_limit"])
+        self._store_doc(txn, docid, info, merged, {path[0]: body}, meta)
+        return None
+
+    def _store_doc(self, txn, docid: str, old: DocInfo | None, tree: revtree.Tree,
+                   bodies: dict[str, dict], meta: dict) -> None:
+        win = revtree.winner(tree)
+        deleted = tree[win][1]
+        meta["update_seq"] += 1
+        seq = meta["update_seq"]
+        if old is not None:
+            txn.delete(seq_key(old.seq), db=self._seqs)
+            if old.deleted:
+                meta["doc_del_count"] -= 1
+            else:
+                meta["doc_count"] -= 1
+        if deleted:
+            meta["doc_del_count"] += 1
+        else:
+            meta["doc_count"] += 1
+        for rev, body in bodies.items():
+            raw = jsonutil.dumps(body)
+            meta["external_size"] = meta.get("external_size", 0) + len(raw)
+            txn.put(body_key(docid, rev), raw, db=self._bodies)
+        key = docid.encode()
+        txn.put(seq_key(seq), key, db=self._seqs)
+        txn.put(key, DocInfo(docid, win, deleted, seq, tree).encode(), db=self._docs)
+
+    def _write_local(self, txn, doc: dict) -> dict:
+        docid = doc["_id"]
+        raw = txn.get(docid.encode(), db=self._local)
+        current = jsonutil.loads(raw)["rev"] if raw else None
+        rev = doc.get("_rev")
+        if current is not None and rev != current:
+            raise Conflict()
+        if current is None and rev is not None and not doc.get("_deleted"):
+            # CouchDB accepts a stale rev on a missing local doc only when it matches; be strict.
+            raise Conflict()
+        if doc.get("_deleted"):
+            if current is None:
+                raise NotFound("missing")
+            txn.delete(docid.encode(), db=self._local)
+            return {"ok": True, "id": docid, "rev": "0-0"}
+        n = int(current.split("-", 1)[1]) + 1 if current else 1
+        body = {k: v for k, v in doc.items() if not k.startswith("_")}
+        new = f"0-{n}"
+        txn.put(docid.encode(), jsonutil.dumps({"rev": new, "body": body}), db=self._local)
+        return {"ok": True, "id": docid, "rev": new}
+
+    def apply_meta(self, meta: dict) -> None:
+        """Called on the event loop after a commit: publish the new state and wake the feeds."""
+        old_seq = self.meta["update_seq"]
+        self.meta = meta
+        if meta["update_seq"] != old_seq and self._changed is not None:
+            fut, self._changed = self._changed, None
+            if not fut.done():
+                fut.set_result(meta["update_seq"])
+
+    def changed(self) -> asyncio.Future:
+        """A future resolved at the next commit that changes the update sequence."""
+        if self._changed is None or self._changed.done():
+            self._changed = asyncio.get_running_loop().create_future()
+        return self._changed
+
+    async def wait_for_change(self, since: int, timeout: float | None) -> int:
+        if self.update_seq > since:
+            return self.update_seq
+        try:
+            await asyncio.wait_for(asyncio.shield(self.changed()), timeout)
+        except asyncio.TimeoutError:
+            pass
+        return self.update_seq
+
+    async def set_meta_field(self, key: str, value: Any) -> None:
+        def fn(txn):
+            meta = dict(self.meta)
+            meta[key] = value
+            txn.put(META_KEY, orjson.dumps(meta), db=self._meta_db)
+            return meta
+
+        meta = await self.writer.run_exclusive(fn)
+        self.apply_meta(meta)
+
+    # ------------------------------------------------------------------ maintenance
+
+    async def compact(self) -> None:
+        """Drop bodies of non-leaf revisions, then rewrite the environment compactly."""
+        if self.compact_running:
+            return
+        self.compact_running = True
+        try:
+            def drop_old_bodies(txn):
+                cur = txn.cursor(db=self._docs)
+                for key, raw in cur:
+                    info = DocInfo.decode(key.decode(), raw)
+                    leaves = set(info.leaves())
+                    for rev in info.tree:
+                        if rev not in leaves:
+                            txn.delete(body_key(info.id, rev), db=self._bodies)
+                return None
+
+            await self.writer.run_exclusive(drop_old_bodies)
+            await self.writer.run_exclusive(lambda txn: None, compact=True)
+        finally:
+            self.compact_running = False
+
+    async def close(self) -> None:
+        await self.writer.drain()
+        self.closed = True
+        for fn in self._close_hooks:
+            try:
+                fn()
+            except Exception:  # a subsystem failing to close must not keep the db open
+                pass
+        self.store.close()
+
+
+def _ignore_result(fut: asyncio.Future) -> None:
+    if not fut.cancelled():
+        fut.exception()

@@ -1,0 +1,106 @@
+"""What a document may look like, and how an edit gets its revision id. Pure, no I/O.
+
+CouchDB's rules: the body is a JSON object; ids beginning with `_` are reserved except `_design/`
+and `_local/`; the only top-level fields beginning with `_` are CouchDB's own (`_id`, `_rev`,
+`_deleted`, `_attachments`, `_revisions`, and a few read-only ones that are ignored on write).
+
+Revision ids are `N-<32 hex>`: N is the parent's generation plus one, the hash an MD5 of the edit
+(deleted flag, parent revision, body, attachment digests) -- the same edit made on two nodes gets
+the same revision id, so replicating it twice does not create a spurious conflict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from . import jsonutil
+from .errors import BadRequest, DocValidation
+
+# Special fields a client may send. The read-only ones are accepted and dropped, as CouchDB does.
+WRITABLE_SPECIAL = {"_id", "_rev", "_deleted", "_attachments", "_revisions"}
+IGNORED_SPECIAL = {"_revs_info", "_conflicts", "_deleted_conflicts", "_local_seq"}
+
+
+def validate_docid(docid: Any, max_length: int | None = None, allow_local: bool = False) -> str:
+    if not isinstance(docid, str) or docid == "":
+        raise BadRequest("Document id must be a string", error="illegal_docid")
+    if max_length is not None and len(docid.encode("utf-8", "surrogatepass")) > max_length:
+        raise BadRequest("Document id is too long", error="illegal_docid")
+    try:
+        docid.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise BadRequest("Document id must be valid UTF-8", error="illegal_docid") from exc
+    if docid.startswith("_"):
+        if docid.startswith("_design/") and len(docid) > 8:
+            return docid
+        if allow_local and docid.startswith("_local/") and len(docid) > 7:
+            return docid
+        raise BadRequest("Only reserved document ids may start with underscore.", error="illegal_docid")
+    return docid
+
+
+def split_body(doc: dict) -> tuple[dict, bool]:
+    """The stored body (user fields plus `_attachments`) and the deleted flag.
+
+    Rejects unknown special fields with 400 doc_validation, as CouchDB does.
+    """
+    body: dict = {}
+    for key, value in doc.items():
+        if key.startswith("_"):
+            if key == "_attachments":
+                if value is not None:
+                    if not isinstance(value, dict):
+                        raise BadRequest("_attachments must be an object")
+                    body[key] = value
+            elif key in WRITABLE_SPECIAL or key in IGNORED_SPECIAL:
+                continue
+            else:
+                raise DocValidation(f"Bad special document member: {key}")
+        else:
+            body[key] = value
+    deleted = doc.get("_deleted") is True
+    return body, deleted
+
+
+def attachment_digests(body: dict) -> list:
+    atts = body.get("_attachments")
+    if not isinstance(atts, dict):
+        return []
+    return sorted((name, a.get("digest")) for name, a in atts.items() if isinstance(a, dict))
+
+
+def new_rev(parent: str | None, deleted: bool, body: dict) -> str:
+    """The revision id of an edit: deterministic in (parent, deleted, content)."""
+    pos = int(parent.split("-", 1)[0]) + 1 if parent else 1
+    content = {k: v for k, v in body.items() if k != "_attachments"}
+    h = hashlib.md5(
+        jsonutil.dumps_sorted([deleted, parent or "", content, attachment_digests(body)])
+    ).hexdigest()
+    return f"{pos}-{h}"
+
+
+def revisions_path(doc: dict) -> list[str]:
+    """The history given with a `new_edits=false` write, newest first.
+
+    From `_revisions: {start, ids}` when present (checked against `_rev`), else just `_rev`.
+    """
+    rev = doc.get("_rev")
+    revs = doc.get("_revisions")
+    if isinstance(revs, dict):
+        start, ids = revs.get("start"), revs.get("ids")
+        if not isinstance(start, int) or isinstance(start, bool) or not isinstance(ids, list) or not ids:
+            raise BadRequest("Invalid _revisions")
+        if not all(isinstance(i, str) and i and "\x00" not in i for i in ids) or start < len(ids):
+            raise BadRequest("Invalid _revisions")
+        path = [f"{start - i}-{h}" for i, h in enumerate(ids)]
+        if rev is not None and rev != path[0]:
+            raise BadRequest("_rev does not match _revisions")
+        return path
+    if not isinstance(rev, str):
+        raise BadRequest("When new_edits is false a document needs a _rev")
+    from .revtree import parse_rev
+
+    if parse_rev(rev) is None:
+        raise BadRequest("Invalid rev format")
+    return [rev]

@@ -1,0 +1,172 @@
+"""A node: the set of databases in one data directory.
+
+The catalog (an LMDB environment of its own under `<data>/_node`) maps each database name to its
+directory. Databases are opened on demand and kept in an LRU bounded by `[couchdb] max_dbs_open`,
+so tens of thousands of databases (one per user is a common CouchDB pattern) fit one node: an idle
+database is closed when the LRU is full and reopened on its next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import shutil
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+import orjson
+
+from .config import Config
+from .database import Database
+from .errors import InvalidDatabaseName, NotFound, PreconditionFailed
+from .storage import Store
+from .tasks import TaskRegistry
+
+DB_NAME_RE = re.compile(r"^[a-z][a-z0-9_$()+/-]*$")
+MAX_DB_NAME = 238
+SYSTEM_DBS = {"_users", "_replicator", "_global_changes"}
+
+
+def validate_db_name(name: str) -> str:
+    if name in SYSTEM_DBS:
+        return name
+    if not isinstance(name, str) or len(name) > MAX_DB_NAME or not DB_NAME_RE.match(name):
+        raise InvalidDatabaseName(
+            "Name: '%s'. Only lowercase characters (a-z), digits (0-9), and any of the characters "
+            "_, $, (, ), +, -, and / are allowed. Must begin with a letter." % name
+        )
+    return name
+
+
+def _dir_name(name: str) -> str:
+    safe = re.sub(r"[^a-z0-9_-]", lambda m: "%%%02X" % ord(m.group()), name)
+    if len(safe) > 120:
+        safe = safe[:60]
+    # A random suffix: a re-created database never shares a directory with one being deleted.
+    return f"{safe}.{secrets.token_hex(4)}"
+
+
+class Node:
+    def __init__(self, path, config: Config | None = None):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.config = config or Config(self.path / "couchpy.ini")
+        (self.path / "dbs").mkdir(exist_ok=True)
+        self._catalog = Store(self.path / "_node", ("dbs",))
+        self._cat_db = self._catalog.db("dbs")
+        self._open: OrderedDict[str, Database] = OrderedDict()
+        self.max_open = self.config.get_int("couchdb", "max_dbs_open", 500) or 500
+        self.uuid = self.config.get("couchdb", "uuid") or secrets.token_hex(16)
+        self.tasks = TaskRegistry()
+        self._trash = self.path / ".trash"
+        shutil.rmtree(self._trash, ignore_errors=True)  # leftovers of deletions cut short
+
+    # sequences are opaque strings on the wire; the tag makes them look like what they are
+    def format_seq(self, db: Database, seq: int) -> str:
+        return f"{seq}-{self.uuid[:8]}"
+
+    @staticmethod
+    def parse_seq(value) -> int:
+        """`since` as clients hand it back: 12, "12", "12-xyz", [12, ...]; NotFound-free, ValueError on junk."""
+        if isinstance(value, bool):
+            raise ValueError(value)
+        if isinstance(value, int):
+            return max(value, 0)
+        if isinstance(value, list) and value and isinstance(value[0], int):
+            return value[0]
+        if isinstance(value, str):
+            head = value.split("-", 1)[0]
+            if head.isdigit():
+                return int(head)
+        raise ValueError(value)
+
+    def _lookup(self, name: str) -> dict | None:
+        with self._catalog.read() as txn:
+            raw = txn.get(name.encode(), db=self._cat_db)
+        return orjson.loads(raw) if raw else None
+
+    def exists(self, name: str) -> bool:
+        return name in self._open or self._lookup(name) is not None
+
+    def get_db(self, name: str) -> Database:
+        db = self._open.get(name)
+        if db is not None:
+            self._open.move_to_end(name)
+            return db
+        entry = self._lookup(name)
+        if entry is None:
+            raise NotFound("Database does not exist.")
+        db = Database(self, name, self.path / "dbs" / entry["dir"])
+        self._open[name] = db
+        self._evict()
+        return db
+
+    def _evict(self) -> None:
+        if len(self._open) <= self.max_open:
+            return
+        for name in list(self._open):
+            if len(self._open) <= self.max_open:
+                break
+            db = self._open[name]
+            if db.idle():
+                del self._open[name]
+                db.closed = True
+                for fn in db._close_hooks:
+                    try:
+                        fn()
+                    except Exception:
+                        pass
+                db.store.close()
+
+    def create_db(self, name: str) -> Database:
+        validate_db_name(name)
+        if self.exists(name):
+            raise PreconditionFailed("The database could not be created, the file already exists.")
+        dirname = _dir_name(name)
+        db = Database(self, name, self.path / "dbs" / dirname)
+        entry = orjson.dumps({"dir": dirname, "created": time.time()})
+        self._catalog.write(lambda txn: txn.put(name.encode(), entry, db=self._cat_db))
+        self._open[name] = db
+        self._evict()
+        return db
+
+    async def delete_db(self, name: str) -> None:
+        entry = self._lookup(name)
+        if entry is None:
+            raise NotFound("Database does not exist.")
+        self._catalog.write(lambda txn: txn.delete(name.encode(), db=self._cat_db))
+        db = self._open.pop(name, None)
+        if db is not None:
+            await db.close()
+        directory = self.path / "dbs" / entry["dir"]
+        self._trash.mkdir(exist_ok=True)
+        target = self._trash / entry["dir"]
+        try:
+            directory.rename(target)
+        except OSError:
+            target = directory
+        await asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, target, True)
+
+    def all_dbs(self) -> list[str]:
+        with self._catalog.read() as txn:
+            return [k.decode() for k in txn.cursor(db=self._cat_db).iternext(keys=True, values=False)]
+
+    def ensure_system_dbs(self) -> None:
+        for name in ("_users", "_replicator"):
+            if not self.exists(name):
+                self.create_db(name)
+
+    async def aclose(self) -> None:
+        for db in list(self._open.values()):
+            await db.close()
+        self._open.clear()
+        self._catalog.close()
+
+    def close(self) -> None:
+        """Synchronous close for library use outside an event loop."""
+        for db in list(self._open.values()):
+            db.store.close()
+        self._open.clear()
+        self._catalog.close()

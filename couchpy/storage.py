@@ -1,0 +1,128 @@
+"""One LMDB environment, safely shared by the event loop and a writer thread.
+
+Each database lives in its own LMDB environment (independent writer locks; deleting a database is
+removing a directory; compaction is a copy). LMDB readers never block the writer, so reads run
+directly on the event loop, while write transactions run on a worker thread (the commit's fsync
+releases the GIL).
+
+The one thing LMDB does not do for us is grow: a write that does not fit the memory map fails with
+`MapFullError`, and `set_mapsize` may only be called while no transaction is open in this process.
+So every reader registers itself, and the writer that hits a full map aborts, waits for the
+readers to leave, doubles the map and redoes its transaction. Readers must therefore never hold a
+transaction across an `await` (callers read in bounded chunks).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import lmdb
+
+T = TypeVar("T")
+
+INITIAL_MAP_SIZE = 64 << 20  # grows by doubling; address space only, not disk
+MAX_NAMED_DBS = 32
+
+
+class Store:
+    def __init__(self, path: Path, subdbs: tuple[str, ...], map_size: int = INITIAL_MAP_SIZE):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.env = lmdb.open(
+            str(self.path),
+            map_size=map_size,
+            max_dbs=MAX_NAMED_DBS,
+            max_readers=1024,
+            sync=True,  # a commit returns after fsync: acknowledged writes survive SIGKILL/power loss
+            metasync=True,
+            readahead=False,
+            lock=True,
+        )
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._resizing = False
+        self._handles: dict[str, object] = {}
+        for name in subdbs:
+            self.db(name)
+
+    def db(self, name: str):
+        """Handle of a named sub-database, created on first use."""
+        handle = self._handles.get(name)
+        if handle is None:
+            with self._cond:
+                handle = self._handles.get(name)
+                if handle is None:
+                    handle = self.env.open_db(name.encode())
+                    self._handles[name] = handle
+        return handle
+
+    @contextmanager
+    def read(self) -> Iterator[lmdb.Transaction]:
+        with self._cond:
+            while self._resizing:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            txn = self.env.begin(buffers=False)
+            try:
+                yield txn
+            finally:
+                txn.abort()
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if self._readers == 0:
+                    self._cond.notify_all()
+
+    def write(self, fn: Callable[[lmdb.Transaction], T]) -> T:
+        """Run fn in a write transaction and commit durably; grow the map and redo on MapFullError.
+
+        fn must have no effect outside the transaction, since it may run more than once.
+        """
+        while True:
+            txn = self.env.begin(write=True)
+            try:
+                result = fn(txn)
+                txn.commit()
+                return result
+            except lmdb.MapFullError:
+                txn.abort()
+                self._grow()
+            except BaseException:
+                txn.abort()
+                raise
+
+    def _grow(self) -> None:
+        with self._cond:
+            self._resizing = True
+            try:
+                while self._readers:
+                    self._cond.wait()
+                self.env.set_mapsize(self.env.info()["map_size"] * 2)
+            finally:
+                self._resizing = False
+                self._cond.notify_all()
+
+    def file_size(self) -> int:
+        try:
+            return (self.path / "data.mdb").stat().st_size
+        except OSError:
+            return 0
+
+    def active_size(self) -> int:
+        info, stat = self.env.info(), self.env.stat()
+        return (info["last_pgno"] + 1) * stat["psize"]
+
+    def copy_compact(self, dest: Path) -> None:
+        Path(dest).mkdir(parents=True, exist_ok=True)
+        self.env.copy(str(dest), compact=True)
+
+    def sync(self) -> None:
+        self.env.sync(True)
+
+    def close(self) -> None:
+        self.env.close()
