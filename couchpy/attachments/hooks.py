@@ -1,15 +1,213 @@
-"""The engine's calls into the attachment subsystem (minimal first version; owned by attachments).
+"""What the engine calls so that documents carry attachments.
 
-`prepare` runs on the event loop before a write is queued; `finalize` runs inside the write
-transaction for each new revision body.
+Write path of one revision:
+
+1. `prepare(db, doc, followers)` -- on the event loop, before the write is queued. Every
+   `_attachments` entry that brings bytes (inline base64 `data`, or `follows: true` with the bytes
+   supplied by a multipart reader through `followers`) is streamed into the BlobStore, and the
+   entry becomes a *prepared* entry: content_type, digest, length, and a private mark. The mark's
+   value is a per-process secret, so a client cannot make an entry look prepared. Stubs
+   (`stub: true`) pass through untouched. Errors here (bad base64, too large, digest mismatch)
+   reject the request before anything is written to a document.
+2. `finalize(db, txn, body, parent_body, new_pos, new_edits)` -- in the write transaction, for
+   each new revision body. Prepared entries become stored stubs with `revpos` = the new
+   generation (or, for replicated revisions, the revpos the source sent). Client stubs are
+   replaced by the parent's entry of that name; a stub the parent does not have (or whose revpos
+   disagrees) fails with 412 missing_stub. An attachment omitted from the body is simply gone.
+3. Compaction calls `compact_cleanup(db, txn, live_digests)` to delete unreferenced bodies.
+
+Stored stubs look exactly like CouchDB's: {content_type, revpos, digest, length, stub: true}.
+The encoding a body is stored in is a property of the blob, looked up when it matters.
 """
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import AsyncIterable, Iterable
+from typing import Any
 
-async def prepare(db, doc: dict, followers=None) -> None:
+from ..errors import BadRequest, CouchError, PreconditionFailed
+from .access import blobs_for, settings_for
+from .codec import decode_base64, md5_of_digest
+
+MARK = "_couchpy_prepared"
+_TOKEN = secrets.token_hex(16)
+
+
+class _FinalizedAtts(dict):
+    """The `_attachments` of a body finalize() already processed (a redone transaction calls
+    finalize again on the same body; it must not treat its own output as client stubs)."""
+
+
+def is_prepared(entry: Any) -> bool:
+    return isinstance(entry, dict) and entry.get(MARK) == _TOKEN
+
+
+def validate_name(name: Any) -> str:
+    if not isinstance(name, str) or name == "":
+        raise BadRequest("Attachment name must be a non-empty string")
+    if name.startswith("_"):
+        raise BadRequest(f"Attachment name '{name}' starts with prohibited character '_'")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise BadRequest("Attachment name is not UTF-8 encoded") from exc
+    return name
+
+
+def prepared_entry(content_type: str, meta) -> dict:
+    return {"content_type": content_type, "digest": meta.digest, "length": meta.length, MARK: _TOKEN}
+
+
+async def _as_chunks(source: Any) -> AsyncIterable[bytes]:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        yield bytes(source)
+        return
+    async for chunk in source:
+        yield chunk
+
+
+async def store_stream(
+    db: Any,
+    name: str,
+    content_type: str | None,
+    source: Any,
+    *,
+    input_gzip: bool = False,
+    expected_digests: Iterable[str] | None = None,
+) -> dict:
+    """Stream one body (bytes or async iterable of bytes) into the db; returns a prepared entry."""
+    settings = settings_for(db)
+    ctype = content_type or "application/octet-stream"
+    writer = blobs_for(db).writer(
+        name,
+        compress=settings.compress(ctype),
+        level=settings.level,
+        max_size=settings.max_size,
+        input_gzip=input_gzip,
+    )
+    try:
+        async for chunk in _as_chunks(source):
+            await writer.write(chunk)
+        meta = await writer.finish(expected_digests)
+    except BaseException:
+        await writer.abort()
+        raise
+    return prepared_entry(ctype, meta)
+
+
+def _follower(followers: Any, name: str) -> Any:
+    if followers is None:
+        return None
+    if hasattr(followers, "get"):
+        return followers.get(name)
     return None
 
 
-def finalize(db, txn, body: dict, parent_body: dict | None, new_pos: int) -> None:
-    return None
+async def prepare(db: Any, doc: dict, followers: Any = None) -> None:
+    """Store the bytes an edit brings and turn its entries into prepared entries (see module doc)."""
+    atts = doc.get("_attachments")
+    if atts is None:
+        return
+    if not isinstance(atts, dict):
+        raise BadRequest("_attachments must be an object")
+    for name, entry in list(atts.items()):
+        validate_name(name)
+        if not isinstance(entry, dict):
+            raise BadRequest(f"Attachment {name} must be an object")
+        if is_prepared(entry):
+            continue
+        entry.pop(MARK, None)
+        if entry.get("stub") is True:
+            continue
+        ctype = entry.get("content_type")
+        if ctype is not None and not isinstance(ctype, str):
+            raise BadRequest(f"Attachment {name}: content_type must be a string")
+        if "data" in entry:
+            data = decode_base64(entry["data"], name)
+            new = await store_stream(db, name, ctype, data)
+        elif entry.get("follows") is True:
+            source = _follower(followers, name)
+            if source is None:
+                raise BadRequest(f"Attachment {name} says it follows, but no body was sent")
+            gz = str(entry.get("encoding", "identity")).lower() == "gzip"
+            digest = entry.get("digest")
+            new = await store_stream(
+                db, name, ctype, source, input_gzip=gz,
+                expected_digests=[digest] if isinstance(digest, str) else None,
+            )
+            if "length" in entry and not gz and entry["length"] != new["length"]:
+                raise BadRequest(f"Attachment {name}: length does not match the body sent")
+        else:
+            raise BadRequest(f"Attachment {name} has neither data, follows nor stub")
+        revpos = entry.get("revpos")
+        if isinstance(revpos, int) and not isinstance(revpos, bool) and revpos > 0:
+            new["revpos"] = revpos  # kept only for replicated writes (see finalize)
+        atts[name] = new
+
+
+def _stub(entry: dict, revpos: int) -> dict:
+    return {
+        "content_type": entry.get("content_type", "application/octet-stream"),
+        "revpos": revpos,
+        "digest": entry["digest"],
+        "length": entry["length"],
+        "stub": True,
+    }
+
+
+def finalize(
+    db: Any,
+    txn: Any,
+    body: dict,
+    parent_body: dict | None,
+    new_pos: int,
+    new_edits: bool = True,
+    docid: str | None = None,
+) -> None:
+    """Turn the body's `_attachments` into stored stubs, inside the write transaction."""
+    atts = body.get("_attachments")
+    if isinstance(atts, _FinalizedAtts):
+        return
+    if not atts:
+        body.pop("_attachments", None)
+        return
+    parent_atts = (parent_body or {}).get("_attachments") or {}
+    blobs = None
+    out = _FinalizedAtts()
+    for name, entry in atts.items():
+        if is_prepared(entry):
+            if blobs is None:
+                blobs = blobs_for(db)
+            if blobs.meta_in(txn, entry["digest"]) is None:
+                # Only a compaction racing this write can do this; the client may retry.
+                raise CouchError(f"Attachment {name} body vanished before commit", error="conflict", status=409)
+            revpos = new_pos
+            if not new_edits and isinstance(entry.get("revpos"), int):
+                revpos = entry["revpos"]
+            out[name] = _stub(entry, revpos)
+            md5 = md5_of_digest(entry["digest"])
+            if md5 is not None:
+                blobs.unpin(md5)
+        elif isinstance(entry, dict) and entry.get("stub") is True:
+            parent = parent_atts.get(name)
+            given = entry.get("revpos")
+            if parent is None or (given is not None and given != parent.get("revpos")):
+                where = f" in {docid}" if docid else ""
+                raise PreconditionFailed(f"Invalid attachment stub{where} for {name}", error="missing_stub")
+            out[name] = dict(parent)
+        else:
+            raise BadRequest(f"Attachment {name} was not prepared before the write")
+    body["_attachments"] = out
+
+
+def digests_of(body: dict | None) -> list[str]:
+    """The attachment digests a stored body refers to (for compaction's live set)."""
+    atts = (body or {}).get("_attachments") or {}
+    return [e["digest"] for e in atts.values() if isinstance(e, dict) and isinstance(e.get("digest"), str)]
+
+
+def compact_cleanup(db: Any, txn: Any, live_digests: Iterable[str]) -> dict[str, int]:
+    """Delete attachment bodies no kept revision refers to. Call inside compaction's write
+    transaction, with the digests of every body that survives compaction (see digests_of)."""
+    return blobs_for(db).cleanup(txn, live_digests)

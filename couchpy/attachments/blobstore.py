@@ -1,0 +1,426 @@
+"""Content-addressed, chunked attachment bodies in a database's LMDB environment.
+
+Every attachment body is stored once per database, keyed by the MD5 of its identity bytes, as a
+run of fixed-size chunks, so a body of any size streams in and out in bounded memory. All keys
+live in the one named sub-database `attachments`, distinguished by a one-byte prefix:
+
+    b"d" + md5(16)              -> blob record (JSON): id, identity length, stored length, encoding,
+                                   chunk count and chunk size, creation time
+    b"c" + blob id(8) + n(4 BE) -> chunk n of the stored (possibly gzip-encoded) bytes
+    b"u" + blob id(8)           -> "an upload is writing chunks under this id" (crash leftovers)
+
+Writing. A body arrives piece by piece. Chunks are committed in batches of a few MB each in their
+own write transaction (one LMDB transaction holds its dirty pages in memory, so one transaction
+per body would hold the whole body). Only at the end is the MD5 known: the final transaction
+either records the blob under its digest or, if those bytes are already stored, deletes the
+chunks just written. Until then nothing refers to the chunks except the `u` marker, so a crash
+mid-upload leaves only garbage that compaction removes; nothing already stored is ever touched.
+
+Reading runs on the event loop, one chunk per short read transaction (the Store must be able to
+grow the map between reads).
+
+Garbage. A blob no document revision refers to is removed by `cleanup` (called by compaction),
+except blobs whose upload is still in flight or that were just stored for a write that has not
+committed yet (pinned in memory, see `pin`/`unpin`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import struct
+import threading
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .. import jsonutil
+from ..errors import BadRequest, TooLarge
+from .codec import Gunzip, StreamDigest, digest_of, md5_of_digest, new_gzip
+
+SUBDB = "attachments"
+CHUNK_SIZE = 1 << 20  # bytes per stored chunk
+BATCH_BYTES = 8 << 20  # bytes of chunks per write transaction while streaming in
+PIN_TTL = 3600.0  # a pin older than this no longer protects a blob (its write surely failed)
+
+_IDX = struct.Struct(">I")
+
+
+@dataclass(frozen=True)
+class BlobMeta:
+    md5: bytes
+    blob_id: bytes
+    length: int  # identity (decoded) length
+    encoded_length: int  # stored length
+    encoding: str  # "identity" or "gzip"
+    nchunks: int
+    chunk_size: int
+
+    @property
+    def digest(self) -> str:
+        return digest_of(self.md5)
+
+    def to_json(self) -> bytes:
+        return jsonutil.dumps(
+            {
+                "id": self.blob_id.hex(),
+                "len": self.length,
+                "elen": self.encoded_length,
+                "enc": self.encoding,
+                "n": self.nchunks,
+                "cs": self.chunk_size,
+                "t": int(time.time()),
+            }
+        )
+
+    @classmethod
+    def from_json(cls, md5: bytes, raw: bytes) -> BlobMeta:
+        d = jsonutil.loads(raw)
+        return cls(md5, bytes.fromhex(d["id"]), d["len"], d["elen"], d["enc"], d["n"], d["cs"])
+
+
+def _dkey(md5: bytes) -> bytes:
+    return b"d" + md5
+
+
+def _ckey(blob_id: bytes, n: int) -> bytes:
+    return b"c" + blob_id + _IDX.pack(n)
+
+
+def _ukey(blob_id: bytes) -> bytes:
+    return b"u" + blob_id
+
+
+class BlobStore:
+    """The attachment bodies of one database. `store` is a couchpy.storage.Store."""
+
+    def __init__(self, store: Any, chunk_size: int = CHUNK_SIZE, batch_bytes: int = BATCH_BYTES):
+        self.store = store
+        self.chunk_size = chunk_size
+        self.batch_bytes = batch_bytes
+        self.dbi = store.db(SUBDB)
+        self._lock = threading.Lock()
+        self._uploading: set[bytes] = set()  # blob ids being written by this process
+        self._pins: dict[bytes, tuple[int, float]] = {}  # md5 -> (count, last pin time)
+
+    # ---- reading -------------------------------------------------------------------------
+    def meta(self, digest: str) -> BlobMeta | None:
+        md5 = md5_of_digest(digest)
+        if md5 is None:
+            return None
+        with self.store.read() as txn:
+            raw = txn.get(_dkey(md5), db=self.dbi)
+        return None if raw is None else BlobMeta.from_json(md5, raw)
+
+    def meta_in(self, txn, digest: str) -> BlobMeta | None:
+        """Same as meta(), inside a caller's transaction (e.g. the writer's)."""
+        md5 = md5_of_digest(digest)
+        if md5 is None:
+            return None
+        raw = txn.get(_dkey(md5), db=self.dbi)
+        return None if raw is None else BlobMeta.from_json(md5, raw)
+
+    def chunk(self, meta: BlobMeta, n: int) -> bytes:
+        with self.store.read() as txn:
+            data = txn.get(_ckey(meta.blob_id, n), db=self.dbi)
+        if data is None:
+            raise RuntimeError(f"attachment chunk missing: {meta.digest} #{n}")
+        return data
+
+    def iter_stored(self, meta: BlobMeta, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """The stored bytes [start, end) (in the stored encoding), one chunk read at a time."""
+        end = meta.encoded_length if end is None else min(end, meta.encoded_length)
+        if start >= end:
+            return
+        cs = meta.chunk_size
+        for n in range(start // cs, (end - 1) // cs + 1):
+            data = self.chunk(meta, n)
+            base = n * cs
+            lo, hi = max(start - base, 0), min(end - base, len(data))
+            yield data if (lo == 0 and hi == len(data)) else data[lo:hi]
+
+    def iter_identity(self, meta: BlobMeta) -> Iterator[bytes]:
+        """The decoded bytes, in bounded pieces."""
+        if meta.encoding == "identity":
+            yield from self.iter_stored(meta)
+            return
+        g = Gunzip()
+        for data in self.iter_stored(meta):
+            yield from g.feed(data)
+        tail = g.finish()
+        if tail:
+            yield tail
+
+    def read_all(self, meta: BlobMeta, decode: bool = True) -> bytes:
+        return b"".join(self.iter_identity(meta) if decode else self.iter_stored(meta))
+
+    # ---- writing -------------------------------------------------------------------------
+    def writer(
+        self,
+        name: str,
+        *,
+        compress: bool,
+        level: int = 8,
+        max_size: int | None = None,
+        input_gzip: bool = False,
+    ) -> BlobWriter:
+        return BlobWriter(self, name, compress=compress, level=level, max_size=max_size, input_gzip=input_gzip)
+
+    async def store_bytes(self, name: str, data: bytes, **kw: Any) -> BlobMeta:
+        w = self.writer(name, **kw)
+        try:
+            await w.write(data)
+            return await w.finish()
+        except BaseException:
+            await w.abort()
+            raise
+
+    # ---- pins: blobs stored for a write that has not committed yet -------------------------
+    def pin(self, md5: bytes) -> None:
+        with self._lock:
+            count, _ = self._pins.get(md5, (0, 0.0))
+            self._pins[md5] = (count + 1, time.monotonic())
+
+    def unpin(self, md5: bytes) -> None:
+        with self._lock:
+            count, t = self._pins.get(md5, (0, 0.0))
+            if count <= 1:
+                self._pins.pop(md5, None)
+            else:
+                self._pins[md5] = (count - 1, t)
+
+    def _pinned(self) -> set[bytes]:
+        now = time.monotonic()
+        with self._lock:
+            return {m for m, (c, t) in self._pins.items() if c > 0 and now - t < PIN_TTL}
+
+    # ---- garbage collection ----------------------------------------------------------------
+    def cleanup(self, txn, live_digests: Iterable[str]) -> dict[str, int]:
+        """Delete blobs no live revision refers to, and leftovers of crashed uploads.
+
+        Runs inside the caller's write transaction, so the set of live digests and the deletion
+        see the same state.
+        """
+        live = {m for m in (md5_of_digest(d) for d in live_digests) if m is not None}
+        live |= self._pinned()
+        with self._lock:
+            uploading = set(self._uploading)
+        removed_blobs = removed_uploads = 0
+        doomed: list[tuple[bytes, bytes, int]] = []  # (dkey or ukey, blob id, chunk count or -1)
+        cur = txn.cursor(db=self.dbi)
+        if cur.set_range(b"d"):
+            for key, raw in cur:
+                if not key.startswith(b"d"):
+                    break
+                md5 = key[1:]
+                if md5 not in live:
+                    meta = BlobMeta.from_json(md5, raw)
+                    doomed.append((key, meta.blob_id, meta.nchunks))
+        if cur.set_range(b"u"):
+            for key, _ in cur:
+                if not key.startswith(b"u"):
+                    break
+                if key[1:] not in uploading:
+                    doomed.append((key, key[1:], -1))
+        for key, blob_id, n in doomed:
+            if n >= 0:
+                for i in range(n):
+                    txn.delete(_ckey(blob_id, i), db=self.dbi)
+                removed_blobs += 1
+            else:
+                # Unknown count: delete every chunk under this id.
+                prefix = b"c" + blob_id
+                c2 = txn.cursor(db=self.dbi)
+                keys = []
+                if c2.set_range(prefix):
+                    for k in c2.iternext(keys=True, values=False):
+                        if not k.startswith(prefix):
+                            break
+                        keys.append(k)
+                for k in keys:
+                    txn.delete(k, db=self.dbi)
+                removed_uploads += 1
+            txn.delete(key, db=self.dbi)
+        return {"blobs": removed_blobs, "uploads": removed_uploads}
+
+    def stats(self) -> dict[str, int]:
+        """Counts of blob records and chunks (for tests and db info)."""
+        blobs = chunks = 0
+        with self.store.read() as txn:
+            cur = txn.cursor(db=self.dbi)
+            for k in cur.iternext(keys=True, values=False):
+                if k[:1] == b"d":
+                    blobs += 1
+                elif k[:1] == b"c":
+                    chunks += 1
+        return {"blobs": blobs, "chunks": chunks}
+
+
+class BlobWriter:
+    """Streams one attachment body into the store. Use write()*, then finish() or abort()."""
+
+    def __init__(
+        self,
+        blobs: BlobStore,
+        name: str,
+        *,
+        compress: bool,
+        level: int,
+        max_size: int | None,
+        input_gzip: bool,
+    ):
+        self.blobs = blobs
+        self.name = name
+        self.max_size = max_size
+        self.input_gzip = input_gzip
+        self.encoding = "gzip" if (compress or input_gzip) else "identity"
+        self._gz = new_gzip(level) if (compress and not input_gzip) else None
+        self._gunzip = Gunzip() if input_gzip else None
+        self.identity = StreamDigest()  # MD5/length of the decoded bytes
+        self.stored = StreamDigest()  # MD5/length of the bytes as stored
+        self.blob_id = os.urandom(8)
+        self._buf = bytearray()
+        self._pending: list[bytes] = []  # full chunks not yet committed
+        self._pending_bytes = 0
+        self._flushed = 0  # chunks committed so far
+        self._done = False
+
+    def _account_identity(self, data: bytes) -> None:
+        self.identity.update(data)
+        if self.max_size is not None and self.identity.length > self.max_size:
+            raise TooLarge(self.name, error="attachment_too_large")
+
+    def _add_stored(self, data: bytes) -> None:
+        if not data:
+            return
+        self.stored.update(data)
+        self._buf += data
+        cs = self.blobs.chunk_size
+        while len(self._buf) >= cs:
+            piece = bytes(self._buf[:cs])
+            del self._buf[:cs]
+            self._pending.append(piece)
+            self._pending_bytes += len(piece)
+
+    async def write(self, data: bytes) -> None:
+        if not data:
+            return
+        if self._gunzip is not None:
+            for piece in self._gunzip.feed(data):
+                self._account_identity(piece)
+            self._add_stored(data)
+        else:
+            self._account_identity(data)
+            self._add_stored(self._gz.compress(data) if self._gz else data)
+        if self._pending_bytes >= self.blobs.batch_bytes:
+            await self._flush_pending()
+
+    async def _flush_pending(self) -> None:
+        chunks, first = self._pending, self._flushed
+        self._pending, self._pending_bytes = [], 0
+        blob_id = self.blob_id
+        dbi = self.blobs.dbi
+        with self.blobs._lock:
+            self.blobs._uploading.add(blob_id)
+
+        def put(txn) -> None:
+            txn.put(_ukey(blob_id), b"1", db=dbi)
+            for i, data in enumerate(chunks):
+                txn.put(_ckey(blob_id, first + i), data, db=dbi)
+
+        await asyncio.get_running_loop().run_in_executor(None, self.blobs.store.write, put)
+        self._flushed += len(chunks)
+
+    async def finish(self, expected_digests: Iterable[str] | None = None) -> BlobMeta:
+        """Commit the body; returns the blob record (an existing one if these bytes are stored).
+
+        expected_digests: digests the sender announced; the body must match one of them
+        (400 otherwise), compared with both the identity and the stored bytes' MD5.
+        """
+        if self._gunzip is not None:
+            tail = self._gunzip.finish()
+            if tail:
+                self._account_identity(tail)
+        if self._gz is not None:
+            self._add_stored(self._gz.flush())
+            self._gz = None
+        if self._buf:
+            self._pending.append(bytes(self._buf))
+            self._buf.clear()
+        if expected_digests is not None:
+            wanted = {d for d in expected_digests if d}
+            if wanted and not (wanted & {self.identity.digest(), self.stored.digest()}):
+                raise BadRequest(f"Attachment {self.name} does not match its digest", error="content_md5_mismatch")
+        md5 = self.identity.raw()
+        chunks, first = self._pending, self._flushed
+        self._pending = []
+        total = first + len(chunks)
+        meta = BlobMeta(
+            md5=md5,
+            blob_id=self.blob_id,
+            length=self.identity.length,
+            encoded_length=self.stored.length,
+            encoding=self.encoding,
+            nchunks=total,
+            chunk_size=self.blobs.chunk_size,
+        )
+        blobs, dbi, blob_id = self.blobs, self.blobs.dbi, self.blob_id
+
+        def commit(txn) -> BlobMeta:
+            raw = txn.get(_dkey(md5), db=dbi)
+            if raw is not None:
+                # Same bytes already stored: drop what this upload wrote.
+                for i in range(first):
+                    txn.delete(_ckey(blob_id, i), db=dbi)
+                if first:
+                    txn.delete(_ukey(blob_id), db=dbi)
+                return BlobMeta.from_json(md5, raw)
+            for i, data in enumerate(chunks):
+                txn.put(_ckey(blob_id, first + i), data, db=dbi)
+            txn.put(_dkey(md5), meta.to_json(), db=dbi)
+            if first:
+                txn.delete(_ukey(blob_id), db=dbi)
+            return meta
+
+        # Pin before committing so a concurrent compaction cannot take it before the doc write.
+        blobs.pin(md5)
+        try:
+            if first == 0 and blobs.meta(meta.digest) is not None:
+                result = blobs.meta(meta.digest)  # already stored, nothing to write
+            else:
+                result = await asyncio.get_running_loop().run_in_executor(None, blobs.store.write, commit)
+        except BaseException:
+            blobs.unpin(md5)
+            raise
+        finally:
+            with blobs._lock:
+                blobs._uploading.discard(blob_id)
+        self._done = True
+        return result
+
+    async def abort(self) -> None:
+        """Remove the chunks this upload committed (the request was rejected)."""
+        if self._done:
+            return
+        self._done = True
+        n, blob_id, dbi = self._flushed, self.blob_id, self.blobs.dbi
+        if n:
+
+            def drop(txn) -> None:
+                for i in range(n):
+                    txn.delete(_ckey(blob_id, i), db=dbi)
+                txn.delete(_ukey(blob_id), db=dbi)
+
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, self.blobs.store.write, drop)
+            finally:
+                with self.blobs._lock:
+                    self.blobs._uploading.discard(blob_id)
+
+
+async def aiter_pieces(it: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """Yield from a sync chunk iterator, letting the event loop breathe between chunks."""
+    for piece in it:
+        yield piece
+        await asyncio.sleep(0)
