@@ -254,6 +254,15 @@ class Database:
             doc["_local_seq"] = info.seq
         return doc
 
+    def load_docs(self, infos: list[DocInfo], conflicts: bool = False) -> list[dict | None]:
+        """Winning revisions of many documents in one read transaction (None where unreadable)."""
+        out: list[dict | None] = []
+        with self.store.read() as txn:
+            for info in infos:
+                body = self.read_body(info.id, info.rev, txn)
+                out.append(None if body is None else self.build_doc(info, info.rev, body, conflicts=conflicts))
+        return out
+
     def _revs_info(self, info: DocInfo, rev: str, txn) -> list[dict]:
         out = []
         for r in revtree.ancestry(info.tree, rev):
@@ -413,6 +422,17 @@ class Database:
             if not ok or not batch:
                 return
             pos = batch[-1].seq
+
+    def count_changes_after(self, seq: int) -> int:
+        """Entries of the by-sequence index after `seq` (the `pending` of a limited feed)."""
+        n = 0
+        with self.store.read() as txn:
+            cur = txn.cursor(db=self._seqs)
+            ok = cur.set_range(seq_key(seq + 1))
+            while ok:
+                n += 1
+                ok = cur.next()
+        return n
 
     # ------------------------------------------------------------------ local docs
 

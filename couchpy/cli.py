@@ -1,0 +1,111 @@
+"""The `couchpy` command: `serve` (the default) and `replicate`.
+
+`couchpy serve` with no flags uses an embedded default: a data directory `./couchpy-data`, bound to
+127.0.0.1:5984. On first start with no admin configured it creates `admin` with a random password,
+stores only its salted PBKDF2 hash in the data directory's `couchpy.ini`, and prints the URL and the
+credentials once. Plain-text `[admins]` entries (as CouchDB allows in local.ini) are hashed on start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import secrets
+import signal
+import sys
+from pathlib import Path
+
+from .config import Config
+from .passwords import hash_password, is_hashed
+
+DEFAULT_DATA_DIR = "couchpy-data"
+
+
+def prepare_config(data_dir: Path, config_path: Path | None) -> tuple[Config, str | None]:
+    """Load the config, hash plain-text admins, create the first admin. Returns (config, new password)."""
+    config = Config(config_path or data_dir / "couchpy.ini")
+    iterations = config.get_int("couch_httpd_auth", "iterations", 600000) or 600000
+    changed = config.ensure_generated()
+    for name, value in config.section("admins").items():
+        if not is_hashed(value):
+            config.set("admins", name, hash_password(value, iterations))
+            changed = True
+    generated = None
+    if not config.section("admins"):
+        generated = secrets.token_urlsafe(18)
+        config.set("admins", "admin", hash_password(generated, iterations))
+        changed = True
+    if changed:
+        config.save()
+    return config, generated
+
+
+async def serve(args: argparse.Namespace) -> None:
+    from aiohttp import web
+
+    from http_api.app import make_app
+
+    from .node import Node
+
+    data_dir = Path(args.data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config, generated = prepare_config(data_dir, Path(args.config) if args.config else None)
+    host = args.host or config.get("chttpd", "bind_address") or "127.0.0.1"
+    port = args.port if args.port is not None else int(config.get("chttpd", "port") or 5984)
+    node = Node(data_dir, config)
+    node.ensure_system_dbs()
+    app = make_app(node)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, backlog=4096, reuse_address=True)
+    await site.start()
+    shown_host = f"[{host}]" if ":" in host else host
+    print(f"couchpy listening on http://{shown_host}:{port}/ (data: {data_dir})", flush=True)
+    if generated:
+        print(f"Created server admin -- user: admin  password: {generated}", flush=True)
+        print(f"  try: curl http://admin:{generated}@{shown_host}:{port}/", flush=True)
+        print("  (only its PBKDF2 hash is stored; this is the only time the password is shown)", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except NotImplementedError:  # pragma: no cover - non-Unix
+            pass
+    await stop.wait()
+    await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "replicate":
+        from replicator.cli import main as replicate_main
+
+        return replicate_main(argv[1:])
+    parser = argparse.ArgumentParser(prog="couchpy", description="A CouchDB-compatible database server.")
+    sub = parser.add_subparsers(dest="command")
+    sp = sub.add_parser("serve", help="run the server (the default)")
+    for p in (parser, sp):
+        p.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
+        p.add_argument("--port", type=int, default=None, help="port (default 5984)")
+        p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="data directory (default ./couchpy-data)")
+        p.add_argument("--config", default=None, help="INI file (default DATA_DIR/couchpy.ini)")
+    sub.add_parser("replicate", help="replicate SOURCE to TARGET (see `couchpy replicate --help`)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    try:
+        asyncio.run(serve(args))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

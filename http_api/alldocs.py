@@ -1,0 +1,176 @@
+"""_all_docs, _design_docs and _local_docs (GET, and POST with `keys`)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from couchpy.errors import BadRequest, QueryParseError
+
+from . import params
+from .databases import get_db
+from .responses import json_response
+
+routes = web.RouteTableDef()
+
+
+def _options(request: web.Request, body: dict | None) -> dict:
+    q = request.query
+    opts = {
+        "descending": params.flag(request, "descending"),
+        "inclusive_end": params.flag(request, "inclusive_end", True),
+        "limit": params.integer(request, "limit"),
+        "skip": params.integer(request, "skip", 0),
+        "include_docs": params.flag(request, "include_docs"),
+        "conflicts": params.flag(request, "conflicts"),
+        "update_seq": params.flag(request, "update_seq"),
+        "key": params.json_value(request, "key"),
+        "has_key": "key" in q,
+        "keys": params.json_value(request, "keys"),
+        "startkey": params.json_value(request, "startkey", params.json_value(request, "start_key")),
+        "endkey": params.json_value(request, "endkey", params.json_value(request, "end_key")),
+    }
+    if body:
+        for name in ("keys", "limit", "skip", "descending", "include_docs", "conflicts", "startkey", "endkey",
+                     "start_key", "end_key", "key", "inclusive_end", "update_seq"):
+            if name in body:
+                opts[{"start_key": "startkey", "end_key": "endkey"}.get(name, name)] = body[name]
+                if name == "key":
+                    opts["has_key"] = True
+    if opts["keys"] is not None and not isinstance(opts["keys"], list):
+        raise BadRequest("`keys` body member must be an array.")
+    for name in ("limit", "skip"):
+        v = opts[name]
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+            raise QueryParseError(f"Invalid value for positive integer: \"{name}\"")
+    return opts
+
+
+def _row(info, doc=None, include_docs=False) -> dict:
+    row = {"id": info.id, "key": info.id, "value": {"rev": info.rev}}
+    if include_docs:
+        row["doc"] = doc
+    return row
+
+
+def _query(db, opts: dict, prefix: str | None = None) -> dict:
+    total = db.meta["doc_count"]
+    include_docs = opts["include_docs"]
+    rows: list[dict] = []
+    if opts["keys"] is not None:
+        keys = opts["keys"]
+        for key in keys:
+            info = db.get_docinfo(key) if isinstance(key, str) else None
+            if info is None:
+                rows.append({"key": key, "error": "not_found"})
+            elif info.deleted:
+                row = {"id": info.id, "key": key, "value": {"rev": info.rev, "deleted": True}}
+                if include_docs:
+                    row["doc"] = None
+                rows.append(row)
+            else:
+                doc = db.load_docs([info], opts["conflicts"])[0] if include_docs else None
+                rows.append(_row(info, doc, include_docs))
+        skip = opts["skip"]
+        rows = rows[skip:]
+        if opts["limit"] is not None:
+            rows = rows[: opts["limit"]]
+        result = {"total_rows": total, "offset": None, "rows": rows}
+    else:
+        start, end = opts["startkey"], opts["endkey"]
+        inclusive_end = opts["inclusive_end"]
+        if opts["has_key"]:
+            start = end = opts["key"]
+            inclusive_end = True
+        descending = opts["descending"]
+        if prefix is not None:
+            lo, hi = prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
+            if descending:
+                start = hi if start is None else start
+                end = lo if end is None else end
+            else:
+                start = lo if start is None else start
+                end = hi if end is None else end
+        if (start is not None and not isinstance(start, str)) or (end is not None and not isinstance(end, str)):
+            return {"total_rows": total, "offset": 0, "rows": []}
+        if start is not None and end is not None and ((start > end) if not descending else (start < end)):
+            raise QueryParseError(
+                "No rows can match your key range, reverse your start_key and end_key or set descending=true"
+            )
+        skip, limit = opts["skip"], opts["limit"]
+        infos = []
+        for info in db.iter_docinfos(start, end, descending, inclusive_end):
+            if info.deleted:
+                continue
+            if prefix is not None and not info.id.startswith(prefix):
+                continue
+            if skip:
+                skip -= 1
+                continue
+            infos.append(info)
+            if limit is not None and len(infos) >= limit:
+                break
+        docs = db.load_docs(infos, opts["conflicts"]) if include_docs else [None] * len(infos)
+        rows = [_row(i, d, include_docs) for i, d in zip(infos, docs)]
+        offset = (db.count_live_before(start, descending) if start is not None else 0) + opts["skip"]
+        if prefix is not None:
+            total = len(rows)
+        result = {"total_rows": total, "offset": offset, "rows": rows}
+    if opts["update_seq"]:
+        result["update_seq"] = db.node.format_seq(db, db.update_seq)
+    return result
+
+
+async def _handle(request: web.Request, prefix: str | None) -> web.Response:
+    db = get_db(request)
+    body = await params.json_object(request) if request.method == "POST" else None
+    return json_response(_query(db, _options(request, body), prefix))
+
+
+@routes.get("/{db}/_all_docs")
+async def all_docs_get(request):
+    return await _handle(request, None)
+
+
+@routes.post("/{db}/_all_docs")
+async def all_docs_post(request):
+    return await _handle(request, None)
+
+
+@routes.get("/{db}/_design_docs")
+async def design_docs_get(request):
+    return await _handle(request, "_design/")
+
+
+@routes.post("/{db}/_design_docs")
+async def design_docs_post(request):
+    return await _handle(request, "_design/")
+
+
+async def _local_docs(request: web.Request) -> web.Response:
+    db = get_db(request)
+    body = await params.json_object(request) if request.method == "POST" else None
+    opts = _options(request, body)
+    if opts["keys"] is not None:
+        rows = []
+        for key in opts["keys"]:
+            try:
+                doc = db.get_local(key)
+                rows.append({"id": key, "key": key, "value": {"rev": doc["_rev"]},
+                             **({"doc": doc} if opts["include_docs"] else {})})
+            except Exception:
+                rows.append({"key": key, "error": "not_found"})
+    else:
+        start, end = opts["startkey"], opts["endkey"]
+        if opts["has_key"]:
+            start = end = opts["key"]
+        docs = db.iter_local(start, end, opts["descending"], opts["inclusive_end"] or opts["has_key"])
+        docs = docs[opts["skip"]:]
+        if opts["limit"] is not None:
+            docs = docs[: opts["limit"]]
+        rows = [{"id": d["_id"], "key": d["_id"], "value": {"rev": d["_rev"]},
+                 **({"doc": d} if opts["include_docs"] else {})} for d in docs]
+    return json_response({"total_rows": None, "offset": None, "rows": rows})
+
+
+def routes_list() -> list:
+    return list(routes) + [web.get("/{db}/_local_docs", _local_docs), web.post("/{db}/_local_docs", _local_docs)]

@@ -1,0 +1,77 @@
+"""The aiohttp application: CouchDB's HTTP API over a couchpy node.
+
+Route order matters: aiohttp tries dynamic routes in registration order, so specific paths
+(`/{db}/_all_docs`, `/{db}/_design/{ddoc}/_view/{view}`) come before the generic document route
+`/{db}/{docid}`, and that before attachments `/{db}/{docid}/{att}`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+
+from aiohttp import web
+
+from couchpy.node import Node
+
+from . import alldocs, bulk, changes, databases, documents, server
+from .middleware import Authenticator, auth_middleware, error_middleware
+
+log = logging.getLogger("couchpy.http")
+
+# Feature modules that expose routes(); each is optional so the core serves while they grow.
+FEATURES = ("http_api.views", "http_api.mango", "http_api.replication")
+
+
+def _feature_routes() -> list:
+    out = []
+    for name in FEATURES:
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        out += list(mod.routes())
+    return out
+
+
+def make_app(node: Node) -> web.Application:
+    config = node.config
+    max_body = config.get_int("chttpd", "max_http_request_size", 4294967296) or 4294967296
+    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=max_body)
+    app["node"] = node
+    app["auth"] = Authenticator(config)
+    app.router.add_routes(server.routes_list())
+    for mod in (alldocs, bulk, changes):
+        app.router.add_routes(mod.routes_list())
+    db_specific = [r for r in databases.routes_list() if r.path != "/{db}"]
+    app.router.add_routes(db_specific)
+    app.router.add_routes(_feature_routes())
+    app.router.add_routes(documents.routes_list())
+    from . import attachments
+
+    app.router.add_routes(attachments.routes())
+    app.router.add_routes([r for r in databases.routes_list() if r.path == "/{db}"])
+
+    async def on_startup(app: web.Application) -> None:
+        import replicator
+
+        if hasattr(replicator, "start"):
+            started = replicator.start(node)
+            if inspect.isawaitable(started):
+                await started
+
+    async def on_cleanup(app: web.Application) -> None:
+        import replicator
+
+        if hasattr(replicator, "stop"):
+            stopped = replicator.stop(node)
+            if inspect.isawaitable(stopped):
+                await stopped
+        await node.aclose()
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    return app

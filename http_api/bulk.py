@@ -1,0 +1,90 @@
+"""Bulk endpoints: _bulk_docs, _bulk_get, _revs_diff, _missing_revs."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from couchpy.errors import BadRequest, CouchError
+
+from . import params
+from .databases import get_db
+from .responses import json_response
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/{db}/_bulk_docs")
+async def bulk_docs(request: web.Request) -> web.Response:
+    db = get_db(request)
+    body = await params.json_object(request)
+    docs = body.get("docs")
+    if not isinstance(docs, list):
+        raise BadRequest("POST body must include `docs` parameter.")
+    new_edits = body.get("new_edits", True)
+    if not isinstance(new_edits, bool):
+        raise BadRequest("`new_edits` parameter must be a boolean.")
+    results = await db.bulk_docs(docs, new_edits=new_edits)
+    return json_response(results, status=201)
+
+
+@routes.post("/{db}/_bulk_get")
+async def bulk_get(request: web.Request) -> web.Response:
+    db = get_db(request)
+    body = await params.json_object(request)
+    docs = body.get("docs")
+    if not isinstance(docs, list):
+        raise BadRequest("Missing JSON list of 'docs'.")
+    revs = params.flag(request, "revs")
+    latest = params.flag(request, "latest")
+    results = []
+    for item in docs:
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            results.append({"id": None, "docs": [{"error": {"id": None, "rev": None, "error": "bad_request",
+                                                            "reason": "Document must have an id"}}]})
+            continue
+        docid, rev = item["id"], item.get("rev")
+        entry_revs = item.get("revs", revs) if isinstance(item.get("revs", revs), bool) else revs
+        try:
+            if rev is None:
+                found = db.open_revs(docid, "all", latest=latest, with_revs=entry_revs)
+                if not found:
+                    found = [{"missing": None}]
+                if all("missing" in f for f in found) and found[0].get("missing") is None:
+                    out = [{"error": {"id": docid, "rev": "undefined", "error": "not_found", "reason": "missing"}}]
+                else:
+                    out = _bulk_get_rows(docid, found)
+            else:
+                out = _bulk_get_rows(docid, db.open_revs(docid, [rev], latest=latest, with_revs=entry_revs))
+        except CouchError as exc:
+            out = [{"error": {"id": docid, "rev": rev, "error": exc.error, "reason": exc.reason}}]
+        results.append({"id": docid, "docs": out})
+    return json_response({"results": results})
+
+
+def _bulk_get_rows(docid: str, found: list[dict]) -> list[dict]:
+    rows = []
+    for f in found:
+        if "ok" in f:
+            rows.append({"ok": f["ok"]})
+        else:
+            rows.append({"error": {"id": docid, "rev": f["missing"], "error": "not_found", "reason": "missing"}})
+    return rows
+
+
+@routes.post("/{db}/_revs_diff")
+async def revs_diff(request: web.Request) -> web.Response:
+    db = get_db(request)
+    body = await params.json_object(request)
+    return json_response(db.revs_diff(body))
+
+
+@routes.post("/{db}/_missing_revs")
+async def missing_revs(request: web.Request) -> web.Response:
+    db = get_db(request)
+    body = await params.json_object(request)
+    diff = db.revs_diff(body)
+    return json_response({"missing_revs": {k: v["missing"] for k, v in diff.items()}})
+
+
+def routes_list() -> list:
+    return list(routes)

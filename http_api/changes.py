@@ -1,0 +1,251 @@
+"""GET/POST /{db}/_changes with feed=normal|longpoll|continuous|eventsource.
+
+A waiting feed sleeps on the database's commit future, so a write wakes every feed at once and an
+idle feed costs one suspended task and its socket. Feeds that ask the same question at the same
+moment (same `since`, same options: the common case when thousands of clients are all caught up)
+share one computation of the new rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiohttp import web
+
+from couchpy import jsonutil
+from couchpy.changes import ChangesOptions, change_rows
+from couchpy.errors import BadRequest
+
+from . import params
+from .databases import get_db
+from .responses import json_response
+
+routes = web.RouteTableDef()
+
+DEFAULT_TIMEOUT_MS = 60000
+
+
+def _since(request: web.Request, body: dict, db) -> int:
+    raw = request.query.get("since", body.get("since", 0) if isinstance(body, dict) else 0)
+    if raw == "now":
+        return db.update_seq
+    if isinstance(raw, str):
+        try:
+            raw = jsonutil.loads(raw.encode()) if raw[:1] in "[\"" else raw
+        except Exception:
+            pass
+    try:
+        return request.app["node"].parse_seq(raw)
+    except ValueError:
+        raise BadRequest(f"Malformed sequence supplied in 'since' parameter: {raw!r}") from None
+
+
+def _options(request: web.Request, body: dict, db) -> ChangesOptions:
+    q = request.query
+    style = q.get("style", "main_only")
+    if style not in ("main_only", "all_docs"):
+        raise BadRequest("Invalid `style` parameter")
+    opts = ChangesOptions(
+        since=_since(request, body, db),
+        limit=params.integer(request, "limit"),
+        descending=params.flag(request, "descending"),
+        include_docs=params.flag(request, "include_docs"),
+        conflicts=params.flag(request, "conflicts"),
+        all_docs_style=style == "all_docs",
+        filter_name=q.get("filter"),
+    )
+    if opts.filter_name == "_doc_ids":
+        ids = body.get("doc_ids") if "doc_ids" in body else params.json_value(request, "doc_ids")
+        opts.doc_ids = ids
+    elif opts.filter_name == "_selector":
+        opts.selector = body.get("selector")
+    elif opts.filter_name == "_view":
+        opts.view = q.get("view")
+    if opts.filter_name is None and "doc_ids" in body:
+        opts.filter_name, opts.doc_ids = "_doc_ids", body["doc_ids"]
+    if opts.limit == 0:
+        opts.limit = 1  # CouchDB treats limit=0 as 1
+    return opts
+
+
+def _collect(db, opts: ChangesOptions, since: int) -> tuple[list[dict], int, bool]:
+    """Rows after `since`, the last seq covered, and whether the limit cut the feed short."""
+    snapshot = db.update_seq
+    rows: list[dict] = []
+    last = since
+    for seq, row in change_rows(db, opts, since):
+        rows.append(row)
+        last = seq
+        if opts.limit is not None and len(rows) >= opts.limit:
+            return rows, last, True
+    if not opts.descending:
+        last = max(last, snapshot)
+    return rows, last, False
+
+
+class _SharedRows:
+    """Per-database memo of the rows after (since, options) for the current update_seq."""
+
+    def __init__(self):
+        self.seq = -1
+        self.entries: dict[tuple, tuple[bytes, int, int]] = {}
+
+    def get(self, db, opts: ChangesOptions, since: int):
+        key = opts.cache_key()
+        if key is None:
+            return None
+        key = (since,) + key[1:]
+        if self.seq != db.update_seq:
+            self.seq, self.entries = db.update_seq, {}
+        hit = self.entries.get(key)
+        if hit is None:
+            rows, last, _ = _collect(db, opts, since)
+            lines = b"".join(jsonutil.dumps(r) + b"\n" for r in rows)
+            hit = (lines, last, len(rows))
+            self.entries[key] = hit
+        return hit
+
+
+def _shared(request: web.Request, db) -> _SharedRows:
+    memo = request.app.setdefault("changes_memo", {})
+    shared = memo.get(id(db))
+    if shared is None or shared[0] is not db:
+        shared = (db, _SharedRows())
+        memo[id(db)] = shared
+        db.add_close_hook(lambda key=id(db): memo.pop(key, None))
+    return shared[1]
+
+
+async def changes(request: web.Request) -> web.StreamResponse:
+    db = get_db(request)
+    body: dict = {}
+    if request.method == "POST":
+        raw = await request.read()
+        if raw.strip():
+            body = jsonutil.loads(raw)
+            if not isinstance(body, dict):
+                raise BadRequest("Request body must be a JSON object")
+    feed = request.query.get("feed", "normal")
+    if feed not in ("normal", "longpoll", "continuous", "eventsource", "websocket"):
+        raise BadRequest("Supported `feed` types: normal, continuous, live, longpoll, eventsource")
+    opts = _options(request, body, db)
+    heartbeat_raw = request.query.get("heartbeat")
+    heartbeat = None
+    if heartbeat_raw is not None:
+        heartbeat = DEFAULT_TIMEOUT_MS if heartbeat_raw == "true" else params.integer(request, "heartbeat", 0)
+        if heartbeat is not None and heartbeat <= 0:
+            heartbeat = None
+    timeout = params.integer(request, "timeout", None)
+    if timeout is None:
+        timeout = None if heartbeat else DEFAULT_TIMEOUT_MS
+    # validate the filter once up front so errors are proper JSON answers
+    from couchpy.changes import build_filter
+
+    build_filter(db, opts)
+
+    if feed == "normal" or (feed == "longpoll" and opts.descending):
+        rows, last, _ = _collect(db, opts, opts.since)
+        return json_response({
+            "results": rows,
+            "last_seq": db.node.format_seq(db, last),
+            "pending": db.count_changes_after(last) if opts.limit is not None else 0,
+        })
+    db.pin()
+    try:
+        if feed == "longpoll":
+            return await _longpoll(request, db, opts, heartbeat, timeout)
+        return await _stream(request, db, opts, heartbeat, timeout, feed == "eventsource")
+    finally:
+        db.unpin()
+
+
+async def _longpoll(request, db, opts, heartbeat, timeout) -> web.StreamResponse:
+    deadline = None if timeout is None else time.monotonic() + timeout / 1000
+    resp = None
+    since = opts.since
+    while True:
+        rows, last, _ = _collect(db, opts, since)
+        if rows:
+            break
+        since = last
+        wait = _next_wait(deadline, heartbeat)
+        if wait is not None and wait <= 0:
+            break
+        await db.wait_for_change(since, wait)
+        if db.update_seq <= since and heartbeat and (deadline is None or time.monotonic() < deadline):
+            if resp is None:
+                resp = web.StreamResponse(headers={"Content-Type": "application/json", "Cache-Control": "must-revalidate"})
+                await resp.prepare(request)
+            await resp.write(b"\n")
+    payload = jsonutil.dumps({"results": rows, "last_seq": db.node.format_seq(db, last),
+                              "pending": db.count_changes_after(last) if opts.limit is not None else 0}) + b"\n"
+    if resp is None:
+        return web.Response(body=payload, content_type="application/json", headers={"Cache-Control": "must-revalidate"})
+    await resp.write(payload)
+    await resp.write_eof()
+    return resp
+
+
+def _next_wait(deadline: float | None, heartbeat: int | None) -> float | None:
+    waits = []
+    if deadline is not None:
+        waits.append(deadline - time.monotonic())
+    if heartbeat:
+        waits.append(heartbeat / 1000)
+    return min(waits) if waits else None
+
+
+async def _stream(request, db, opts, heartbeat, timeout, eventsource: bool) -> web.StreamResponse:
+    ctype = "text/event-stream" if eventsource else "application/json"
+    resp = web.StreamResponse(headers={"Content-Type": ctype, "Cache-Control": "must-revalidate"})
+    await resp.prepare(request)
+    shared = _shared(request, db)
+    since = opts.since
+    sent = 0
+    deadline = None if timeout is None else time.monotonic() + timeout / 1000
+    while True:
+        hit = None if eventsource else shared.get(db, opts, since)
+        if hit is not None:
+            lines, last, n = hit
+            if n:
+                if opts.limit is not None and sent + n > opts.limit:
+                    hit = None
+                else:
+                    await resp.write(lines)
+                    sent += n
+            if hit is not None:
+                since = last
+        if hit is None:
+            rows, last, _ = _collect(db, opts, since)
+            for row in rows:
+                if opts.limit is not None and sent >= opts.limit:
+                    break
+                if eventsource:
+                    await resp.write(b"data: " + jsonutil.dumps(row) + b"\nid: " + row["seq"].encode() + b"\n\n")
+                else:
+                    await resp.write(jsonutil.dumps(row) + b"\n")
+                sent += 1
+                since = request.app["node"].parse_seq(row["seq"])
+            else:
+                since = last
+        if opts.limit is not None and sent >= opts.limit:
+            break
+        wait = _next_wait(deadline, heartbeat)
+        if wait is not None and wait <= 0:
+            break
+        await db.wait_for_change(since, wait)
+        if db.update_seq <= since and heartbeat:
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            await resp.write(b"\n")
+    if eventsource:
+        await resp.write(b"event: heartbeat\ndata: \n\n")
+    else:
+        await resp.write(jsonutil.dumps({"last_seq": db.node.format_seq(db, since), "pending": 0}) + b"\n")
+    await resp.write_eof()
+    return resp
+
+
+def routes_list() -> list:
+    return [web.get("/{db}/_changes", changes), web.post("/{db}/_changes", changes)]

@@ -1,0 +1,126 @@
+"""Database endpoints: PUT/GET/HEAD/DELETE /{db}, POST /{db}, _revs_limit, _compact,
+_ensure_full_commit, _security."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from aiohttp import web
+
+from couchpy.errors import BadRequest
+from couchpy.node import validate_db_name
+
+from . import params
+from .responses import json_response
+
+routes = web.RouteTableDef()
+
+
+def get_db(request: web.Request):
+    return request.app["node"].get_db(request.match_info["db"])
+
+
+@routes.put("/{db}")
+async def create_db(request: web.Request) -> web.Response:
+    name = request.match_info["db"]
+    request.app["node"].create_db(name)
+    return json_response({"ok": True}, status=201, headers={"Location": f"/{name}"})
+
+
+@routes.get("/{db}", allow_head=False)
+async def db_info(request: web.Request) -> web.Response:
+    name = request.match_info["db"]
+    if name.startswith("_") and name not in ("_users", "_replicator", "_global_changes"):
+        validate_db_name(name)
+    return json_response(get_db(request).info())
+
+
+@routes.head("/{db}")
+async def db_head(request: web.Request) -> web.Response:
+    get_db(request)
+    return web.Response(status=200, content_type="application/json")
+
+
+@routes.delete("/{db}")
+async def delete_db(request: web.Request) -> web.Response:
+    if "rev" in request.query:
+        raise BadRequest(
+            "You tried to DELETE a database with a ?rev= parameter. Did you mean to DELETE a document instead?"
+        )
+    await request.app["node"].delete_db(request.match_info["db"])
+    return json_response({"ok": True})
+
+
+@routes.post("/{db}")
+async def post_doc(request: web.Request) -> web.Response:
+    db = get_db(request)
+    doc = await params.json_object(request)
+    if "_id" not in doc:
+        doc = {"_id": uuid.uuid4().hex, **doc}
+    batch = request.query.get("batch") == "ok"
+    result = await db.put(doc, batch=batch)
+    if batch:
+        return json_response(result, status=202)
+    return json_response(result, status=201, headers={"Location": f"/{db.name}/{doc['_id']}", "ETag": f'"{result["rev"]}"'})
+
+
+@routes.get("/{db}/_revs_limit")
+async def get_revs_limit(request: web.Request) -> web.Response:
+    return json_response(get_db(request).revs_limit)
+
+
+@routes.put("/{db}/_revs_limit")
+async def put_revs_limit(request: web.Request) -> web.Response:
+    db = get_db(request)
+    value = await params.json_body(request)
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise BadRequest("`revs_limit` must be a positive integer")
+    await db.set_meta_field("revs_limit", value)
+    return json_response({"ok": True})
+
+
+@routes.post("/{db}/_compact")
+async def compact(request: web.Request) -> web.Response:
+    db = get_db(request)
+    ctype = request.headers.get("Content-Type", "")
+    if not ctype.startswith("application/json"):
+        from couchpy.errors import UnsupportedMediaType
+
+        raise UnsupportedMediaType("Content-Type must be application/json")
+    task = request.app["node"].tasks.add(type="database_compaction", database=db.name, progress=0)
+
+    async def run():
+        try:
+            await db.compact()
+        finally:
+            task.done()
+
+    asyncio.get_running_loop().create_task(run())
+    return json_response({"ok": True}, status=202)
+
+
+@routes.post("/{db}/_ensure_full_commit")
+async def ensure_full_commit(request: web.Request) -> web.Response:
+    get_db(request)  # every acknowledged write is already durable
+    return json_response({"ok": True, "instance_start_time": "0"}, status=201)
+
+
+@routes.get("/{db}/_security")
+async def get_security(request: web.Request) -> web.Response:
+    return json_response(get_db(request).meta.get("security") or {})
+
+
+@routes.put("/{db}/_security")
+async def put_security(request: web.Request) -> web.Response:
+    db = get_db(request)
+    sec = await params.json_object(request)
+    for section in ("admins", "members"):
+        if section in sec and not isinstance(sec[section], dict):
+            raise BadRequest(f"{section} must be a JSON object")
+    await db.set_meta_field("security", sec)
+    return json_response({"ok": True})
+
+
+def routes_list() -> list:
+    return list(routes)

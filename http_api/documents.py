@@ -1,0 +1,182 @@
+"""Document endpoints: GET/HEAD/PUT/DELETE/COPY /{db}/{docid}, including `_design/` and `_local/`.
+
+The revision to act on comes from `?rev=`, the `If-Match` header or the body's `_rev`, as CouchDB
+reads it. Attachment-specific forms (multipart bodies and responses, inline attachment data) are
+handed to http_api.attachments.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from couchpy import jsonutil
+from couchpy.errors import BadRequest, Conflict, CouchError, NotFound
+
+from . import attachments as att_http
+from . import params
+from .databases import get_db
+from .responses import json_response
+
+routes = web.RouteTableDef()
+
+ATTACHMENT_PARAMS = ("attachments", "atts_since", "att_encoding_info")
+
+
+def docid_of(request: web.Request) -> str:
+    info = request.match_info
+    if "ddoc" in info:
+        return "_design/" + info["ddoc"]
+    if "ldoc" in info:
+        return "_local/" + info["ldoc"]
+    return info["docid"]
+
+
+def _rev_from(request: web.Request, body_rev: str | None = None) -> str | None:
+    qrev = request.query.get("rev")
+    hrev = request.headers.get("If-Match")
+    if hrev:
+        hrev = hrev.strip('"')
+    if qrev and body_rev and qrev != body_rev:
+        raise BadRequest("Document rev from request body and query string have different values")
+    if qrev and hrev and qrev != hrev:
+        raise BadRequest("Document rev and etag have different values")
+    return qrev or hrev or body_rev
+
+
+def _read_options(request: web.Request) -> dict:
+    meta = params.flag(request, "meta")
+    return {
+        "revs": params.flag(request, "revs"),
+        "revs_info": params.flag(request, "revs_info") or meta,
+        "conflicts": params.flag(request, "conflicts") or meta,
+        "deleted_conflicts": params.flag(request, "deleted_conflicts") or meta,
+        "local_seq": params.flag(request, "local_seq"),
+        "latest": params.flag(request, "latest"),
+    }
+
+
+async def get_doc(request: web.Request) -> web.StreamResponse:
+    db = get_db(request)
+    docid = docid_of(request)
+    opts = _read_options(request)
+    open_revs = request.query.get("open_revs")
+    if open_revs is not None and not docid.startswith("_local/"):
+        if open_revs == "all":
+            wanted = "all"
+        else:
+            wanted = params.json_value(request, "open_revs")
+            if not isinstance(wanted, list) or not all(isinstance(r, str) for r in wanted):
+                raise BadRequest("Invalid rev format")
+        results = db.open_revs(docid, wanted, latest=opts["latest"], with_revs=opts["revs"])
+        if "multipart/mixed" in request.headers.get("Accept", "") or any(
+            k in request.query for k in ATTACHMENT_PARAMS
+        ):
+            return await att_http.open_revs_response(request, db, docid, results, request.query)
+        return json_response(results)
+    rev = request.query.get("rev")
+    doc = db.get(docid, rev=rev, **opts) if not docid.startswith("_local/") else db.get_local(docid)
+    etag = f'"{doc["_rev"]}"'
+    if request.headers.get("If-None-Match") == etag:
+        return web.Response(status=304, headers={"ETag": etag})
+    if any(k in request.query for k in ATTACHMENT_PARAMS) or "multipart/related" in request.headers.get(
+        "Accept", ""
+    ):
+        return await att_http.doc_get_response(request, db, doc, request.query)
+    return json_response(doc, headers={"ETag": etag})
+
+
+async def head_doc(request: web.Request) -> web.Response:
+    db = get_db(request)
+    docid = docid_of(request)
+    rev = request.query.get("rev")
+    doc = db.get(docid, rev=rev) if not docid.startswith("_local/") else db.get_local(docid)
+    etag = f'"{doc["_rev"]}"'
+    if request.headers.get("If-None-Match") == etag:
+        return web.Response(status=304, headers={"ETag": etag})
+    body_len = len(jsonutil.dumps(doc)) + 1
+    resp = web.Response(status=200, headers={"ETag": etag, "Content-Type": "application/json"})
+    resp.content_length = body_len
+    return resp
+
+
+def _write_response(db, docid: str, result: dict, batch: bool) -> web.Response:
+    if batch:
+        return json_response({"ok": True, "id": docid}, status=202)
+    return json_response(
+        result, status=201, headers={"ETag": f'"{result["rev"]}"', "Location": f"/{db.name}/{docid}"}
+    )
+
+
+async def put_doc(request: web.Request) -> web.Response:
+    db = get_db(request)
+    docid = docid_of(request)
+    new_edits = params.flag(request, "new_edits", True)
+    batch = request.query.get("batch") == "ok"
+    if request.content_type.startswith("multipart/"):
+        result = await att_http.doc_put_multipart(request, db, docid, request.query)
+        return _write_response(db, docid, result, False)
+    doc = await params.json_object(request)
+    body_rev = doc.get("_rev") if isinstance(doc.get("_rev"), str) else None
+    rev = _rev_from(request, body_rev)
+    doc = {"_id": docid, **{k: v for k, v in doc.items() if k != "_id"}}
+    if rev is not None:
+        doc["_rev"] = rev
+    result = await db.put(doc, new_edits=new_edits, batch=batch)
+    return _write_response(db, docid, result, batch)
+
+
+async def delete_doc(request: web.Request) -> web.Response:
+    db = get_db(request)
+    docid = docid_of(request)
+    rev = _rev_from(request)
+    if rev is None:
+        if docid.startswith("_local/"):
+            raise NotFound("missing")
+        info = db.get_docinfo(docid)
+        if info is None:
+            raise NotFound("missing")
+        raise Conflict()
+    batch = request.query.get("batch") == "ok"
+    result = await db.put({"_id": docid, "_rev": rev, "_deleted": True}, batch=batch)
+    if batch:
+        return json_response({"ok": True, "id": docid}, status=202)
+    return json_response(result, status=200, headers={"ETag": f'"{result["rev"]}"'})
+
+
+async def copy_doc(request: web.Request) -> web.Response:
+    db = get_db(request)
+    docid = docid_of(request)
+    dest = request.headers.get("Destination")
+    if not dest:
+        raise BadRequest("Destination header is mandatory for COPY.")
+    dest_id, _, query = dest.partition("?")
+    dest_id = unquote(dest_id)
+    dest_rev = None
+    for part in query.split("&"):
+        if part.startswith("rev="):
+            dest_rev = unquote(part[4:])
+    src = db.get(docid, rev=request.query.get("rev"))
+    new = {k: v for k, v in src.items() if not k.startswith("_") or k == "_attachments"}
+    new["_id"] = dest_id
+    if dest_rev:
+        new["_rev"] = dest_rev
+    result = await db.put(new)
+    return json_response(result, status=201, headers={"ETag": f'"{result["rev"]}"', "Location": f"/{db.name}/{dest_id}"})
+
+
+def routes_list() -> list:
+    out = []
+    for path in ("/{db}/_design/{ddoc}", "/{db}/_local/{ldoc}", "/{db}/{docid}"):
+        out += [
+            web.get(path, get_doc, allow_head=False),
+            web.head(path, head_doc),
+            web.put(path, put_doc),
+            web.delete(path, delete_doc),
+            web.route("COPY", path, copy_doc),
+        ]
+    return out
+
+
+__all__ = ["routes_list", "CouchError"]

@@ -1,0 +1,114 @@
+"""Middleware: CouchDB-shaped errors and authentication.
+
+Every failure leaves as `{"error": ..., "reason": ...}` with CouchDB's status; an unexpected
+exception is logged and answered 500 without taking the server down.
+
+There is no "admin party": every request but `GET /`, `/_up` and `/_session` needs a server admin's
+credentials (HTTP basic auth), checked against the salted PBKDF2 hashes in the configuration.
+PBKDF2 is deliberately slow, so it runs off the event loop and a successful check is cached
+(keyed by a digest of the credentials and the stored hash, so a changed password takes effect).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import logging
+
+from aiohttp import web
+
+from couchpy.errors import CouchError, Unauthorized
+from couchpy.passwords import verify_password
+
+from .responses import error_response
+
+log = logging.getLogger("couchpy.http")
+
+OPEN_PATHS = {"/", "/_up", "/_session", "/favicon.ico"}
+
+_HTTP_ERRORS = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    412: "precondition_failed",
+    413: "too_large",
+    415: "bad_content_type",
+    416: "requested_range_not_satisfiable",
+}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except CouchError as exc:
+        return error_response(exc.status, exc.error, exc.reason)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        error = _HTTP_ERRORS.get(exc.status, "error")
+        reason = {
+            404: "Database does not exist." if False else "missing",
+            405: "Only " + (exc.headers.get("Allow", "") or "other methods") + " allowed",
+            413: "Request entity too large",
+        }.get(exc.status, exc.reason or exc.text or error)
+        if exc.status == 413:
+            error = "too_large"
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return error_response(exc.status, error, reason, headers)
+    except (ConnectionResetError, asyncio.CancelledError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a bug must not take the server down
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "unknown_error", f"{type(exc).__name__}: {exc}")
+
+
+class Authenticator:
+    def __init__(self, config):
+        self.config = config
+        self._ok: set[bytes] = set()
+
+    def _stored(self, name: str) -> str | None:
+        return self.config.section("admins").get(name)
+
+    async def check(self, header: str | None) -> str | None:
+        """The admin name for a valid `Authorization: Basic` header; None when absent."""
+        if not header:
+            return None
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "basic":
+            raise Unauthorized("Name or password is incorrect.")
+        try:
+            name, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            raise Unauthorized("Name or password is incorrect.") from None
+        stored = self._stored(name)
+        if stored is None:
+            raise Unauthorized("Name or password is incorrect.")
+        key = hashlib.sha256(f"{name}\0{password}\0{stored}".encode()).digest()
+        if key in self._ok:
+            return name
+        ok = await asyncio.get_running_loop().run_in_executor(None, verify_password, password, stored)
+        if not ok:
+            raise Unauthorized("Name or password is incorrect.")
+        if len(self._ok) > 10000:
+            self._ok.clear()
+        self._ok.add(key)
+        return name
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler):
+    auth: Authenticator = request.app["auth"]
+    header = request.headers.get("Authorization")
+    user = await auth.check(header) if header else None
+    request["user"] = user
+    if user is None and request.path not in OPEN_PATHS:
+        raise Unauthorized("You are not a server admin.")
+    return await handler(request)

@@ -1,0 +1,68 @@
+"""Query-string parsing as CouchDB does it: JSON values for keys, `true`/`false` flags, integers.
+
+Bad values give 400 `query_parse_error` (views, _all_docs) or `bad_request`, never a 500.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from couchpy import jsonutil
+from couchpy.errors import BadRequest, CouchError, QueryParseError
+
+
+def flag(request: web.Request, name: str, default: bool = False) -> bool:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if raw == "true":
+        return True
+    if raw == "false":
+        return False
+    raise QueryParseError(f"Invalid boolean parameter: \"{name}\"")
+
+
+def integer(request: web.Request, name: str, default: int | None = None, minimum: int = 0) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise QueryParseError(f"Invalid value for integer: \"{name}\"") from None
+    if value < minimum:
+        raise QueryParseError(f"Invalid value for positive integer: \"{name}\"")
+    return value
+
+
+def json_value(request: web.Request, name: str, default: Any = None) -> Any:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        return jsonutil.loads(raw.encode())
+    except CouchError:
+        raise QueryParseError(f"Invalid JSON for parameter \"{name}\": {raw!r}") from None
+
+
+def string(request: web.Request, name: str, default: str | None = None) -> str | None:
+    return request.query.get(name, default)
+
+
+async def json_body(request: web.Request, required: bool = True) -> Any:
+    """The request body as JSON; 415 for a wrong Content-Type where CouchDB checks it."""
+    data = await request.read()
+    if not data:
+        if required:
+            raise BadRequest("Request body must be a JSON object" if required else "")
+        return None
+    return jsonutil.loads(data)
+
+
+async def json_object(request: web.Request) -> dict:
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise BadRequest("Request body must be a JSON object")
+    return body
