@@ -25,7 +25,12 @@ DEFAULT_DATA_DIR = "couchpy-data"
 def prepare_config(data_dir: Path, config_path: Path | None) -> tuple[Config, str | None]:
     """Load the config, hash plain-text admins, create the first admin. Returns (config, new password)."""
     config = Config(config_path or data_dir / "couchpy.ini")
-    iterations = config.get_int("couch_httpd_auth", "iterations", 600000) or 600000
+    # CouchDB 3.x reads [chttpd_auth] first and falls back to the older [couch_httpd_auth].
+    iterations = (
+        config.get_int("chttpd_auth", "iterations", 0)
+        or config.get_int("couch_httpd_auth", "iterations", 600000)
+        or 600000
+    )
     changed = config.ensure_generated()
     for name, value in config.section("admins").items():
         if not is_hashed(value):
