@@ -7,12 +7,14 @@ conflicting revisions, and a local PouchDB replicating both ways with couchpy.
 
 Set COUCHPY_TEST_PEER=pouchdb-server to run the same scenarios against pouchdb-server 4.2.0
 instead: that checks the scenarios themselves against an independent implementation (a few
-assertions that pin CouchDB-specific details are skipped there).
+assertions that pin CouchDB-specific details are skipped there). COUCHPY_TEST_REMOTE_URL=<url>
+runs them against an already running server (e.g. Apache CouchDB, or couchpy by hand).
 """
 from __future__ import annotations
 
 import os
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,13 +26,16 @@ from tests.nodeenv import PouchdbServer, node_modules, run_node
 pytestmark = [pytest.mark.node]
 
 AGAINST_POUCHDB_SERVER = os.environ.get("COUCHPY_TEST_PEER") == "pouchdb-server"
+REMOTE_URL = os.environ.get("COUCHPY_TEST_REMOTE_URL")
 REV = re.compile(r"^(\d+)-[0-9a-f]{32}$")
 
 
 @pytest.fixture
 def remote_url(request: pytest.FixtureRequest) -> Iterator[str]:
     node_modules()      # skip early (before starting a server) when npm is unreachable
-    if AGAINST_POUCHDB_SERVER:
+    if REMOTE_URL:
+        yield REMOTE_URL
+    elif AGAINST_POUCHDB_SERVER:
         with PouchdbServer() as peer:
             yield peer.url
     else:
@@ -38,8 +43,11 @@ def remote_url(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 def scenario(name: str, url: str, tmp_path: Path) -> dict[str, Any]:
-    out = run_node("pouchdb_client.js", name, url, f"pouchdb-{name}", tmp_path, timeout=120)
+    """Run one scenario of pouchdb_client.js in a database of its own; returns what it saw."""
+    dbname = f"pouchdb-{name}-{uuid.uuid4().hex[:8]}"
+    out = run_node("pouchdb_client.js", name, url, dbname, tmp_path, timeout=120)
     assert isinstance(out, dict)
+    out["dbname"] = dbname
     return out
 
 
@@ -51,7 +59,7 @@ def gen(rev: str) -> int:
 
 def test_crud(remote_url: str, tmp_path: Path) -> None:
     r = scenario("crud", remote_url, tmp_path)
-    assert r["infoBefore"]["db_name"] == "pouchdb-crud"
+    assert r["infoBefore"]["db_name"] == r["dbname"]
     assert r["infoBefore"]["doc_count"] == 0
 
     assert r["put1"]["ok"] is True and r["put1"]["id"] == "doc1" and gen(r["put1"]["rev"]) == 1
