@@ -1,0 +1,165 @@
+"""Servers under benchmark, started as subprocesses on free loopback ports.
+
+Each one is a context manager that yields itself once the server answers `GET /`, exposes
+`url` (with credentials when the server needs them), `pid` (for RSS/CPU sampling from
+/proc) and stops the process (SIGTERM, then SIGKILL) on exit:
+
+- `CouchpyServer(data_dir)`: `couchpy serve`, admin credentials written to couchpy.ini;
+- `PouchdbServer()`: pouchdb-server 4.2.0 from tests/node (see tests/nodeenv.py);
+- `CeilingServer(script)`: the bare-aiohttp ceiling from shared/bench/ceiling_server.py.
+"""
+from __future__ import annotations
+
+import base64
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+ADMIN_USER, ADMIN_PASSWORD = "admin", "benchpw"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_up(url: str, proc: subprocess.Popen[bytes], timeout: float,
+            auth: tuple[str, str] | None = None) -> None:
+    """Poll GET / until it answers 200; raise with the process's exit if it dies first."""
+    deadline = time.monotonic() + timeout
+    req = urllib.request.Request(url + "/")
+    if auth:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        req.add_header("Authorization", "Basic " + token)
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with status {proc.returncode} while starting")
+        try:
+            with urllib.request.urlopen(req, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (OSError, urllib.error.URLError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"server at {url} did not answer within {timeout}s")
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+class _Subprocess:
+    name = "server"
+    startup_timeout = 60.0
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.log_path: Path | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return self.base
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def _spawn(self, cmd: list[str], cwd: Path, log_path: Path,
+               auth: tuple[str, str] | None = None) -> None:
+        self.log_path = log_path
+        with open(log_path, "ab") as log:
+            self.proc = subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL)
+        try:
+            wait_up(self.base, self.proc, self.startup_timeout, auth)
+        except RuntimeError as e:
+            stop_process(self.proc)
+            tail = log_path.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{self.name}: {e}\n{tail}") from None
+
+    def __exit__(self, *exc: object) -> None:
+        stop_process(self.proc)
+
+
+class CouchpyServer(_Subprocess):
+    name = "couchpy"
+
+    def __init__(self, data_dir: Path, python: str = sys.executable):
+        super().__init__()
+        self.data_dir, self.python = Path(data_dir), python
+
+    @property
+    def url(self) -> str:
+        return f"http://{ADMIN_USER}:{ADMIN_PASSWORD}@127.0.0.1:{self.port}"
+
+    def __enter__(self) -> "CouchpyServer":
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        ini = self.data_dir / "couchpy.ini"
+        if not ini.exists():
+            # A plain-text password here is hashed by the server on start.
+            ini.write_text(f"[admins]\n{ADMIN_USER} = {ADMIN_PASSWORD}\n")
+        self.port = free_port()
+        cmd = [self.python, "-m", "couchpy", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+               "--data-dir", str(self.data_dir)]
+        self._spawn(cmd, REPO, self.data_dir / "server.log", (ADMIN_USER, ADMIN_PASSWORD))
+        return self
+
+
+class PouchdbServer(_Subprocess):
+    name = "pouchdb-server"
+
+    def __init__(self, data_dir: Path):
+        super().__init__()
+        self.data_dir = Path(data_dir)
+
+    def __enter__(self) -> "PouchdbServer":
+        sys.path.insert(0, str(REPO))
+        from tests.nodeenv import node_modules   # installs the pinned npm packages once
+        modules = node_modules()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        script = modules / "pouchdb-server" / "bin" / "pouchdb-server"
+        # cwd = data dir: pouchdb-server writes config.json and log.txt into its cwd.
+        self._spawn(["node", str(script), "--host", "127.0.0.1", "--port", str(self.port),
+                     "--dir", str(self.data_dir), "-n"], self.data_dir,
+                    self.data_dir / "server.log")
+        return self
+
+
+class CeilingServer(_Subprocess):
+    name = "ceiling"
+
+    def __init__(self, script: Path, workdir: Path, python: str = sys.executable):
+        super().__init__()
+        self.script, self.workdir, self.python = Path(script), Path(workdir), python
+
+    def __enter__(self) -> "CeilingServer":
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self._spawn([self.python, str(self.script), "--port", str(self.port)], self.workdir,
+                    self.workdir / "server.log")
+        return self
+
+
+def temp_dir(prefix: str) -> tempfile.TemporaryDirectory[str]:
+    return tempfile.TemporaryDirectory(prefix=prefix)

@@ -1,0 +1,238 @@
+"""couchpy vs pouchdb-server vs the bare-aiohttp ceiling, with one neutral client in one run.
+
+Starts each server in turn on a free loopback port with a fresh data directory, runs
+shared/bench/couchbench.py against it (same client, same options, `--server-pid` so RSS and
+server CPU are sampled), writes each run's JSON to the results directory, then prints (and
+writes as summary.md / summary.json) a table of couchpy/pouchdb-server ratios next to the
+targets of issue 2.
+
+    python -m benchmarks.side_by_side --scale medium            # all three servers
+    python -m benchmarks.side_by_side --servers pouchdb,ceiling  # couchpy not needed
+    python -m benchmarks.side_by_side --servers couchpy --compare benchmarks/results/X/pouchdb-server.json
+    python -m benchmarks.side_by_side --summarize benchmarks/results/X   # table from saved runs
+
+The ceiling server only answers `GET /`, so it runs `root_get` only.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.servers import REPO, CeilingServer, CouchpyServer, PouchdbServer, temp_dir
+
+# workload -> (metric key, "higher"/"lower" is better, target ratio couchpy/pouchdb or None)
+COMPARED: dict[str, tuple[str, str, float | None]] = {
+    "root_get": ("throughput", "higher", None),
+    "insert_single": ("throughput", "higher", 3.0),
+    "update_single": ("throughput", "higher", 3.0),
+    "insert_bulk": ("throughput", "higher", 4.0),
+    "read_random": ("throughput", "higher", 4.0),
+    "all_docs": ("throughput", "higher", 4.0),
+    "changes": ("throughput", "higher", 5.0),
+    "changes_latency": ("median_ms", "lower", None),
+    "view_build": ("throughput", "higher", None),
+    "view_query": ("throughput", "higher", None),
+    "replicate": ("throughput", "higher", None),
+    "attachments": ("throughput", "higher", None),
+    "find": ("throughput", "higher", None),
+    "idle_feeds": ("rss_per_feed_kib", "lower", None),
+}
+# Absolute targets of issue 2 (couchpy alone).
+ABSOLUTE = {
+    "changes_latency": "median <= 3 ms",
+    "idle_feeds": "2000 feeds < 20 KiB RSS each; one write reaches all, p99 < 250 ms",
+}
+SERVERS = ("ceiling", "pouchdb", "couchpy")
+FILES = {"ceiling": "ceiling.json", "pouchdb": "pouchdb-server.json", "couchpy": "couchpy.json"}
+
+
+def find_couchbench(explicit: str | None) -> Path:
+    candidates = [explicit, os.environ.get("COUCHBENCH"), "/work/shared/bench/couchbench.py",
+                  str(REPO.parent / "shared" / "bench" / "couchbench.py")]
+    for c in candidates:
+        if c and Path(c).is_file():
+            return Path(c)
+    raise SystemExit("couchbench.py not found: pass --couchbench PATH or set COUCHBENCH")
+
+
+def run_couchbench(couchbench: Path, url: str, pid: int, out: Path, scale: str,
+                   only: str | None, log: Path) -> int:
+    cmd = [sys.executable, str(couchbench), "--url", url, "--server-pid", str(pid),
+           "--scale", scale, "--json", str(out)]
+    if only:
+        cmd += ["--only", only]
+    print(f"\n=== {out.stem}: couchbench --scale {scale}" + (f" --only {only}" if only else ""),
+          flush=True)
+    with open(log, "w") as f:
+        # Tee couchbench's own per-workload lines to the console and to a log file.
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            f.write(line)
+        return proc.wait()
+
+
+def load(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.1f}" if abs(v) < 100 else f"{v:,.0f}"
+    return str(v)
+
+
+def metric(run: dict[str, Any] | None, workload: str) -> tuple[Any, str]:
+    """(value, status) of the compared metric of one workload in one run."""
+    if not run or workload not in run["results"]:
+        return None, "-"
+    m = run["results"][workload]
+    return m.get(COMPARED[workload][0]), m.get("status", "?")
+
+
+def summarize(couchpy: dict[str, Any] | None, pouchdb: dict[str, Any] | None,
+              ceiling: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    """Markdown table + machine-readable summary of the runs."""
+    rows, data = [], {}
+    head = ("| workload | metric | pouchdb-server | couchpy | couchpy/pouchdb | target | ceiling |\n"
+            "|---|---|---|---|---|---|---|")
+    for w, (key, better, target) in COMPARED.items():
+        pv, ps = metric(pouchdb, w)
+        cv, cs = metric(couchpy, w)
+        if pv is None and cv is None:
+            continue
+        ratio = None
+        if isinstance(pv, (int, float)) and isinstance(cv, (int, float)) and pv and cv:
+            ratio = cv / pv if better == "higher" else pv / cv
+        verdict = ""
+        if target is not None and ratio is not None:
+            verdict = f">= {target:g}x: " + ("met" if ratio >= target and cs == "ok" else "NOT met")
+        elif w in ABSOLUTE:
+            verdict = ABSOLUTE[w] + (": " + absolute_verdict(w, couchpy) if couchpy else "")
+        ceil = metric(ceiling, w)[0] if w == "root_get" else None
+        unit = (couchpy or pouchdb or {}).get("results", {}).get(w, {}).get("unit", "")
+        label = key if key != "throughput" else unit
+        rows.append(f"| {w} | {label} | {_fmt(pv)} ({ps}) | {_fmt(cv)} ({cs}) | "
+                    f"{'-' if ratio is None else f'{ratio:.2f}x'} | {verdict} | {_fmt(ceil)} |")
+        data[w] = {"metric": key, "better": better, "pouchdb": pv, "pouchdb_status": ps,
+                   "couchpy": cv, "couchpy_status": cs, "ratio": ratio, "target": target,
+                   "verdict": verdict, "ceiling": ceil}
+    extra = []
+    for name, run in (("pouchdb-server", pouchdb), ("couchpy", couchpy)):
+        feeds = (run or {}).get("results", {}).get("idle_feeds")
+        if feeds and feeds.get("status") != "failed":
+            extra.append(f"- idle_feeds {name}: {feeds.get('count')} opened, "
+                         f"{feeds.get('feeds_open_after_hold')} kept, "
+                         f"{_fmt(feeds.get('rss_per_feed_kib'))} KiB/feed, fan-out received "
+                         f"{feeds.get('fanout_received')} (p50 {_fmt(feeds.get('p50_ms'))} ms, "
+                         f"p99 {_fmt(feeds.get('p99_ms'))} ms), GET / during hold "
+                         f"{_fmt(feeds.get('probe_get_ms'))} ms")
+        lat = (run or {}).get("results", {}).get("changes_latency")
+        if lat and lat.get("status") != "failed":
+            extra.append(f"- changes_latency {name}: median {_fmt(lat.get('median_ms'))} ms, "
+                         f"p99 {_fmt(lat.get('p99_ms'))} ms")
+    for name, run in (("pouchdb-server", pouchdb), ("couchpy", couchpy), ("ceiling", ceiling)):
+        if run:
+            m = run["meta"]
+            extra.append(f"- {name}: run {m.get('run_id')}, {m.get('duration_s')} s, "
+                         f"load average at end {', '.join(f'{x:.2f}' for x in m.get('loadavg_end', []))}")
+    return head + "\n" + "\n".join(rows) + ("\n\n" + "\n".join(extra) if extra else ""), data
+
+
+def absolute_verdict(workload: str, couchpy: dict[str, Any]) -> str:
+    m = couchpy["results"].get(workload)
+    if not m or m.get("status") == "failed":
+        return "NOT met (failed)"
+    if workload == "changes_latency":
+        med = m.get("median_ms")
+        return "met" if med is not None and med <= 3.0 else "NOT met"
+    if workload == "idle_feeds":
+        ok = (m.get("count") == m.get("feeds_requested") == m.get("feeds_open_after_hold")
+              == m.get("fanout_received") and (m.get("rss_per_feed_kib") or 1e9) < 20
+              and (m.get("p99_ms") or 1e9) < 250)
+        return "met" if ok else "NOT met"
+    return ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--scale", choices=("small", "medium"), default="medium")
+    ap.add_argument("--servers", default=",".join(SERVERS),
+                    help="comma-separated subset of ceiling,pouchdb,couchpy (run in that order)")
+    ap.add_argument("--only", help="couchbench --only for pouchdb and couchpy (default: all)")
+    ap.add_argument("--results", type=Path, help="results directory "
+                    "(default benchmarks/results/<UTC timestamp>-<scale>)")
+    ap.add_argument("--couchbench", help="path of couchbench.py (default: shared/bench)")
+    ap.add_argument("--compare", type=Path, help="an earlier pouchdb-server.json to compare with "
+                    "when pouchdb is not in --servers")
+    ap.add_argument("--summarize", type=Path, metavar="DIR",
+                    help="only print the table of the runs saved in DIR")
+    args = ap.parse_args(argv)
+
+    if args.summarize:
+        d = args.summarize
+        table, _ = summarize(load(d / FILES["couchpy"]), load(d / FILES["pouchdb"]),
+                             load(d / FILES["ceiling"]))
+        print(table)
+        return 0
+
+    servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    bad = set(servers) - set(SERVERS)
+    if bad:
+        ap.error(f"unknown server(s): {', '.join(sorted(bad))}")
+    couchbench = find_couchbench(args.couchbench)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    results = args.results or REPO / "benchmarks" / "results" / f"{stamp}-{args.scale}"
+    results.mkdir(parents=True, exist_ok=True)
+    print(f"results -> {results}; {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.2f} at start", flush=True)
+    status = 0
+    for name in SERVERS:
+        if name not in servers:
+            continue
+        out = results / FILES[name]
+        with temp_dir(f"bench-{name}-") as tmp:
+            if name == "ceiling":
+                script = couchbench.parent / "ceiling_server.py"
+                server: Any = CeilingServer(script, Path(tmp))
+                only: str | None = "root_get"
+            elif name == "pouchdb":
+                server, only = PouchdbServer(Path(tmp)), args.only
+            else:
+                server, only = CouchpyServer(Path(tmp)), args.only
+            try:
+                with server:
+                    rc = run_couchbench(couchbench, server.url, server.pid, out, args.scale,
+                                        only, results / f"{out.stem}.log")
+            except RuntimeError as e:
+                print(f"{name}: could not start: {e}", file=sys.stderr, flush=True)
+                rc = 2
+            print(f"=== {out.stem}: couchbench exit status {rc}", flush=True)
+            status = max(status, rc)
+    pouchdb_run = load(results / FILES["pouchdb"])
+    if pouchdb_run is None and args.compare:
+        pouchdb_run = load(args.compare)
+    table, data = summarize(load(results / FILES["couchpy"]), pouchdb_run,
+                            load(results / FILES["ceiling"]))
+    (results / "summary.md").write_text(table + "\n")
+    (results / "summary.json").write_text(json.dumps(data, indent=2) + "\n")
+    print("\n" + table)
+    print(f"\nload average at end: {os.getloadavg()[0]:.2f} (2 shared cores: read as ranges)")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
