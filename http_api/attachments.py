@@ -1,29 +1,459 @@
-"""Attachment HTTP forms (first version; owned and completed by the attachments work).
+"""Attachments over HTTP: inline and multipart document forms, and standalone attachments.
 
-The document handlers delegate here for inline attachment data, multipart bodies and multipart
-responses; `routes()` serves standalone attachments.
+Document forms (called by http_api.documents):
+- `doc_get_response`: `attachments=true` (bodies inline as base64), `atts_since=[revs]` (only
+  attachments changed after the newest of those revs that is an ancestor are sent),
+  `att_encoding_info=true`, and with `Accept: multipart/related` a multipart/related reply (JSON
+  part with `follows: true` entries, then each body, sent in its stored encoding).
+- `open_revs_response`: with `Accept: multipart/mixed`, one part per revision, each a
+  multipart/related body when it carries attachment bodies (what CouchDB's replicator reads).
+- `doc_put_multipart`: PUT of a document as multipart/related, bodies streamed into the store.
+
+Standalone (`routes()`): PUT/GET/HEAD/DELETE `/{db}/{docid}/{name}` (names may contain `/`),
+including design documents. GET answers the exact bytes with Content-MD5, ETag = the digest,
+If-None-Match -> 304, and Range -> 206 (one range) or multipart/byteranges (2..9 ranges), 416 for
+an unsatisfiable range, following CouchDB's rules for the odd cases.
 """
 
 from __future__ import annotations
 
+import base64
+from typing import Any
+
 from aiohttp import web
 
-from couchpy.errors import UnsupportedMediaType
+from couchpy import jsonutil
+from couchpy.attachments import hooks
+from couchpy.attachments.access import blobs_for, settings_for
+from couchpy.attachments.blobstore import BlobMeta
+from couchpy.attachments.codec import encode_base64, md5_of_digest
+from couchpy.errors import BadRequest, Conflict, CouchError, NotFound, TooLarge, UnsupportedMediaType
 
+from . import multipart as mp
+from .databases import get_db
 from .responses import json_response
 
+BODY_CHUNK = 256 * 1024
+MAX_RANGES = 10  # CouchDB serves the whole body when asked for this many ranges or more
 
+
+class RangeNotSatisfiable(CouchError):
+    status, error = 416, "requested_range_not_satisfiable"
+
+
+# ---- helpers --------------------------------------------------------------------------------
+def _flag(query, name: str) -> bool:
+    raw = query.get(name)
+    if raw is None or raw == "false":
+        return False
+    if raw == "true":
+        return True
+    raise BadRequest(f'Invalid boolean parameter: "{name}"', error="query_parse_error")
+
+
+def _accepts(request: web.Request, media: str) -> bool:
+    return any(mp.media_type(t) == media for t in request.headers.get("Accept", "").split(","))
+
+
+def _accepts_gzip(request: web.Request) -> bool:
+    for item in request.headers.get("Accept-Encoding", "").split(","):
+        token, _, rest = item.strip().partition(";")
+        if token.strip().lower() not in ("gzip", "*"):
+            continue
+        q = 1.0
+        for p in rest.split(";"):
+            k, _, v = p.strip().partition("=")
+            if k.strip() == "q":
+                try:
+                    q = float(v)
+                except ValueError:
+                    q = 0.0
+        if q > 0:
+            return True
+    return False
+
+
+def _meta(db, stub: dict) -> BlobMeta:
+    meta = blobs_for(db).meta(stub.get("digest", ""))
+    if meta is None:
+        raise CouchError("attachment body is missing from the store", error="internal_server_error", status=500)
+    return meta
+
+
+def _atts_since_pos(db, doc: dict, since: list) -> int:
+    """Generation of the newest revision of doc's history named in atts_since (0 if none)."""
+    wanted = {r for r in since if isinstance(r, str)}
+    if not wanted:
+        return 0
+    revisions = doc.get("_revisions")
+    if not isinstance(revisions, dict):
+        revisions = db.get(doc["_id"], rev=doc["_rev"], revs=True).get("_revisions") or {}
+    start = revisions.get("start", 0)
+    for i, h in enumerate(revisions.get("ids", [])):
+        if f"{start - i}-{h}" in wanted:
+            return start - i
+    return 0
+
+
+def _parse_atts_since(query) -> list | None:
+    raw = query.get("atts_since")
+    if raw is None:
+        return None
+    try:
+        value = jsonutil.loads(raw.encode())
+    except CouchError:
+        raise BadRequest(f'Invalid JSON for parameter "atts_since": {raw!r}', error="query_parse_error") from None
+    if not isinstance(value, list):
+        raise BadRequest("atts_since must be a JSON array of revisions")
+    return value
+
+
+def _render(db, doc: dict, query, *, attachments: bool, follows: bool) -> tuple[dict, list[mp.AttachmentPart]]:
+    """The document JSON with its attachments shaped as asked, and the bodies that follow it."""
+    atts = doc.get("_attachments")
+    if not atts:
+        return doc, []
+    enc_info = _flag(query, "att_encoding_info") or follows
+    since = _parse_atts_since(query)
+    if since is not None:
+        attachments = True
+    since_pos = _atts_since_pos(db, doc, since) if since else 0
+    blobs = blobs_for(db)
+    out: dict[str, dict] = {}
+    parts: list[mp.AttachmentPart] = []
+    for name, stub in atts.items():
+        send = attachments and stub.get("revpos", 0) > since_pos
+        meta = _meta(db, stub) if (send or enc_info) else None
+        e: dict[str, Any] = {"content_type": stub.get("content_type"), "revpos": stub.get("revpos")}
+        e["digest"] = stub.get("digest")
+        if not send:
+            e["length"] = stub.get("length")
+            e["stub"] = True
+        elif follows:
+            e["length"] = stub.get("length")
+            e["follows"] = True
+            parts.append(
+                mp.AttachmentPart(
+                    name, stub.get("content_type") or "application/octet-stream",
+                    meta.encoded_length, meta.encoding, blobs.iter_stored(meta),
+                )
+            )
+        else:
+            e["data"] = encode_base64(blobs.read_all(meta))
+        if enc_info and meta is not None and meta.encoding != "identity":
+            e["encoding"] = meta.encoding
+            e["encoded_length"] = meta.encoded_length
+        out[name] = e
+    rendered = dict(doc)
+    rendered["_attachments"] = out
+    return rendered, parts
+
+
+async def _stream(request: web.Request, resp: web.StreamResponse, pieces) -> web.StreamResponse:
+    await resp.prepare(request)
+    for piece in pieces:
+        await resp.write(piece)
+    await resp.write_eof()
+    return resp
+
+
+# ---- document forms -------------------------------------------------------------------------
 async def doc_get_response(request: web.Request, db, doc: dict, query) -> web.StreamResponse:
-    return json_response(doc, headers={"ETag": f'"{doc["_rev"]}"'})
+    etag = f'"{doc["_rev"]}"'
+    attachments = _flag(query, "attachments") or query.get("atts_since") is not None
+    multipart = attachments and _accepts(request, "multipart/related")
+    rendered, parts = _render(db, doc, query, attachments=attachments, follows=multipart)
+    if not multipart:
+        return json_response(rendered, headers={"ETag": etag})
+    boundary = mp.new_boundary()
+    body = jsonutil.dumps(rendered)
+    resp = web.StreamResponse(
+        status=200,
+        headers={"ETag": etag, "Cache-Control": "must-revalidate",
+                 "Content-Type": mp.related_content_type(boundary, parts)},
+    )
+    resp.content_length = mp.related_length(boundary, body, parts)
+    return await _stream(request, resp, mp.related_pieces(boundary, body, parts))
 
 
 async def open_revs_response(request: web.Request, db, docid: str, results: list, query) -> web.StreamResponse:
-    return json_response(results)
+    attachments = _flag(query, "attachments") or query.get("atts_since") is not None
+    if not _accepts(request, "multipart/mixed"):
+        out = []
+        for item in results:
+            if "ok" in item:
+                rendered, _ = _render(db, item["ok"], query, attachments=attachments, follows=False)
+                out.append({"ok": rendered})
+            else:
+                out.append(item)
+        return json_response(out)
+    outer = mp.new_boundary()
+    resp = web.StreamResponse(
+        status=200, headers={"Content-Type": mp.content_type_with_boundary("mixed", outer)}
+    )
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    ob = outer.encode()
+    await resp.write(b"--" + ob)
+    for item in results:
+        if "ok" in item:
+            # As CouchDB: each revision comes with its attachment bodies (subject to atts_since).
+            rendered, parts = _render(db, item["ok"], query, attachments=True, follows=True)
+            inner = mp.new_boundary()
+            ctype = mp.related_content_type(inner, parts)
+            await resp.write(f"\r\nContent-Type: {ctype}\r\n\r\n".encode())
+            for piece in mp.related_pieces(inner, jsonutil.dumps(rendered), parts):
+                await resp.write(piece)
+        else:
+            await resp.write(b'\r\nContent-Type: application/json; error="true"\r\n\r\n' + jsonutil.dumps(item))
+        await resp.write(b"\r\n--" + ob)
+    await resp.write(b"--")
+    await resp.write_eof()
+    return resp
+
+
+class _PartFollowers:
+    """`followers` for hooks.prepare: the n-th `follows` attachment reads the n-th body part."""
+
+    def __init__(self, reader: mp.RelatedReader):
+        self.reader = reader
+
+    def get(self, name: str):
+        return self._stream(name)
+
+    async def _stream(self, name: str):
+        nxt = await self.reader.next_body()
+        if nxt is None:
+            raise BadRequest(f"Attachment {name} is missing from the multipart body")
+        async for chunk in nxt[1]:
+            yield chunk
+
+
+def _rev_from(request: web.Request, body_rev: str | None = None) -> str | None:
+    qrev = request.query.get("rev")
+    hrev = request.headers.get("If-Match")
+    if hrev:
+        hrev = hrev.strip('"')
+    if qrev and hrev and qrev != hrev:
+        raise BadRequest("Document rev and etag have different values")
+    return qrev or hrev or body_rev
 
 
 async def doc_put_multipart(request: web.Request, db, docid: str, query) -> dict:
-    raise UnsupportedMediaType("multipart document uploads are not supported yet")
+    if mp.media_type(request.content_type) != "multipart/related":
+        raise UnsupportedMediaType("Content-Type must be multipart/related")
+    reader = mp.RelatedReader(request)
+    sent = await reader.read_json()
+    doc = {"_id": docid, **{k: v for k, v in sent.items() if k != "_id"}}
+    body_rev = doc.get("_rev") if isinstance(doc.get("_rev"), str) else None
+    rev = _rev_from(request, body_rev)
+    if rev is not None:
+        doc["_rev"] = rev
+    new_edits = query.get("new_edits", "true") != "false"
+    await hooks.prepare(db, doc, _PartFollowers(reader))
+    await reader.drain()
+    result = await db.put(doc, new_edits=new_edits)
+    if "rev" not in result:
+        result = {"ok": True, "id": docid, "rev": doc.get("_rev")}
+    return result
+
+
+# ---- standalone attachments -----------------------------------------------------------------
+def _target(request: web.Request) -> tuple[str, str]:
+    info = request.match_info
+    docid = "_design/" + info["ddoc"] if "ddoc" in info else info["docid"]
+    return docid, hooks.validate_name(info["att"])
+
+
+def _parse_ranges(header: str | None, length: int) -> list[tuple[int, int]] | None:
+    """CouchDB's (mochiweb's) reading of a Range header: None = serve everything."""
+    if not header:
+        return None
+    header = header.strip()
+    if not header.startswith("bytes="):
+        return None
+    raw: list[tuple[int | None, int | None]] = []
+    for spec in header[6:].split(","):
+        spec = spec.strip()
+        a, dash, b = spec.partition("-")
+        if not dash:
+            return None
+        try:
+            lo = int(a) if a.strip() else None
+            hi = int(b) if b.strip() else None
+        except ValueError:
+            return None
+        if lo is None and hi is None:
+            return None
+        raw.append((lo, hi))
+    if raw and raw[0] == (0, None):
+        return None  # asking for all of it is answered with all of it (200)
+    out: list[tuple[int, int]] = []
+    for lo, hi in raw:
+        if lo is None:
+            lo, hi = max(length - hi, 0), length - 1
+        elif hi is None or hi >= length:
+            hi = length - 1
+        if hi < lo:
+            raise RangeNotSatisfiable("Requested range not satisfiable")
+        out.append((lo, hi))
+    return out
+
+
+def _doc_for(db, docid: str, rev: str | None) -> dict:
+    return db.get(docid, rev=rev)
+
+
+def _find(doc: dict, name: str) -> dict:
+    stub = (doc.get("_attachments") or {}).get(name)
+    if stub is None:
+        raise NotFound("Document is missing attachment")
+    return stub
+
+
+async def _get_attachment(request: web.Request, head: bool) -> web.StreamResponse:
+    db = get_db(request)
+    docid, name = _target(request)
+    doc = _doc_for(db, docid, request.query.get("rev"))
+    stub = _find(doc, name)
+    meta = _meta(db, stub)
+    blobs = blobs_for(db)
+    etag = '"' + stub["digest"][4:] + '"' if stub.get("digest", "").startswith("md5-") else f'"{doc["_rev"]}"'
+    headers = {
+        "ETag": etag,
+        "Cache-Control": "must-revalidate",
+        "Content-Type": stub.get("content_type") or "application/octet-stream",
+        "Accept-Ranges": "bytes" if meta.encoding == "identity" else "none",
+    }
+    if request.headers.get("If-None-Match") == etag:
+        return web.Response(status=304, headers={"ETag": etag, "Cache-Control": "must-revalidate"})
+    encoded = meta.encoding != "identity" and _accepts_gzip(request)
+    md5 = md5_of_digest(stub.get("digest", ""))
+    if encoded:
+        headers["Content-Encoding"] = meta.encoding
+        if meta.encoded_md5:
+            headers["Content-MD5"] = base64.b64encode(meta.encoded_md5).decode()
+        length, pieces = meta.encoded_length, (lambda: blobs.iter_stored(meta))
+    else:
+        length, pieces = meta.length, (lambda: blobs.iter_identity(meta))
+        if md5 is not None:
+            headers["Content-MD5"] = base64.b64encode(md5).decode()
+    status = 200
+    ranges = None
+    if meta.encoding == "identity":
+        ranges = _parse_ranges(request.headers.get("Range"), length)
+        if ranges is not None and len(ranges) >= MAX_RANGES:
+            ranges = None
+    if ranges is not None and len(ranges) == 1:
+        lo, hi = ranges[0]
+        status = 206
+        headers.pop("Content-MD5", None)
+        headers["Content-Range"] = f"bytes {lo}-{hi}/{length}"
+        length, pieces = hi - lo + 1, (lambda: blobs.iter_stored(meta, lo, hi + 1))
+    elif ranges is not None:
+        boundary = mp.new_boundary()
+        ctype = headers["Content-Type"]
+        resp = web.StreamResponse(status=206, headers={
+            "ETag": etag, "Cache-Control": "must-revalidate",
+            "Content-Type": mp.content_type_with_boundary("byteranges", boundary),
+        })
+        if head:
+            return resp
+        resp.enable_chunked_encoding()
+        return await _stream(request, resp, mp.byteranges_pieces(
+            boundary, ctype, meta.length, ranges, lambda lo, hi: blobs.iter_stored(meta, lo, hi + 1)
+        ))
+    resp = web.StreamResponse(status=status, headers=headers)
+    resp.content_length = length
+    return await _stream(request, resp, () if head else pieces())
+
+
+async def get_attachment(request: web.Request) -> web.StreamResponse:
+    return await _get_attachment(request, head=False)
+
+
+async def head_attachment(request: web.Request) -> web.StreamResponse:
+    return await _get_attachment(request, head=True)
+
+
+def _base_doc(db, docid: str, rev: str | None) -> dict:
+    """The revision an attachment edit applies to (a new document when no rev is given)."""
+    if rev is None:
+        return {"_id": docid}
+    doc = db.get(docid, rev=rev)  # an unknown revision is 404 missing, as CouchDB
+    return {k: v for k, v in doc.items() if not k.startswith("_") or k in ("_id", "_rev", "_attachments")}
+
+
+async def put_attachment(request: web.Request) -> web.Response:
+    db = get_db(request)
+    docid, name = _target(request)
+    rev = _rev_from(request)
+    ctype = request.headers.get("Content-Type") or "application/octet-stream"
+    enc = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if enc not in ("identity", "gzip"):
+        raise UnsupportedMediaType("Only gzip and identity content-encodings are supported", error="bad_ctype")
+    max_size = settings_for(db).max_size
+    if max_size is not None and request.content_length is not None and request.content_length > max_size:
+        raise TooLarge(name, error="attachment_too_large")
+    base = _base_doc(db, docid, rev)  # before reading the body: a bad rev costs no upload
+    if rev is None:
+        info = db.get_docinfo(docid)
+        if info is not None and not info.deleted:
+            raise Conflict()
+    expected = None
+    if request.headers.get("Content-MD5"):
+        try:
+            raw = base64.b64decode(request.headers["Content-MD5"], validate=True)
+        except ValueError:
+            raise BadRequest("Content-MD5 is not base64") from None
+        expected = ["md5-" + base64.b64encode(raw).decode()]
+    try:
+        entry = await hooks.store_stream(
+            db, name, ctype, request.content.iter_chunked(BODY_CHUNK),
+            input_gzip=(enc == "gzip"), expected_digests=expected,
+        )
+    except BadRequest as exc:
+        if exc.error == "content_md5_mismatch":
+            raise BadRequest("Possible message corruption.", error="content_md5_mismatch") from None
+        raise
+    atts = dict(base.get("_attachments") or {})
+    atts[name] = entry
+    base["_attachments"] = atts
+    result = await db.put(base)
+    return json_response(
+        {"ok": True, "id": docid, "rev": result["rev"]},
+        status=201,
+        headers={"ETag": f'"{result["rev"]}"', "Location": f"/{db.name}/{docid}/{name}"},
+    )
+
+
+async def delete_attachment(request: web.Request) -> web.Response:
+    db = get_db(request)
+    docid, name = _target(request)
+    rev = _rev_from(request)
+    if rev is None:
+        if db.get_docinfo(docid) is None:
+            raise NotFound("missing")
+        raise Conflict()
+    base = _base_doc(db, docid, rev)
+    atts = dict(base.get("_attachments") or {})
+    atts.pop(name, None)  # as CouchDB: deleting an absent attachment still makes a revision
+    if atts:
+        base["_attachments"] = atts
+    else:
+        base.pop("_attachments", None)
+    result = await db.put(base)
+    return json_response({"ok": True, "id": docid, "rev": result["rev"]}, headers={"ETag": f'"{result["rev"]}"'})
 
 
 def routes() -> list:
-    return []
+    out = []
+    # Attachment names never start with "_": that keeps `_design/x/_view/...` and friends out.
+    for path in ("/{db}/_design/{ddoc}/{att:[^_].*}", "/{db}/{docid:[^_/][^/]*}/{att:[^_].*}"):
+        out += [
+            web.get(path, get_attachment, allow_head=False),
+            web.head(path, head_attachment),
+            web.put(path, put_attachment),
+            web.delete(path, delete_attachment),
+        ]
+    return out

@@ -1,8 +1,8 @@
 """Per-database attachment machinery: the BlobStore of a database and the settings that apply.
 
-A database's BlobStore is created on first use and kept as long as the database's Store object
-lives (keyed weakly by it), so the in-memory pins and upload registry live exactly as long as the
-LMDB environment they protect.
+A database's BlobStore is created on first use and kept as long as the Database object lives
+(keyed weakly by it; compaction swaps the Database's environment underneath, which the BlobStore
+follows), so the in-memory pins and upload registry live as long as the database is open.
 """
 
 from __future__ import annotations
@@ -20,12 +20,11 @@ _lock = threading.Lock()
 
 
 def blobs_for(db: Any) -> BlobStore:
-    store = db.store
     with _lock:
-        bs = _stores.get(store)
+        bs = _stores.get(db)
         if bs is None:
-            bs = BlobStore(store)
-            _stores[store] = bs
+            bs = BlobStore(db)
+            _stores[db] = bs
         return bs
 
 

@@ -56,6 +56,7 @@ class BlobMeta:
     encoding: str  # "identity" or "gzip"
     nchunks: int
     chunk_size: int
+    encoded_md5: bytes | None = None  # MD5 of the stored bytes when they are encoded
 
     @property
     def digest(self) -> str:
@@ -71,13 +72,15 @@ class BlobMeta:
                 "n": self.nchunks,
                 "cs": self.chunk_size,
                 "t": int(time.time()),
+                **({"emd5": self.encoded_md5.hex()} if self.encoded_md5 else {}),
             }
         )
 
     @classmethod
     def from_json(cls, md5: bytes, raw: bytes) -> BlobMeta:
         d = jsonutil.loads(raw)
-        return cls(md5, bytes.fromhex(d["id"]), d["len"], d["elen"], d["enc"], d["n"], d["cs"])
+        emd5 = bytes.fromhex(d["emd5"]) if "emd5" in d else None
+        return cls(md5, bytes.fromhex(d["id"]), d["len"], d["elen"], d["enc"], d["n"], d["cs"], emd5)
 
 
 def _dkey(md5: bytes) -> bytes:
@@ -93,24 +96,53 @@ def _ukey(blob_id: bytes) -> bytes:
 
 
 class BlobStore:
-    """The attachment bodies of one database. `store` is a couchpy.storage.Store."""
+    """The attachment bodies of one database.
 
-    def __init__(self, store: Any, chunk_size: int = CHUNK_SIZE, batch_bytes: int = BATCH_BYTES):
-        self.store = store
+    `owner` is a couchpy Database (its `store` may be swapped by compaction, so it is looked up on
+    every use, and writes go through its writer so they serialize with document writes and the
+    compaction swap) or, for tests, a bare couchpy.storage.Store.
+    """
+
+    def __init__(self, owner: Any, chunk_size: int = CHUNK_SIZE, batch_bytes: int = BATCH_BYTES):
+        self.owner = owner
         self.chunk_size = chunk_size
         self.batch_bytes = batch_bytes
-        self.dbi = store.db(SUBDB)
         self._lock = threading.Lock()
         self._uploading: set[bytes] = set()  # blob ids being written by this process
         self._pins: dict[bytes, tuple[int, float]] = {}  # md5 -> (count, last pin time)
+
+    @property
+    def store(self) -> Any:
+        return getattr(self.owner, "store", self.owner)
+
+    def _dbi(self, txn: Any = None) -> Any:
+        """The `attachments` sub-database handle of the current environment.
+
+        Inside a write transaction the handle must be opened with that transaction (opening it
+        on its own would wait for the write lock this thread already holds)."""
+        store = self.store
+        handle = getattr(store, "_handles", {}).get(SUBDB)
+        if handle is not None:
+            return handle
+        if txn is None:
+            return store.db(SUBDB)
+        return store.env.open_db(SUBDB.encode(), txn=txn)
+
+    async def _write(self, fn) -> Any:
+        """Run fn(txn) in a durable write transaction, off the event loop."""
+        writer = getattr(self.owner, "writer", None)
+        if writer is not None:
+            return await writer.run_exclusive(fn)
+        return await asyncio.get_running_loop().run_in_executor(None, self.store.write, fn)
 
     # ---- reading -------------------------------------------------------------------------
     def meta(self, digest: str) -> BlobMeta | None:
         md5 = md5_of_digest(digest)
         if md5 is None:
             return None
+        dbi = self._dbi()
         with self.store.read() as txn:
-            raw = txn.get(_dkey(md5), db=self.dbi)
+            raw = txn.get(_dkey(md5), db=dbi)
         return None if raw is None else BlobMeta.from_json(md5, raw)
 
     def meta_in(self, txn, digest: str) -> BlobMeta | None:
@@ -118,12 +150,13 @@ class BlobStore:
         md5 = md5_of_digest(digest)
         if md5 is None:
             return None
-        raw = txn.get(_dkey(md5), db=self.dbi)
+        raw = txn.get(_dkey(md5), db=self._dbi(txn))
         return None if raw is None else BlobMeta.from_json(md5, raw)
 
     def chunk(self, meta: BlobMeta, n: int) -> bytes:
+        dbi = self._dbi()
         with self.store.read() as txn:
-            data = txn.get(_ckey(meta.blob_id, n), db=self.dbi)
+            data = txn.get(_ckey(meta.blob_id, n), db=dbi)
         if data is None:
             raise RuntimeError(f"attachment chunk missing: {meta.digest} #{n}")
         return data
@@ -208,7 +241,8 @@ class BlobStore:
             uploading = set(self._uploading)
         removed_blobs = removed_uploads = 0
         doomed: list[tuple[bytes, bytes, int]] = []  # (dkey or ukey, blob id, chunk count or -1)
-        cur = txn.cursor(db=self.dbi)
+        dbi = self._dbi(txn)
+        cur = txn.cursor(db=dbi)
         if cur.set_range(b"d"):
             for key, raw in cur:
                 if not key.startswith(b"d"):
@@ -226,12 +260,12 @@ class BlobStore:
         for key, blob_id, n in doomed:
             if n >= 0:
                 for i in range(n):
-                    txn.delete(_ckey(blob_id, i), db=self.dbi)
+                    txn.delete(_ckey(blob_id, i), db=dbi)
                 removed_blobs += 1
             else:
                 # Unknown count: delete every chunk under this id.
                 prefix = b"c" + blob_id
-                c2 = txn.cursor(db=self.dbi)
+                c2 = txn.cursor(db=dbi)
                 keys = []
                 if c2.set_range(prefix):
                     for k in c2.iternext(keys=True, values=False):
@@ -239,16 +273,17 @@ class BlobStore:
                             break
                         keys.append(k)
                 for k in keys:
-                    txn.delete(k, db=self.dbi)
+                    txn.delete(k, db=dbi)
                 removed_uploads += 1
-            txn.delete(key, db=self.dbi)
+            txn.delete(key, db=dbi)
         return {"blobs": removed_blobs, "uploads": removed_uploads}
 
     def stats(self) -> dict[str, int]:
         """Counts of blob records and chunks (for tests and db info)."""
         blobs = chunks = 0
+        dbi = self._dbi()
         with self.store.read() as txn:
-            cur = txn.cursor(db=self.dbi)
+            cur = txn.cursor(db=dbi)
             for k in cur.iternext(keys=True, values=False):
                 if k[:1] == b"d":
                     blobs += 1
@@ -319,17 +354,17 @@ class BlobWriter:
     async def _flush_pending(self) -> None:
         chunks, first = self._pending, self._flushed
         self._pending, self._pending_bytes = [], 0
-        blob_id = self.blob_id
-        dbi = self.blobs.dbi
-        with self.blobs._lock:
-            self.blobs._uploading.add(blob_id)
+        blob_id, blobs = self.blob_id, self.blobs
+        with blobs._lock:
+            blobs._uploading.add(blob_id)
 
         def put(txn) -> None:
+            dbi = blobs._dbi(txn)
             txn.put(_ukey(blob_id), b"1", db=dbi)
             for i, data in enumerate(chunks):
                 txn.put(_ckey(blob_id, first + i), data, db=dbi)
 
-        await asyncio.get_running_loop().run_in_executor(None, self.blobs.store.write, put)
+        await blobs._write(put)
         self._flushed += len(chunks)
 
     async def finish(self, expected_digests: Iterable[str] | None = None) -> BlobMeta:
@@ -364,10 +399,12 @@ class BlobWriter:
             encoding=self.encoding,
             nchunks=total,
             chunk_size=self.blobs.chunk_size,
+            encoded_md5=self.stored.raw() if self.encoding != "identity" else None,
         )
-        blobs, dbi, blob_id = self.blobs, self.blobs.dbi, self.blob_id
+        blobs, blob_id = self.blobs, self.blob_id
 
         def commit(txn) -> BlobMeta:
+            dbi = blobs._dbi(txn)
             raw = txn.get(_dkey(md5), db=dbi)
             if raw is not None:
                 # Same bytes already stored: drop what this upload wrote.
@@ -389,7 +426,7 @@ class BlobWriter:
             if first == 0 and blobs.meta(meta.digest) is not None:
                 result = blobs.meta(meta.digest)  # already stored, nothing to write
             else:
-                result = await asyncio.get_running_loop().run_in_executor(None, blobs.store.write, commit)
+                result = await blobs._write(commit)
         except BaseException:
             blobs.unpin(md5)
             raise
@@ -404,16 +441,17 @@ class BlobWriter:
         if self._done:
             return
         self._done = True
-        n, blob_id, dbi = self._flushed, self.blob_id, self.blobs.dbi
+        n, blob_id, blobs = self._flushed, self.blob_id, self.blobs
         if n:
 
             def drop(txn) -> None:
+                dbi = blobs._dbi(txn)
                 for i in range(n):
                     txn.delete(_ckey(blob_id, i), db=dbi)
                 txn.delete(_ukey(blob_id), db=dbi)
 
             try:
-                await asyncio.get_running_loop().run_in_executor(None, self.blobs.store.write, drop)
+                await blobs._write(drop)
             finally:
                 with self.blobs._lock:
                     self.blobs._uploading.discard(blob_id)

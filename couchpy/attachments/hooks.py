@@ -111,6 +111,8 @@ async def prepare(db: Any, doc: dict, followers: Any = None) -> None:
         return
     if not isinstance(atts, dict):
         raise BadRequest("_attachments must be an object")
+    # A replicated revision (new_edits=false) carries its history; only then is a sent revpos kept.
+    replicated = isinstance(doc.get("_revisions"), dict)
     for name, entry in list(atts.items()):
         validate_name(name)
         if not isinstance(entry, dict):
@@ -141,8 +143,8 @@ async def prepare(db: Any, doc: dict, followers: Any = None) -> None:
         else:
             raise BadRequest(f"Attachment {name} has neither data, follows nor stub")
         revpos = entry.get("revpos")
-        if isinstance(revpos, int) and not isinstance(revpos, bool) and revpos > 0:
-            new["revpos"] = revpos  # kept only for replicated writes (see finalize)
+        if replicated and isinstance(revpos, int) and not isinstance(revpos, bool) and revpos > 0:
+            new["revpos"] = revpos  # a replicated revision keeps the revpos its source gave it
         atts[name] = new
 
 
@@ -162,10 +164,13 @@ def finalize(
     body: dict,
     parent_body: dict | None,
     new_pos: int,
-    new_edits: bool = True,
+    new_edits: bool | None = None,
     docid: str | None = None,
 ) -> None:
-    """Turn the body's `_attachments` into stored stubs, inside the write transaction."""
+    """Turn the body's `_attachments` into stored stubs, inside the write transaction.
+
+    New bodies get revpos = new_pos, except replicated revisions (prepared from a document with
+    `_revisions`), which keep the revpos their source sent; new_edits=True forces new_pos."""
     atts = body.get("_attachments")
     if isinstance(atts, _FinalizedAtts):
         return
@@ -183,8 +188,9 @@ def finalize(
                 # Only a compaction racing this write can do this; the client may retry.
                 raise CouchError(f"Attachment {name} body vanished before commit", error="conflict", status=409)
             revpos = new_pos
-            if not new_edits and isinstance(entry.get("revpos"), int):
-                revpos = entry["revpos"]
+            sent = entry.get("revpos")
+            if new_edits is not True and isinstance(sent, int) and 0 < sent <= new_pos:
+                revpos = sent
             out[name] = _stub(entry, revpos)
             md5 = md5_of_digest(entry["digest"])
             if md5 is not None:
@@ -211,3 +217,17 @@ def compact_cleanup(db: Any, txn: Any, live_digests: Iterable[str]) -> dict[str,
     """Delete attachment bodies no kept revision refers to. Call inside compaction's write
     transaction, with the digests of every body that survives compaction (see digests_of)."""
     return blobs_for(db).cleanup(txn, live_digests)
+
+
+def live_digests(txn: Any, bodies_dbi: Any) -> set[str]:
+    """Digests referred to by every body in the `bodies` sub-database (compaction's live set).
+    Bodies without the `_attachments` key are skipped without parsing."""
+    from .. import jsonutil
+
+    live: set[str] = set()
+    cur = txn.cursor(db=bodies_dbi)
+    for raw in cur.iternext(keys=False, values=True):
+        if b'"_attachments"' not in raw:
+            continue
+        live.update(digests_of(jsonutil.loads(raw)))
+    return live
