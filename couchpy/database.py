@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import struct
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -514,6 +515,10 @@ class Database:
     async def bulk_docs(self, docs: list, new_edits: bool = True) -> list[dict]:
         """CouchDB `_bulk_docs`: one result per document (only failures when new_edits=false)."""
         prepared: list[Any] = []
+        docs = [
+            {"_id": uuid.uuid4().hex, **doc} if new_edits and isinstance(doc, dict) and "_id" not in doc else doc
+            for doc in docs
+        ]
         for doc in docs:
             try:
                 prepared.append(await self._prepare(doc, new_edits))

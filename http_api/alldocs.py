@@ -99,6 +99,8 @@ def _query(db, opts: dict, prefix: str | None = None) -> dict:
         skip, limit = opts["skip"], opts["limit"]
         infos = []
         for info in db.iter_docinfos(start, end, descending, inclusive_end):
+            if limit is not None and len(infos) >= limit:
+                break
             if info.deleted:
                 continue
             if prefix is not None and not info.id.startswith(prefix):
@@ -107,8 +109,6 @@ def _query(db, opts: dict, prefix: str | None = None) -> dict:
                 skip -= 1
                 continue
             infos.append(info)
-            if limit is not None and len(infos) >= limit:
-                break
         docs = db.load_docs(infos, opts["conflicts"]) if include_docs else [None] * len(infos)
         rows = [_row(i, d, include_docs) for i, d in zip(infos, docs)]
         offset = (db.count_live_before(start, descending) if start is not None else 0) + opts["skip"]

@@ -46,14 +46,15 @@ def make_app(node: Node) -> web.Application:
     app.router.add_routes(server.routes_list())
     for mod in (alldocs, bulk, changes):
         app.router.add_routes(mod.routes_list())
-    db_specific = [r for r in databases.routes_list() if r.path != "/{db}"]
+    db_level = ("/{db}", "/{db}/")
+    db_specific = [r for r in databases.routes_list() if r.path not in db_level]
     app.router.add_routes(db_specific)
     app.router.add_routes(_feature_routes())
     app.router.add_routes(documents.routes_list())
     from . import attachments
 
     app.router.add_routes(attachments.routes())
-    app.router.add_routes([r for r in databases.routes_list() if r.path == "/{db}"])
+    app.router.add_routes([r for r in databases.routes_list() if r.path in db_level])
 
     async def on_startup(app: web.Application) -> None:
         import replicator

@@ -123,4 +123,7 @@ async def put_security(request: web.Request) -> web.Response:
 
 
 def routes_list() -> list:
-    return list(routes)
+    out = list(routes)
+    # Clients (PouchDB among them) address a database as `/{db}/` too.
+    out += [web.RouteDef(r.method, "/{db}/", r.handler, r.kwargs) for r in routes if r.path == "/{db}"]
+    return out
