@@ -29,12 +29,12 @@ MAX_NAMED_DBS = 32
 
 
 class Store:
-    def __init__(self, path: Path, subdbs: tuple[str, ...], map_size: int = INITIAL_MAP_SIZE):
+    def __init__(self, path: Path, subdbs: tuple[str, ...], map_size: int | None = None):
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self.env = lmdb.open(
             str(self.path),
-            map_size=map_size,
+            map_size=map_size or INITIAL_MAP_SIZE,
             max_dbs=MAX_NAMED_DBS,
             max_readers=1024,
             sync=True,  # a commit returns after fsync: acknowledged writes survive SIGKILL/power loss
