@@ -1,0 +1,311 @@
+"""/{db}/_changes through a real couchpy server: every feed type, since (including `now` and
+handing back opaque sequences), limit/descending/include_docs/conflicts, style=all_docs, the
+built-in filters _doc_ids and _design, heartbeats and timeouts.
+
+Reference: CouchDB 3.x api/database/changes and chttpd_db.erl (changes_callback: the exact
+framing of continuous and eventsource feeds, `last_seq`/`pending`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+
+import pytest
+
+
+@pytest.fixture
+async def db(client):
+    name = f"changes-{uuid.uuid4().hex[:12]}"
+    assert (await client.put(f"/{name}")).status == 201
+    yield name
+    await client.delete(f"/{name}")
+
+
+async def changes(client, db, status=200, method="GET", body=None, **params):
+    enc = {k: (("true" if v else "false") if isinstance(v, bool) else str(v)) for k, v in params.items()}
+    if method == "GET":
+        resp = await client.get(f"/{db}/_changes", params=enc)
+    else:
+        resp = await client.post(f"/{db}/_changes", params=enc, json=body if body is not None else {})
+    data = await resp.json()
+    assert resp.status == status, (resp.status, data)
+    return data
+
+
+async def put(client, db, docid, doc):
+    resp = await client.put(f"/{db}/{docid}", json=doc)
+    assert resp.status == 201, await resp.text()
+    return (await resp.json())["rev"]
+
+
+def seqnum(seq) -> int:
+    return int(str(seq).split("-", 1)[0])
+
+
+async def test_normal_feed(client, db):
+    ra = await put(client, db, "a", {"v": 1})
+    rb = await put(client, db, "b", {"v": 1})
+    body = await changes(client, db)
+    assert set(body) >= {"results", "last_seq", "pending"}
+    assert [r["id"] for r in body["results"]] == ["a", "b"]
+    assert body["results"][0]["changes"] == [{"rev": ra}]
+    assert body["results"][1]["changes"] == [{"rev": rb}]
+    for r in body["results"]:
+        assert isinstance(r["seq"], str)  # opaque strings, as CouchDB 2+/3 sends
+        assert "deleted" not in r
+    assert body["last_seq"] == body["results"][-1]["seq"]
+    assert body["pending"] == 0
+    info = await (await client.get(f"/{db}")).json()
+    assert info["update_seq"] == body["last_seq"]
+
+
+async def test_one_row_per_doc_latest_rev(client, db):
+    ra = await put(client, db, "a", {"v": 1})
+    await put(client, db, "b", {"v": 1})
+    ra2 = await put(client, db, "a", {"v": 2, "_rev": ra})
+    body = await changes(client, db)
+    assert [r["id"] for r in body["results"]] == ["b", "a"]  # `a` moved to its newest seq
+    assert body["results"][1]["changes"] == [{"rev": ra2}]
+    seqs = [seqnum(r["seq"]) for r in body["results"]]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 2
+
+
+async def test_deleted_docs(client, db):
+    ra = await put(client, db, "a", {"v": 1})
+    resp = await client.delete(f"/{db}/a", params={"rev": ra})
+    rd = (await resp.json())["rev"]
+    body = await changes(client, db, include_docs=True)
+    (row,) = body["results"]
+    assert row["deleted"] is True
+    assert row["changes"] == [{"rev": rd}]
+    assert row["doc"] == {"_id": "a", "_rev": rd, "_deleted": True}
+
+
+async def test_since_and_opaque_sequences(client, db):
+    await put(client, db, "a", {})
+    first = await changes(client, db)
+    since = first["last_seq"]
+    await put(client, db, "b", {})
+    await put(client, db, "c", {})
+    body = await changes(client, db, since=since)  # hand back the opaque string
+    assert [r["id"] for r in body["results"]] == ["b", "c"]
+    # numeric forms are accepted too
+    body = await changes(client, db, since=seqnum(since))
+    assert [r["id"] for r in body["results"]] == ["b", "c"]
+    body = await changes(client, db, since=0)
+    assert [r["id"] for r in body["results"]] == ["a", "b", "c"]
+    body = await changes(client, db, since=body["last_seq"])
+    assert body["results"] == []
+
+
+async def test_since_now(client, db):
+    await put(client, db, "a", {})
+    body = await changes(client, db, since="now")
+    assert body["results"] == []
+    info = await (await client.get(f"/{db}")).json()
+    assert seqnum(body["last_seq"]) == seqnum(info["update_seq"])
+
+
+async def test_bad_since(client, db):
+    body = await changes(client, db, status=400, since="garbage")
+    assert body["error"] == "bad_request"
+
+
+async def test_limit_and_pending(client, db):
+    for i in range(5):
+        await put(client, db, f"d{i}", {"i": i})
+    body = await changes(client, db, limit=2)
+    assert [r["id"] for r in body["results"]] == ["d0", "d1"]
+    assert body["last_seq"] == body["results"][-1]["seq"]
+    assert body["pending"] == 3
+    body = await changes(client, db, limit=2, since=body["last_seq"])
+    assert [r["id"] for r in body["results"]] == ["d2", "d3"]
+    assert body["pending"] == 1
+
+
+async def test_descending(client, db):
+    for i in range(4):
+        await put(client, db, f"d{i}", {"i": i})
+    body = await changes(client, db, descending=True)
+    assert [r["id"] for r in body["results"]] == ["d3", "d2", "d1", "d0"]
+    body = await changes(client, db, descending=True, limit=1)
+    assert [r["id"] for r in body["results"]] == ["d3"]
+
+
+async def test_include_docs_and_conflicts(client, db):
+    ra = await put(client, db, "a", {"v": 1})
+    other = "1-" + "0" * 32
+    r = await client.put(f"/{db}/a", params={"new_edits": "false"}, json={"_rev": other, "v": "o"})
+    assert r.status == 201
+    body = await changes(client, db, include_docs=True)
+    (row,) = body["results"]
+    assert row["doc"] == {"_id": "a", "_rev": ra, "v": 1}
+    body = await changes(client, db, include_docs=True, conflicts=True)
+    assert body["results"][0]["doc"]["_conflicts"] == [other]
+
+
+async def test_style_all_docs(client, db):
+    ra = await put(client, db, "a", {"v": 1})
+    other = "1-" + "0" * 32
+    await client.put(f"/{db}/a", params={"new_edits": "false"}, json={"_rev": other, "v": "o"})
+    body = await changes(client, db)
+    assert body["results"][0]["changes"] == [{"rev": ra}]  # main_only: the winner
+    body = await changes(client, db, style="all_docs")
+    revs = [c["rev"] for c in body["results"][0]["changes"]]
+    assert revs[0] == ra and sorted(revs) == sorted([ra, other])
+    await changes(client, db, status=400, style="bogus")
+
+
+async def test_filter_doc_ids(client, db):
+    for i in ("a", "b", "c"):
+        await put(client, db, i, {})
+    body = await changes(client, db, filter="_doc_ids", doc_ids=json.dumps(["c", "a", "zz"]))
+    assert [r["id"] for r in body["results"]] == ["a", "c"]
+    body = await changes(client, db, method="POST", body={"doc_ids": ["b"]}, filter="_doc_ids")
+    assert [r["id"] for r in body["results"]] == ["b"]
+    await changes(client, db, status=400, filter="_doc_ids", doc_ids='"notalist"')
+
+
+async def test_filter_design(client, db):
+    await put(client, db, "a", {})
+    await put(client, db, "_design/x", {"views": {}})
+    await client.put(f"/{db}/_local/l", json={})
+    body = await changes(client, db, filter="_design")
+    assert [r["id"] for r in body["results"]] == ["_design/x"]
+    body = await changes(client, db)
+    assert [r["id"] for r in body["results"]] == ["a", "_design/x"]  # never _local docs
+
+
+async def test_bad_feed_and_method(client, db):
+    body = await changes(client, db, status=400, feed="bogus")
+    assert body["error"] == "bad_request"
+    resp = await client.put(f"/{db}/_changes", json={})
+    assert resp.status == 405
+
+
+async def test_longpoll_returns_at_once_when_behind(client, db):
+    await put(client, db, "a", {})
+    t0 = time.monotonic()
+    body = await changes(client, db, feed="longpoll", timeout=10000)
+    assert time.monotonic() - t0 < 2
+    assert [r["id"] for r in body["results"]] == ["a"]
+
+
+async def test_longpoll_woken_at_once_by_a_write(client, db):
+    await put(client, db, "before", {})
+    task = asyncio.create_task(changes(client, db, feed="longpoll", since="now", timeout=20000))
+    await asyncio.sleep(0.5)
+    assert not task.done()
+    t0 = time.monotonic()
+    await put(client, db, "wake", {"x": 1})
+    body = await asyncio.wait_for(task, 5)
+    elapsed = time.monotonic() - t0
+    assert elapsed < 1.0, elapsed  # woken by the commit, not by a polling loop
+    assert [r["id"] for r in body["results"]] == ["wake"]
+    assert body["last_seq"] == body["results"][0]["seq"]
+
+
+async def test_longpoll_timeout(client, db):
+    await put(client, db, "a", {})
+    t0 = time.monotonic()
+    body = await changes(client, db, feed="longpoll", since="now", timeout=400)
+    dt = time.monotonic() - t0
+    assert 0.3 <= dt < 5, dt
+    assert body["results"] == []
+    assert seqnum(body["last_seq"]) >= 1
+
+
+async def test_many_longpolls_all_woken(client, db):
+    tasks = [asyncio.create_task(changes(client, db, feed="longpoll", since="now", timeout=20000)) for _ in range(30)]
+    await asyncio.sleep(0.5)
+    await put(client, db, "one", {})
+    bodies = await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    assert all([r["id"] for r in b["results"]] == ["one"] for b in bodies)
+
+
+async def _read_lines(resp, n, timeout=5.0):
+    lines = []
+    while len(lines) < n:
+        line = await asyncio.wait_for(resp.content.readline(), timeout)
+        if not line:
+            break
+        lines.append(line)
+    return lines
+
+
+async def test_continuous_feed(client, db):
+    await put(client, db, "a", {})
+    async with client.get(f"/{db}/_changes", params={"feed": "continuous", "timeout": "3000"}) as resp:
+        assert resp.status == 200
+        (line,) = await _read_lines(resp, 1)
+        row = json.loads(line)
+        assert row["id"] == "a" and "seq" in row and "changes" in row
+        t0 = time.monotonic()
+        await put(client, db, "b", {})
+        (line,) = await _read_lines(resp, 1)
+        assert time.monotonic() - t0 < 1.0
+        assert json.loads(line)["id"] == "b"
+        rest = await asyncio.wait_for(resp.content.read(), 10)
+    tail = [ln for ln in rest.split(b"\n") if ln.strip()]
+    last = json.loads(tail[-1])
+    assert set(last) == {"last_seq", "pending"}
+    assert last["last_seq"] == json.loads(line)["seq"]
+
+
+async def test_continuous_heartbeat(client, db):
+    params = {"feed": "continuous", "since": "now", "heartbeat": "200", "timeout": "1500"}
+    async with client.get(f"/{db}/_changes", params=params) as resp:
+        assert resp.status == 200
+        t0 = time.monotonic()
+        first = await asyncio.wait_for(resp.content.readline(), 3)
+        assert first == b"\n"  # a heartbeat is an empty line
+        assert time.monotonic() - t0 < 1.0
+        rest = await asyncio.wait_for(resp.content.read(), 10)
+    lines = rest.split(b"\n")
+    assert lines.count(b"") >= 2  # more heartbeats before the timeout ended the feed
+    assert json.loads([ln for ln in lines if ln.strip()][-1])["pending"] == 0
+
+
+async def test_continuous_limit_ends_feed(client, db):
+    for i in range(3):
+        await put(client, db, f"d{i}", {})
+    async with client.get(f"/{db}/_changes", params={"feed": "continuous", "limit": "2"}) as resp:
+        data = await asyncio.wait_for(resp.content.read(), 10)
+    rows = [json.loads(ln) for ln in data.split(b"\n") if ln.strip()]
+    assert [r.get("id") for r in rows[:-1]] == ["d0", "d1"]
+    assert "last_seq" in rows[-1]
+
+
+async def test_eventsource_feed(client, db):
+    await put(client, db, "a", {})
+    async with client.get(f"/{db}/_changes", params={"feed": "eventsource", "timeout": "1000"}) as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Type"].startswith("text/event-stream")
+        data = await asyncio.wait_for(resp.content.read(), 10)
+    events = [e for e in data.decode().split("\n\n") if e.strip()]
+    first = events[0].split("\n")
+    assert first[0].startswith("data: ")
+    row = json.loads(first[0][len("data: "):])
+    assert row["id"] == "a"
+    assert first[1].startswith("id: ")
+    assert json.loads(first[1][len("id: "):]) == row["seq"]  # id is the JSON-encoded seq
+
+
+async def test_eventsource_woken_by_write(client, db):
+    async with client.get(f"/{db}/_changes", params={"feed": "eventsource", "since": "now", "timeout": "5000"}) as resp:
+        await asyncio.sleep(0.3)
+        t0 = time.monotonic()
+        await put(client, db, "live", {})
+        line = await asyncio.wait_for(resp.content.readline(), 3)
+        assert time.monotonic() - t0 < 1.0
+        assert line.startswith(b"data: ")
+        assert json.loads(line[len(b"data: "):])["id"] == "live"
+
+
+async def test_post_changes_with_body_since(client, db):
+    await put(client, db, "a", {})
+    body = await changes(client, db, method="POST", body={})
+    assert [r["id"] for r in body["results"]] == ["a"]
