@@ -21,3 +21,17 @@ def json_response(data: Any, status: int = 200, headers: dict | None = None) -> 
 
 def error_response(status: int, error: str, reason: str, headers: dict | None = None) -> web.Response:
     return json_response({"error": error, "reason": reason}, status=status, headers=headers)
+
+
+def not_allowed(path: str, allowed: str) -> web.RouteDef:
+    """A catch-all route for a known path: any other method gets CouchDB's 405.
+
+    Register it after the path's real routes and before the generic `/{db}/{docid}` ones: aiohttp
+    tries routes in order, so without it `GET /db/_compact` would be read as a document named
+    `_compact` and `POST /_uuids` as a database.
+    """
+
+    async def handler(request: web.Request) -> web.Response:
+        return error_response(405, "method_not_allowed", f"Only {allowed} allowed", {"Allow": allowed})
+
+    return web.route("*", path, handler)

@@ -7,10 +7,10 @@ import uuid
 from aiohttp import web
 
 import couchpy
-from couchpy.errors import BadRequest, CouchError, Forbidden
+from couchpy.errors import BadRequest, CouchError
 
 from . import params
-from .responses import json_response
+from .responses import json_response, not_allowed
 
 routes = web.RouteTableDef()
 
@@ -100,10 +100,19 @@ async def dbs_info_post(request: web.Request) -> web.Response:
 
 @routes.get("/_uuids")
 async def uuids(request: web.Request) -> web.Response:
-    count = params.integer(request, "count", 1)
-    if count > 1000:
-        raise Forbidden("count parameter too large", error="forbidden")
-    return json_response({"uuids": [uuid.uuid4().hex for _ in range(count)]})
+    # couch_httpd_misc_handlers: 400 bad_request beyond [uuids] max_count or for a bad count
+    try:
+        count = int(request.query.get("count", "1"))
+    except ValueError:
+        raise BadRequest("count must be a positive integer") from None
+    if count < 0:
+        raise BadRequest("count must be a positive integer")
+    if count > (request.app["node"].config.get_int("uuids", "max_count", 1000) or 1000):
+        raise BadRequest("count parameter too large")
+    resp = json_response({"uuids": [uuid.uuid4().hex for _ in range(count)]})
+    # uuids must never be cached (CouchDB sends the same cache-busting headers)
+    resp.headers.update({"Cache-Control": "no-cache", "Pragma": "no-cache", "Expires": "Mon, 01 Jan 1990 00:00:00 GMT"})
+    return resp
 
 
 @routes.get("/_active_tasks")
@@ -112,4 +121,9 @@ async def active_tasks(request: web.Request) -> web.Response:
 
 
 def routes_list() -> list:
-    return list(routes)
+    return list(routes) + [
+        not_allowed("/_up", "GET"),
+        not_allowed("/_all_dbs", "GET,HEAD"),
+        not_allowed("/_dbs_info", "GET,HEAD,POST"),
+        not_allowed("/_uuids", "GET"),
+    ]
