@@ -94,7 +94,8 @@ async def test_gzip_input_is_stored_encoded(store):
 async def test_too_large_and_abort_leaves_nothing(store):
     bs = BlobStore(store, chunk_size=100, batch_bytes=200)
     w = bs.writer("big", compress=False, max_size=1000)
-    await w.write(b"x" * 600)  # commits chunks already
+    await w.write(b"x" * 600)
+    await w.wait_committed()  # chunks are in the store already
     with pytest.raises(TooLarge) as exc:
         await w.write(b"y" * 600)
     assert exc.value.error == "attachment_too_large" and exc.value.status == 413
@@ -123,6 +124,7 @@ async def test_cleanup_removes_orphans_and_crash_leftovers(store):
     # A crashed upload: chunks committed, never finished (a fresh BlobStore = a restarted process).
     w = bs.writer("crash", compress=False)
     await w.write(b"c" * 1000)
+    await w.wait_committed()
     bs2 = BlobStore(store, chunk_size=100, batch_bytes=200)
     # Pins from the finished writes protect blobs until their document write commits.
     bs2.pin(drop.md5)

@@ -38,10 +38,12 @@ from typing import Any
 from .. import jsonutil
 from ..errors import BadRequest, TooLarge
 from .codec import Gunzip, StreamDigest, digest_of, md5_of_digest, new_gzip
+from .residency import drop_mapped_pages
 
 SUBDB = "attachments"
 CHUNK_SIZE = 1 << 20  # bytes per stored chunk
 BATCH_BYTES = 8 << 20  # bytes of chunks per write transaction while streaming in
+DROP_EVERY = 16 << 20  # bytes of chunk reads after which mapped pages are released
 PIN_TTL = 3600.0  # a pin older than this no longer protects a blob (its write surely failed)
 
 _IDX = struct.Struct(">I")
@@ -110,6 +112,7 @@ class BlobStore:
         self._lock = threading.Lock()
         self._uploading: set[bytes] = set()  # blob ids being written by this process
         self._pins: dict[bytes, tuple[int, float]] = {}  # md5 -> (count, last pin time)
+        self._read_since_drop = 0
 
     @property
     def store(self) -> Any:
@@ -155,8 +158,15 @@ class BlobStore:
 
     def chunk(self, meta: BlobMeta, n: int) -> bytes:
         dbi = self._dbi()
-        with self.store.read() as txn:
+        store = self.store
+        with store.read() as txn:
             data = txn.get(_ckey(meta.blob_id, n), db=dbi)
+            if data is not None:
+                self._read_since_drop += len(data)
+                if self._read_since_drop >= DROP_EVERY:
+                    # Inside the read: no map resize can run meanwhile (see couchpy.storage).
+                    self._read_since_drop = 0
+                    drop_mapped_pages(str(store.path / "data.mdb"))
         if data is None:
             raise RuntimeError(f"attachment chunk missing: {meta.digest} #{n}")
         return data
@@ -293,7 +303,11 @@ class BlobStore:
 
 
 class BlobWriter:
-    """Streams one attachment body into the store. Use write()*, then finish() or abort()."""
+    """Streams one attachment body into the store. Use write()*, then finish() or abort().
+
+    Throughput: while one batch of chunks is being committed (on a worker thread), the next is
+    received; for bodies stored as sent, the MD5 is computed on a worker thread too, batch by
+    batch in order (hashlib releases the GIL), so the event loop only buffers and slices."""
 
     def __init__(
         self,
@@ -312,35 +326,49 @@ class BlobWriter:
         self.encoding = "gzip" if (compress or input_gzip) else "identity"
         self._gz = new_gzip(level) if (compress and not input_gzip) else None
         self._gunzip = Gunzip() if input_gzip else None
+        # Stored as sent: one digest (identity == stored), computed off the loop per batch.
+        self._hash_later = self.encoding == "identity"
         self.identity = StreamDigest()  # MD5/length of the decoded bytes
-        self.stored = StreamDigest()  # MD5/length of the bytes as stored
+        self.stored = self.identity if self._hash_later else StreamDigest()  # of the stored bytes
+        self._received = 0  # identity bytes received (for the size limit)
         self.blob_id = os.urandom(8)
-        self._buf = bytearray()
+        self._parts: list[bytes] = []  # received bytes not yet cut into chunks
+        self._parts_len = 0
         self._pending: list[bytes] = []  # full chunks not yet committed
         self._pending_bytes = 0
-        self._flushed = 0  # chunks committed so far
+        self._flushed = 0  # chunks handed to a flush so far
+        self._flush_task: asyncio.Task | None = None
         self._done = False
 
     def _account_identity(self, data: bytes) -> None:
-        self.identity.update(data)
-        if self.max_size is not None and self.identity.length > self.max_size:
+        self._received += len(data)
+        if self.max_size is not None and self._received > self.max_size:
             raise TooLarge(self.name, error="attachment_too_large")
+        if not self._hash_later:
+            self.identity.update(data)
 
     def _add_stored(self, data: bytes) -> None:
         if not data:
             return
-        self.stored.update(data)
-        self._buf += data
+        if not self._hash_later:
+            self.stored.update(data)
+        self._parts.append(data)
+        self._parts_len += len(data)
         cs = self.blobs.chunk_size
-        while len(self._buf) >= cs:
-            piece = bytes(self._buf[:cs])
-            del self._buf[:cs]
-            self._pending.append(piece)
-            self._pending_bytes += len(piece)
+        if self._parts_len >= cs:
+            joined = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
+            full = len(joined) // cs
+            for k in range(full):
+                self._pending.append(joined[k * cs : (k + 1) * cs])
+            self._pending_bytes += full * cs
+            rest = joined[full * cs :]
+            self._parts = [rest] if rest else []
+            self._parts_len = len(rest)
 
     async def write(self, data: bytes) -> None:
         if not data:
             return
+        data = bytes(data)
         if self._gunzip is not None:
             for piece in self._gunzip.feed(data):
                 self._account_identity(piece)
@@ -349,11 +377,37 @@ class BlobWriter:
             self._account_identity(data)
             self._add_stored(self._gz.compress(data) if self._gz else data)
         if self._pending_bytes >= self.blobs.batch_bytes:
-            await self._flush_pending()
+            await self._start_flush()
 
-    async def _flush_pending(self) -> None:
+    async def wait_committed(self) -> None:
+        """Wait until every full chunk handed off so far is committed."""
+        await self._wait_flush()
+
+    async def _wait_flush(self) -> None:
+        task, self._flush_task = self._flush_task, None
+        if task is not None:
+            await task
+
+    async def _start_flush(self) -> None:
+        """Hand the pending chunks to a background flush (after the previous one finished)."""
+        await self._wait_flush()
         chunks, first = self._pending, self._flushed
         self._pending, self._pending_bytes = [], 0
+        self._flushed += len(chunks)
+        self._flush_task = asyncio.ensure_future(self._flush(chunks, first))
+
+    async def _hash(self, chunks: list[bytes]) -> None:
+        if not self._hash_later or not chunks:
+            return
+        digest = self.identity
+
+        def run() -> None:
+            for c in chunks:
+                digest.update(c)
+
+        await asyncio.get_running_loop().run_in_executor(None, run)
+
+    async def _flush(self, chunks: list[bytes], first: int) -> None:
         blob_id, blobs = self.blob_id, self.blobs
         with blobs._lock:
             blobs._uploading.add(blob_id)
@@ -364,8 +418,7 @@ class BlobWriter:
             for i, data in enumerate(chunks):
                 txn.put(_ckey(blob_id, first + i), data, db=dbi)
 
-        await blobs._write(put)
-        self._flushed += len(chunks)
+        await asyncio.gather(self._hash(chunks), blobs._write(put))
 
     async def finish(self, expected_digests: Iterable[str] | None = None) -> BlobMeta:
         """Commit the body; returns the blob record (an existing one if these bytes are stored).
@@ -380,9 +433,12 @@ class BlobWriter:
         if self._gz is not None:
             self._add_stored(self._gz.flush())
             self._gz = None
-        if self._buf:
-            self._pending.append(bytes(self._buf))
-            self._buf.clear()
+        if self._parts:
+            rest = b"".join(self._parts)
+            self._parts, self._parts_len = [], 0
+            self._pending.append(rest)
+        await self._wait_flush()
+        await self._hash(self._pending)
         if expected_digests is not None:
             wanted = {d for d in expected_digests if d}
             if wanted and not (wanted & {self.identity.digest(), self.stored.digest()}):
@@ -390,6 +446,7 @@ class BlobWriter:
         md5 = self.identity.raw()
         chunks, first = self._pending, self._flushed
         self._pending = []
+        # Chunks handed to flushes are committed by now (the last flush was awaited above).
         total = first + len(chunks)
         meta = BlobMeta(
             md5=md5,
@@ -441,6 +498,10 @@ class BlobWriter:
         if self._done:
             return
         self._done = True
+        try:
+            await self._wait_flush()
+        except Exception:  # noqa: BLE001 - a failed flush wrote nothing; still clean up the rest
+            pass
         n, blob_id, blobs = self._flushed, self.blob_id, self.blobs
         if n:
 

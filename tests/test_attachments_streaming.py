@@ -1,0 +1,76 @@
+"""A 200 MB attachment streams through the server in bounded memory: uploaded standalone in
+pieces, downloaded and checked byte for byte (by MD5), while the server's peak resident set
+(VmHWM from /proc/<pid>/status) stays under 100 MB. Bounded in time."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import aiohttp
+import pytest
+
+SIZE = 200 * 1024 * 1024
+PIECE = 1024 * 1024
+RSS_LIMIT_KB = 100 * 1024
+
+
+def _proc_kb(pid: int, field: str) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError(f"{field} not in /proc/{pid}/status")
+
+
+BLOCK = __import__("os").urandom(PIECE)
+
+
+def _pieces():
+    # Incompressible but cheap to make: one random block, varied per piece.
+    block = BLOCK
+    for i in range(SIZE // PIECE):
+        yield i.to_bytes(8, "big") + block[8:]
+
+
+@pytest.mark.slow
+async def test_200mb_upload_download_bounded_rss(new_server):
+    srv = new_server()
+    pid = srv.pid
+    expected = hashlib.md5()
+    for p in _pieces():
+        expected.update(p)
+    timeout = aiohttp.ClientTimeout(total=300)
+    async with aiohttp.ClientSession(base_url=srv.base, auth=srv.auth, timeout=timeout) as client:
+        assert (await client.put("/big")).status == 201
+        base_rss = _proc_kb(pid, "VmRSS")
+
+        async def body():
+            for p in _pieces():
+                yield p
+
+        t0 = time.monotonic()
+        async with client.put("/big/doc/blob.bin", data=body(),
+                              headers={"Content-Type": "application/octet-stream"}) as r:
+            assert r.status == 201, await r.text()
+        t_up = time.monotonic() - t0
+        after_up = _proc_kb(pid, "VmHWM")
+
+        got, n = hashlib.md5(), 0
+        t0 = time.monotonic()
+        async with client.get("/big/doc/blob.bin") as r:
+            assert r.status == 200
+            assert int(r.headers["Content-Length"]) == SIZE
+            async for chunk in r.content.iter_chunked(PIECE):
+                got.update(chunk)
+                n += len(chunk)
+        t_down = time.monotonic() - t0
+        peak = _proc_kb(pid, "VmHWM")
+        async with client.get("/big/doc") as r:
+            stub = (await r.json())["_attachments"]["blob.bin"]
+    print(f"\nupload {SIZE / t_up / 1e6:.0f} MB/s, download {SIZE / t_down / 1e6:.0f} MB/s, "
+          f"RSS base {base_rss // 1024} MB, peak after upload {after_up // 1024} MB, peak {peak // 1024} MB")
+    assert n == SIZE and got.digest() == expected.digest()
+    assert stub["length"] == SIZE
+    assert peak < RSS_LIMIT_KB, f"server peak RSS {peak} kB"
+    assert t_up < 120 and t_down < 120
