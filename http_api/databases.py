@@ -8,13 +8,19 @@ import uuid
 
 from aiohttp import web
 
-from couchpy.errors import BadRequest
+from couchpy.errors import BadRequest, UnsupportedMediaType
 from couchpy.node import validate_db_name
 
 from . import params
-from .responses import json_response
+from .responses import json_response, not_allowed
 
 routes = web.RouteTableDef()
+
+
+def _require_json(request: web.Request) -> None:
+    """chttpd:validate_ctype(Req, "application/json"): 415 bad_content_type otherwise."""
+    if request.headers.get("Content-Type", "").split(";")[0].strip() != "application/json":
+        raise UnsupportedMediaType("Content-Type must be application/json")
 
 
 def get_db(request: web.Request):
@@ -55,6 +61,7 @@ async def delete_db(request: web.Request) -> web.Response:
 @routes.post("/{db}")
 async def post_doc(request: web.Request) -> web.Response:
     db = get_db(request)
+    _require_json(request)
     doc = await params.json_object(request)
     if "_id" not in doc:
         doc = {"_id": uuid.uuid4().hex, **doc}
@@ -83,11 +90,7 @@ async def put_revs_limit(request: web.Request) -> web.Response:
 @routes.post("/{db}/_compact")
 async def compact(request: web.Request) -> web.Response:
     db = get_db(request)
-    ctype = request.headers.get("Content-Type", "")
-    if not ctype.startswith("application/json"):
-        from couchpy.errors import UnsupportedMediaType
-
-        raise UnsupportedMediaType("Content-Type must be application/json")
+    _require_json(request)
     task = request.app["node"].tasks.add(type="database_compaction", database=db.name, progress=0)
 
     async def run():
@@ -126,4 +129,10 @@ def routes_list() -> list:
     out = list(routes)
     # Clients (PouchDB among them) address a database as `/{db}/` too.
     out += [web.RouteDef(r.method, "/{db}/", r.handler, r.kwargs) for r in routes if r.path == "/{db}"]
+    out += [
+        not_allowed("/{db}/_revs_limit", "PUT,GET"),
+        not_allowed("/{db}/_compact", "POST"),
+        not_allowed("/{db}/_ensure_full_commit", "POST"),
+        not_allowed("/{db}/_security", "PUT,GET"),
+    ]
     return out
