@@ -11,7 +11,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from couchpy import jsonutil
+from couchpy import jsonutil, revtree
 from couchpy.errors import BadRequest, Conflict, CouchError, NotFound
 
 from . import attachments as att_http
@@ -29,8 +29,19 @@ def docid_of(request: web.Request) -> str:
     if "ddoc" in info:
         return "_design/" + info["ddoc"]
     if "ldoc" in info:
+        if not info["ldoc"]:
+            raise BadRequest("Invalid _local document id.")
         return "_local/" + info["ldoc"]
+    if info["docid"] in ("_local", "_local/"):  # chttpd_db: a bare `_local` names no document
+        raise BadRequest("Invalid _local document id.")
     return info["docid"]
+
+
+def _query_rev(request: web.Request) -> str | None:
+    rev = request.query.get("rev")
+    if rev is not None and revtree.parse_rev(rev) is None:
+        raise BadRequest("Invalid rev format")
+    return rev
 
 
 def _rev_from(request: web.Request, body_rev: str | None = None) -> str | None:
@@ -70,12 +81,14 @@ async def get_doc(request: web.Request) -> web.StreamResponse:
             if not isinstance(wanted, list) or not all(isinstance(r, str) for r in wanted):
                 raise BadRequest("Invalid rev format")
         results = db.open_revs(docid, wanted, latest=opts["latest"], with_revs=opts["revs"])
+        if wanted == "all" and not results:
+            raise NotFound("missing")
         if "multipart/mixed" in request.headers.get("Accept", "") or any(
             k in request.query for k in ATTACHMENT_PARAMS
         ):
             return await att_http.open_revs_response(request, db, docid, results, request.query)
         return json_response(results)
-    rev = request.query.get("rev")
+    rev = _query_rev(request)
     doc = db.get(docid, rev=rev, **opts) if not docid.startswith("_local/") else db.get_local(docid)
     etag = f'"{doc["_rev"]}"'
     if request.headers.get("If-None-Match") == etag:
@@ -90,7 +103,7 @@ async def get_doc(request: web.Request) -> web.StreamResponse:
 async def head_doc(request: web.Request) -> web.Response:
     db = get_db(request)
     docid = docid_of(request)
-    rev = request.query.get("rev")
+    rev = _query_rev(request)
     doc = db.get(docid, rev=rev) if not docid.startswith("_local/") else db.get_local(docid)
     etag = f'"{doc["_rev"]}"'
     if request.headers.get("If-None-Match") == etag:
@@ -131,11 +144,15 @@ async def delete_doc(request: web.Request) -> web.Response:
     db = get_db(request)
     docid = docid_of(request)
     rev = _rev_from(request)
-    if rev is None:
-        if docid.startswith("_local/"):
-            raise NotFound("missing")
+    if not docid.startswith("_local/"):
+        # chttpd_db opens the current document first: missing or deleted answers 404
         info = db.get_docinfo(docid)
         if info is None:
+            raise NotFound("missing")
+        if info.deleted:
+            raise NotFound("deleted")
+    if rev is None:
+        if docid.startswith("_local/"):
             raise NotFound("missing")
         raise Conflict()
     batch = request.query.get("batch") == "ok"
@@ -176,6 +193,11 @@ def routes_list() -> list:
             web.delete(path, delete_doc),
             web.route("COPY", path, copy_doc),
         ]
+
+    async def bare_local(request: web.Request) -> web.Response:
+        raise BadRequest("Invalid _local document id.")
+
+    out.append(web.route("*", "/{db}/_local/", bare_local))
     return out
 
 
