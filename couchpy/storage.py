@@ -15,8 +15,7 @@ transaction across an `await` (callers read in bounded chunks).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -26,6 +25,39 @@ T = TypeVar("T")
 
 INITIAL_MAP_SIZE = 64 << 20  # grows by doubling; address space only, not disk
 MAX_NAMED_DBS = 32
+
+
+class _Reader:
+    """Registers a reader so that a map resize waits for it (a class: cheaper than a generator)."""
+
+    __slots__ = ("store", "txn")
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def __enter__(self) -> lmdb.Transaction:
+        store = self.store
+        with store._cond:
+            while store._resizing:
+                store._cond.wait()
+            store._readers += 1
+        try:
+            self.txn = store.env.begin(buffers=False)
+        except BaseException:
+            self._leave()
+            raise
+        return self.txn
+
+    def __exit__(self, *exc) -> None:
+        self.txn.abort()
+        self._leave()
+
+    def _leave(self) -> None:
+        store = self.store
+        with store._cond:
+            store._readers -= 1
+            if store._readers == 0 and store._resizing:
+                store._cond.notify_all()
 
 
 class Store:
@@ -42,7 +74,7 @@ class Store:
             readahead=False,
             lock=True,
         )
-        self._cond = threading.Condition()
+        self._cond = threading.Condition(threading.Lock())
         self._readers = 0
         self._resizing = False
         self._handles: dict[str, object] = {}
@@ -60,23 +92,9 @@ class Store:
                     self._handles[name] = handle
         return handle
 
-    @contextmanager
-    def read(self) -> Iterator[lmdb.Transaction]:
-        with self._cond:
-            while self._resizing:
-                self._cond.wait()
-            self._readers += 1
-        try:
-            txn = self.env.begin(buffers=False)
-            try:
-                yield txn
-            finally:
-                txn.abort()
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if self._readers == 0:
-                    self._cond.notify_all()
+    def read(self) -> _Reader:
+        """`with store.read() as txn:` a read-only snapshot; never hold it across an await."""
+        return _Reader(self)
 
     def write(self, fn: Callable[[lmdb.Transaction], T]) -> T:
         """Run fn in a write transaction and commit durably; grow the map and redo on MapFullError.

@@ -98,6 +98,9 @@ class GroupCommitWriter:
             for (_, _, fut), res in zip(group, results):
                 if not fut.done():
                     fut.set_result(res)
+            # Let the writers just woken queue their next update, so that it joins the next group
+            # instead of each waking a commit of its own.
+            await asyncio.sleep(0)
 
     async def _compact_swap(self, loop) -> None:
         """Copy the environment compactly, then swap it in (no write can run meanwhile)."""
