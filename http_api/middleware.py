@@ -73,6 +73,7 @@ class Authenticator:
     def __init__(self, config):
         self.config = config
         self._ok: set[bytes] = set()
+        self._headers: dict[str, tuple[str, str]] = {}
 
     def _stored(self, name: str) -> str | None:
         return self.config.section("admins").get(name)
@@ -81,6 +82,9 @@ class Authenticator:
         """The admin name for a valid `Authorization: Basic` header; None when absent."""
         if not header:
             return None
+        known = self._headers.get(header)
+        if known is not None and self._stored(known[0]) == known[1]:
+            return known[0]
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "basic":
             raise Unauthorized("Name or password is incorrect.")
@@ -93,6 +97,7 @@ class Authenticator:
             raise Unauthorized("Name or password is incorrect.")
         key = hashlib.sha256(f"{name}\0{password}\0{stored}".encode()).digest()
         if key in self._ok:
+            self._remember(header, name, stored)
             return name
         ok = await asyncio.get_running_loop().run_in_executor(None, verify_password, password, stored)
         if not ok:
@@ -100,7 +105,15 @@ class Authenticator:
         if len(self._ok) > 10000:
             self._ok.clear()
         self._ok.add(key)
+        self._remember(header, name, stored)
         return name
+
+    def _remember(self, header: str, name: str, stored: str) -> None:
+        # The exact header of a verified request maps straight to its user (until the stored hash
+        # changes), so the common case costs one dict lookup.
+        if len(self._headers) > 10000:
+            self._headers.clear()
+        self._headers[header] = (name, stored)
 
 
 @web.middleware
