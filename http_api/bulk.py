@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from couchpy import docrules, revtree
 from couchpy.errors import BadRequest, CouchError
 
 from . import params
 from .databases import get_db
-from .responses import json_response
+from .responses import json_response, not_allowed
 
 routes = web.RouteTableDef()
 
@@ -23,8 +24,28 @@ async def bulk_docs(request: web.Request) -> web.Response:
     new_edits = body.get("new_edits", True)
     if not isinstance(new_edits, bool):
         raise BadRequest("`new_edits` parameter must be a boolean.")
+    _validate_all(db, docs, new_edits)
     results = await db.bulk_docs(docs, new_edits=new_edits)
     return json_response(results, status=201)
+
+
+def _validate_all(db, docs: list, new_edits: bool) -> None:
+    """CouchDB validates every document before writing any (couch_db:doc_from_json_obj_validate):
+    a malformed one fails the whole request with its error, not just its row."""
+    max_id = db.config.get_int("couchdb", "max_document_id_length", 480)
+    for doc in docs:
+        if not isinstance(doc, dict):
+            raise BadRequest("Document must be a JSON object")
+        if "_id" in doc:
+            docrules.validate_docid(doc["_id"], max_id, allow_local=True)
+        docrules.split_body(doc)
+        local = isinstance(doc.get("_id"), str) and doc["_id"].startswith("_local/")
+        rev = doc.get("_rev")
+        if rev is not None and not local and (not isinstance(rev, str) or revtree.parse_rev(rev) is None):
+            raise BadRequest("Invalid rev format")
+        if not new_edits and not local:
+            docrules.revisions_path(doc)  # needs `_rev` or `_revisions`
+        db._check_size(doc)
 
 
 @routes.post("/{db}/_bulk_get")
@@ -87,4 +108,9 @@ async def missing_revs(request: web.Request) -> web.Response:
 
 
 def routes_list() -> list:
-    return list(routes)
+    return list(routes) + [
+        not_allowed("/{db}/_bulk_docs", "POST"),
+        not_allowed("/{db}/_bulk_get", "POST"),
+        not_allowed("/{db}/_revs_diff", "POST"),
+        not_allowed("/{db}/_missing_revs", "POST"),
+    ]
