@@ -8,7 +8,7 @@ from couchpy.errors import BadRequest, QueryParseError
 
 from . import params
 from .databases import get_db
-from .responses import json_response
+from .responses import json_response, not_allowed
 
 routes = web.RouteTableDef()
 
@@ -111,9 +111,20 @@ def _query(db, opts: dict, prefix: str | None = None) -> dict:
             infos.append(info)
         docs = db.load_docs(infos, opts["conflicts"]) if include_docs else [None] * len(infos)
         rows = [_row(i, d, include_docs) for i, d in zip(infos, docs)]
-        offset = (db.count_live_before(start, descending) if start is not None else 0) + opts["skip"]
-        if prefix is not None:
-            total = len(rows)
+        if prefix is None:
+            offset = (db.count_live_before(start, descending) if start is not None else 0) + opts["skip"]
+        else:
+            # _design_docs counts design documents only (couch_mrview get_total_rows); they are few
+            hi = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+            names = [i.id for i in db.iter_docinfos(prefix, hi, False, False) if not i.deleted]
+            total = len(names)
+            if start is None:
+                before = 0
+            elif descending:
+                before = sum(1 for n in names if n > start)
+            else:
+                before = sum(1 for n in names if n < start)
+            offset = before + opts["skip"]
         result = {"total_rows": total, "offset": offset, "rows": rows}
     if opts["update_seq"]:
         result["update_seq"] = db.node.format_seq(db, db.update_seq)
@@ -173,4 +184,10 @@ async def _local_docs(request: web.Request) -> web.Response:
 
 
 def routes_list() -> list:
-    return list(routes) + [web.get("/{db}/_local_docs", _local_docs), web.post("/{db}/_local_docs", _local_docs)]
+    return list(routes) + [
+        web.get("/{db}/_local_docs", _local_docs),
+        web.post("/{db}/_local_docs", _local_docs),
+        not_allowed("/{db}/_all_docs", "GET,HEAD,POST"),
+        not_allowed("/{db}/_design_docs", "GET,HEAD,POST"),
+        not_allowed("/{db}/_local_docs", "GET,HEAD,POST"),
+    ]
