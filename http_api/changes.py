@@ -19,7 +19,7 @@ from couchpy.errors import BadRequest
 
 from . import params
 from .databases import get_db
-from .responses import json_response
+from .responses import json_response, not_allowed
 
 routes = web.RouteTableDef()
 
@@ -222,7 +222,7 @@ async def _stream(request, db, opts, heartbeat, timeout, eventsource: bool) -> w
                 if opts.limit is not None and sent >= opts.limit:
                     break
                 if eventsource:
-                    await resp.write(b"data: " + jsonutil.dumps(row) + b"\nid: " + row["seq"].encode() + b"\n\n")
+                    await resp.write(b"data: " + jsonutil.dumps(row) + b"\nid: " + jsonutil.dumps(row["seq"]) + b"\n\n")
                 else:
                     await resp.write(jsonutil.dumps(row) + b"\n")
                 sent += 1
@@ -238,7 +238,8 @@ async def _stream(request, db, opts, heartbeat, timeout, eventsource: bool) -> w
         if db.update_seq <= since and heartbeat:
             if deadline is not None and time.monotonic() >= deadline:
                 break
-            await resp.write(b"\n")
+            # chttpd_db changes_callback(timeout): an eventsource heartbeat is an event of its own
+            await resp.write(b"event: heartbeat\ndata: \n\n" if eventsource else b"\n")
     if eventsource:
         await resp.write(b"event: heartbeat\ndata: \n\n")
     else:
@@ -248,4 +249,5 @@ async def _stream(request, db, opts, heartbeat, timeout, eventsource: bool) -> w
 
 
 def routes_list() -> list:
-    return [web.get("/{db}/_changes", changes), web.post("/{db}/_changes", changes)]
+    return [web.get("/{db}/_changes", changes), web.post("/{db}/_changes", changes),
+            not_allowed("/{db}/_changes", "GET,POST,HEAD")]
