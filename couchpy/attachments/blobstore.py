@@ -379,6 +379,11 @@ class BlobWriter:
         if self._pending_bytes >= self.blobs.batch_bytes:
             await self._start_flush()
 
+    @property
+    def received(self) -> int:
+        """Identity bytes received so far."""
+        return self._received
+
     async def wait_committed(self) -> None:
         """Wait until every full chunk handed off so far is committed."""
         await self._wait_flush()
@@ -420,11 +425,16 @@ class BlobWriter:
 
         await asyncio.gather(self._hash(chunks), blobs._write(put))
 
-    async def finish(self, expected_digests: Iterable[str] | None = None) -> BlobMeta:
+    async def finish(
+        self, expected_digests: Iterable[str] | None = None, defer_small: bool = False
+    ) -> BlobMeta | DeferredBlob:
         """Commit the body; returns the blob record (an existing one if these bytes are stored).
 
         expected_digests: digests the sender announced; the body must match one of them
         (400 otherwise), compared with both the identity and the stored bytes' MD5.
+        defer_small: when the whole body is still in memory (nothing committed yet) and not
+        stored already, return a DeferredBlob instead of committing it: the caller commits it
+        in its own write transaction (the document write), saving one durable commit.
         """
         if self._gunzip is not None:
             tail = self._gunzip.finish()
@@ -480,8 +490,12 @@ class BlobWriter:
         # Pin before committing so a concurrent compaction cannot take it before the doc write.
         blobs.pin(md5)
         try:
-            if first == 0 and blobs.meta(meta.digest) is not None:
-                result = blobs.meta(meta.digest)  # already stored, nothing to write
+            existing = blobs.meta(meta.digest) if first == 0 else None
+            if existing is not None:
+                result = existing  # already stored, nothing to write
+            elif first == 0 and defer_small:
+                self._done = True
+                return DeferredBlob(meta, chunks)
             else:
                 result = await blobs._write(commit)
         except BaseException:
@@ -516,6 +530,25 @@ class BlobWriter:
             finally:
                 with self.blobs._lock:
                     self.blobs._uploading.discard(blob_id)
+
+
+@dataclass
+class DeferredBlob:
+    """A small body kept in memory until the document write that refers to it commits it."""
+
+    meta: BlobMeta
+    chunks: list[bytes]
+
+    def commit_in(self, blobs: BlobStore, txn: Any) -> BlobMeta:
+        """Write it in the caller's write transaction (unless those bytes are stored by now)."""
+        dbi = blobs._dbi(txn)
+        raw = txn.get(_dkey(self.meta.md5), db=dbi)
+        if raw is not None:
+            return BlobMeta.from_json(self.meta.md5, raw)
+        for i, data in enumerate(self.chunks):
+            txn.put(_ckey(self.meta.blob_id, i), data, db=dbi)
+        txn.put(_dkey(self.meta.md5), self.meta.to_json(), db=dbi)
+        return self.meta
 
 
 async def aiter_pieces(it: Iterator[bytes]) -> AsyncIterator[bytes]:

@@ -28,10 +28,27 @@ from typing import Any
 
 from ..errors import BadRequest, CouchError, PreconditionFailed
 from .access import blobs_for, settings_for
+from .blobstore import DeferredBlob
 from .codec import decode_base64, md5_of_digest
 
 MARK = "_couchpy_prepared"
+DEFERRED = "_couchpy_deferred"
 _TOKEN = secrets.token_hex(16)
+# Small bodies are committed by finalize() in the document's own write transaction.
+DEFER_MAX = 4 << 20
+
+
+class _DeferredRef(str):
+    """Carries a DeferredBlob inside a prepared entry. A str, so that anything serializing the
+    document before the write (it should not) sees a harmless string, not an error."""
+
+    blob: Any = None
+
+    @classmethod
+    def of(cls, blob: Any) -> "_DeferredRef":
+        ref = cls("deferred")
+        ref.blob = blob
+        return ref
 
 
 class _FinalizedAtts(dict):
@@ -56,6 +73,10 @@ def validate_name(name: Any) -> str:
 
 
 def prepared_entry(content_type: str, meta) -> dict:
+    if isinstance(meta, DeferredBlob):
+        entry = prepared_entry(content_type, meta.meta)
+        entry[DEFERRED] = _DeferredRef.of(meta)
+        return entry
     return {"content_type": content_type, "digest": meta.digest, "length": meta.length, MARK: _TOKEN}
 
 
@@ -89,7 +110,7 @@ async def store_stream(
     try:
         async for chunk in _as_chunks(source):
             await writer.write(chunk)
-        meta = await writer.finish(expected_digests)
+        meta = await writer.finish(expected_digests, defer_small=writer.received <= DEFER_MAX)
     except BaseException:
         await writer.abort()
         raise
@@ -120,6 +141,7 @@ async def prepare(db: Any, doc: dict, followers: Any = None) -> None:
         if is_prepared(entry):
             continue
         entry.pop(MARK, None)
+        entry.pop(DEFERRED, None)
         if entry.get("stub") is True:
             continue
         ctype = entry.get("content_type")
@@ -184,7 +206,10 @@ def finalize(
         if is_prepared(entry):
             if blobs is None:
                 blobs = blobs_for(db)
-            if blobs.meta_in(txn, entry["digest"]) is None:
+            ref = entry.get(DEFERRED)
+            if isinstance(ref, _DeferredRef) and ref.blob is not None:
+                ref.blob.commit_in(blobs, txn)
+            elif blobs.meta_in(txn, entry["digest"]) is None:
                 # Only a compaction racing this write can do this; the client may retry.
                 raise CouchError(f"Attachment {name} body vanished before commit", error="conflict", status=409)
             revpos = new_pos
