@@ -1,0 +1,282 @@
+"""A remote database over CouchDB's HTTP API.
+
+One keep-alive aiohttp session per endpoint (at most `http_connections` connections). Every request
+is retried with exponential backoff (0.25 s doubling, capped at 10 s, `retries_per_request` times)
+when the failure may be transient: connection refused/reset, a timeout, a body cut short, 5xx or
+429. 401/403 are permanent. All requests the replicator makes are safe to repeat: reads, and
+`_bulk_docs` with `new_edits=false` (merging a revision twice is a no-op); only the checkpoint PUT
+can meet its own earlier success as a 409, which `put_local` resolves by re-reading the revision.
+
+Credentials come from the URL's userinfo, `auth: {"basic": {"username", "password"}}` or an
+`Authorization` header in `headers`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+import aiohttp
+
+from couchpy import jsonutil
+from couchpy.errors import BadRequest
+
+from .errors import AuthError, DbNotFound, PermanentError, TransientError
+
+log = logging.getLogger("couchpy.replicator")
+
+JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+
+
+class HttpEndpoint:
+    def __init__(
+        self,
+        spec: Any,
+        *,
+        http_connections: int = 20,
+        connection_timeout: int = 30000,
+        retries_per_request: int = 5,
+        session: aiohttp.ClientSession | None = None,
+    ):
+        if isinstance(spec, str):
+            spec = {"url": spec}
+        parts = urlsplit(spec["url"])
+        headers = {str(k): str(v) for k, v in (spec.get("headers") or {}).items()}
+        user, password = parts.username, parts.password
+        basic = (spec.get("auth") or {}).get("basic") if isinstance(spec.get("auth"), dict) else None
+        if isinstance(basic, dict):
+            user, password = basic.get("username"), basic.get("password")
+        if user is not None and not any(k.lower() == "authorization" for k in headers):
+            token = base64.b64encode(f"{unquote(user)}:{unquote(password or '')}".encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        self.base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+        masked = f"{quote(unquote(user), safe='')}:*****@{netloc}" if user is not None else netloc
+        self.display = urlunsplit((parts.scheme, masked, parts.path.rstrip("/") + "/", "", ""))
+        self.headers = headers
+        self.retries = retries_per_request
+        self.timeout = connection_timeout / 1000.0
+        self._own_session = session is None
+        self._session = session
+        self._connections = http_connections
+        self._no_bulk_get = False
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _sess(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._connections, ttl_dns_cache=300),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=self.timeout),
+                headers=self.headers,
+                json_serialize=lambda o: jsonutil.dumps(o).decode(),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None and self._own_session:
+            await self._session.close()
+        self._session = None
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        read_timeout: float | None = None,
+        accept_status: tuple[int, ...] = (),
+    ) -> tuple[int, Any]:
+        """(status, parsed JSON) of a request, retried while failures may be transient.
+
+        Statuses below 400 and those in `accept_status` are returned; 401/403 raise AuthError,
+        404 DbNotFound, other 4xx PermanentError, 5xx/429 and network errors TransientError once the
+        retries are exhausted.
+        """
+        url = self.base + path
+        data = jsonutil.dumps(body) if body is not None else None
+        headers = JSON_HEADERS if body is not None else {"Accept": "application/json"}
+        timeout = None
+        if read_timeout is not None:
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=read_timeout)
+        delay = 0.25
+        attempt = 0
+        while True:
+            problem: str
+            try:
+                async with self._sess().request(
+                    method, url, params=params, data=data, headers=headers, timeout=timeout
+                ) as resp:
+                    raw = await resp.read()
+                    status = resp.status
+                if status < 400 or status in accept_status:
+                    try:
+                        return status, jsonutil.loads(raw) if raw else None
+                    except BadRequest:
+                        problem = f"unparsable response to {method} {path} ({len(raw)} bytes)"
+                elif status in (401, 403):
+                    raise AuthError(f"{status} from {method} {self.display}{path.lstrip('/')}: {_reason(raw)}", status=status)
+                elif status == 404:
+                    raise DbNotFound(f"{method} {self.display}{path.lstrip('/')}: {_reason(raw)}", status=404)
+                elif status == 429 or status >= 500:
+                    problem = f"{status} from {method} {path}: {_reason(raw)}"
+                else:
+                    raise PermanentError(f"{status} from {method} {path}: {_reason(raw)}", status=status)
+            except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError, OSError) as exc:
+                problem = f"{type(exc).__name__} on {method} {path}: {exc}"
+            attempt += 1
+            if attempt > self.retries:
+                raise TransientError(problem)
+            log.info("retrying (%d/%d) after %s", attempt, self.retries, problem)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    # ------------------------------------------------------------------ the interface
+
+    async def info(self) -> dict[str, Any]:
+        _, body = await self.request("GET", "/")
+        if not isinstance(body, dict):
+            raise PermanentError(f"{self.display} did not answer with database info")
+        return body
+
+    async def create(self, params: dict[str, Any] | None = None) -> None:
+        q = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in (params or {}).items()}
+        await self.request("PUT", "/", params=q or None, accept_status=(412,))
+
+    async def changes(
+        self,
+        since: Any,
+        limit: int,
+        *,
+        feed: str = "normal",
+        timeout_ms: int = 10000,
+        doc_ids: list[str] | None = None,
+        selector: dict[str, Any] | None = None,
+        filter: str | None = None,
+        query_params: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        params = {"style": "all_docs", "since": _seq_param(since), "limit": str(limit), "feed": feed}
+        read_timeout = None
+        if feed == "longpoll":
+            params["timeout"] = str(timeout_ms)
+            read_timeout = self.timeout + timeout_ms / 1000.0
+        body = None
+        if doc_ids is not None:
+            params["filter"] = "_doc_ids"
+            body = {"doc_ids": doc_ids}
+        elif selector is not None:
+            params["filter"] = "_selector"
+            body = {"selector": selector}
+        elif filter:
+            params["filter"] = filter
+            for k, v in (query_params or {}).items():
+                params[str(k)] = v if isinstance(v, str) else jsonutil.dumps(v).decode()
+        method = "POST" if body is not None else "GET"
+        _, out = await self.request(method, "/_changes", params=params, body=body, read_timeout=read_timeout)
+        if not isinstance(out, dict) or not isinstance(out.get("results"), list):
+            raise TransientError("malformed _changes response")
+        return out
+
+    async def revs_diff(self, revs: dict[str, list[str]]) -> dict[str, Any]:
+        if not revs:
+            return {}
+        _, out = await self.request("POST", "/_revs_diff", body=revs)
+        return out or {}
+
+    async def bulk_get(self, reqs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if not reqs:
+            return []
+        params = {"revs": "true", "latest": "true", "attachments": "true"}
+        if not self._no_bulk_get:
+            try:
+                _, out = await self.request("POST", "/_bulk_get", params=params, body={"docs": reqs}, accept_status=(400, 405, 501))
+                if isinstance(out, dict) and isinstance(out.get("results"), list):
+                    docs: list[dict[str, Any]] = []
+                    for result in out["results"]:
+                        for item in result.get("docs") or []:
+                            if isinstance(item.get("ok"), dict):
+                                docs.append(item["ok"])
+                    return docs
+            except DbNotFound:
+                await self.info()  # the database is there: _bulk_get itself is unknown
+            log.info("%s has no usable _bulk_get; falling back to GET open_revs", self.display)
+            self._no_bulk_get = True
+        return await self._open_revs(reqs)
+
+    async def _open_revs(self, reqs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        by_id: dict[str, list[dict[str, Any]]] = {}
+        for r in reqs:
+            by_id.setdefault(r["id"], []).append(r)
+        sem = asyncio.Semaphore(max(1, self._connections))
+
+        async def one(docid: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            params = {
+                "open_revs": jsonutil.dumps([i["rev"] for i in items]).decode(),
+                "revs": "true",
+                "latest": "true",
+                "attachments": "true",
+            }
+            ancestors = sorted({a for i in items for a in i.get("atts_since") or []})
+            if ancestors:
+                params["atts_since"] = jsonutil.dumps(ancestors).decode()
+            async with sem:
+                try:
+                    _, out = await self.request("GET", "/" + _doc_path(docid), params=params)
+                except DbNotFound:
+                    return []
+            return [row["ok"] for row in out or [] if isinstance(row, dict) and isinstance(row.get("ok"), dict)]
+
+        results = await asyncio.gather(*(one(d, items) for d, items in by_id.items()))
+        return [doc for part in results for doc in part]
+
+    async def bulk_docs(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if not docs:
+            return []
+        _, out = await self.request("POST", "/_bulk_docs", body={"docs": docs, "new_edits": False})
+        # With new_edits=false CouchDB lists only the failures; be lenient with servers listing all.
+        return [row for row in out or [] if isinstance(row, dict) and "error" in row]
+
+    async def get_local(self, local_id: str) -> dict[str, Any] | None:
+        try:
+            _, out = await self.request("GET", "/_local/" + quote(local_id, safe=""))
+        except DbNotFound:
+            return None
+        return out if isinstance(out, dict) else None
+
+    async def put_local(self, local_id: str, body: dict[str, Any]) -> None:
+        path = "/_local/" + quote(local_id, safe="")
+        for _ in range(5):
+            current = await self.get_local(local_id)
+            doc = dict(body)
+            doc.pop("_rev", None)
+            if current and "_rev" in current:
+                doc["_rev"] = current["_rev"]
+            status, _ = await self.request("PUT", path, body=doc, accept_status=(409,))
+            if status != 409:
+                return
+        raise TransientError(f"checkpoint {local_id} kept conflicting on {self.display}")
+
+
+def _reason(raw: bytes) -> str:
+    try:
+        body = jsonutil.loads(raw)
+        if isinstance(body, dict):
+            return f"{body.get('error')}: {body.get('reason')}"
+    except Exception:  # noqa: BLE001 - any body: only a message is wanted
+        pass
+    return raw[:200].decode("utf-8", "replace")
+
+
+def _seq_param(seq: Any) -> str:
+    return seq if isinstance(seq, str) else jsonutil.dumps(seq).decode()
+
+
+def _doc_path(docid: str) -> str:
+    if docid.startswith("_design/"):
+        return "_design/" + quote(docid[8:], safe="")
+    return quote(docid, safe="")
