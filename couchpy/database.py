@@ -87,6 +87,8 @@ class Database:
             "security": {},
             "created": time.time(),
         }
+        self.max_document_size = self.config.get_int("couchdb", "max_document_size", 8000000)
+        self.max_docid_length = self.config.get_int("couchdb", "max_document_id_length", 480)
         self.writer = GroupCommitWriter(self)
         self._changed: asyncio.Future | None = None
         self.pins = 0
@@ -472,20 +474,23 @@ class Database:
     # ------------------------------------------------------------------ writes
 
     def _check_size(self, doc: dict) -> None:
-        limit = self.config.get_int("couchdb", "max_document_size", 8000000)
+        limit = self.max_document_size
         if limit is not None:
             size = len(jsonutil.dumps(doc))
             if size > limit:
                 raise TooLarge(str(doc.get("_id", "")), error="document_too_large")
 
-    async def _prepare(self, doc: Any, new_edits: bool, followers=None) -> dict:
-        """Validate one document (before it is queued) and store its attachment data."""
+    async def _prepare(self, doc: Any, new_edits: bool, followers=None, size_known_ok: bool = False) -> dict:
+        """Validate one document (before it is queued) and store its attachment data.
+
+        `size_known_ok`: the caller knows the document is within max_document_size (e.g. the
+        whole request body was), which saves serializing it again just to measure it.
+        """
         if not isinstance(doc, dict):
             raise BadRequest("Document must be a JSON object")
-        max_id = self.config.get_int("couchdb", "max_document_id_length", 480)
         if "_id" not in doc:
             raise BadRequest("Document must have an _id", error="illegal_docid")
-        docid = docrules.validate_docid(doc["_id"], max_id, allow_local=True)
+        docid = docrules.validate_docid(doc["_id"], self.max_docid_length, allow_local=True)
         docrules.split_body(doc)  # raises on bad special members
         rev = doc.get("_rev")
         if rev is not None and (not isinstance(rev, str) or revtree.parse_rev(rev) is None):
@@ -493,14 +498,22 @@ class Database:
                 raise BadRequest("Invalid rev format")
         if not new_edits and not docid.startswith("_local/"):
             docrules.revisions_path(doc)
-        self._check_size(doc)
-        if not docid.startswith("_local/"):
+        if not size_known_ok:
+            self._check_size(doc)
+        if (followers or "_attachments" in doc) and not docid.startswith("_local/"):
             await att_hooks.prepare(self, doc, followers)
         return doc
 
-    async def put(self, doc: dict, new_edits: bool = True, batch: bool = False, followers=None) -> dict:
-        """Write one document; raises Conflict (409) etc. Result: {"ok", "id", "rev"}."""
-        doc = await self._prepare(doc, new_edits, followers)
+    def _size_known_ok(self, body_size: int | None) -> bool:
+        return body_size is not None and (self.max_document_size is None or body_size <= self.max_document_size)
+
+    async def put(self, doc: dict, new_edits: bool = True, batch: bool = False, followers=None,
+                  body_size: int | None = None) -> dict:
+        """Write one document; raises Conflict (409) etc. Result: {"ok", "id", "rev"}.
+
+        `body_size`: length of the JSON the document was parsed from, when known.
+        """
+        doc = await self._prepare(doc, new_edits, followers, self._size_known_ok(body_size))
         fut = self.writer.submit([doc], new_edits)
         if batch:
             fut.add_done_callback(_ignore_result)
@@ -512,8 +525,12 @@ class Database:
             return {"ok": True, "id": doc["_id"], "rev": docrules.revisions_path(doc)[0]}
         return result
 
-    async def bulk_docs(self, docs: list, new_edits: bool = True) -> list[dict]:
-        """CouchDB `_bulk_docs`: one result per document (only failures when new_edits=false)."""
+    async def bulk_docs(self, docs: list, new_edits: bool = True, body_size: int | None = None) -> list[dict]:
+        """CouchDB `_bulk_docs`: one result per document (only failures when new_edits=false).
+
+        `body_size`: length of the JSON the documents were parsed from, when known.
+        """
+        size_ok = self._size_known_ok(body_size)
         prepared: list[Any] = []
         docs = [
             {"_id": uuid.uuid4().hex, **doc} if new_edits and isinstance(doc, dict) and "_id" not in doc else doc
@@ -521,7 +538,7 @@ class Database:
         ]
         for doc in docs:
             try:
-                prepared.append(await self._prepare(doc, new_edits))
+                prepared.append(await self._prepare(doc, new_edits, size_known_ok=size_ok))
             except CouchError as exc:
                 prepared.append(exc)
         to_write = [d for d in prepared if not isinstance(d, CouchError)]
@@ -578,9 +595,11 @@ class Database:
                 parent = info.rev  # recreating a deleted document continues its tombstone
             else:
                 raise Conflict()
-        parent_body = self.read_body(docid, parent, txn) if parent else None
-        new_pos = revtree.rev_pos(parent) + 1 if parent else 1
-        att_hooks.finalize(self, txn, body, parent_body, new_pos)
+        if "_attachments" in body:
+            # Only a body with attachments needs its parent's (to resolve stubs and revpos).
+            parent_body = self.read_body(docid, parent, txn) if parent else None
+            new_pos = revtree.rev_pos(parent) + 1 if parent else 1
+            att_hooks.finalize(self, txn, body, parent_body, new_pos)
         new = docrules.new_rev(parent, deleted, body)
         if new in tree:
             raise Conflict()
@@ -598,12 +617,13 @@ class Database:
         tree = info.tree if info else {}
         if path[0] in tree:
             return None  # already have this revision: nothing to do
-        parent_body = None
-        for anc in path[1:]:
-            if anc in tree:
-                parent_body = self.read_body(docid, anc, txn)
-                break
-        att_hooks.finalize(self, txn, body, parent_body, revtree.rev_pos(path[0]))
+        if "_attachments" in body:
+            parent_body = None
+            for anc in path[1:]:
+                if anc in tree:
+                    parent_body = self.read_body(docid, anc, txn)
+                    break
+            att_hooks.finalize(self, txn, body, parent_body, revtree.rev_pos(path[0]))
         merged = revtree.stem(revtree.add_path(tree, path, deleted), meta["revs_limit"])
         self._store_doc(txn, docid, info, merged, {path[0]: body}, meta)
         return None

@@ -73,7 +73,7 @@ def attachment_digests(body: dict) -> list:
 def new_rev(parent: str | None, deleted: bool, body: dict) -> str:
     """The revision id of an edit: deterministic in (parent, deleted, content)."""
     pos = int(parent.split("-", 1)[0]) + 1 if parent else 1
-    content = {k: v for k, v in body.items() if k != "_attachments"}
+    content = {k: v for k, v in body.items() if k != "_attachments"} if "_attachments" in body else body
     h = hashlib.md5(
         jsonutil.dumps_sorted([deleted, parent or "", content, attachment_digests(body)])
     ).hexdigest()

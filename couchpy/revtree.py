@@ -105,7 +105,10 @@ def leaves(tree: Mapping[str, tuple[str | None, bool]]) -> list[str]:
 
 
 def winner(tree: Mapping[str, tuple[str | None, bool]]) -> str:
-    return max((r for r in leaves(tree)), key=lambda r: _winner_key(tree, r))
+    if len(tree) == 1:
+        return next(iter(tree))
+    parents = {p for p, _ in tree.values() if p is not None}
+    return max((r for r in tree if r not in parents), key=lambda r: _winner_key(tree, r))
 
 
 def is_deleted(tree: Mapping[str, tuple[str | None, bool]], rev: str) -> bool:
@@ -153,6 +156,8 @@ def revisions_field(tree: Mapping[str, tuple[str | None, bool]], rev: str, limit
 
 def stem(tree: Mapping[str, tuple[str | None, bool]], limit: int) -> Tree:
     """Keep the newest `limit` revisions of each branch (counted from each leaf)."""
+    if len(tree) <= limit:  # no branch can be longer than the whole tree
+        return dict(tree)
     keep: set[str] = set()
     for leaf in leaves(tree):
         for rev in ancestry(tree, leaf)[:limit]:

@@ -17,6 +17,7 @@ routes = web.RouteTableDef()
 @routes.post("/{db}/_bulk_docs")
 async def bulk_docs(request: web.Request) -> web.Response:
     db = get_db(request)
+    raw = await request.read()
     body = await params.json_object(request)
     docs = body.get("docs")
     if not isinstance(docs, list):
@@ -25,7 +26,7 @@ async def bulk_docs(request: web.Request) -> web.Response:
     if not isinstance(new_edits, bool):
         raise BadRequest("`new_edits` parameter must be a boolean.")
     _validate_all(db, docs, new_edits)
-    results = await db.bulk_docs(docs, new_edits=new_edits)
+    results = await db.bulk_docs(docs, new_edits=new_edits, body_size=len(raw))
     return json_response(results, status=201)
 
 
