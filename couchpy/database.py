@@ -20,7 +20,6 @@ import struct
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,15 +45,29 @@ def body_key(docid: str, rev: str) -> bytes:
     return docid.encode() + b"\x00" + rev.encode()
 
 
-@dataclass(slots=True)
 class DocInfo:
-    """What the engine knows of one document without reading any body."""
+    """What the engine knows of one document without reading any body.
 
-    id: str
-    rev: str  # the winning revision
-    deleted: bool  # the winner is a deletion (tombstone)
-    seq: int
-    tree: revtree.Tree
+    The revision tree is decoded only when asked for: listing documents (`_all_docs`, `_changes`)
+    needs just the winner, which is stored beside the tree.
+    """
+
+    __slots__ = ("id", "rev", "deleted", "seq", "_tree", "_raw_tree")
+
+    def __init__(self, id: str, rev: str, deleted: bool, seq: int, tree: revtree.Tree | None = None,
+                 raw_tree: list | None = None):
+        self.id = id
+        self.rev = rev  # the winning revision
+        self.deleted = deleted  # the winner is a deletion (tombstone)
+        self.seq = seq
+        self._tree = tree
+        self._raw_tree = raw_tree
+
+    @property
+    def tree(self) -> revtree.Tree:
+        if self._tree is None:
+            self._tree = revtree.decode(self._raw_tree or [])
+        return self._tree
 
     def encode(self) -> bytes:
         return (b"D" if self.deleted else b"L") + orjson.dumps(
@@ -64,7 +77,7 @@ class DocInfo:
     @classmethod
     def decode(cls, docid: str, raw: bytes) -> DocInfo:
         data = orjson.loads(raw[1:])
-        return cls(docid, data["rev"], raw[:1] == b"D", data["seq"], revtree.decode(data["tree"]))
+        return cls(docid, data["rev"], raw[:1] == b"D", data["seq"], raw_tree=data["tree"])
 
     def leaves(self) -> list[str]:
         return revtree.leaves(self.tree)

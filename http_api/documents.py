@@ -136,7 +136,7 @@ async def put_doc(request: web.Request) -> web.Response:
     doc = {"_id": docid, **{k: v for k, v in doc.items() if k != "_id"}}
     if rev is not None:
         doc["_rev"] = rev
-    result = await db.put(doc, new_edits=new_edits, batch=batch)
+    result = await db.put(doc, new_edits=new_edits, batch=batch, body_size=len(await request.read()))
     return _write_response(db, docid, result, batch)
 
 
