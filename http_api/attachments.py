@@ -24,9 +24,10 @@ from aiohttp import web
 
 from couchpy import jsonutil
 from couchpy.attachments import hooks
+from couchpy.attachments import render as render_mod
 from couchpy.attachments.access import blobs_for, settings_for
 from couchpy.attachments.blobstore import BlobMeta
-from couchpy.attachments.codec import encode_base64, md5_of_digest
+from couchpy.attachments.codec import md5_of_digest
 from couchpy.errors import BadRequest, Conflict, CouchError, NotFound, TooLarge, UnsupportedMediaType
 
 from . import multipart as mp
@@ -74,25 +75,7 @@ def _accepts_gzip(request: web.Request) -> bool:
 
 
 def _meta(db, stub: dict) -> BlobMeta:
-    meta = blobs_for(db).meta(stub.get("digest", ""))
-    if meta is None:
-        raise CouchError("attachment body is missing from the store", error="internal_server_error", status=500)
-    return meta
-
-
-def _atts_since_pos(db, doc: dict, since: list) -> int:
-    """Generation of the newest revision of doc's history named in atts_since (0 if none)."""
-    wanted = {r for r in since if isinstance(r, str)}
-    if not wanted:
-        return 0
-    revisions = doc.get("_revisions")
-    if not isinstance(revisions, dict):
-        revisions = db.get(doc["_id"], rev=doc["_rev"], revs=True).get("_revisions") or {}
-    start = revisions.get("start", 0)
-    for i, h in enumerate(revisions.get("ids", [])):
-        if f"{start - i}-{h}" in wanted:
-            return start - i
-    return 0
+    return render_mod._meta(db, stub)
 
 
 def _parse_atts_since(query) -> list | None:
@@ -110,42 +93,15 @@ def _parse_atts_since(query) -> list | None:
 
 def _render(db, doc: dict, query, *, attachments: bool, follows: bool) -> tuple[dict, list[mp.AttachmentPart]]:
     """The document JSON with its attachments shaped as asked, and the bodies that follow it."""
-    atts = doc.get("_attachments")
-    if not atts:
-        return doc, []
-    enc_info = _flag(query, "att_encoding_info") or follows
-    since = _parse_atts_since(query)
-    if since is not None:
-        attachments = True
-    since_pos = _atts_since_pos(db, doc, since) if since else 0
+    rendered, followers = render_mod.render(
+        db, doc, attachments=attachments, atts_since=_parse_atts_since(query),
+        encoding_info=_flag(query, "att_encoding_info"), follows=follows,
+    )
     blobs = blobs_for(db)
-    out: dict[str, dict] = {}
-    parts: list[mp.AttachmentPart] = []
-    for name, stub in atts.items():
-        send = attachments and stub.get("revpos", 0) > since_pos
-        meta = _meta(db, stub) if (send or enc_info) else None
-        e: dict[str, Any] = {"content_type": stub.get("content_type"), "revpos": stub.get("revpos")}
-        e["digest"] = stub.get("digest")
-        if not send:
-            e["length"] = stub.get("length")
-            e["stub"] = True
-        elif follows:
-            e["length"] = stub.get("length")
-            e["follows"] = True
-            parts.append(
-                mp.AttachmentPart(
-                    name, stub.get("content_type") or "application/octet-stream",
-                    meta.encoded_length, meta.encoding, blobs.iter_stored(meta),
-                )
-            )
-        else:
-            e["data"] = encode_base64(blobs.read_all(meta))
-        if enc_info and meta is not None and meta.encoding != "identity":
-            e["encoding"] = meta.encoding
-            e["encoded_length"] = meta.encoded_length
-        out[name] = e
-    rendered = dict(doc)
-    rendered["_attachments"] = out
+    parts = [
+        mp.AttachmentPart(f.name, f.content_type, f.meta.encoded_length, f.meta.encoding, blobs.iter_stored(f.meta))
+        for f in followers
+    ]
     return rendered, parts
 
 

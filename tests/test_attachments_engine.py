@@ -92,3 +92,20 @@ async def test_compaction_removes_unreferenced_bodies(node):
                   "_attachments": {"old": {"content_type": "x/y", "data": b64(b"O" * 5000)}}}, new_edits=False)
     await db.compact()
     assert bs.stats()["blobs"] == 2
+
+
+async def test_inline_data_for_replication(node):
+    from couchpy.attachments import hooks
+
+    db = node.create_db("i")
+    r1 = await db.put({"_id": "d", "_attachments": {"a": {"content_type": "text/plain", "data": b64(b"alpha" * 50)}}})
+    r2 = await db.put({"_id": "d", "_rev": r1["rev"], "_attachments": {
+        "a": {"stub": True}, "b": {"content_type": "x/y", "data": b64(b"beta")}}})
+    doc = db.get("d", revs=True)
+    full = hooks.inline_data(db, doc)
+    assert base64.b64decode(full["_attachments"]["a"]["data"]) == b"alpha" * 50
+    assert base64.b64decode(full["_attachments"]["b"]["data"]) == b"beta"
+    since = hooks.inline_data(db, doc, atts_since=[r1["rev"]])
+    assert since["_attachments"]["a"]["stub"] is True and "data" in since["_attachments"]["b"]
+    assert doc["_attachments"]["a"]["stub"] is True  # the input is not modified
+    assert r2["rev"] == doc["_rev"]

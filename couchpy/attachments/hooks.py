@@ -256,3 +256,11 @@ def live_digests(txn: Any, bodies_dbi: Any) -> set[str]:
             continue
         live.update(digests_of(jsonutil.loads(raw)))
     return live
+
+
+def inline_data(db: Any, doc: dict, atts_since: list | None = None) -> dict:
+    """A copy of a stored document with its attachment bodies inline (base64 `data`), as
+    `GET ?attachments=true` (and `atts_since`) shows them; for replication and _bulk_get."""
+    from .render import render
+
+    return render(db, doc, attachments=True, atts_since=atts_since)[0]
