@@ -544,6 +544,10 @@ class Database:
         `body_size`: length of the JSON the documents were parsed from, when known.
         """
         size_ok = self._size_known_ok(body_size)
+        if not new_edits:
+            for doc in docs:
+                if isinstance(doc, dict) and "_rev" not in doc and "_revisions" not in doc:
+                    raise BadRequest("When `new_edits: false`, the document needs `_rev` or `_revisions` information")
         prepared: list[Any] = []
         docs = [
             {"_id": uuid.uuid4().hex, **doc} if new_edits and isinstance(doc, dict) and "_id" not in doc else doc
