@@ -579,3 +579,64 @@ async def test_new_edits_false_branch_on_known_ancestor(client, db):
     doc = await get(client, f"/{db}/br", conflicts="true")
     assert doc["_rev"] == high and doc["v"] == "high"
     assert doc["_conflicts"] == [r2]
+
+
+# --------------------------------------------------------------------------- more details
+
+
+async def test_url_id_wins_over_body_id(client, db):
+    body = await put(client, f"/{db}/from-url", {"_id": "from-body", "v": 1})
+    assert body["id"] == "from-url"
+    assert (await client.get(f"/{db}/from-body")).status == 404
+    assert (await get(client, f"/{db}/from-url"))["_id"] == "from-url"
+
+
+async def test_revs_info_statuses(client, db):
+    r1 = (await put(client, f"/{db}/st", {"v": 1, "pad": "p" * 5000}))["rev"]
+    r2 = (await put(client, f"/{db}/st", {"v": 2, "_rev": r1}))["rev"]
+    resp = await client.delete(f"/{db}/st", params={"rev": r2})
+    r3 = (await resp.json())["rev"]
+    doc = await get(client, f"/{db}/st", rev=r3, revs_info="true")
+    assert doc["_revs_info"] == [
+        {"rev": r3, "status": "deleted"},
+        {"rev": r2, "status": "available"},
+        {"rev": r1, "status": "available"},
+    ]
+    # after compaction the bodies of non-leaf revisions are gone: "missing"
+    assert (await client.post(f"/{db}/_compact", json={})).status == 202
+    for _ in range(200):
+        if not (await get(client, f"/{db}"))["compact_running"]:
+            break
+        await asyncio.sleep(0.05)
+    doc = await get(client, f"/{db}/st", rev=r3, revs_info="true")
+    assert doc["_revs_info"] == [
+        {"rev": r3, "status": "deleted"},
+        {"rev": r2, "status": "missing"},
+        {"rev": r1, "status": "missing"},
+    ]
+
+
+async def test_revs_limit_applies_to_replicated_histories(client, db):
+    resp = await client.put(f"/{db}/_revs_limit", data=b"4", headers={"Content-Type": "application/json"})
+    assert resp.status == 200
+    ids = [f"{i:032x}" for i in range(10, 0, -1)]  # generations 10..1
+    await put(client, f"/{db}/long", {"_rev": f"10-{ids[0]}", "_revisions": {"start": 10, "ids": ids}},
+              new_edits="false")
+    doc = await get(client, f"/{db}/long", revs="true")
+    assert doc["_revisions"] == {"start": 10, "ids": ids[:4]}
+    body = await get(client, f"/{db}/long", status=404, rev=f"5-{ids[5]}")
+    assert body["reason"] == "missing"
+
+
+async def test_head_if_none_match(client, db):
+    rev = (await put(client, f"/{db}/hn", {"a": 1}))["rev"]
+    resp = await client.head(f"/{db}/hn", headers={"If-None-Match": f'"{rev}"'})
+    assert resp.status == 304
+
+
+async def test_deleted_doc_with_body_rev_then_recreate_via_post(client, db):
+    r1 = (await put(client, f"/{db}/pp", {"v": 1}))["rev"]
+    await client.delete(f"/{db}/pp", params={"rev": r1})
+    resp = await client.post(f"/{db}", json={"_id": "pp", "v": 2})
+    assert resp.status == 201
+    assert (await resp.json())["rev"].startswith("3-")
