@@ -750,6 +750,8 @@ class Database:
     async def close(self) -> None:
         await self.writer.drain()
         self.closed = True
+        if self._changed is not None and not self._changed.done():
+            self._changed.set_result(self.update_seq)  # waiting feeds wake up and see `closed`
         for fn in self._close_hooks:
             try:
                 fn()
