@@ -66,6 +66,10 @@ def _options(request: web.Request, body: dict, db) -> ChangesOptions:
         opts.filter_name, opts.doc_ids = "_doc_ids", body["doc_ids"]
     if opts.limit == 0:
         opts.limit = 1  # CouchDB treats limit=0 as 1
+    if opts.descending:
+        # fabric_view_changes get_start_seq: a descending feed starts at the newest change, `since`
+        # is ignored
+        opts.since = 0
     return opts
 
 
