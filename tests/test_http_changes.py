@@ -309,3 +309,53 @@ async def test_post_changes_with_body_since(client, db):
     await put(client, db, "a", {})
     body = await changes(client, db, method="POST", body={})
     assert [r["id"] for r in body["results"]] == ["a"]
+
+
+async def test_longpoll_with_filter_waits_for_a_matching_change(client, db):
+    task = asyncio.create_task(changes(client, db, feed="longpoll", since="now", timeout=10000,
+                                       filter="_doc_ids", doc_ids=json.dumps(["wanted"])))
+    await asyncio.sleep(0.3)
+    await put(client, db, "other", {})
+    await asyncio.sleep(0.5)
+    assert not task.done()  # a change the filter rejects does not end the longpoll
+    await put(client, db, "wanted", {})
+    body = await asyncio.wait_for(task, 5)
+    assert [r["id"] for r in body["results"]] == ["wanted"]
+
+
+async def test_continuous_filtered(client, db):
+    params = {"feed": "continuous", "since": "now", "filter": "_design", "timeout": "1500"}
+    async with client.get(f"/{db}/_changes", params=params) as resp:
+        await asyncio.sleep(0.2)
+        await put(client, db, "plain", {})
+        await put(client, db, "_design/d", {"views": {}})
+        data = await asyncio.wait_for(resp.content.read(), 10)
+    rows = [json.loads(ln) for ln in data.split(b"\n") if ln.strip()]
+    assert [r["id"] for r in rows[:-1]] == ["_design/d"]
+    assert "last_seq" in rows[-1]
+
+
+async def test_since_beyond_update_seq(client, db):
+    await put(client, db, "a", {})
+    body = await changes(client, db, since=1000)
+    assert body["results"] == []
+
+
+async def test_descending_with_since(client, db):
+    for i in range(4):
+        await put(client, db, f"d{i}", {})
+    all_rows = (await changes(client, db))["results"]
+    # CouchDB 3 (fabric_view_changes get_start_seq): a descending feed starts at the newest change
+    # and ignores `since`
+    body = await changes(client, db, descending=True, since=all_rows[2]["seq"])
+    assert [r["id"] for r in body["results"]] == ["d3", "d2", "d1", "d0"]
+
+
+async def test_continuous_since_now_then_two_writes(client, db):
+    await put(client, db, "old", {})
+    async with client.get(f"/{db}/_changes", params={"feed": "continuous", "since": "now", "timeout": "3000"}) as resp:
+        await asyncio.sleep(0.2)
+        await put(client, db, "n1", {})
+        await put(client, db, "n2", {})
+        lines = await _read_lines(resp, 2)
+    assert [json.loads(ln)["id"] for ln in lines] == ["n1", "n2"]
