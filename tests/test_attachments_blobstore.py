@@ -157,3 +157,24 @@ def test_gunzip_bounds_output_pieces():
     pieces = list(codec.gunzip_pieces([bomb]))
     assert sum(len(p) for p in pieces) == 20 << 20
     assert max(len(p) for p in pieces) <= codec.DECODE_PIECE
+
+
+async def test_concurrent_uploads_of_same_and_different_bytes(store):
+    import asyncio
+
+    bs = BlobStore(store, chunk_size=1000, batch_bytes=3000)
+    same = os.urandom(20_000)
+    others = [os.urandom(7_000) for _ in range(4)]
+
+    async def up(data):
+        w = bs.writer("c", compress=False)
+        for i in range(0, len(data), 1500):
+            await w.write(data[i : i + 1500])
+            await asyncio.sleep(0)
+        return await w.finish()
+
+    metas = await asyncio.gather(*(up(same) for _ in range(5)), *(up(d) for d in others))
+    assert len({m.blob_id for m in metas[:5]}) == 1  # one blob won, the others dropped theirs
+    assert bs.stats() == {"blobs": 5, "chunks": 20 + 4 * 7}
+    for m, data in zip(metas, [same] * 5 + others):
+        assert bs.read_all(bs.meta(m.digest)) == data

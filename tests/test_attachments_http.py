@@ -285,3 +285,40 @@ async def test_random_bytes_inline_and_standalone_identical(client, db, data, ct
         async with client.get(f"/{db}/{d}/f", headers={"Accept-Encoding": "identity"}) as resp:
             assert await resp.read() == data
             assert resp.headers["Content-MD5"] == b64(hashlib.md5(data).digest())
+
+
+async def test_put_gzip_encoded_body_and_odd_names(client, db):
+    text = b"gzip me please " * 300
+    async with client.put(f"/{db}/g/n%C3%A4me%20with%20space.txt", data=gzip.compress(text),
+                          headers={"Content-Type": "text/plain", "Content-Encoding": "gzip"}) as r:
+        assert r.status == 201, await r.text()
+    _, doc = await get_json(client, f"/{db}/g", att_encoding_info="true")
+    e = doc["_attachments"]["näme with space.txt"]
+    assert e["length"] == len(text) and e["digest"] == digest(text) and e["encoding"] == "gzip"
+    async with client.get(f"/{db}/g/n%C3%A4me%20with%20space.txt", headers={"Accept-Encoding": "identity"}) as r:
+        assert await r.read() == text
+    async with client.put(f"/{db}/g2/a.txt", data=b"x", headers={"Content-Encoding": "x-unknown"}) as r:
+        assert r.status == 415
+    # Attachments of a deleted document are gone with it.
+    async with client.delete(f"/{db}/g", params={"rev": doc["_rev"]}) as r:
+        assert r.status == 200
+    async with client.get(f"/{db}/g/n%C3%A4me%20with%20space.txt") as r:
+        assert r.status == 404
+
+
+async def test_bulk_docs_and_post_carry_inline_attachments(client, db):
+    docs = [{"_id": f"b{i}", "_attachments": {"a": {"content_type": "application/octet-stream", "data": b64(bytes([i]) * 10)}}}
+            for i in range(3)]
+    docs.append({"_id": "bad", "_attachments": {"a": {"content_type": "x/y", "data": "%%%"}}})
+    async with client.post(f"/{db}/_bulk_docs", json={"docs": docs}) as r:
+        assert r.status == 201
+        rows = await r.json()
+    assert [row.get("ok") for row in rows[:3]] == [True] * 3
+    assert rows[3]["error"] == "bad_request"
+    for i in range(3):
+        async with client.get(f"/{db}/b{i}/a") as r:
+            assert await r.read() == bytes([i]) * 10
+    async with client.post(f"/{db}", json={"_id": "posted", "_attachments": {"p": {"content_type": "x/y", "data": b64(b"post")}}}) as r:
+        assert r.status in (201, 202)
+    async with client.get(f"/{db}/posted/p") as r:
+        assert await r.read() == b"post"
