@@ -1,0 +1,166 @@
+"""JavaScript view functions in an embedded V8 (mini-racer), inside a worker process.
+
+The runtime below gives map functions what couchjs gives them: `emit`, `log`, `sum`, `toJSON`,
+`isArray` and `require` of CommonJS modules kept in the design document's `views.lib`. Functions are
+compiled with an indirect eval, so they see only globals, never the runtime's internals. A batch of
+documents crosses the boundary as one JSON string each way (V8's JSON.parse/stringify are much faster
+than per-document calls). V8 runs with a heap limit and each call with a time limit; hitting either
+aborts the call and the worker reports it (the pool then replaces the worker).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from py_mini_racer import MiniRacer
+
+RUNTIME = r"""
+var __qs = (function () {
+  var maps = [], reduces = [], lib = null, rows = null, logs = [], modules = {};
+  var G = (0, eval)('this');
+
+  G.emit = function (key, value) {
+    rows.push([key === undefined ? null : key, value === undefined ? null : value]);
+  };
+  G.log = function (msg) {
+    logs.push(typeof msg === 'string' ? msg : JSON.stringify(msg));
+  };
+  G.sum = function (values) {
+    var s = 0;
+    for (var i = 0; i < values.length; i++) s += values[i];
+    return s;
+  };
+  G.toJSON = function (v) { return JSON.stringify(v); };
+  G.isArray = function (v) { return Array.isArray(v); };
+
+  function resolve(base, id) {
+    var parts = id.split('/');
+    var out = (parts[0] === '.' || parts[0] === '..') ? base.slice() : [];
+    for (var i = 0; i < parts.length; i++) {
+      var p = parts[i];
+      if (p === '' || p === '.') continue;
+      if (p === '..') {
+        if (out.length === 0) throw ['error', 'invalid_require_path', 'Object has no parent ' + JSON.stringify(id)];
+        out.pop();
+      } else out.push(p);
+    }
+    return out;
+  }
+  function makeRequire(base) {
+    return function (id) {
+      if (lib === null) throw ['error', 'invalid_require_path', 'No views.lib in this design document'];
+      var path = resolve(base, id), key = path.join('/');
+      if (Object.prototype.hasOwnProperty.call(modules, key)) return modules[key].exports;
+      var src = lib;
+      for (var i = 0; i < path.length; i++) {
+        if (src === null || typeof src !== 'object' || !Object.prototype.hasOwnProperty.call(src, path[i]))
+          throw ['error', 'invalid_require_path', 'Object has no property "' + path[i] + '". ' + JSON.stringify(src)];
+        src = src[path[i]];
+      }
+      if (typeof src !== 'string')
+        throw ['error', 'invalid_require_path', 'Must require a string, not ' + typeof src];
+      var module = {id: key, exports: {}};
+      modules[key] = module;
+      var fn = (0, eval)('(function (module, exports, require) {' + src + '\n})');
+      fn.call(module.exports, module, module.exports, makeRequire(path.slice(0, -1)));
+      return module.exports;
+    };
+  }
+
+  function compile(src) {
+    var f = (0, eval)('(' + src + ')');
+    if (typeof f !== 'function') throw new Error('Expression does not eval to a function. (' + src + ')');
+    return f;
+  }
+  function errText(e) {
+    if (e && e.message) return e.message;
+    if (Array.isArray(e)) return e.slice(1).join(': ');
+    try { return JSON.stringify(e); } catch (x) { return String(e); }
+  }
+
+  return {
+    prepare: function (spec) {
+      maps = []; reduces = []; modules = {};
+      lib = spec.lib ? {views: {lib: spec.lib}} : null;
+      G.require = makeRequire([]);
+      for (var i = 0; i < spec.map.length; i++) {
+        try { maps.push(compile(spec.map[i])); }
+        catch (e) { return JSON.stringify(['map', i, errText(e)]); }
+      }
+      for (var j = 0; j < spec.reduce.length; j++) {
+        try { reduces.push(spec.reduce[j] === null ? null : compile(spec.reduce[j])); }
+        catch (e) { return JSON.stringify(['reduce', j, errText(e)]); }
+      }
+      return 'null';
+    },
+    map: function (docsJson) {
+      var docs = JSON.parse(docsJson), out = new Array(docs.length), errors = [];
+      for (var i = 0; i < docs.length; i++) {
+        var perFun = new Array(maps.length);
+        for (var j = 0; j < maps.length; j++) {
+          rows = [];
+          try { maps[j](docs[i]); perFun[j] = rows; }
+          catch (e) { perFun[j] = null; errors.push([docs[i]._id, j, errText(e)]); }
+        }
+        out[i] = perFun;
+      }
+      rows = null;
+      var l = logs; logs = [];
+      return JSON.stringify([out, errors, l]);
+    },
+    reduce: function (idx, keys, values, rereduce) {
+      var r = reduces[idx](keys, values, rereduce);
+      var l = logs; logs = [];
+      return JSON.stringify([r === undefined ? null : r, l]);
+    }
+  };
+})();
+"""
+
+
+class EngineError(Exception):
+    def __init__(self, error: str, reason: str):
+        super().__init__(reason)
+        self.error = error
+        self.reason = reason
+
+
+class JSEngine:
+    def __init__(self, max_memory: int | None = None, timeout: float | None = None):
+        self.ctx = MiniRacer()
+        if max_memory:
+            self.ctx.set_hard_memory_limit(max_memory)
+        self.timeout = timeout
+        self.ctx.eval(RUNTIME)
+
+    def _eval(self, code: str) -> Any:
+        try:
+            return self.ctx.eval(code, timeout_sec=self.timeout)
+        except Exception as exc:  # mini-racer: JSTimeoutException, JSOOMException, JSEvalException
+            name = type(exc).__name__
+            if "Timeout" in name:
+                raise EngineError("os_process_error", "timeout") from None
+            if "OOM" in name or self.ctx.was_hard_memory_limit_reached():
+                raise EngineError("os_process_error", "JavaScript heap limit reached") from None
+            raise EngineError("javascript_error", str(exc).strip().splitlines()[0] if str(exc) else name) from None
+
+    def prepare(self, spec: dict) -> Any:
+        res = self._eval("__qs.prepare(" + orjson.dumps(spec).decode() + ")")
+        return orjson.loads(res)
+
+    def map_raw(self, docs_json: bytes) -> bytes:
+        literal = orjson.dumps(docs_json.decode("utf-8", "surrogatepass")).decode()
+        return self._eval("__qs.map(" + literal + ")").encode("utf-8", "surrogatepass")
+
+    def reduce(self, idx: int, keys: Any, values: list, rereduce: bool) -> tuple[Any, list]:
+        args = orjson.dumps([idx, keys, values, rereduce]).decode()
+        res = self._eval("__qs.reduce.apply(null, " + args + ")")
+        out, logs = orjson.loads(res)
+        return out, logs
+
+    def close(self) -> None:
+        try:
+            self.ctx.close()
+        except Exception:
+            pass

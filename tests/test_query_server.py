@@ -1,0 +1,131 @@
+"""Query-server workers: JavaScript (V8) and Python map/reduce, containment of bad functions."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from couchpy.query_server import CompilationError, OSProcessError, QueryServerPool, ViewFunctions
+from couchpy.query_server.pool import UnknownLanguage
+
+
+@pytest.fixture
+def pool():
+    p = QueryServerPool(size=2, timeout=2.0, memory_mb=256, python_enabled=True)
+    yield p
+    p.close()
+
+
+DOCS = [{"_id": f"d{i}", "n": i, "tags": ["a", "b"][: i % 3]} for i in range(10)]
+
+
+def test_js_map_builtins_and_require(pool):
+    fns = ViewFunctions(
+        "javascript",
+        (
+            "function(doc) { if (isArray(doc.tags) && doc.tags.length) emit([doc.n, toJSON(doc.tags)], sum([doc.n, 1])); }",
+            "function(doc) { var m = require('views/lib/math'); emit(m.double(doc.n)); log('mapped ' + doc._id); }",
+        ),
+        lib={"math": "var h = require('./helper'); exports.double = function (x) { return h.times(x, 2); };",
+             "helper": "exports.times = function (a, b) { return a * b; };"},
+    )
+    rows = pool.map_docs(fns, DOCS)
+    assert len(rows) == 10
+    assert rows[0] == [[], [[0, None]]]
+    assert rows[1] == [[[[1, '["a"]'], 2]], [[2, None]]]
+    assert rows[2] == [[[[2, '["a","b"]'], 3]], [[4, None]]]
+
+
+def test_js_map_error_skips_only_that_document(pool):
+    fns = ViewFunctions("javascript", ("function(doc) { if (doc.n === 3) throw new Error('boom'); emit(doc.n, null); }",))
+    rows = pool.map_docs(fns, DOCS)
+    assert rows[3] == [None]
+    assert [r[0] for i, r in enumerate(rows) if i != 3] == [[[i, None]] for i in range(10) if i != 3]
+
+
+def test_js_reduce_rereduce_and_limit(pool):
+    fns = ViewFunctions("javascript", ("function(doc) { emit(doc.n, doc.n); }",),
+                        ("function(keys, values, rereduce) { return rereduce ? sum(values) * 1 : sum(values); }",
+                         "function(keys, values) { var a = []; for (var i = 0; i < 1000; i++) a.push(values); return a; }"))
+    assert pool.reduce(fns, 0, [[1, "a"], [2, "b"]], [1, 2]) == 3
+    assert pool.rereduce(fns, 0, [3, 4]) == 7
+    out = pool.reduce(fns, 1, [[1, "a"]], [1])
+    assert "Reduce output must shrink more rapidly" in out["reduce_overflow_error"]
+    assert pool.rereduce(fns, 0, [1, out]) == out
+
+
+def test_compilation_error(pool):
+    with pytest.raises(CompilationError) as exc:
+        pool.compile(ViewFunctions("javascript", ("function(doc) { emit(1 }",), names=("by_n",)))
+    assert exc.value.status == 400 and exc.value.error == "compilation_error"
+    assert "'by_n' view" in exc.value.reason
+    with pytest.raises(CompilationError):
+        pool.compile(ViewFunctions("javascript", ("42",)))
+    with pytest.raises(CompilationError):
+        pool.compile(ViewFunctions("python", ("def fun(doc)\n  yield 1, 2\n",)))
+
+
+def test_python_map_and_reduce(pool):
+    fns = ViewFunctions(
+        "python",
+        ("def fun(doc):\n    if doc['n'] % 2:\n        yield doc['n'], {'t': len(doc['tags'])}\n    log(doc['_id'])\n",
+         "def fun(doc):\n    if doc['n'] == 4:\n        raise ValueError('no')\n    yield [doc['_id']], None\n"),
+        ("def red(keys, values, rereduce):\n    return sum(values) if rereduce else len(keys)\n", None),
+    )
+    rows = pool.map_docs(fns, DOCS)
+    assert rows[1] == [[[1, {"t": 1}]], [[["d1"], None]]]
+    assert rows[4] == [[], None]
+    assert pool.reduce(fns, 0, [[1, "d1"], [3, "d3"]], [{}, {}]) == 2
+    assert pool.rereduce(fns, 0, [2, 5]) == 7
+
+
+def test_python_needs_configuration():
+    p = QueryServerPool(python_enabled=False)
+    try:
+        with pytest.raises(UnknownLanguage):
+            p.map_docs(ViewFunctions("python", ("def f(doc):\n    yield 1, 1\n",)), DOCS)
+        with pytest.raises(UnknownLanguage):
+            p.map_docs(ViewFunctions("cobol", ("x",)), DOCS)
+    finally:
+        p.close()
+
+
+def test_looping_function_times_out_and_worker_is_replaced(pool):
+    loop = ViewFunctions("javascript", ("function(doc) { while (true) {} }",))
+    t0 = time.monotonic()
+    with pytest.raises(OSProcessError):
+        pool.map_docs(loop, DOCS[:2])
+    assert time.monotonic() - t0 < 10
+    ok = ViewFunctions("javascript", ("function(doc) { emit(doc.n, 1); }",))
+    assert pool.map_docs(ok, DOCS[:2]) == [[[[0, 1]]], [[[1, 1]]]]
+    pyloop = ViewFunctions("python", ("def fun(doc):\n    while True:\n        pass\n",))
+    with pytest.raises(OSProcessError):
+        pool.map_docs(pyloop, DOCS[:1])
+
+
+def test_crashing_worker_is_replaced(pool):
+    crash = ViewFunctions("python", ("def fun(doc):\n    import os\n    os._exit(3)\n",))
+    with pytest.raises(OSProcessError) as exc:
+        pool.map_docs(crash, DOCS[:1])
+    assert "exited" in exc.value.reason
+    ok = ViewFunctions("python", ("def fun(doc):\n    yield doc['n'], None\n",))
+    assert pool.map_docs(ok, DOCS[:1]) == [[[[0, None]]]]
+
+
+def test_memory_cap(pool):
+    hog = ViewFunctions("javascript", ("function(doc) { var a = []; while (true) a.push(new Array(100000).fill(1)); }",))
+    with pytest.raises(OSProcessError):
+        pool.map_docs(hog, DOCS[:1])
+    pyhog = ViewFunctions("python", ("def fun(doc):\n    x = bytearray(2 << 30)\n    yield 1, len(x)\n",))
+    rows = pool.map_docs(pyhog, DOCS[:1])
+    assert rows == [[None]]  # MemoryError is that document's error: skipped
+    ok = ViewFunctions("javascript", ("function(doc) { emit(doc._id, null); }",))
+    assert pool.map_docs(ok, DOCS[:1]) == [[[["d0", None]]]]
+
+
+def test_large_batches_use_several_calls(pool):
+    fns = ViewFunctions("javascript", ("function(doc) { emit(doc.n, null); }",))
+    docs = [{"_id": str(i), "n": i} for i in range(2500)]
+    rows = pool.map_docs(fns, docs)
+    assert [r[0][0][0] for r in rows] == list(range(2500))
