@@ -95,6 +95,8 @@ async def dbs_info_post(request: web.Request) -> web.Response:
     if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
         raise BadRequest("`keys` member must exist.")
     node = request.app["node"]
+    if len(keys) > (node.config.get_int("chttpd", "max_db_number_for_dbs_info_req", 100) or 100):
+        raise BadRequest("too_many_keys")
     return json_response([_db_info_or_error(node, k) for k in keys])
 
 
