@@ -359,3 +359,28 @@ async def test_continuous_since_now_then_two_writes(client, db):
         await put(client, db, "n2", {})
         lines = await _read_lines(resp, 2)
     assert [json.loads(ln)["id"] for ln in lines] == ["n1", "n2"]
+
+
+async def test_many_idle_continuous_feeds_do_not_block(server, client, db):
+    """Hundreds of idle continuous feeds: the server stays responsive and one write reaches all."""
+    import aiohttp
+
+    n = 300
+    conn = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(base_url=server.base, auth=server.auth, connector=conn) as feeds:
+        resps = []
+        for _ in range(n):
+            resps.append(await feeds.get(f"/{db}/_changes", params={"feed": "continuous", "since": "now",
+                                                                      "heartbeat": "10000", "timeout": "30000"}))
+        assert all(r.status == 200 for r in resps)
+        t0 = time.monotonic()
+        assert (await client.get("/")).status == 200
+        assert time.monotonic() - t0 < 0.5
+        await put(client, db, "broadcast", {})
+        t0 = time.monotonic()
+        lines = await asyncio.wait_for(asyncio.gather(*[r.content.readline() for r in resps]), 15)
+        elapsed = time.monotonic() - t0
+        assert all(json.loads(ln)["id"] == "broadcast" for ln in lines)
+        assert elapsed < 5, elapsed
+        for r in resps:
+            r.close()

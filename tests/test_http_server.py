@@ -183,3 +183,19 @@ async def test_uuids_bad_count(client, count):
 async def test_uuids_wrong_method(client):
     resp = await client.post("/_uuids", json={})
     assert resp.status == 405
+
+
+async def test_uuids_count_zero(client):
+    resp = await client.get("/_uuids", params={"count": "0"})
+    assert resp.status == 200
+    assert await resp.json() == {"uuids": []}
+
+
+async def test_dbs_info_post_key_limit(client):
+    # [chttpd] max_db_number_for_dbs_info_req defaults to 100 (chttpd_misc)
+    resp = await client.post("/_dbs_info", json={"keys": [f"nosuch-{i}" for i in range(100)]})
+    assert resp.status == 200
+    assert len(await resp.json()) == 100
+    resp = await client.post("/_dbs_info", json={"keys": [f"nosuch-{i}" for i in range(101)]})
+    assert resp.status == 400
+    assert (await resp.json())["error"] == "bad_request"
