@@ -42,6 +42,7 @@ class Config:
         self.path = Path(path) if path else None
         self._cp = configparser.ConfigParser(interpolation=None, strict=False)
         self._cp.optionxform = str  # keys are case-sensitive (admin names)
+        self.version = 0  # bumped on every change, so readers can cache derived values
         if self.path and self.path.exists():
             self._cp.read(self.path, encoding="utf-8")
 
@@ -73,10 +74,12 @@ class Config:
         if not self._cp.has_section(section):
             self._cp.add_section(section)
         self._cp.set(section, key, value)
+        self.version += 1
 
     def delete(self, section: str, key: str) -> None:
         if self._cp.has_section(section):
             self._cp.remove_option(section, key)
+        self.version += 1
 
     def save(self) -> None:
         """Write atomically (temp file + rename), readable only by the owner: it holds hashes."""

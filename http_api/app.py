@@ -44,9 +44,11 @@ def make_app(node: Node) -> web.Application:
     app["node"] = node
     app["auth"] = Authenticator(config)
     app.router.add_routes(server.routes_list())
+    db_level = ("/{db}", "/{db}/")
+    app.router.add_routes([r for r in databases.routes_list() if r.path == "/{db}"])
+    app.router.add_routes(documents.hot_routes())
     for mod in (alldocs, bulk, changes):
         app.router.add_routes(mod.routes_list())
-    db_level = ("/{db}", "/{db}/")
     db_specific = [r for r in databases.routes_list() if r.path not in db_level]
     app.router.add_routes(db_specific)
     app.router.add_routes(_feature_routes())
@@ -54,7 +56,7 @@ def make_app(node: Node) -> web.Application:
     from . import attachments
 
     app.router.add_routes(attachments.routes())
-    app.router.add_routes([r for r in databases.routes_list() if r.path in db_level])
+    app.router.add_routes([r for r in databases.routes_list() if r.path == "/{db}/"])
 
     async def on_startup(app: web.Application) -> None:
         import replicator

@@ -183,8 +183,26 @@ async def copy_doc(request: web.Request) -> web.Response:
     return json_response(result, status=201, headers={"ETag": f'"{result["rev"]}"', "Location": f"/{db.name}/{dest_id}"})
 
 
+def _doc_routes(path: str) -> list:
+    return [
+        web.get(path, get_doc, allow_head=False),
+        web.head(path, head_doc),
+        web.put(path, put_doc),
+        web.delete(path, delete_doc),
+        web.route("COPY", path, copy_doc),
+    ]
+
+
+def hot_routes() -> list:
+    """Plain document ids (not starting with `_`) cannot collide with `/{db}/_all_docs` and the
+    other special paths, so these routes go first: aiohttp tries dynamic routes in order, and
+    document reads and writes are most of the traffic."""
+    return _doc_routes("/{db}/{docid:[^_/][^/]*}")
+
+
 def routes_list() -> list:
     out = []
+    # the generic /{db}/{docid} stays last: it answers other `_`-prefixed ids with CouchDB's error
     for path in ("/{db}/_design/{ddoc}", "/{db}/_local/{ldoc}", "/{db}/{docid}"):
         out += [
             web.get(path, get_doc, allow_head=False),

@@ -74,9 +74,14 @@ class Authenticator:
         self.config = config
         self._ok: set[bytes] = set()
         self._headers: dict[str, tuple[str, str]] = {}
+        self._admins: dict[str, str] = {}
+        self._admins_version = -1
 
     def _stored(self, name: str) -> str | None:
-        return self.config.section("admins").get(name)
+        if self._admins_version != self.config.version:
+            self._admins = self.config.section("admins")
+            self._admins_version = self.config.version
+        return self._admins.get(name)
 
     async def check(self, header: str | None) -> str | None:
         """The admin name for a valid `Authorization: Basic` header; None when absent."""
