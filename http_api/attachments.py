@@ -133,6 +133,8 @@ async def doc_get_response(request: web.Request, db, doc: dict, query) -> web.St
 
 
 async def open_revs_response(request: web.Request, db, docid: str, results: list, query) -> web.StreamResponse:
+    if not results and query.get("open_revs") == "all":
+        raise NotFound("missing")  # as chttpd_db: open_revs=all of a document that does not exist
     attachments = _flag(query, "attachments") or query.get("atts_since") is not None
     if not _accepts(request, "multipart/mixed"):
         out = []

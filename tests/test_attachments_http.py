@@ -129,6 +129,14 @@ async def test_compressible_stored_gzip_served_plain_or_gzip(client, db):
     async with client.get(f"/{db}/d/t.txt", headers={"Accept-Encoding": "gzip"}, auto_decompress=False) as r:
         assert r.status == 200 and r.headers["Content-Encoding"] == "gzip"
         assert gzip.decompress(await r.read()) == text
+    # A bigger compressible body streamed in (compressed piecewise off the event loop).
+    big = b"".join(b"line %d of a big text attachment\n" % i for i in range(150_000))
+    async with client.put(f"/{db}/big/big.txt", data=big, headers={"Content-Type": "text/plain"}) as r:
+        assert r.status == 201
+    _, info = await get_json(client, f"/{db}/big", att_encoding_info="true")
+    assert info["_attachments"]["big.txt"]["encoding"] == "gzip"
+    async with client.get(f"/{db}/big/big.txt", headers={"Accept-Encoding": "identity"}) as r:
+        assert await r.read() == big
     # Not compressible: stored as is. (Same bytes as an existing blob would share that blob:
     # a body is stored once per database, in the encoding it was first stored in.)
     _, r2 = await put_doc(client, db, "p", {"_attachments": {"x.png": {"content_type": "image/png", "data": b64(text[1:])}}})

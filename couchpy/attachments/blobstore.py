@@ -43,6 +43,7 @@ from .residency import drop_mapped_pages
 SUBDB = "attachments"
 CHUNK_SIZE = 1 << 20  # bytes per stored chunk
 BATCH_BYTES = 8 << 20  # bytes of chunks per write transaction while streaming in
+OFFLOAD_BYTES = 64 << 10  # pieces at least this big are compressed on a worker thread
 DROP_EVERY = 16 << 20  # bytes of chunk reads after which mapped pages are released
 PIN_TTL = 3600.0  # a pin older than this no longer protects a blob (its write surely failed)
 
@@ -375,7 +376,13 @@ class BlobWriter:
             self._add_stored(data)
         else:
             self._account_identity(data)
-            self._add_stored(self._gz.compress(data) if self._gz else data)
+            if self._gz is not None:
+                # zlib releases the GIL: compress big pieces off the event loop.
+                if len(data) >= OFFLOAD_BYTES:
+                    data = await asyncio.get_running_loop().run_in_executor(None, self._gz.compress, data)
+                else:
+                    data = self._gz.compress(data)
+            self._add_stored(data)
         if self._pending_bytes >= self.blobs.batch_bytes:
             await self._start_flush()
 
