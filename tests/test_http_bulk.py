@@ -286,3 +286,109 @@ async def test_replicated_histories_converge_in_any_order(server, branches, orde
             finally:
                 await client.delete(f"/{name}")
         assert outcomes[0] == outcomes[1]
+
+
+# --------------------------------------------------------------------------- model-based
+
+
+OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["edit", "edit", "delete", "replicate", "stale", "recreate"]),
+        st.sampled_from(["x", "y"]),
+        st.integers(0, 10**6),
+    ),
+    min_size=1,
+    max_size=14,
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(ops=OPS)
+async def test_documents_follow_a_revision_tree_model(server, ops):
+    """Random edits, deletions, stale updates and replicated branches, checked after every step
+    against a model built with couchpy.revtree: status codes, winner, conflicts, leaves, _changes
+    and _all_docs."""
+    import aiohttp
+
+    from couchpy import revtree
+
+    trees: dict[str, dict] = {}
+    async with aiohttp.ClientSession(base_url=server.base, auth=server.auth) as client:
+        name = f"bulk-model-{uuid.uuid4().hex[:10]}"
+        await client.put(f"/{name}")
+        try:
+            for op, docid, nonce in ops:
+                tree = trees.get(docid, {})
+                leaves = revtree.leaves(tree) if tree else []
+                winner = revtree.winner(tree) if tree else None
+                if op in ("edit", "recreate"):
+                    body = {"n": nonce}
+                    if op == "edit" and leaves:
+                        parent = leaves[nonce % len(leaves)]  # any leaf may be edited
+                        body["_rev"] = parent
+                    else:
+                        parent = None
+                    resp = await client.put(f"/{name}/{docid}", json=body)
+                    if parent is None and winner is not None and not tree[winner][1]:
+                        assert resp.status == 409  # a live doc needs its rev
+                        continue
+                    assert resp.status == 201, await resp.text()
+                    rev = (await resp.json())["rev"]
+                    if parent is None and winner is not None:
+                        parent = winner  # recreation continues after the deleted winner
+                    trees[docid] = revtree.merge(tree, {rev: (parent, False)})
+                elif op == "delete":
+                    if winner is None or tree[winner][1]:
+                        resp = await client.delete(f"/{name}/{docid}", params={"rev": "1-" + "a" * 32})
+                        assert resp.status == 404
+                        continue
+                    resp = await client.delete(f"/{name}/{docid}", params={"rev": winner})
+                    assert resp.status == 200
+                    rev = (await resp.json())["rev"]
+                    trees[docid] = revtree.merge(tree, {rev: (winner, True)})
+                elif op == "replicate":
+                    base = sorted(tree)[nonce % len(tree)] if tree else None
+                    start = revtree.rev_pos(base) + 1 if base else 1
+                    h = f"{nonce:032x}"
+                    ids = [h] + ([revtree.rev_hash(r) for r in revtree.ancestry(tree, base)] if base else [])
+                    deleted = nonce % 3 == 0
+                    doc = {"_id": docid, "_rev": f"{start}-{h}", "_revisions": {"start": start, "ids": ids},
+                           "_deleted": deleted, "n": nonce}
+                    resp = await client.post(f"/{name}/_bulk_docs", json={"docs": [doc], "new_edits": False})
+                    assert resp.status == 201 and await resp.json() == []
+                    trees[docid] = revtree.merge(tree, {f"{start}-{h}": (base, deleted)})
+                else:  # stale: an inner (non-leaf) revision
+                    inner = [r for r in tree if r not in leaves]
+                    if not inner:
+                        continue
+                    resp = await client.put(f"/{name}/{docid}", json={"_rev": inner[nonce % len(inner)]})
+                    assert resp.status == 409
+                    continue
+
+                # ---- check the document against the model
+                tree = trees[docid]
+                winner = revtree.winner(tree)
+                resp = await client.get(f"/{name}/{docid}", params={"conflicts": "true", "deleted_conflicts": "true"})
+                if tree[winner][1]:
+                    assert resp.status == 404 and (await resp.json())["reason"] == "deleted"
+                else:
+                    doc = await resp.json()
+                    assert doc["_rev"] == winner
+                    assert sorted(doc.get("_conflicts", [])) == sorted(revtree.conflicts(tree))
+                    assert sorted(doc.get("_deleted_conflicts", [])) == sorted(revtree.deleted_conflicts(tree))
+                resp = await client.get(f"/{name}/{docid}", params={"open_revs": "all"},
+                                        headers={"Accept": "application/json"})
+                got = sorted(r["ok"]["_rev"] for r in await resp.json())
+                assert got == sorted(revtree.leaves(tree))
+
+            # ---- database-wide views agree with the model
+            changes = (await (await client.get(f"/{name}/_changes")).json())["results"]
+            assert {r["id"]: r["changes"][0]["rev"] for r in changes} == {
+                d: revtree.winner(t) for d, t in trees.items()}
+            assert {r["id"] for r in changes if r.get("deleted")} == {
+                d for d, t in trees.items() if t[revtree.winner(t)][1]}
+            rows = (await (await client.get(f"/{name}/_all_docs")).json())["rows"]
+            assert {r["id"]: r["value"]["rev"] for r in rows} == {
+                d: revtree.winner(t) for d, t in trees.items() if not t[revtree.winner(t)][1]}
+        finally:
+            await client.delete(f"/{name}")
