@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -258,6 +259,11 @@ def _parse_ranges(header: str | None, length: int) -> list[tuple[int, int]] | No
     return out
 
 
+def _absolute(request: web.Request, *segments: str) -> str:
+    path = "/".join(quote(seg, safe="/" if i == len(segments) - 1 else "") for i, seg in enumerate(segments))
+    return f"{request.scheme}://{request.host}/{path}"
+
+
 def _doc_for(db, docid: str, rev: str | None) -> dict:
     return db.get(docid, rev=rev)
 
@@ -385,7 +391,7 @@ async def put_attachment(request: web.Request) -> web.Response:
     return json_response(
         {"ok": True, "id": docid, "rev": result["rev"]},
         status=201,
-        headers={"ETag": f'"{result["rev"]}"', "Location": f"/{db.name}/{docid}/{name}"},
+        headers={"ETag": f'"{result["rev"]}"', "Location": _absolute(request, db.name, docid, name)},
     )
 
 

@@ -152,6 +152,7 @@ async def test_standalone_put_get_head_delete(client, db):
         res = await r.json()
         assert res["ok"] is True and res["id"] == "doc" and res["rev"].startswith("1-")
         assert r.headers["ETag"] == f'"{res["rev"]}"'
+        assert r.headers["Location"].endswith(f"/{db}/doc/dir/sub/file.bin")
     async with client.get(f"/{db}/doc/dir/sub/file.bin") as r:
         assert r.status == 200
         assert await r.read() == data
