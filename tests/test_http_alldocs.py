@@ -275,3 +275,15 @@ async def test_listing_matches_a_sorted_model(server, docids, descending, skip, 
             assert body["total_rows"] == len(docids)
         finally:
             await client.delete(f"/{name}")
+
+
+async def test_big_integers_and_field_order_in_listings(client, db):
+    raw = b'{"big":18446744073709551616,"z":1,"a":2}'
+    r = await client.put(f"/{db}/big", data=raw, headers={"Content-Type": "application/json"})
+    assert r.status == 201
+    text = await (await client.get(f"/{db}/_all_docs", params={"include_docs": "true"})).read()
+    assert b'"big":18446744073709551616,"z":1,"a":2' in text
+    resp = await client.post(f"/{db}/_bulk_get", json={"docs": [{"id": "big"}]})
+    assert b'"big":18446744073709551616,"z":1,"a":2' in await resp.read()
+    resp = await client.post(f"/{db}/_all_docs", params={"include_docs": "true"}, json={"keys": ["big"]})
+    assert b'"big":18446744073709551616' in await resp.read()

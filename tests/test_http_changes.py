@@ -384,3 +384,43 @@ async def test_many_idle_continuous_feeds_do_not_block(server, client, db):
         assert elapsed < 5, elapsed
         for r in resps:
             r.close()
+
+
+async def test_longpoll_with_heartbeat_still_returns_json(client, db):
+    task = asyncio.create_task(client.get(f"/{db}/_changes", params={
+        "feed": "longpoll", "since": "now", "heartbeat": "100", "timeout": "10000"}))
+    await asyncio.sleep(0.45)
+    await put(client, db, "hb", {})
+    resp = await asyncio.wait_for(task, 5)
+    raw = await asyncio.wait_for(resp.read(), 5)
+    body = json.loads(raw)  # heartbeat newlines before the object are JSON whitespace
+    assert [r["id"] for r in body["results"]] == ["hb"]
+
+
+async def test_eventsource_heartbeat(client, db):
+    params = {"feed": "eventsource", "since": "now", "heartbeat": "150", "timeout": "1000"}
+    async with client.get(f"/{db}/_changes", params=params) as resp:
+        data = await asyncio.wait_for(resp.content.read(), 10)
+    assert b"event: heartbeat\ndata: \n\n" in data
+    assert b"data: {" not in data
+
+
+async def test_continuous_include_docs(client, db):
+    rev = await put(client, db, "full", {"k": [1, 2]})
+    async with client.get(f"/{db}/_changes", params={"feed": "continuous", "include_docs": "true",
+                                                     "timeout": "500"}) as resp:
+        data = await asyncio.wait_for(resp.content.read(), 10)
+    rows = [json.loads(ln) for ln in data.split(b"\n") if ln.strip()]
+    assert rows[0]["doc"] == {"_id": "full", "_rev": rev, "k": [1, 2]}
+
+
+async def test_big_integers_in_feeds(client, db):
+    raw = b'{"big":18446744073709551616,"z":1,"a":2}'
+    r = await client.put(f"/{db}/big", data=raw, headers={"Content-Type": "application/json"})
+    assert r.status == 201
+    text = await (await client.get(f"/{db}/_changes", params={"include_docs": "true"})).read()
+    assert b'"big":18446744073709551616,"z":1,"a":2' in text
+    async with client.get(f"/{db}/_changes", params={"feed": "continuous", "include_docs": "true",
+                                                     "timeout": "300"}) as resp:
+        data = await asyncio.wait_for(resp.content.read(), 10)
+    assert b'"big":18446744073709551616' in data
