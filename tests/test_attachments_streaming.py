@@ -1,10 +1,12 @@
 """A 200 MB attachment streams through the server in bounded memory: uploaded standalone in
-pieces, downloaded and checked byte for byte (by MD5), while the server's peak resident set
+pieces, downloaded standalone and as a multipart/related document, each checked byte for byte
+(by MD5), while the server's peak resident set
 (VmHWM from /proc/<pid>/status) stays under 100 MB. Bounded in time."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 
 import aiohttp
@@ -65,12 +67,25 @@ async def test_200mb_upload_download_bounded_rss(new_server):
                 got.update(chunk)
                 n += len(chunk)
         t_down = time.monotonic() - t0
+        # The same body as the part of a multipart/related document reply (replication's form).
+        mgot, mn = hashlib.md5(), 0
+        async with client.get("/big/doc", params={"attachments": "true"},
+                              headers={"Accept": "multipart/related"}) as r:
+            assert r.status == 200 and r.headers["Content-Type"].startswith("multipart/related")
+            reader = aiohttp.MultipartReader(r.headers, r.content)
+            doc = json.loads(await (await reader.next()).read())
+            assert doc["_attachments"]["blob.bin"]["follows"] is True
+            part = await reader.next()
+            while chunk := await part.read_chunk(PIECE):
+                mgot.update(chunk)
+                mn += len(chunk)
         peak = _proc_kb(pid, "VmHWM")
         async with client.get("/big/doc") as r:
             stub = (await r.json())["_attachments"]["blob.bin"]
     print(f"\nupload {SIZE / t_up / 1e6:.0f} MB/s, download {SIZE / t_down / 1e6:.0f} MB/s, "
           f"RSS base {base_rss // 1024} MB, peak after upload {after_up // 1024} MB, peak {peak // 1024} MB")
     assert n == SIZE and got.digest() == expected.digest()
+    assert mn == SIZE and mgot.digest() == expected.digest()
     assert stub["length"] == SIZE
     assert peak < RSS_LIMIT_KB, f"server peak RSS {peak} kB"
     assert t_up < 120 and t_down < 120
