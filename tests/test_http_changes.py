@@ -424,3 +424,15 @@ async def test_big_integers_in_feeds(client, db):
                                                      "timeout": "300"}) as resp:
         data = await asyncio.wait_for(resp.content.read(), 10)
     assert b'"big":18446744073709551616' in data
+
+
+async def test_deleting_the_database_ends_its_feeds(client):
+    name = f"changes-del-{uuid.uuid4().hex[:10]}"
+    await client.put(f"/{name}")
+    async with client.get(f"/{name}/_changes", params={"feed": "continuous", "since": "now",
+                                                        "heartbeat": "10000"}) as resp:
+        await asyncio.sleep(0.2)
+        assert (await client.delete(f"/{name}")).status == 200
+        data = await asyncio.wait_for(resp.content.read(), 5)  # the feed ends, it does not hang
+    assert isinstance(data, bytes)
+    assert (await client.get(f"/{name}")).status == 404

@@ -339,3 +339,35 @@ async def test_ensure_full_commit(client, db):
 async def test_ensure_full_commit_missing_db(client):
     resp = await client.post(f"/{_name('nosuch')}/_ensure_full_commit", json={})
     assert resp.status == 404
+
+
+async def test_compaction_under_concurrent_load(client, db):
+    resp = await client.post(f"/{db}/_bulk_docs", json={"docs": [{"_id": f"d{i:04d}", "v": 0, "pad": "x" * 500}
+                                                               for i in range(300)]})
+    revs = {r["id"]: r["rev"] for r in await resp.json()}
+    resp = await client.post(f"/{db}/_bulk_docs", json={"docs": [
+        {"_id": k, "_rev": v, "v": 1, "pad": "y" * 500} for k, v in revs.items()]})
+    revs = {r["id"]: r["rev"] for r in await resp.json()}
+    assert (await client.post(f"/{db}/_compact", json={})).status == 202
+
+    async def writer(i):
+        r = await client.put(f"/{db}/new{i}", json={"i": i})
+        assert r.status == 201
+        return (await r.json())["rev"]
+
+    async def reader(i):
+        r = await client.get(f"/{db}/d{i:04d}")
+        assert r.status == 200
+        assert (await r.json())["_rev"] == revs[f"d{i:04d}"]
+
+    new_revs = await asyncio.gather(*[writer(i) for i in range(40)], *[reader(i) for i in range(0, 300, 7)])
+    await _wait_compaction(client, db, timeout=60)
+    info = await (await client.get(f"/{db}")).json()
+    assert info["doc_count"] == 340
+    for i in range(40):
+        doc = await (await client.get(f"/{db}/new{i}")).json()
+        assert doc["_rev"] == new_revs[i]
+    rows = (await (await client.get(f"/{db}/_all_docs", params={"startkey": '"d"', "endkey": '"e"'})).json())["rows"]
+    assert {r["id"]: r["value"]["rev"] for r in rows} == revs
+    changes = (await (await client.get(f"/{db}/_changes")).json())["results"]
+    assert len(changes) == 340
