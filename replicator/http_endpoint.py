@@ -201,12 +201,23 @@ class HttpEndpoint:
                         for item in result.get("docs") or []:
                             if isinstance(item.get("ok"), dict):
                                 docs.append(item["ok"])
-                    return docs
+                    return await self._complete_attachments(docs, reqs)
             except DbNotFound:
                 await self.info()  # the database is there: _bulk_get itself is unknown
             log.info("%s has no usable _bulk_get; falling back to GET open_revs", self.display)
             self._no_bulk_get = True
         return await self._open_revs(reqs)
+
+    async def _complete_attachments(self, docs: list[dict[str, Any]], reqs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Refetch (GET open_revs) the docs whose _bulk_get answer left out attachment data the
+        target needs: a server may ignore `attachments=true` on _bulk_get."""
+        since = {r["id"]: r.get("atts_since") or [] for r in reqs}
+        lacking = [d for d in docs if _needs_data(d, since.get(d.get("_id"), []))]
+        if not lacking:
+            return docs
+        ids = {d["_id"] for d in lacking}
+        refetched = await self._open_revs([r for r in reqs if r["id"] in ids])
+        return [d for d in docs if d.get("_id") not in ids] + refetched
 
     async def _open_revs(self, reqs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         by_id: dict[str, list[dict[str, Any]]] = {}
@@ -260,6 +271,21 @@ class HttpEndpoint:
             if status != 409:
                 return
         raise TransientError(f"checkpoint {local_id} kept conflicting on {self.display}")
+
+
+def _needs_data(doc: dict[str, Any], atts_since: list[str]) -> bool:
+    atts = doc.get("_attachments")
+    if not isinstance(atts, dict) or not atts:
+        return False
+    known = 0
+    for rev in atts_since:
+        head = rev.split("-", 1)[0] if isinstance(rev, str) else ""
+        if head.isdigit():
+            known = max(known, int(head))
+    return any(
+        isinstance(a, dict) and a.get("stub") and not (isinstance(a.get("revpos"), int) and a["revpos"] <= known)
+        for a in atts.values()
+    )
 
 
 def _reason(raw: bytes) -> str:

@@ -91,6 +91,7 @@ class Replication:
         self._last_checkpoint_stats: Stats | None = None
         self._checkpoint_lock = asyncio.Lock()
         self.result: dict[str, Any] | None = None
+        self.progress_hook: Any = None  # called (no args) after each batch and checkpoint
 
     # ------------------------------------------------------------------ status
 
@@ -229,6 +230,8 @@ class Replication:
             await self._copy(rows)
             self.tracker.complete(ticket)
             self.updated_at = time.time()
+            if self.progress_hook is not None:
+                self.progress_hook()
 
     async def _copy(self, rows: list[dict[str, Any]]) -> None:
         revs: dict[str, list[str]] = {}

@@ -31,18 +31,12 @@ def _since(seq: Any) -> int:
 
 
 def _selector_matcher(selector: dict[str, Any]):
+    from couchpy.mango.selector import compile_selector
+
     try:
-        from couchpy.mango import selector as mango_selector  # written by another engineer
-    except ImportError as exc:
-        raise PermanentError("selector filters need couchpy.mango.selector", "bad_request") from exc
-    for name in ("compile", "compile_selector", "Selector"):
-        fn = getattr(mango_selector, name, None)
-        if fn is not None:
-            compiled = fn(selector)
-            return getattr(compiled, "matches", None) or getattr(compiled, "match", None) or compiled
-    if hasattr(mango_selector, "matches"):
-        return lambda doc: mango_selector.matches(selector, doc)
-    raise PermanentError("couchpy.mango.selector offers no matcher", "bad_request")
+        return compile_selector(selector)
+    except CouchError as exc:
+        raise PermanentError(f"invalid selector: {exc.reason}", "bad_request") from None
 
 
 class LocalEndpoint:
@@ -121,13 +115,17 @@ class LocalEndpoint:
     async def bulk_get(self, reqs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         db = self._db()
         by_id: dict[str, list[str]] = {}
+        since: dict[str, list[str]] = {}
         for r in reqs:
             by_id.setdefault(r["id"], []).append(r["rev"])
+            for a in r.get("atts_since") or []:
+                if a not in since.setdefault(r["id"], []):
+                    since[r["id"]].append(a)
         docs: list[dict[str, Any]] = []
         for docid, revs in by_id.items():
             for row in db.open_revs(docid, revs, latest=True, with_revs=True):
                 if "ok" in row:
-                    docs.append(_inline_attachments(db, row["ok"]))
+                    docs.append(_inline_attachments(db, row["ok"], since.get(docid)))
         return docs
 
     async def bulk_docs(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -158,16 +156,11 @@ class LocalEndpoint:
         return None
 
 
-def _inline_attachments(db: Any, doc: dict[str, Any]) -> dict[str, Any]:
-    """Attachment stubs -> inline data, through the attachment subsystem when it offers that."""
+def _inline_attachments(db: Any, doc: dict[str, Any], atts_since: list[str] | None) -> dict[str, Any]:
+    """Attachment stubs -> inline data, except those the target already has (atts_since)."""
     atts = doc.get("_attachments")
-    if not atts or not any(isinstance(a, dict) and a.get("stub") for a in atts.values()):
+    if not atts:
         return doc
-    try:
-        from couchpy.attachments import hooks
-    except ImportError:
-        return doc
-    inline = getattr(hooks, "inline_data", None)
-    if inline is None:
-        return doc
-    return inline(db, doc)
+    from couchpy.attachments import hooks
+
+    return hooks.inline_data(db, doc, atts_since or None)

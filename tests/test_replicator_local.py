@@ -184,3 +184,13 @@ async def _converge(path, script):
         assert snaps[0] == snaps[1] == snaps[2]
     finally:
         await node.aclose()
+
+
+async def test_selector_filter(node):
+    a = node.create_db("a")
+    node.create_db("b")
+    await a.bulk_docs([{"_id": f"d{i}", "n": i, "kind": "even" if i % 2 == 0 else "odd"} for i in range(10)])
+    _, res = await replicate(node, "a", "b", selector={"kind": "even", "n": {"$gte": 4}})
+    b = node.get_db("b")
+    assert sorted(i.id for i in b.changes_since(0)) == ["d4", "d6", "d8"]
+    assert res["history"][0]["docs_written"] == 3
