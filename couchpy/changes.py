@@ -8,6 +8,7 @@ decides what a row is: `{"seq", "id", "changes": [{"rev"}...], "deleted"?, "doc"
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from itertools import islice
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,32 +70,37 @@ def build_filter(db, opts: ChangesOptions) -> Callable[[Any, dict | None], bool]
     raise BadRequest("`filter` parameter is not correctly formatted.")
 
 
-def needs_docs(opts: ChangesOptions) -> bool:
-    return opts.include_docs or opts.filter_name == "_selector"
+def change_rows(db, opts: ChangesOptions, since: int | None = None, chunk: int = 256) -> Iterator[tuple[int, dict]]:
+    """(seq, row) for every change after `since` (opts.since by default) passing the filter.
 
-
-def change_rows(db, opts: ChangesOptions, since: int | None = None) -> Iterator[tuple[int, dict]]:
-    """(seq, row) for every change after `since` (opts.since by default) passing the filter."""
+    Documents are read a chunk at a time in one transaction; with `include_docs` and no filter
+    that needs the parsed document, they are spliced as raw JSON (orjson.Fragment).
+    """
     pred = build_filter(db, opts)
-    want_docs = needs_docs(opts)
+    parsed = opts.filter_name == "_selector"
     start = opts.since if since is None else since
-    for info in db.changes_since(start, None, opts.descending):
-        doc = None
-        if want_docs:
-            doc = db.load_docs([info], opts.conflicts)[0]
-        if pred is not None and not pred(info, doc):
-            continue
-        if opts.all_docs_style:
-            revs = revtree.leaves(info.tree)
+    infos = db.changes_since(start, None, opts.descending)
+    while True:
+        batch = list(islice(infos, chunk))
+        if not batch:
+            return
+        if parsed:
+            docs = db.load_docs(batch, opts.conflicts)
+        elif opts.include_docs:
+            docs = db.load_doc_fragments(batch, opts.conflicts)
         else:
-            revs = [info.rev]
-        row: dict[str, Any] = {
-            "seq": db.node.format_seq(db, info.seq),
-            "id": info.id,
-            "changes": [{"rev": r} for r in revs],
-        }
-        if info.deleted:
-            row["deleted"] = True
-        if opts.include_docs:
-            row["doc"] = doc if doc is not None else {"_id": info.id, "_rev": info.rev, "_deleted": True}
-        yield info.seq, row
+            docs = [None] * len(batch)
+        for info, doc in zip(batch, docs):
+            if pred is not None and not pred(info, doc):
+                continue
+            revs = revtree.leaves(info.tree) if opts.all_docs_style else [info.rev]
+            row: dict[str, Any] = {
+                "seq": db.node.format_seq(db, info.seq),
+                "id": info.id,
+                "changes": [{"rev": r} for r in revs],
+            }
+            if info.deleted:
+                row["deleted"] = True
+            if opts.include_docs:
+                row["doc"] = doc if doc is not None else {"_id": info.id, "_rev": info.rev, "_deleted": True}
+            yield info.seq, row

@@ -109,7 +109,7 @@ def _query(db, opts: dict, prefix: str | None = None) -> dict:
                 skip -= 1
                 continue
             infos.append(info)
-        docs = db.load_docs(infos, opts["conflicts"]) if include_docs else [None] * len(infos)
+        docs = db.load_doc_fragments(infos, opts["conflicts"]) if include_docs else [None] * len(infos)
         rows = [_row(i, d, include_docs) for i, d in zip(infos, docs)]
         if prefix is None:
             offset = (db.count_live_before(start, descending) if start is not None else 0) + opts["skip"]
