@@ -1,7 +1,7 @@
-"""A 200 MB attachment streams through the server in bounded memory: uploaded standalone in
-pieces, downloaded standalone and as a multipart/related document, each checked byte for byte
-(by MD5), while the server's peak resident set
-(VmHWM from /proc/<pid>/status) stays under 100 MB. Bounded in time."""
+"""A 200 MB attachment streams through the server in bounded memory: uploaded standalone and as
+a multipart/related document (the replicator's form), downloaded both ways, each checked byte for
+byte (by MD5), while the server's peak resident set (VmHWM from /proc/<pid>/status) stays under
+100 MB. Bounded in time."""
 
 from __future__ import annotations
 
@@ -89,3 +89,46 @@ async def test_200mb_upload_download_bounded_rss(new_server):
     assert stub["length"] == SIZE
     assert peak < RSS_LIMIT_KB, f"server peak RSS {peak} kB"
     assert t_up < 120 and t_down < 120
+
+
+@pytest.mark.slow
+async def test_200mb_multipart_put_bounded_rss(new_server):
+    srv = new_server()
+    pid = srv.pid
+    expected = hashlib.md5()
+    for p in _pieces():
+        expected.update(p)
+    digest = "md5-" + __import__("base64").b64encode(expected.digest()).decode()
+    boundary = "b0undary" + "x" * 20
+    doc = {"_id": "mp", "_rev": "1-" + "a" * 32, "_revisions": {"start": 1, "ids": ["a" * 32]},
+           "_attachments": {"blob.bin": {"follows": True, "content_type": "application/octet-stream",
+                                         "length": SIZE, "digest": digest, "revpos": 1}}}
+
+    async def body():
+        yield (f"--{boundary}\r\nContent-Type: application/json\r\n\r\n{json.dumps(doc)}"
+               f"\r\n--{boundary}\r\n\r\n").encode()  # the body part without headers
+        for p in _pieces():
+            yield p
+        yield f"\r\n--{boundary}--".encode()
+
+    timeout = aiohttp.ClientTimeout(total=300)
+    async with aiohttp.ClientSession(base_url=srv.base, auth=srv.auth, timeout=timeout) as client:
+        assert (await client.put("/bigmp")).status == 201
+        t0 = time.monotonic()
+        async with client.put("/bigmp/mp", data=body(), params={"new_edits": "false"},
+                              headers={"Content-Type": f'multipart/related; boundary="{boundary}"'}) as r:
+            assert r.status == 201, await r.text()
+        t_up = time.monotonic() - t0
+        peak = _proc_kb(pid, "VmHWM")
+        async with client.get("/bigmp/mp") as r:
+            stub = (await r.json())["_attachments"]["blob.bin"]
+        got = hashlib.md5()
+        async with client.get("/bigmp/mp/blob.bin") as r:
+            async for chunk in r.content.iter_chunked(PIECE):
+                got.update(chunk)
+    print(f"\nmultipart upload {SIZE / t_up / 1e6:.0f} MB/s, peak RSS {peak // 1024} MB")
+    assert stub == {"content_type": "application/octet-stream", "revpos": 1, "digest": digest,
+                    "length": SIZE, "stub": True}
+    assert got.digest() == expected.digest()
+    assert peak < RSS_LIMIT_KB, f"server peak RSS {peak} kB"
+    assert t_up < 120
