@@ -109,3 +109,15 @@ async def test_inline_data_for_replication(node):
     assert since["_attachments"]["a"]["stub"] is True and "data" in since["_attachments"]["b"]
     assert doc["_attachments"]["a"]["stub"] is True  # the input is not modified
     assert r2["rev"] == doc["_rev"]
+
+
+async def test_reattach_for_copy(node):
+    from couchpy.attachments import hooks
+
+    db = node.create_db("cp")
+    await db.put({"_id": "src", "_attachments": {"a": {"content_type": "x/y", "data": b64(b"copied bytes")}}})
+    src = db.get("src")
+    await db.put({"_id": "dst", "k": 1, "_attachments": hooks.reattach(db, src["_attachments"])})
+    dst = db.get("dst")
+    assert dst["_attachments"]["a"] == {**src["_attachments"]["a"], "revpos": 1}
+    assert blobs_for(db).stats()["blobs"] == 1

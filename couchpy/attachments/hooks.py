@@ -264,3 +264,17 @@ def inline_data(db: Any, doc: dict, atts_since: list | None = None) -> dict:
     from .render import render
 
     return render(db, doc, attachments=True, atts_since=atts_since)[0]
+
+
+def reattach(db: Any, atts: dict) -> dict:
+    """Stubs of stored attachments of this database -> prepared entries, so that another document
+    (COPY) or a new revision can carry them without sending the bytes again."""
+    blobs = blobs_for(db)
+    out: dict = {}
+    for name, stub in atts.items():
+        meta = blobs.meta(stub.get("digest", "")) if isinstance(stub, dict) else None
+        if meta is None:
+            raise BadRequest(f"Attachment {name} is not stored in this database")
+        blobs.pin(meta.md5)
+        out[name] = prepared_entry(stub.get("content_type") or "application/octet-stream", meta)
+    return out
