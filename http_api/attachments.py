@@ -45,12 +45,8 @@ class RangeNotSatisfiable(CouchError):
 
 # ---- helpers --------------------------------------------------------------------------------
 def _flag(query, name: str) -> bool:
-    raw = query.get(name)
-    if raw is None or raw == "false":
-        return False
-    if raw == "true":
-        return True
-    raise BadRequest(f'Invalid boolean parameter: "{name}"', error="query_parse_error")
+    # As chttpd_db's parse_doc_query: only "true" turns these options on; other values are ignored.
+    return query.get(name) == "true"
 
 
 def _accepts(request: web.Request, media: str) -> bool:
@@ -76,7 +72,7 @@ def _accepts_gzip(request: web.Request) -> bool:
 
 
 def _meta(db, stub: dict) -> BlobMeta:
-    return render_mod._meta(db, stub)
+    return render_mod.stored_meta(db, stub)
 
 
 def _parse_atts_since(query) -> list | None:

@@ -45,7 +45,8 @@ def atts_since_pos(db: Any, doc: dict, since: list) -> int:
     return 0
 
 
-def _meta(db: Any, stub: dict) -> BlobMeta:
+def stored_meta(db: Any, stub: dict) -> BlobMeta:
+    """The blob record of a stored stub (500 if the body is missing: the store is damaged)."""
     meta = blobs_for(db).meta(stub.get("digest", ""))
     if meta is None:
         raise CouchError("attachment body is missing from the store", error="internal_server_error", status=500)
@@ -74,7 +75,7 @@ def render(
     followers: list[Follower] = []
     for name, stub in atts.items():
         send = attachments and stub.get("revpos", 0) > since
-        meta = _meta(db, stub) if (send or encoding_info) else None
+        meta = stored_meta(db, stub) if (send or encoding_info) else None
         e: dict[str, Any] = {"content_type": stub.get("content_type"), "revpos": stub.get("revpos"),
                              "digest": stub.get("digest")}
         if not send:
