@@ -16,10 +16,12 @@ import base64
 import binascii
 import hashlib
 import logging
+import time
 
 from aiohttp import web
 
 from couchpy.errors import CouchError, Unauthorized
+from couchpy import sessions
 from couchpy.passwords import verify_password
 
 from .responses import error_response
@@ -83,6 +85,43 @@ class Authenticator:
             self._admins_version = self.config.version
         return self._admins.get(name)
 
+    # ---- cookie sessions (POST /_session) ----
+
+    @property
+    def session_timeout(self) -> int:
+        return self.config.get_int("chttpd_auth", "timeout", 600) or 600
+
+    def _secret(self) -> str:
+        return self.config.get("chttpd_auth", "secret") or ""
+
+    def issue_cookie(self, name: str) -> str:
+        stored = self._stored(name) or ""
+        return sessions.make_token(self._secret(), stored, name, int(time.time()) + self.session_timeout)
+
+    def check_cookie(self, token: str) -> tuple[str, int] | None:
+        """(name, expiry) for a genuine unexpired AuthSession token."""
+        name = sessions.token_name(token)
+        stored = self._stored(name) if name is not None else None
+        if stored is None:
+            return None
+        expires = sessions.check_token(self._secret(), stored, token, int(time.time()))
+        return None if expires is None else (name, expires)
+
+    async def verify(self, name: str, password: str) -> bool:
+        """Check a name and password against the stored PBKDF2 hash (cached when right)."""
+        stored = self._stored(name)
+        if stored is None:
+            return False
+        key = hashlib.sha256(f"{name}\0{password}\0{stored}".encode()).digest()
+        if key in self._ok:
+            return True
+        ok = await asyncio.get_running_loop().run_in_executor(None, verify_password, password, stored)
+        if ok:
+            if len(self._ok) > 10000:
+                self._ok.clear()
+            self._ok.add(key)
+        return ok
+
     async def check(self, header: str | None) -> str | None:
         """The admin name for a valid `Authorization: Basic` header; None when absent."""
         if not header:
@@ -97,20 +136,9 @@ class Authenticator:
             name, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             raise Unauthorized("Name or password is incorrect.") from None
-        stored = self._stored(name)
-        if stored is None:
+        if not await self.verify(name, password):
             raise Unauthorized("Name or password is incorrect.")
-        key = hashlib.sha256(f"{name}\0{password}\0{stored}".encode()).digest()
-        if key in self._ok:
-            self._remember(header, name, stored)
-            return name
-        ok = await asyncio.get_running_loop().run_in_executor(None, verify_password, password, stored)
-        if not ok:
-            raise Unauthorized("Name or password is incorrect.")
-        if len(self._ok) > 10000:
-            self._ok.clear()
-        self._ok.add(key)
-        self._remember(header, name, stored)
+        self._remember(header, name, self._stored(name) or "")
         return name
 
     def _remember(self, header: str, name: str, stored: str) -> None:
@@ -126,7 +154,25 @@ async def auth_middleware(request: web.Request, handler):
     auth: Authenticator = request.app["auth"]
     header = request.headers.get("Authorization")
     user = await auth.check(header) if header else None
+    request["auth_method"] = "default" if user else None
+    refresh = False
+    if user is None:
+        token = request.cookies.get("AuthSession")
+        if token:
+            session = auth.check_cookie(token)
+            if session is not None:
+                user = session[0]
+                request["auth_method"] = "cookie"
+                # past half its life, a used cookie is renewed (CouchDB renews before expiry too)
+                refresh = session[1] - time.time() < auth.session_timeout / 2
     request["user"] = user
     if user is None and request.path not in OPEN_PATHS:
         raise Unauthorized("You are not a server admin.")
-    return await handler(request)
+    response = await handler(request)
+    if refresh and user is not None and not response.prepared:
+        set_session_cookie(response, auth.issue_cookie(user), auth.session_timeout)
+    return response
+
+
+def set_session_cookie(response: web.StreamResponse, token: str, max_age: int) -> None:
+    response.set_cookie("AuthSession", token, path="/", httponly=True, max_age=max_age, samesite="Lax")

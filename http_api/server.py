@@ -7,9 +7,10 @@ import uuid
 from aiohttp import web
 
 import couchpy
-from couchpy.errors import BadRequest, CouchError
+from couchpy.errors import BadRequest, CouchError, Unauthorized
 
 from . import params
+from .middleware import set_session_cookie
 from .responses import json_response, not_allowed
 
 routes = web.RouteTableDef()
@@ -41,10 +42,36 @@ async def session(request: web.Request) -> web.Response:
         "ok": True,
         "userCtx": ctx,
         "info": {
-            "authentication_handlers": ["default"],
-            **({"authenticated": "default"} if user else {}),
+            "authentication_handlers": ["cookie", "default"],
+            **({"authenticated": request.get("auth_method") or "default"} if user else {}),
         },
     })
+
+
+@routes.post("/_session")
+async def login(request: web.Request) -> web.Response:
+    """Cookie login: JSON or form-encoded `name` and `password`."""
+    if request.content_type == "application/x-www-form-urlencoded":
+        form = await request.post()
+        name, password = form.get("name"), form.get("password")
+    else:
+        body = await params.json_object(request)
+        name, password = body.get("name"), body.get("password")
+    if not isinstance(name, str) or not isinstance(password, str):
+        raise BadRequest("Request body must contain `name` and `password` strings.")
+    auth = request.app["auth"]
+    if not await auth.verify(name, password):
+        raise Unauthorized("Name or password is incorrect.")
+    resp = json_response({"ok": True, "name": name, "roles": ["_admin"]})
+    set_session_cookie(resp, auth.issue_cookie(name), auth.session_timeout)
+    return resp
+
+
+@routes.delete("/_session")
+async def logout(request: web.Request) -> web.Response:
+    resp = json_response({"ok": True})
+    resp.del_cookie("AuthSession", path="/")
+    return resp
 
 
 def _range_filter(request: web.Request, names: list[str]) -> list[str]:
