@@ -1,0 +1,184 @@
+"""View query parameters, parsed and validated as CouchDB's couch_mrview_http/util do.
+
+Parameters arrive as query-string text (JSON for keys, `true`/`false`, integers) or as the typed
+members of a POST body. Errors are `query_parse_error` (400) with CouchDB's wording.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import collate, jsonutil
+from ..errors import QueryParseError
+
+_MISSING = object()
+
+
+@dataclass
+class QueryArgs:
+    keys: list | None = None
+    start_key: Any = _MISSING
+    end_key: Any = _MISSING
+    start_key_docid: str | None = None
+    end_key_docid: str | None = None
+    inclusive_end: bool = True
+    descending: bool = False
+    group: bool | None = None
+    group_level: int | None = None
+    reduce: bool | None = None
+    include_docs: bool = False
+    conflicts: bool | None = None
+    limit: int | None = None
+    skip: int = 0
+    update: str = "true"  # true | false | lazy
+    update_seq: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def has_start(self) -> bool:
+        return self.start_key is not _MISSING
+
+    @property
+    def has_end(self) -> bool:
+        return self.end_key is not _MISSING
+
+
+def _bool(name: str, v: Any, text: bool) -> bool:
+    if isinstance(v, bool):
+        return v
+    if text and isinstance(v, str):
+        if v == "true":
+            return True
+        if v == "false":
+            return False
+    raise QueryParseError(f'Invalid boolean parameter: "{v}"' if text else f"Invalid value for `{name}`.")
+
+
+def _pos_int(v: Any, text: bool) -> int:
+    if isinstance(v, bool):
+        raise QueryParseError(f'Invalid value for positive integer: "{v}"')
+    if isinstance(v, int):
+        n = v
+    else:
+        try:
+            n = int(str(v)) if text and str(v).lstrip("-").isdigit() else None
+        except ValueError:
+            n = None
+        if n is None:
+            raise QueryParseError(f'Invalid value for integer: "{v}"')
+    if n < 0:
+        raise QueryParseError(f'Invalid value for positive integer: "{v}"')
+    return n
+
+
+def _json(v: Any, text: bool) -> Any:
+    return jsonutil.loads(v) if text else v
+
+
+def parse(raw: dict[str, Any], text: bool) -> QueryArgs:
+    """`text`: values are query-string strings (JSON-encoded keys); else typed JSON members."""
+    a = QueryArgs()
+    for name, v in raw.items():
+        if name == "key":
+            k = _json(v, text)
+            a.start_key = k
+            a.end_key = k
+        elif name == "keys":
+            ks = _json(v, text)
+            if not isinstance(ks, list):
+                raise QueryParseError("`keys` must be an array of strings.")
+            a.keys = ks
+        elif name in ("startkey", "start_key"):
+            a.start_key = _json(v, text)
+        elif name in ("endkey", "end_key"):
+            a.end_key = _json(v, text)
+        elif name in ("startkey_docid", "start_key_doc_id"):
+            if not isinstance(v, str):
+                raise QueryParseError("`start_key_docid` must be a string.")
+            a.start_key_docid = v
+        elif name in ("endkey_docid", "end_key_doc_id"):
+            if not isinstance(v, str):
+                raise QueryParseError("`end_key_docid` must be a string.")
+            a.end_key_docid = v
+        elif name == "inclusive_end":
+            a.inclusive_end = _bool(name, v, text)
+        elif name == "descending":
+            a.descending = _bool(name, v, text)
+        elif name == "group":
+            a.group = _bool(name, v, text)
+        elif name == "group_level":
+            a.group_level = _pos_int(v, text)
+        elif name == "reduce":
+            a.reduce = _bool(name, v, text)
+        elif name == "include_docs":
+            a.include_docs = _bool(name, v, text)
+        elif name == "conflicts":
+            a.conflicts = _bool(name, v, text)
+        elif name == "limit":
+            a.limit = _pos_int(v, text)
+        elif name == "skip":
+            a.skip = _pos_int(v, text)
+        elif name == "update_seq":
+            a.update_seq = _bool(name, v, text)
+        elif name == "stale":
+            if v == "ok":
+                a.update = "false"
+            elif v == "update_after":
+                a.update = "lazy"
+            elif v != "false":
+                raise QueryParseError("Invalid value for `stale`.")
+        elif name == "update":
+            val = v if isinstance(v, str) else ("true" if v is True else "false" if v is False else None)
+            if val not in ("true", "false", "lazy"):
+                raise QueryParseError("Invalid value for `update`.")
+            a.update = val
+        elif name in ("sorted", "stable", "attachments", "att_encoding_info", "partition", "r", "list"):
+            a.extra[name] = v
+    return a
+
+
+def validate(a: QueryArgs, has_reduce: bool, collation: str | None) -> bool:
+    """Check the combination against the view; return whether the query reduces."""
+    if a.reduce is True and not has_reduce:
+        raise QueryParseError("Reduce is invalid for map-only views.")
+    reducing = has_reduce and a.reduce is not False
+    grouping = bool(a.group) or (a.group_level is not None and a.group_level > 0)
+    if grouping and not reducing:
+        raise QueryParseError("Invalid use of grouping on a map view.")
+    if a.group is False and a.group_level:
+        raise QueryParseError("Can't specify group=false and group_level>0 at the same time")
+    if reducing and a.keys is not None and not a.group and a.group_level is None:
+        raise QueryParseError("Multi-key fetchs for reduce views must use `group=true`")
+    if a.keys is not None and a.has_start:
+        raise QueryParseError("`start_key` is incompatible with `keys`")
+    if a.keys is not None and a.has_end:
+        raise QueryParseError("`end_key` is incompatible with `keys`")
+    if reducing and a.include_docs:
+        raise QueryParseError("`include_docs` is invalid for reduce")
+    if reducing and a.conflicts is not None:
+        raise QueryParseError("`conflicts` is invalid for reduce views.")
+    if a.has_start and a.has_end and a.keys is None:
+        enc = collate.encoder(collation)
+        sk, ek = enc(a.start_key), enc(a.end_key)
+        if sk != ek or (a.start_key_docid is not None and a.end_key_docid is not None):
+            skd = (a.start_key_docid if a.start_key_docid is not None else ("" if not a.descending else None))
+            ekd = (a.end_key_docid if a.end_key_docid is not None else (None if not a.descending else ""))
+            s = sk + (collate.raw_string(skd) if skd is not None else b"\xff")
+            e = ek + (collate.raw_string(ekd) if ekd is not None else b"\xff")
+            if not a.descending and s > e:
+                raise QueryParseError(
+                    "No rows can match your key range, reverse your start_key and end_key or set descending=true")
+            if a.descending and s < e:
+                raise QueryParseError(
+                    "No rows can match your key range, reverse your start_key and end_key or set descending=false")
+    return reducing
+
+
+def group_level_of(a: QueryArgs) -> int | None | bool:
+    """None: exact (group=true); an int: that level; False: no grouping."""
+    if a.group_level is not None:
+        return a.group_level if a.group_level > 0 else False
+    if a.group:
+        return None
+    return False

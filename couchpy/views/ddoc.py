@@ -1,0 +1,88 @@
+"""Design documents as index definitions: which views, which language, which options, which signature.
+
+The signature identifies an index by content (language, map/reduce sources, options, lib, and the
+ICU version the keys were encoded with), not by design document id: two design documents with the
+same views share one index, and editing a view's code or upgrading ICU gives a new index that is
+built from scratch while the old one is left for `_view_cleanup`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from .. import collate, jsonutil
+from ..errors import BadRequest
+
+
+@dataclass(frozen=True)
+class ViewDef:
+    name: str
+    map: str
+    reduce: str | None
+    collation: str | None  # "raw" or None (ICU)
+
+
+@dataclass(frozen=True)
+class DesignSpec:
+    language: str
+    views: tuple[ViewDef, ...]
+    lib: Any
+    include_design: bool
+    local_seq: bool
+    sig: str
+
+    def view_index(self, name: str) -> int | None:
+        for i, v in enumerate(self.views):
+            if v.name == name:
+                return i
+        return None
+
+
+def _invalid(msg: str) -> BadRequest:
+    return BadRequest(msg, error="invalid_design_doc")
+
+
+def parse(ddoc: dict) -> DesignSpec:
+    """Read a design document's views; raise BadRequest(invalid_design_doc) when malformed."""
+    language = ddoc.get("language", "javascript")
+    if not isinstance(language, str):
+        raise _invalid("`language` must be a string")
+    views = ddoc.get("views", {})
+    if not isinstance(views, dict):
+        raise _invalid("`views` is not an object")
+    options = ddoc.get("options", {}) or {}
+    if not isinstance(options, dict):
+        raise _invalid("`options` is not an object")
+    defs = []
+    lib = None
+    for name in sorted(views):
+        body = views[name]
+        if name == "lib":
+            lib = body
+            continue
+        if not isinstance(body, dict):
+            raise _invalid(f"View {name} must be an object")
+        m = body.get("map")
+        if not isinstance(m, str):
+            raise _invalid(f"View {name} must have a map function")
+        r = body.get("reduce")
+        if r is not None and not isinstance(r, str):
+            raise _invalid(f"View {name} reduce function must be a string")
+        vopts = body.get("options", {}) or {}
+        coll = vopts.get("collation", options.get("collation")) if isinstance(vopts, dict) else None
+        defs.append(ViewDef(name, m, r, "raw" if coll == "raw" else None))
+    include_design = bool(options.get("include_design", False))
+    local_seq = bool(options.get("local_seq", False))
+    sig_src = jsonutil.dumps([
+        language,
+        [[v.name, v.map, v.reduce, v.collation] for v in defs],
+        lib,
+        include_design,
+        local_seq,
+        collate.ICU_VERSION,
+        1,  # on-disk format version of couchpy view indexes
+    ])
+    sig = hashlib.sha256(sig_src).hexdigest()[:32]
+    return DesignSpec(language, tuple(defs), lib, include_design, local_seq, sig)

@@ -1,0 +1,286 @@
+"""A view index: the rows of a design document's views in one LMDB environment, kept up to date.
+
+Layout (`<db>/views/<signature>/`, one environment per signature):
+- `rows`: view number byte + row key -> marshal((key, docid, value)); the row key is
+  collate.encode(key) + raw(docid) + emit number, so LMDB's order is CouchDB's (key, docid) order;
+- `ids`: docid -> marshal([(view, row key), ...]) the rows a document produced (to remove them);
+- `tree`: partial reductions per view (tree.py); every view keeps at least a row count there, which
+  answers `total_rows` and `offset` without scanning;
+- `meta`: the database sequence the index reflects, and whether the partials are current.
+
+Updating reads the database's by-sequence index after the index's sequence in batches, maps the
+documents in the query-server workers, and commits each batch (rows, back-index, partials and the
+new sequence in one transaction). A large catch-up (an initial build) skips partial maintenance
+while it writes and rebuilds the partials in one ordered pass at the end, which is much cheaper
+than updating them per batch. One build per index runs at a time; concurrent queries wait on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import marshal
+import shutil
+import threading
+from itertools import islice
+from typing import Any
+
+from .. import collate
+from ..storage import Store
+from . import tree
+from .builtin_reduce import Builtin, builtin, is_builtin
+from .ddoc import DesignSpec
+
+log = logging.getLogger("couchpy.views")
+
+BATCH_DOCS = 2000  # per transaction: two query-server calls of 1000, run in parallel
+
+
+class CountReducer:
+    """Every view's tree keeps (count, user partial) so total_rows/offset are O(log n)."""
+
+    def __init__(self, user: Any | None):
+        self.user = user
+
+    def reduce(self, rows: list) -> Any:
+        return (len(rows), self.user.reduce(rows) if self.user is not None else None)
+
+    def rereduce(self, partials: list) -> Any:
+        count = 0
+        users = []
+        for c, u in partials:
+            count += c
+            if u is not None:
+                users.append(u)
+        if self.user is None or not users:
+            return (count, None)
+        return (count, users[0] if len(users) == 1 else self.user.rereduce(users))
+
+
+class BuiltinAdapter:
+    def __init__(self, b: Builtin):
+        self.b = b
+
+    def reduce(self, rows: list) -> Any:
+        return self.b.reduce([r[0] for r in rows], [r[2] for r in rows])
+
+    def rereduce(self, partials: list) -> Any:
+        return self.b.rereduce(partials)
+
+    def finalize(self, partial: Any) -> Any:
+        return self.b.finalize(partial)
+
+
+class CustomAdapter:
+    def __init__(self, pool: Any, fns: Any, idx: int):
+        self.pool, self.fns, self.idx = pool, fns, idx
+
+    def reduce(self, rows: list) -> Any:
+        return self.pool.reduce(self.fns, self.idx, [[r[0], r[1]] for r in rows], [r[2] for r in rows])
+
+    def rereduce(self, partials: list) -> Any:
+        return self.pool.rereduce(self.fns, self.idx, partials)
+
+    def finalize(self, partial: Any) -> Any:
+        return partial
+
+
+class ViewIndex:
+    def __init__(self, db: Any, spec: DesignSpec, pool: Any):
+        from ..query_server import ViewFunctions
+
+        self.db = db
+        self.spec = spec
+        self.pool = pool
+        self.directory = db.directory / "views" / spec.sig
+        self.store = Store(self.directory, ("meta", "ids", "rows", "tree"))
+        self._meta = self.store.db("meta")
+        self._ids = self.store.db("ids")
+        self._rows = self.store.db("rows")
+        self._tree = self.store.db("tree")
+        custom = tuple(None if (v.reduce is None or is_builtin(v.reduce)) else v.reduce for v in spec.views)
+        self.fns = ViewFunctions(spec.language, tuple(v.map for v in spec.views), custom,
+                                 tuple(v.name for v in spec.views), spec.lib)
+        self.user_reducers: list[Any] = []
+        self.trees: list[tree.ReduceTree] = []
+        self.encoders = []
+        for i, v in enumerate(spec.views):
+            if v.reduce is None:
+                user = None
+            elif is_builtin(v.reduce):
+                user = BuiltinAdapter(builtin(v.reduce))
+            else:
+                user = CustomAdapter(pool, self.fns, i)
+            self.user_reducers.append(user)
+            self.trees.append(tree.ReduceTree(self._rows, self._tree, bytes([i]), CountReducer(user)))
+            self.encoders.append(collate.encoder(v.collation))
+        self._lock = threading.Lock()
+        self._build: asyncio.Future | None = None
+        self.closed = False
+        self.purge_seq = 0
+
+    # ------------------------------------------------------------------ meta
+
+    def _get_meta(self, txn: Any, key: bytes, default: Any) -> Any:
+        raw = txn.get(key, db=self._meta)
+        return default if raw is None else marshal.loads(raw)
+
+    @property
+    def seq(self) -> int:
+        with self.store.read() as txn:
+            return self._get_meta(txn, b"seq", 0)
+
+    def tree_valid(self, txn: Any) -> bool:
+        return self._get_meta(txn, b"tree_valid", True)
+
+    # ------------------------------------------------------------------ building
+
+    def update_sync(self, task: Any = None) -> int:
+        """Bring the index up to the database's current sequence (blocking; runs in a thread)."""
+        with self._lock:
+            db = self.db
+            with self.store.read() as txn:
+                seq = self._get_meta(txn, b"seq", 0)
+                ndocs = txn.stat(self._ids)["entries"]
+                valid = self.tree_valid(txn)
+            target = db.update_seq
+            if seq >= target:
+                return seq
+            pending = target - seq
+            # Maintaining partials per batch costs ~a block read per changed row; for a big catch-up
+            # one ordered rebuild at the end is far cheaper.
+            bulk = pending > 2 * BATCH_DOCS and pending * 4 > ndocs
+            if bulk and valid:
+                self.store.write(lambda txn: txn.put(b"tree_valid", marshal.dumps(False), db=self._meta))
+                valid = False
+            done = 0
+            it = db.changes_since(seq)
+            while True:
+                infos = list(islice(it, BATCH_DOCS))
+                if not infos:
+                    break
+                self._apply_batch(infos, valid)
+                done += len(infos)
+                if task is not None:
+                    task.update(changes_done=done, total_changes=max(pending, done),
+                                progress=min(100, int(100 * done / max(pending, 1))))
+            if not valid:
+                def finish(txn: Any) -> None:
+                    for t in self.trees:
+                        t.rebuild(txn)
+                    txn.put(b"tree_valid", marshal.dumps(True), db=self._meta)
+
+                self.store.write(finish)
+            return self.seq
+
+    def _apply_batch(self, infos: list, maintain_tree: bool) -> None:
+        spec = self.spec
+        to_map = [
+            i for i in infos
+            if not i.deleted and (spec.include_design or not i.id.startswith("_design/"))
+        ]
+        docs = self.db.load_docs(to_map) if to_map else []
+        pairs = [(info, doc) for info, doc in zip(to_map, docs) if doc is not None]
+        if spec.local_seq:
+            for info, doc in pairs:
+                doc["_local_seq"] = info.seq
+        mapped = self.pool.map_docs(self.fns, [d for _, d in pairs]) if pairs else []
+        results = {info.id: rows for (info, _), rows in zip(pairs, mapped)}
+        last_seq = max(i.seq for i in infos)
+        encoders = self.encoders
+        nviews = len(spec.views)
+
+        def fn(txn: Any) -> None:
+            changed: list[dict[bytes, bool]] = [{} for _ in range(nviews)]
+            put, delete, get = txn.put, txn.delete, txn.get
+            rows_db, ids_db = self._rows, self._ids
+            for info in infos:
+                did = info.id.encode("utf-8", "surrogatepass")
+                old = get(did, db=ids_db)
+                if old is not None:
+                    for j, rk in marshal.loads(old):
+                        delete(bytes([j]) + rk, db=rows_db)
+                        changed[j][rk] = False
+                back = []
+                per_view = results.get(info.id)
+                if per_view:
+                    rid = collate.raw_string(info.id)
+                    for j, emitted in enumerate(per_view):
+                        if not emitted:
+                            continue
+                        enc = encoders[j]
+                        vp = bytes([j])
+                        for n, (k, v) in enumerate(emitted):
+                            try:
+                                rk = enc(k) + rid + n.to_bytes(4, "big")
+                            except (TypeError, ValueError):
+                                continue
+                            put(vp + rk, marshal.dumps((k, info.id, v)), db=rows_db)
+                            changed[j][rk] = True
+                            back.append((j, rk))
+                if back:
+                    put(did, marshal.dumps(back), db=ids_db)
+                elif old is not None:
+                    delete(did, db=ids_db)
+            if maintain_tree:
+                for j, t in enumerate(self.trees):
+                    t.update(txn, changed[j])
+            put(b"seq", marshal.dumps(last_seq), db=self._meta)
+
+        self.store.write(fn)
+
+    async def update(self, node: Any = None, ddoc_id: str | None = None) -> None:
+        """Await an up-to-date index; concurrent callers share one build."""
+        loop = asyncio.get_running_loop()
+        while True:
+            if self._build is not None and not self._build.done():
+                await asyncio.shield(self._build)
+                if self.seq >= self.db.update_seq:
+                    return
+                continue
+            if self.seq >= self.db.update_seq:
+                return
+            task = None
+            if node is not None and hasattr(node, "tasks"):
+                task = node.tasks.add(type="indexer", database=self.db.name, design_document=ddoc_id,
+                                      progress=0, changes_done=0, total_changes=0)
+
+            def run() -> int:
+                try:
+                    return self.update_sync(task)
+                finally:
+                    if task is not None:
+                        task.done()
+
+            self._build = loop.run_in_executor(None, run)
+            await asyncio.shield(self._build)
+            return
+
+    # ------------------------------------------------------------------ info
+
+    def info(self) -> dict:
+        with self.store.read() as txn:
+            seq = self._get_meta(txn, b"seq", 0)
+        size = self.store.file_size()
+        return {
+            "signature": self.spec.sig,
+            "language": self.spec.language,
+            "sizes": {"file": size, "external": 0, "active": self.store.active_size()},
+            "update_seq": seq,
+            "purge_seq": 0,
+            "updater_running": self._build is not None and not self._build.done(),
+            "compact_running": False,
+            "waiting_clients": 0,
+            "waiting_commit": False,
+            "updates_pending": {"minimum": 0, "preferred": 0, "total": max(self.db.update_seq - seq, 0)},
+            "collator_versions": [collate.ICU_VERSION],
+        }
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.store.close()
+
+    def destroy(self) -> None:
+        self.close()
+        shutil.rmtree(self.directory, ignore_errors=True)

@@ -1,0 +1,170 @@
+"""The engine-facing API of views: find (or open) a design document's index and answer queries.
+
+Indexes are kept per open database (closed with it, through the database's close hook) and keyed by
+signature, so design documents with identical views share one. The query-server pool is one per
+node, built from the node's configuration on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import weakref
+from typing import Any
+
+from ..errors import NotFound
+from ..query_server import QueryServerPool
+from . import args as qargs
+from . import ddoc as ddocs
+from .index import ViewIndex
+from .query import run_query
+
+_pools: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_indexes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def pool_for(node: Any) -> QueryServerPool:
+    pool = _pools.get(node)
+    if pool is None:
+        pool = QueryServerPool.from_config(node.config)
+        _pools[node] = pool
+    return pool
+
+
+def set_pool(node: Any, pool: QueryServerPool) -> None:
+    """Use a specific pool for a node (tests, embedding)."""
+    _pools[node] = pool
+
+
+def _db_indexes(db: Any) -> dict[str, ViewIndex]:
+    idx = _indexes.get(db)
+    if idx is None:
+        idx = {}
+        _indexes[db] = idx
+
+        def close() -> None:
+            for ix in list(idx.values()):
+                ix.close()
+            idx.clear()
+
+        db.add_close_hook(close)
+    return idx
+
+
+def load_ddoc(db: Any, name: str) -> dict:
+    docid = name if name.startswith("_design/") else "_design/" + name
+    return db.get(docid)
+
+
+def index_for(node: Any, db: Any, doc: dict) -> ViewIndex:
+    spec = ddocs.parse(doc)
+    pool = pool_for(node)
+    pool.check_language(spec.language)
+    cache = _db_indexes(db)
+    ix = cache.get(spec.sig)
+    if ix is None or ix.closed:
+        ix = ViewIndex(db, spec, pool)
+        cache[spec.sig] = ix
+    return ix
+
+
+async def query_view(node: Any, db: Any, ddoc_name: str, view_name: str, raw: dict, text: bool,
+                     extra_keys: list | None = None) -> dict:
+    """One view query; `raw` are the parameters (query-string text when `text`)."""
+    doc = load_ddoc(db, ddoc_name)
+    ix = index_for(node, db, doc)
+    vi = ix.spec.view_index(view_name)
+    if vi is None:
+        raise NotFound("missing_named_view")
+    a = qargs.parse(raw, text)
+    if extra_keys is not None:
+        a.keys = extra_keys
+    view = ix.spec.views[vi]
+    reducing = qargs.validate(a, view.reduce is not None, view.collation)
+    return await execute(node, db, ix, vi, a, reducing, ddoc_name)
+
+
+async def execute(node: Any, db: Any, ix: ViewIndex, vi: int, a: qargs.QueryArgs, reducing: bool,
+                  ddoc_name: str) -> dict:
+    if a.update == "true":
+        await ix.update(node, "_design/" + ddoc_name.removeprefix("_design/"))
+
+    def load_doc(row: dict, conflicts: bool | None) -> Any:
+        value = row.get("value")
+        docid, rev = row["id"], None
+        if isinstance(value, dict) and isinstance(value.get("_id"), str):
+            docid = value["_id"]
+            rev = value.get("_rev") if isinstance(value.get("_rev"), str) else None
+        try:
+            return db.get(docid, rev=rev, conflicts=bool(conflicts))
+        except Exception:
+            return None
+
+    loop = asyncio.get_running_loop()
+    out = await loop.run_in_executor(
+        None, run_query, ix, vi, a, reducing, load_doc, lambda s: node.format_seq(db, s)
+    )
+    if a.update == "lazy":
+        asyncio.ensure_future(ix.update(node, ddoc_name))
+    return out
+
+
+async def view_info(node: Any, db: Any, ddoc_name: str) -> dict:
+    doc = load_ddoc(db, ddoc_name)
+    ix = index_for(node, db, doc)
+    info = ix.info()
+    info["update_seq"] = node.format_seq(db, info["update_seq"])
+    return {"name": ddoc_name.removeprefix("_design/"), "view_index": info}
+
+
+def _live_signatures(db: Any) -> set[str]:
+    sigs = set()
+    for info in db.iter_docinfos(start="_design/", end="_design0", inclusive_end=False):
+        if info.deleted:
+            continue
+        try:
+            doc = db.get(info.id)
+            sigs.add(ddocs.parse(doc).sig)
+        except Exception:
+            continue
+    return sigs
+
+
+async def cleanup(node: Any, db: Any) -> None:
+    """Remove index directories no design document uses any more (`_view_cleanup`)."""
+    live = _live_signatures(db)
+    cache = _db_indexes(db)
+    for sig in list(cache):
+        if sig not in live:
+            cache.pop(sig).close()
+    root = db.directory / "views"
+    if not root.exists():
+        return
+    loop = asyncio.get_running_loop()
+    for d in root.iterdir():
+        if d.is_dir() and len(d.name) == 32 and d.name not in live:
+            await loop.run_in_executor(None, shutil.rmtree, d, True)
+
+
+async def compact(node: Any, db: Any, ddoc_name: str) -> None:
+    """`_compact/{ddoc}`: LMDB reuses free pages, so compaction only brings the index up to date."""
+    doc = load_ddoc(db, ddoc_name)
+    ix = index_for(node, db, doc)
+    await ix.update(node, "_design/" + ddoc_name)
+
+
+def validate_design_doc(node: Any, doc: dict) -> None:
+    """For the document layer, on saving a design document: raise on malformed views (400)."""
+    spec = ddocs.parse(doc)
+    if not spec.views:
+        return
+    from ..query_server import ViewFunctions
+
+    pool = pool_for(node)
+    if spec.language not in ("javascript", "python"):
+        return
+    if spec.language == "python" and not pool.python_enabled:
+        return
+    custom = tuple(None if (v.reduce is None or v.reduce.strip().startswith("_")) else v.reduce for v in spec.views)
+    pool.compile(ViewFunctions(spec.language, tuple(v.map for v in spec.views), custom,
+                               tuple(v.name for v in spec.views), spec.lib))

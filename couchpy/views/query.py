@@ -1,0 +1,204 @@
+"""Answering view queries from an index: row ranges, keys, grouping and reduce.
+
+All key arithmetic happens on encoded row keys (see collate.py and index.py): a key K's rows are
+exactly the row keys starting with encode(K), so "key <= K" is "row key < encode(K) + 0xFF", a
+start doc id appends raw(docid), and a group (group=true or group_level=N) is a byte prefix. Reduce
+queries read the stored partials (tree.py) of each group's range. Runs in a worker thread: a custom
+reduce calls a query server.
+"""
+
+from __future__ import annotations
+
+import marshal
+from typing import Any
+
+from .. import collate
+from . import tree
+from .args import QueryArgs, group_level_of
+
+HIGH = b"\xff"
+
+
+def _range(a: QueryArgs, enc: Any) -> tuple[bytes | None, bytes | None]:
+    """[lo, hi) in row-key space for startkey/endkey/docids/inclusive_end/descending."""
+    lo = hi = None
+    if not a.descending:
+        if a.has_start:
+            lo = enc(a.start_key) + (collate.raw_string(a.start_key_docid) if a.start_key_docid is not None else b"")
+        if a.has_end:
+            e = enc(a.end_key)
+            if a.end_key_docid is not None:
+                e += collate.raw_string(a.end_key_docid)
+                hi = e + HIGH if a.inclusive_end else e
+            else:
+                hi = e + HIGH if a.inclusive_end else e
+    else:
+        if a.has_start:
+            s = enc(a.start_key)
+            hi = s + (collate.raw_string(a.start_key_docid) if a.start_key_docid is not None else b"") + HIGH
+        if a.has_end:
+            e = enc(a.end_key)
+            if a.end_key_docid is not None:
+                e += collate.raw_string(a.end_key_docid)
+                lo = e if a.inclusive_end else e + HIGH
+            else:
+                lo = e if a.inclusive_end else e + HIGH
+    return lo, hi
+
+
+def _iter_rows(txn: Any, rows_db: Any, vp: bytes, lo: bytes | None, hi: bytes | None, descending: bool):
+    """Yield (rowkey, raw value) in [lo, hi), ascending or descending."""
+    cur = txn.cursor(db=rows_db)
+    n = len(vp)
+    if not descending:
+        ok = cur.set_range(vp + (lo or b""))
+        stop = vp + hi if hi is not None else None
+        while ok:
+            k = cur.key()
+            if not k.startswith(vp) or (stop is not None and k >= stop):
+                return
+            yield k[n:], cur.value()
+            ok = cur.next()
+    else:
+        if hi is not None:
+            ok = cur.set_range(vp + hi)
+            ok = cur.prev() if ok else cur.last()
+        else:
+            ok = cur.set_range(vp + HIGH)
+            ok = cur.prev() if ok else cur.last()
+        start = vp + lo if lo is not None else vp
+        while ok:
+            k = cur.key()
+            if not k.startswith(vp) or k < start:
+                return
+            yield k[n:], cur.value()
+            ok = cur.prev()
+
+
+def _count(index: Any, txn: Any, vi: int, lo: bytes | None, hi: bytes | None) -> int:
+    if index.tree_valid(txn):
+        p = index.trees[vi].reduce_range(txn, lo, hi)
+        return p[0] if p else 0
+    return sum(1 for _ in _iter_rows(txn, index._rows, bytes([vi]), lo, hi, False))
+
+
+def _reduce(index: Any, txn: Any, vi: int, lo: bytes | None, hi: bytes | None) -> tuple[int, Any]:
+    """(row count, user partial) over [lo, hi)."""
+    t = index.trees[vi]
+    if index.tree_valid(txn):
+        p = t.reduce_range(txn, lo, hi)
+    else:  # a bulk build in progress (stale read): reduce the rows directly
+        rows = [marshal.loads(v) for _k, v in _iter_rows(txn, index._rows, bytes([vi]), lo, hi, False)]
+        p = tree.combine(t.reducer, [], rows)
+    return p if p else (0, None)
+
+
+def run_query(index: Any, vi: int, a: QueryArgs, reducing: bool, load_doc: Any, seq_fmt: Any) -> dict:
+    view = index.spec.views[vi]
+    enc = index.encoders[vi]
+    vp = bytes([vi])
+    with index.store.read() as txn:
+        update_seq = index._get_meta(txn, b"seq", 0)
+        if reducing:
+            out: dict = {"rows": _reduce_rows(index, txn, vi, a, enc)}
+        else:
+            out = _map_rows(index, txn, vi, vp, a, enc)
+    if a.include_docs and not reducing:
+        for row in out["rows"]:
+            row["doc"] = load_doc(row, a.conflicts)
+    if a.update_seq:
+        out["update_seq"] = seq_fmt(update_seq)
+    del view
+    return out
+
+
+def _map_rows(index: Any, txn: Any, vi: int, vp: bytes, a: QueryArgs, enc: Any) -> dict:
+    rows_db = index._rows
+    total = _count(index, txn, vi, None, None)
+    skip, limit = a.skip, a.limit
+    out: list = []
+    offset = None
+    if a.keys is not None:
+        ranges = []
+        for k in a.keys:
+            e = enc(k)
+            ranges.append((e, e + HIGH))
+    else:
+        ranges = [_range(a, enc)]
+    for lo, hi in ranges:
+        if limit is not None and len(out) >= limit:
+            break
+        if offset is None and a.keys is None:
+            # rows before the first one returned, in the direction of the query
+            if not a.descending:
+                offset = _count(index, txn, vi, None, lo) if lo is not None else 0
+            else:
+                offset = _count(index, txn, vi, hi, None) if hi is not None else 0
+        for rk, raw in _iter_rows(txn, rows_db, vp, lo, hi, a.descending):
+            if skip:
+                skip -= 1
+                continue
+            if limit is not None and len(out) >= limit:
+                break
+            key, docid, value = marshal.loads(raw)
+            out.append({"id": docid, "key": key, "value": value})
+    if offset is None:
+        offset = 0
+    if a.keys is None:
+        offset = min(offset + a.skip, total)
+    return {"total_rows": total, "offset": offset, "rows": out}
+
+
+def _reduce_rows(index: Any, txn: Any, vi: int, a: QueryArgs, enc: Any) -> list:
+    user = index.user_reducers[vi]
+    level = group_level_of(a)
+    out: list = []
+    skip, limit = a.skip, a.limit
+
+    def emit(key: Any, part: tuple[int, Any]) -> bool:
+        nonlocal skip
+        if part[0] == 0:
+            return True
+        if skip:
+            skip -= 1
+            return True
+        if limit is not None and len(out) >= limit:
+            return False
+        out.append({"key": key, "value": user.finalize(part[1])})
+        return limit is None or len(out) < limit
+
+    if level is False:
+        if a.keys is not None:
+            return out
+        lo, hi = _range(a, enc)
+        emit(None, _reduce(index, txn, vi, lo, hi))
+        return out
+    if a.keys is not None:
+        for k in a.keys:
+            if level is None:
+                p = enc(k)
+                gk = k
+            else:
+                p = collate.group_prefix(k, level, enc)
+                gk = collate.group_key(k, level)
+            if not emit(gk, _reduce(index, txn, vi, p, p + HIGH)):
+                break
+        return out
+    lo, hi = _range(a, enc)
+    vp = bytes([vi])
+    rows_db = index._rows
+    while True:
+        first = next(_iter_rows(txn, rows_db, vp, lo, hi, a.descending), None)
+        if first is None:
+            break
+        key = marshal.loads(first[1])[0]
+        p = collate.group_prefix(key, level, enc)
+        glo = p if lo is None or lo < p else lo
+        ghi = p + HIGH if hi is None or hi > p + HIGH else hi
+        if not emit(collate.group_key(key, level), _reduce(index, txn, vi, glo, ghi)):
+            break
+        if a.descending:
+            hi = p
+        else:
+            lo = p + HIGH
+    return out

@@ -1,0 +1,134 @@
+"""View endpoints: `_view` queries (GET/POST, `/queries`), `_info`, `_view_cleanup`, `_compact/{ddoc}`."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from couchpy.errors import BadRequest, UnsupportedMediaType
+from couchpy.views import manager
+
+from . import params
+from .databases import get_db
+from .responses import json_response, not_allowed
+
+_table = web.RouteTableDef()
+
+VIEW = "/{db}/_design/{ddoc}/_view/{view}"
+
+
+def _node(request: web.Request):
+    return request.app["node"]
+
+
+@_table.get(VIEW)
+async def get_view(request: web.Request) -> web.Response:
+    db = get_db(request)
+    m = request.match_info
+    out = await manager.query_view(_node(request), db, m["ddoc"], m["view"], dict(request.query), True)
+    return json_response(out)
+
+
+@_table.post(VIEW)
+async def post_view(request: web.Request) -> web.Response:
+    db = get_db(request)
+    m = request.match_info
+    body = await params.json_body(request, required=False) or {}
+    if not isinstance(body, dict):
+        raise BadRequest("Request body must be a JSON object")
+    if "keys" in body and not isinstance(body["keys"], list):
+        raise BadRequest("`keys` body member must be an array.")
+    node = _node(request)
+    raw: dict = dict(request.query)
+    out = await _query_merged(node, db, m["ddoc"], m["view"], raw, body)
+    return json_response(out)
+
+
+async def _query_merged(node, db, ddoc: str, view: str, text_params: dict, body: dict) -> dict:
+    """Query-string parameters (text) overridden by typed body members."""
+    from couchpy.views import args as qargs
+
+    doc = manager.load_ddoc(db, ddoc)
+    ix = manager.index_for(node, db, doc)
+    vi = ix.spec.view_index(view)
+    if vi is None:
+        from couchpy.errors import NotFound
+
+        raise NotFound("missing_named_view")
+    a = qargs.parse(text_params, True)
+    b = qargs.parse(body, False)
+    for name in ("keys",):
+        if getattr(b, name) is not None:
+            setattr(a, name, getattr(b, name))
+    for k in body:
+        if k in ("startkey", "start_key", "key"):
+            a.start_key = b.start_key
+        if k in ("endkey", "end_key", "key"):
+            a.end_key = b.end_key
+    simple = {
+        "startkey_docid": "start_key_docid", "start_key_doc_id": "start_key_docid",
+        "endkey_docid": "end_key_docid", "end_key_doc_id": "end_key_docid",
+        "inclusive_end": "inclusive_end", "descending": "descending", "group": "group",
+        "group_level": "group_level", "reduce": "reduce", "include_docs": "include_docs",
+        "conflicts": "conflicts", "limit": "limit", "skip": "skip", "update_seq": "update_seq",
+        "update": "update", "stale": "update",
+    }
+    for k, attr in simple.items():
+        if k in body:
+            setattr(a, attr, getattr(b, attr))
+    v = ix.spec.views[vi]
+    reducing = qargs.validate(a, v.reduce is not None, v.collation)
+    return await manager.execute(node, db, ix, vi, a, reducing, ddoc)
+
+
+@_table.post(VIEW + "/queries")
+async def post_queries(request: web.Request) -> web.Response:
+    db = get_db(request)
+    m = request.match_info
+    body = await params.json_object(request)
+    queries = body.get("queries")
+    if not isinstance(queries, list):
+        raise BadRequest("`queries` member must be an array.")
+    node = _node(request)
+    results = []
+    for q in queries:
+        if not isinstance(q, dict):
+            raise BadRequest("Each query must be a JSON object.")
+        results.append(await _query_merged(node, db, m["ddoc"], m["view"], dict(request.query), q))
+    return json_response({"results": results})
+
+
+@_table.get("/{db}/_design/{ddoc}/_info")
+async def ddoc_info(request: web.Request) -> web.Response:
+    db = get_db(request)
+    return json_response(await manager.view_info(_node(request), db, request.match_info["ddoc"]))
+
+
+def _require_json(request: web.Request) -> None:
+    ctype = request.headers.get("Content-Type", "")
+    if not ctype.split(";")[0].strip().lower() == "application/json":
+        raise UnsupportedMediaType("Content-Type must be application/json")
+
+
+@_table.post("/{db}/_view_cleanup")
+async def view_cleanup(request: web.Request) -> web.Response:
+    _require_json(request)
+    db = get_db(request)
+    await manager.cleanup(_node(request), db)
+    return json_response({"ok": True}, status=202)
+
+
+@_table.post("/{db}/_compact/{ddoc}")
+async def compact_ddoc(request: web.Request) -> web.Response:
+    _require_json(request)
+    db = get_db(request)
+    await manager.compact(_node(request), db, request.match_info["ddoc"])
+    return json_response({"ok": True}, status=202)
+
+
+def routes() -> list[web.RouteDef]:
+    return list(_table) + [
+        not_allowed(VIEW + "/queries", "POST"),
+        not_allowed(VIEW, "GET,HEAD,POST"),
+        not_allowed("/{db}/_design/{ddoc}/_info", "GET"),
+        not_allowed("/{db}/_view_cleanup", "POST"),
+    ]
