@@ -1,0 +1,241 @@
+"""Map/reduce views through the real server: parameters, reduce, collation, errors, containment."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from urllib.parse import quote
+
+import aiohttp
+import pytest
+
+from tests.serverproc import CouchpyServer
+from tests.test_collate import DOC_ORDER
+
+
+@pytest.fixture(scope="module")
+def vserver(tmp_path_factory):
+    srv = CouchpyServer(
+        tmp_path_factory.mktemp("views"),
+        config={"query_servers": {"python": "true"}, "couchdb": {"os_process_timeout": "2000"}},
+    )
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+async def c(vserver):
+    async with aiohttp.ClientSession(base_url=vserver.base, auth=vserver.auth) as session:
+        yield session
+
+
+@pytest.fixture
+async def vdb(c):
+    name = "v-" + uuid.uuid4().hex[:10]
+    async with c.put(f"/{name}") as r:
+        assert r.status == 201
+    yield name
+    async with c.delete(f"/{name}"):
+        pass
+
+
+async def get(c, path, **params):
+    q = "&".join(f"{k}={quote(v if isinstance(v, str) else json.dumps(v))}" for k, v in params.items())
+    async with c.get(path + ("?" + q if q else "")) as r:
+        return r.status, await r.json()
+
+
+async def put_docs(c, db, docs):
+    async with c.post(f"/{db}/_bulk_docs", json={"docs": docs}) as r:
+        assert r.status == 201
+        return await r.json()
+
+
+JS_DDOC = {
+    "views": {
+        "by_n": {"map": "function(doc) { if (typeof doc.n === 'number') emit(doc.n, doc.n); }", "reduce": "_sum"},
+        "by_tag": {"map": "function(doc) { (doc.tags || []).forEach(function (t) { emit([t, doc.n], 1); }); }",
+                   "reduce": "_count"},
+        "stats": {"map": "function(doc) { if (doc.n !== undefined) emit(doc.k, doc.n); }", "reduce": "_stats"},
+        "custom": {"map": "function(doc) { if (doc.n !== undefined) emit(doc.k, doc.n); }",
+                   "reduce": "function(keys, values, rereduce) { return sum(values); }"},
+        "linked": {"map": "function(doc) { if (doc.link) emit(doc._id, {_id: doc.link}); }"},
+    }
+}
+
+
+def _docs(n=30):
+    return [{"_id": f"d{i:02d}", "n": i, "k": "abc"[i % 3], "tags": ["x", "y"][: i % 3]} for i in range(n)]
+
+
+async def test_map_parameters(c, vdb):
+    await put_docs(c, vdb, _docs() + [{"_id": "link1", "link": "d05"}])
+    async with c.put(f"/{vdb}/_design/t", json=JS_DDOC) as r:
+        assert r.status == 201
+    base = f"/{vdb}/_design/t/_view/by_n"
+    s, body = await get(c, base, reduce="false")
+    assert s == 200 and body["total_rows"] == 30 and body["offset"] == 0
+    assert [r["key"] for r in body["rows"]] == list(range(30))
+    assert body["rows"][0] == {"id": "d00", "key": 0, "value": 0}
+    s, body = await get(c, base, reduce="false", startkey=5, endkey=8)
+    assert [r["key"] for r in body["rows"]] == [5, 6, 7, 8] and body["offset"] == 5
+    s, body = await get(c, base, reduce="false", start_key=5, end_key=8, inclusive_end="false")
+    assert [r["key"] for r in body["rows"]] == [5, 6, 7]
+    s, body = await get(c, base, reduce="false", startkey=8, endkey=5, descending="true")
+    assert [r["key"] for r in body["rows"]] == [8, 7, 6, 5] and body["offset"] == 21
+    s, body = await get(c, base, reduce="false", key=7)
+    assert [r["id"] for r in body["rows"]] == ["d07"]
+    s, body = await get(c, base, reduce="false", limit=3, skip=2)
+    assert [r["key"] for r in body["rows"]] == [2, 3, 4] and body["offset"] == 2
+    s, body = await get(c, base, reduce="false", limit=0)
+    assert body["rows"] == [] and body["total_rows"] == 30
+    s, body = await get(c, base, reduce="false", keys=[3, 1, 99, 3])
+    assert [r["key"] for r in body["rows"]] == [3, 1, 3]
+    async with c.post(base, params={"reduce": "false"}, json={"keys": [4, 2]}) as r:
+        assert r.status == 200 and [x["key"] for x in (await r.json())["rows"]] == [4, 2]
+    s, body = await get(c, base, reduce="false", key=3, include_docs="true", update_seq="true")
+    assert body["rows"][0]["doc"]["_id"] == "d03" and body["rows"][0]["doc"]["n"] == 3
+    assert isinstance(body["update_seq"], str)
+    s, body = await get(c, f"/{vdb}/_design/t/_view/linked", include_docs="true")
+    assert body["rows"][0]["doc"]["_id"] == "d05"
+    # startkey_docid / endkey_docid among equal keys
+    s, body = await get(c, f"/{vdb}/_design/t/_view/stats", reduce="false", startkey='"a"', endkey='"a"',
+                        startkey_docid="d03", endkey_docid="d09")
+    assert [r["id"] for r in body["rows"]] == ["d03", "d06", "d09"]
+    s, body = await get(c, f"/{vdb}/_design/t/_view/stats", reduce="false", startkey='"a"', endkey='"a"',
+                        startkey_docid="d03", endkey_docid="d09", inclusive_end="false")
+    assert [r["id"] for r in body["rows"]] == ["d03", "d06"]
+    # update/stale modes answer from the index as it is
+    await put_docs(c, vdb, [{"_id": "late", "n": 100}])
+    s, body = await get(c, base, reduce="false", stale="ok", startkey=100)
+    assert body["rows"] == []
+    s, body = await get(c, base, reduce="false", update="false", startkey=100)
+    assert body["rows"] == []
+    s, body = await get(c, base, reduce="false", startkey=100)
+    assert [r["id"] for r in body["rows"]] == ["late"]
+    # POST .../queries
+    async with c.post(base + "/queries", json={"queries": [{"reduce": False, "keys": [1]}, {"startkey": 28}]}) as r:
+        res = (await r.json())["results"]
+        assert r.status == 200 and res[0]["rows"][0]["key"] == 1 and res[1]["rows"] == [{"key": None, "value": 157}]
+
+
+async def test_reduce_and_grouping(c, vdb):
+    await put_docs(c, vdb, _docs())
+    async with c.put(f"/{vdb}/_design/t", json=JS_DDOC) as r:
+        assert r.status == 201
+    s, body = await get(c, f"/{vdb}/_design/t/_view/by_n")
+    assert body == {"rows": [{"key": None, "value": sum(range(30))}]}
+    s, body = await get(c, f"/{vdb}/_design/t/_view/by_n", startkey=10, endkey=12)
+    assert body["rows"][0]["value"] == 33
+    s, body = await get(c, f"/{vdb}/_design/t/_view/by_tag", group_level=1)
+    assert body["rows"] == [{"key": ["x"], "value": 20}, {"key": ["y"], "value": 10}]
+    s, body = await get(c, f"/{vdb}/_design/t/_view/by_tag", group="true", limit=2)
+    assert body["rows"] == [{"key": ["x", 1], "value": 1}, {"key": ["x", 2], "value": 1}]
+    s, body = await get(c, f"/{vdb}/_design/t/_view/by_tag", group_level=1, descending="true")
+    assert [r["key"] for r in body["rows"]] == [["y"], ["x"]]
+    s, body = await get(c, f"/{vdb}/_design/t/_view/stats", group="true")
+    a = [i for i in range(30) if i % 3 == 0]
+    assert body["rows"][0] == {"key": "a", "value": {"sum": sum(a), "count": 10, "min": 0, "max": 27,
+                                                     "sumsqr": sum(x * x for x in a)}}
+    s, body = await get(c, f"/{vdb}/_design/t/_view/custom", group="true")
+    assert [r["value"] for r in body["rows"]] == [sum(i for i in range(30) if i % 3 == m) for m in range(3)]
+    s, body = await get(c, f"/{vdb}/_design/t/_view/custom", keys=["c", "a"], group="true")
+    assert [r["key"] for r in body["rows"]] == ["c", "a"]
+
+
+@pytest.mark.parametrize("language", ["javascript", "python"])
+async def test_documented_collation_order(c, vdb, language):
+    docs = [{"_id": f"c{i:02d}", "key": k} for i, k in enumerate(DOC_ORDER)]
+    await put_docs(c, vdb, list(reversed(docs)))
+    if language == "javascript":
+        view = {"map": "function(doc) { if ('key' in doc) emit(doc.key, null); }"}
+    else:
+        view = {"map": "def fun(doc):\n    if 'key' in doc:\n        yield doc['key'], None\n"}
+    async with c.put(f"/{vdb}/_design/coll", json={"language": language, "views": {"v": view}}) as r:
+        assert r.status == 201, await r.text()
+    s, body = await get(c, f"/{vdb}/_design/coll/_view/v")
+    assert s == 200
+    assert [r["id"] for r in body["rows"]] == [d["_id"] for d in docs]
+    s, body = await get(c, f"/{vdb}/_design/coll/_view/v", startkey=["b"], endkey=["b", {}])
+    assert [r["key"] for r in body["rows"]] == [["b"], ["b", "c"], ["b", "c", "a"], ["b", "d"], ["b", "d", "e"]]
+
+
+async def test_raw_collation(c, vdb):
+    await put_docs(c, vdb, [{"_id": str(i), "key": k} for i, k in enumerate(["a", "B", 1, None, ["a"], {"a": 1}])])
+    ddoc = {"views": {"v": {"map": "function(doc) { emit(doc.key, null); }", "options": {"collation": "raw"}}}}
+    async with c.put(f"/{vdb}/_design/raw", json=ddoc) as r:
+        assert r.status == 201
+    s, body = await get(c, f"/{vdb}/_design/raw/_view/v")
+    assert [r["key"] for r in body["rows"]] == [1, None, {"a": 1}, ["a"], "B", "a"]
+
+
+async def test_errors(c, vdb):
+    await put_docs(c, vdb, _docs(3))
+    async with c.put(f"/{vdb}/_design/t", json=JS_DDOC) as r:
+        assert r.status == 201
+    cases = [
+        (f"/{vdb}/_design/t/_view/linked", {"group": "true"}, 400, "Invalid use of grouping on a map view."),
+        (f"/{vdb}/_design/t/_view/linked", {"reduce": "true"}, 400, "Reduce is invalid for map-only views."),
+        (f"/{vdb}/_design/t/_view/by_n", {"include_docs": "true"}, 400, "`include_docs` is invalid for reduce"),
+        (f"/{vdb}/_design/t/_view/by_n", {"limit": "x"}, 400, 'Invalid value for integer: "x"'),
+        (f"/{vdb}/_design/t/_view/by_n", {"limit": "-1"}, 400, 'Invalid value for positive integer: "-1"'),
+        (f"/{vdb}/_design/t/_view/by_n", {"descending": "maybe"}, 400, 'Invalid boolean parameter: "maybe"'),
+        (f"/{vdb}/_design/t/_view/by_n", {"startkey": "5", "endkey": "1"}, 400,
+         "No rows can match your key range, reverse your start_key and end_key or set descending=true"),
+        (f"/{vdb}/_design/t/_view/by_n", {"keys": "[1]"}, 400, "Multi-key fetchs for reduce views must use `group=true`"),
+        (f"/{vdb}/_design/t/_view/by_n", {"stale": "nope"}, 400, "Invalid value for `stale`."),
+    ]
+    for path, params, status, reason in cases:
+        async with c.get(path, params=params) as r:
+            body = await r.json()
+            assert (r.status, body.get("reason")) == (status, reason), (params, body)
+            assert body["error"] == "query_parse_error"
+    async with c.get(f"/{vdb}/_design/t/_view/missing") as r:
+        assert r.status == 404 and (await r.json()) == {"error": "not_found", "reason": "missing_named_view"}
+    async with c.get(f"/{vdb}/_design/nope/_view/x") as r:
+        assert r.status == 404 and (await r.json())["error"] == "not_found"
+    async with c.put(f"/{vdb}/_design/bad", json={"views": {"v": {"map": "function(doc) { emit(1 }"}}}) as r:
+        created = r.status
+    if created in (200, 201):  # saved without validation: the query reports it, as CouchDB does
+        async with c.get(f"/{vdb}/_design/bad/_view/v") as r:
+            body = await r.json()
+            assert r.status == 400 and body["error"] == "compilation_error"
+    else:
+        assert created == 400
+
+
+async def test_map_errors_and_looping_functions_are_contained(c, vdb):
+    await put_docs(c, vdb, _docs(5))
+    ddoc = {"views": {"v": {"map": "function(doc) { if (doc.n === 2) throw new Error('x'); emit(doc.n, null); }"}}}
+    async with c.put(f"/{vdb}/_design/err", json=ddoc) as r:
+        assert r.status == 201
+    s, body = await get(c, f"/{vdb}/_design/err/_view/v")
+    assert [r["key"] for r in body["rows"]] == [0, 1, 3, 4]
+    loop = {"views": {"v": {"map": "function(doc) { while (true) {} }"}}}
+    async with c.put(f"/{vdb}/_design/loop", json=loop) as r:
+        assert r.status == 201
+    async with c.get(f"/{vdb}/_design/loop/_view/v") as r:
+        assert r.status == 500 and (await r.json())["error"] == "os_process_error"
+    s, body = await get(c, f"/{vdb}/_design/err/_view/v", key=3)
+    assert s == 200 and [r["id"] for r in body["rows"]] == ["d03"]
+    async with c.get("/") as r:
+        assert r.status == 200
+
+
+async def test_info_cleanup_compact(c, vdb):
+    await put_docs(c, vdb, _docs(5))
+    async with c.put(f"/{vdb}/_design/t", json=JS_DDOC) as r:
+        rev = (await r.json())["rev"]
+    s, body = await get(c, f"/{vdb}/_design/t/_view/by_n")
+    s, info = await get(c, f"/{vdb}/_design/t/_info")
+    assert s == 200 and info["name"] == "t" and info["view_index"]["language"] == "javascript"
+    assert info["view_index"]["update_seq"].split("-")[0] == "6"
+    async with c.post(f"/{vdb}/_compact/t", json={}) as r:
+        assert r.status == 202 and (await r.json()) == {"ok": True}
+    async with c.delete(f"/{vdb}/_design/t", params={"rev": rev}) as r:
+        assert r.status == 200
+    async with c.post(f"/{vdb}/_view_cleanup", json={}) as r:
+        assert r.status == 202
+    async with c.post(f"/{vdb}/_view_cleanup", data="x") as r:
+        assert r.status == 415
