@@ -436,3 +436,11 @@ async def test_deleting_the_database_ends_its_feeds(client):
         data = await asyncio.wait_for(resp.content.read(), 5)  # the feed ends, it does not hang
     assert isinstance(data, bytes)
     assert (await client.get(f"/{name}")).status == 404
+
+
+async def test_longpoll_limit_and_pending(client, db):
+    for i in range(3):
+        await put(client, db, f"d{i}", {})
+    body = await changes(client, db, feed="longpoll", limit=1, timeout=5000)
+    assert [r["id"] for r in body["results"]] == ["d0"]
+    assert body["pending"] == 2

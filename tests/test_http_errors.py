@@ -146,6 +146,16 @@ async def test_body_over_max_http_request_size(new_server):
         await assert_error(resp, 413, "too_large")
         resp = await client.post("/big/_bulk_docs", json={"docs": [{"data": "y" * 30000}]})
         await assert_error(resp, 413, "too_large")
+        # a chunked body (no Content-Length) is cut off the same way
+
+        async def chunks():
+            yield b'{"data":"'
+            for _ in range(10):
+                yield b"z" * 5000
+            yield b'"}'
+
+        resp = await client.put("/big/chunked", data=chunks(), headers={"Content-Type": "application/json"})
+        await assert_error(resp, 413, "too_large")
         # under the limit still works, and the server is fine afterwards
         resp = await client.put("/big/small", json={"data": "x" * 1000})
         assert resp.status == 201
