@@ -181,7 +181,9 @@ class Replication:
         p = self.params
         assert self.tracker is not None
         since = self.start_seq
-        limit = p.worker_batch_size
+        # One changes request feeds every worker: fewer round trips (and fewer `pending` counts on
+        # the source) than one request per worker batch.
+        limit = p.worker_batch_size * max(1, p.worker_processes)
         caught_up = False
         while not self._stopping:
             feed = "longpoll" if (p.continuous and caught_up) else "normal"
@@ -211,8 +213,12 @@ class Replication:
                     break
                 caught_up = True
                 continue
-            ticket = self.tracker.issue(last)
-            await queue.put((ticket, rows))
+            size = p.worker_batch_size
+            for i in range(0, len(rows), size):
+                chunk = rows[i : i + size]
+                # every batch but the last is checkpointable at its own last row's seq
+                seq = last if i + size >= len(rows) else chunk[-1]["seq"]
+                await queue.put((self.tracker.issue(seq), chunk))
             since = last
             if not p.continuous and isinstance(pending, int) and pending == 0:
                 break
