@@ -640,3 +640,20 @@ async def test_deleted_doc_with_body_rev_then_recreate_via_post(client, db):
     resp = await client.post(f"/{db}", json={"_id": "pp", "v": 2})
     assert resp.status == 201
     assert (await resp.json())["rev"].startswith("3-")
+
+
+async def test_no_stale_304_with_meta_options(client, db):
+    # CouchDB sends an ETag (and so answers If-None-Match) only for plain reads: with conflicts,
+    # revs_info etc. the body can change while the winning rev stays the same (chttpd_db send_doc)
+    rev = (await put(client, f"/{db}/m", {"v": 1}))["rev"]
+    resp = await client.get(f"/{db}/m", params={"conflicts": "true"})
+    assert resp.status == 200
+    assert "ETag" not in resp.headers
+    other = "1-" + "0" * 32
+    await put(client, f"/{db}/m", {"_rev": other, "v": "o"}, new_edits="false")
+    resp = await client.get(f"/{db}/m", params={"conflicts": "true"}, headers={"If-None-Match": f'"{rev}"'})
+    assert resp.status == 200
+    assert (await resp.json())["_conflicts"] == [other]
+    # a plain read still has its ETag and 304
+    resp = await client.get(f"/{db}/m", headers={"If-None-Match": f'"{rev}"'})
+    assert resp.status == 304
