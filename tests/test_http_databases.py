@@ -371,3 +371,29 @@ async def test_compaction_under_concurrent_load(client, db):
     assert {r["id"]: r["value"]["rev"] for r in rows} == revs
     changes = (await (await client.get(f"/{db}/_changes")).json())["results"]
     assert len(changes) == 340
+
+
+async def test_counts_through_delete_recreate_and_conflicts(client, db):
+    async def counts():
+        info = await (await client.get(f"/{db}")).json()
+        return info["doc_count"], info["doc_del_count"]
+
+    r1 = (await (await client.put(f"/{db}/a", json={"v": 1})).json())["rev"]
+    assert await counts() == (1, 0)
+    r2 = (await (await client.delete(f"/{db}/a", params={"rev": r1})).json())["rev"]
+    assert await counts() == (0, 1)
+    r3 = (await (await client.put(f"/{db}/a", json={"v": 2})).json())["rev"]
+    assert r3.startswith("3-") and r2.startswith("2-")
+    assert await counts() == (1, 0)
+    # a replicated conflict, then deleting it: the document stays live and counted once
+    other = "1-" + "0" * 32
+    r = await client.put(f"/{db}/a", params={"new_edits": "false"}, json={"_rev": other, "v": "o"})
+    assert r.status == 201
+    assert await counts() == (1, 0)
+    assert (await client.delete(f"/{db}/a", params={"rev": other})).status == 200
+    assert await counts() == (1, 0)
+    # a replicated deleted document
+    r = await client.put(f"/{db}/b", params={"new_edits": "false"},
+                         json={"_rev": "1-" + "b" * 32, "_deleted": True})
+    assert r.status == 201
+    assert await counts() == (1, 1)

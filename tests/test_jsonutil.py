@@ -63,7 +63,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(json_values)
 def test_round_trip_of_any_json_value(value):
     assert jsonutil.loads(jsonutil.dumps(value)) == value
