@@ -14,6 +14,7 @@ from typing import Any
 
 from .. import collate, jsonutil
 from ..errors import BadRequest
+from .builtin_reduce import BUILTINS
 
 
 @dataclass(frozen=True)
@@ -65,11 +66,16 @@ def parse(ddoc: dict) -> DesignSpec:
         if not isinstance(body, dict):
             raise _invalid(f"View {name} must be an object")
         m = body.get("map")
+        if language == "query" and isinstance(m, dict):
+            # A Mango JSON index: the "map" is its definition; keep it as canonical JSON text.
+            m = jsonutil.dumps(m).decode()
         if not isinstance(m, str):
             raise _invalid(f"View {name} must have a map function")
         r = body.get("reduce")
         if r is not None and not isinstance(r, str):
             raise _invalid(f"View {name} reduce function must be a string")
+        if r is not None and r.strip().startswith("_") and not any(r.strip().startswith(b) for b in BUILTINS):
+            raise _invalid(f"Unknown builtin reduce function: {r.strip()}")
         vopts = body.get("options", {}) or {}
         coll = vopts.get("collation", options.get("collation")) if isinstance(vopts, dict) else None
         defs.append(ViewDef(name, m, r, "raw" if coll == "raw" else None))

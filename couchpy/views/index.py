@@ -91,6 +91,10 @@ class ViewIndex:
 
         self.db = db
         self.spec = spec
+        if spec.language == "query":
+            from ..mango.native import MangoMapper
+
+            pool = MangoMapper(tuple(v.map for v in spec.views))
         self.pool = pool
         self.directory = db.directory / "views" / spec.sig
         self.store = Store(self.directory, ("meta", "ids", "rows", "tree"))

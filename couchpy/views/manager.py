@@ -59,7 +59,8 @@ def load_ddoc(db: Any, name: str) -> dict:
 def index_for(node: Any, db: Any, doc: dict) -> ViewIndex:
     spec = ddocs.parse(doc)
     pool = pool_for(node)
-    pool.check_language(spec.language)
+    if spec.language != "query":
+        pool.check_language(spec.language)
     cache = _db_indexes(db)
     ix = cache.get(spec.sig)
     if ix is None or ix.closed:

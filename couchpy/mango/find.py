@@ -1,0 +1,441 @@
+"""`_find` and `_explain`: choose an index for a selector, read the index range, filter, project.
+
+Planning follows CouchDB's mango_cursor_view in spirit:
+- a JSON index is *usable* when the selector guarantees every indexed field exists (documents
+  missing a field are not in the index) and, if the query sorts, the sort fields are the index's
+  leading fields (after fields the selector pins with `$eq`), in one direction; partial indexes are
+  used only when named in `use_index`;
+- among usable indexes the one whose leading columns the selector constrains most wins (`$eq`
+  columns, then one range column), then the narrower index, then the name;
+- with no usable JSON index the query scans `_all_docs` (with `_id` bounds when the selector has
+  them) and says so in `warning`; a sort nothing can serve is 400 `no_usable_index`.
+The chosen range is only a superset: every candidate document is checked against the full selector.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from typing import Any
+
+from .. import collate, jsonutil
+from ..errors import NotFound
+from .indexes import ALL_DOCS, IndexDef, list_indexes
+from .selector import MangoError, _MISSING, compile_selector, get_field, has_required_fields, normalize, parse_field
+
+HIGH = b"\xff"
+NO_INDEX_WARNING = "No matching index found, create an index to optimize query time."
+
+
+def _non_neg(name: str, v: Any, default: int) -> int:
+    if v is None:
+        return default
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise MangoError(f"{jsonutil.dumps(v).decode()} is not an integer greater than or equal to zero",
+                         "invalid_non_neg_integer")
+    return v
+
+
+def parse_sort(sort: Any) -> list[tuple[str, str]]:
+    if sort is None:
+        return []
+    if not isinstance(sort, list):
+        raise MangoError(f"Sort must be an array of sort specs, not: {jsonutil.dumps(sort).decode()}",
+                         "invalid_sort_json")
+    out = []
+    for s in sort:
+        if isinstance(s, str):
+            out.append((s, "asc"))
+        elif isinstance(s, dict) and len(s) == 1:
+            ((f, d),) = s.items()
+            if d not in ("asc", "desc"):
+                raise MangoError(f"Invalid sort direction: {jsonutil.dumps(d).decode()}", "invalid_sort_dir")
+            out.append((f, d))
+        else:
+            raise MangoError(f"Invalid sort field: {jsonutil.dumps(s).decode()}", "invalid_sort_field")
+    if len({d for _, d in out}) > 1:
+        raise MangoError("Sorts currently only support a single direction for all fields.", "unsupported_mixed_sort")
+    return out
+
+
+def _top_conditions(norm: dict) -> dict[str, dict]:
+    """field -> {op: arg} for operators reachable through top-level $and only."""
+    out: dict[str, dict] = {}
+    stack = [norm]
+    while stack:
+        node = stack.pop()
+        if not node:
+            continue
+        ((k, v),) = node.items()
+        if k == "$and":
+            stack.extend(v)
+        elif not k.startswith("$") and isinstance(v, dict) and len(v) == 1:
+            ((op, arg),) = v.items()
+            if op in ("$eq", "$gt", "$gte", "$lt", "$lte"):
+                out.setdefault(k, {}).setdefault(op, arg)
+    return out
+
+
+def _score(idx: IndexDef, conds: dict) -> int:
+    n = 0
+    for f, _d in idx.fields:
+        c = conds.get(f)
+        if not c:
+            break
+        n += 1
+        if "$eq" not in c:
+            break
+    return n
+
+
+def _sort_ok(idx: IndexDef, sort: list[tuple[str, str]], norm: dict, conds: dict) -> bool:
+    if not sort:
+        return True
+    cols = [f for f, _ in idx.fields]
+    sfields = [f for f, _ in sort]
+    # leading columns pinned by $eq may be skipped, as CouchDB does
+    i = 0
+    while cols[i:i + len(sfields)] != sfields and i < len(cols) and "$eq" in conds.get(cols[i], {}):
+        i += 1
+    return cols[i:i + len(sfields)] == sfields
+
+
+class Plan:
+    def __init__(self, index: IndexDef, lo: Any, hi: Any, descending: bool, warning: str | None):
+        self.index, self.lo, self.hi, self.descending, self.warning = index, lo, hi, descending, warning
+
+
+def plan(db: Any, norm: dict, sort: list, use_index: Any) -> Plan:
+    conds = _top_conditions(norm)
+    indexes = list_indexes(db)
+    wanted = None
+    if use_index is not None:
+        if isinstance(use_index, str):
+            wanted = (use_index if use_index.startswith("_design/") else "_design/" + use_index, None)
+        elif isinstance(use_index, list) and 1 <= len(use_index) <= 2 and all(isinstance(x, str) for x in use_index):
+            d = use_index[0] if use_index[0].startswith("_design/") else "_design/" + use_index[0]
+            wanted = (d, use_index[1] if len(use_index) == 2 else None)
+        elif use_index != []:
+            raise MangoError(f"Invalid value for use_index: {jsonutil.dumps(use_index).decode()}", "invalid_value")
+    usable = []
+    for idx in indexes:
+        if idx.type != "json":
+            continue
+        named = wanted is not None and idx.ddoc == wanted[0] and (wanted[1] is None or wanted[1] == idx.name)
+        if idx.partial and not named:
+            continue
+        if not has_required_fields(norm, [f for f, _ in idx.fields]):
+            continue
+        if not _sort_ok(idx, sort, norm, conds):
+            continue
+        usable.append((idx, named))
+    warning = None
+    chosen = None
+    if wanted is not None:
+        for idx, named in usable:
+            if named:
+                chosen = idx
+                break
+        if chosen is None:
+            label = wanted[0] if wanted[1] is None else f"{wanted[0]}, {wanted[1]}"
+            warning = f"{label} was not used because it does not contain a valid index for this query."
+    if chosen is None and usable:
+        chosen = sorted(usable, key=lambda t: (-_score(t[0], conds), len(t[0].fields), t[0].ddoc or "", t[0].name))[0][0]
+    desc = bool(sort) and sort[0][1] == "desc"
+    if chosen is None:
+        if sort and [f for f, _ in sort] != ["_id"]:
+            raise MangoError("No index exists for this sort, try indexing by the sort fields.", "no_usable_index")
+        lo, hi = _id_range(conds.get("_id", {}))
+        w = NO_INDEX_WARNING if warning is None else warning + " " + NO_INDEX_WARNING
+        return Plan(ALL_DOCS, lo, hi, desc, w)
+    lo, hi = _json_range(chosen, conds)
+    return Plan(chosen, lo, hi, desc, warning)
+
+
+def _id_range(c: dict) -> tuple[Any, Any]:
+    lo = hi = None  # (id, inclusive)
+    if isinstance(c.get("$eq"), str):
+        return (c["$eq"], True), (c["$eq"], True)
+    for op in ("$gt", "$gte"):
+        if isinstance(c.get(op), str):
+            lo = (c[op], op == "$gte")
+    for op in ("$lt", "$lte"):
+        if isinstance(c.get(op), str):
+            hi = (c[op], op == "$lte")
+    return lo, hi
+
+
+def _json_range(idx: IndexDef, conds: dict) -> tuple[bytes, bytes]:
+    enc = collate.encode
+    p = collate.T_ARR
+    for f, _d in idx.fields:
+        c = conds.get(f, {})
+        if f == "_id":  # selectors compare _id raw, the index by ICU: no range on it
+            break
+        if "$eq" in c:
+            p += enc(c["$eq"])
+            continue
+        lo, hi = p, p + HIGH
+        if "$gt" in c:
+            lo = p + enc(c["$gt"]) + HIGH
+        elif "$gte" in c:
+            lo = p + enc(c["$gte"])
+        if "$lt" in c:
+            hi = p + enc(c["$lt"])
+        elif "$lte" in c:
+            hi = p + enc(c["$lte"]) + HIGH
+        return lo, hi
+    return p, p + HIGH
+
+
+def _project(doc: dict, fields: list[str] | None) -> dict:
+    if not fields:
+        return doc
+    out: dict = {}
+    for f in fields:
+        path = parse_field(f)
+        v = get_field(doc, path)
+        if v is _MISSING:
+            continue
+        cur = out
+        for part in path[:-1]:
+            nxt = cur.get(part)
+            if not isinstance(nxt, dict):
+                nxt = {}
+                cur[part] = nxt
+            cur = nxt
+        cur[path[-1]] = v
+    return out
+
+
+def _encode_bookmark(obj: Any) -> str:
+    return base64.urlsafe_b64encode(jsonutil.dumps(obj)).decode().rstrip("=")
+
+
+def _decode_bookmark(bm: Any) -> Any:
+    if bm is None or bm == "nil":
+        return None
+    try:
+        s = bm + "=" * (-len(bm) % 4)
+        return jsonutil.loads(base64.urlsafe_b64decode(s.encode()))
+    except Exception:
+        raise MangoError(f"Invalid bookmark value: {jsonutil.dumps(bm).decode()}", "invalid_bookmark") from None
+
+
+def parse_request(body: Any) -> dict:
+    if not isinstance(body, dict):
+        raise MangoError("Request body must be a JSON object", "bad_request")
+    allowed = {"selector", "limit", "skip", "sort", "fields", "use_index", "bookmark", "update", "stable",
+               "stale", "execution_stats", "r", "conflicts", "partition", "allow_fallback"}
+    for k in body:
+        if k not in allowed:
+            raise MangoError(f"Invalid key {k} for this request.", "invalid_key")
+    if "selector" not in body:
+        raise MangoError("Missing required key: selector", "missing_required_key")
+    fields = body.get("fields")
+    if fields is not None and (not isinstance(fields, list) or not all(isinstance(f, str) for f in fields)):
+        raise MangoError(f"Fields must be an array of strings, not: {jsonutil.dumps(fields).decode()}",
+                         "invalid_fields")
+    for k in ("update", "stable", "execution_stats", "conflicts"):
+        if k in body and not isinstance(body[k], bool):
+            raise MangoError(f"Invalid boolean value: {jsonutil.dumps(body[k]).decode()}", "invalid_boolean")
+    return {
+        "selector": body["selector"],
+        "norm": normalize(body["selector"]),
+        "limit": _non_neg("limit", body.get("limit"), 25),
+        "skip": _non_neg("skip", body.get("skip"), 0),
+        "sort": parse_sort(body.get("sort")),
+        "fields": fields,
+        "use_index": body.get("use_index"),
+        "bookmark": _decode_bookmark(body.get("bookmark")),
+        "raw_bookmark": body.get("bookmark", "nil"),
+        "update": body.get("update", True),
+        "execution_stats": body.get("execution_stats", False),
+        "conflicts": body.get("conflicts", False),
+    }
+
+
+async def find(node: Any, db: Any, body: Any) -> dict:
+    from ..views import manager
+
+    t0 = time.monotonic()
+    req = parse_request(body)
+    p = plan(db, req["norm"], req["sort"], req["use_index"])
+    matcher = compile_selector(req["selector"])
+    ix = vi = None
+    if p.index.type == "json":
+        ddoc = db.get(p.index.ddoc)
+        ix = manager.index_for(node, db, ddoc)
+        vi = ix.spec.view_index(p.index.name)
+        if vi is None:
+            raise NotFound("missing_named_view")
+        if req["update"]:
+            await ix.update(node, p.index.ddoc)
+    loop = asyncio.get_running_loop()
+    result = await loop.run_in_executor(None, _execute, db, ix, vi, p, req, matcher)
+    docs, bookmark, stats = result
+    out: dict[str, Any] = {"docs": docs, "bookmark": bookmark}
+    if p.warning:
+        out["warning"] = p.warning
+    if req["execution_stats"]:
+        stats["execution_time_ms"] = round((time.monotonic() - t0) * 1000, 3)
+        out["execution_stats"] = stats
+    return out
+
+
+def _execute(db: Any, ix: Any, vi: Any, p: Plan, req: dict, matcher: Any) -> tuple[list, str, dict]:
+    limit, skip = req["limit"], req["skip"]
+    stats = {"total_keys_examined": 0, "total_docs_examined": 0, "total_quorum_docs_examined": 0,
+             "results_returned": 0}
+    docs: list[dict] = []
+    last = None
+    bm = req["bookmark"]
+    if limit == 0:
+        return docs, req["raw_bookmark"] or "nil", stats
+    if p.index.type == "json":
+        import marshal
+
+        from ..views.query import _iter_rows
+
+        lo, hi = p.lo, p.hi
+        if isinstance(bm, dict) and "key" in bm and isinstance(bm.get("id"), str):
+            mark = collate.encode(bm["key"]) + collate.raw_string(bm["id"])
+            if p.descending:
+                hi = mark if hi is None or mark < hi else hi
+            else:
+                mark += HIGH
+                lo = mark if lo is None or mark > lo else lo
+        with ix.store.read() as txn:
+            batch: list = []
+            it = _iter_rows(txn, ix._rows, bytes([vi]), lo, hi, p.descending)
+            done = False
+            while not done:
+                batch = []
+                for _rk, raw in it:
+                    batch.append(marshal.loads(raw))
+                    if len(batch) >= 200:
+                        break
+                if not batch:
+                    break
+                stats["total_keys_examined"] += len(batch)
+                seen_ids = [r[1] for r in batch]
+                loaded = _load(db, seen_ids, req["conflicts"])
+                stats["total_docs_examined"] += len(loaded)
+                for (key, docid, _v), doc in zip(batch, loaded):
+                    if doc is None or not matcher(doc):
+                        continue
+                    if skip:
+                        skip -= 1
+                        continue
+                    docs.append(_project(doc, req["fields"]))
+                    last = {"key": key, "id": docid}
+                    if len(docs) >= limit:
+                        done = True
+                        break
+    else:
+        lo, hi = p.lo, p.hi
+        start = lo[0] if lo else None
+        end = hi[0] if hi else None
+        if p.descending:
+            start, end = end, start
+        after = bm.get("id") if isinstance(bm, dict) and isinstance(bm.get("id"), str) else None
+        if after is not None:
+            start = after
+        inclusive_end = (hi[1] if hi else True) if not p.descending else (lo[1] if lo else True)
+        batch_infos: list = []
+
+        def flush() -> bool:
+            nonlocal skip, last
+            loaded = _load(db, [i.id for i in batch_infos], req["conflicts"])
+            stats["total_docs_examined"] += len(loaded)
+            for info, doc in zip(batch_infos, loaded):
+                if doc is None or not matcher(doc):
+                    continue
+                if skip:
+                    skip -= 1
+                    continue
+                docs.append(_project(doc, req["fields"]))
+                last = {"id": info.id}
+                if len(docs) >= limit:
+                    return True
+            return False
+
+        for info in db.iter_docinfos(start=start, end=end, descending=p.descending, inclusive_end=inclusive_end):
+            if after is not None and info.id == after:
+                continue
+            if not p.descending and lo and not lo[1] and info.id == lo[0]:
+                continue
+            if p.descending and hi and not hi[1] and info.id == hi[0]:
+                continue
+            if info.deleted:
+                continue
+            stats["total_keys_examined"] += 1
+            if info.id.startswith("_design/"):  # design documents are not query results
+                continue
+            batch_infos.append(info)
+            if len(batch_infos) >= 200:
+                if flush():
+                    batch_infos = []
+                    break
+                batch_infos = []
+        else:
+            if batch_infos:
+                flush()
+    stats["results_returned"] = len(docs)
+    bookmark = _encode_bookmark(last) if last is not None else (req["raw_bookmark"] or "nil")
+    return docs, bookmark, stats
+
+
+def _load(db: Any, ids: list[str], conflicts: bool) -> list[dict | None]:
+    out = []
+    for docid in ids:
+        try:
+            out.append(db.get(docid, conflicts=conflicts))
+        except NotFound:
+            out.append(None)
+    return out
+
+
+async def explain(node: Any, db: Any, body: Any) -> dict:
+    req = parse_request(body)
+    p = plan(db, req["norm"], req["sort"], req["use_index"])
+    if p.index.type == "json":
+        mr = {"start_key": "(encoded range)", "end_key": "(encoded range)"}
+    else:
+        mr = {"start_key": p.lo[0] if p.lo else None, "end_key": p.hi[0] if p.hi else "<MAX>"}
+    fields = req["fields"] if req["fields"] else "all_fields"
+    return {
+        "dbname": db.name,
+        "index": p.index.json(),
+        "partitioned": False,
+        "selector": req["norm"],
+        "opts": {
+            "use_index": req["use_index"] if req["use_index"] is not None else [],
+            "bookmark": req["raw_bookmark"] or "nil",
+            "limit": req["limit"],
+            "skip": req["skip"],
+            "sort": {f: d for f, d in req["sort"]},
+            "fields": fields,
+            "r": [49],
+            "conflicts": req["conflicts"],
+            "update": req["update"],
+            "stable": False,
+            "execution_stats": req["execution_stats"],
+        },
+        "limit": req["limit"],
+        "skip": req["skip"],
+        "fields": fields,
+        "mrargs": {
+            "include_docs": True,
+            "view_type": "map",
+            "reduce": False,
+            "direction": "rev" if p.descending else "fwd",
+            "update": req["update"],
+            "stable": False,
+            "conflicts": "undefined",
+            **mr,
+        },
+        "covering": False,
+        **({"warning": p.warning} if p.warning else {}),
+    }

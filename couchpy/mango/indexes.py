@@ -1,0 +1,147 @@
+"""Mango JSON indexes as CouchDB stores them: views of `language: "query"` design documents.
+
+`POST /db/_index {"index": {"fields": ["a", {"b": "desc"}]}, "name": ..., "ddoc": ...}` writes
+
+    {"_id": "_design/<ddoc>", "language": "query",
+     "views": {"<name>": {"map": {"fields": {"a": "asc", "b": "desc"}, "partial_filter_selector": {}},
+                          "reduce": "_count",
+                          "options": {"def": {"fields": [{"a": "asc"}, {"b": "desc"}]}}}}}
+
+so the indexes replicate like any design document, and pouchdb-find/CouchDB read them back. The
+default ddoc and name are a hash of the definition, as in CouchDB.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from .. import jsonutil
+from ..errors import BadRequest, Conflict, NotFound
+from .selector import MangoError, normalize
+
+
+@dataclass
+class IndexDef:
+    ddoc: str | None  # "_design/..." (None for _all_docs)
+    name: str
+    type: str  # "json" | "special"
+    fields: list[tuple[str, str]]  # (field, "asc"|"desc")
+    partial: dict | None = None
+
+    def json(self) -> dict:
+        d: dict[str, Any] = {"fields": [{f: d} for f, d in self.fields]}
+        if self.partial:
+            d["partial_filter_selector"] = self.partial
+        out: dict[str, Any] = {"ddoc": self.ddoc, "name": self.name, "type": self.type}
+        if self.type != "special":
+            out["partitioned"] = False
+        out["def"] = d
+        return out
+
+
+ALL_DOCS = IndexDef(None, "_all_docs", "special", [("_id", "asc")])
+
+
+def _fields(spec: Any) -> list[tuple[str, str]]:
+    if not isinstance(spec, list) or not spec:
+        raise MangoError(f"Invalid JSON for field spec: {jsonutil.dumps(spec).decode()}", "invalid_field")
+    out = []
+    for f in spec:
+        if isinstance(f, str):
+            out.append((f, "asc"))
+        elif isinstance(f, dict) and len(f) == 1:
+            ((name, d),) = f.items()
+            if d not in ("asc", "desc") or not isinstance(name, str):
+                raise MangoError(f"Invalid sort direction: {jsonutil.dumps(f).decode()}", "invalid_sort_dir")
+            out.append((name, d))
+        else:
+            raise MangoError(f"Invalid JSON for field spec: {jsonutil.dumps(f).decode()}", "invalid_field")
+    if len({d for _, d in out}) > 1:
+        raise MangoError("Sorts currently only support a single direction for all fields.", "unsupported_mixed_sort")
+    return out
+
+
+def list_indexes(db: Any) -> list[IndexDef]:
+    out = [ALL_DOCS]
+    for info in db.iter_docinfos(start="_design/", end="_design0", inclusive_end=False):
+        if info.deleted:
+            continue
+        try:
+            doc = db.get(info.id)
+        except NotFound:
+            continue
+        if doc.get("language") != "query":
+            continue
+        for name, view in sorted((doc.get("views") or {}).items()):
+            if not isinstance(view, dict) or not isinstance(view.get("map"), dict):
+                continue
+            m = view["map"]
+            fields = [(f, d) for f, d in (m.get("fields") or {}).items()]
+            out.append(IndexDef(info.id, name, "json", fields, m.get("partial_filter_selector") or None))
+    return out
+
+
+async def create_index(db: Any, body: dict) -> dict:
+    index = body.get("index")
+    if not isinstance(index, dict):
+        raise MangoError("Missing required key: index", "missing_required_key") if index is None else \
+            MangoError(f"JSON indexes must be an object, not: {jsonutil.dumps(index).decode()}", "invalid_index")
+    itype = body.get("type", "json")
+    if itype != "json":
+        raise MangoError(f"Invalid type for index: {itype}", "invalid_index")
+    fields = _fields(index.get("fields"))
+    partial = index.get("partial_filter_selector") or body.get("partial_filter_selector")
+    if partial:
+        normalize(partial)
+    definition = {"fields": {f: d for f, d in fields}, "partial_filter_selector": partial or {}}
+    digest = hashlib.sha1(jsonutil.dumps_sorted([definition, "json"])).hexdigest()
+    name = body.get("name", digest)
+    if not isinstance(name, str) or not name:
+        raise MangoError(f"Invalid index name: {jsonutil.dumps(name).decode()}", "invalid_index_name")
+    ddoc = body.get("ddoc", digest)
+    if not isinstance(ddoc, str) or not ddoc:
+        raise BadRequest("Invalid ddoc name", error="invalid_value")
+    ddoc_id = ddoc if ddoc.startswith("_design/") else "_design/" + ddoc
+    view = {"map": definition, "reduce": "_count",
+            "options": {"def": {"fields": [{f: d} for f, d in fields]}}}
+    if partial:
+        view["options"]["def"]["partial_filter_selector"] = partial
+    for _attempt in range(5):
+        try:
+            doc = db.get(ddoc_id)
+        except NotFound:
+            doc = {"_id": ddoc_id, "language": "query", "views": {}}
+        if doc.get("language", "javascript") != "query":
+            raise MangoError("Invalid design document query language.", "invalid_index")
+        views = doc.setdefault("views", {})
+        old = views.get(name)
+        if isinstance(old, dict) and old.get("map") == definition:
+            return {"result": "exists", "id": ddoc_id, "name": name}
+        views[name] = view
+        try:
+            await db.put(doc)
+        except Conflict:
+            continue
+        return {"result": "created", "id": ddoc_id, "name": name}
+    raise MangoError("Encountered a conflict while saving the design document.", "error_saving_ddoc", 500)
+
+
+async def delete_index(db: Any, ddoc: str, itype: str, name: str) -> dict:
+    ddoc_id = ddoc if ddoc.startswith("_design/") else "_design/" + ddoc
+    if itype != "json":
+        raise NotFound("Index not found", error="not_found")
+    try:
+        doc = db.get(ddoc_id)
+    except NotFound:
+        raise NotFound("Index not found") from None
+    views = doc.get("views") or {}
+    if doc.get("language") != "query" or name not in views:
+        raise NotFound("Index not found")
+    del views[name]
+    if views:
+        await db.put(doc)
+    else:
+        await db.put({"_id": ddoc_id, "_rev": doc["_rev"], "_deleted": True})
+    return {"ok": True}

@@ -1,0 +1,77 @@
+"""Mango endpoints: `_index` (GET/POST/DELETE), `_find`, `_explain`."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from couchpy.errors import UnsupportedMediaType
+from couchpy.mango import find as mango_find
+from couchpy.mango import indexes
+
+from . import params
+from .databases import get_db
+from .responses import json_response, not_allowed
+
+_table = web.RouteTableDef()
+
+
+def _require_json(request: web.Request) -> None:
+    ctype = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        raise UnsupportedMediaType("Content-Type must be application/json")
+
+
+@_table.get("/{db}/_index")
+async def list_indexes(request: web.Request) -> web.Response:
+    db = get_db(request)
+    defs = [i.json() for i in indexes.list_indexes(db)]
+    skip = params.integer(request, "skip", 0) or 0
+    limit = params.integer(request, "limit")
+    shown = defs[skip:] if limit is None else defs[skip:skip + limit]
+    return json_response({"total_rows": len(defs), "indexes": shown})
+
+
+@_table.post("/{db}/_index")
+async def create_index(request: web.Request) -> web.Response:
+    _require_json(request)
+    db = get_db(request)
+    body = await params.json_object(request)
+    return json_response(await indexes.create_index(db, body))
+
+
+@_table.delete("/{db}/_index/{ddoc}/{type}/{name}")
+async def delete_index(request: web.Request) -> web.Response:
+    db = get_db(request)
+    m = request.match_info
+    return json_response(await indexes.delete_index(db, m["ddoc"], m["type"], m["name"]))
+
+
+@_table.delete("/{db}/_index/_design/{ddoc}/{type}/{name}")
+async def delete_index_full(request: web.Request) -> web.Response:
+    db = get_db(request)
+    m = request.match_info
+    return json_response(await indexes.delete_index(db, "_design/" + m["ddoc"], m["type"], m["name"]))
+
+
+@_table.post("/{db}/_find")
+async def find(request: web.Request) -> web.Response:
+    _require_json(request)
+    db = get_db(request)
+    body = await params.json_body(request)
+    return json_response(await mango_find.find(request.app["node"], db, body))
+
+
+@_table.post("/{db}/_explain")
+async def explain(request: web.Request) -> web.Response:
+    _require_json(request)
+    db = get_db(request)
+    body = await params.json_body(request)
+    return json_response(await mango_find.explain(request.app["node"], db, body))
+
+
+def routes() -> list[web.RouteDef]:
+    return list(_table) + [
+        not_allowed("/{db}/_index", "GET,POST"),
+        not_allowed("/{db}/_find", "POST"),
+        not_allowed("/{db}/_explain", "POST"),
+    ]

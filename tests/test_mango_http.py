@@ -1,0 +1,199 @@
+"""Mango through the real server: _index, _find (index choice, sort, paging, fields), _explain, errors."""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.error
+import urllib.request
+import uuid
+
+import aiohttp
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from couchpy.mango.selector import compile_selector
+from tests.serverproc import CouchpyServer
+
+
+@pytest.fixture(scope="module")
+def mserver(tmp_path_factory):
+    srv = CouchpyServer(tmp_path_factory.mktemp("mango"))
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+async def c(mserver):
+    async with aiohttp.ClientSession(base_url=mserver.base, auth=mserver.auth) as session:
+        yield session
+
+
+@pytest.fixture
+async def mdb(c):
+    name = "m-" + uuid.uuid4().hex[:10]
+    async with c.put(f"/{name}") as r:
+        assert r.status == 201
+    docs = [{"_id": f"d{i:02d}", "n": i, "kind": "ab"[i % 2], "sub": {"x": i % 5}, "tags": ["t"] * (i % 3)}
+            for i in range(40)]
+    docs.append({"_id": "nofield", "kind": "a"})
+    async with c.post(f"/{name}/_bulk_docs", json={"docs": docs}) as r:
+        assert r.status == 201
+    yield name
+    async with c.delete(f"/{name}"):
+        pass
+
+
+async def post(c, path, body):
+    async with c.post(path, json=body) as r:
+        return r.status, await r.json()
+
+
+async def test_index_lifecycle(c, mdb):
+    s, body = await post(c, f"/{mdb}/_index", {"index": {"fields": ["n"]}, "name": "by-n", "ddoc": "idx"})
+    assert (s, body) == (200, {"result": "created", "id": "_design/idx", "name": "by-n"})
+    s, body = await post(c, f"/{mdb}/_index", {"index": {"fields": ["n"]}, "name": "by-n", "ddoc": "idx"})
+    assert body["result"] == "exists"
+    s, body = await post(c, f"/{mdb}/_index", {"index": {"fields": ["kind", "n"]}})
+    assert body["result"] == "created" and body["id"].startswith("_design/")
+    async with c.get(f"/{mdb}/_index") as r:
+        listing = await r.json()
+    assert listing["total_rows"] == 3
+    assert listing["indexes"][0] == {"ddoc": None, "name": "_all_docs", "type": "special",
+                                     "def": {"fields": [{"_id": "asc"}]}}
+    names = {i["name"]: i for i in listing["indexes"]}
+    assert names["by-n"]["def"] == {"fields": [{"n": "asc"}]} and names["by-n"]["type"] == "json"
+    async with c.get(f"/{mdb}/_design/idx") as r:
+        ddoc = await r.json()
+    assert ddoc["language"] == "query" and ddoc["views"]["by-n"]["map"]["fields"] == {"n": "asc"}
+    async with c.delete(f"/{mdb}/_index/idx/json/by-n") as r:
+        assert r.status == 200 and (await r.json()) == {"ok": True}
+    async with c.delete(f"/{mdb}/_index/idx/json/by-n") as r:
+        assert r.status == 404
+    s, body = await post(c, f"/{mdb}/_index", {"index": {"fields": []}})
+    assert s == 400
+
+
+async def test_find_with_index(c, mdb):
+    await post(c, f"/{mdb}/_index", {"index": {"fields": ["n"]}, "name": "by-n", "ddoc": "idx"})
+    q = {"selector": {"n": {"$gte": 10, "$lt": 20}, "kind": "a"}, "fields": ["_id", "n", "sub.x"],
+         "sort": [{"n": "desc"}], "limit": 3, "execution_stats": True}
+    s, body = await post(c, f"/{mdb}/_find", q)
+    assert s == 200, body
+    assert body["docs"] == [{"_id": "d18", "n": 18, "sub": {"x": 3}}, {"_id": "d16", "n": 16, "sub": {"x": 1}},
+                            {"_id": "d14", "n": 14, "sub": {"x": 4}}]
+    assert "warning" not in body
+    st_ = body["execution_stats"]
+    assert st_["results_returned"] == 3 and st_["total_keys_examined"] <= 10
+    # bookmark paging continues where the last page ended
+    s, page2 = await post(c, f"/{mdb}/_find", {**q, "bookmark": body["bookmark"]})
+    assert [d["n"] for d in page2["docs"]] == [12, 10]
+    s, page3 = await post(c, f"/{mdb}/_find", {**q, "bookmark": page2["bookmark"]})
+    assert page3["docs"] == []
+    s, body = await post(c, f"/{mdb}/_find", {"selector": {"n": {"$gt": 35}}, "sort": ["n"], "skip": 1})
+    assert [d["n"] for d in body["docs"]] == [37, 38, 39]
+    s, body = await post(c, f"/{mdb}/_explain", {"selector": {"n": {"$gt": 35}}})
+    assert s == 200 and body["index"]["name"] == "by-n" and body["dbname"] == mdb
+    assert body["selector"] == {"n": {"$gt": 35}}
+
+
+async def test_find_without_index(c, mdb):
+    s, body = await post(c, f"/{mdb}/_find", {"selector": {"sub.x": 4, "tags": {"$size": 2}}})
+    assert s == 200
+    assert [d["_id"] for d in body["docs"]] == ["d14", "d29"]
+    assert body["warning"].startswith("No matching index found")
+    s, body = await post(c, f"/{mdb}/_find", {"selector": {"_id": {"$gt": "d37"}}})
+    assert [d["_id"] for d in body["docs"]] == ["d38", "d39", "nofield"]
+    s, body = await post(c, f"/{mdb}/_find", {"selector": {"kind": "a"}, "sort": [{"_id": "desc"}], "limit": 2})
+    assert [d["_id"] for d in body["docs"]] == ["nofield", "d38"]
+    s, body = await post(c, f"/{mdb}/_find", {"selector": {"kind": "a"}, "sort": ["n"]})
+    assert s == 400 and body["error"] == "no_usable_index"
+    s, body = await post(c, f"/{mdb}/_find", {"selector": {"n": {"$foo": 1}}})
+    assert s == 400 and body["error"] == "invalid_operator"
+    s, body = await post(c, f"/{mdb}/_find", {"limit": 1})
+    assert s == 400 and body == {"error": "missing_required_key", "reason": "Missing required key: selector"}
+    s, body = await post(c, f"/{mdb}/_find", {"selector": {}, "limit": -1})
+    assert s == 400 and body["error"] == "invalid_non_neg_integer"
+    s, body = await post(c, f"/{mdb}/_find", {"selector": {}, "bookmark": "%%%"})
+    assert s == 400 and body["error"] == "invalid_bookmark"
+    s, body = await post(c, f"/{mdb}/_find", {"selector": {}, "use_index": "nope"})
+    assert s == 200 and "was not used" in body["warning"]
+    async with c.post(f"/{mdb}/_find", data="{}") as r:
+        assert r.status == 415
+
+
+# ------------------------------------------------------------------ brute force
+
+
+class Http:
+    def __init__(self, srv):
+        self.base = srv.base
+        self.auth = "Basic " + base64.b64encode(f"{srv.auth.login}:{srv.auth.password}".encode()).decode()
+
+    def req(self, method, path, body=None):
+        r = urllib.request.Request(self.base + path, data=json.dumps(body).encode() if body is not None else None,
+                                   method=method,
+                                   headers={"Authorization": self.auth, "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(r, timeout=60) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+
+VALS = [None, True, 0, 1, 2, 3.5, -1, "a", "B", "b", [1], {"x": 1}]
+vals = st.sampled_from(VALS)
+cond = st.one_of(
+    vals,
+    st.builds(lambda op, v: {op: v}, st.sampled_from(["$gt", "$gte", "$lt", "$lte", "$eq", "$ne"]), vals),
+    st.builds(lambda a, b: {"$gt": a, "$lt": b}, vals, vals),
+    st.builds(lambda v: {"$in": v}, st.lists(vals, max_size=3)),
+    st.builds(lambda b: {"$exists": b}, st.booleans()),
+)
+selectors = st.one_of(
+    st.builds(lambda c: {"n": c}, cond),
+    st.builds(lambda c, d: {"n": c, "m": d}, cond, cond),
+    st.builds(lambda c, d: {"$or": [{"n": c}, {"m": d}]}, cond, cond),
+)
+docs_st = st.lists(st.tuples(st.one_of(st.none(), vals), st.one_of(st.none(), vals)), min_size=1, max_size=25)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(docs_st, st.lists(selectors, min_size=1, max_size=4), st.booleans())
+def test_find_equals_brute_force(mserver, rows, sels, with_index):
+    h = Http(mserver)
+    db = "mp-" + uuid.uuid4().hex[:10]
+    assert h.req("PUT", f"/{db}")[0] == 201
+    try:
+        docs = []
+        for i, (n, m) in enumerate(rows):
+            d = {"_id": f"d{i:03d}"}
+            if n is not None:
+                d["n"] = n
+            if m is not None:
+                d["m"] = m
+            docs.append(d)
+        assert h.req("POST", f"/{db}/_bulk_docs", {"docs": docs})[0] == 201
+        if with_index:
+            assert h.req("POST", f"/{db}/_index", {"index": {"fields": ["n"]}, "name": "n", "ddoc": "n"})[0] == 200
+            assert h.req("POST", f"/{db}/_index", {"index": {"fields": ["n", "m"]}, "name": "nm", "ddoc": "nm"})[0] == 200
+        for sel in sels:
+            want = sorted(d["_id"] for d in docs if compile_selector(sel)(d))
+            status, body = h.req("POST", f"/{db}/_find", {"selector": sel, "limit": 1000})
+            assert status == 200, body
+            assert sorted(d["_id"] for d in body["docs"]) == want, sel
+            # paging with a bookmark yields the same set
+            got, bm = [], None
+            for _ in range(30):
+                q = {"selector": sel, "limit": 4}
+                if bm:
+                    q["bookmark"] = bm
+                status, body = h.req("POST", f"/{db}/_find", q)
+                got += [d["_id"] for d in body["docs"]]
+                if not body["docs"]:
+                    break
+                bm = body["bookmark"]
+            assert sorted(got) == want, sel
+    finally:
+        h.req("DELETE", f"/{db}")
