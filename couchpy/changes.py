@@ -28,13 +28,14 @@ class ChangesOptions:
     doc_ids: list[str] | None = None
     selector: dict | None = None
     view: str | None = None
+    attachments: bool = False  # with include_docs: attachment bodies inline
     extra: dict[str, Any] = field(default_factory=dict)
 
     def cache_key(self) -> tuple | None:
         """Options under which rows may be shared between feeds (no per-feed filters)."""
         if self.filter_name is not None or self.limit is not None or self.descending:
             return None
-        return (self.since, self.include_docs, self.conflicts, self.all_docs_style)
+        return (self.since, self.include_docs, self.conflicts, self.all_docs_style, self.attachments)
 
 
 def build_filter(db, opts: ChangesOptions) -> Callable[[Any, dict | None], bool] | None:
@@ -77,7 +78,7 @@ def change_rows(db, opts: ChangesOptions, since: int | None = None, chunk: int =
     that needs the parsed document, they are spliced as raw JSON (orjson.Fragment).
     """
     pred = build_filter(db, opts)
-    parsed = opts.filter_name == "_selector"
+    parsed = opts.filter_name == "_selector" or (opts.include_docs and opts.attachments)
     start = opts.since if since is None else since
     infos = db.changes_since(start, None, opts.descending)
     while True:
@@ -102,5 +103,11 @@ def change_rows(db, opts: ChangesOptions, since: int | None = None, chunk: int =
             if info.deleted:
                 row["deleted"] = True
             if opts.include_docs:
-                row["doc"] = doc if doc is not None else {"_id": info.id, "_rev": info.rev, "_deleted": True}
+                if doc is None:
+                    doc = {"_id": info.id, "_rev": info.rev, "_deleted": True}
+                elif opts.attachments and isinstance(doc, dict) and doc.get("_attachments"):
+                    from .attachments.hooks import inline_data
+
+                    doc = inline_data(db, doc)
+                row["doc"] = doc
             yield info.seq, row

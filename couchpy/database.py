@@ -32,7 +32,7 @@ from .errors import BadRequest, Conflict, CouchError, NotFound, TooLarge
 from .storage import Store
 from .writer import GroupCommitWriter
 
-SUBDBS = ("docs", "seqs", "bodies", "local", "meta")
+SUBDBS = ("docs", "seqs", "bodies", "local", "meta", "attachments")
 META_KEY = b"meta"
 _SEQ = struct.Struct(">Q")
 
@@ -519,6 +519,9 @@ class Database:
     def _check_size(self, doc: dict) -> None:
         limit = self.max_document_size
         if limit is not None:
+            # as CouchDB 3.x: attachments count against max_attachment_size, not the document
+            if "_attachments" in doc:
+                doc = {k: v for k, v in doc.items() if k != "_attachments"}
             size = len(jsonutil.dumps(doc))
             if size > limit:
                 raise TooLarge(str(doc.get("_id", "")), error="document_too_large")
@@ -646,7 +649,7 @@ class Database:
             # Only a body with attachments needs its parent's (to resolve stubs and revpos).
             parent_body = self.read_body(docid, parent, txn) if parent else None
             new_pos = revtree.rev_pos(parent) + 1 if parent else 1
-            att_hooks.finalize(self, txn, body, parent_body, new_pos)
+            att_hooks.finalize(self, txn, body, parent_body, new_pos, new_edits=True, docid=docid)
         new = docrules.new_rev(parent, deleted, body)
         if new in tree:
             raise Conflict()
@@ -670,7 +673,7 @@ class Database:
                 if anc in tree:
                     parent_body = self.read_body(docid, anc, txn)
                     break
-            att_hooks.finalize(self, txn, body, parent_body, revtree.rev_pos(path[0]))
+            att_hooks.finalize(self, txn, body, parent_body, revtree.rev_pos(path[0]), new_edits=False, docid=docid)
         merged = revtree.stem(revtree.add_path(tree, path, deleted), meta["revs_limit"])
         self._store_doc(txn, docid, info, merged, {path[0]: body}, meta)
         return None
@@ -770,6 +773,8 @@ class Database:
                     for rev in info.tree:
                         if rev not in leaves:
                             txn.delete(body_key(info.id, rev), db=self._bodies)
+                # attachment bodies no revision refers to any more
+                att_hooks.compact_cleanup(self, txn, att_hooks.live_digests(txn, self._bodies))
                 return None
 
             await self.writer.run_exclusive(drop_old_bodies)

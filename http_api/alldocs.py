@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from couchpy.attachments import hooks as att_hooks
 from couchpy.errors import BadRequest, QueryParseError
 
 from . import params
@@ -21,6 +22,7 @@ def _options(request: web.Request, body: dict | None) -> dict:
         "limit": params.integer(request, "limit"),
         "skip": params.integer(request, "skip", 0),
         "include_docs": params.flag(request, "include_docs"),
+        "attachments": params.flag(request, "attachments"),
         "conflicts": params.flag(request, "conflicts"),
         "update_seq": params.flag(request, "update_seq"),
         "key": params.json_value(request, "key"),
@@ -109,7 +111,13 @@ def _query(db, opts: dict, prefix: str | None = None) -> dict:
                 skip -= 1
                 continue
             infos.append(info)
-        docs = db.load_doc_fragments(infos, opts["conflicts"]) if include_docs else [None] * len(infos)
+        if include_docs and opts["attachments"]:
+            docs = [att_hooks.inline_data(db, d) if d and d.get("_attachments") else d
+                    for d in db.load_docs(infos, opts["conflicts"])]
+        elif include_docs:
+            docs = db.load_doc_fragments(infos, opts["conflicts"])
+        else:
+            docs = [None] * len(infos)
         rows = [_row(i, d, include_docs) for i, d in zip(infos, docs)]
         if prefix is None:
             offset = (db.count_live_before(start, descending) if start is not None else 0) + opts["skip"]

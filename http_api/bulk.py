@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from couchpy import docrules, revtree
+from couchpy.attachments import hooks as att_hooks
 from couchpy.errors import BadRequest, CouchError
 
 from . import params
@@ -58,6 +59,7 @@ async def bulk_get(request: web.Request) -> web.Response:
         raise BadRequest("Missing JSON list of 'docs'.")
     revs = params.flag(request, "revs")
     latest = params.flag(request, "latest")
+    attachments = params.flag(request, "attachments")
     results = []
     for item in docs:
         if not isinstance(item, dict) or not isinstance(item.get("id"), str):
@@ -77,6 +79,11 @@ async def bulk_get(request: web.Request) -> web.Response:
                     out = _bulk_get_rows(docid, found)
             else:
                 out = _bulk_get_rows(docid, db.open_revs(docid, [rev], latest=latest, with_revs=entry_revs))
+            if attachments:
+                since = item.get("atts_since")
+                for row in out:
+                    if "ok" in row and row["ok"].get("_attachments"):
+                        row["ok"] = att_hooks.inline_data(db, row["ok"], since if isinstance(since, list) else None)
         except CouchError as exc:
             out = [{"error": {"id": docid, "rev": rev, "error": exc.error, "reason": exc.reason}}]
         results.append({"id": docid, "docs": out})

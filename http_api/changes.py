@@ -52,6 +52,7 @@ def _options(request: web.Request, body: dict, db) -> ChangesOptions:
         descending=params.flag(request, "descending"),
         include_docs=params.flag(request, "include_docs"),
         conflicts=params.flag(request, "conflicts"),
+        attachments=params.flag(request, "attachments"),
         all_docs_style=style == "all_docs",
         filter_name=q.get("filter"),
     )

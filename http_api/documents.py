@@ -12,6 +12,7 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from couchpy import jsonutil, revtree
+from couchpy.attachments import hooks as att_hooks
 from couchpy.errors import BadRequest, Conflict, CouchError, NotFound
 
 from . import attachments as att_http
@@ -178,7 +179,10 @@ async def copy_doc(request: web.Request) -> web.Response:
         if part.startswith("rev="):
             dest_rev = unquote(part[4:])
     src = db.get(docid, rev=request.query.get("rev"))
-    new = {k: v for k, v in src.items() if not k.startswith("_") or k == "_attachments"}
+    new = {k: v for k, v in src.items() if not k.startswith("_")}
+    if src.get("_attachments"):
+        # the copy refers to the same stored bodies; no bytes are sent again
+        new["_attachments"] = att_hooks.reattach(db, src["_attachments"])
     new["_id"] = dest_id
     if dest_rev:
         new["_rev"] = dest_rev

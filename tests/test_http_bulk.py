@@ -392,3 +392,51 @@ async def test_documents_follow_a_revision_tree_model(server, ops):
                 d: revtree.winner(t) for d, t in trees.items() if not t[revtree.winner(t)][1]}
         finally:
             await client.delete(f"/{name}")
+
+
+async def test_bulk_get_with_attachments_inlines_their_data(client, db):
+    import base64
+
+    data = base64.b64encode(b"hello attachment").decode()
+    async with client.put(f"/{db}/a", json={"_attachments": {"t.txt": {"content_type": "text/plain", "data": data}}}) as r:
+        rev = (await r.json())["rev"]
+    async with client.post(f"/{db}/_bulk_get", params={"revs": "true", "attachments": "true"},
+                           json={"docs": [{"id": "a", "rev": rev}]}) as r:
+        assert r.status == 200
+        doc = (await r.json())["results"][0]["docs"][0]["ok"]
+    att = doc["_attachments"]["t.txt"]
+    assert base64.b64decode(att["data"]) == b"hello attachment"
+    assert "stub" not in att and att["revpos"] == 1
+    async with client.post(f"/{db}/_bulk_get", json={"docs": [{"id": "a", "rev": rev}]}) as r:
+        stub = (await r.json())["results"][0]["docs"][0]["ok"]["_attachments"]["t.txt"]
+        assert stub["stub"] is True and "data" not in stub
+
+
+async def test_copy_keeps_attachments(client, db):
+    import base64
+
+    data = base64.b64encode(b"\x00\x01binary").decode()
+    async with client.put(f"/{db}/src", json={"v": 1, "_attachments": {"b": {"content_type": "application/octet-stream", "data": data}}}) as r:
+        assert r.status == 201
+    async with client.request("COPY", f"/{db}/src", headers={"Destination": "dst"}) as r:
+        assert r.status == 201, await r.text()
+    async with client.get(f"/{db}/dst/b") as r:
+        assert await r.read() == b"\x00\x01binary"
+    async with client.get(f"/{db}/dst") as r:
+        assert (await r.json())["v"] == 1
+
+
+async def test_listings_with_attachments_true_inline_data(client, db):
+    import base64
+
+    data = base64.b64encode(b"listed").decode()
+    async with client.put(f"/{db}/a", json={"_attachments": {"t": {"content_type": "text/plain", "data": data}}}) as r:
+        assert r.status == 201
+    async with client.get(f"/{db}/_all_docs", params={"include_docs": "true", "attachments": "true"}) as r:
+        att = (await r.json())["rows"][0]["doc"]["_attachments"]["t"]
+        assert base64.b64decode(att["data"]) == b"listed"
+    async with client.get(f"/{db}/_changes", params={"include_docs": "true", "attachments": "true"}) as r:
+        att = (await r.json())["results"][0]["doc"]["_attachments"]["t"]
+        assert base64.b64decode(att["data"]) == b"listed"
+    async with client.get(f"/{db}/_all_docs", params={"include_docs": "true"}) as r:
+        assert (await r.json())["rows"][0]["doc"]["_attachments"]["t"]["stub"] is True
