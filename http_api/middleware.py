@@ -64,7 +64,11 @@ async def error_middleware(request: web.Request, handler):
             error = "too_large"
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         return error_response(exc.status, error, reason, headers)
-    except (ConnectionResetError, asyncio.CancelledError):
+    except ConnectionResetError:
+        # The client went away mid-response (a dropped feed): routine, not an error to log. Nothing
+        # can reach the client any more; aiohttp quietly discards this placeholder.
+        return web.Response(status=499, reason="Client Closed Request")
+    except asyncio.CancelledError:
         raise
     except Exception as exc:  # noqa: BLE001 - a bug must not take the server down
         log.exception("unhandled error on %s %s", request.method, request.path)
