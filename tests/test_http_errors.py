@@ -236,3 +236,33 @@ async def test_never_a_500(server, method, segments, query, body, destination):
             err = json.loads(data)
             assert set(err) == {"error", "reason"}, err
         assert (await client.get("/_up")).status == 200
+
+
+async def test_abandoned_feeds_and_requests_leave_no_errors(server, client, db):
+    """Clients that hang up mid-feed or mid-body are routine: no unhandled error is logged."""
+    import asyncio
+
+    before = server.log_path.stat().st_size
+    for feed in ("continuous", "eventsource", "longpoll"):
+        for _ in range(10):
+            session = aiohttp.ClientSession(base_url=server.base, auth=server.auth)
+            resp = await session.get(f"/{db}/_changes", params={"feed": feed, "since": "0", "heartbeat": "50"})
+            await resp.content.readline()
+            resp.close()  # drop the connection while the feed is live
+            await session.close()
+    # a client that sends half a body and goes away
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    auth = server.auth.encode()
+    writer.write(f"PUT /{db}/half HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n"
+                 "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"a\":".encode())
+    await writer.drain()
+    writer.close()
+    for i in range(5):
+        assert (await client.put(f"/{db}/after{i}", json={})).status == 201
+    await asyncio.sleep(0.5)
+    assert (await client.get("/_up")).status == 200
+    with open(server.log_path, "rb") as f:
+        f.seek(before)
+        log = f.read().decode(errors="replace")
+    assert "unhandled error" not in log and "Traceback" not in log, log[-3000:]
+    assert (await client.get(f"/{db}/half")).status == 404
