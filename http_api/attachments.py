@@ -32,6 +32,7 @@ from couchpy.attachments.codec import md5_of_digest
 from couchpy.errors import BadRequest, Conflict, CouchError, NotFound, TooLarge, UnsupportedMediaType
 
 from . import multipart as mp
+from . import params
 from .databases import get_db
 from .responses import json_response
 
@@ -184,16 +185,6 @@ class _PartFollowers:
             yield chunk
 
 
-def _rev_from(request: web.Request, body_rev: str | None = None) -> str | None:
-    qrev = request.query.get("rev")
-    hrev = request.headers.get("If-Match")
-    if hrev:
-        hrev = hrev.strip('"')
-    if qrev and hrev and qrev != hrev:
-        raise BadRequest("Document rev and etag have different values")
-    return qrev or hrev or body_rev
-
-
 async def doc_put_multipart(request: web.Request, db, docid: str, query) -> dict:
     if mp.media_type(request.content_type) != "multipart/related":
         raise UnsupportedMediaType("Content-Type must be multipart/related")
@@ -201,7 +192,7 @@ async def doc_put_multipart(request: web.Request, db, docid: str, query) -> dict
     sent = await reader.read_json()
     doc = {"_id": docid, **{k: v for k, v in sent.items() if k != "_id"}}
     body_rev = doc.get("_rev") if isinstance(doc.get("_rev"), str) else None
-    rev = _rev_from(request, body_rev)
+    rev = params.request_rev(request, body_rev)
     if rev is not None:
         doc["_rev"] = rev
     new_edits = query.get("new_edits", "true") != "false"
@@ -347,7 +338,7 @@ def _base_doc(db, docid: str, rev: str | None) -> dict:
 async def put_attachment(request: web.Request) -> web.Response:
     db = get_db(request)
     docid, name = _target(request)
-    rev = _rev_from(request)
+    rev = params.request_rev(request)
     ctype = request.headers.get("Content-Type") or "application/octet-stream"
     enc = request.headers.get("Content-Encoding", "identity").strip().lower()
     if enc not in ("identity", "gzip"):
@@ -394,7 +385,7 @@ async def put_attachment(request: web.Request) -> web.Response:
 async def delete_attachment(request: web.Request) -> web.Response:
     db = get_db(request)
     docid, name = _target(request)
-    rev = _rev_from(request)
+    rev = params.request_rev(request)
     if rev is None:
         if db.get_docinfo(docid) is None:
             raise NotFound("missing")

@@ -45,18 +45,6 @@ def _query_rev(request: web.Request) -> str | None:
     return rev
 
 
-def _rev_from(request: web.Request, body_rev: str | None = None) -> str | None:
-    qrev = request.query.get("rev")
-    hrev = request.headers.get("If-Match")
-    if hrev:
-        hrev = hrev.strip('"')
-    if qrev and body_rev and qrev != body_rev:
-        raise BadRequest("Document rev from request body and query string have different values")
-    if qrev and hrev and qrev != hrev:
-        raise BadRequest("Document rev and etag have different values")
-    return qrev or hrev or body_rev
-
-
 def _read_options(request: web.Request) -> dict:
     meta = params.flag(request, "meta")
     return {
@@ -136,7 +124,7 @@ async def put_doc(request: web.Request) -> web.Response:
         return _write_response(db, docid, result, False)
     doc = await params.json_object(request)
     body_rev = doc.get("_rev") if isinstance(doc.get("_rev"), str) else None
-    rev = _rev_from(request, body_rev)
+    rev = params.request_rev(request, body_rev)
     doc = {"_id": docid, **{k: v for k, v in doc.items() if k != "_id"}}
     if rev is not None:
         doc["_rev"] = rev
@@ -147,7 +135,7 @@ async def put_doc(request: web.Request) -> web.Response:
 async def delete_doc(request: web.Request) -> web.Response:
     db = get_db(request)
     docid = docid_of(request)
-    rev = _rev_from(request)
+    rev = params.request_rev(request)
     if not docid.startswith("_local/"):
         # chttpd_db opens the current document first: missing or deleted answers 404
         info = db.get_docinfo(docid)

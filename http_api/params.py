@@ -66,3 +66,17 @@ async def json_object(request: web.Request) -> dict:
     if not isinstance(body, dict):
         raise BadRequest("Request body must be a JSON object")
     return body
+
+
+def request_rev(request: web.Request, body_rev: str | None = None) -> str | None:
+    """The revision a write acts on: `?rev=`, the `If-Match` header or the body's `_rev`, which
+    must agree where more than one is given (CouchDB's 400s)."""
+    qrev = request.query.get("rev")
+    hrev = request.headers.get("If-Match")
+    if hrev:
+        hrev = hrev.strip('"')
+    if qrev and body_rev and qrev != body_rev:
+        raise BadRequest("Document rev from request body and query string have different values")
+    if qrev and hrev and qrev != hrev:
+        raise BadRequest("Document rev and etag have different values")
+    return qrev or hrev or body_rev
