@@ -440,3 +440,15 @@ async def test_listings_with_attachments_true_inline_data(client, db):
         assert base64.b64decode(att["data"]) == b"listed"
     async with client.get(f"/{db}/_all_docs", params={"include_docs": "true"}) as r:
         assert (await r.json())["rows"][0]["doc"]["_attachments"]["t"]["stub"] is True
+
+
+async def test_bulk_get_latest(client, db):
+    # replicators (PouchDB, CouchDB) ask `_bulk_get?revs=true&latest=true`
+    (a,) = await bulk(client, db, [{"_id": "a", "v": 1}])
+    (a2,) = await bulk(client, db, [{"_id": "a", "_rev": a["rev"], "v": 2}])
+    resp = await client.post(f"/{db}/_bulk_get", params={"revs": "true", "latest": "true"},
+                             json={"docs": [{"id": "a", "rev": a["rev"]}]})
+    (res,) = (await resp.json())["results"]
+    (only,) = res["docs"]
+    assert only["ok"]["_rev"] == a2["rev"]
+    assert only["ok"]["_revisions"]["start"] == 2
