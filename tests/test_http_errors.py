@@ -113,7 +113,6 @@ async def test_missing_db_and_doc_are_404(client, db):
         ("DELETE", "/_dbs_info"),
         ("PATCH", "/{db}"),
         ("PATCH", "/{db}/doc"),
-        ("POST", "/{db}/doc"),
         ("GET", "/{db}/_bulk_docs"),
         ("PUT", "/{db}/_bulk_docs"),
         ("GET", "/{db}/_revs_diff"),
