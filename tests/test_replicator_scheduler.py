@@ -1,0 +1,97 @@
+"""The scheduler: max_jobs with fair rotation, crash restarts with exponential backoff, permanent
+failures, and the _active_tasks entries (in-process node, local databases)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import couchpy
+from replicator.params import parse
+from replicator.scheduler import Scheduler
+from tests.serverproc import free_port
+
+
+@pytest.fixture
+async def node(tmp_path):
+    n = couchpy.open(tmp_path / "data")
+    yield n
+    await n.aclose()
+
+
+async def until(pred, timeout=5.0):
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    while not pred():
+        assert loop.time() - t0 < timeout, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_max_jobs_and_rotation(node):
+    sched = Scheduler(node, max_jobs=2, interval=3600, max_churn=2)
+    jobs = []
+    for i in range(5):
+        src = node.create_db(f"s{i}")
+        node.create_db(f"t{i}")
+        await src.put({"_id": "doc", "i": i})
+        jobs.append(sched.add(parse({"source": f"s{i}", "target": f"t{i}", "continuous": True, "checkpoint_interval": 50})))
+    try:
+        assert len(sched.running) == 2
+        assert [j.state for j in jobs] == ["running", "running", "pending", "pending", "pending"]
+        served = set()
+        for _ in range(3):
+            await asyncio.sleep(0.2)
+            served |= {j.rep_id for j in sched.running}
+            await sched.rotate()
+            assert len(sched.running) == 2
+        # every job got a turn and copied its document
+        assert served == {j.rep_id for j in jobs}
+        for i in range(5):
+            assert node.get_db(f"t{i}").get_docinfo("doc") is not None
+        assert sum(1 for j in jobs if j.state == "running") == 2
+        rotated = [j for j in jobs if any(h["type"] == "stopped" for h in j.history)]
+        assert rotated
+    finally:
+        await sched.close()
+
+
+async def test_crash_backoff_then_permanent_failure(node):
+    sched = Scheduler(node, backoff_base=0.05, backoff_max=0.4)
+    node.create_db("t")
+    dead = f"http://127.0.0.1:{free_port()}/nowhere"  # connection refused: transient
+    job = sched.add(parse({"source": dead, "target": "t", "retries_per_request": 0}))
+    try:
+        await until(lambda: job.error_count >= 4)
+        crashes = [h for h in job.history if h["type"] == "crashed"]
+        assert len(crashes) >= 4 and "Connect" in crashes[0]["reason"]
+        assert job.state in ("crashing", "pending", "running")
+        # a permanent error (missing local source) fails without restarts
+        bad = sched.add(parse({"source": "missing", "target": "t"}), restart=True)
+        await until(lambda: bad.state == "failed")
+        assert "does not exist" in bad.reason
+        await asyncio.sleep(0.2)
+        assert bad.state == "failed" and bad.error_count == 0
+    finally:
+        await sched.close()
+
+
+async def test_active_tasks_and_remove(node):
+    sched = Scheduler(node)
+    a = node.create_db("a")
+    node.create_db("b")
+    await a.bulk_docs([{"_id": f"d{i}"} for i in range(10)])
+    job = sched.add(parse({"source": "a", "target": "b", "continuous": True}))
+    try:
+        await until(lambda: node.get_db("b").info()["doc_count"] == 10)
+        await until(lambda: any(t.get("docs_written") == 10 for t in node.tasks.list()))
+        task = next(t for t in node.tasks.list() if t.get("replication_id") == job.rep_id)
+        assert task["type"] == "replication" and task["source"] == "a" and task["continuous"] is True
+        assert task["revisions_checked"] == 10 and task["through_seq"] == 10
+        await sched.remove(job.rep_id)
+        assert not any(t.get("replication_id") == job.rep_id for t in node.tasks.list())
+        assert sched.get(job.rep_id) is None
+        # stopping checkpointed the progress
+        assert a.get_local("_local/" + job.rep_id.split("+")[0])["source_last_seq"] == 10
+    finally:
+        await sched.close()
