@@ -59,9 +59,14 @@ _MAX_EXACT = 1 << 53
 def _double_bytes(f: float) -> bytes:
     if f == 0.0:
         f = 0.0  # -0.0 == 0.0
-    (n,) = _unpack_q(_pack_d(f))
-    n = (n ^ _ALL) if n & _SIGN else (n | _SIGN)
-    return n.to_bytes(8, "big")
+    b = _pack_d(f)
+    if b[0] < 0x80:  # positive: set the sign bit
+        return _HIGH_BIT[b[0]] + b[1:]
+    (n,) = _unpack_q(b)
+    return (n ^ _ALL).to_bytes(8, "big")
+
+
+_HIGH_BIT = [bytes([i | 0x80]) for i in range(128)]
 
 
 def _remainder(r: int) -> bytes:

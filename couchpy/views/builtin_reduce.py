@@ -110,6 +110,16 @@ def _sum_objects(a: dict, b: dict) -> dict:
 
 
 def _sum_all(values: Sequence[Any]) -> Any:
+    # Fast path: plain numbers (the common case).
+    total: Any = 0
+    for v in values:
+        t = type(v)
+        if t is int or t is float:
+            total += v
+        else:
+            break
+    else:
+        return total
     acc: Any = 0
     try:
         for v in values:

@@ -22,6 +22,7 @@ import logging
 import marshal
 import shutil
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from typing import Any
 
@@ -34,6 +35,10 @@ from .ddoc import DesignSpec
 log = logging.getLogger("couchpy.views")
 
 BATCH_DOCS = 2000  # per transaction: two query-server calls of 1000, run in parallel
+
+# Map calls wait on worker processes (releasing the GIL); running them here lets the indexing
+# thread read and write the neighbouring batches meanwhile.
+_MAPPER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="view-map")
 
 
 class CountReducer:
@@ -159,15 +164,20 @@ class ViewIndex:
                 valid = False
             done = 0
             it = db.changes_since(seq)
+            # Pipeline: while the workers map batch k, this thread reads batch k+1 and writes k-1.
+            pending_map = None
             while True:
                 infos = list(islice(it, BATCH_DOCS))
-                if not infos:
+                nxt = self._start_batch(infos) if infos else None
+                if pending_map is not None:
+                    self._finish_batch(*pending_map, maintain_tree=valid)
+                    done += len(pending_map[0])
+                    if task is not None:
+                        task.update(changes_done=done, total_changes=max(pending, done),
+                                    progress=min(100, int(100 * done / max(pending, 1))))
+                if nxt is None:
                     break
-                self._apply_batch(infos, valid)
-                done += len(infos)
-                if task is not None:
-                    task.update(changes_done=done, total_changes=max(pending, done),
-                                progress=min(100, int(100 * done / max(pending, 1))))
+                pending_map = nxt
             if not valid:
                 def finish(txn: Any) -> None:
                     for t in self.trees:
@@ -178,6 +188,10 @@ class ViewIndex:
             return self.seq
 
     def _apply_batch(self, infos: list, maintain_tree: bool) -> None:
+        self._finish_batch(*self._start_batch(infos), maintain_tree=maintain_tree)
+
+    def _start_batch(self, infos: list) -> tuple:
+        """Read the batch's documents and hand them to the mapper (returns a future of the rows)."""
         spec = self.spec
         to_map = [
             i for i in infos
@@ -188,7 +202,13 @@ class ViewIndex:
         if spec.local_seq:
             for info, doc in pairs:
                 doc["_local_seq"] = info.seq
-        mapped = self.pool.map_docs(self.fns, [d for _, d in pairs]) if pairs else []
+        docs_only = [d for _, d in pairs]
+        fut = _MAPPER.submit(self.pool.map_docs, self.fns, docs_only) if pairs else None
+        return infos, pairs, fut
+
+    def _finish_batch(self, infos: list, pairs: list, fut: Any, maintain_tree: bool) -> None:
+        spec = self.spec
+        mapped = fut.result() if fut is not None else []
         results = {info.id: rows for (info, _), rows in zip(pairs, mapped)}
         last_seq = max(i.seq for i in infos)
         encoders = self.encoders
