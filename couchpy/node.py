@@ -9,6 +9,8 @@ database is closed when the LRU is full and reopened on its next request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import re
 import secrets
 import shutil
@@ -23,6 +25,32 @@ from .database import Database
 from .errors import InvalidDatabaseName, NotFound, PreconditionFailed
 from .storage import Store
 from .tasks import TaskRegistry
+
+# The databases the current request (or task) has opened: pinned until it ends, so the LRU never
+# closes an environment under a handler that is still streaming from it.
+_in_use: contextvars.ContextVar[list | None] = contextvars.ContextVar("couchpy_dbs_in_use", default=None)
+
+
+@contextlib.contextmanager
+def pinning_scope():
+    """Pin every database opened inside this scope until it exits."""
+    held: list = []
+    token = _in_use.set(held)
+    try:
+        yield held
+    finally:
+        _in_use.reset(token)
+        for db in held:
+            db.unpin()
+
+
+def _hold(db):
+    held = _in_use.get()
+    if held is not None and not any(d is db for d in held):
+        db.pin()
+        held.append(db)
+    return db
+
 
 DB_NAME_RE = re.compile(r"^[a-z][a-z0-9_$()+/-]*$")
 MAX_DB_NAME = 238
@@ -94,14 +122,14 @@ class Node:
         db = self._open.get(name)
         if db is not None:
             self._open.move_to_end(name)
-            return db
+            return _hold(db)
         entry = self._lookup(name)
         if entry is None:
             raise NotFound("Database does not exist.")
         db = Database(self, name, self.path / "dbs" / entry["dir"])
         self._open[name] = db
         self._evict()
-        return db
+        return _hold(db)
 
     def _evict(self) -> None:
         if len(self._open) <= self.max_open:
@@ -130,7 +158,7 @@ class Node:
         self._catalog.write(lambda txn: txn.put(name.encode(), entry, db=self._cat_db))
         self._open[name] = db
         self._evict()
-        return db
+        return _hold(db)
 
     async def delete_db(self, name: str) -> None:
         entry = self._lookup(name)

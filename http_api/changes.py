@@ -156,13 +156,10 @@ async def changes(request: web.Request) -> web.StreamResponse:
             "last_seq": db.node.format_seq(db, last),
             "pending": db.count_changes_after(last) if opts.limit is not None else 0,
         })
-    db.pin()
-    try:
-        if feed == "longpoll":
-            return await _longpoll(request, db, opts, heartbeat, timeout)
-        return await _stream(request, db, opts, heartbeat, timeout, feed == "eventsource")
-    finally:
-        db.unpin()
+    # the request's pinning scope keeps the database open while the feed waits
+    if feed == "longpoll":
+        return await _longpoll(request, db, opts, heartbeat, timeout)
+    return await _stream(request, db, opts, heartbeat, timeout, feed == "eventsource")
 
 
 async def _longpoll(request, db, opts, heartbeat, timeout) -> web.StreamResponse:

@@ -21,6 +21,7 @@ import time
 from aiohttp import web
 
 from couchpy.errors import CouchError, Unauthorized
+from couchpy.node import pinning_scope
 from couchpy import sessions
 from couchpy.passwords import verify_password
 
@@ -48,7 +49,8 @@ _HTTP_ERRORS = {
 @web.middleware
 async def error_middleware(request: web.Request, handler):
     try:
-        return await handler(request)
+        with pinning_scope():  # databases this request opens stay open until it is answered
+            return await handler(request)
     except CouchError as exc:
         return error_response(exc.status, exc.error, exc.reason)
     except web.HTTPException as exc:

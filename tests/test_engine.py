@@ -111,3 +111,20 @@ async def test_replicated_branches_make_conflicts_with_a_deterministic_winner(tm
     doc = db.get("x", deleted_conflicts=True)
     assert doc["_rev"] == "2-aaa" and doc["v"] == "a" and len(doc["_deleted_conflicts"]) == 1
     await node.aclose()
+
+
+async def test_a_database_in_use_is_not_evicted(tmp_path):
+    from couchpy.node import pinning_scope
+
+    node = _node(tmp_path, max_dbs_open=2)
+    for name in ("a", "b", "c"):
+        await node.create_db(name).put({"_id": "x"})
+    with pinning_scope():
+        held = node.get_db("a")
+        for name in ("b", "c", "b", "c"):  # would push "a" out of a 2-entry LRU
+            node.get_db(name)
+        assert not held.closed and held.get("x")["_id"] == "x"
+    node.get_db("b"), node.get_db("c")  # once released, it may go
+    assert held.closed
+    assert node.get_db("a").get("x")["_id"] == "x"  # and comes back on demand
+    await node.aclose()
