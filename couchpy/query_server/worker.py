@@ -30,6 +30,8 @@ def main(argv: list[str]) -> None:
     from .js_engine import EngineError
     from .protocol import dumps, read_frame, write_frame
 
+    _watch_parent()
+
     if lang == "javascript":
         from .js_engine import JSEngine
 
@@ -79,6 +81,22 @@ def main(argv: list[str]) -> None:
     engine.close()
     out.flush()
     os._exit(0)  # V8's threads would otherwise keep the process alive
+
+
+def _watch_parent() -> None:
+    """Exit when the server goes away, even if user code is looping (no orphaned workers)."""
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
 def _dumps(obj):
