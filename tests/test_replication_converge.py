@@ -1,0 +1,96 @@
+"""Convergence between three real servers: random edit scripts (creates, edits, deletions,
+resurrections, concurrent edits becoming conflicts) interleaved with replications, then replication
+in every direction until nothing moves; every document must then have the same revision tree,
+bodies, winner and conflicts on all three."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.serverproc import CouchpyServer
+from tests.test_replication_http import all_revs, req
+
+N = 3
+
+
+@pytest.fixture(scope="module")
+def trio(tmp_path_factory):
+    root = tmp_path_factory.mktemp("trio")
+    servers = [CouchpyServer(root, name=f"n{i}").start() for i in range(N)]
+    yield servers
+    for s in servers:
+        s.stop()
+
+
+op = st.one_of(
+    st.tuples(st.just("put"), st.integers(0, N - 1), st.integers(0, 3)),
+    st.tuples(st.just("delete"), st.integers(0, N - 1), st.integers(0, 3)),
+    st.tuples(st.just("push"), st.integers(0, N - 1), st.integers(0, N - 1)),
+    st.tuples(st.just("pull"), st.integers(0, N - 1), st.integers(0, N - 1)),
+)
+
+
+@given(st.lists(op, min_size=1, max_size=14))
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_three_servers_converge(trio, script):
+    asyncio.run(_run(trio, script))
+
+
+async def _replicate(servers, db, via, src, tgt):
+    s, t = servers[src], servers[tgt]
+    st_, res = await req(servers[via], "POST", "/_replicate", {"source": f"{s.url}/{db}", "target": f"{t.url}/{db}"})
+    assert st_ == 200, res
+    return 0 if res.get("no_changes") else res["history"][0]["docs_written"]
+
+
+async def _run(servers, script):
+    db = "c-" + uuid.uuid4().hex[:10]
+    for s in servers:
+        st_, _ = await req(s, "PUT", f"/{db}")
+        assert st_ == 201
+    n = 0
+    for kind, a, b in script:
+        n += 1
+        if kind in ("put", "delete"):
+            srv, docid = servers[a], f"doc{b}"
+            st_, cur = await req(srv, "GET", f"/{db}/{docid}")
+            if kind == "put":
+                body = {"v": n, "by": a}
+                if st_ == 200:
+                    body["_rev"] = cur["_rev"]
+                else:
+                    # a tombstone (or nothing): create or resurrect on top of the deleted leaf
+                    st2, revs = await req(srv, "GET", f"/{db}/{docid}", open_revs="all")
+                    dead = [r["ok"]["_rev"] for r in revs if "ok" in r] if st2 == 200 else []
+                    if dead:
+                        body["_rev"] = max(dead, key=lambda r: int(r.split("-")[0]))
+                st_, out = await req(srv, "PUT", f"/{db}/{docid}", body)
+                assert st_ == 201, out
+            elif st_ == 200:
+                st_, out = await req(srv, "DELETE", f"/{db}/{docid}", rev=cur["_rev"])
+                assert st_ == 200, out
+        elif a != b:
+            # push: the source's server runs it; pull: the target's server does
+            await _replicate(servers, db, a if kind == "push" else b, a, b)
+    for _ in range(4):
+        moved = 0
+        for x in range(N):
+            for y in range(N):
+                if x != y:
+                    moved += await _replicate(servers, db, x, x, y)
+        if moved == 0:
+            break
+    assert moved == 0
+    trees = [await all_revs(s, db) for s in servers]
+    assert trees[0] == trees[1] == trees[2]
+    for docid in trees[0]:
+        winners = []
+        for s in servers:
+            st_, d = await req(s, "GET", f"/{db}/{docid}", conflicts="true", deleted_conflicts="true")
+            winners.append((st_, d.get("_rev"), d.get("_conflicts"), d.get("_deleted_conflicts")))
+        assert winners[0] == winners[1] == winners[2], winners
