@@ -263,11 +263,24 @@ class Replication:
         self.stats.docs_read += len(docs)
         if not docs:
             return
-        failures = await self.target.bulk_docs(docs)
+        failures = await self._write(docs)
         for row in failures:
             log.warning("replication %s: %s not written: %s %s", self.rep_id, row.get("id"), row.get("error"), row.get("reason"))
         self.stats.doc_write_failures += len(failures)
         self.stats.docs_written += len(docs) - len(failures)
+
+    async def _write(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """bulk_docs, splitting the batch when the target refuses it as too large (413), as
+        CouchDB's replicator does: a single document still refused is a write failure."""
+        try:
+            return await self.target.bulk_docs(docs)
+        except PermanentError as exc:
+            if exc.status != 413:
+                raise
+            if len(docs) == 1:
+                return [{"id": docs[0].get("_id"), "error": "too_large", "reason": exc.reason}]
+            half = len(docs) // 2
+            return await self._write(docs[:half]) + await self._write(docs[half:])
 
     async def _checkpoint_timer(self) -> None:
         interval = self.params.checkpoint_interval / 1000.0

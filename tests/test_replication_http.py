@@ -294,3 +294,20 @@ async def test_replicator_doc_records_final_state_on_the_document(pair):
 
     d = await wait_for(failed, timeout=4)
     assert "target" in d["_replication_state_reason"]
+
+
+async def test_rejected_writes_are_counted_as_failures(pair, tmp_path):
+    a, _ = pair
+    small = CouchpyServer(tmp_path, name="small", config={"couchdb": {"max_document_size": "2000"}}).start()
+    try:
+        src, tgt = name(), name()
+        await fill(a, src, 10)
+        await req(a, "PUT", f"/{src}/big", {"blob": "x" * 5000})
+        st, res = await req(a, "POST", "/_replicate", {"source": f"{a.url}/{src}", "target": f"{small.url}/{tgt}", "create_target": True})
+        assert st == 200, res
+        h = res["history"][0]
+        assert h["doc_write_failures"] == 1 and h["docs_written"] == 10 and h["docs_read"] == 11
+        st, _ = await req(small, "GET", f"/{tgt}/big")
+        assert st == 404
+    finally:
+        small.stop()
