@@ -388,12 +388,16 @@ def _execute(db: Any, ix: Any, vi: Any, p: Plan, req: dict, matcher: Any) -> tup
 
 
 def _load(db: Any, ids: list[str], conflicts: bool) -> list[dict | None]:
-    out = []
-    for docid in ids:
-        try:
-            out.append(db.get(docid, conflicts=conflicts))
-        except NotFound:
-            out.append(None)
+    """Current revisions of many documents in one read transaction (None: missing or deleted)."""
+    out: list[dict | None] = []
+    with db.store.read() as txn:
+        for docid in ids:
+            info = db.get_docinfo(docid, txn)
+            if info is None or info.deleted:
+                out.append(None)
+                continue
+            body = db.read_body(docid, info.rev, txn)
+            out.append(None if body is None else db.build_doc(info, info.rev, body, txn, conflicts=conflicts))
     return out
 
 

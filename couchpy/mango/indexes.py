@@ -63,7 +63,20 @@ def _fields(spec: Any) -> list[tuple[str, str]]:
     return out
 
 
+_cache: dict[int, tuple[Any, int, list]] = {}
+
+
 def list_indexes(db: Any) -> list[IndexDef]:
+    """All indexes of a database; cached until the database changes (design docs are documents)."""
+    hit = _cache.get(id(db))
+    if hit is not None and hit[0] is db and hit[1] == db.update_seq:
+        return hit[2]
+    out = _list_indexes(db)
+    _cache[id(db)] = (db, db.update_seq, out)
+    return out
+
+
+def _list_indexes(db: Any) -> list[IndexDef]:
     out = [ALL_DOCS]
     for info in db.iter_docinfos(start="_design/", end="_design0", inclusive_end=False):
         if info.deleted:

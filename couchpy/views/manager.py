@@ -56,8 +56,18 @@ def load_ddoc(db: Any, name: str) -> dict:
     return db.get(docid)
 
 
+_specs: dict[tuple[str, str], ddocs.DesignSpec] = {}
+
+
 def index_for(node: Any, db: Any, doc: dict) -> ViewIndex:
-    spec = ddocs.parse(doc)
+    key = (doc.get("_id", ""), doc.get("_rev", ""))
+    spec = _specs.get(key) if key[1] else None
+    if spec is None:
+        spec = ddocs.parse(doc)
+        if key[1]:
+            if len(_specs) > 1000:
+                _specs.clear()
+            _specs[key] = spec
     pool = pool_for(node)
     if spec.language != "query":
         pool.check_language(spec.language)
