@@ -16,80 +16,23 @@ transaction, and every caller is answered only after that transaction is durably
 from __future__ import annotations
 
 import asyncio
-import struct
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import lmdb
 import orjson
 
-from . import docrules, jsonutil, revtree
+from . import docrules, jsonutil, revtree, scans, updates
 from .attachments import hooks as att_hooks
-from .errors import BadRequest, Conflict, CouchError, NotFound, TooLarge
+from .docinfo import DocInfo, body_key, splice_doc
+from .errors import BadRequest, CouchError, NotFound, TooLarge
 from .storage import Store
+from .updates import META_KEY
 from .writer import GroupCommitWriter
 
 SUBDBS = ("docs", "seqs", "bodies", "local", "meta", "attachments")
-META_KEY = b"meta"
-_SEQ = struct.Struct(">Q")
-
-
-def seq_key(seq: int) -> bytes:
-    return _SEQ.pack(seq)
-
-
-def body_key(docid: str, rev: str) -> bytes:
-    return docid.encode() + b"\x00" + rev.encode()
-
-
-def splice_doc(docid: str, rev: str, raw_body: bytes, tail: bytes = b"") -> bytes:
-    """`{"_id":..,"_rev":.., <stored body fields>, <tail>}` from the stored JSON body bytes."""
-    head = b'{"_id":' + orjson.dumps(docid) + b',"_rev":' + orjson.dumps(rev)
-    inner = raw_body.strip()[1:-1].strip()
-    if inner:
-        return head + b"," + inner + tail + b"}"
-    return head + tail + b"}"
-
-
-class DocInfo:
-    """What the engine knows of one document without reading any body.
-
-    The revision tree is decoded only when asked for: listing documents (`_all_docs`, `_changes`)
-    needs just the winner, which is stored beside the tree.
-    """
-
-    __slots__ = ("id", "rev", "deleted", "seq", "_tree", "_raw_tree")
-
-    def __init__(self, id: str, rev: str, deleted: bool, seq: int, tree: revtree.Tree | None = None,
-                 raw_tree: list | None = None):
-        self.id = id
-        self.rev = rev  # the winning revision
-        self.deleted = deleted  # the winner is a deletion (tombstone)
-        self.seq = seq
-        self._tree = tree
-        self._raw_tree = raw_tree
-
-    @property
-    def tree(self) -> revtree.Tree:
-        if self._tree is None:
-            self._tree = revtree.decode(self._raw_tree or [])
-        return self._tree
-
-    def encode(self) -> bytes:
-        return (b"D" if self.deleted else b"L") + orjson.dumps(
-            {"rev": self.rev, "seq": self.seq, "tree": revtree.encode(self.tree)}
-        )
-
-    @classmethod
-    def decode(cls, docid: str, raw: bytes) -> DocInfo:
-        data = orjson.loads(raw[1:])
-        return cls(docid, data["rev"], raw[:1] == b"D", data["seq"], raw_tree=data["tree"])
-
-    def leaves(self) -> list[str]:
-        return revtree.leaves(self.tree)
 
 
 class Database:
@@ -371,114 +314,12 @@ class Database:
                     out[docid] = entry
         return out
 
-    # ------------------------------------------------------------------ ranges
+    # ------------------------------------------------------------------ ranges (couchpy.scans)
 
-    def iter_docinfos(
-        self, start: str | None = None, end: str | None = None, descending: bool = False,
-        inclusive_end: bool = True, chunk: int = 512,
-    ) -> Iterator[DocInfo]:
-        """Doc infos in id order (UTF-8 byte order = code point order), read in bounded chunks."""
-        pos = start.encode() if start is not None else None
-        end_b = end.encode() if end is not None else None
-        first = True
-        while True:
-            batch: list[DocInfo] = []
-            with self.store.read() as txn:
-                cur = txn.cursor(db=self._docs)
-                if descending:
-                    ok = cur.set_range(pos) if pos is not None else cur.last()
-                    if pos is not None:
-                        if not ok:
-                            ok = cur.last()
-                        elif cur.key() > pos or (not first and cur.key() == pos):
-                            ok = cur.prev()
-                    elif not first:
-                        ok = False
-                else:
-                    ok = cur.set_range(pos) if pos is not None else cur.first()
-                    if ok and not first and cur.key() == pos:
-                        ok = cur.next()
-                while ok and len(batch) < chunk:
-                    key = cur.key()
-                    if end_b is not None:
-                        if descending and (key < end_b or (not inclusive_end and key == end_b)):
-                            ok = False
-                            break
-                        if not descending and (key > end_b or (not inclusive_end and key == end_b)):
-                            ok = False
-                            break
-                    batch.append(DocInfo.decode(key.decode(), cur.value()))
-                    ok = cur.prev() if descending else cur.next()
-            yield from batch
-            if not ok or not batch:
-                return
-            pos = batch[-1].id.encode()
-            first = False
-
-    def count_live_before(self, key: str, descending: bool = False) -> int:
-        """How many non-deleted docs sort before `key` (for _all_docs `offset`)."""
-        kb = key.encode()
-        n = 0
-        with self.store.read() as txn:
-            cur = txn.cursor(db=self._docs)
-            if descending:
-                ok = cur.last()
-                while ok and cur.key() > kb:
-                    n += cur.value()[:1] == b"L"
-                    ok = cur.prev()
-            else:
-                ok = cur.first()
-                while ok and cur.key() < kb:
-                    n += cur.value()[:1] == b"L"
-                    ok = cur.next()
-        return n
-
-    def changes_since(self, since: int = 0, limit: int | None = None, descending: bool = False,
-                      chunk: int = 512) -> Iterator[DocInfo]:
-        """Doc infos in update-sequence order after `since`; each document once, at its latest seq."""
-        yielded = 0
-        pos = since
-        while True:
-            batch: list[DocInfo] = []
-            with self.store.read() as txn:
-                cur = txn.cursor(db=self._seqs)
-                if descending:
-                    ok = cur.set_range(seq_key(pos)) if pos is not None and pos != since else cur.last()
-                    if ok and pos != since and cur.key() >= seq_key(pos):
-                        ok = cur.prev()
-                    elif not ok and pos != since:
-                        ok = cur.last()
-                else:
-                    ok = cur.set_range(seq_key(pos + 1))
-                while ok and len(batch) < chunk:
-                    seq = _SEQ.unpack(cur.key())[0]
-                    if descending and seq <= since:
-                        ok = False
-                        break
-                    docid = cur.value().decode()
-                    raw = txn.get(cur.value(), db=self._docs)
-                    if raw is not None:
-                        batch.append(DocInfo.decode(docid, raw))
-                    ok = cur.prev() if descending else cur.next()
-            for info in batch:
-                yield info
-                yielded += 1
-                if limit is not None and yielded >= limit:
-                    return
-            if not ok or not batch:
-                return
-            pos = batch[-1].seq
-
-    def count_changes_after(self, seq: int) -> int:
-        """Entries of the by-sequence index after `seq` (the `pending` of a limited feed)."""
-        n = 0
-        with self.store.read() as txn:
-            cur = txn.cursor(db=self._seqs)
-            ok = cur.set_range(seq_key(seq + 1))
-            while ok:
-                n += 1
-                ok = cur.next()
-        return n
+    iter_docinfos = scans.iter_docinfos
+    count_live_before = scans.count_live_before
+    changes_since = scans.changes_since
+    count_changes_after = scans.count_changes_after
 
     # ------------------------------------------------------------------ local docs
 
@@ -606,122 +447,9 @@ class Database:
                 out.append(res)
         return out
 
-    # The writer thread calls this inside one LMDB write transaction for a whole group of updates.
-    # It must not touch self.* state: it may be redone after the map grows.
-    def apply_updates(self, txn: lmdb.Transaction, batch: list[tuple[list[dict], bool]], meta: dict) -> list[list]:
-        results: list[list] = []
-        for docs, new_edits in batch:
-            res = []
-            for doc in docs:
-                try:
-                    if doc["_id"].startswith("_local/"):
-                        res.append(self._write_local(txn, doc))
-                    elif new_edits:
-                        res.append(self._write_edit(txn, doc, meta))
-                    else:
-                        res.append(self._write_replicated(txn, doc, meta))
-                except CouchError as exc:
-                    res.append(exc)
-            results.append(res)
-        txn.put(META_KEY, orjson.dumps(meta), db=self._meta_db)
-        return results
+    # ------------------------------------------------------------------ the write transaction (couchpy.updates)
 
-    def _write_edit(self, txn, doc: dict, meta: dict) -> dict:
-        docid = doc["_id"]
-        body, deleted = docrules.split_body(doc)
-        info = self.get_docinfo(docid, txn)
-        rev = doc.get("_rev")
-        if info is None:
-            if rev is not None:
-                raise Conflict()
-            parent, tree = None, {}
-        else:
-            tree = info.tree
-            if rev is not None:
-                if rev not in tree or rev not in info.leaves():
-                    raise Conflict()
-                parent = rev
-            elif info.deleted:
-                parent = info.rev  # recreating a deleted document continues its tombstone
-            else:
-                raise Conflict()
-        if "_attachments" in body:
-            # Only a body with attachments needs its parent's (to resolve stubs and revpos).
-            parent_body = self.read_body(docid, parent, txn) if parent else None
-            new_pos = revtree.rev_pos(parent) + 1 if parent else 1
-            att_hooks.finalize(self, txn, body, parent_body, new_pos, new_edits=True, docid=docid)
-        new = docrules.new_rev(parent, deleted, body)
-        if new in tree:
-            raise Conflict()
-        tree = dict(tree)
-        tree[new] = (parent, deleted)
-        self._store_doc(txn, docid, info, revtree.stem(tree, meta["revs_limit"]), {new: body}, meta)
-        return {"ok": True, "id": docid, "rev": new}
-
-    def _write_replicated(self, txn, doc: dict, meta: dict) -> None:
-        """new_edits=false: merge the given history into the tree, keeping every branch."""
-        docid = doc["_id"]
-        body, deleted = docrules.split_body(doc)
-        path = docrules.revisions_path(doc)
-        info = self.get_docinfo(docid, txn)
-        tree = info.tree if info else {}
-        if path[0] in tree:
-            return None  # already have this revision: nothing to do
-        if "_attachments" in body:
-            parent_body = None
-            for anc in path[1:]:
-                if anc in tree:
-                    parent_body = self.read_body(docid, anc, txn)
-                    break
-            att_hooks.finalize(self, txn, body, parent_body, revtree.rev_pos(path[0]), new_edits=False, docid=docid)
-        merged = revtree.stem(revtree.add_path(tree, path, deleted), meta["revs_limit"])
-        self._store_doc(txn, docid, info, merged, {path[0]: body}, meta)
-        return None
-
-    def _store_doc(self, txn, docid: str, old: DocInfo | None, tree: revtree.Tree,
-                   bodies: dict[str, dict], meta: dict) -> None:
-        win = revtree.winner(tree)
-        deleted = tree[win][1]
-        meta["update_seq"] += 1
-        seq = meta["update_seq"]
-        if old is not None:
-            txn.delete(seq_key(old.seq), db=self._seqs)
-            if old.deleted:
-                meta["doc_del_count"] -= 1
-            else:
-                meta["doc_count"] -= 1
-        if deleted:
-            meta["doc_del_count"] += 1
-        else:
-            meta["doc_count"] += 1
-        for rev, body in bodies.items():
-            raw = jsonutil.dumps(body)
-            meta["external_size"] = meta.get("external_size", 0) + len(raw)
-            txn.put(body_key(docid, rev), raw, db=self._bodies)
-        key = docid.encode()
-        txn.put(seq_key(seq), key, db=self._seqs)
-        txn.put(key, DocInfo(docid, win, deleted, seq, tree).encode(), db=self._docs)
-
-    def _write_local(self, txn, doc: dict) -> dict:
-        docid = doc["_id"]
-        raw = txn.get(docid.encode(), db=self._local)
-        current = jsonutil.loads(raw)["rev"] if raw else None
-        rev = doc.get("_rev")
-        if current is not None and rev != current:
-            raise Conflict()
-        if current is None and rev is not None and not doc.get("_deleted"):
-            # CouchDB accepts a stale rev on a missing local doc only when it matches; be strict.
-            raise Conflict()
-        if doc.get("_deleted"):
-            if current is None:
-                raise NotFound("missing")
-            txn.delete(docid.encode(), db=self._local)
-            return {"ok": True, "id": docid, "rev": "0-0"}
-        n = int(current.split("-", 1)[1]) + 1 if current else 1
-        body = {k: v for k, v in doc.items() if not k.startswith("_")}
-        new = f"0-{n}"
-        txn.put(docid.encode(), jsonutil.dumps({"rev": new, "body": body}), db=self._local)
-        return {"ok": True, "id": docid, "rev": new}
+    apply_updates = updates.apply_updates
 
     def apply_meta(self, meta: dict) -> None:
         """Called on the event loop after a commit: publish the new state and wake the feeds."""

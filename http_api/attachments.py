@@ -18,7 +18,6 @@ an unsatisfiable range, following CouchDB's rules for the odd cases.
 from __future__ import annotations
 
 import base64
-from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web

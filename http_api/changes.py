@@ -8,7 +8,6 @@ share one computation of the new rows.
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from aiohttp import web

@@ -1,0 +1,120 @@
+"""Range reads over a database's two indexes: documents by id and changes by update sequence.
+
+Each scan reads in bounded chunks, one read transaction per chunk, so that a consumer may await
+between rows without holding a transaction (see couchpy.storage). Bound to `Database` as methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from .docinfo import _SEQ, DocInfo, seq_key
+
+
+
+def iter_docinfos(
+    db, start: str | None = None, end: str | None = None, descending: bool = False,
+    inclusive_end: bool = True, chunk: int = 512,
+) -> Iterator[DocInfo]:
+    """Doc infos in id order (UTF-8 byte order = code point order), read in bounded chunks."""
+    pos = start.encode() if start is not None else None
+    end_b = end.encode() if end is not None else None
+    first = True
+    while True:
+        batch: list[DocInfo] = []
+        with db.store.read() as txn:
+            cur = txn.cursor(db=db._docs)
+            if descending:
+                ok = cur.set_range(pos) if pos is not None else cur.last()
+                if pos is not None:
+                    if not ok:
+                        ok = cur.last()
+                    elif cur.key() > pos or (not first and cur.key() == pos):
+                        ok = cur.prev()
+                elif not first:
+                    ok = False
+            else:
+                ok = cur.set_range(pos) if pos is not None else cur.first()
+                if ok and not first and cur.key() == pos:
+                    ok = cur.next()
+            while ok and len(batch) < chunk:
+                key = cur.key()
+                if end_b is not None:
+                    if descending and (key < end_b or (not inclusive_end and key == end_b)):
+                        ok = False
+                        break
+                    if not descending and (key > end_b or (not inclusive_end and key == end_b)):
+                        ok = False
+                        break
+                batch.append(DocInfo.decode(key.decode(), cur.value()))
+                ok = cur.prev() if descending else cur.next()
+        yield from batch
+        if not ok or not batch:
+            return
+        pos = batch[-1].id.encode()
+        first = False
+
+def count_live_before(db, key: str, descending: bool = False) -> int:
+    """How many non-deleted docs sort before `key` (for _all_docs `offset`)."""
+    kb = key.encode()
+    n = 0
+    with db.store.read() as txn:
+        cur = txn.cursor(db=db._docs)
+        if descending:
+            ok = cur.last()
+            while ok and cur.key() > kb:
+                n += cur.value()[:1] == b"L"
+                ok = cur.prev()
+        else:
+            ok = cur.first()
+            while ok and cur.key() < kb:
+                n += cur.value()[:1] == b"L"
+                ok = cur.next()
+    return n
+
+def changes_since(db, since: int = 0, limit: int | None = None, descending: bool = False,
+                  chunk: int = 512) -> Iterator[DocInfo]:
+    """Doc infos in update-sequence order after `since`; each document once, at its latest seq."""
+    yielded = 0
+    pos = since
+    while True:
+        batch: list[DocInfo] = []
+        with db.store.read() as txn:
+            cur = txn.cursor(db=db._seqs)
+            if descending:
+                ok = cur.set_range(seq_key(pos)) if pos is not None and pos != since else cur.last()
+                if ok and pos != since and cur.key() >= seq_key(pos):
+                    ok = cur.prev()
+                elif not ok and pos != since:
+                    ok = cur.last()
+            else:
+                ok = cur.set_range(seq_key(pos + 1))
+            while ok and len(batch) < chunk:
+                seq = _SEQ.unpack(cur.key())[0]
+                if descending and seq <= since:
+                    ok = False
+                    break
+                docid = cur.value().decode()
+                raw = txn.get(cur.value(), db=db._docs)
+                if raw is not None:
+                    batch.append(DocInfo.decode(docid, raw))
+                ok = cur.prev() if descending else cur.next()
+        for info in batch:
+            yield info
+            yielded += 1
+            if limit is not None and yielded >= limit:
+                return
+        if not ok or not batch:
+            return
+        pos = batch[-1].seq
+
+def count_changes_after(db, seq: int) -> int:
+    """Entries of the by-sequence index after `seq` (the `pending` of a limited feed)."""
+    n = 0
+    with db.store.read() as txn:
+        cur = txn.cursor(db=db._seqs)
+        ok = cur.set_range(seq_key(seq + 1))
+        while ok:
+            n += 1
+            ok = cur.next()
+    return n

@@ -1,0 +1,139 @@
+"""Applying a group of edits inside one LMDB write transaction (run by the writer thread).
+
+Three kinds of write: an edit (`new_edits=true`: the client names the revision it changes; a new
+revision id is computed; anything but a current leaf is a conflict), a replicated revision
+(`new_edits=false`: the given history is merged into the tree, making branches where histories
+diverge), and `_local` documents (no history, revisions `0-N`). Each updates the by-id record, moves
+the document's single entry in the by-sequence index, and keeps the counts in `meta`.
+
+These functions must not change anything outside the transaction and `meta`: the writer may redo
+the whole group after growing the map. Bound to `Database` as methods.
+"""
+
+from __future__ import annotations
+
+import lmdb
+import orjson
+
+from . import docrules, jsonutil, revtree
+from .attachments import hooks as att_hooks
+from .docinfo import DocInfo, body_key, seq_key
+from .errors import Conflict, CouchError, NotFound
+
+META_KEY = b"meta"
+
+
+def apply_updates(db, txn: lmdb.Transaction, batch: list[tuple[list[dict], bool]], meta: dict) -> list[list]:
+    results: list[list] = []
+    for docs, new_edits in batch:
+        res = []
+        for doc in docs:
+            try:
+                if doc["_id"].startswith("_local/"):
+                    res.append(write_local(db, txn, doc))
+                elif new_edits:
+                    res.append(write_edit(db, txn, doc, meta))
+                else:
+                    res.append(write_replicated(db, txn, doc, meta))
+            except CouchError as exc:
+                res.append(exc)
+        results.append(res)
+    txn.put(META_KEY, orjson.dumps(meta), db=db._meta_db)
+    return results
+
+def write_edit(db, txn, doc: dict, meta: dict) -> dict:
+    docid = doc["_id"]
+    body, deleted = docrules.split_body(doc)
+    info = db.get_docinfo(docid, txn)
+    rev = doc.get("_rev")
+    if info is None:
+        if rev is not None:
+            raise Conflict()
+        parent, tree = None, {}
+    else:
+        tree = info.tree
+        if rev is not None:
+            if rev not in tree or rev not in info.leaves():
+                raise Conflict()
+            parent = rev
+        elif info.deleted:
+            parent = info.rev  # recreating a deleted document continues its tombstone
+        else:
+            raise Conflict()
+    if "_attachments" in body:
+        # Only a body with attachments needs its parent's (to resolve stubs and revpos).
+        parent_body = db.read_body(docid, parent, txn) if parent else None
+        new_pos = revtree.rev_pos(parent) + 1 if parent else 1
+        att_hooks.finalize(db, txn, body, parent_body, new_pos, new_edits=True, docid=docid)
+    new = docrules.new_rev(parent, deleted, body)
+    if new in tree:
+        raise Conflict()
+    tree = dict(tree)
+    tree[new] = (parent, deleted)
+    store_doc(db, txn, docid, info, revtree.stem(tree, meta["revs_limit"]), {new: body}, meta)
+    return {"ok": True, "id": docid, "rev": new}
+
+def write_replicated(db, txn, doc: dict, meta: dict) -> None:
+    """new_edits=false: merge the given history into the tree, keeping every branch."""
+    docid = doc["_id"]
+    body, deleted = docrules.split_body(doc)
+    path = docrules.revisions_path(doc)
+    info = db.get_docinfo(docid, txn)
+    tree = info.tree if info else {}
+    if path[0] in tree:
+        return None  # already have this revision: nothing to do
+    if "_attachments" in body:
+        parent_body = None
+        for anc in path[1:]:
+            if anc in tree:
+                parent_body = db.read_body(docid, anc, txn)
+                break
+        att_hooks.finalize(db, txn, body, parent_body, revtree.rev_pos(path[0]), new_edits=False, docid=docid)
+    merged = revtree.stem(revtree.add_path(tree, path, deleted), meta["revs_limit"])
+    store_doc(db, txn, docid, info, merged, {path[0]: body}, meta)
+    return None
+
+def store_doc(db, txn, docid: str, old: DocInfo | None, tree: revtree.Tree,
+               bodies: dict[str, dict], meta: dict) -> None:
+    win = revtree.winner(tree)
+    deleted = tree[win][1]
+    meta["update_seq"] += 1
+    seq = meta["update_seq"]
+    if old is not None:
+        txn.delete(seq_key(old.seq), db=db._seqs)
+        if old.deleted:
+            meta["doc_del_count"] -= 1
+        else:
+            meta["doc_count"] -= 1
+    if deleted:
+        meta["doc_del_count"] += 1
+    else:
+        meta["doc_count"] += 1
+    for rev, body in bodies.items():
+        raw = jsonutil.dumps(body)
+        meta["external_size"] = meta.get("external_size", 0) + len(raw)
+        txn.put(body_key(docid, rev), raw, db=db._bodies)
+    key = docid.encode()
+    txn.put(seq_key(seq), key, db=db._seqs)
+    txn.put(key, DocInfo(docid, win, deleted, seq, tree).encode(), db=db._docs)
+
+def write_local(db, txn, doc: dict) -> dict:
+    docid = doc["_id"]
+    raw = txn.get(docid.encode(), db=db._local)
+    current = jsonutil.loads(raw)["rev"] if raw else None
+    rev = doc.get("_rev")
+    if current is not None and rev != current:
+        raise Conflict()
+    if current is None and rev is not None and not doc.get("_deleted"):
+        # CouchDB accepts a stale rev on a missing local doc only when it matches; be strict.
+        raise Conflict()
+    if doc.get("_deleted"):
+        if current is None:
+            raise NotFound("missing")
+        txn.delete(docid.encode(), db=db._local)
+        return {"ok": True, "id": docid, "rev": "0-0"}
+    n = int(current.split("-", 1)[1]) + 1 if current else 1
+    body = {k: v for k, v in doc.items() if not k.startswith("_")}
+    new = f"0-{n}"
+    txn.put(docid.encode(), jsonutil.dumps({"rev": new, "body": body}), db=db._local)
+    return {"ok": True, "id": docid, "rev": new}
