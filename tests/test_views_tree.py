@@ -112,3 +112,35 @@ def test_range_reduce_reads_few_partials(env):
     with env.begin() as txn:
         assert t.reduce_range(txn, None, None) == n - 1
         assert t.reduce_range(txn, key(400), key(600)) == 199
+
+
+@pytest.mark.slow
+def test_full_range_sum_over_a_million_rows_is_fast(tmp_path):
+    env = lmdb.open(str(tmp_path / "big"), max_dbs=4, map_size=1 << 31, sync=False)
+    try:
+        rows_db, tree_db = env.open_db(b"rows"), env.open_db(b"tree")
+        t = tree.ReduceTree(rows_db, tree_db, b"\x00", Adapter("_sum"))
+        n = 1_000_000
+        with env.begin(write=True) as txn:
+            put = txn.put
+            for i in range(n):
+                put(b"\x00" + key(i), marshal.dumps((i, "d", 1)), db=rows_db)
+            t.rebuild(txn)
+        with env.begin() as txn:
+            best = min(_timed(lambda: t.reduce_range(txn, None, None)) for _ in range(5))
+            assert t.reduce_range(txn, None, None) == n
+            assert best < 0.020, best
+            # an arbitrary range reads O(log n) partials: still far below 20 ms
+            best = min(_timed(lambda: t.reduce_range(txn, key(12345), key(987654))) for _ in range(5))
+            assert t.reduce_range(txn, key(12345), key(987654)) == 987654 - 12345
+            assert best < 0.020, best
+    finally:
+        env.close()
+
+
+def _timed(fn) -> float:
+    import time
+
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0

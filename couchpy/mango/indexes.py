@@ -72,6 +72,8 @@ def list_indexes(db: Any) -> list[IndexDef]:
     if hit is not None and hit[0] is db and hit[1] == db.update_seq:
         return hit[2]
     out = _list_indexes(db)
+    if len(_cache) > 256:
+        _cache.clear()
     _cache[id(db)] = (db, db.update_seq, out)
     return out
 
