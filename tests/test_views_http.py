@@ -239,3 +239,30 @@ async def test_info_cleanup_compact(c, vdb):
         assert r.status == 202
     async with c.post(f"/{vdb}/_view_cleanup", data="x") as r:
         assert r.status == 415
+
+
+async def test_active_tasks_show_indexer_and_queries_share_one_build(c, vdb):
+    import asyncio
+
+    await put_docs(c, vdb, [{"_id": f"s{i:04d}", "n": i} for i in range(6000)])
+    slow = {"language": "python", "views": {"v": {
+        "map": "def fun(doc):\n    import time\n    time.sleep(0.0002)\n    yield doc['n'], None\n",
+        "reduce": "_count"}}}
+    async with c.put(f"/{vdb}/_design/slow", json=slow) as r:
+        assert r.status == 201
+    queries = [asyncio.ensure_future(get(c, f"/{vdb}/_design/slow/_view/v")) for _ in range(3)]
+    seen = []
+    for _ in range(100):
+        async with c.get("/_active_tasks") as r:
+            tasks = [t for t in await r.json() if t.get("type") == "indexer" and t.get("database") == vdb]
+        assert len(tasks) <= 1  # one build for all three queries
+        seen += tasks
+        if all(q.done() for q in queries):
+            break
+        await asyncio.sleep(0.05)
+    results = await asyncio.gather(*queries)
+    assert all(s == 200 and body["rows"] == [{"key": None, "value": 6000}] for s, body in results)
+    assert seen and seen[0]["design_document"] == "_design/slow"
+    assert {"changes_done", "total_changes", "progress"} <= set(seen[-1])
+    async with c.get("/_active_tasks") as r:
+        assert not [t for t in await r.json() if t.get("database") == vdb]
