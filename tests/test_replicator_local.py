@@ -194,3 +194,29 @@ async def test_selector_filter(node):
     b = node.get_db("b")
     assert sorted(i.id for i in b.changes_since(0)) == ["d4", "d6", "d8"]
     assert res["history"][0]["docs_written"] == 3
+
+
+async def test_since_seq_and_no_checkpoints(node):
+    a = node.create_db("a")
+    node.create_db("b")
+    node.create_db("c")
+    await a.bulk_docs([{"_id": f"d{i}"} for i in range(10)])
+    rep, res = await replicate(node, "a", "b", since_seq=6)
+    assert rep.start_seq == 6
+    assert sorted(i.id for i in node.get_db("b").changes_since(0)) == ["d6", "d7", "d8", "d9"]
+    rep, res = await replicate(node, "a", "c", use_checkpoints=False)
+    assert res["history"][0]["docs_written"] == 10
+    from couchpy.errors import NotFound
+
+    with pytest.raises(NotFound):
+        a.get_local("_local/" + rep.base_id)
+    rep, res = await replicate(node, "a", "c", use_checkpoints=False)
+    assert rep.start_seq == 0 and res["history"][0]["missing_checked"] == 10
+
+
+async def test_design_filter(node):
+    a = node.create_db("a")
+    node.create_db("b")
+    await a.bulk_docs([{"_id": "plain"}, {"_id": "_design/x", "views": {}}])
+    _, res = await replicate(node, "a", "b", filter="_design")
+    assert [i.id for i in node.get_db("b").changes_since(0)] == ["_design/x"]
