@@ -127,7 +127,7 @@ class HttpEndpoint:
                     problem = f"{status} from {method} {path}: {_reason(raw)}"
                 else:
                     raise PermanentError(f"{status} from {method} {path}: {_reason(raw)}", status=status)
-            except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError, OSError) as exc:
+            except (TimeoutError, aiohttp.ClientError, ConnectionError, OSError) as exc:
                 problem = f"{type(exc).__name__} on {method} {path}: {exc}"
             attempt += 1
             if attempt > self.retries:

@@ -101,12 +101,12 @@ class ReplicatorDb:
                         continue
                     try:
                         await self._handle(db, info)
-                    except Exception:  # noqa: BLE001 - one bad document must not stop the others
+                    except Exception:
                         log.exception("_replicator document %s", info.id)
                 await db.wait_for_change(since, 5.0)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - e.g. the database deleted under us: look again
+            except Exception:
                 log.exception("watching _replicator")
                 since = 0
                 await asyncio.sleep(1.0)

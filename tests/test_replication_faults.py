@@ -3,8 +3,6 @@ target killed with SIGKILL and restarted during a continuous replication."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 
 import pytest

@@ -8,7 +8,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from replicator.batching import CompletionTracker, batches
-from replicator.checkpoint import LOWEST_SEQ, MAX_HISTORY, checkpoint_doc, compare_histories, compare_logs
+from replicator.checkpoint import (
+    LOWEST_SEQ,
+    MAX_HISTORY,
+    checkpoint_doc,
+    compare_logs,
+)
 from replicator.repid import base_id, normalize_endpoint, replication_id, split_id
 
 ids = st.lists(st.text(min_size=1, max_size=5), max_size=6, unique=True)
