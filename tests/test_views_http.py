@@ -219,6 +219,16 @@ async def test_map_errors_and_looping_functions_are_contained(c, vdb):
         assert r.status == 500 and (await r.json())["error"] == "os_process_error"
     s, body = await get(c, f"/{vdb}/_design/err/_view/v", key=3)
     assert s == 200 and [r["id"] for r in body["rows"]] == ["d03"]
+    crash = {"language": "python", "views": {"v": {"map": "def fun(doc):\n    import os\n    os._exit(3)\n"}}}
+    async with c.put(f"/{vdb}/_design/crash", json=crash) as r:
+        assert r.status == 201
+    async with c.get(f"/{vdb}/_design/crash/_view/v") as r:
+        assert r.status == 500 and (await r.json())["error"] == "os_process_error"
+    py_ok = {"language": "python", "views": {"v": {"map": "def fun(doc):\n    yield doc['n'], None\n"}}}
+    async with c.put(f"/{vdb}/_design/pyok", json=py_ok) as r:
+        assert r.status == 201
+    s, body = await get(c, f"/{vdb}/_design/pyok/_view/v", limit=1)
+    assert s == 200 and body["rows"][0]["key"] == 0
     async with c.get("/") as r:
         assert r.status == 200
 

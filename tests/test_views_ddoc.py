@@ -1,0 +1,55 @@
+"""Design documents as index definitions: signatures, validation, compile check on save."""
+
+from __future__ import annotations
+
+import pytest
+
+import couchpy
+from couchpy.errors import BadRequest
+from couchpy.query_server import CompilationError
+from couchpy.views import ddoc, manager
+
+VIEWS = {"a": {"map": "function(doc) { emit(doc.a, 1); }", "reduce": "_count"},
+         "lib": {"util": "exports.x = 1;"}}
+
+
+def test_signature_is_content_addressed():
+    s1 = ddoc.parse({"_id": "_design/one", "views": VIEWS})
+    s2 = ddoc.parse({"_id": "_design/two", "_rev": "3-x", "views": dict(reversed(list(VIEWS.items())))})
+    assert s1.sig == s2.sig  # same views, another design doc: one shared index
+    assert [v.name for v in s1.views] == ["a"] and s1.lib == {"util": "exports.x = 1;"}
+    s3 = ddoc.parse({"views": {**VIEWS, "a": {"map": VIEWS["a"]["map"], "reduce": "_sum"}}})
+    assert s3.sig != s1.sig
+    s4 = ddoc.parse({"views": VIEWS, "options": {"include_design": True}})
+    assert s4.sig != s1.sig and s4.include_design
+    raw = ddoc.parse({"views": {"a": {**VIEWS["a"], "options": {"collation": "raw"}}}})
+    assert raw.views[0].collation == "raw" and raw.sig != s1.sig
+
+
+@pytest.mark.parametrize("bad", [
+    {"views": []},
+    {"views": {"a": {"reduce": "_sum"}}},
+    {"views": {"a": {"map": 1}}},
+    {"views": {"a": {"map": "function(doc) {}", "reduce": "_median"}}},
+    {"language": 3, "views": {}},
+])
+def test_invalid_design_docs(bad):
+    with pytest.raises(BadRequest) as exc:
+        ddoc.parse(bad)
+    assert exc.value.error == "invalid_design_doc"
+
+
+def test_validate_design_doc_compiles(tmp_path):
+    node = couchpy.open(tmp_path)
+    try:
+        manager.validate_design_doc(node, {"_id": "_design/x", "views": VIEWS})
+        with pytest.raises(CompilationError) as exc:
+            manager.validate_design_doc(node, {"_id": "_design/x", "views": {"v": {"map": "function(doc) {"}}})
+        assert exc.value.status == 400 and "'v' view" in exc.value.reason
+        with pytest.raises(CompilationError):
+            manager.validate_design_doc(node, {"views": {"v": {"map": "function(doc) {}", "reduce": "function(k, v {"}}})
+        # Mango index design documents have no code to compile
+        manager.validate_design_doc(node, {"language": "query", "views": {"i": {"map": {"fields": {"a": "asc"}}}}})
+    finally:
+        manager.pool_for(node).close()
+        node.close()
