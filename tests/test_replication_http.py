@@ -311,3 +311,33 @@ async def test_rejected_writes_are_counted_as_failures(pair, tmp_path):
         assert st == 404
     finally:
         small.stop()
+
+
+async def test_cancel_midway_then_resume_from_checkpoint(pair):
+    a, b = pair
+    src, tgt = name(), name()
+    await fill(a, src, 3000)
+    body = {"source": f"{a.url}/{src}", "target": f"{b.url}/{tgt}", "create_target": True,
+            "worker_batch_size": 100, "worker_processes": 1, "checkpoint_interval": 50}
+    first = asyncio.ensure_future(req(a, "POST", "/_replicate", body))
+
+    async def midway():
+        st, info = await req(b, "GET", f"/{tgt}")
+        return st == 200 and info["doc_count"] >= 800
+
+    await wait_for(midway, timeout=30, interval=0.01)
+    st, res = await req(a, "POST", "/_replicate", {**body, "cancel": True})
+    assert st == 200, res
+    st, res = await first
+    assert st == 500 and res["error"] == "cancelled", res
+    await asyncio.sleep(0.3)
+    st, info = await req(b, "GET", f"/{tgt}")
+    present = info["doc_count"]
+    assert present < 3000
+    st, res = await req(a, "POST", "/_replicate", body)
+    assert st == 200, res
+    h = res["history"][0]
+    assert h["start_last_seq"] != 0 and h["missing_checked"] < 3000
+    assert h["docs_written"] == 3000 - present
+    assert len(res["history"]) >= 2  # the cancelled session's checkpoint is carried on
+    assert await all_revs(a, src) == await all_revs(b, tgt)
