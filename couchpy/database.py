@@ -439,10 +439,7 @@ class Database:
             res = d if isinstance(d, CouchError) else next(written)
             if isinstance(res, CouchError):
                 docid = doc.get("_id") if isinstance(doc, dict) else None
-                row = {"id": docid, "error": res.error, "reason": res.reason}
-                if isinstance(doc, dict) and isinstance(doc.get("_rev"), str) and new_edits:
-                    row["rev"] = doc["_rev"]
-                out.append(row)
+                out.append({"id": docid, "error": res.error, "reason": res.reason})
             elif res is not None:
                 out.append(res)
         return out

@@ -55,22 +55,38 @@ def iter_docinfos(
         first = False
 
 def count_live_before(db, key: str, descending: bool = False) -> int:
-    """How many non-deleted docs sort before `key` (for _all_docs `offset`)."""
+    """How many non-deleted docs sort before `key` (for _all_docs `offset`).
+
+    LMDB keeps no order statistics, so this counts. Paging through a database (each page
+    starting where the last ended) would count from the start every time; instead the last answer
+    is remembered for the current update seq and counting goes on from there.
+    """
     kb = key.encode()
-    n = 0
+    memo = getattr(db, "_offset_memo", None)
+    n, start = 0, None
+    if memo is not None and memo[0] == db.update_seq and memo[1] == descending:
+        if (not descending and memo[2] <= kb) or (descending and memo[2] >= kb):
+            n, start = memo[3], memo[2]
     with db.store.read() as txn:
         cur = txn.cursor(db=db._docs)
         if descending:
-            ok = cur.last()
+            ok = cur.set_range(start) if start is not None else cur.last()
+            if start is not None:
+                if not ok:
+                    ok = cur.last()
+                elif cur.key() > start:
+                    ok = cur.prev()
             while ok and cur.key() > kb:
                 n += cur.value()[:1] == b"L"
                 ok = cur.prev()
         else:
-            ok = cur.first()
+            ok = cur.set_range(start) if start is not None else cur.first()
             while ok and cur.key() < kb:
                 n += cur.value()[:1] == b"L"
                 ok = cur.next()
+    db._offset_memo = (db.update_seq, descending, kb, n)
     return n
+
 
 def changes_since(db, since: int = 0, limit: int | None = None, descending: bool = False,
                   chunk: int = 512) -> Iterator[DocInfo]:

@@ -128,3 +128,17 @@ async def test_a_database_in_use_is_not_evicted(tmp_path):
     assert held.closed
     assert node.get_db("a").get("x")["_id"] == "x"  # and comes back on demand
     await node.aclose()
+
+
+async def test_offsets_while_paging_match_a_full_count(tmp_path):
+    node = _node(tmp_path)
+    db = node.create_db("p")
+    await db.bulk_docs([{"_id": f"k{i:03d}"} for i in range(300)])
+    await db.bulk_docs([{"_id": f"k{i:03d}", "_deleted": True, "_rev": db.get(f"k{i:03d}")["_rev"]}
+                        for i in range(0, 300, 7)])
+    live = sorted(i.id for i in db.iter_docinfos() if not i.deleted)
+    for key in ["k000", "k050", "k123", "k124", "k299", "k3", "a", "k200", "k100"]:  # forward, then back
+        assert db.count_live_before(key) == sum(k < key for k in live), key
+    for key in ["z", "k250", "k120", "k000", "k130"]:
+        assert db.count_live_before(key, descending=True) == sum(k > key for k in live), key
+    await node.aclose()
