@@ -102,8 +102,41 @@ def _sort_ok(idx: IndexDef, sort: list[tuple[str, str]], norm: dict, conds: dict
 
 
 class Plan:
-    def __init__(self, index: IndexDef, lo: Any, hi: Any, descending: bool, warning: str | None):
+    def __init__(self, index: IndexDef, lo: Any, hi: Any, descending: bool, warning: str | None,
+                 exact: bool = False):
         self.index, self.lo, self.hi, self.descending, self.warning = index, lo, hi, descending, warning
+        self.exact = exact  # the index range holds exactly the matching documents
+
+
+def _exact(norm: dict, idx: IndexDef) -> bool:
+    """True when the selector is only $eq on leading index columns plus at most one lower and one
+    upper bound on the next column: then the key range is the answer and no re-check is needed."""
+    nodes = norm["$and"] if list(norm) == ["$and"] else [norm]
+    per: dict[str, dict] = {}
+    for node in nodes:
+        if len(node) != 1:
+            return False
+        ((f, cond),) = node.items()
+        if f.startswith("$") or f == "_id" or not isinstance(cond, dict) or len(cond) != 1:
+            return False
+        ((op, _arg),) = cond.items()
+        if op not in ("$eq", "$gt", "$gte", "$lt", "$lte"):
+            return False
+        ops = per.setdefault(f, {})
+        if op in ops or ("$eq" in ops) or (op == "$eq" and ops):
+            return False
+        if (op in ("$gt", "$gte") and ({"$gt", "$gte"} & set(ops))) or (
+                op in ("$lt", "$lte") and ({"$lt", "$lte"} & set(ops))):
+            return False
+        ops[op] = _arg
+    cols = [f for f, _ in idx.fields]
+    k = 0
+    while k < len(cols) and cols[k] in per:
+        k += 1
+    if k != len(per) or k == 0:
+        return False
+    # every pinned column but the last must be an equality
+    return all("$eq" in per[c] for c in cols[: k - 1])
 
 
 def plan(db: Any, norm: dict, sort: list, use_index: Any) -> Plan:
@@ -150,7 +183,7 @@ def plan(db: Any, norm: dict, sort: list, use_index: Any) -> Plan:
         w = NO_INDEX_WARNING if warning is None else warning + " " + NO_INDEX_WARNING
         return Plan(ALL_DOCS, lo, hi, desc, w)
     lo, hi = _json_range(chosen, conds)
-    return Plan(chosen, lo, hi, desc, warning)
+    return Plan(chosen, lo, hi, desc, warning, exact=not chosen.partial and _exact(norm, chosen))
 
 
 def _id_range(c: dict) -> tuple[Any, Any]:
@@ -322,8 +355,9 @@ def _execute(db: Any, ix: Any, vi: Any, p: Plan, req: dict, matcher: Any) -> tup
                 seen_ids = [r[1] for r in batch]
                 loaded = _load(db, seen_ids, req["conflicts"])
                 stats["total_docs_examined"] += len(loaded)
+                exact = p.exact
                 for (key, docid, _v), doc in zip(batch, loaded):
-                    if doc is None or not matcher(doc):
+                    if doc is None or not (exact or matcher(doc)):
                         continue
                     if skip:
                         skip -= 1
@@ -397,7 +431,19 @@ def _load(db: Any, ids: list[str], conflicts: bool) -> list[dict | None]:
                 out.append(None)
                 continue
             body = db.read_body(docid, info.rev, txn)
-            out.append(None if body is None else db.build_doc(info, info.rev, body, txn, conflicts=conflicts))
+            if body is None:
+                out.append(None)
+            elif conflicts:
+                out.append(db.build_doc(info, info.rev, body, txn, conflicts=True))
+            else:
+                # The winner of a live document, in CouchDB's field order (_attachments last);
+                # without conflicts the revision tree is not needed.
+                doc = {"_id": docid, "_rev": info.rev}
+                atts = body.pop("_attachments", None) if "_attachments" in body else None
+                doc.update(body)
+                if atts is not None:
+                    doc["_attachments"] = atts
+                out.append(doc)
     return out
 
 

@@ -361,6 +361,20 @@ def _compile(sel: dict, field: str) -> Matcher:
             # Fast path: equal strings are collation-equal; otherwise ask ICU (ignorables).
             return lambda v: v is not _MISSING and (v == arg if type(v) is str and v == arg else cmp(v, arg) == 0)
         return lambda v: v is not _MISSING and cmp(v, arg) == 0
+    if op in ("$gt", "$gte", "$lt", "$lte") and type(arg) in (int, float) and field != "_id":
+        # Numbers against a number compare numerically; anything else by type rank (collation).
+        import operator
+
+        pyop = {"$gt": operator.gt, "$gte": operator.ge, "$lt": operator.lt, "$lte": operator.le}[op]
+        sign = {"$gt": lambda c: c > 0, "$gte": lambda c: c >= 0, "$lt": lambda c: c < 0, "$lte": lambda c: c <= 0}[op]
+
+        def m_num(v: Any) -> bool:
+            t = type(v)
+            if t is int or t is float:
+                return pyop(v, arg)
+            return v is not _MISSING and sign(cmp(v, arg))
+
+        return m_num
     if op == "$ne":
         return lambda v: v is not _MISSING and cmp(v, arg) != 0
     if op == "$lt":
