@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import signal
 import sys
 import time
 from typing import Any, TextIO
@@ -121,6 +122,16 @@ async def _run(params: params_mod.ReplicationParams, progress: Progress, err: Te
                 await target.close()
 
 
+async def _main(params: params_mod.ReplicationParams, progress: Progress, err: TextIO) -> tuple[int, Replication | None]:
+    """Run with Ctrl-C / SIGTERM cancelling the replication (which checkpoints) instead of the loop."""
+    loop = asyncio.get_running_loop()
+    inner = asyncio.create_task(_run(params, progress, err))
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, inner.cancel)
+    return await inner
+
+
 async def _tick(rep: Replication, progress: Progress) -> None:
     while True:
         progress.show(rep)
@@ -145,7 +156,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
     progress = Progress(err, not ns.quiet and (tty or ns.progress))
     t0 = time.monotonic()
     try:
-        code, rep = asyncio.run(_run(params, progress, err))
+        code, rep = asyncio.run(_main(params, progress, err))
     except KeyboardInterrupt:
         code, rep = 0, None
     progress.end()

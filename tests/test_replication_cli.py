@@ -35,3 +35,33 @@ async def test_cli_replicates_with_progress_and_summary(tmp_path):
         assert p.returncode == 1 and "does not exist" in p.stderr
         p = run_cli("notaurl", f"{srv.url}/dst")
         assert p.returncode == 2
+
+
+async def test_cli_continuous_until_interrupted(tmp_path):
+    import asyncio
+    import signal
+    import time
+
+    with CouchpyServer(tmp_path) as srv:
+        await fill(srv, "src", 5)
+        proc = subprocess.Popen([sys.executable, "-m", "couchpy", "replicate", f"{srv.url}/src", f"{srv.url}/dst",
+                                 "--create-target", "--continuous", "-q"], cwd=str(ROOT),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                st, info = await req(srv, "GET", "/dst")
+                if st == 200 and info["doc_count"] == 5:
+                    break
+                assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() is not None else "slow"
+                await asyncio.sleep(0.1)
+            await req(srv, "PUT", "/src/live", {"x": 1})
+            deadline = time.monotonic() + 5
+            while (await req(srv, "GET", "/dst/live"))[0] != 200:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert "written 6" in out, out + err
