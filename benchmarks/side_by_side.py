@@ -103,12 +103,27 @@ def metric(run: dict[str, Any] | None, workload: str) -> tuple[Any, str]:
     return m.get(COMPARED[workload][0]), m.get("status", "?")
 
 
+def cpu_per_item(run: dict[str, Any] | None, workload: str) -> float | None:
+    """Server CPU microseconds per item (request, doc or row), from srv cpu% and throughput.
+
+    Less sensitive to other load on the machine than throughput: a server starved of CPU goes
+    slower but spends about the same CPU per item. Approximate (cpu% covers the whole
+    workload, including its checks)."""
+    if not run or workload not in run["results"]:
+        return None
+    m = run["results"][workload]
+    cpu, rate = m.get("server_cpu_pct"), m.get("throughput")
+    if not cpu or not rate:
+        return None
+    return cpu / 100 / rate * 1e6
+
+
 def summarize(couchpy: dict[str, Any] | None, pouchdb: dict[str, Any] | None,
               ceiling: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
     """Markdown table + machine-readable summary of the runs."""
     rows, data = [], {}
-    head = ("| workload | metric | pouchdb-server | couchpy | couchpy/pouchdb | target | ceiling |\n"
-            "|---|---|---|---|---|---|---|")
+    head = ("| workload | metric | pouchdb-server | couchpy | couchpy/pouchdb | target | ceiling "
+            "| srv CPU µs/item pouchdb / couchpy |\n|---|---|---|---|---|---|---|---|")
     for w, (key, better, target) in COMPARED.items():
         pv, ps = metric(pouchdb, w)
         cv, cs = metric(couchpy, w)
@@ -125,11 +140,14 @@ def summarize(couchpy: dict[str, Any] | None, pouchdb: dict[str, Any] | None,
         ceil = metric(ceiling, w)[0] if w == "root_get" else None
         unit = (couchpy or pouchdb or {}).get("results", {}).get(w, {}).get("unit", "")
         label = key if key != "throughput" else unit
+        pcpu, ccpu = cpu_per_item(pouchdb, w), cpu_per_item(couchpy, w)
         rows.append(f"| {w} | {label} | {_fmt(pv)} ({ps}) | {_fmt(cv)} ({cs}) | "
-                    f"{'-' if ratio is None else f'{ratio:.2f}x'} | {verdict} | {_fmt(ceil)} |")
+                    f"{'-' if ratio is None else f'{ratio:.2f}x'} | {verdict} | {_fmt(ceil)} "
+                    f"| {_fmt(pcpu)} / {_fmt(ccpu)} |")
         data[w] = {"metric": key, "better": better, "pouchdb": pv, "pouchdb_status": ps,
                    "couchpy": cv, "couchpy_status": cs, "ratio": ratio, "target": target,
-                   "verdict": verdict, "ceiling": ceil}
+                   "verdict": verdict, "ceiling": ceil,
+                   "srv_cpu_us_per_item": {"pouchdb": pcpu, "couchpy": ccpu}}
     extra = []
     for name, run in (("pouchdb-server", pouchdb), ("couchpy", couchpy)):
         feeds = (run or {}).get("results", {}).get("idle_feeds")
