@@ -95,3 +95,23 @@ async def test_active_tasks_and_remove(node):
         assert a.get_local("_local/" + job.rep_id.split("+")[0])["source_last_seq"] == 10
     finally:
         await sched.close()
+
+
+async def test_many_jobs_share_the_node(node):
+    """Database-per-user style: 200 replications through a scheduler running 16 at a time."""
+    sched = Scheduler(node, max_jobs=16)
+    jobs = []
+    for i in range(200):
+        src = node.create_db(f"user{i}")
+        await src.put({"_id": "profile", "i": i})
+        jobs.append(sched.add(parse({"source": f"user{i}", "target": f"backup{i}", "create_target": True})))
+    peak = 0
+    try:
+        while not all(j.state == "completed" for j in jobs):
+            peak = max(peak, len(sched.running))
+            assert not any(j.state == "failed" for j in jobs)
+            await asyncio.sleep(0.005)
+        assert 1 <= peak <= 16
+        assert all(node.get_db(f"backup{i}").get("profile")["i"] == i for i in range(200))
+    finally:
+        await sched.close()
