@@ -197,3 +197,19 @@ def test_find_equals_brute_force(mserver, rows, sels, with_index):
             assert sorted(got) == want, sel
     finally:
         h.req("DELETE", f"/{db}")
+
+
+async def test_stale_index_results_are_rechecked(c, mdb):
+    await post(c, f"/{mdb}/_index", {"index": {"fields": ["n"]}, "name": "by-n", "ddoc": "idx"})
+    s, body = await post(c, f"/{mdb}/_find", {"selector": {"n": {"$gte": 4, "$lt": 7}}})
+    assert [d["_id"] for d in body["docs"]] == ["d04", "d05", "d06"]
+    async with c.get(f"/{mdb}/d05") as r:
+        doc = await r.json()
+    doc["n"] = 500
+    async with c.put(f"/{mdb}/d05", json=doc) as r:
+        assert r.status == 201
+    # the index still says n=5, but the document no longer matches: never returned
+    s, body = await post(c, f"/{mdb}/_find", {"selector": {"n": {"$gte": 4, "$lt": 7}}, "update": False})
+    assert [d["_id"] for d in body["docs"]] == ["d04", "d06"]
+    s, body = await post(c, f"/{mdb}/_find", {"selector": {"n": {"$gte": 400}}})
+    assert [d["_id"] for d in body["docs"]] == ["d05"] and body["docs"][0]["n"] == 500
