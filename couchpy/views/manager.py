@@ -56,15 +56,15 @@ def load_ddoc(db: Any, name: str) -> dict:
     return db.get(docid)
 
 
-_specs: dict[tuple[str, str], ddocs.DesignSpec] = {}
+_specs: dict[tuple[str, str, str], ddocs.DesignSpec] = {}
 
 
 def index_for(node: Any, db: Any, doc: dict) -> ViewIndex:
-    key = (doc.get("_id", ""), doc.get("_rev", ""))
-    spec = _specs.get(key) if key[1] else None
+    key = (db.name, doc.get("_id", ""), doc.get("_rev", ""))
+    spec = _specs.get(key) if key[2] else None
     if spec is None:
         spec = ddocs.parse(doc)
-        if key[1]:
+        if key[2]:
             if len(_specs) > 1000:
                 _specs.clear()
             _specs[key] = spec
@@ -179,3 +179,9 @@ def validate_design_doc(node: Any, doc: dict) -> None:
     custom = tuple(None if (v.reduce is None or v.reduce.strip().startswith("_")) else v.reduce for v in spec.views)
     pool.compile(ViewFunctions(spec.language, tuple(v.map for v in spec.views), custom,
                                tuple(v.name for v in spec.views), spec.lib))
+
+
+async def avalidate_design_doc(node: Any, doc: dict) -> None:
+    """validate_design_doc off the event loop (compiling may start a query-server worker)."""
+    ddocs.parse(doc)  # cheap structural errors first, on the loop
+    await asyncio.get_running_loop().run_in_executor(None, validate_design_doc, node, doc)
