@@ -129,3 +129,17 @@ def test_large_batches_use_several_calls(pool):
     docs = [{"_id": str(i), "n": i} for i in range(2500)]
     rows = pool.map_docs(fns, docs)
     assert [r[0][0][0] for r in rows] == list(range(2500))
+
+
+def test_filter_functions(pool):
+    js = "function(doc, req) { return doc.n % 2 === 0 && doc.n >= Number(req.query.min || 0); }"
+    assert pool.filter_docs("javascript", js, DOCS[:6], {"query": {"min": "2"}}) == [False, False, True, False, True, False]
+    throws = "function(doc) { if (doc.n === 1) throw 'x'; return true; }"
+    assert pool.filter_docs("javascript", throws, DOCS[:3], {}) == [True, False, True]
+    py = "def f(doc, req):\n    return doc['n'] > 7\n"
+    assert pool.filter_docs("python", py, DOCS, {}) == [i > 7 for i in range(10)]
+    with pytest.raises(CompilationError):
+        pool.filter_docs("javascript", "function(doc { return true; }", DOCS[:1], {})
+    # a filter does not disturb view functions prepared on the same workers
+    fns = ViewFunctions("javascript", ("function(doc) { emit(doc.n, null); }",))
+    assert pool.map_docs(fns, DOCS[:1]) == [[[[0, None]]]]

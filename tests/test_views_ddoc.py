@@ -53,3 +53,24 @@ def test_validate_design_doc_compiles(tmp_path):
     finally:
         manager.pool_for(node).close()
         node.close()
+
+
+async def test_changes_filter_helpers(tmp_path):
+    from couchpy.errors import NotFound
+
+    node = couchpy.open(tmp_path)
+    try:
+        db = node.create_db("f")
+        await db.put({"_id": "_design/app",
+                      "filters": {"even": "function(doc, req) { return doc.n % 2 === 0; }"},
+                      "views": {"big": {"map": "function(doc) { if (doc.n > 2) emit(doc.n, null); }"}}})
+        docs = [{"_id": str(i), "n": i} for i in range(5)]
+        assert await manager.filter_docs(node, db, "app/even", docs, {"query": {}}) == [True, False, True, False, True]
+        assert await manager.view_filter(node, db, "app/big", docs) == [False, False, False, True, True]
+        with pytest.raises(NotFound):
+            await manager.filter_docs(node, db, "app/nope", docs, {})
+        with pytest.raises(NotFound):
+            await manager.view_filter(node, db, "app/nope", docs)
+    finally:
+        manager.pool_for(node).close()
+        await node.aclose()

@@ -17,7 +17,7 @@ from py_mini_racer import MiniRacer
 
 RUNTIME = r"""
 var __qs = (function () {
-  var maps = [], reduces = [], lib = null, rows = null, logs = [], modules = {};
+  var maps = [], reduces = [], lib = null, rows = null, logs = [], modules = {}, filters = {};
   var G = (0, eval)('this');
 
   G.emit = function (key, value) {
@@ -109,6 +109,16 @@ var __qs = (function () {
       var l = logs; logs = [];
       return JSON.stringify([out, errors, l]);
     },
+    filter: function (src, docsJson, req) {
+      var f = filters[src];
+      if (f === undefined) { f = compile(src); filters[src] = f; }
+      var docs = JSON.parse(docsJson), out = new Array(docs.length);
+      for (var i = 0; i < docs.length; i++) {
+        try { out[i] = !!f(docs[i], req); } catch (e) { out[i] = false; logs.push('filter error: ' + errText(e)); }
+      }
+      var l = logs; logs = [];
+      return JSON.stringify([out, l]);
+    },
     reduce: function (idx, keys, values, rereduce) {
       var r = reduces[idx](keys, values, rereduce);
       var l = logs; logs = [];
@@ -152,6 +162,16 @@ class JSEngine:
     def map_raw(self, docs_json: bytes) -> bytes:
         literal = orjson.dumps(docs_json.decode("utf-8", "surrogatepass")).decode()
         return self._eval("__qs.map(" + literal + ")").encode("utf-8", "surrogatepass")
+
+    def filter(self, src: str, docs_json: bytes, req: Any) -> bytes:
+        literal = orjson.dumps(docs_json.decode("utf-8", "surrogatepass")).decode()
+        code = "__qs.filter(" + orjson.dumps(src).decode() + ", " + literal + ", " + orjson.dumps(req).decode() + ")"
+        try:
+            return self._eval(code).encode("utf-8", "surrogatepass")
+        except EngineError as exc:
+            if exc.error == "javascript_error":
+                raise EngineError("compilation_error", exc.reason) from None
+            raise
 
     def reduce(self, idx: int, keys: Any, values: list, rereduce: bool) -> tuple[Any, list]:
         args = orjson.dumps([idx, keys, values, rereduce]).decode()

@@ -225,6 +225,8 @@ class QueryServerPool:
         if error == "os_process_error":
             w.kill()  # a terminated V8 or an exhausted heap: start clean
             raise OSProcessError(reason)
+        if error == "compilation_error":
+            raise CompilationError(reason)
         raise QueryServerError(reason, error=error)
 
     # ------------------------------------------------------------------ API
@@ -254,6 +256,22 @@ class QueryServerPool:
         for line in logs:
             log.info("view log: %s", line)
         return results
+
+    def filter_docs(self, language: str, src: str, docs: Sequence[dict], req: Any) -> list[bool]:
+        """A design document filter function (`filters.<name>`) over documents: one bool each.
+        A function that throws for a document rejects it (logged), as couchjs does."""
+        if not docs:
+            return []
+        fns = ViewFunctions(language, ())  # no map functions to prepare: filters compile on demand
+        out: list[bool] = []
+        for i in range(0, len(docs), BATCH):
+            head = jsonutil.dumps([src, req])
+            body = self._call(fns, b"F" + head + b"\n" + jsonutil.dumps(list(docs[i:i + BATCH])))
+            res, logs = jsonutil.loads(body)
+            for line in logs:
+                log.info("filter log: %s", line)
+            out.extend(res)
+        return out
 
     def reduce(self, fns: ViewFunctions, idx: int, keys: list, values: list) -> Any:
         """Custom reduce of map rows; keys are [key, docid] pairs."""

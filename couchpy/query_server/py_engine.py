@@ -58,6 +58,7 @@ class PyEngine:
     def __init__(self) -> None:
         self.maps: list[Callable] = []
         self.reduces: list[Callable | None] = []
+        self.filters: dict[str, Callable] = {}
 
     def prepare(self, spec: dict) -> Any:
         self.maps, self.reduces = [], []
@@ -91,6 +92,25 @@ class PyEngine:
         logs = list(_LOGS)
         _LOGS.clear()
         return jsonutil.dumps([out, errors, logs])
+
+    def filter(self, src: str, docs_json: bytes, req: Any) -> bytes:
+        fn = self.filters.get(src)
+        if fn is None:
+            try:
+                fn = _compile(src)
+            except Exception as exc:
+                raise EngineError("compilation_error", str(exc)) from None
+            self.filters[src] = fn
+        out = []
+        for doc in jsonutil.loads(docs_json):
+            try:
+                out.append(bool(fn(doc, req)))
+            except Exception as exc:
+                out.append(False)
+                _log(f"filter error: {type(exc).__name__}: {exc}")
+        logs = list(_LOGS)
+        _LOGS.clear()
+        return jsonutil.dumps([out, logs])
 
     def reduce(self, idx: int, keys: Any, values: list, rereduce: bool) -> tuple[Any, list]:
         fn = self.reduces[idx]

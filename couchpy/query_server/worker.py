@@ -56,6 +56,13 @@ def main(argv: list[str]) -> None:
         try:
             if kind == b"M":
                 reply = b"O" + engine.map_raw(body)
+            elif kind == b"F":
+                # b"F" + JSON [src, req] + b"\n" + JSON array of documents
+                head, docs = body.split(b"\n", 1)
+                from .. import jsonutil as _ju
+
+                src, req = _ju.loads(head)
+                reply = b"O" + engine.filter(src, docs, req)
             else:
                 from .. import jsonutil
 

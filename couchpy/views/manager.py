@@ -12,7 +12,7 @@ import shutil
 import weakref
 from typing import Any
 
-from ..errors import NotFound
+from ..errors import BadRequest, NotFound
 from ..query_server import QueryServerPool
 from . import args as qargs
 from . import ddoc as ddocs
@@ -185,3 +185,45 @@ async def avalidate_design_doc(node: Any, doc: dict) -> None:
     """validate_design_doc off the event loop (compiling may start a query-server worker)."""
     ddocs.parse(doc)  # cheap structural errors first, on the loop
     await asyncio.get_running_loop().run_in_executor(None, validate_design_doc, node, doc)
+
+
+# ---------------------------------------------------------------- for _changes (and replication)
+
+
+def _split(name: str) -> tuple[str, str]:
+    if "/" not in name:
+        raise BadRequest("`filter` parameter is not correctly formatted.")
+    ddoc, fname = name.split("/", 1)
+    return ddoc, fname
+
+
+async def filter_docs(node: Any, db: Any, name: str, docs: list[dict], req: Any) -> list[bool]:
+    """`filter=ddoc/name`: run the design document's filter function over `docs` in a query
+    server; one bool per document. `req` is CouchDB's request object (at least {"query": {...}})."""
+    ddoc_name, fname = _split(name)
+    doc = load_ddoc(db, ddoc_name)
+    src = (doc.get("filters") or {}).get(fname)
+    if not isinstance(src, str):
+        raise NotFound(f"missing json key: {fname}")
+    pool = pool_for(node)
+    lang = doc.get("language", "javascript")
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, pool.filter_docs, lang, src, docs, req)
+
+
+async def view_filter(node: Any, db: Any, name: str, docs: list[dict]) -> list[bool]:
+    """`filter=_view&view=ddoc/view`: a document passes when the view's map function emits for it."""
+    from ..query_server import ViewFunctions
+
+    ddoc_name, vname = _split(name)
+    doc = load_ddoc(db, ddoc_name)
+    spec = ddocs.parse(doc)
+    vi = spec.view_index(vname)
+    if vi is None:
+        raise NotFound("missing_named_view")
+    pool = pool_for(node)
+    pool.check_language(spec.language)
+    fns = ViewFunctions(spec.language, (spec.views[vi].map,), (), (vname,), spec.lib)
+    loop = asyncio.get_running_loop()
+    rows = await loop.run_in_executor(None, pool.map_docs, fns, docs)
+    return [bool(r and r[0]) for r in rows]
