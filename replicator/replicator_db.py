@@ -195,8 +195,10 @@ class ReplicatorDb:
                 return
             except Conflict:
                 continue
-            except CouchError:
-                log.exception("recording state on _replicator/%s", doc_id)
+            except CouchError as exc:
+                # e.g. an engine that refuses CouchDB's _replication_* fields: the state stays
+                # visible in _scheduler/docs.
+                log.warning("could not record state %s on _replicator/%s: %s", state, doc_id, exc.reason)
                 return
         with contextlib.suppress(Exception):
             log.warning("could not record state %s on _replicator/%s", state, doc_id)
