@@ -146,9 +146,7 @@ def validate(a: QueryArgs, has_reduce: bool, collation: str | None) -> bool:
     grouping = bool(a.group) or (a.group_level is not None and a.group_level > 0)
     if grouping and not reducing:
         raise QueryParseError("Invalid use of grouping on a map view.")
-    if a.group is False and a.group_level:
-        raise QueryParseError("Can't specify group=false and group_level>0 at the same time")
-    if reducing and a.keys is not None and not a.group and a.group_level is None:
+    if reducing and a.keys is not None and group_level_of(a) is not None:
         raise QueryParseError("Multi-key fetchs for reduce views must use `group=true`")
     if a.keys is not None and a.has_start:
         raise QueryParseError("`start_key` is incompatible with `keys`")
