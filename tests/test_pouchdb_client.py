@@ -3,7 +3,8 @@
 PouchDB is the most common JavaScript client of CouchDB; these tests run its real code
 (tests/node/pouchdb_client.js) against a couchpy server subprocess and assert on what it
 observed: document CRUD, _bulk_docs, _all_docs, _changes (including PouchDB's live feed),
-conflicting revisions, and a local PouchDB replicating both ways with couchpy.
+conflicting revisions, a local PouchDB replicating both ways with couchpy, attachments,
+map/reduce views through db.query(), and Mango through the pouchdb-find plugin.
 
 Set COUCHPY_TEST_PEER=pouchdb-server to run the same scenarios against pouchdb-server 4.2.0
 instead: that checks the scenarios themselves against an independent implementation (a few
@@ -198,3 +199,51 @@ def test_local_pouchdb_replicates_both_ways(remote_url: str, tmp_path: Path) -> 
 
     again = r["pushAgain"]
     assert again["ok"] is True and again["docs_read"] == 0 and again["docs_written"] == 0
+
+
+def test_attachments(remote_url: str, tmp_path: Path) -> None:
+    r = scenario("attachments", remote_url, tmp_path)
+    stub = r["stub"]["_attachments"]["hello.txt"]
+    assert stub["stub"] is True and stub["length"] == 11 and stub["content_type"] == "text/plain"
+    assert stub["digest"] == "md5-XrY7u+Ae7tCTyyK7j1rNww=="     # md5("hello world")
+    assert gen(r["putBin"]["rev"]) == 2
+    assert r["binBack"] == {"length": 70000, "md5": r["binMd5"]}
+    assert r["textBack"] == "hello world" and r["inlineText"] == "hello world"
+    assert r["inlineBinLength"] == 70000
+    atts = r["afterPut"]["_attachments"]
+    assert set(atts) == {"hello.txt", "blob.bin"}
+    assert atts["blob.bin"]["digest"] == r["binMd5"] and atts["blob.bin"]["revpos"] == 2
+    assert atts["hello.txt"]["revpos"] == 1
+    assert gen(r["removeAtt"]["rev"]) == 3
+    assert set(r["afterRemove"]["_attachments"]) == {"blob.bin"}
+    assert r["missingAtt"]["status"] == 404
+
+
+def test_views_through_query(remote_url: str, tmp_path: Path) -> None:
+    r = scenario("views", remote_url, tmp_path)
+    sums = {t: sum(i for i in range(30) if i % 3 == t) for t in range(3)}
+    assert r["grouped"]["rows"] == [{"key": f"tag-{t}", "value": sums[t]} for t in range(3)]
+    assert r["total"]["rows"] == [{"key": None, "value": sum(range(30))}]
+    rows = r["key"]["rows"]
+    assert [row["id"] for row in rows] == [f"v-{i:03d}" for i in range(1, 30, 3)]
+    assert all(row["key"] == "tag-1" and row["doc"]["n"] == row["value"] for row in rows)
+    assert r["key"]["total_rows"] == 30
+    if not AGAINST_POUCHDB_SERVER:      # pouchdb-server reports offset 0 for every query
+        assert r["key"]["offset"] == 10 and r["range"]["offset"] == 5
+    assert [(row["key"], row["id"]) for row in r["range"]["rows"]] == \
+        [(i, f"v-{i:03d}") for i in range(5, 10)]
+    assert [row["key"] for row in r["descLimit"]["rows"]] == [29, 28, 27]
+    assert [(row["id"], row["value"]) for row in r["afterUpdate"]["rows"]] == [("v-000", 0)]
+
+
+def test_mango_through_pouchdb_find(remote_url: str, tmp_path: Path) -> None:
+    r = scenario("find", remote_url, tmp_path)
+    assert r["createIndex"] == {"result": "created", "id": "_design/by-n", "name": "n-idx"}
+    assert r["createAgain"]["result"] == "exists"
+    indexes = {i["name"]: i for i in r["indexes"]["indexes"]}
+    assert indexes["n-idx"]["def"]["fields"] == [{"n": "asc"}]
+    assert indexes["n-idx"]["ddoc"] == "_design/by-n" and "_all_docs" in indexes
+    assert r["range"]["docs"] == [{"_id": f"f-{i:03d}", "n": i} for i in range(10, 15)]
+    assert [d["n"] for d in r["combined"]["docs"]] == [39, 37, 35]
+    assert all(d["kind"] == "odd" and gen(d["_rev"]) == 1 for d in r["combined"]["docs"])
+    assert sorted(d["n"] for d in r["noIndex"]["docs"]) == [0, 2, 4]

@@ -172,6 +172,71 @@ const scenarios = {
     await local.destroy();
     return out;
   },
+  // Attachments through PouchDB: inline base64 on put, putAttachment with a Buffer, reads back.
+  async attachments(db) {
+    const out = {};
+    const crypto = require('crypto');
+    const bin = Buffer.alloc(70000);
+    for (let i = 0; i < bin.length; i++) bin[i] = (i * 7919) % 251;
+    out.binMd5 = 'md5-' + crypto.createHash('md5').update(bin).digest('base64');
+    out.put = await db.put({ _id: 'att', _attachments: {
+      'hello.txt': { content_type: 'text/plain', data: Buffer.from('hello world').toString('base64') },
+    } });
+    out.stub = await db.get('att');
+    out.putBin = await db.putAttachment('att', 'blob.bin', out.put.rev, bin, 'application/octet-stream');
+    const back = await db.getAttachment('att', 'blob.bin');
+    out.binBack = { length: back.length,
+                    md5: 'md5-' + crypto.createHash('md5').update(back).digest('base64') };
+    out.textBack = (await db.getAttachment('att', 'hello.txt')).toString('utf8');
+    const inline = await db.get('att', { attachments: true });
+    out.inlineText = Buffer.from(inline._attachments['hello.txt'].data, 'base64').toString('utf8');
+    out.inlineBinLength = Buffer.from(inline._attachments['blob.bin'].data, 'base64').length;
+    out.afterPut = await db.get('att');
+    out.removeAtt = await db.removeAttachment('att', 'hello.txt', out.putBin.rev);
+    out.afterRemove = await db.get('att');
+    out.missingAtt = await expectError(db.getAttachment('att', 'hello.txt'));
+    return out;
+  },
+
+  // Map/reduce views through db.query().
+  async views(db) {
+    const out = {};
+    const docs = [];
+    for (let i = 0; i < 30; i++) docs.push({ _id: 'v-' + pad(i), n: i, tag: 'tag-' + (i % 3) });
+    await db.bulkDocs(docs);
+    await db.put({ _id: '_design/app', views: {
+      by_tag: { map: 'function (doc) { if (doc.tag) emit(doc.tag, doc.n); }', reduce: '_sum' },
+      by_n: { map: 'function (doc) { if (typeof doc.n === "number") emit(doc.n, null); }' },
+    } });
+    out.grouped = await db.query('app/by_tag', { group: true });
+    out.total = await db.query('app/by_tag');
+    out.key = await db.query('app/by_tag', { key: 'tag-1', reduce: false, include_docs: true });
+    out.range = await db.query('app/by_n', { startkey: 5, endkey: 9 });
+    out.descLimit = await db.query('app/by_n', { descending: true, limit: 3 });
+    // Incremental: change a doc, the view follows.
+    const d = await db.get('v-000');
+    await db.put(Object.assign({}, d, { tag: 'tag-9' }));
+    out.afterUpdate = await db.query('app/by_tag', { key: 'tag-9', reduce: false });
+    return out;
+  },
+
+  // Mango through pouchdb-find: createIndex, find with selector, sort, fields, limit.
+  async find(db) {
+    PouchDB.plugin(require('pouchdb-find'));
+    const out = {};
+    const docs = [];
+    for (let i = 0; i < 40; i++) docs.push({ _id: 'f-' + pad(i), n: i, kind: i % 2 ? 'odd' : 'even' });
+    await db.bulkDocs(docs);
+    out.createIndex = await db.createIndex({ index: { fields: ['n'] }, ddoc: 'by-n', name: 'n-idx' });
+    out.createAgain = await db.createIndex({ index: { fields: ['n'] }, ddoc: 'by-n', name: 'n-idx' });
+    out.indexes = await db.getIndexes();
+    out.range = await db.find({ selector: { n: { $gte: 10, $lt: 15 } }, sort: ['n'],
+                                fields: ['_id', 'n'] });
+    out.combined = await db.find({ selector: { n: { $gt: 30 }, kind: 'odd' }, sort: [{ n: 'desc' }],
+                                   limit: 3 });
+    out.noIndex = await db.find({ selector: { kind: 'even', n: { $lt: 6 } } });
+    return out;
+  },
 };
 
 main(async ([scenario, baseUrl, dbName, tmp]) => {
