@@ -108,12 +108,14 @@ class HttpEndpoint:
         attempt = 0
         while True:
             problem: str
+            retry_after = ""
             try:
                 async with self._sess().request(
                     method, url, params=params, data=data, headers=headers, timeout=timeout
                 ) as resp:
                     raw = await resp.read()
                     status = resp.status
+                    retry_after = resp.headers.get("Retry-After", "")
                 if status < 400 or status in accept_status:
                     try:
                         return status, jsonutil.loads(raw) if raw else None
@@ -133,7 +135,9 @@ class HttpEndpoint:
             if attempt > self.retries:
                 raise TransientError(problem)
             log.info("retrying (%d/%d) after %s", attempt, self.retries, problem)
-            await asyncio.sleep(delay)
+            # A 429/503 may say when to come back; honour it within reason.
+            wait = max(delay, min(float(retry_after), 30.0)) if retry_after.isdigit() else delay
+            await asyncio.sleep(wait)
             delay = min(delay * 2, 10.0)
 
     # ------------------------------------------------------------------ the interface
