@@ -19,6 +19,8 @@ import base64
 import time
 from typing import Any
 
+import orjson
+
 from .. import collate, jsonutil
 from ..errors import NotFound
 from .indexes import ALL_DOCS, IndexDef, list_indexes
@@ -356,7 +358,10 @@ def _execute(db: Any, ix: Any, vi: Any, p: Plan, req: dict, matcher: Any) -> tup
                     break
                 stats["total_keys_examined"] += len(batch)
                 ids = [r[1] for r in batch]
-                if raw_ok:
+                if raw_ok and ix_seq >= db.update_seq and all(isinstance(r[2], str) for r in batch):
+                    loaded = _load_current(db, batch)
+                    exact = True
+                elif raw_ok:
                     loaded = _load_exact(db, ids, ix_seq, matcher)
                     exact = True
                 else:
@@ -426,6 +431,20 @@ def _execute(db: Any, ix: Any, vi: Any, p: Plan, req: dict, matcher: Any) -> tup
     stats["results_returned"] = len(docs)
     bookmark = _encode_bookmark(last) if last is not None else (req["raw_bookmark"] or "nil")
     return docs, bookmark, stats
+
+
+def _load_current(db: Any, rows: list) -> list[Any]:
+    """The index is as new as the database: each row names the winning revision; splice its body."""
+    from ..docinfo import body_key, splice_doc
+
+    out: list[Any] = []
+    bodies = db.store.db("bodies")
+    with db.store.read() as txn:
+        get = txn.get
+        for _key, docid, rev in rows:
+            raw = get(body_key(docid, rev), db=bodies)
+            out.append(None if raw is None else orjson.Fragment(splice_doc(docid, rev, raw)))
+    return out
 
 
 def _load_exact(db: Any, ids: list[str], ix_seq: int, matcher: Any) -> list[Any]:

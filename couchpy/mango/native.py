@@ -40,7 +40,9 @@ class MangoMapper:
                 if key is None or (matcher is not None and not matcher(doc)):
                     per_view.append([])
                 else:
-                    per_view.append([[key, None]])
+                    # The value carries the indexed revision: when the index is current, _find
+                    # reads that body directly instead of looking the document up again.
+                    per_view.append([[key, doc.get("_rev")]])
             out.append(per_view)
         return out
 
