@@ -20,6 +20,11 @@ from .errors import BadRequest, DocValidation
 # Special fields a client may send. The read-only ones are accepted and dropped, as CouchDB does.
 WRITABLE_SPECIAL = {"_id", "_rev", "_deleted", "_attachments", "_revisions"}
 IGNORED_SPECIAL = {"_revs_info", "_conflicts", "_deleted_conflicts", "_local_seq"}
+# Fields the replicator records on `_replicator` documents; CouchDB keeps them in any database.
+KEPT_SPECIAL = {
+    "_replication_state", "_replication_state_time", "_replication_state_reason",
+    "_replication_id", "_replication_stats",
+}
 
 
 def validate_docid(docid: Any, max_length: int | None = None, allow_local: bool = False) -> str:
@@ -53,6 +58,8 @@ def split_body(doc: dict) -> tuple[dict, bool]:
                     if not isinstance(value, dict):
                         raise BadRequest("_attachments must be an object")
                     body[key] = value
+            elif key in KEPT_SPECIAL:
+                body[key] = value
             elif key in WRITABLE_SPECIAL or key in IGNORED_SPECIAL:
                 continue
             else:

@@ -142,3 +142,25 @@ async def test_offsets_while_paging_match_a_full_count(tmp_path):
     for key in ["z", "k250", "k120", "k000", "k130"]:
         assert db.count_live_before(key, descending=True) == sum(k > key for k in live), key
     await node.aclose()
+
+
+async def test_pending_counts_stay_exact_while_paging(tmp_path):
+    node = _node(tmp_path)
+    db = node.create_db("q")
+    await db.bulk_docs([{"_id": f"d{i}"} for i in range(200)])
+    rev = db.get("d5")["_rev"]
+    await db.put({"_id": "d5", "_rev": rev, "v": 2})  # moves d5 to the end of the by-seq index
+    seqs = [i.seq for i in db.changes_since(0)]
+    for since in [0, 10, 10, 57, 150, 199, 201, 300]:
+        assert db.count_changes_after(since) == sum(s > since for s in seqs), since
+    await node.aclose()
+
+
+async def test_replication_state_fields_are_kept(tmp_path):
+    node = _node(tmp_path)
+    db = node.create_db("_replicator")
+    await db.put({"_id": "r", "source": "a", "target": "b", "_replication_state": "completed",
+                  "_replication_stats": {"docs_written": 1}})
+    doc = db.get("r")
+    assert doc["_replication_state"] == "completed" and doc["_replication_stats"] == {"docs_written": 1}
+    await node.aclose()

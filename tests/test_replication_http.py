@@ -271,7 +271,6 @@ async def test_replicator_db_document(pair):
     assert "target" in sd["info"]["error"]
 
 
-@pytest.mark.xfail(reason="the engine (couchpy/docrules.py) rejects CouchDB's _replication_* fields on writes", strict=False)
 async def test_replicator_doc_records_final_state_on_the_document(pair):
     a, b = pair
     src, tgt = name(), name()
