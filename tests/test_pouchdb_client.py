@@ -247,3 +247,20 @@ def test_mango_through_pouchdb_find(remote_url: str, tmp_path: Path) -> None:
     assert [d["n"] for d in r["combined"]["docs"]] == [39, 37, 35]
     assert all(d["kind"] == "odd" and gen(d["_rev"]) == 1 for d in r["combined"]["docs"])
     assert sorted(d["n"] for d in r["noIndex"]["docs"]) == [0, 2, 4]
+
+
+def test_pouchdb_server_helper_starts_and_cleans_up(tmp_path: Path) -> None:
+    """tests.nodeenv.PouchdbServer, which replication tests use as a peer: up, usable, gone."""
+    import json
+    import urllib.request
+
+    node_modules()
+    with PouchdbServer() as peer:
+        with urllib.request.urlopen(peer.url + "/") as resp:
+            assert json.loads(resp.read())["version"] == "4.2.0"
+        out = run_node("pouchdb_client.js", "crud", peer.url, "helper-check", tmp_path)
+        assert out["getRecreated"]["n"] == 3
+        data_dir, proc = peer.data_dir, peer.proc
+        assert data_dir is not None and data_dir.is_dir() and proc is not None
+    assert proc.poll() is not None          # the process is gone
+    assert not data_dir.exists()            # and so is its temporary data directory
