@@ -213,3 +213,23 @@ async def test_stale_index_results_are_rechecked(c, mdb):
     assert [d["_id"] for d in body["docs"]] == ["d04", "d06"]
     s, body = await post(c, f"/{mdb}/_find", {"selector": {"n": {"$gte": 400}}})
     assert [d["_id"] for d in body["docs"]] == ["d05"] and body["docs"][0]["n"] == 500
+
+
+async def test_partial_and_compound_indexes(c, mdb):
+    s, body = await post(c, f"/{mdb}/_index", {
+        "index": {"fields": ["n"], "partial_filter_selector": {"kind": "b"}}, "name": "b-only", "ddoc": "part"})
+    assert body["result"] == "created"
+    # not used unless named (CouchDB's rule for partial indexes)
+    s, body = await post(c, f"/{mdb}/_explain", {"selector": {"n": {"$gt": 30}}})
+    assert body["index"]["name"] == "_all_docs"
+    s, body = await post(c, f"/{mdb}/_find", {"selector": {"n": {"$gt": 30}}, "use_index": ["part", "b-only"]})
+    assert "warning" not in body
+    assert [d["_id"] for d in body["docs"]] == ["d31", "d33", "d35", "d37", "d39"]  # the index holds kind=b only
+    s, body = await post(c, f"/{mdb}/_index", {"index": {"fields": ["kind", "n"]}, "name": "kind-n", "ddoc": "kn"})
+    s, body = await post(c, f"/{mdb}/_find", {"selector": {"kind": "a", "n": {"$gte": 30}},
+                                              "sort": [{"kind": "desc"}, {"n": "desc"}], "fields": ["n"]})
+    assert s == 200 and body["docs"] == [{"n": 38}, {"n": 36}, {"n": 34}, {"n": 32}, {"n": 30}]
+    s, body = await post(c, f"/{mdb}/_find", {"selector": {"kind": "a", "n": {"$gte": 30}}, "sort": ["n"]})
+    assert s == 200 and [d["n"] for d in body["docs"]] == [30, 32, 34, 36, 38]  # kind pinned by $eq
+    s, body = await post(c, f"/{mdb}/_find", {"selector": {"kind": "a"}, "sort": [{"n": "asc"}, {"kind": "desc"}]})
+    assert s == 400 and body["error"] == "unsupported_mixed_sort"
