@@ -240,7 +240,7 @@ async def test_info_cleanup_compact(c, vdb):
     s, body = await get(c, f"/{vdb}/_design/t/_view/by_n")
     s, info = await get(c, f"/{vdb}/_design/t/_info")
     assert s == 200 and info["name"] == "t" and info["view_index"]["language"] == "javascript"
-    assert info["view_index"]["update_seq"].split("-")[0] == "6"
+    assert info["view_index"]["update_seq"] == 6
     async with c.post(f"/{vdb}/_compact/t", json={}) as r:
         assert r.status == 202 and (await r.json()) == {"ok": True}
     async with c.delete(f"/{vdb}/_design/t", params={"rev": rev}) as r:

@@ -123,8 +123,7 @@ async def execute(node: Any, db: Any, ix: ViewIndex, vi: int, a: qargs.QueryArgs
 async def view_info(node: Any, db: Any, ddoc_name: str) -> dict:
     doc = load_ddoc(db, ddoc_name)
     ix = index_for(node, db, doc)
-    info = ix.info()
-    info["update_seq"] = node.format_seq(db, info["update_seq"])
+    info = ix.info()  # update_seq stays a number here, as CouchDB reports it
     return {"name": ddoc_name.removeprefix("_design/"), "view_index": info}
 
 
