@@ -100,16 +100,29 @@ async def execute(node: Any, db: Any, ix: ViewIndex, vi: int, a: qargs.QueryArgs
     if a.update == "true":
         await ix.update(node, "_design/" + ddoc_name.removeprefix("_design/"))
 
-    def load_doc(row: dict, conflicts: bool | None) -> Any:
-        value = row.get("value")
-        docid, rev = row["id"], None
-        if isinstance(value, dict) and isinstance(value.get("_id"), str):
-            docid = value["_id"]
-            rev = value.get("_rev") if isinstance(value.get("_rev"), str) else None
-        try:
-            return db.get(docid, rev=rev, conflicts=bool(conflicts))
-        except Exception:
-            return None
+    def load_doc(rows: list[dict], conflicts: bool | None) -> list[Any]:
+        """Documents of rows in one read transaction: the row's doc, or the one its value links
+        to with `{"_id": ..., "_rev"?: ...}` (CouchDB's linked documents); None when missing."""
+        out: list[Any] = []
+        with db.store.read() as txn:
+            for row in rows:
+                value = row.get("value")
+                docid, rev = row["id"], None
+                if isinstance(value, dict) and isinstance(value.get("_id"), str):
+                    docid = value["_id"]
+                    rev = value.get("_rev") if isinstance(value.get("_rev"), str) else None
+                info = db.get_docinfo(docid, txn)
+                if info is None or (rev is None and info.deleted):
+                    out.append(None)
+                    continue
+                rev = rev or info.rev
+                if rev != info.rev and rev not in info.tree:
+                    out.append(None)
+                    continue
+                body = db.read_body(docid, rev, txn)
+                out.append(None if body is None else
+                           db.build_doc(info, rev, body, txn, conflicts=bool(conflicts)))
+        return out
 
     loop = asyncio.get_running_loop()
     out = await loop.run_in_executor(

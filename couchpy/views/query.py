@@ -104,8 +104,9 @@ def run_query(index: Any, vi: int, a: QueryArgs, reducing: bool, load_doc: Any, 
         else:
             out = _map_rows(index, txn, vi, vp, a, enc)
     if a.include_docs and not reducing:
-        for row in out["rows"]:
-            row["doc"] = load_doc(row, a.conflicts)
+        docs = load_doc(out["rows"], a.conflicts)
+        for row, doc in zip(out["rows"], docs):
+            row["doc"] = doc
     if a.update_seq:
         out["update_seq"] = seq_fmt(update_seq)
     del view
