@@ -61,7 +61,7 @@ async def serve(args: argparse.Namespace) -> None:
     node = Node(data_dir, config)
     node.ensure_system_dbs()
     app = make_app(node)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10)
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=4096, reuse_address=True)
     await site.start()

@@ -457,6 +457,15 @@ class Database:
             if not fut.done():
                 fut.set_result(meta["update_seq"])
 
+    def wake_feeds(self) -> None:
+        """Wake every waiting feed without a change (it then checks whether it should end)."""
+        if self._changed is not None and not self._changed.done():
+            self._changed.set_result(self.update_seq)
+
+    @property
+    def feeds_should_end(self) -> bool:
+        return self.closed or self.node.closing
+
     def changed(self) -> asyncio.Future:
         """A future resolved at the next commit that changes the update sequence."""
         if self._changed is None or self._changed.done():
@@ -464,11 +473,17 @@ class Database:
         return self._changed
 
     async def wait_for_change(self, since: int, timeout: float | None) -> int:
+        """Wait (at most `timeout` seconds) for a commit after `since`; the current update seq.
+
+        `asyncio.timeout`, not `asyncio.wait_for`: in Python 3.11 wait_for swallows a cancellation
+        that arrives just as the awaited future completes, and a cancelled waiter would loop on.
+        """
         if self.update_seq > since:
             return self.update_seq
         try:
-            await asyncio.wait_for(asyncio.shield(self.changed()), timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(self.changed())
+        except TimeoutError:
             pass
         return self.update_seq
 
@@ -510,8 +525,7 @@ class Database:
     async def close(self) -> None:
         await self.writer.drain()
         self.closed = True
-        if self._changed is not None and not self._changed.done():
-            self._changed.set_result(self.update_seq)  # waiting feeds wake up and see `closed`
+        self.wake_feeds()  # waiting feeds wake up and see `closed`
         for fn in self._close_hooks:
             try:
                 fn()

@@ -88,6 +88,7 @@ class Node:
         self.max_open = self.config.get_int("couchdb", "max_dbs_open", 500) or 500
         self.uuid = self.config.get("couchdb", "uuid") or secrets.token_hex(16)
         self.tasks = TaskRegistry()
+        self.closing = False
         self._trash = self.path / ".trash"
         shutil.rmtree(self._trash, ignore_errors=True)  # leftovers of deletions cut short
 
@@ -176,6 +177,12 @@ class Node:
         except OSError:
             target = directory
         await asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, target, True)
+
+    def begin_shutdown(self) -> None:
+        """Tell long-lived readers (changes feeds) to finish: the server is stopping."""
+        self.closing = True
+        for db in self._open.values():
+            db.wake_feeds()
 
     def all_dbs(self) -> list[str]:
         with self._catalog.read() as txn:

@@ -66,15 +66,21 @@ def make_app(node: Node) -> web.Application:
             if inspect.isawaitable(started):
                 await started
 
-    async def on_cleanup(app: web.Application) -> None:
+    async def on_shutdown(app: web.Application) -> None:
+        # Runs before aiohttp waits for in-flight handlers: end what would otherwise keep them
+        # open (replication jobs reading feeds, clients' continuous feeds).
         import replicator
 
+        node.begin_shutdown()
         if hasattr(replicator, "stop"):
             stopped = replicator.stop(node)
             if inspect.isawaitable(stopped):
                 await stopped
+
+    async def on_cleanup(app: web.Application) -> None:
         await node.aclose()
 
     app.on_startup.append(on_startup)
+    app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(on_cleanup)
     return app

@@ -166,7 +166,7 @@ async def _longpoll(request, db, opts, heartbeat, timeout) -> web.StreamResponse
     resp = None
     since = opts.since
     while True:
-        if db.closed:  # deleted while we waited
+        if db.feeds_should_end:  # deleted while we waited
             rows, last = [], since
             break
         rows, last, _ = _collect(db, opts, since)
@@ -209,7 +209,7 @@ async def _stream(request, db, opts, heartbeat, timeout, eventsource: bool) -> w
     sent = 0
     deadline = None if timeout is None else time.monotonic() + timeout / 1000
     while True:
-        if db.closed:  # deleted while we waited: end the feed as if it timed out
+        if db.feeds_should_end:  # deleted while we waited: end the feed as if it timed out
             break
         hit = None if eventsource else shared.get(db, opts, since)
         if hit is not None:

@@ -32,3 +32,32 @@ async def test_deleting_a_database_ends_its_continuous_feeds(client, dbname):
     assert b"last_seq" in body
     async with client.get("/") as r:  # and the server is fine
         assert r.status == 200
+
+
+async def test_sigterm_with_open_feeds_stops_promptly(tmp_path):
+    """Open continuous feeds end on shutdown instead of holding the server for the grace period."""
+    import asyncio
+    import time
+
+    import aiohttp
+
+    from tests.serverproc import CouchpyServer
+
+    srv = CouchpyServer(tmp_path)
+    srv.start()
+    try:
+        async with aiohttp.ClientSession(auth=srv.auth) as s:
+            async with s.put(f"{srv.base}/feeds") as r:
+                assert r.status == 201
+            resps = [await s.get(f"{srv.base}/feeds/_changes", params={"feed": "continuous", "heartbeat": "1000"})
+                     for _ in range(3)]
+            await asyncio.sleep(0.2)
+            started = time.monotonic()
+            srv.proc.terminate()
+            await asyncio.get_running_loop().run_in_executor(None, srv.proc.wait, 20)
+            assert time.monotonic() - started < 5
+            assert srv.proc.returncode == 0
+            for r in resps:
+                r.close()
+    finally:
+        srv.stop()
