@@ -276,3 +276,17 @@ async def test_active_tasks_show_indexer_and_queries_share_one_build(c, vdb):
     assert {"changes_done", "total_changes", "progress"} <= set(seen[-1])
     async with c.get("/_active_tasks") as r:
         assert not [t for t in await r.json() if t.get("database") == vdb]
+
+
+async def test_include_docs_with_conflicts(c, vdb):
+    docs = [{"_id": "x", "_rev": "1-aaa", "n": 1}, {"_id": "x", "_rev": "1-bbb", "n": 2}]
+    async with c.post(f"/{vdb}/_bulk_docs", json={"docs": docs, "new_edits": False}) as r:
+        assert r.status == 201
+    async with c.put(f"/{vdb}/_design/t", json={"views": {"v": {"map": "function(doc) { emit(doc.n, null); }"}}}) as r:
+        assert r.status == 201
+    s, body = await get(c, f"/{vdb}/_design/t/_view/v", include_docs="true", conflicts="true")
+    assert s == 200 and len(body["rows"]) == 1  # only the winner is indexed
+    row = body["rows"][0]
+    assert row["doc"]["_rev"] == "1-bbb" and row["doc"]["_conflicts"] == ["1-aaa"]
+    s, body = await get(c, f"/{vdb}/_design/t/_view/v", include_docs="true")
+    assert "_conflicts" not in body["rows"][0]["doc"]
