@@ -290,3 +290,19 @@ async def test_include_docs_with_conflicts(c, vdb):
     assert row["doc"]["_rev"] == "1-bbb" and row["doc"]["_conflicts"] == ["1-aaa"]
     s, body = await get(c, f"/{vdb}/_design/t/_view/v", include_docs="true")
     assert "_conflicts" not in body["rows"][0]["doc"]
+
+
+async def test_design_options_include_design_and_local_seq(c, vdb):
+    await put_docs(c, vdb, [{"_id": "a", "n": 1}])
+    ddoc = {"options": {"include_design": True, "local_seq": True},
+            "views": {"v": {"map": "function(doc) { emit(doc._id, doc._local_seq); }"}}}
+    async with c.put(f"/{vdb}/_design/opt", json=ddoc) as r:
+        assert r.status == 201
+    s, body = await get(c, f"/{vdb}/_design/opt/_view/v")
+    assert [r["id"] for r in body["rows"]] == ["_design/opt", "a"]
+    assert all(isinstance(r["value"], int) and r["value"] > 0 for r in body["rows"])
+    plain = {"views": {"v": {"map": "function(doc) { emit(doc._id, doc._local_seq || null); }"}}}
+    async with c.put(f"/{vdb}/_design/plain", json=plain) as r:
+        assert r.status == 201
+    s, body = await get(c, f"/{vdb}/_design/plain/_view/v")
+    assert [(r["id"], r["value"]) for r in body["rows"]] == [("a", None)]
