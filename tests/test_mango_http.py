@@ -96,6 +96,7 @@ async def test_find_with_index(c, mdb):
     s, body = await post(c, f"/{mdb}/_explain", {"selector": {"n": {"$gt": 35}}})
     assert s == 200 and body["index"]["name"] == "by-n" and body["dbname"] == mdb
     assert body["selector"] == {"n": {"$gt": 35}}
+    assert body["mrargs"]["start_key"] == [35] and body["mrargs"]["end_key"] == ["<MAX>"]
 
 
 async def test_find_without_index(c, mdb):

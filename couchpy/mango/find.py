@@ -224,6 +224,29 @@ def _json_range(idx: IndexDef, conds: dict) -> tuple[bytes, bytes]:
     return p, p + HIGH
 
 
+def _json_keys(idx: IndexDef, conds: dict) -> dict:
+    """The index range as CouchDB's _explain shows it (JSON keys, "<MAX>" for an open end)."""
+    start: list = []
+    end: list = []
+    for f, _d in idx.fields:
+        c = conds.get(f, {})
+        if f == "_id":
+            break
+        if "$eq" in c:
+            start.append(c["$eq"])
+            end.append(c["$eq"])
+            continue
+        lo = c.get("$gt", c.get("$gte"))
+        hi = c.get("$lt", c.get("$lte"))
+        if "$gt" in c or "$gte" in c:
+            start.append(lo)
+        end.append(hi if ("$lt" in c or "$lte" in c) else "<MAX>")
+        break
+    else:
+        end.append("<MAX>")
+    return {"start_key": start, "end_key": end}
+
+
 def _project(doc: dict, fields: list[str] | None) -> dict:
     if not fields:
         return doc
@@ -498,7 +521,7 @@ async def explain(node: Any, db: Any, body: Any) -> dict:
     req = parse_request(body)
     p = plan(db, req["norm"], req["sort"], req["use_index"])
     if p.index.type == "json":
-        mr = {"start_key": "(encoded range)", "end_key": "(encoded range)"}
+        mr = _json_keys(p.index, _top_conditions(req["norm"]))
     else:
         mr = {"start_key": p.lo[0] if p.lo else None, "end_key": p.hi[0] if p.hi else "<MAX>"}
     fields = req["fields"] if req["fields"] else "all_fields"
