@@ -19,11 +19,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import contextvars
 import datetime
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
+
+from couchpy.node import pinning_scope
 
 from . import repid
 from .endpoint import make_endpoint
@@ -212,7 +215,13 @@ class Scheduler:
         job.run_started = time.time()
         job.event("started")
         self.running.add(job)
-        job.task = asyncio.get_running_loop().create_task(self._run(job))
+        # A fresh context: a job outlives the request that may have started it, so it must not
+        # share that request's database pins; it holds its own for as long as it runs.
+        job.task = asyncio.get_running_loop().create_task(self._run_pinned(job), context=contextvars.Context())
+
+    async def _run_pinned(self, job: Job) -> None:
+        with pinning_scope():
+            await self._run(job)
 
     async def _run(self, job: Job) -> None:
         p = job.params
