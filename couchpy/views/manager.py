@@ -124,13 +124,30 @@ async def execute(node: Any, db: Any, ix: ViewIndex, vi: int, a: qargs.QueryArgs
                            db.build_doc(info, rev, body, txn, conflicts=bool(conflicts)))
         return out
 
-    loop = asyncio.get_running_loop()
-    out = await loop.run_in_executor(
-        None, run_query, ix, vi, a, reducing, load_doc, lambda s: node.format_seq(db, s)
-    )
+    fmt = lambda s: node.format_seq(db, s)  # noqa: E731
+    if _small(ix, vi, a, reducing):
+        # A bounded read with no user code: cheaper on the loop than a thread hand-off (LMDB
+        # reads never block on writers).
+        out = run_query(ix, vi, a, reducing, load_doc, fmt)
+    else:
+        loop = asyncio.get_running_loop()
+        out = await loop.run_in_executor(None, run_query, ix, vi, a, reducing, load_doc, fmt)
     if a.update == "lazy":
         asyncio.ensure_future(ix.update(node, ddoc_name))
     return out
+
+
+def _small(ix: ViewIndex, vi: int, a: qargs.QueryArgs, reducing: bool) -> bool:
+    from .index import CustomAdapter
+
+    if reducing and isinstance(ix.user_reducers[vi], CustomAdapter):
+        return False
+    if reducing:
+        return qargs.group_level_of(a) is False or (a.limit is not None and a.limit <= 100)
+    if a.include_docs and (a.limit is None or a.limit > 200):
+        return False
+    # unbounded row counts go to a thread: one key may hold any number of rows
+    return a.limit is not None and a.limit <= 1000
 
 
 async def view_info(node: Any, db: Any, ddoc_name: str) -> dict:
