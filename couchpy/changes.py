@@ -7,7 +7,7 @@ decides what a row is: `{"seq", "id", "changes": [{"rev"}...], "deleted"?, "doc"
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from itertools import islice
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,8 +38,15 @@ class ChangesOptions:
         return (self.since, self.include_docs, self.conflicts, self.all_docs_style, self.attachments)
 
 
+def uses_query_server(opts: ChangesOptions) -> bool:
+    """Design-document filters (`ddoc/name`) and `_view` run user code in a query server."""
+    name = opts.filter_name
+    return name == "_view" or (name is not None and not name.startswith("_") and "/" in name)
+
+
 def build_filter(db, opts: ChangesOptions) -> Callable[[Any, dict | None], bool] | None:
-    """A predicate over (DocInfo, doc-or-None); None when everything passes."""
+    """A predicate over (DocInfo, doc-or-None) for the built-in filters; None when everything
+    passes or when the filter runs in a query server (see `change_rows_async`)."""
     name = opts.filter_name
     if name is None:
         return None
@@ -53,61 +60,132 @@ def build_filter(db, opts: ChangesOptions) -> Callable[[Any, dict | None], bool]
     if name == "_selector":
         if not isinstance(opts.selector, dict):
             raise BadRequest("Selector must be specified in POST payload")
-        try:
-            from .mango.selector import compile_selector
-        except ImportError as exc:  # pragma: no cover - the Mango module ships with the engine
-            raise BadRequest("_selector filter is not available") from exc
+        from .mango.selector import compile_selector
+
         match = compile_selector(opts.selector)
         return lambda info, doc: doc is not None and match(doc)
     if name == "_view":
-        raise BadRequest("filter=_view is not supported yet", error="bad_request")
-    if "/" in name:
-        ddoc = name.split("/", 1)[0]
-        try:
-            db.get("_design/" + ddoc)
-        except NotFound:
-            raise NotFound("missing") from None
-        raise BadRequest("JavaScript filter functions are not supported yet", error="bad_request")
+        if not isinstance(opts.view, str) or "/" not in opts.view:
+            raise BadRequest("`view` filter parameter is not provided.")
+        _check_ddoc(db, opts.view.split("/", 1)[0])
+        return None
+    if "/" in name and not name.startswith("_"):
+        _check_ddoc(db, name.split("/", 1)[0])
+        return None
     raise BadRequest("`filter` parameter is not correctly formatted.")
 
 
+def _check_ddoc(db, ddoc: str) -> None:
+    try:
+        db.get("_design/" + ddoc)
+    except NotFound:
+        raise NotFound("missing") from None
+
+
+def _load(db, opts: ChangesOptions, batch: list, parsed: bool) -> list:
+    if parsed:
+        return db.load_docs(batch, opts.conflicts)
+    if opts.include_docs:
+        return db.load_doc_fragments(batch, opts.conflicts)
+    return [None] * len(batch)
+
+
+def _row(db, opts: ChangesOptions, info, doc) -> dict[str, Any]:
+    revs = revtree.leaves(info.tree) if opts.all_docs_style else [info.rev]
+    row: dict[str, Any] = {
+        "seq": db.node.format_seq(db, info.seq),
+        "id": info.id,
+        "changes": [{"rev": r} for r in revs],
+    }
+    if info.deleted:
+        row["deleted"] = True
+    if opts.include_docs:
+        if doc is None:
+            doc = {"_id": info.id, "_rev": info.rev, "_deleted": True}
+        elif opts.attachments and isinstance(doc, dict) and doc.get("_attachments"):
+            from .attachments.hooks import inline_data
+
+            doc = inline_data(db, doc)
+        row["doc"] = doc
+    return row
+
+
 def change_rows(db, opts: ChangesOptions, since: int | None = None, chunk: int = 256) -> Iterator[tuple[int, dict]]:
-    """(seq, row) for every change after `since` (opts.since by default) passing the filter.
+    """(seq, row) for every change after `since` (opts.since by default) passing a built-in filter.
 
     Documents are read a chunk at a time in one transaction; with `include_docs` and no filter
     that needs the parsed document, they are spliced as raw JSON (orjson.Fragment).
     """
     pred = build_filter(db, opts)
     parsed = opts.filter_name == "_selector" or (opts.include_docs and opts.attachments)
-    start = opts.since if since is None else since
-    infos = db.changes_since(start, None, opts.descending)
-    while True:
-        batch = list(islice(infos, chunk))
-        if not batch:
-            return
-        if parsed:
-            docs = db.load_docs(batch, opts.conflicts)
-        elif opts.include_docs:
-            docs = db.load_doc_fragments(batch, opts.conflicts)
-        else:
-            docs = [None] * len(batch)
-        for info, doc in zip(batch, docs):
-            if pred is not None and not pred(info, doc):
-                continue
-            revs = revtree.leaves(info.tree) if opts.all_docs_style else [info.rev]
-            row: dict[str, Any] = {
-                "seq": db.node.format_seq(db, info.seq),
-                "id": info.id,
-                "changes": [{"rev": r} for r in revs],
-            }
-            if info.deleted:
-                row["deleted"] = True
-            if opts.include_docs:
-                if doc is None:
-                    doc = {"_id": info.id, "_rev": info.rev, "_deleted": True}
-                elif opts.attachments and isinstance(doc, dict) and doc.get("_attachments"):
-                    from .attachments.hooks import inline_data
+    infos = db.changes_since(opts.since if since is None else since, None, opts.descending)
+    while batch := list(islice(infos, chunk)):
+        for info, doc in zip(batch, _load(db, opts, batch, parsed)):
+            if pred is None or pred(info, doc):
+                yield info.seq, _row(db, opts, info, doc)
 
-                    doc = inline_data(db, doc)
-                row["doc"] = doc
-            yield info.seq, row
+
+async def change_rows_async(db, opts: ChangesOptions, since: int | None = None,
+                            chunk: int = 256) -> AsyncIterator[tuple[int, dict]]:
+    """As `change_rows`, for filters that run in a query server: each chunk of documents goes to
+    the filter in one call, off the event loop. Deleted documents are filtered too (their
+    tombstone body with `_deleted: true`), as CouchDB passes them."""
+    from .views import manager
+
+    build_filter(db, opts)  # validates the filter and its design document
+    node = db.node
+    infos = db.changes_since(opts.since if since is None else since, None, opts.descending)
+    while batch := list(islice(infos, chunk)):
+        docs = db.load_docs(batch, opts.conflicts)
+        docs = [d if d is not None else {"_id": i.id, "_rev": i.rev, "_deleted": True} for i, d in zip(batch, docs)]
+        if opts.filter_name == "_view":
+            keep = await manager.view_filter(node, db, opts.view, docs)
+        else:
+            keep = await manager.filter_docs(node, db, opts.filter_name, docs, opts.extra.get("req") or {})
+        for info, doc, ok in zip(batch, docs, keep):
+            if ok:
+                yield info.seq, _row(db, opts, info, doc)
+
+
+class _Collected:
+    """Rows taken up to the limit, and the last sequence they cover."""
+
+    def __init__(self, db, opts: ChangesOptions, since: int):
+        self.snapshot = db.update_seq
+        self.opts = opts
+        self.rows: list[tuple[int, dict]] = []
+        self.last = since
+
+    def add(self, seq: int, row: dict) -> bool:
+        """Take a row; True when the limit is reached."""
+        self.rows.append((seq, row))
+        self.last = seq
+        return self.opts.limit is not None and len(self.rows) >= self.opts.limit
+
+    def result(self, limited: bool) -> tuple[list[tuple[int, dict]], int, bool]:
+        # Scanned to the end: everything up to the database's seq is covered, including the
+        # documents a filter dropped.
+        if not limited and not self.opts.descending:
+            self.last = max(self.last, self.snapshot)
+        return self.rows, self.last, limited
+
+
+def collect_sync(db, opts: ChangesOptions, since: int) -> tuple[list[tuple[int, dict]], int, bool]:
+    """The changes after `since` as (seq, row) pairs, the last sequence covered, and whether the
+    limit cut the listing short (built-in filters only: no query server, no awaiting)."""
+    taken = _Collected(db, opts, since)
+    for seq, row in change_rows(db, opts, since):
+        if taken.add(seq, row):
+            return taken.result(True)
+    return taken.result(False)
+
+
+async def collect(db, opts: ChangesOptions, since: int) -> tuple[list[tuple[int, dict]], int, bool]:
+    """`collect_sync` for any filter, including those that run in a query server."""
+    if not uses_query_server(opts):
+        return collect_sync(db, opts, since)
+    taken = _Collected(db, opts, since)
+    async for seq, row in change_rows_async(db, opts, since):
+        if taken.add(seq, row):
+            return taken.result(True)
+    return taken.result(False)

@@ -387,6 +387,11 @@ class Database:
             docrules.revisions_path(doc)
         if not size_known_ok:
             self._check_size(doc)
+        if docid.startswith("_design/") and not doc.get("_deleted"):
+            # as CouchDB: a design document whose views do not compile is refused on save (400)
+            from .views.manager import avalidate_design_doc
+
+            await avalidate_design_doc(self.node, doc)
         if (followers or "_attachments" in doc) and not docid.startswith("_local/"):
             await att_hooks.prepare(self, doc, followers)
         return doc

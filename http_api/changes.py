@@ -13,7 +13,7 @@ import time
 from aiohttp import web
 
 from couchpy import jsonutil
-from couchpy.changes import ChangesOptions, change_rows
+from couchpy.changes import ChangesOptions, collect, collect_sync, uses_query_server
 from couchpy.errors import BadRequest
 
 from . import params
@@ -64,6 +64,17 @@ def _options(request: web.Request, body: dict, db) -> ChangesOptions:
         opts.view = q.get("view")
     if opts.filter_name is None and "doc_ids" in body:
         opts.filter_name, opts.doc_ids = "_doc_ids", body["doc_ids"]
+    if uses_query_server(opts):
+        # CouchDB's request object, as filter functions see it: `req.query.<param>` above all
+        opts.extra["req"] = {
+            "method": request.method,
+            "path": [p for p in request.path.split("/") if p],
+            "query": dict(request.query),
+            "headers": dict(request.headers),
+            "body": body if body else "undefined",
+            "userCtx": {"db": db.name, "name": request.get("user"), "roles": ["_admin"]},
+        }
+        opts.extra["req"]["headers"].pop("Authorization", None)
     if opts.limit == 0:
         opts.limit = 1  # CouchDB treats limit=0 as 1
     if opts.descending:
@@ -73,19 +84,14 @@ def _options(request: web.Request, body: dict, db) -> ChangesOptions:
     return opts
 
 
-def _collect(db, opts: ChangesOptions, since: int) -> tuple[list[dict], int, bool]:
-    """Rows after `since`, the last seq covered, and whether the limit cut the feed short."""
-    snapshot = db.update_seq
-    rows: list[dict] = []
-    last = since
-    for seq, row in change_rows(db, opts, since):
-        rows.append(row)
-        last = seq
-        if opts.limit is not None and len(rows) >= opts.limit:
-            return rows, last, True
-    if not opts.descending:
-        last = max(last, snapshot)
-    return rows, last, False
+async def _collect(db, opts: ChangesOptions, since: int) -> tuple[list[dict], int, bool]:
+    pairs, last, limited = await collect(db, opts, since)
+    return [row for _, row in pairs], last, limited
+
+
+def _collect_sync(db, opts: ChangesOptions, since: int) -> tuple[list[dict], int, bool]:
+    pairs, last, limited = collect_sync(db, opts, since)
+    return [row for _, row in pairs], last, limited
 
 
 class _SharedRows:
@@ -104,7 +110,7 @@ class _SharedRows:
             self.seq, self.entries = db.update_seq, {}
         hit = self.entries.get(key)
         if hit is None:
-            rows, last, _ = _collect(db, opts, since)
+            rows, last, _ = _collect_sync(db, opts, since)
             lines = b"".join(jsonutil.dumps(r) + b"\n" for r in rows)
             hit = (lines, last, len(rows))
             self.entries[key] = hit
@@ -149,7 +155,7 @@ async def changes(request: web.Request) -> web.StreamResponse:
     build_filter(db, opts)
 
     if feed == "normal" or (feed == "longpoll" and opts.descending):
-        rows, last, _ = _collect(db, opts, opts.since)
+        rows, last, _ = await _collect(db, opts, opts.since)
         return json_response({
             "results": rows,
             "last_seq": db.node.format_seq(db, last),
@@ -169,7 +175,7 @@ async def _longpoll(request, db, opts, heartbeat, timeout) -> web.StreamResponse
         if db.feeds_should_end:  # deleted while we waited
             rows, last = [], since
             break
-        rows, last, _ = _collect(db, opts, since)
+        rows, last, _ = await _collect(db, opts, since)
         if rows:
             break
         since = last
@@ -223,7 +229,7 @@ async def _stream(request, db, opts, heartbeat, timeout, eventsource: bool) -> w
             if hit is not None:
                 since = last
         if hit is None:
-            rows, last, _ = _collect(db, opts, since)
+            rows, last, _ = await _collect(db, opts, since)
             for row in rows:
                 if opts.limit is not None and sent >= opts.limit:
                     break

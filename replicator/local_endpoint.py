@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from couchpy.changes import ChangesOptions, collect
 from couchpy.errors import CouchError, NotFound, PreconditionFailed
 
 from .errors import DbNotFound, PermanentError
@@ -74,39 +75,29 @@ class LocalEndpoint:
         filter: str | None = None,
         query_params: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        if filter and filter != "_design":
-            raise PermanentError(f"filter {filter!r} is not supported for local sources", "bad_request")
         db = self._db()
         start = _since(since)
         if feed == "longpoll" and db.update_seq <= start:
             await db.wait_for_change(start, timeout_ms / 1000.0)
-        wanted = set(doc_ids) if doc_ids is not None else None
-        match = _selector_matcher(selector) if selector is not None else None
-        rows: list[dict[str, Any]] = []
-        last = start
-        for info in db.changes_since(start):
-            last = info.seq
-            if wanted is not None and info.id not in wanted:
-                continue
-            if filter == "_design" and not info.id.startswith("_design/"):
-                continue
-            if match is not None:
-                if info.deleted:
-                    continue
-                try:
-                    doc = db.get(info.id)
-                except NotFound:
-                    continue
-                if not match(doc):
-                    continue
-            row: dict[str, Any] = {"seq": info.seq, "id": info.id, "changes": [{"rev": r} for r in info.leaves()]}
-            if info.deleted:
-                row["deleted"] = True
+        opts = ChangesOptions(since=start, limit=limit, all_docs_style=True)
+        if doc_ids is not None:
+            opts.filter_name, opts.doc_ids = "_doc_ids", doc_ids
+        elif selector is not None:
+            _selector_matcher(selector)  # an invalid selector fails the job permanently
+            opts.filter_name, opts.selector = "_selector", selector
+        elif filter:
+            opts.filter_name = filter
+            opts.view = (query_params or {}).get("view")
+            opts.extra["req"] = {"query": dict(query_params or {}), "method": "GET", "body": "undefined",
+                                 "userCtx": {"db": db.name, "name": None, "roles": ["_admin"]}}
+        try:
+            pairs, last, _ = await collect(db, opts, start)
+        except CouchError as exc:
+            raise PermanentError(f"filter {filter!r}: {exc.reason}", exc.error) from None
+        rows = []
+        for seq, row in pairs:
+            row["seq"] = seq  # the job hands sequences back as they came; plain ints locally
             rows.append(row)
-            if len(rows) >= limit:
-                break
-        if rows and len(rows) >= limit:
-            last = rows[-1]["seq"]
         return {"results": rows, "last_seq": last}
 
     async def revs_diff(self, revs: dict[str, list[str]]) -> dict[str, Any]:

@@ -1,0 +1,89 @@
+"""Design-document functions outside views: _changes filter functions, filter=_view, and
+validation of design documents on save."""
+
+from __future__ import annotations
+
+
+async def _put(client, path, body):
+    async with client.put(path, json=body) as r:
+        return r.status, await r.json()
+
+
+async def test_changes_filter_function_with_query_params(client, db):
+    status, _ = await _put(client, f"/{db}/_design/app", {
+        "filters": {
+            "by_type": "function(doc, req) { return doc.type === req.query.type; }",
+            "no_deleted": "function(doc, req) { return !doc._deleted; }",
+        },
+    })
+    assert status == 201
+    for i, t in enumerate(["a", "b", "a", "c"]):
+        await _put(client, f"/{db}/d{i}", {"type": t})
+    async with client.get(f"/{db}/d3") as r:
+        rev = (await r.json())["_rev"]
+    async with client.delete(f"/{db}/d3", params={"rev": rev}) as r:
+        assert r.status == 200
+    async with client.get(f"/{db}/_changes", params={"filter": "app/by_type", "type": "a"}) as r:
+        assert r.status == 200, await r.text()
+        body = await r.json()
+    assert [row["id"] for row in body["results"]] == ["d0", "d2"]
+    async with client.get(f"/{db}/_changes", params={"filter": "app/no_deleted", "include_docs": "true"}) as r:
+        rows = (await r.json())["results"]
+    ids = [row["id"] for row in rows]
+    assert "d3" not in ids and {"d0", "d1", "d2", "_design/app"} <= set(ids)
+    assert all("doc" in row for row in rows)
+    # longpoll with a filter wakes for a matching write
+    await _put(client, f"/{db}/d9", {"type": "a"})
+    async with client.get(f"/{db}/_changes", params={"filter": "app/by_type", "type": "a", "feed": "longpoll",
+                                                      "since": body["last_seq"]}) as r:
+        assert [row["id"] for row in (await r.json())["results"]] == ["d9"]
+
+
+async def test_changes_view_filter(client, db):
+    await _put(client, f"/{db}/_design/v", {"views": {"odd": {"map": "function(doc) { if (doc.n % 2) emit(doc.n); }"}}})
+    for n in range(6):
+        await _put(client, f"/{db}/n{n}", {"n": n})
+    async with client.get(f"/{db}/_changes", params={"filter": "_view", "view": "v/odd"}) as r:
+        assert r.status == 200, await r.text()
+        assert [row["id"] for row in (await r.json())["results"]] == ["n1", "n3", "n5"]
+
+
+async def test_filter_errors(client, db):
+    async with client.get(f"/{db}/_changes", params={"filter": "nope/x"}) as r:
+        assert r.status == 404
+    await _put(client, f"/{db}/_design/f", {"filters": {}})
+    async with client.get(f"/{db}/_changes", params={"filter": "f/missing"}) as r:
+        assert r.status == 404
+    async with client.get(f"/{db}/_changes", params={"filter": "_view"}) as r:
+        assert r.status == 400
+
+
+async def test_design_doc_with_a_broken_map_is_refused(client, db):
+    status, body = await _put(client, f"/{db}/_design/bad", {"views": {"v": {"map": "function(doc) { emit(doc.x"}}})
+    assert status == 400 and body["error"] in ("compilation_error", "invalid_design_doc")
+    async with client.get(f"/{db}/_design/bad") as r:
+        assert r.status == 404  # nothing was stored
+    status, body = await _put(client, f"/{db}/_design/bad2", {"views": "not an object"})
+    assert status == 400
+    status, _ = await _put(client, f"/{db}/_design/good", {"views": {"v": {"map": "function(doc) { emit(doc.x, 1); }"}}})
+    assert status == 201
+
+
+async def test_replication_with_a_filter_function(client, server, db):
+    await _put(client, f"/{db}/_design/app", {
+        "filters": {"by_type": "function(doc, req) { return doc.type === req.query.type; }"},
+    })
+    for i, t in enumerate(["a", "b", "a"]):
+        await _put(client, f"/{db}/d{i}", {"type": t})
+    for source in (db, f"{server.url}/{db}"):  # a local database, then the same over HTTP
+        target = f"{db}-copy-{'http' if '://' in source else 'local'}"
+        async with client.post("/_replicate", json={
+            "source": source, "target": target, "create_target": True,
+            "filter": "app/by_type", "query_params": {"type": "a"},
+        }) as r:
+            assert r.status == 200, await r.text()
+            assert (await r.json())["ok"] is True
+        async with client.get(f"/{target}/_all_docs") as r:
+            assert [row["id"] for row in (await r.json())["rows"]] == ["d0", "d2"]
+        async with client.delete(f"/{target}") as r:
+            assert r.status == 200
