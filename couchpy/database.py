@@ -24,7 +24,7 @@ from typing import Any
 import lmdb
 import orjson
 
-from . import docrules, jsonutil, revtree, scans, updates
+from . import docrules, jsonutil, revtree, scans, updates, validation
 from .attachments import hooks as att_hooks
 from .docinfo import DocInfo, body_key, splice_doc
 from .errors import BadRequest, CouchError, NotFound, TooLarge
@@ -406,6 +406,9 @@ class Database:
         `body_size`: length of the JSON the document was parsed from, when known.
         """
         doc = await self._prepare(doc, new_edits, followers, self._size_known_ok(body_size))
+        (refused,) = await validation.validate(self, [doc])
+        if refused is not None:
+            raise refused
         fut = self.writer.submit([doc], new_edits)
         if batch:
             fut.add_done_callback(_ignore_result)
@@ -437,6 +440,10 @@ class Database:
                 prepared.append(await self._prepare(doc, new_edits, size_known_ok=size_ok))
             except CouchError as exc:
                 prepared.append(exc)
+        ok = [i for i, d in enumerate(prepared) if not isinstance(d, CouchError)]
+        for i, refused in zip(ok, await validation.validate(self, [prepared[i] for i in ok])):
+            if refused is not None:
+                prepared[i] = refused
         to_write = [d for d in prepared if not isinstance(d, CouchError)]
         written = iter(await self.writer.submit(to_write, new_edits) if to_write else [])
         out: list[dict] = []

@@ -109,6 +109,8 @@ def store_doc(db, txn, docid: str, old: DocInfo | None, tree: revtree.Tree,
         meta["doc_del_count"] += 1
     else:
         meta["doc_count"] += 1
+    if docid.startswith("_design/"):
+        meta["ddoc_seq"] = seq  # design functions changed (validators are cached by this)
     for rev, body in bodies.items():
         raw = jsonutil.dumps(body)
         meta["external_size"] = meta.get("external_size", 0) + len(raw)

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from couchpy.errors import CouchError, Unauthorized
 from couchpy.node import pinning_scope
-from couchpy import sessions
+from couchpy import sessions, validation
 from couchpy.passwords import verify_password
 
 from .responses import error_response
@@ -174,6 +174,8 @@ async def auth_middleware(request: web.Request, handler):
     request["user"] = user
     if user is None and request.path not in OPEN_PATHS:
         raise Unauthorized("You are not a server admin.")
+    # what validate_doc_update functions see as userCtx (every authenticated user is an admin)
+    validation.current_user.set({"name": user, "roles": ["_admin"] if user else []})
     response = await handler(request)
     if refresh and user is not None and not response.prepared:
         set_session_cookie(response, auth.issue_cookie(user), auth.session_timeout)

@@ -87,3 +87,85 @@ async def test_replication_with_a_filter_function(client, server, db):
             assert [row["id"] for row in (await r.json())["rows"]] == ["d0", "d2"]
         async with client.delete(f"/{target}") as r:
             assert r.status == 200
+
+
+VDU = """function(newDoc, oldDoc, userCtx, secObj) {
+  if (newDoc._deleted) return;
+  if (!newDoc.title) throw({forbidden: 'doc.title is required'});
+  if (newDoc.secret === 'open sesame' && userCtx.name !== 'nobody') throw({unauthorized: 'not you'});
+  if (oldDoc && oldDoc.locked) throw({forbidden: 'locked by ' + (secObj.owner || '?')});
+  if (newDoc.who && newDoc.who !== userCtx.name) throw({forbidden: 'who must be ' + userCtx.name});
+}"""
+
+
+async def test_validate_doc_update_guards_writes(client, server, db):
+    assert (await _put(client, f"/{db}/_design/guard", {"validate_doc_update": VDU}))[0] == 201
+    async with client.put(f"/{db}/_security", json={"owner": "ops"}) as r:
+        assert r.status == 200
+    status, body = await _put(client, f"/{db}/a", {"x": 1})
+    assert status == 403 and body == {"error": "forbidden", "reason": "doc.title is required"}
+    status, body = await _put(client, f"/{db}/b", {"title": "t", "secret": "open sesame"})
+    assert status == 401 and body["error"] == "unauthorized"
+    status, body = await _put(client, f"/{db}/c", {"title": "t", "who": server.user})  # userCtx.name
+    assert status == 201
+    status, body = await _put(client, f"/{db}/d", {"title": "t", "locked": True})
+    assert status == 201
+    status, body = await _put(client, f"/{db}/d", {"title": "u", "_rev": body["rev"]})  # oldDoc, secObj
+    assert status == 403 and body["reason"] == "locked by ops"
+    async with client.post(f"/{db}/_bulk_docs", json={"docs": [{"_id": "e", "title": "ok"}, {"_id": "f"}]}) as r:
+        rows = await r.json()
+    assert rows[0]["ok"] is True and rows[1] == {"id": "f", "error": "forbidden", "reason": "doc.title is required"}
+    # design documents are not subject to validators; deletions pass this one
+    assert (await _put(client, f"/{db}/_design/other", {"views": {}}))[0] == 201
+    async with client.get(f"/{db}/e") as r:
+        rev = (await r.json())["_rev"]
+    async with client.delete(f"/{db}/e", params={"rev": rev}) as r:
+        assert r.status == 200
+    # removing the validator lifts the guard
+    async with client.get(f"/{db}/_design/guard") as r:
+        rev = (await r.json())["_rev"]
+    async with client.delete(f"/{db}/_design/guard", params={"rev": rev}) as r:
+        assert r.status == 200
+    assert (await _put(client, f"/{db}/a", {"x": 1}))[0] == 201
+
+
+async def test_replicated_writes_refused_by_a_validator_are_counted(client, db):
+    for i in range(4):
+        await _put(client, f"/{db}/d{i}", {"title": "t"} if i % 2 else {"untitled": True})
+    target = f"{db}-guarded"
+    async with client.put(f"/{target}") as r:
+        assert r.status == 201
+    await _put(client, f"/{target}/_design/guard", {"validate_doc_update": VDU})
+    async with client.post("/_replicate", json={"source": db, "target": target}) as r:
+        assert r.status == 200, await r.text()
+        history = (await r.json())["history"][0]
+    assert history["docs_written"] == 2 and history["doc_write_failures"] == 2
+    async with client.get(f"/{target}/_all_docs") as r:
+        ids = [row["id"] for row in (await r.json())["rows"]]
+    assert ids == ["_design/guard", "d1", "d3"]
+    async with client.delete(f"/{target}") as r:
+        assert r.status == 200
+
+
+async def test_python_validate_doc_update(tmp_path):
+    import pytest
+
+    import couchpy
+    from couchpy.config import Config
+    from couchpy.errors import Forbidden
+
+    config = Config(tmp_path / "couchpy.ini")
+    config.set("query_servers", "python", "true")
+    node = couchpy.open(tmp_path, config=config)
+    try:
+        db = node.create_db("py")
+        await db.put({"_id": "_design/g", "language": "python", "validate_doc_update":
+                      "def fun(new_doc, old_doc, user_ctx, sec_obj):\n"
+                      "    if new_doc.get('n', 0) < 0:\n"
+                      "        raise Exception({'forbidden': 'n must not be negative'})\n"})
+        assert (await db.put({"_id": "ok", "n": 1}))["ok"] is True
+        with pytest.raises(Forbidden) as exc:
+            await db.put({"_id": "bad", "n": -1})
+        assert exc.value.reason == "n must not be negative"
+    finally:
+        await node.aclose()

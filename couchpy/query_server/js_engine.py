@@ -119,6 +119,23 @@ var __qs = (function () {
       var l = logs; logs = [];
       return JSON.stringify([out, l]);
     },
+    // validate_doc_update(newDoc, oldDoc, userCtx, secObj) over [[newDoc, oldDoc], ...]: null
+    // when accepted, else {forbidden: msg} or {unauthorized: msg}, as CouchDB reads a throw.
+    validate: function (src, itemsJson, userCtx, secObj) {
+      var f = filters[src];
+      if (f === undefined) { f = compile(src); filters[src] = f; }
+      var items = JSON.parse(itemsJson), out = new Array(items.length);
+      for (var i = 0; i < items.length; i++) {
+        try { f(items[i][0], items[i][1], userCtx, secObj); out[i] = null; }
+        catch (e) {
+          if (e && typeof e === 'object' && e.forbidden !== undefined) out[i] = { forbidden: String(e.forbidden) };
+          else if (e && typeof e === 'object' && e.unauthorized !== undefined) out[i] = { unauthorized: String(e.unauthorized) };
+          else { out[i] = { forbidden: errText(e) }; logs.push('validate_doc_update error: ' + errText(e)); }
+        }
+      }
+      var l = logs; logs = [];
+      return JSON.stringify([out, l]);
+    },
     reduce: function (idx, keys, values, rereduce) {
       var r = reduces[idx](keys, values, rereduce);
       var l = logs; logs = [];
@@ -166,6 +183,17 @@ class JSEngine:
     def filter(self, src: str, docs_json: bytes, req: Any) -> bytes:
         literal = orjson.dumps(docs_json.decode("utf-8", "surrogatepass")).decode()
         code = "__qs.filter(" + orjson.dumps(src).decode() + ", " + literal + ", " + orjson.dumps(req).decode() + ")"
+        try:
+            return self._eval(code).encode("utf-8", "surrogatepass")
+        except EngineError as exc:
+            if exc.error == "javascript_error":
+                raise EngineError("compilation_error", exc.reason) from None
+            raise
+
+    def validate(self, src: str, items_json: bytes, user_ctx: Any, sec_obj: Any) -> bytes:
+        literal = orjson.dumps(items_json.decode("utf-8", "surrogatepass")).decode()
+        code = ("__qs.validate(" + orjson.dumps(src).decode() + ", " + literal + ", "
+                + orjson.dumps(user_ctx).decode() + ", " + orjson.dumps(sec_obj).decode() + ")")
         try:
             return self._eval(code).encode("utf-8", "surrogatepass")
         except EngineError as exc:

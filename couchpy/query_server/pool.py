@@ -273,6 +273,23 @@ class QueryServerPool:
             out.extend(res)
         return out
 
+    def validate_docs(self, language: str, src: str, items: Sequence[tuple[dict, dict | None]],
+                      user_ctx: dict, sec_obj: dict) -> list[dict | None]:
+        """A `validate_doc_update` function over (new doc, old doc) pairs: None where accepted,
+        {"forbidden": msg} or {"unauthorized": msg} where rejected."""
+        if not items:
+            return []
+        fns = ViewFunctions(language, ())
+        out: list[dict | None] = []
+        for i in range(0, len(items), BATCH):
+            head = jsonutil.dumps([src, user_ctx, sec_obj])
+            body = self._call(fns, b"V" + head + b"\n" + jsonutil.dumps([list(p) for p in items[i:i + BATCH]]))
+            res, logs = jsonutil.loads(body)
+            for line in logs:
+                log.info("validate_doc_update log: %s", line)
+            out.extend(res)
+        return out
+
     def reduce(self, fns: ViewFunctions, idx: int, keys: list, values: list) -> Any:
         """Custom reduce of map rows; keys are [key, docid] pairs."""
         req = jsonutil.dumps(["reduce", idx, keys, values])

@@ -112,6 +112,33 @@ class PyEngine:
         _LOGS.clear()
         return jsonutil.dumps([out, logs])
 
+    def validate(self, src: str, items_json: bytes, user_ctx: Any, sec_obj: Any) -> bytes:
+        """`def fun(new_doc, old_doc, user_ctx, sec_obj)`; it rejects by raising an exception
+        whose argument is {"forbidden": msg} or {"unauthorized": msg} (any other exception
+        forbids, with its message)."""
+        fn = self.filters.get(src)
+        if fn is None:
+            try:
+                fn = _compile(src)
+            except Exception as exc:
+                raise EngineError("compilation_error", str(exc)) from None
+            self.filters[src] = fn
+        out: list = []
+        for new_doc, old_doc in jsonutil.loads(items_json):
+            try:
+                fn(new_doc, old_doc, user_ctx, sec_obj)
+                out.append(None)
+            except Exception as exc:
+                arg = exc.args[0] if exc.args else None
+                if isinstance(arg, dict) and ("forbidden" in arg or "unauthorized" in arg):
+                    key = "forbidden" if "forbidden" in arg else "unauthorized"
+                    out.append({key: str(arg[key])})
+                else:
+                    out.append({"forbidden": f"{type(exc).__name__}: {exc}"})
+        logs = list(_LOGS)
+        _LOGS.clear()
+        return jsonutil.dumps([out, logs])
+
     def reduce(self, idx: int, keys: Any, values: list, rereduce: bool) -> tuple[Any, list]:
         fn = self.reduces[idx]
         try:

@@ -63,6 +63,13 @@ def main(argv: list[str]) -> None:
 
                 src, req = _ju.loads(head)
                 reply = b"O" + engine.filter(src, docs, req)
+            elif kind == b"V":
+                # b"V" + JSON [src, userCtx, secObj] + b"\n" + JSON array of [newDoc, oldDoc]
+                head, items = body.split(b"\n", 1)
+                from .. import jsonutil as _ju
+
+                src, user_ctx, sec_obj = _ju.loads(head)
+                reply = b"O" + engine.validate(src, items, user_ctx, sec_obj)
             else:
                 from .. import jsonutil
 

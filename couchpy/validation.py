@@ -1,0 +1,98 @@
+"""`validate_doc_update`: the write guards design documents define.
+
+Every design document of a database may carry a `validate_doc_update(newDoc, oldDoc, userCtx,
+secObj)` function. Before a write is queued, each such function sees the new document and the
+current one; a function that throws `{forbidden: msg}` refuses the write (403), `{unauthorized:
+msg}` asks for other credentials (401). As in CouchDB, the functions guard replicated writes too,
+but not design documents themselves (only admins write those) nor `_local` documents.
+
+The functions run in query-server workers (couchpy.query_server), one call per function for a
+whole group of documents. The list of functions is cached per database and refreshed only when a
+design document changes (`meta["ddoc_seq"]`), so a database without validators pays nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from typing import Any
+
+from .errors import CouchError, Forbidden, Unauthorized
+
+log = logging.getLogger("couchpy.validation")
+
+# The authenticated user of the current request, as CouchDB's userCtx ({"name", "roles"}); the
+# HTTP layer sets it. Library use and server-internal writes act as an admin.
+current_user: contextvars.ContextVar[dict | None] = contextvars.ContextVar("couchpy_user_ctx", default=None)
+
+
+def user_ctx(db) -> dict:
+    ctx = current_user.get() or {"name": None, "roles": ["_admin"]}
+    return {"db": db.name, "name": ctx.get("name"), "roles": list(ctx.get("roles") or [])}
+
+
+def validators(db) -> list[tuple[str, str]]:
+    """(language, source) of every validate_doc_update in the database's design documents."""
+    key = db.meta.get("ddoc_seq", 0)
+    cached = getattr(db, "_validators", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    found: list[tuple[str, str]] = []
+    for info in db.iter_docinfos("_design/", "_design0", inclusive_end=False):
+        if info.deleted:
+            continue
+        body = db.read_body(info.id, info.rev) or {}
+        src = body.get("validate_doc_update")
+        if isinstance(src, str) and src.strip():
+            found.append((body.get("language") or "javascript", src))
+    db._validators = (key, found)
+    return found
+
+
+def _old_doc(db, docid: str) -> dict | None:
+    info = db.get_docinfo(docid)
+    if info is None:
+        return None
+    body = db.read_body(docid, info.rev)
+    return None if body is None else db.build_doc(info, info.rev, body)
+
+
+def _error(result: dict) -> CouchError:
+    if "unauthorized" in result:
+        return Unauthorized(result["unauthorized"])
+    return Forbidden(str(result.get("forbidden", "forbidden")))
+
+
+async def validate(db, docs: list[dict]) -> list[CouchError | None]:
+    """One entry per document: None where every validator accepts it, else the refusal."""
+    out: list[CouchError | None] = [None] * len(docs)
+    fns = validators(db)
+    if not fns:
+        return out
+    checked = [i for i, d in enumerate(docs) if not d["_id"].startswith(("_design/", "_local/"))]
+    if not checked:
+        return out
+    from .views.manager import pool_for
+
+    pool = pool_for(db.node)
+    items = [(docs[i], _old_doc(db, docs[i]["_id"])) for i in checked]
+    ctx, sec = user_ctx(db), db.meta.get("security") or {}
+    loop = asyncio.get_running_loop()
+    for language, src in fns:
+        if language == "python" and not getattr(pool, "python_enabled", False):
+            log.warning("%s: a python validate_doc_update is ignored ([query_servers] python is off)", db.name)
+            continue
+        pending = [k for k, i in enumerate(checked) if out[i] is None]
+        if not pending:
+            break
+        try:
+            results: list[Any] = await loop.run_in_executor(
+                None, pool.validate_docs, language, src, [items[k] for k in pending], ctx, sec
+            )
+        except CouchError as exc:  # a validator that does not compile refuses every write
+            results = [{"forbidden": f"validate_doc_update: {exc.reason}"}] * len(pending)
+        for k, res in zip(pending, results):
+            if res:
+                out[checked[k]] = _error(res)
+    return out
