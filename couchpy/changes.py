@@ -117,12 +117,29 @@ def change_rows(db, opts: ChangesOptions, since: int | None = None, chunk: int =
     that needs the parsed document, they are spliced as raw JSON (orjson.Fragment).
     """
     pred = build_filter(db, opts)
+    start = opts.since if since is None else since
+    if pred is None and not opts.include_docs and not opts.all_docs_style:
+        yield from _plain_rows(db, opts, start, chunk)
+        return
     parsed = opts.filter_name == "_selector" or (opts.include_docs and opts.attachments)
-    infos = db.changes_since(opts.since if since is None else since, None, opts.descending)
+    infos = db.changes_since(start, None, opts.descending)
     while batch := list(islice(infos, chunk)):
         for info, doc in zip(batch, _load(db, opts, batch, parsed)):
             if pred is None or pred(info, doc):
                 yield info.seq, _row(db, opts, info, doc)
+
+
+def _plain_rows(db, opts: ChangesOptions, start: int, chunk: int) -> Iterator[tuple[int, dict]]:
+    """The common listing (no filter, no documents, winners only) straight from the stored
+    bytes: the winner is the head of the stored DocInfo, so no JSON is parsed."""
+    tag = db.node.format_seq(db, 0)[1:]  # "-<node tag>": the opaque part of every seq
+    for batch in db.seq_chunks(start, opts.descending, chunk):
+        for seq, docid, raw in batch:
+            cut = raw.index(b"\x00")
+            row = {"seq": f"{seq}{tag}", "id": docid.decode(), "changes": [{"rev": raw[1:cut].decode()}]}
+            if raw[0] == 68:  # b"D": the winner is a deletion
+                row["deleted"] = True
+            yield seq, row
 
 
 async def change_rows_async(db, opts: ChangesOptions, since: int | None = None,
@@ -147,45 +164,36 @@ async def change_rows_async(db, opts: ChangesOptions, since: int | None = None,
                 yield info.seq, _row(db, opts, info, doc)
 
 
-class _Collected:
-    """Rows taken up to the limit, and the last sequence they cover."""
-
-    def __init__(self, db, opts: ChangesOptions, since: int):
-        self.snapshot = db.update_seq
-        self.opts = opts
-        self.rows: list[tuple[int, dict]] = []
-        self.last = since
-
-    def add(self, seq: int, row: dict) -> bool:
-        """Take a row; True when the limit is reached."""
-        self.rows.append((seq, row))
-        self.last = seq
-        return self.opts.limit is not None and len(self.rows) >= self.opts.limit
-
-    def result(self, limited: bool) -> tuple[list[tuple[int, dict]], int, bool]:
-        # Scanned to the end: everything up to the database's seq is covered, including the
-        # documents a filter dropped.
-        if not limited and not self.opts.descending:
-            self.last = max(self.last, self.snapshot)
-        return self.rows, self.last, limited
+def _covered(db, opts: ChangesOptions, rows: list, since: int, snapshot: int, limited: bool) -> int:
+    """The last sequence a listing covers: its last row's, or -- when it scanned to the end --
+    the database's (the documents a filter dropped are covered too)."""
+    last = rows[-1][0] if rows else since
+    if not limited and not opts.descending:
+        last = max(last, snapshot)
+    return last
 
 
 def collect_sync(db, opts: ChangesOptions, since: int) -> tuple[list[tuple[int, dict]], int, bool]:
     """The changes after `since` as (seq, row) pairs, the last sequence covered, and whether the
     limit cut the listing short (built-in filters only: no query server, no awaiting)."""
-    taken = _Collected(db, opts, since)
-    for seq, row in change_rows(db, opts, since):
-        if taken.add(seq, row):
-            return taken.result(True)
-    return taken.result(False)
+    snapshot = db.update_seq
+    rows = change_rows(db, opts, since)
+    if opts.limit is None:
+        taken = list(rows)
+        return taken, _covered(db, opts, taken, since, snapshot, False), False
+    taken = list(islice(rows, opts.limit))
+    limited = len(taken) >= opts.limit
+    return taken, _covered(db, opts, taken, since, snapshot, limited), limited
 
 
 async def collect(db, opts: ChangesOptions, since: int) -> tuple[list[tuple[int, dict]], int, bool]:
     """`collect_sync` for any filter, including those that run in a query server."""
     if not uses_query_server(opts):
         return collect_sync(db, opts, since)
-    taken = _Collected(db, opts, since)
-    async for seq, row in change_rows_async(db, opts, since):
-        if taken.add(seq, row):
-            return taken.result(True)
-    return taken.result(False)
+    snapshot = db.update_seq
+    taken: list[tuple[int, dict]] = []
+    async for item in change_rows_async(db, opts, since):
+        taken.append(item)
+        if opts.limit is not None and len(taken) >= opts.limit:
+            return taken, _covered(db, opts, taken, since, snapshot, True), True
+    return taken, _covered(db, opts, taken, since, snapshot, False), False

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import secrets
 import signal
@@ -46,6 +47,17 @@ def prepare_config(data_dir: Path, config_path: Path | None) -> tuple[Config, st
     return config, generated
 
 
+def tune_gc() -> None:
+    """Collect cyclic garbage less often. Reference counting frees almost everything a request
+    allocates; the cyclic collector's default (a pass every 700 allocations) mostly rescans the
+    thousands of young objects a large listing or bulk write is building, which halved the
+    throughput of `_changes` and `_all_docs`. Objects alive after start-up are frozen out of
+    every future pass."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
 async def serve(args: argparse.Namespace) -> None:
     from aiohttp import web
 
@@ -71,6 +83,7 @@ async def serve(args: argparse.Namespace) -> None:
         print(f"Created server admin -- user: admin  password: {generated}", flush=True)
         print(f"  try: curl http://admin:{generated}@{shown_host}:{port}/", flush=True)
         print("  (only its PBKDF2 hash is stored; this is the only time the password is shown)", flush=True)
+    tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -222,6 +222,16 @@ class Database:
             doc["_local_seq"] = info.seq
         return doc
 
+    def load_winner_fragments(self, winners: list[tuple[str, str]]) -> list[orjson.Fragment | None]:
+        """As `load_doc_fragments`, for live winners named by (id, rev): no DocInfo needed."""
+        out: list[orjson.Fragment | None] = []
+        with self.store.read() as txn:
+            get, bodies = txn.get, self._bodies
+            for docid, rev in winners:
+                raw = get(body_key(docid, rev), db=bodies)
+                out.append(None if raw is None else orjson.Fragment(splice_doc(docid, rev, raw)))
+        return out
+
     def load_doc_fragments(self, infos: list[DocInfo], conflicts: bool = False) -> list[orjson.Fragment | None]:
         """The winning revisions as ready-made JSON, for listings (`_all_docs`, `_changes`).
 
@@ -317,8 +327,10 @@ class Database:
     # ------------------------------------------------------------------ ranges (couchpy.scans)
 
     iter_docinfos = scans.iter_docinfos
+    id_chunks = scans.id_chunks
     count_live_before = scans.count_live_before
     changes_since = scans.changes_since
+    seq_chunks = scans.seq_chunks
     count_changes_after = scans.count_changes_after
 
     # ------------------------------------------------------------------ local docs

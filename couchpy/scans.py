@@ -12,16 +12,17 @@ from .docinfo import _SEQ, DocInfo, seq_key
 
 
 
-def iter_docinfos(
+def id_chunks(
     db, start: str | None = None, end: str | None = None, descending: bool = False,
     inclusive_end: bool = True, chunk: int = 512,
-) -> Iterator[DocInfo]:
-    """Doc infos in id order (UTF-8 byte order = code point order), read in bounded chunks."""
+) -> Iterator[list[tuple[bytes, bytes]]]:
+    """The by-id index as chunks of (doc id bytes, stored DocInfo bytes), in id order (UTF-8 byte
+    order = code point order), one read transaction per chunk."""
     pos = start.encode() if start is not None else None
     end_b = end.encode() if end is not None else None
     first = True
     while True:
-        batch: list[DocInfo] = []
+        batch: list[tuple[bytes, bytes]] = []
         with db.store.read() as txn:
             cur = txn.cursor(db=db._docs)
             if descending:
@@ -46,13 +47,25 @@ def iter_docinfos(
                     if not descending and (key > end_b or (not inclusive_end and key == end_b)):
                         ok = False
                         break
-                batch.append(DocInfo.decode(key.decode(), cur.value()))
+                batch.append((key, cur.value()))
                 ok = cur.prev() if descending else cur.next()
-        yield from batch
+        if batch:
+            yield batch
         if not ok or not batch:
             return
-        pos = batch[-1].id.encode()
+        pos = batch[-1][0]
         first = False
+
+
+def iter_docinfos(
+    db, start: str | None = None, end: str | None = None, descending: bool = False,
+    inclusive_end: bool = True, chunk: int = 512,
+) -> Iterator[DocInfo]:
+    """Doc infos in id order, read in bounded chunks."""
+    for batch in id_chunks(db, start, end, descending, inclusive_end, chunk):
+        for key, raw in batch:
+            yield DocInfo.decode(key.decode(), raw)
+
 
 def count_live_before(db, key: str, descending: bool = False) -> int:
     """How many non-deleted docs sort before `key` (for _all_docs `offset`).
@@ -88,41 +101,62 @@ def count_live_before(db, key: str, descending: bool = False) -> int:
     return n
 
 
-def changes_since(db, since: int = 0, limit: int | None = None, descending: bool = False,
-                  chunk: int = 512) -> Iterator[DocInfo]:
-    """Doc infos in update-sequence order after `since`; each document once, at its latest seq."""
-    yielded = 0
+def seq_chunks(db, since: int = 0, descending: bool = False,
+               chunk: int = 512) -> Iterator[list[tuple[int, bytes, bytes]]]:
+    """The by-sequence index after `since` as chunks of (seq, doc id bytes, stored DocInfo bytes),
+    one read transaction per chunk: the raw material of every changes listing."""
     pos = since
     while True:
-        batch: list[DocInfo] = []
+        batch: list[tuple[int, bytes, bytes]] = []
         with db.store.read() as txn:
             cur = txn.cursor(db=db._seqs)
             if descending:
-                ok = cur.set_range(seq_key(pos)) if pos is not None and pos != since else cur.last()
+                ok = cur.set_range(seq_key(pos)) if pos != since else cur.last()
                 if ok and pos != since and cur.key() >= seq_key(pos):
                     ok = cur.prev()
                 elif not ok and pos != since:
                     ok = cur.last()
             else:
                 ok = cur.set_range(seq_key(pos + 1))
-            while ok and len(batch) < chunk:
-                seq = _SEQ.unpack(cur.key())[0]
-                if descending and seq <= since:
+            get, docs, unpack = txn.get, db._docs, _SEQ.unpack
+            if ok and not descending:
+                # the common direction: let LMDB's iterator drive the loop
+                ok = False
+                for key, docid in cur.iternext():
+                    raw = get(docid, db=docs)
+                    if raw is not None:
+                        batch.append((unpack(key)[0], docid, raw))
+                    if len(batch) >= chunk:
+                        ok = True
+                        break
+            while ok and descending and len(batch) < chunk:
+                seq = unpack(cur.key())[0]
+                if seq <= since:
                     ok = False
                     break
-                docid = cur.value().decode()
-                raw = txn.get(cur.value(), db=db._docs)
+                docid = cur.value()
+                raw = get(docid, db=docs)
                 if raw is not None:
-                    batch.append(DocInfo.decode(docid, raw))
-                ok = cur.prev() if descending else cur.next()
-        for info in batch:
-            yield info
+                    batch.append((seq, docid, raw))
+                ok = cur.prev()
+        if batch:
+            yield batch
+        if not ok or not batch:
+            return
+        pos = batch[-1][0]
+
+
+def changes_since(db, since: int = 0, limit: int | None = None, descending: bool = False,
+                  chunk: int = 512) -> Iterator[DocInfo]:
+    """Doc infos in update-sequence order after `since`; each document once, at its latest seq."""
+    yielded = 0
+    for batch in seq_chunks(db, since, descending, chunk):
+        for seq, docid, raw in batch:
+            yield DocInfo.decode(docid.decode(), raw, seq)
             yielded += 1
             if limit is not None and yielded >= limit:
                 return
-        if not ok or not batch:
-            return
-        pos = batch[-1].seq
+
 
 def count_changes_after(db, seq: int) -> int:
     """Entries of the by-sequence index after `seq` (the `pending` of a limited feed).

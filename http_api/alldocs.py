@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from couchpy.attachments import hooks as att_hooks
+from couchpy.docinfo import DocInfo
 from couchpy.errors import BadRequest, QueryParseError
 
 from . import params
@@ -99,26 +100,36 @@ def _query(db, opts: dict, prefix: str | None = None) -> dict:
                 "No rows can match your key range, reverse your start_key and end_key or set descending=true"
             )
         skip, limit = opts["skip"], opts["limit"]
-        infos = []
-        for info in db.iter_docinfos(start, end, descending, inclusive_end):
-            if limit is not None and len(infos) >= limit:
-                break
-            if info.deleted:
-                continue
-            if prefix is not None and not info.id.startswith(prefix):
-                continue
-            if skip:
-                skip -= 1
-                continue
-            infos.append(info)
-        if include_docs and opts["attachments"]:
-            docs = [att_hooks.inline_data(db, d) if d and d.get("_attachments") else d
-                    for d in db.load_docs(infos, opts["conflicts"])]
-        elif include_docs:
-            docs = db.load_doc_fragments(infos, opts["conflicts"])
+        # (id bytes, stored DocInfo bytes) of the live documents in range: the winner's rev is
+        # the head of the stored bytes, so most listings decode nothing else
+        picked: list[tuple[bytes, bytes]] = []
+        if limit != 0:
+            for batch in db.id_chunks(start, end, descending, inclusive_end):
+                for key, raw in batch:
+                    if raw[0] == 68:  # b"D": the winner is a deletion
+                        continue
+                    if skip:
+                        skip -= 1
+                        continue
+                    picked.append((key, raw))
+                    if limit is not None and len(picked) >= limit:
+                        break
+                if limit is not None and len(picked) >= limit:
+                    break
+        if include_docs and (opts["attachments"] or opts["conflicts"]):
+            infos = [DocInfo.decode(key.decode(), raw) for key, raw in picked]
+            if opts["attachments"]:
+                docs = [att_hooks.inline_data(db, d) if d and d.get("_attachments") else d
+                        for d in db.load_docs(infos, opts["conflicts"])]
+            else:
+                docs = db.load_doc_fragments(infos, opts["conflicts"])
+            rows = [_row(i, d, True) for i, d in zip(infos, docs)]
         else:
-            docs = [None] * len(infos)
-        rows = [_row(i, d, include_docs) for i, d in zip(infos, docs)]
+            winners = [(key.decode(), raw[1:raw.index(b"\x00")].decode()) for key, raw in picked]
+            rows = [{"id": i, "key": i, "value": {"rev": r}} for i, r in winners]
+            if include_docs:
+                for row, doc in zip(rows, db.load_winner_fragments(winners)):
+                    row["doc"] = doc
         if prefix is None:
             offset = (db.count_live_before(start, descending) if start is not None else 0) + opts["skip"]
         else:
