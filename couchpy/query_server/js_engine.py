@@ -180,9 +180,12 @@ class JSEngine:
         literal = orjson.dumps(docs_json.decode("utf-8", "surrogatepass")).decode()
         return self._eval("__qs.map(" + literal + ")").encode("utf-8", "surrogatepass")
 
-    def filter(self, src: str, docs_json: bytes, req: Any) -> bytes:
-        literal = orjson.dumps(docs_json.decode("utf-8", "surrogatepass")).decode()
-        code = "__qs.filter(" + orjson.dumps(src).decode() + ", " + literal + ", " + orjson.dumps(req).decode() + ")"
+    def _run_user_function(self, method: str, src: str, items_json: bytes, *args: Any) -> bytes:
+        """`__qs.<method>(src, items, ...args)`; a function that does not evaluate is a
+        compilation_error, as CouchDB reports it."""
+        literal = orjson.dumps(items_json.decode("utf-8", "surrogatepass")).decode()
+        extra = "".join(", " + orjson.dumps(a).decode() for a in args)
+        code = "__qs." + method + "(" + orjson.dumps(src).decode() + ", " + literal + extra + ")"
         try:
             return self._eval(code).encode("utf-8", "surrogatepass")
         except EngineError as exc:
@@ -190,16 +193,11 @@ class JSEngine:
                 raise EngineError("compilation_error", exc.reason) from None
             raise
 
+    def filter(self, src: str, docs_json: bytes, req: Any) -> bytes:
+        return self._run_user_function("filter", src, docs_json, req)
+
     def validate(self, src: str, items_json: bytes, user_ctx: Any, sec_obj: Any) -> bytes:
-        literal = orjson.dumps(items_json.decode("utf-8", "surrogatepass")).decode()
-        code = ("__qs.validate(" + orjson.dumps(src).decode() + ", " + literal + ", "
-                + orjson.dumps(user_ctx).decode() + ", " + orjson.dumps(sec_obj).decode() + ")")
-        try:
-            return self._eval(code).encode("utf-8", "surrogatepass")
-        except EngineError as exc:
-            if exc.error == "javascript_error":
-                raise EngineError("compilation_error", exc.reason) from None
-            raise
+        return self._run_user_function("validate", src, items_json, user_ctx, sec_obj)
 
     def reduce(self, idx: int, keys: Any, values: list, rereduce: bool) -> tuple[Any, list]:
         args = orjson.dumps([idx, keys, values, rereduce]).decode()

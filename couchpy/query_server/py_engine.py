@@ -93,7 +93,8 @@ class PyEngine:
         _LOGS.clear()
         return jsonutil.dumps([out, errors, logs])
 
-    def filter(self, src: str, docs_json: bytes, req: Any) -> bytes:
+    def _function(self, src: str) -> Callable:
+        """A filter or validate_doc_update function, compiled once per source."""
         fn = self.filters.get(src)
         if fn is None:
             try:
@@ -101,6 +102,10 @@ class PyEngine:
             except Exception as exc:
                 raise EngineError("compilation_error", str(exc)) from None
             self.filters[src] = fn
+        return fn
+
+    def filter(self, src: str, docs_json: bytes, req: Any) -> bytes:
+        fn = self._function(src)
         out = []
         for doc in jsonutil.loads(docs_json):
             try:
@@ -116,13 +121,7 @@ class PyEngine:
         """`def fun(new_doc, old_doc, user_ctx, sec_obj)`; it rejects by raising an exception
         whose argument is {"forbidden": msg} or {"unauthorized": msg} (any other exception
         forbids, with its message)."""
-        fn = self.filters.get(src)
-        if fn is None:
-            try:
-                fn = _compile(src)
-            except Exception as exc:
-                raise EngineError("compilation_error", str(exc)) from None
-            self.filters[src] = fn
+        fn = self._function(src)
         out: list = []
         for new_doc, old_doc in jsonutil.loads(items_json):
             try:
