@@ -47,8 +47,7 @@ async def _query_merged(node, db, ddoc: str, view: str, text_params: dict, body:
     """Query-string parameters (text) overridden by typed body members."""
     from couchpy.views import args as qargs
 
-    doc = manager.load_ddoc(db, ddoc)
-    ix = manager.index_for(node, db, doc)
+    ix = manager.index_by_name(node, db, ddoc)
     vi = ix.spec.view_index(view)
     if vi is None:
         from couchpy.errors import NotFound

@@ -306,3 +306,33 @@ async def test_design_options_include_design_and_local_seq(c, vdb):
         assert r.status == 201
     s, body = await get(c, f"/{vdb}/_design/plain/_view/v")
     assert [(r["id"], r["value"]) for r in body["rows"]] == [("a", None)]
+
+
+async def test_large_keys_and_offsets(c, vdb):
+    """One key holding more rows than a query may read on the event loop (it moves to a thread and
+    still answers every row); offsets in both directions; skip past the loop budget."""
+    n = 3300
+    await put_docs(c, vdb, [{"_id": f"d{i:05d}", "n": i, "g": i % 3} for i in range(n)])
+    ddoc = {"views": {"by_g": {"map": "function(doc) { emit(doc.g, doc.n); }"}}}
+    async with c.put(f"/{vdb}/_design/big", json=ddoc) as r:
+        assert r.status == 201
+    base = f"/{vdb}/_design/big/_view/by_g"
+    for g in range(3):
+        s, body = await get(c, base, key=g)
+        assert s == 200 and body["total_rows"] == n and body["offset"] == 1100 * g
+        assert [r["value"] for r in body["rows"]] == list(range(g, n, 3))
+        assert all(r["key"] == g and r["id"] == f"d{r['value']:05d}" for r in body["rows"])
+        s, body = await get(c, base, key=g, descending="true")
+        assert body["offset"] == 1100 * (2 - g)
+        assert [r["value"] for r in body["rows"]] == list(range(g, n, 3))[::-1]
+    s, body = await get(c, base, key=1, include_docs="true")
+    assert len(body["rows"]) == 1100 and all(r["doc"]["n"] == r["value"] for r in body["rows"])
+    s, body = await get(c, base, startkey=1, skip=1050, limit=3)
+    assert [r["value"] for r in body["rows"]] == [1 + 3 * 1050, 1 + 3 * 1051, 1 + 3 * 1052]
+    assert body["offset"] == 1100 + 1050
+    s, body = await get(c, base, startkey=0, endkey=1, skip=2150)
+    assert [r["key"] for r in body["rows"]] == [1] * 50 and body["offset"] == 2150
+    s, body = await get(c, base, keys=[2, 0], limit=1101)
+    assert [r["key"] for r in body["rows"]] == [2] * 1100 + [0]
+    s, body = await get(c, base, startkey=1, descending="true", skip=5, limit=2)
+    assert [r["value"] for r in body["rows"]] == [n - 2 - 15, n - 2 - 18] and body["offset"] == 1100 + 5

@@ -114,6 +114,32 @@ def test_range_reduce_reads_few_partials(env):
         assert t.reduce_range(txn, key(400), key(600)) == 199
 
 
+def test_count_below_on_a_deep_tree(env):
+    """Offsets over 40k rows (several tree levels), before and after incremental updates."""
+    from couchpy.views.index import CountReducer
+
+    rows_db, tree_db = env.open_db(b"rows"), env.open_db(b"tree")
+    t = tree.ReduceTree(rows_db, tree_db, b"\x03", CountReducer(None))
+    n = 40000
+    with env.begin(write=True) as txn:
+        for i in range(0, 2 * n, 2):
+            txn.put(b"\x03" + key(i), marshal.dumps((i, "d", 1)), db=rows_db)
+        t.rebuild(txn)
+    with env.begin() as txn:
+        levels = {k[1] for k in txn.cursor(db=tree_db).iternext(values=False)}
+        assert len(levels) >= 3
+        for hi in (0, 1, 2, 3, 777, 20001, 39999, 2 * n - 2, 2 * n - 1, 2 * n + 5):
+            assert t.count_below(txn, key(hi)) == min(n, (hi + 1) // 2), hi
+    deleted = [key(i) for i in range(1000, 1400, 2)]
+    with env.begin(write=True) as txn:
+        for k in deleted:
+            txn.delete(b"\x03" + k, db=rows_db)
+        t.update(txn, {k: False for k in deleted})
+    with env.begin() as txn:
+        assert t.count_below(txn, key(999)) == 500
+        assert t.count_below(txn, key(1401)) == 701 - 200
+        assert t.count_below(txn, key(2 * n)) == n - 200
+
 @pytest.mark.slow
 def test_full_range_sum_over_a_million_rows_is_fast(tmp_path):
     env = lmdb.open(str(tmp_path / "big"), max_dbs=4, map_size=1 << 31, sync=False)
@@ -144,3 +170,39 @@ def _timed(fn) -> float:
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(ops, min_size=1, max_size=4), st.lists(st.integers(0, 3001), min_size=1, max_size=8))
+def test_count_below_equals_brute_force(tmp_path_factory, batches, his):
+    """count_below (view offsets) over (count, partial) trees, as views keep them, across updates."""
+    from couchpy.views.index import BuiltinAdapter, CountReducer
+
+    path = tmp_path_factory.mktemp("count")
+    env = lmdb.open(str(path), max_dbs=4, map_size=1 << 28)
+    rows_db, tree_db = env.open_db(b"rows"), env.open_db(b"tree")
+    t = tree.ReduceTree(rows_db, tree_db, b"\x02", CountReducer(BuiltinAdapter(builtin("_sum"))))
+    model: dict[bytes, int] = {}
+    for n, batch in enumerate(batches):
+        with env.begin(write=True) as txn:
+            changed = {}
+            for insert, i, v in batch:
+                k = key(i)
+                if insert:
+                    model[k] = v
+                    txn.put(b"\x02" + k, marshal.dumps((i, "doc", v)), db=rows_db)
+                else:
+                    model.pop(k, None)
+                    txn.delete(b"\x02" + k, db=rows_db)
+                changed[k] = insert
+            if n == 0:
+                t.rebuild(txn)
+            else:
+                t.update(txn, changed)
+        with env.begin() as txn:
+            for b in his + [0, 3001]:
+                want = sum(1 for k in model if k < key(b))
+                assert t.count_below(txn, key(b)) == want, b
+                part = t.reduce_range(txn, None, key(b))
+                assert (part[0] if part else 0) == want
+    env.close()

@@ -127,6 +127,7 @@ class ViewIndex:
         self._build: asyncio.Future | None = None
         self.closed = False
         self.purge_seq = 0
+        self._seq_seen = -1  # the highest index sequence read so far
 
     # ------------------------------------------------------------------ meta
 
@@ -137,7 +138,17 @@ class ViewIndex:
     @property
     def seq(self) -> int:
         with self.store.read() as txn:
-            return self._get_meta(txn, b"seq", 0)
+            seq = self._get_meta(txn, b"seq", 0)
+        if seq > self._seq_seen:
+            self._seq_seen = seq
+        return seq
+
+    def current(self) -> bool:
+        """Whether the index reflects the database's latest sequence; reads no transaction when
+        the answer is already known (only this process writes the index, and its sequence only
+        grows)."""
+        target = self.db.update_seq
+        return self._seq_seen >= target or self.seq >= target
 
     def tree_valid(self, txn: Any) -> bool:
         return self._get_meta(txn, b"tree_valid", True)
@@ -255,6 +266,8 @@ class ViewIndex:
 
     async def update(self, node: Any = None, ddoc_id: str | None = None) -> None:
         """Await an up-to-date index; concurrent callers share one build."""
+        if self.current():
+            return
         loop = asyncio.get_running_loop()
         while True:
             if self._build is not None and not self._build.done():

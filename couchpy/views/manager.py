@@ -17,7 +17,11 @@ from ..query_server import QueryServerPool
 from . import args as qargs
 from . import ddoc as ddocs
 from .index import ViewIndex
-from .query import run_query
+from .query import TooBig, run_query
+
+# Rows a map query may read on the event loop before it is handed to a thread (~1 ms of work).
+LOOP_ROWS = 1000
+LOOP_ROWS_DOCS = 200
 
 _pools: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _indexes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -68,6 +72,22 @@ def index_for(node: Any, db: Any, doc: dict) -> ViewIndex:
             if len(_specs) > 1000:
                 _specs.clear()
             _specs[key] = spec
+    return _index_for_spec(node, db, spec)
+
+
+def index_by_name(node: Any, db: Any, ddoc_name: str) -> ViewIndex:
+    """index_for(load_ddoc(...)) without reading the design document when its current revision
+    was parsed before (the common case: every query names its design document)."""
+    docid = ddoc_name if ddoc_name.startswith("_design/") else "_design/" + ddoc_name
+    info = db.get_docinfo(docid)
+    if info is not None and not info.deleted:
+        spec = _specs.get((db.name, docid, info.rev))
+        if spec is not None:
+            return _index_for_spec(node, db, spec)
+    return index_for(node, db, db.get(docid))  # raises NotFound as load_ddoc does
+
+
+def _index_for_spec(node: Any, db: Any, spec: ddocs.DesignSpec) -> ViewIndex:
     pool = pool_for(node)
     if spec.language != "query":
         pool.check_language(spec.language)
@@ -82,8 +102,7 @@ def index_for(node: Any, db: Any, doc: dict) -> ViewIndex:
 async def query_view(node: Any, db: Any, ddoc_name: str, view_name: str, raw: dict, text: bool,
                      extra_keys: list | None = None) -> dict:
     """One view query; `raw` are the parameters (query-string text when `text`)."""
-    doc = load_ddoc(db, ddoc_name)
-    ix = index_for(node, db, doc)
+    ix = index_by_name(node, db, ddoc_name)
     vi = ix.spec.view_index(view_name)
     if vi is None:
         raise NotFound("missing_named_view")
@@ -125,11 +144,20 @@ async def execute(node: Any, db: Any, ix: ViewIndex, vi: int, a: qargs.QueryArgs
         return out
 
     fmt = lambda s: node.format_seq(db, s)  # noqa: E731
+    out = None
     if _small(ix, vi, a, reducing):
         # A bounded read with no user code: cheaper on the loop than a thread hand-off (LMDB
         # reads never block on writers).
         out = run_query(ix, vi, a, reducing, load_doc, fmt)
-    else:
+    elif not reducing:
+        # A map query of unknown size (e.g. every row of one key): try it on the loop with a row
+        # budget; past the budget it is abandoned and run again, whole, in a thread.
+        try:
+            out = run_query(ix, vi, a, reducing, load_doc, fmt,
+                            budget=LOOP_ROWS_DOCS if a.include_docs else LOOP_ROWS)
+        except TooBig:
+            out = None
+    if out is None:
         loop = asyncio.get_running_loop()
         out = await loop.run_in_executor(None, run_query, ix, vi, a, reducing, load_doc, fmt)
     if a.update == "lazy":
@@ -144,10 +172,8 @@ def _small(ix: ViewIndex, vi: int, a: qargs.QueryArgs, reducing: bool) -> bool:
         return False
     if reducing:
         return qargs.group_level_of(a) is False or (a.limit is not None and a.limit <= 100)
-    if a.include_docs and (a.limit is None or a.limit > 200):
-        return False
-    # unbounded row counts go to a thread: one key may hold any number of rows
-    return a.limit is not None and a.limit <= 1000
+    # map queries run on the loop under a row budget (execute): one key may hold any number of rows
+    return False
 
 
 async def view_info(node: Any, db: Any, ddoc_name: str) -> dict:

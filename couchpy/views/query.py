@@ -19,6 +19,10 @@ from .args import QueryArgs, group_level_of
 HIGH = b"\xff"
 
 
+class TooBig(Exception):
+    """A query run on the event loop met more rows than its budget: run it again in a thread."""
+
+
 def _range(a: QueryArgs, enc: Any) -> tuple[bytes | None, bytes | None]:
     """[lo, hi) in row-key space for startkey/endkey/docids/inclusive_end/descending."""
     lo = hi = None
@@ -77,9 +81,32 @@ def _iter_rows(txn: Any, rows_db: Any, vp: bytes, lo: bytes | None, hi: bytes | 
 
 def _count(index: Any, txn: Any, vi: int, lo: bytes | None, hi: bytes | None) -> int:
     if index.tree_valid(txn):
-        p = index.trees[vi].reduce_range(txn, lo, hi)
+        t = index.trees[vi]
+        # offsets: rows before a point (ascending) or from a point on (descending)
+        if (lo is None) != (hi is None):
+            n = t.count_below(txn, hi if lo is None else lo)
+            if n is not None:
+                if lo is None:
+                    return n
+                p = t.reduce_range(txn, None, None)
+                return (p[0] if p else 0) - n
+        p = t.reduce_range(txn, lo, hi)
         return p[0] if p else 0
     return sum(1 for _ in _iter_rows(txn, index._rows, bytes([vi]), lo, hi, False))
+
+
+def _values_asc(txn: Any, rows_db: Any, vp: bytes, lo: bytes | None, hi: bytes | None):
+    """Raw row values in [lo, hi), ascending: _iter_rows without the row keys, which a map query
+    does not need (one C-level iterator step per row)."""
+    cur = txn.cursor(db=rows_db)
+    if not cur.set_range(vp + (lo or b"")):
+        return
+    # vp is one byte: every row of this view sorts below the next byte value
+    stop = vp + hi if hi is not None else bytes([vp[0] + 1])
+    for k, v in cur.iternext():
+        if k >= stop:
+            return
+        yield v
 
 
 def _reduce(index: Any, txn: Any, vi: int, lo: bytes | None, hi: bytes | None) -> tuple[int, Any]:
@@ -93,32 +120,39 @@ def _reduce(index: Any, txn: Any, vi: int, lo: bytes | None, hi: bytes | None) -
     return p if p else (0, None)
 
 
-def run_query(index: Any, vi: int, a: QueryArgs, reducing: bool, load_doc: Any, seq_fmt: Any) -> dict:
-    view = index.spec.views[vi]
+def run_query(index: Any, vi: int, a: QueryArgs, reducing: bool, load_doc: Any, seq_fmt: Any,
+              budget: int | None = None) -> dict:
+    """`budget`: raise TooBig rather than read more than that many rows (a map query on the loop)."""
     enc = index.encoders[vi]
     vp = bytes([vi])
     with index.store.read() as txn:
-        update_seq = index._get_meta(txn, b"seq", 0)
+        update_seq = index._get_meta(txn, b"seq", 0) if a.update_seq else 0
         if reducing:
             out: dict = {"rows": _reduce_rows(index, txn, vi, a, enc)}
         else:
-            out = _map_rows(index, txn, vi, vp, a, enc)
+            out = _map_rows(index, txn, vi, vp, a, enc, budget)
     if a.include_docs and not reducing:
         docs = load_doc(out["rows"], a.conflicts)
         for row, doc in zip(out["rows"], docs):
             row["doc"] = doc
     if a.update_seq:
         out["update_seq"] = seq_fmt(update_seq)
-    del view
     return out
 
 
-def _map_rows(index: Any, txn: Any, vi: int, vp: bytes, a: QueryArgs, enc: Any) -> dict:
+def _map_rows(index: Any, txn: Any, vi: int, vp: bytes, a: QueryArgs, enc: Any,
+              budget: int | None = None) -> dict:
     rows_db = index._rows
     total = _count(index, txn, vi, None, None)
     skip, limit = a.skip, a.limit
     out: list = []
     offset = None
+    # skipped rows are read too: they count against the budget
+    seen = 0
+    max_rows = budget if budget is not None else float("inf")
+    cap = limit if limit is not None else float("inf")
+    loads = marshal.loads
+    append = out.append
     if a.keys is not None:
         ranges = []
         for k in a.keys:
@@ -129,20 +163,28 @@ def _map_rows(index: Any, txn: Any, vi: int, vp: bytes, a: QueryArgs, enc: Any) 
     for lo, hi in ranges:
         if limit is not None and len(out) >= limit:
             break
+        seen += 1  # a seek costs about a row
         if offset is None and a.keys is None:
             # rows before the first one returned, in the direction of the query
             if not a.descending:
                 offset = _count(index, txn, vi, None, lo) if lo is not None else 0
             else:
                 offset = _count(index, txn, vi, hi, None) if hi is not None else 0
-        for rk, raw in _iter_rows(txn, rows_db, vp, lo, hi, a.descending):
+        if a.descending:
+            values = (raw for _rk, raw in _iter_rows(txn, rows_db, vp, lo, hi, True))
+        else:
+            values = _values_asc(txn, rows_db, vp, lo, hi)
+        for raw in values:
+            seen += 1
+            if seen > max_rows:
+                raise TooBig()
             if skip:
                 skip -= 1
                 continue
-            if limit is not None and len(out) >= limit:
+            key, docid, value = loads(raw)
+            append({"id": docid, "key": key, "value": value})
+            if len(out) >= cap:
                 break
-            key, docid, value = marshal.loads(raw)
-            out.append({"id": docid, "key": key, "value": value})
     if offset is None:
         offset = 0
     if a.keys is None:

@@ -127,6 +127,46 @@ class ReduceTree:
         self._collect(txn, MAXL, b"", None, lo, hi, partials, rows)
         return combine(self.reducer, partials, rows)
 
+    def count_below(self, txn: Any, hi: bytes) -> int | None:
+        """Number of rows with rowkey < hi, for partials of the form (count, ...) (CountReducer).
+
+        Cheaper than reduce_range(None, hi): only the path to `hi` is opened, and at each level
+        the blocks left of it contribute their stored count without being collected. None when
+        the block structure is not what it should be (the caller falls back to reduce_range).
+        """
+        loads = marshal.loads
+        p = self.prefix
+        total = 0
+        pstart = b""
+        for lv in range(MAXL, 0, -1):
+            tp = p + bytes([lv])
+            n = len(tp)
+            cur = txn.cursor(db=self.tree_db)
+            # every level-(lv+1) block start is also a level-lv block start
+            if not cur.set_range(tp + pstart) or cur.key() != tp + pstart:
+                return None
+            stop = tp + hi
+            last = None
+            start = pstart
+            for k, v in cur.iternext():
+                if k >= stop or not k.startswith(tp):
+                    break
+                if last is not None:
+                    part = loads(last)
+                    if part is not None:
+                        total += part[0]
+                start, last = k[n:], v
+            # the last block seen starts below hi and holds it: open it one level down
+            pstart = start
+        cur = txn.cursor(db=self.rows_db)
+        if cur.set_range(p + pstart):
+            stop = p + hi
+            for k in cur.iternext(keys=True, values=False):
+                if k >= stop:
+                    break
+                total += 1
+        return total
+
     def _collect(self, txn, lv, pstart, pend, lo, hi, partials, rows) -> None:
         if lv == 0:
             start = pstart if lo is None or lo < pstart else lo
