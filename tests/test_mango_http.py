@@ -234,3 +234,55 @@ async def test_partial_and_compound_indexes(c, mdb):
     assert s == 200 and [d["n"] for d in body["docs"]] == [30, 32, 34, 36, 38]  # kind pinned by $eq
     s, body = await post(c, f"/{mdb}/_find", {"selector": {"kind": "a"}, "sort": [{"n": "asc"}, {"kind": "desc"}]})
     assert s == 400 and body["error"] == "unsupported_mixed_sort"
+
+
+async def test_exact_ranges_large_results_and_paging(c):
+    """Exact index ranges (documents spliced from stored JSON): both directions, skip, bookmarks,
+    whole documents, and results past the on-loop budget (the query moves to a thread)."""
+    name = "mx-" + uuid.uuid4().hex[:10]
+    async with c.put(f"/{name}") as r:
+        assert r.status == 201
+    try:
+        n = 1500
+        docs = [{"_id": f"e{i:05d}", "n": i, "body": {"s": "x" * (i % 7), "q": [i, None, True]}} for i in range(n)]
+        docs.append({"_id": "empty", "n": -1})  # a body with nothing but n
+        async with c.post(f"/{name}/_bulk_docs", json={"docs": docs}) as r:
+            assert r.status == 201
+            revs = {x["id"]: x["rev"] for x in await r.json()}
+        await post(c, f"/{name}/_index", {"index": {"fields": ["n"]}, "name": "by-n", "ddoc": "idx"})
+        s, body = await post(c, f"/{name}/_find", {"selector": {"n": {"$gte": -5, "$lt": 3}}, "sort": ["n"]})
+        assert s == 200 and body["docs"][0] == {"_id": "empty", "_rev": revs["empty"], "n": -1}
+        assert body["docs"][1] == {"_id": "e00000", "_rev": revs["e00000"], "n": 0,
+                                   "body": {"s": "", "q": [0, None, True]}}
+        assert [d["n"] for d in body["docs"]] == [-1, 0, 1, 2]
+        # more results than the loop budget
+        s, body = await post(c, f"/{name}/_find", {"selector": {"n": {"$gte": 100}}, "sort": ["n"],
+                                                   "limit": 1400, "execution_stats": True})
+        assert [d["n"] for d in body["docs"]] == list(range(100, n))
+        assert body["execution_stats"]["results_returned"] == n - 100
+        assert all(d["_rev"] == revs[d["_id"]] and d["body"]["q"][0] == d["n"] for d in body["docs"])
+        s, body = await post(c, f"/{name}/_find", {"selector": {"n": {"$lte": 1200}}, "sort": [{"n": "desc"}],
+                                                   "skip": 3, "limit": 1000})
+        assert [d["n"] for d in body["docs"]] == list(range(1197, 197, -1))
+        # pages by bookmark, descending
+        got, bm = [], None
+        for _ in range(10):
+            q = {"selector": {"n": {"$gt": 10, "$lte": 40}}, "sort": [{"n": "desc"}], "limit": 7}
+            if bm:
+                q["bookmark"] = bm
+            s, body = await post(c, f"/{name}/_find", q)
+            if not body["docs"]:
+                break
+            got += [d["n"] for d in body["docs"]]
+            bm = body["bookmark"]
+        assert got == list(range(40, 10, -1))
+        # a document changed after the index was read is not returned with stale contents
+        async with c.put(f"/{name}/e00020", json={"_rev": revs["e00020"], "n": 20, "v": 2}) as r:
+            assert r.status == 201
+        s, body = await post(c, f"/{name}/_find", {"selector": {"n": {"$gte": 20, "$lt": 22}}, "update": False})
+        assert [(d["_id"], d.get("v")) for d in body["docs"]] == [("e00020", 2), ("e00021", None)]
+        s, body = await post(c, f"/{name}/_find", {"selector": {"n": {"$gte": 20, "$lt": 22}}})
+        assert [(d["_id"], d.get("v")) for d in body["docs"]] == [("e00020", 2), ("e00021", None)]
+    finally:
+        async with c.delete(f"/{name}"):
+            pass

@@ -457,6 +457,11 @@ def compile_selector(selector: Any) -> Matcher:
     return _compile(normalize(selector), "")
 
 
+def compile_normalized(norm: dict) -> Matcher:
+    """compile_selector for a selector `normalize` already returned (no second normalization)."""
+    return _compile(norm, "")
+
+
 def matches(selector: Any, doc: Any) -> bool:
     """One-off convenience: compile and match (compile once when matching many documents)."""
     return compile_selector(selector)(doc)
