@@ -336,3 +336,10 @@ async def test_large_keys_and_offsets(c, vdb):
     assert [r["key"] for r in body["rows"]] == [2] * 1100 + [0]
     s, body = await get(c, base, startkey=1, descending="true", skip=5, limit=2)
     assert [r["value"] for r in body["rows"]] == [n - 2 - 15, n - 2 - 18] and body["offset"] == 1100 + 5
+    # incremental updates move offsets (remembered tree blocks are forgotten with the old index)
+    await put_docs(c, vdb, [{"_id": f"e{i:05d}", "n": i, "g": 0} for i in range(40)])
+    for _ in range(2):
+        s, body = await get(c, base, key=1, limit=1)
+        assert body["offset"] == 1140 and body["total_rows"] == n + 40
+        s, body = await get(c, base, key=0, descending="true", limit=1)
+        assert body["offset"] == 2200 and body["rows"][0]["id"] == "e00039"

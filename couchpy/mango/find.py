@@ -324,7 +324,8 @@ async def find(node: Any, db: Any, body: Any) -> dict:
     t0 = time.monotonic()
     req = parse_request(body)
     p = plan(db, req["norm"], req["sort"], req["use_index"])
-    matcher = compile_normalized(req["norm"])
+    # An exact plan over a current index never consults the matcher: compile it on first use.
+    matcher = _LazyMatcher(req["norm"]) if p.exact else compile_normalized(req["norm"])
     ix = vi = None
     if p.index.type == "json":
         ix = manager.index_by_name(node, db, p.index.ddoc)
@@ -348,6 +349,21 @@ async def find(node: Any, db: Any, body: Any) -> dict:
         stats["execution_time_ms"] = round((time.monotonic() - t0) * 1000, 3)
         out["execution_stats"] = stats
     return out
+
+
+class _LazyMatcher:
+    """A matcher compiled on its first call (the selector is already validated by normalize)."""
+
+    __slots__ = ("norm", "fn")
+
+    def __init__(self, norm: dict):
+        self.norm = norm
+        self.fn = None
+
+    def __call__(self, doc: Any) -> bool:
+        if self.fn is None:
+            self.fn = compile_normalized(self.norm)
+        return self.fn(doc)
 
 
 def _execute(db: Any, ix: Any, vi: Any, p: Plan, req: dict, matcher: Any,
@@ -381,8 +397,9 @@ def _execute(db: Any, ix: Any, vi: Any, p: Plan, req: dict, matcher: Any,
             if raw_ok and ix_seq >= db.update_seq:
                 fast = _exact_current(db, txn, ix._rows, vp, lo, hi, p.descending, skip, limit, max_keys)
             if fast is not None:
-                docs, last, examined = fast
+                docs, returned, last, examined = fast
                 stats["total_keys_examined"] = stats["total_docs_examined"] = examined
+                stats["results_returned"] = returned
             else:
                 it = _iter_rows(txn, ix._rows, vp, lo, hi, p.descending)
                 done = False
@@ -470,7 +487,8 @@ def _execute(db: Any, ix: Any, vi: Any, p: Plan, req: dict, matcher: Any,
         else:
             if batch_infos:
                 flush()
-    stats["results_returned"] = len(docs)
+    if not isinstance(docs, orjson.Fragment):
+        stats["results_returned"] = len(docs)
     bookmark = _encode_bookmark(last) if last is not None else (req["raw_bookmark"] or "nil")
     return docs, bookmark, stats
 
@@ -479,17 +497,18 @@ def _exact_current(db: Any, txn: Any, rows_db: Any, vp: bytes, lo: bytes | None,
                    descending: bool, skip: int, limit: int, max_keys: float) -> tuple | None:
     """An exact plan over an index as new as the database: every row in the range is a result and
     names the winning revision, so each document is its stored body with `_id`/`_rev` spliced in,
-    read in the same pass as the index rows (no parsing, no doc-info lookups).
+    read in the same pass as the index rows (no parsing, no doc-info lookups). The documents come
+    back as one ready-made JSON array.
 
-    Returns (documents, bookmark position, rows examined), or None when a row carries no revision
-    (an index written before rows did): the caller takes the general path.
+    Returns (documents, how many, bookmark position, rows examined), or None when a row carries no
+    revision (an index written before rows did): the caller takes the general path.
     """
     loads = marshal.loads
     dumps = orjson.dumps
-    fragment = orjson.Fragment
     bodies = db.store.db("bodies")
-    docs: list[Any] = []
-    append = docs.append
+    parts: list[bytes] = [b"["]
+    extend = parts.extend
+    n = 0
     last = None
     examined = 0
     if descending:
@@ -512,13 +531,19 @@ def _exact_current(db: Any, txn: Any, rows_db: Any, vp: bytes, lo: bytes | None,
             if skip:
                 skip -= 1
                 continue
-            append(fragment(b'{"_id":' + dumps(docid) + b',"_rev":' + dumps(rev)
-                            + (b"," + body[1:] if len(body) > 2 else b"}")))
-            if len(docs) >= limit:
-                last = (key, docid)
-                break
+            if len(body) > 2:
+                extend((b'{"_id":', dumps(docid), b',"_rev":', dumps(rev), b",", body[1:], b","))
+            else:
+                extend((b'{"_id":', dumps(docid), b',"_rev":', dumps(rev), b"},"))
+            n += 1
             last = (key, docid)
-    return docs, (None if last is None else {"key": last[0], "id": last[1]}), examined
+            if n >= limit:
+                break
+    if n:
+        parts[-1] = parts[-1][:-1]  # the last document's trailing comma
+    parts.append(b"]")
+    return (orjson.Fragment(b"".join(parts)), n, None if last is None else {"key": last[0], "id": last[1]},
+            examined)
 
 
 def _load_current(db: Any, rows: list) -> list[Any]:

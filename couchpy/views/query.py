@@ -84,7 +84,7 @@ def _count(index: Any, txn: Any, vi: int, lo: bytes | None, hi: bytes | None) ->
         t = index.trees[vi]
         # offsets: rows before a point (ascending) or from a point on (descending)
         if (lo is None) != (hi is None):
-            n = t.count_below(txn, hi if lo is None else lo)
+            n = t.count_below(txn, hi if lo is None else lo, index._get_meta(txn, b"seq", 0))
             if n is not None:
                 if lo is None:
                     return n

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import hashlib
 import marshal
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 MAXL = 6
 BITS = 5
+_MEMO_MAX = 4096  # blocks whose children count_below keeps in memory (~40 keys each)
 _MASK = (1 << BITS) - 1
 
 
@@ -62,6 +64,7 @@ class ReduceTree:
         self.tree_db = tree_db
         self.prefix = prefix
         self.reducer = reducer
+        self._memo: tuple[Any, dict] | None = None  # count_below: (version, {(level, start): children})
 
     def _tp(self, lv: int) -> bytes:
         return self.prefix + bytes([lv])
@@ -127,19 +130,53 @@ class ReduceTree:
         self._collect(txn, MAXL, b"", None, lo, hi, partials, rows)
         return combine(self.reducer, partials, rows)
 
-    def count_below(self, txn: Any, hi: bytes) -> int | None:
+    def count_below(self, txn: Any, hi: bytes, version: Any = None) -> int | None:
         """Number of rows with rowkey < hi, for partials of the form (count, ...) (CountReducer).
 
-        Cheaper than reduce_range(None, hi): only the path to `hi` is opened, and at each level
-        the blocks left of it contribute their stored count without being collected. None when
-        the block structure is not what it should be (the caller falls back to reduce_range).
+        Cheaper than reduce_range(None, hi): only the path to `hi` is opened. `version` (the index
+        sequence read in `txn`) names the tree's state: while it stays the same, the blocks on the
+        paths taken are remembered as their children's start keys and running counts, so a later
+        call bisects instead of reading. The first call at a new version only reads (a tree that
+        changes between every two queries gains nothing from remembering). Returns None when the
+        block structure is not what it should be (the caller falls back to reduce_range).
         """
+        if version is None:
+            return self._count_scan(txn, hi)
+        held = self._memo
+        if held is None or held[0] != version:
+            self._memo = (version, {})  # one reference swap: safe with readers in other threads
+            return self._count_scan(txn, hi)
+        memo = held[1]
+        if len(memo) > _MEMO_MAX:
+            memo.clear()
+        total = 0
+        pstart, pend = b"", None
+        for lv in range(MAXL, 0, -1):
+            entry = memo.get((lv, pstart))
+            if entry is None:
+                entry = self._children(txn, lv, pstart, pend)
+                if entry is None:
+                    return None
+                memo[(lv, pstart)] = entry
+            starts, before = entry
+            # the last child starting below hi holds it: open it one level down
+            i = bisect_left(starts, hi) - 1
+            if i < 0:
+                return total  # hi == b"": nothing sorts below it
+            total += before[i]
+            pstart = starts[i]
+            if i + 1 < len(starts):
+                pend = starts[i + 1]
+        return total + self._rows_below(txn, pstart, hi)
+
+    def _count_scan(self, txn: Any, hi: bytes) -> int | None:
+        """count_below reading the tree: at each level, the blocks left of `hi` inside the block
+        holding it contribute their stored counts, and that block is opened one level down."""
         loads = marshal.loads
-        p = self.prefix
         total = 0
         pstart = b""
         for lv in range(MAXL, 0, -1):
-            tp = p + bytes([lv])
+            tp = self._tp(lv)
             n = len(tp)
             cur = txn.cursor(db=self.tree_db)
             # every level-(lv+1) block start is also a level-lv block start
@@ -156,16 +193,44 @@ class ReduceTree:
                     if part is not None:
                         total += part[0]
                 start, last = k[n:], v
-            # the last block seen starts below hi and holds it: open it one level down
             pstart = start
+        return total + self._rows_below(txn, pstart, hi)
+
+    def _rows_below(self, txn: Any, start: bytes, hi: bytes) -> int:
+        """Rows in [start, hi), counted without reading their values."""
         cur = txn.cursor(db=self.rows_db)
-        if cur.set_range(p + pstart):
+        p = self.prefix
+        n = 0
+        if cur.set_range(p + start):
             stop = p + hi
             for k in cur.iternext(keys=True, values=False):
                 if k >= stop:
                     break
-                total += 1
-        return total
+                n += 1
+        return n
+
+    def _children(self, txn: Any, lv: int, pstart: bytes, pend: bytes | None) -> tuple | None:
+        """Level-lv blocks of the parent block [pstart, pend): (start keys, rows before each)."""
+        tp = self._tp(lv)
+        n = len(tp)
+        cur = txn.cursor(db=self.tree_db)
+        # every level-(lv+1) block start is also a level-lv block start
+        if not cur.set_range(tp + pstart) or cur.key() != tp + pstart:
+            return None
+        stop = tp + pend if pend is not None else None
+        loads = marshal.loads
+        starts: list[bytes] = []
+        before: list[int] = []
+        running = 0
+        for k, v in cur.iternext():
+            if not k.startswith(tp) or (stop is not None and k >= stop):
+                break
+            starts.append(k[n:])
+            before.append(running)
+            part = loads(v)
+            if part is not None:
+                running += part[0]
+        return starts, before
 
     def _collect(self, txn, lv, pstart, pend, lo, hi, partials, rows) -> None:
         if lv == 0:
