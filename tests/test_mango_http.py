@@ -276,6 +276,12 @@ async def test_exact_ranges_large_results_and_paging(c):
             got += [d["n"] for d in body["docs"]]
             bm = body["bookmark"]
         assert got == list(range(40, 10, -1))
+        # scans past the loop budget without an index, and through the index with re-checks
+        s, body = await post(c, f"/{name}/_find", {"selector": {"body.q.0": {"$gte": 1495}}})
+        assert [d["n"] for d in body["docs"]] == list(range(1495, n)) and "warning" in body
+        s, body = await post(c, f"/{name}/_find", {"selector": {"n": {"$gte": 100}, "body.s": "xxxxxx"},
+                                                   "sort": ["n"], "limit": 40})
+        assert [d["n"] for d in body["docs"]] == [i for i in range(100, n) if i % 7 == 6][:40]
         # a document changed after the index was read is not returned with stale contents
         async with c.put(f"/{name}/e00020", json={"_rev": revs["e00020"], "n": 20, "v": 2}) as r:
             assert r.status == 201

@@ -102,6 +102,12 @@ def _values_asc(txn: Any, rows_db: Any, vp: bytes, lo: bytes | None, hi: bytes |
     if not cur.set_range(vp + (lo or b"")):
         return
     # vp is one byte: every row of this view sorts below the next byte value
+    if hi is None and vp[0] == 0xFF:
+        for k, v in cur.iternext():
+            if not k.startswith(vp):
+                return
+            yield v
+        return
     stop = vp + hi if hi is not None else bytes([vp[0] + 1])
     for k, v in cur.iternext():
         if k >= stop:
