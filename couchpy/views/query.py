@@ -155,7 +155,7 @@ def _map_rows(index: Any, txn: Any, vi: int, vp: bytes, a: QueryArgs, enc: Any,
     offset = None
     # skipped rows are read too: they count against the budget
     seen = 0
-    max_rows = budget if budget is not None else float("inf")
+    max_rows = budget + 1 if budget is not None else float("inf")  # the first seek is free
     cap = limit if limit is not None else float("inf")
     loads = marshal.loads
     append = out.append
