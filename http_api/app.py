@@ -16,7 +16,7 @@ from aiohttp import web
 from couchpy.node import Node
 
 from . import alldocs, bulk, changes, databases, documents, server
-from .middleware import Authenticator, auth_middleware, error_middleware
+from .middleware import Authenticator, couch_middleware
 
 log = logging.getLogger("couchpy.http")
 
@@ -40,7 +40,7 @@ def _feature_routes() -> list:
 def make_app(node: Node) -> web.Application:
     config = node.config
     max_body = config.get_int("chttpd", "max_http_request_size", 4294967296) or 4294967296
-    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=max_body)
+    app = web.Application(middlewares=[couch_middleware], client_max_size=max_body)
     app["node"] = node
     app["auth"] = Authenticator(config)
     app.router.add_routes(server.routes_list())

@@ -47,10 +47,17 @@ _HTTP_ERRORS = {
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler):
+async def couch_middleware(request: web.Request, handler):
+    """The one middleware (each layer costs every request): authenticate, pin the databases the
+    request opens until it is answered, and render every failure as CouchDB does."""
     try:
-        with pinning_scope():  # databases this request opens stay open until it is answered
-            return await handler(request)
+        with pinning_scope():
+            refresh_for = await authenticate(request)
+            response = await handler(request)
+            if refresh_for is not None and not response.prepared:
+                auth: Authenticator = request.app["auth"]
+                set_session_cookie(response, auth.issue_cookie(refresh_for), auth.session_timeout)
+            return response
     except CouchError as exc:
         return error_response(exc.status, exc.error, exc.reason)
     except web.HTTPException as exc:
@@ -155,13 +162,14 @@ class Authenticator:
         self._headers[header] = (name, stored)
 
 
-@web.middleware
-async def auth_middleware(request: web.Request, handler):
+async def authenticate(request: web.Request) -> str | None:
+    """Set request["user"] from basic auth or an AuthSession cookie; 401 where credentials are
+    needed. Returns the user whose cookie should be renewed (past half its life), if any."""
     auth: Authenticator = request.app["auth"]
     header = request.headers.get("Authorization")
     user = await auth.check(header) if header else None
     request["auth_method"] = "default" if user else None
-    refresh = False
+    refresh_for = None
     if user is None:
         token = request.cookies.get("AuthSession")
         if token:
@@ -170,16 +178,14 @@ async def auth_middleware(request: web.Request, handler):
                 user = session[0]
                 request["auth_method"] = "cookie"
                 # past half its life, a used cookie is renewed (CouchDB renews before expiry too)
-                refresh = session[1] - time.time() < auth.session_timeout / 2
+                if session[1] - time.time() < auth.session_timeout / 2:
+                    refresh_for = user
     request["user"] = user
     if user is None and request.path not in OPEN_PATHS:
         raise Unauthorized("You are not a server admin.")
     # what validate_doc_update functions see as userCtx (every authenticated user is an admin)
     validation.current_user.set({"name": user, "roles": ["_admin"] if user else []})
-    response = await handler(request)
-    if refresh and user is not None and not response.prepared:
-        set_session_cookie(response, auth.issue_cookie(user), auth.session_timeout)
-    return response
+    return refresh_for
 
 
 def set_session_cookie(response: web.StreamResponse, token: str, max_age: int) -> None:
