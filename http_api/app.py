@@ -47,11 +47,13 @@ def make_app(node: Node) -> web.Application:
     db_level = ("/{db}", "/{db}/")
     app.router.add_routes([r for r in databases.routes_list() if r.path == "/{db}"])
     app.router.add_routes(documents.hot_routes())
+    # views and Mango next: their paths are distinct from the other `/{db}/_special` ones, and
+    # view and _find queries are the next most frequent requests
+    app.router.add_routes(_feature_routes())
     for mod in (alldocs, bulk, changes):
         app.router.add_routes(mod.routes_list())
     db_specific = [r for r in databases.routes_list() if r.path not in db_level]
     app.router.add_routes(db_specific)
-    app.router.add_routes(_feature_routes())
     app.router.add_routes(documents.routes_list())
     from . import attachments
 

@@ -13,7 +13,7 @@ SERVER_HEADER = "CouchDB/3.4.3 (couchpy)"
 
 def json_response(data: Any, status: int = 200, headers: dict | None = None) -> web.Response:
     resp = web.Response(
-        body=jsonutil.dumps(data) + b"\n", status=status, content_type="application/json", headers=headers
+        body=jsonutil.dumps_line(data), status=status, content_type="application/json", headers=headers
     )
     resp.headers["Cache-Control"] = "must-revalidate"
     return resp
