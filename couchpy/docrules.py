@@ -46,13 +46,17 @@ def validate_docid(docid: Any, max_length: int | None = None, allow_local: bool 
 
 
 def split_body(doc: dict) -> tuple[dict, bool]:
-    """The stored body (user fields plus `_attachments`) and the deleted flag.
+    """The stored body (user fields plus `_attachments` and kept specials) and the deleted flag.
 
     Rejects unknown special fields with 400 doc_validation, as CouchDB does.
     """
-    body: dict = {}
-    for key, value in doc.items():
-        if key.startswith("_"):
+    body = {k: v for k, v in doc.items() if k[:1] != "_"}
+    specials = len(doc) - len(body)
+    # the common document has no special member but `_id` (and `_rev`): nothing more to look at
+    if specials > ("_id" in doc) + ("_rev" in doc):
+        for key, value in doc.items():
+            if key[:1] != "_":
+                continue
             if key == "_attachments":
                 if value is not None:
                     if not isinstance(value, dict):
@@ -60,14 +64,9 @@ def split_body(doc: dict) -> tuple[dict, bool]:
                     body[key] = value
             elif key in KEPT_SPECIAL:
                 body[key] = value
-            elif key in WRITABLE_SPECIAL or key in IGNORED_SPECIAL:
-                continue
-            else:
+            elif key not in WRITABLE_SPECIAL and key not in IGNORED_SPECIAL:
                 raise DocValidation(f"Bad special document member: {key}")
-        else:
-            body[key] = value
-    deleted = doc.get("_deleted") is True
-    return body, deleted
+    return body, doc.get("_deleted") is True
 
 
 def attachment_digests(body: dict) -> list:
