@@ -161,18 +161,7 @@ class Database:
         if docid.startswith("_local/"):
             return self.get_local(docid)
         with self.store.read() as txn:
-            info = self.get_docinfo(docid, txn)
-            if info is None:
-                raise NotFound("missing")
-            if rev is None:
-                if info.deleted:
-                    raise NotFound("deleted")
-                rev = info.rev
-            else:
-                if rev not in info.tree:
-                    raise NotFound("missing")
-                if latest:
-                    rev = max(revtree.latest(info.tree, rev), key=lambda r: revtree._winner_key(info.tree, r))
+            info, rev = self._resolve(docid, rev, txn, latest)
             body = self.read_body(docid, rev, txn)
             if body is None:
                 raise NotFound("missing")
@@ -182,21 +171,28 @@ class Database:
                 deleted_conflicts=deleted_conflicts, local_seq=local_seq,
             )
 
+    def _resolve(self, docid: str, rev: str | None, txn, latest: bool = False) -> tuple[DocInfo, str]:
+        """The document and the revision a read names: the winner by default (404 "deleted" when
+        it is a tombstone), or `rev` (404 "missing" when unknown; its newest leaf with `latest`)."""
+        info = self.get_docinfo(docid, txn)
+        if info is None:
+            raise NotFound("missing")
+        if rev is None:
+            if info.deleted:
+                raise NotFound("deleted")
+            return info, info.rev
+        if rev not in info.tree:
+            raise NotFound("missing")
+        if latest:
+            rev = max(revtree.latest(info.tree, rev), key=lambda r: revtree._winner_key(info.tree, r))
+        return info, rev
+
     def get_json(self, docid: str, rev: str | None = None) -> tuple[str, bytes]:
         """A plain GET's answer, (rev, JSON bytes), spliced from the stored body: no parse, no
         re-serialization. NotFound as `get`."""
         with self.store.read() as txn:
-            info = self.get_docinfo(docid, txn)
-            if info is None:
-                raise NotFound("missing")
-            if rev is None:
-                if info.deleted:
-                    raise NotFound("deleted")
-                rev, deleted = info.rev, False
-            else:
-                if rev not in info.tree:
-                    raise NotFound("missing")
-                deleted = info.tree[rev][1]
+            info, rev = self._resolve(docid, rev, txn)
+            deleted = info.tree[rev][1] if rev != info.rev else info.deleted
             raw = txn.get(body_key(docid, rev), db=self._bodies)
         if raw is None:
             raise NotFound("missing")
