@@ -46,9 +46,10 @@ class MangoMapper:
             out.append(per_view)
         return out
 
-    # the pool interface the index may call for custom reduces (never used: Mango reduces are _count)
+    # The pool interface also has custom reduces; a Mango index only ever uses the built-in
+    # `_count`, computed natively, so reaching these is a bug worth a clear message.
     def reduce(self, *_a: Any) -> Any:  # pragma: no cover
-        raise NotImplementedError
+        raise RuntimeError("Mango JSON indexes have no custom reduce function")
 
     def rereduce(self, *_a: Any) -> Any:  # pragma: no cover
-        raise NotImplementedError
+        raise RuntimeError("Mango JSON indexes have no custom reduce function")
