@@ -8,26 +8,21 @@ import urllib.error
 import urllib.request
 import uuid
 
-import aiohttp
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from couchpy.mango.selector import compile_selector
-from tests.serverproc import CouchpyServer
-
-
-@pytest.fixture(scope="module")
-def mserver(tmp_path_factory):
-    srv = CouchpyServer(tmp_path_factory.mktemp("mango"))
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture
-async def c(mserver):
-    async with aiohttp.ClientSession(base_url=mserver.base, auth=mserver.auth) as session:
-        yield session
+def mserver(server):
+    return server
+
+
+@pytest.fixture
+def c(client):
+    """The session server's admin client (tests/conftest.py): Mango needs no special config."""
+    return client
 
 
 @pytest.fixture
