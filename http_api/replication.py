@@ -55,7 +55,8 @@ async def post_replicate(request: web.Request) -> web.Response:
     except AuthError as exc:
         return error_response(401 if exc.status == 401 else 403, "unauthorized" if exc.status == 401 else "forbidden", exc.reason)
     except ReplicationError as exc:
-        status = 400 if exc.status == 400 else 500
+        # a client's mistake (bad filter, bad parameters) keeps its 4xx; anything else is ours
+        status = exc.status if isinstance(exc.status, int) and 400 <= exc.status < 500 else 500
         return error_response(status, exc.error, exc.reason)
     except Exception as exc:  # noqa: BLE001 - a crashed run is reported, not a 500 without a body
         return error_response(500, "replication_failed", f"{type(exc).__name__}: {exc}")

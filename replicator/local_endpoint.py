@@ -93,7 +93,7 @@ class LocalEndpoint:
         try:
             pairs, last, _ = await collect(db, opts, start)
         except CouchError as exc:
-            raise PermanentError(f"filter {filter!r}: {exc.reason}", exc.error) from None
+            raise PermanentError(f"filter {filter!r}: {exc.reason}", exc.error, exc.status) from None
         rows = []
         for seq, row in pairs:
             row["seq"] = seq  # the job hands sequences back as they came; plain ints locally

@@ -169,3 +169,28 @@ async def test_python_validate_doc_update(tmp_path):
         assert exc.value.reason == "n must not be negative"
     finally:
         await node.aclose()
+
+
+async def test_design_functions_that_do_not_compile_are_refused_on_save(client, db):
+    cases = [
+        ({"validate_doc_update": "not js at all((("}, "compilation_error"),
+        ({"filters": {"bad": "function(doc { nope"}}, "compilation_error"),
+        ({"filters": "not an object"}, "invalid_design_doc"),
+        ({"filters": {"num": 42}}, "invalid_design_doc"),
+        ({"validate_doc_update": ["x"]}, "invalid_design_doc"),
+    ]
+    for i, (body, error) in enumerate(cases):
+        status, answer = await _put(client, f"/{db}/_design/d{i}", body)
+        assert (status, answer["error"]) == (400, error), (body, answer)
+    # nothing was stored, so ordinary writes are not blocked by a broken validator
+    assert (await _put(client, f"/{db}/plain", {"x": 1}))[0] == 201
+    async with client.get(f"/{db}/_design_docs") as r:
+        assert (await r.json())["rows"] == []
+
+
+async def test_replication_with_a_failing_filter_is_a_client_error(client, db):
+    await _put(client, f"/{db}/_design/f", {"filters": {"throws": "function(doc, req) { throw new Error('x'); }"}})
+    async with client.post("/_replicate", json={"source": db, "target": f"{db}-t", "create_target": True,
+                                                "filter": "f/missing"}) as r:
+        assert r.status in (400, 404), await r.text()
+        assert "error" in await r.json()

@@ -273,6 +273,11 @@ class QueryServerPool:
             out.extend(res)
         return out
 
+    def check_function(self, language: str, src: str) -> None:
+        """Raise CompilationError (400) unless `src` compiles to a function. It is compiled the
+        way filters are, and run over no document: no user code runs."""
+        self._call(ViewFunctions(language, ()), b"F" + jsonutil.dumps([src, {}]) + b"\n[]")
+
     def validate_docs(self, language: str, src: str, items: Sequence[tuple[dict, dict | None]],
                       user_ctx: dict, sec_obj: dict) -> list[dict | None]:
         """A `validate_doc_update` function over (new doc, old doc) pairs: None where accepted,

@@ -219,8 +219,36 @@ async def compact(node: Any, db: Any, ddoc_name: str) -> None:
     await ix.update(node, "_design/" + ddoc_name)
 
 
+def _check_functions(node: Any, doc: dict) -> None:
+    """`filters` and `validate_doc_update` must be strings of functions that compile: refused on
+    save (400), not found broken on every later write or feed."""
+    filters = doc.get("filters", {})
+    if not isinstance(filters, dict):
+        raise BadRequest("`filters` is not an object", error="invalid_design_doc")
+    sources = []
+    for name, src in filters.items():
+        if not isinstance(src, str):
+            raise BadRequest(f"filter `{name}` is not a string", error="invalid_design_doc")
+        sources.append(src)
+    vdu = doc.get("validate_doc_update")
+    if vdu is not None:
+        if not isinstance(vdu, str):
+            raise BadRequest("`validate_doc_update` is not a string", error="invalid_design_doc")
+        sources.append(vdu)
+    language = doc.get("language") or "javascript"
+    pool = pool_for(node)
+    if not sources or language not in ("javascript", "python"):
+        return
+    if language == "python" and not pool.python_enabled:
+        return
+    for src in sources:
+        pool.check_function(language, src)
+
+
 def validate_design_doc(node: Any, doc: dict) -> None:
-    """For the document layer, on saving a design document: raise on malformed views (400)."""
+    """For the document layer, on saving a design document: raise on malformed views and
+    design functions (400)."""
+    _check_functions(node, doc)
     spec = ddocs.parse(doc)
     if not spec.views:
         return
