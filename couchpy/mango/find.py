@@ -25,7 +25,7 @@ import orjson
 from .. import collate, jsonutil
 from ..errors import NotFound
 from ..views.query import TooBig, _iter_rows, _values_asc
-from .indexes import ALL_DOCS, IndexDef, list_indexes
+from .indexes import ALL_DOCS, IndexDef, list_indexes, sort_specs
 from .selector import MangoError, _MISSING, compile_normalized, get_field, has_required_fields, normalize, parse_field
 
 HIGH = b"\xff"
@@ -50,20 +50,7 @@ def parse_sort(sort: Any) -> list[tuple[str, str]]:
     if not isinstance(sort, list):
         raise MangoError(f"Sort must be an array of sort specs, not: {jsonutil.dumps(sort).decode()}",
                          "invalid_sort_json")
-    out = []
-    for s in sort:
-        if isinstance(s, str):
-            out.append((s, "asc"))
-        elif isinstance(s, dict) and len(s) == 1:
-            ((f, d),) = s.items()
-            if d not in ("asc", "desc"):
-                raise MangoError(f"Invalid sort direction: {jsonutil.dumps(d).decode()}", "invalid_sort_dir")
-            out.append((f, d))
-        else:
-            raise MangoError(f"Invalid sort field: {jsonutil.dumps(s).decode()}", "invalid_sort_field")
-    if len({d for _, d in out}) > 1:
-        raise MangoError("Sorts currently only support a single direction for all fields.", "unsupported_mixed_sort")
-    return out
+    return sort_specs(sort, ("Invalid sort field", "invalid_sort_field"))
 
 
 def _top_conditions(norm: dict) -> dict[str, dict]:

@@ -44,11 +44,12 @@ class IndexDef:
 ALL_DOCS = IndexDef(None, "_all_docs", "special", [("_id", "asc")])
 
 
-def _fields(spec: Any) -> list[tuple[str, str]]:
-    if not isinstance(spec, list) or not spec:
-        raise MangoError(f"Invalid JSON for field spec: {jsonutil.dumps(spec).decode()}", "invalid_field")
+def sort_specs(items: list, bad_item: tuple[str, str]) -> list[tuple[str, str]]:
+    """`["a", {"b": "desc"}]` -> [("a", "asc"), ("b", "desc")]: the form of both an index's `fields`
+    and `_find`'s `sort`, with one direction for all. `bad_item` is the (message, error) for an
+    entry that is neither a name nor a one-key object."""
     out = []
-    for f in spec:
+    for f in items:
         if isinstance(f, str):
             out.append((f, "asc"))
         elif isinstance(f, dict) and len(f) == 1:
@@ -57,10 +58,16 @@ def _fields(spec: Any) -> list[tuple[str, str]]:
                 raise MangoError(f"Invalid sort direction: {jsonutil.dumps(f).decode()}", "invalid_sort_dir")
             out.append((name, d))
         else:
-            raise MangoError(f"Invalid JSON for field spec: {jsonutil.dumps(f).decode()}", "invalid_field")
+            raise MangoError(f"{bad_item[0]}: {jsonutil.dumps(f).decode()}", bad_item[1])
     if len({d for _, d in out}) > 1:
         raise MangoError("Sorts currently only support a single direction for all fields.", "unsupported_mixed_sort")
     return out
+
+
+def _fields(spec: Any) -> list[tuple[str, str]]:
+    if not isinstance(spec, list) or not spec:
+        raise MangoError(f"Invalid JSON for field spec: {jsonutil.dumps(spec).decode()}", "invalid_field")
+    return sort_specs(spec, ("Invalid JSON for field spec", "invalid_field"))
 
 
 _cache: dict[int, tuple[Any, int, list]] = {}
