@@ -7,6 +7,7 @@ import uuid
 import aiohttp
 import pytest
 
+from tests.couchdb_peer import CouchdbPeer
 from tests.serverproc import CouchpyServer
 
 
@@ -17,6 +18,27 @@ def server(tmp_path_factory):
     srv.start()
     yield srv
     srv.stop()
+
+
+@pytest.fixture(scope="session")
+def couchdb(tmp_path_factory):
+    """A real Apache CouchDB 3.4.3 for the session (fails, never skips, when it is missing)."""
+    with CouchdbPeer(tmp_path_factory.mktemp("couchdb")) as peer:
+        yield peer
+
+
+@pytest.fixture(scope="session")
+def couchdb2(tmp_path_factory):
+    """A second, independent CouchDB 3.4.3 (for CouchDB-to-CouchDB comparisons)."""
+    with CouchdbPeer(tmp_path_factory.mktemp("couchdb2")) as peer:
+        yield peer
+
+
+@pytest.fixture
+async def couch_client(couchdb):
+    """An admin client of the real CouchDB."""
+    async with aiohttp.ClientSession(base_url=couchdb.base, auth=couchdb.auth) as session:
+        yield session
 
 
 @pytest.fixture
