@@ -7,6 +7,7 @@ RUN useradd --create-home --uid 10001 couchpy \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY couchpy ./couchpy
+COPY couchpy_cli ./couchpy_cli
 COPY http_api ./http_api
 COPY replicator ./replicator
 RUN pip install --no-cache-dir .

@@ -119,7 +119,7 @@ class CouchpyServer(_Subprocess):
             # A plain-text password here is hashed by the server on start.
             ini.write_text(f"[admins]\n{ADMIN_USER} = {ADMIN_PASSWORD}\n")
         self.port = free_port()
-        cmd = [self.python, "-m", "couchpy", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+        cmd = [self.python, "-m", "couchpy_cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
                "--data-dir", str(self.data_dir)]
         self._spawn(cmd, REPO, self.data_dir / "server.log", (ADMIN_USER, ADMIN_PASSWORD))
         return self

@@ -5,10 +5,10 @@
 
 from __future__ import annotations
 
+from .node import Node
+
 __version__ = "0.1.0"
 
 
-def open(path, config=None):  # noqa: A001 - mirrors the library's intended use: couchpy.open(path)
-    from .node import Node
-
+def open(path, config=None) -> Node:  # noqa: A001 - mirrors the library's intended use: couchpy.open(path)
     return Node(path, config=config)

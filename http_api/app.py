@@ -7,34 +7,17 @@ Route order matters: aiohttp tries dynamic routes in registration order, so spec
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import logging
 
 from aiohttp import web
 
+import replicator
 from couchpy.node import Node
 
-from . import alldocs, bulk, changes, databases, documents, server
+from . import alldocs, attachments, bulk, changes, databases, documents, mango, replication, server, views
 from .middleware import Authenticator, couch_middleware
 
 log = logging.getLogger("couchpy.http")
-
-# Feature modules that expose routes(); each is optional so the core serves while they grow.
-FEATURES = ("http_api.views", "http_api.mango", "http_api.replication")
-
-
-def _feature_routes() -> list:
-    out = []
-    for name in FEATURES:
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        out += list(mod.routes())
-    return out
 
 
 def make_app(node: Node) -> web.Application:
@@ -49,35 +32,24 @@ def make_app(node: Node) -> web.Application:
     app.router.add_routes(documents.hot_routes())
     # views and Mango next: their paths are distinct from the other `/{db}/_special` ones, and
     # view and _find queries are the next most frequent requests
-    app.router.add_routes(_feature_routes())
+    for mod in (views, mango, replication):
+        app.router.add_routes(mod.routes())
     for mod in (alldocs, bulk, changes):
         app.router.add_routes(mod.routes_list())
     db_specific = [r for r in databases.routes_list() if r.path not in db_level]
     app.router.add_routes(db_specific)
     app.router.add_routes(documents.routes_list())
-    from . import attachments
-
     app.router.add_routes(attachments.routes())
     app.router.add_routes([r for r in databases.routes_list() if r.path == "/{db}/"])
 
     async def on_startup(app: web.Application) -> None:
-        import replicator
-
-        if hasattr(replicator, "start"):
-            started = replicator.start(node)
-            if inspect.isawaitable(started):
-                await started
+        replicator.start(node)
 
     async def on_shutdown(app: web.Application) -> None:
         # Runs before aiohttp waits for in-flight handlers: end what would otherwise keep them
         # open (replication jobs reading feeds, clients' continuous feeds).
-        import replicator
-
         node.begin_shutdown()
-        if hasattr(replicator, "stop"):
-            stopped = replicator.stop(node)
-            if inspect.isawaitable(stopped):
-                await stopped
+        await replicator.stop(node)
 
     async def on_cleanup(app: web.Application) -> None:
         await node.aclose()

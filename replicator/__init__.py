@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from .replicator_db import ReplicatorDb
+from .scheduler import Scheduler
+
 _STATE: dict[int, tuple[Any, Any, Any]] = {}  # id(node) -> (node, scheduler, replicator db)
 
 
@@ -15,8 +18,6 @@ def get_scheduler(node: Any):
     """The node's scheduler, created (without the _replicator watcher) on first use."""
     entry = _STATE.get(id(node))
     if entry is None or entry[0] is not node:
-        from .scheduler import Scheduler
-
         sched = Scheduler(node, **_config(node))
         sched.start()
         _STATE[id(node)] = (node, sched, None)
@@ -46,8 +47,6 @@ def _config(node: Any) -> dict[str, Any]:
 
 
 def start(node: Any) -> None:
-    from .replicator_db import ReplicatorDb
-
     sched = get_scheduler(node)
     rdb = ReplicatorDb(sched, node)
     rdb.start()

@@ -19,6 +19,10 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from .errors import PermanentError
+from .http_endpoint import HttpEndpoint
+from .local_endpoint import LocalEndpoint
+
 
 class Endpoint(Protocol):
     display: str  # for status output: URL with the password masked, or the local name
@@ -49,13 +53,7 @@ def make_endpoint(spec: Any, *, node: Any = None, **http_options: Any) -> Endpoi
     """An endpoint for a URL / {"url", "headers", "auth"} (HTTP) or a bare database name (local)."""
     url = spec.get("url") if isinstance(spec, dict) else spec
     if isinstance(url, str) and "://" in url:
-        from .http_endpoint import HttpEndpoint
-
         return HttpEndpoint(spec, **http_options)
     if node is None:
-        from .errors import PermanentError
-
         raise PermanentError(f"`{url}` is not a URL, and local databases need a server node", "bad_request")
-    from .local_endpoint import LocalEndpoint
-
     return LocalEndpoint(node, url)

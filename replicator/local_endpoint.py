@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from couchpy.attachments import hooks
 from couchpy.changes import ChangesOptions, collect
 from couchpy.errors import CouchError, NotFound, PreconditionFailed
+from couchpy.mango.selector import compile_selector
 
 from .errors import DbNotFound, PermanentError
 
@@ -32,8 +34,6 @@ def _since(seq: Any) -> int:
 
 
 def _selector_matcher(selector: dict[str, Any]):
-    from couchpy.mango.selector import compile_selector
-
     try:
         return compile_selector(selector)
     except CouchError as exc:
@@ -152,6 +152,4 @@ def _inline_attachments(db: Any, doc: dict[str, Any], atts_since: list[str] | No
     atts = doc.get("_attachments")
     if not atts:
         return doc
-    from couchpy.attachments import hooks
-
     return hooks.inline_data(db, doc, atts_since or None)

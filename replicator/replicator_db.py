@@ -21,7 +21,7 @@ from couchpy.jsonutil import dumps_sorted
 
 from . import params as params_mod
 from . import repid
-from .scheduler import Job, Scheduler, iso
+from .scheduler import Job, Scheduler, display_endpoint, iso
 
 log = logging.getLogger("couchpy.replicator")
 
@@ -49,16 +49,14 @@ class DocState:
     def doc_json(self) -> dict[str, Any]:
         if self.job is not None:
             return self.job.doc_json()
-        from .scheduler import _display
-
         info: Any = self.stats if self.state == "completed" else ({"error": self.reason} if self.reason else None)
         return {
             "database": DBNAME,
             "doc_id": self.doc_id,
             "id": None,
             "node": "couchpy@127.0.0.1",
-            "source": _display(self.source) if self.source else None,
-            "target": _display(self.target) if self.target else None,
+            "source": display_endpoint(self.source) if self.source else None,
+            "target": display_endpoint(self.target) if self.target else None,
             "state": self.state,
             "info": info,
             "error_count": 1 if self.state == "failed" else 0,

@@ -31,7 +31,8 @@ from couchpy.node import pinning_scope
 from . import repid
 from .endpoint import make_endpoint
 from .errors import PermanentError, ReplicationError
-from .job import Replication
+from .http_endpoint import HttpEndpoint
+from .job import Replication, seq_number
 from .params import ReplicationParams
 
 log = logging.getLogger("couchpy.replicator")
@@ -68,8 +69,8 @@ class Job:
         self.done: asyncio.Future = asyncio.get_running_loop().create_future()
         self.on_finish: Callable[[Job], Any] | None = None
         self.active_task: Any = None
-        self.display_source = _display(params.source)
-        self.display_target = _display(params.target)
+        self.display_source = display_endpoint(params.source)
+        self.display_target = display_endpoint(params.target)
         self.event("added")
 
     def event(self, kind: str, reason: str | None = None) -> None:
@@ -126,11 +127,10 @@ class Job:
         }
 
 
-def _display(spec: Any) -> str:
+def display_endpoint(spec: Any) -> str:
+    """An endpoint as shown in `_scheduler` and `_active_tasks`: its URL without credentials."""
     url = spec.get("url") if isinstance(spec, dict) else spec
     if isinstance(url, str) and "://" in url:
-        from .http_endpoint import HttpEndpoint
-
         return HttpEndpoint({"url": url}).display
     return str(url)
 
@@ -349,8 +349,6 @@ class Scheduler:
         fields = {k: info[k] for k in ("docs_read", "docs_written", "doc_write_failures", "missing_revisions_found",
                                        "revisions_checked", "changes_pending", "source_seq", "through_seq",
                                        "checkpointed_source_seq")}
-        from .job import seq_number
-
         done, total = seq_number(rep.through_seq), seq_number(rep.source_seq)
         if done is not None and total:
             fields["progress"] = min(100, int(done * 100 / total))

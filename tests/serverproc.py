@@ -75,7 +75,7 @@ class CouchpyServer:
         log = open(self.log_path, "ab")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "couchpy", "serve", "--data-dir", str(self.data_dir), "--port", str(self.port)],
+            [sys.executable, "-m", "couchpy_cli", "serve", "--data-dir", str(self.data_dir), "--port", str(self.port)],
             stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT), env=env,
         )
         log.close()

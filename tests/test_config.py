@@ -1,5 +1,5 @@
 """Configuration (couchpy.config), admin password hashing (couchpy.passwords) and the start-up
-preparation of the config file (couchpy.cli.prepare_config).
+preparation of the config file (couchpy_cli.prepare_config).
 
 CouchDB's conventions are the reference: section/key names of local.ini, `infinity` for unlimited,
 admin hashes `-pbkdf2:<prf>-<derived hex>,<salt>,<iterations>` (couch_passwords.erl in 3.4), the
@@ -17,6 +17,7 @@ import pytest
 
 from couchpy import passwords
 from couchpy.config import DEFAULTS, Config
+from couchpy_cli import prepare_config
 
 # --------------------------------------------------------------------------- Config
 
@@ -184,8 +185,6 @@ def test_garbage_never_verifies(garbage):
 
 
 def _prepare(tmp_path, ini_text: str | None):
-    from couchpy.cli import prepare_config
-
     data = tmp_path / "data"
     data.mkdir(exist_ok=True)
     if ini_text is not None:

@@ -10,7 +10,7 @@ from tests.test_replication_http import all_revs, fill, req
 
 
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "couchpy", "replicate", *args], cwd=str(ROOT),
+    return subprocess.run([sys.executable, "-m", "couchpy_cli", "replicate", *args], cwd=str(ROOT),
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -44,7 +44,7 @@ async def test_cli_continuous_until_interrupted(tmp_path):
 
     with CouchpyServer(tmp_path) as srv:
         await fill(srv, "src", 5)
-        proc = subprocess.Popen([sys.executable, "-m", "couchpy", "replicate", f"{srv.url}/src", f"{srv.url}/dst",
+        proc = subprocess.Popen([sys.executable, "-m", "couchpy_cli", "replicate", f"{srv.url}/src", f"{srv.url}/dst",
                                  "--create-target", "--continuous", "-q"], cwd=str(ROOT),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:

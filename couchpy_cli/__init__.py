@@ -1,5 +1,8 @@
 """The `couchpy` command: `serve` (the default) and `replicate`.
 
+This package is the composition root: it wires the engine (`couchpy`), the HTTP application
+(`http_api`) and the replicator (`replicator`) together; none of those imports it.
+
 `couchpy serve` with no flags uses an embedded default: a data directory `./couchpy-data`, bound to
 127.0.0.1:5984. On first start with no admin configured it creates `admin` with a random password,
 stores only its salted PBKDF2 hash in the data directory's `couchpy.ini`, and prints the URL and the
@@ -17,8 +20,14 @@ import signal
 import sys
 from pathlib import Path
 
-from .config import Config
-from .passwords import hash_password, is_hashed
+import uvloop
+from aiohttp import web
+
+from couchpy.config import Config
+from couchpy.node import Node
+from couchpy.passwords import hash_password, is_hashed
+from http_api.app import make_app
+from replicator.cli import main as replicate_main
 
 DEFAULT_DATA_DIR = "couchpy-data"
 
@@ -59,12 +68,6 @@ def tune_gc() -> None:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    from aiohttp import web
-
-    from http_api.app import make_app
-
-    from .node import Node
-
     data_dir = Path(args.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     config, generated = prepare_config(data_dir, Path(args.config) if args.config else None)
@@ -98,8 +101,6 @@ async def serve(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "replicate":
-        from replicator.cli import main as replicate_main
-
         return replicate_main(argv[1:])
     parser = argparse.ArgumentParser(prog="couchpy", description="A CouchDB-compatible database server.")
     sub = parser.add_subparsers(dest="command")
@@ -112,12 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("replicate", help="replicate SOURCE to TARGET (see `couchpy replicate --help`)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
+    uvloop.install()
     try:
         asyncio.run(serve(args))
     except KeyboardInterrupt:
