@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import revtree
+from .attachments.hooks import inline_data
 from .errors import BadRequest, NotFound
+from .mango.selector import compile_selector
+from .views import manager
 
 
 @dataclass
@@ -60,8 +63,6 @@ def build_filter(db, opts: ChangesOptions) -> Callable[[Any, dict | None], bool]
     if name == "_selector":
         if not isinstance(opts.selector, dict):
             raise BadRequest("Selector must be specified in POST payload")
-        from .mango.selector import compile_selector
-
         match = compile_selector(opts.selector)
         return lambda info, doc: doc is not None and match(doc)
     if name == "_view":
@@ -103,8 +104,6 @@ def _row(db, opts: ChangesOptions, info, doc) -> dict[str, Any]:
         if doc is None:
             doc = {"_id": info.id, "_rev": info.rev, "_deleted": True}
         elif opts.attachments and isinstance(doc, dict) and doc.get("_attachments"):
-            from .attachments.hooks import inline_data
-
             doc = inline_data(db, doc)
         row["doc"] = doc
     return row
@@ -147,8 +146,6 @@ async def change_rows_async(db, opts: ChangesOptions, since: int | None = None,
     """As `change_rows`, for filters that run in a query server: each chunk of documents goes to
     the filter in one call, off the event loop. Deleted documents are filtered too (their
     tombstone body with `_deleted: true`), as CouchDB passes them."""
-    from .views import manager
-
     build_filter(db, opts)  # validates the filter and its design document
     node = db.node
     infos = db.changes_since(opts.since if since is None else since, None, opts.descending)

@@ -30,6 +30,7 @@ from .docinfo import DocInfo, body_key, splice_doc
 from .errors import BadRequest, CouchError, NotFound, TooLarge
 from .storage import Store
 from .updates import META_KEY
+from .views.manager import avalidate_design_doc
 from .writer import GroupCommitWriter
 
 SUBDBS = ("docs", "seqs", "bodies", "local", "meta", "attachments")
@@ -417,8 +418,6 @@ class Database:
             self._check_size(doc)
         if docid.startswith("_design/") and not doc.get("_deleted"):
             # as CouchDB: a design document whose views do not compile is refused on save (400)
-            from .views.manager import avalidate_design_doc
-
             await avalidate_design_doc(self.node, doc)
         if (followers or "_attachments" in doc) and not docid.startswith("_local/"):
             await att_hooks.prepare(self, doc, followers)

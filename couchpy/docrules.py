@@ -16,6 +16,7 @@ from typing import Any
 
 from . import jsonutil
 from .errors import BadRequest, DocValidation
+from .revtree import parse_rev
 
 # Special fields a client may send. The read-only ones are accepted and dropped, as CouchDB does.
 WRITABLE_SPECIAL = {"_id", "_rev", "_deleted", "_attachments", "_revisions"}
@@ -105,8 +106,6 @@ def revisions_path(doc: dict) -> list[str]:
         return path
     if not isinstance(rev, str):
         raise BadRequest("When new_edits is false a document needs a _rev")
-    from .revtree import parse_rev
-
     if parse_rev(rev) is None:
         raise BadRequest("Invalid rev format")
     return [rev]

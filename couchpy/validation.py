@@ -19,6 +19,7 @@ import logging
 from typing import Any
 
 from .errors import CouchError, Forbidden, Unauthorized
+from .views.manager import pool_for
 
 log = logging.getLogger("couchpy.validation")
 
@@ -73,8 +74,6 @@ async def validate(db, docs: list[dict]) -> list[CouchError | None]:
     checked = [i for i, d in enumerate(docs) if not d["_id"].startswith(("_design/", "_local/"))]
     if not checked:
         return out
-    from .views.manager import pool_for
-
     pool = pool_for(db.node)
     items = [(docs[i], _old_doc(db, docs[i]["_id"])) for i in checked]
     ctx, sec = user_ctx(db), db.meta.get("security") or {}

@@ -13,7 +13,7 @@ import time
 from aiohttp import web
 
 from couchpy import jsonutil
-from couchpy.changes import ChangesOptions, collect, collect_sync, uses_query_server
+from couchpy.changes import ChangesOptions, build_filter, collect, collect_sync, uses_query_server
 from couchpy.errors import BadRequest
 
 from . import params
@@ -150,8 +150,6 @@ async def changes(request: web.Request) -> web.StreamResponse:
     if timeout is None:
         timeout = None if heartbeat else DEFAULT_TIMEOUT_MS
     # validate the filter once up front so errors are proper JSON answers
-    from couchpy.changes import build_filter
-
     build_filter(db, opts)
 
     if feed == "normal" or (feed == "longpoll" and opts.descending):

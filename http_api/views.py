@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from couchpy.errors import BadRequest, UnsupportedMediaType
+from couchpy.errors import BadRequest, NotFound, UnsupportedMediaType
+from couchpy.views import args as qargs
 from couchpy.views import manager
 
 from . import params
@@ -45,13 +46,9 @@ async def post_view(request: web.Request) -> web.Response:
 
 async def _query_merged(node, db, ddoc: str, view: str, text_params: dict, body: dict) -> dict:
     """Query-string parameters (text) overridden by typed body members."""
-    from couchpy.views import args as qargs
-
     ix = manager.index_by_name(node, db, ddoc)
     vi = ix.spec.view_index(view)
     if vi is None:
-        from couchpy.errors import NotFound
-
         raise NotFound("missing_named_view")
     a = qargs.parse(text_params, True)
     b = qargs.parse(body, False)

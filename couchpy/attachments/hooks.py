@@ -26,10 +26,12 @@ import secrets
 from collections.abc import AsyncIterable, Iterable
 from typing import Any
 
+from .. import jsonutil
 from ..errors import BadRequest, CouchError, PreconditionFailed
 from .access import blobs_for, settings_for
 from .blobstore import DeferredBlob
 from .codec import decode_base64, md5_of_digest
+from .render import render
 
 MARK = "_couchpy_prepared"
 DEFERRED = "_couchpy_deferred"
@@ -247,8 +249,6 @@ def compact_cleanup(db: Any, txn: Any, live_digests: Iterable[str]) -> dict[str,
 def live_digests(txn: Any, bodies_dbi: Any) -> set[str]:
     """Digests referred to by every body in the `bodies` sub-database (compaction's live set).
     Bodies without the `_attachments` key are skipped without parsing."""
-    from .. import jsonutil
-
     live: set[str] = set()
     cur = txn.cursor(db=bodies_dbi)
     for raw in cur.iternext(keys=False, values=True):
@@ -261,8 +261,6 @@ def live_digests(txn: Any, bodies_dbi: Any) -> set[str]:
 def inline_data(db: Any, doc: dict, atts_since: list | None = None) -> dict:
     """A copy of a stored document with its attachment bodies inline (base64 `data`), as
     `GET ?attachments=true` (and `atts_since`) shows them; for replication and _bulk_get."""
-    from .render import render
-
     return render(db, doc, attachments=True, atts_since=atts_since)[0]
 
 

@@ -23,7 +23,9 @@ from typing import Any
 import orjson
 
 from .. import collate, jsonutil
+from ..docinfo import body_key, splice_doc
 from ..errors import NotFound
+from ..views import manager
 from ..views.query import TooBig, _iter_rows, _values_asc
 from .indexes import ALL_DOCS, IndexDef, list_indexes, sort_specs
 from .selector import MangoError, _MISSING, compile_normalized, get_field, has_required_fields, normalize, parse_field
@@ -307,8 +309,6 @@ def parse_request(body: Any) -> dict:
 
 
 async def find(node: Any, db: Any, body: Any) -> dict:
-    from ..views import manager
-
     t0 = time.monotonic()
     req = parse_request(body)
     p = plan(db, req["norm"], req["sort"], req["use_index"])
@@ -538,8 +538,6 @@ def _exact_current(db: Any, txn: Any, rows_db: Any, vp: bytes, lo: bytes | None,
 
 def _load_current(db: Any, rows: list) -> list[Any]:
     """The index is as new as the database: each row names the winning revision; splice its body."""
-    from ..docinfo import body_key, splice_doc
-
     out: list[Any] = []
     bodies = db.store.db("bodies")
     with db.store.read() as txn:

@@ -24,6 +24,7 @@ normalization `{"$not": {"a": 1}}` requires `a` to exist); `$all` uses exact ter
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable
 from typing import Any
@@ -363,8 +364,6 @@ def _compile(sel: dict, field: str) -> Matcher:
         return lambda v: v is not _MISSING and cmp(v, arg) == 0
     if op in ("$gt", "$gte", "$lt", "$lte") and type(arg) in (int, float) and field != "_id":
         # Numbers against a number compare numerically; anything else by type rank (collation).
-        import operator
-
         pyop = {"$gt": operator.gt, "$gte": operator.ge, "$lt": operator.lt, "$lte": operator.le}[op]
         sign = {"$gt": lambda c: c > 0, "$gte": lambda c: c >= 0, "$lt": lambda c: c < 0, "$lte": lambda c: c <= 0}[op]
 

@@ -15,7 +15,15 @@ document i, or null when it threw (that document is skipped for that view).
 from __future__ import annotations
 
 import os
+import resource
 import sys
+import threading
+import time
+
+from .. import jsonutil
+from .js_engine import EngineError, JSEngine
+from .protocol import dumps, read_frame, write_frame
+from .py_engine import PyEngine
 
 
 def main(argv: list[str]) -> None:
@@ -27,23 +35,14 @@ def main(argv: list[str]) -> None:
     sys.stdout = sys.stderr
     inp = os.fdopen(os.dup(0), "rb")
 
-    from .js_engine import EngineError
-    from .protocol import dumps, read_frame, write_frame
-
     _watch_parent()
 
     if lang == "javascript":
-        from .js_engine import JSEngine
-
         engine = JSEngine(max_memory=memory_mb << 20 if memory_mb else None, timeout=timeout or None)
     elif lang == "python":
         if memory_mb:
-            import resource
-
             cap = memory_mb << 20
             resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-        from .py_engine import PyEngine
-
         engine = PyEngine()
     else:
         raise SystemExit(f"unknown language {lang}")
@@ -59,20 +58,14 @@ def main(argv: list[str]) -> None:
             elif kind == b"F":
                 # b"F" + JSON [src, req] + b"\n" + JSON array of documents
                 head, docs = body.split(b"\n", 1)
-                from .. import jsonutil as _ju
-
-                src, req = _ju.loads(head)
+                src, req = jsonutil.loads(head)
                 reply = b"O" + engine.filter(src, docs, req)
             elif kind == b"V":
                 # b"V" + JSON [src, userCtx, secObj] + b"\n" + JSON array of [newDoc, oldDoc]
                 head, items = body.split(b"\n", 1)
-                from .. import jsonutil as _ju
-
-                src, user_ctx, sec_obj = _ju.loads(head)
+                src, user_ctx, sec_obj = jsonutil.loads(head)
                 reply = b"O" + engine.validate(src, items, user_ctx, sec_obj)
             else:
-                from .. import jsonutil
-
                 msg = jsonutil.loads(body)
                 cmd = msg[0]
                 if cmd == "prepare":
@@ -99,9 +92,6 @@ def main(argv: list[str]) -> None:
 
 def _watch_parent() -> None:
     """Exit when the server goes away, even if user code is looping (no orphaned workers)."""
-    import threading
-    import time
-
     parent = os.getppid()
 
     def watch() -> None:
@@ -114,8 +104,6 @@ def _watch_parent() -> None:
 
 
 def _dumps(obj):
-    from .. import jsonutil
-
     return jsonutil.dumps(obj)
 
 

@@ -27,6 +27,8 @@ from itertools import islice
 from typing import Any
 
 from .. import collate
+from ..mango.native import MangoMapper
+from ..query_server import ViewFunctions
 from ..storage import Store
 from . import tree
 from .builtin_reduce import Builtin, builtin, is_builtin
@@ -92,13 +94,9 @@ class CustomAdapter:
 
 class ViewIndex:
     def __init__(self, db: Any, spec: DesignSpec, pool: Any):
-        from ..query_server import ViewFunctions
-
         self.db = db
         self.spec = spec
         if spec.language == "query":
-            from ..mango.native import MangoMapper
-
             pool = MangoMapper(tuple(v.map for v in spec.views))
         self.pool = pool
         self.directory = db.directory / "views" / spec.sig

@@ -13,10 +13,10 @@ import weakref
 from typing import Any
 
 from ..errors import BadRequest, NotFound
-from ..query_server import QueryServerPool
+from ..query_server import QueryServerPool, ViewFunctions
 from . import args as qargs
 from . import ddoc as ddocs
-from .index import ViewIndex
+from .index import CustomAdapter, ViewIndex
 from .query import TooBig, run_query
 
 # Rows a map query may read on the event loop before it is handed to a thread (~1 ms of work).
@@ -166,8 +166,6 @@ async def execute(node: Any, db: Any, ix: ViewIndex, vi: int, a: qargs.QueryArgs
 
 
 def _small(ix: ViewIndex, vi: int, a: qargs.QueryArgs, reducing: bool) -> bool:
-    from .index import CustomAdapter
-
     if reducing and isinstance(ix.user_reducers[vi], CustomAdapter):
         return False
     if reducing:
@@ -252,8 +250,6 @@ def validate_design_doc(node: Any, doc: dict) -> None:
     spec = ddocs.parse(doc)
     if not spec.views:
         return
-    from ..query_server import ViewFunctions
-
     pool = pool_for(node)
     if spec.language not in ("javascript", "python"):
         return
@@ -296,8 +292,6 @@ async def filter_docs(node: Any, db: Any, name: str, docs: list[dict], req: Any)
 
 async def view_filter(node: Any, db: Any, name: str, docs: list[dict]) -> list[bool]:
     """`filter=_view&view=ddoc/view`: a document passes when the view's map function emits for it."""
-    from ..query_server import ViewFunctions
-
     ddoc_name, vname = _split(name)
     doc = load_ddoc(db, ddoc_name)
     spec = ddocs.parse(doc)
