@@ -1,84 +1,116 @@
-"""Durability: a server under concurrent writers is killed with SIGKILL at a random moment; after a
-restart every acknowledged write is there with (at least) the acknowledged revision.
+"""Durability: a server under concurrent writers (documents, bulk writes, attachments, `_local`
+checkpoints) and view readers is killed with SIGKILL at a random moment; after each restart every
+acknowledged write is there with its exact revision and content (see tests/crashload.py), and the
+view answers what the documents say.
 
-"At least": a write in flight when the server died may or may not have been committed, so the
-document's current revision must be the acknowledged one or a descendant of it.
+The randomness is seeded; the seed is printed and in every failure message. Replay one with
+COUCHPY_CRASH_SEED=<seed>. CRASH_TRIALS sets the number of kills (the CI size is small;
+benchmarks/crash_trials.py runs the long series).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import time
 
 import aiohttp
 import pytest
 
+from tests.crashload import Load, verify, writer
 from tests.serverproc import CouchpyServer
 
-WRITERS = 24
-ROUNDS = 3
+WRITERS = 16
+TRIALS = int(os.environ.get("CRASH_TRIALS", "4"))
+RESTART_LIMIT = 30.0  # seconds a restart may take, recovery included
+
+VIEW_DDOC = {"views": {"by_writer": {"map": "function(doc){ if (doc.writer !== undefined) emit([doc.writer, doc.n], doc.pad.length); }"}}}
 
 
-async def _writer(session: aiohttp.ClientSession, base: str, wid: int, acked: dict, stop: asyncio.Event):
-    n = 0
+async def _query_view(session: aiohttp.ClientSession, base: str, load: Load, stop: asyncio.Event) -> None:
+    """Keep the view index building while the writers write, so kills land inside index updates."""
     while not stop.is_set():
-        docid = f"w{wid}-{n % 5}"
-        body = {"writer": wid, "n": n, "pad": "x" * random.randint(0, 300)}
-        if docid in acked:
-            body["_rev"] = acked[docid]
         try:
-            if n % 7 == 3:  # a bulk write now and then: acknowledged rows must survive too
-                async with session.post(f"{base}/_bulk_docs", json={"docs": [dict(body, _id=docid)]}) as r:
-                    if r.status != 201:
-                        return
-                    (row,) = await r.json()
-                    if row.get("ok"):
-                        acked[docid] = row["rev"]
-            else:
-                async with session.put(f"{base}/{docid}", json=body) as r:
-                    if r.status == 201:
-                        acked[docid] = (await r.json())["rev"]
-                    elif r.status != 409:
-                        return
-        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError):
+            async with session.get(f"{base}/_design/crash/_view/by_writer", params={"limit": "1"}) as r:
+                text = await r.text()
+                if r.status != 200 and not load.killed:
+                    load.fail(f"view: HTTP {r.status} {text[:200]}")
+                    return
+        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+            if not load.killed:
+                load.fail(f"view: {type(exc).__name__} before the kill")
             return
-        n += 1
+        await asyncio.sleep(0.05)
+
+
+def _expected_view(load: Load) -> list[list]:
+    rows = []
+    for docid, rec in load.records.items():
+        if rec.body is not None and not docid.startswith("_local/") and rec.rev is not None:
+            rows.append([[rec.body["writer"], rec.body["n"]], docid, len(rec.body["pad"])])
+    return sorted(rows)
+
+
+async def run_trials(tmp_path, trials: int, seed: int, writers: int = WRITERS) -> dict:
+    """Kill and restart a server `trials` times under load; returns figures, raises on any loss."""
+    srv = CouchpyServer(tmp_path)
+    srv.start()
+    load = Load(base=f"{srv.base}/crash", seed=seed)
+    rng = random.Random(seed)
+    restarts: list[float] = []
+    checked = 0
+    timeout = aiohttp.ClientTimeout(total=30)
+    try:
+        async with aiohttp.ClientSession(auth=srv.auth, timeout=timeout) as s:
+            async with s.put(load.base) as r:
+                assert r.status == 201, await r.text()
+            async with s.put(f"{load.base}/_design/crash", json=VIEW_DDOC) as r:
+                assert r.status == 201, await r.text()
+        for trial in range(trials):
+            load.killed = False
+            stop = asyncio.Event()
+            connector = aiohttp.TCPConnector(limit=writers + 1)
+            async with aiohttp.ClientSession(auth=srv.auth, connector=connector, timeout=timeout) as s:
+                tasks = [asyncio.create_task(writer(s, load, w, stop)) for w in range(writers)]
+                tasks.append(asyncio.create_task(_query_view(s, load.base, load, stop)))
+                await asyncio.sleep(rng.uniform(0.3, 1.5))
+                load.killed = True
+                srv.kill()  # SIGKILL mid-flight
+                stop.set()
+                await asyncio.gather(*tasks)
+            assert not load.failures, f"seed {seed} trial {trial}: {load.failures[:10]}"
+            assert load.acks, f"seed {seed}: no write acknowledged before the kill"
+            t0 = time.monotonic()
+            srv.start(timeout=RESTART_LIMIT)
+            restarts.append(time.monotonic() - t0)
+            async with aiohttp.ClientSession(auth=srv.auth, timeout=timeout) as s:
+                problems = await verify(s, load)
+                assert not problems, f"seed {seed} trial {trial}: {problems[:10]}"
+                checked += sum(1 for rec in load.records.values() if rec.rev is not None)
+                async with s.get(f"{load.base}/_design/crash/_view/by_writer") as r:
+                    assert r.status == 200, await r.text()
+                    view = await r.json()
+                got = [[row["key"], row["id"], row["value"]] for row in view["rows"]]
+                assert got == _expected_view(load), f"seed {seed} trial {trial}: view differs from the documents"
+                async with s.get(load.base) as r:
+                    info = await r.json()
+                docs = sum(1 for d, rec in load.records.items() if rec.rev is not None and not d.startswith("_local/"))
+                assert info["doc_count"] == docs + 1, (seed, info)  # + the design document
+    finally:
+        srv.stop()
+    return {"trials": trials, "acks": load.acks, "records_checked": checked,
+            "max_restart_s": max(restarts, default=0.0)}
+
+
+def _seed() -> int:
+    seed = int(os.environ.get("COUCHPY_CRASH_SEED", random.randrange(1 << 32)))
+    print(f"crash seed: {seed} (replay with COUCHPY_CRASH_SEED={seed})")
+    return seed
 
 
 @pytest.mark.slow
 async def test_sigkill_loses_no_acknowledged_write(tmp_path):
-    srv = CouchpyServer(tmp_path)
-    srv.start()
-    acked: dict[str, str] = {}
-    try:
-        async with aiohttp.ClientSession(auth=srv.auth, timeout=aiohttp.ClientTimeout(total=10)) as s:
-            async with s.put(f"{srv.base}/crash") as r:
-                assert r.status == 201
-        rng = random.Random()
-        for _ in range(ROUNDS):
-            stop = asyncio.Event()
-            connector = aiohttp.TCPConnector(limit=WRITERS)
-            async with aiohttp.ClientSession(auth=srv.auth, connector=connector,
-                                             timeout=aiohttp.ClientTimeout(total=10)) as s:
-                tasks = [asyncio.create_task(_writer(s, f"{srv.base}/crash", w, acked, stop)) for w in range(WRITERS)]
-                await asyncio.sleep(rng.uniform(0.3, 1.5))
-                srv.kill()  # SIGKILL mid-flight
-                stop.set()
-                await asyncio.gather(*tasks)
-            snapshot = dict(acked)
-            assert snapshot, "the writers got no write acknowledged before the kill"
-            srv.start()
-            async with aiohttp.ClientSession(auth=srv.auth) as s:
-                for docid, rev in snapshot.items():
-                    async with s.get(f"{srv.base}/crash/{docid}", params={"revs": "true"}) as r:
-                        assert r.status == 200, (docid, await r.text())
-                        doc = await r.json()
-                    start, ids = doc["_revisions"]["start"], doc["_revisions"]["ids"]
-                    history = [f"{start - i}-{h}" for i, h in enumerate(ids)]
-                    assert rev in history, (docid, rev, doc["_rev"])
-                    acked[docid] = doc["_rev"]  # continue from what is there
-                async with s.get(f"{srv.base}/crash") as r:
-                    info = await r.json()
-                    assert info["doc_count"] == len(acked)
-    finally:
-        srv.stop()
+    figures = await run_trials(tmp_path, TRIALS, _seed())
+    print(figures)
+    assert figures["acks"] > 0

@@ -1,0 +1,195 @@
+"""A write load whose every acknowledgement is recorded, and the check that a restarted server kept it.
+
+Each writer owns its documents, so a write can only conflict if the server lost one of ours; every
+status but the one CouchDB gives for success is counted as a failure, and so is a connection error
+before the server was killed. A write in flight at the kill may or may not have been committed:
+the writer remembers it as *pending*, and after the restart each record must be exactly the
+acknowledged one, or exactly the pending one as its direct child.
+
+Kinds of write: documents (PUT and `_bulk_docs`), standalone attachments (random bytes, checked
+byte for byte and against their MD5 digest) and `_local` checkpoints (as a replicator writes them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import random
+from dataclasses import dataclass, field
+
+import aiohttp
+
+KINDS = ("doc", "bulk", "att", "local")
+
+
+@dataclass
+class Record:
+    """The last acknowledged state of one document, and the write in flight for it (if any)."""
+
+    rev: str | None = None
+    body: dict | None = None
+    att: bytes | None = None
+    pending_body: dict | None = None
+    pending_att: bytes | None = None
+
+
+@dataclass
+class Load:
+    base: str  # database URL
+    seed: int
+    records: dict[str, Record] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    acks: int = 0
+    killed: bool = False
+
+    def fail(self, what: str) -> None:
+        self.failures.append(what)
+
+
+async def writer(session: aiohttp.ClientSession, load: Load, wid: int, stop: asyncio.Event,
+                 docs_per_writer: int = 4) -> None:
+    rng = random.Random(f"{load.seed}-{wid}")
+    n = 0
+    while not stop.is_set():
+        kind = KINDS[rng.randrange(len(KINDS))]
+        docid = f"{kind}-w{wid}-{n % docs_per_writer}"
+        if kind == "local":
+            docid = "_local/" + docid
+        rec = load.records.setdefault(docid, Record())
+        body = {"writer": wid, "n": n, "pad": "x" * rng.randint(0, 300)}
+        try:
+            if kind == "local":
+                rec.pending_body = body
+                doc = dict(body, _rev=rec.rev) if rec.rev else body  # _local docs check revisions too
+                async with session.put(f"{load.base}/{docid}", json=doc) as r:
+                    reply = await _reply(r, load, docid, 201)
+            elif kind == "att":
+                data = rng.randbytes(rng.randint(1, 64 << 10))
+                rec.pending_att = data
+                url = f"{load.base}/{docid}/blob"
+                params = {"rev": rec.rev} if rec.rev else {}
+                async with session.put(url, data=data, params=params,
+                                       headers={"Content-Type": "application/octet-stream"}) as r:
+                    reply = await _reply(r, load, docid, 201)
+            else:
+                doc = dict(body, _rev=rec.rev) if rec.rev else body
+                rec.pending_body = body
+                if kind == "bulk":
+                    async with session.post(f"{load.base}/_bulk_docs", json={"docs": [dict(doc, _id=docid)]}) as r:
+                        rows = await _reply(r, load, docid, 201)
+                    reply = None
+                    if rows is not None:
+                        if len(rows) != 1 or rows[0].get("id") != docid or not rows[0].get("ok"):
+                            load.fail(f"{docid}: bulk row {rows}")
+                        else:
+                            reply = rows[0]
+                else:
+                    async with session.put(f"{load.base}/{docid}", json=doc) as r:
+                        reply = await _reply(r, load, docid, 201)
+        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+            if not load.killed:
+                load.fail(f"{docid}: {type(exc).__name__} {exc} before the kill")
+            return
+        if reply is None:
+            return  # counted as a failure by _reply
+        if reply.get("ok") is not True or reply.get("id") != docid or not isinstance(reply.get("rev"), str):
+            load.fail(f"{docid}: acknowledgement {reply}")
+            return
+        if kind == "att":
+            rec.att, rec.pending_att = rec.pending_att, None
+        else:
+            rec.body, rec.pending_body = rec.pending_body, None
+        rec.rev = reply["rev"]
+        load.acks += 1
+        n += 1
+
+
+async def _reply(r: aiohttp.ClientResponse, load: Load, docid: str, expected: int):
+    """The JSON of a response with the expected status; anything else is a failure (None)."""
+    text = await r.text()
+    if r.status != expected:
+        if not load.killed:
+            load.fail(f"{docid}: HTTP {r.status} {text[:200]}")
+        return None
+    try:
+        return await r.json()
+    except ValueError:
+        load.fail(f"{docid}: not JSON: {text[:200]}")
+        return None
+
+
+def _history(doc: dict) -> list[str]:
+    start, ids = doc["_revisions"]["start"], doc["_revisions"]["ids"]
+    return [f"{start - i}-{h}" for i, h in enumerate(ids)]
+
+
+def _user_fields(doc: dict) -> dict:
+    return {k: v for k, v in doc.items() if not k.startswith("_")}
+
+
+async def verify(session: aiohttp.ClientSession, load: Load) -> list[str]:
+    """Compare the restarted server with the records; adopt what it kept as the new baseline."""
+    problems: list[str] = []
+    for docid, rec in load.records.items():
+        pending = rec.pending_body is not None or rec.pending_att is not None
+        if docid.startswith("_local/"):
+            async with session.get(f"{load.base}/{docid}") as r:
+                doc = await r.json() if r.status == 200 else None
+                status = r.status
+            if status == 404 and rec.rev is None:
+                rec.pending_body = None
+                continue  # never acknowledged, never committed
+            if status != 200:
+                problems.append(f"{docid}: HTTP {status} after restart (acknowledged {rec.rev})")
+                continue
+            kept = _user_fields(doc)
+            if kept == rec.body:
+                pass
+            elif pending and kept == rec.pending_body:
+                rec.body = kept
+            else:
+                problems.append(f"{docid}: body {kept} is neither acknowledged {rec.body} nor pending")
+            rec.rev, rec.pending_body = doc["_rev"], None
+            continue
+        async with session.get(f"{load.base}/{docid}", params={"revs": "true"}) as r:
+            status = r.status
+            doc = await r.json() if status == 200 else None
+        if status == 404 and rec.rev is None:
+            rec.pending_body = rec.pending_att = None
+            continue
+        if status != 200:
+            problems.append(f"{docid}: HTTP {status} after restart (acknowledged {rec.rev})")
+            continue
+        history = _history(doc)
+        if doc["_rev"] == rec.rev:
+            took_pending = False
+        elif pending and (history[1:2] == [rec.rev] or (rec.rev is None and len(history) == 1)):
+            took_pending = True
+        else:
+            problems.append(f"{docid}: revision {doc['_rev']} (history {history[:3]}) is neither "
+                            f"the acknowledged {rec.rev} nor its pending child")
+            continue
+        if rec.pending_att is not None or (rec.att is not None and not took_pending):
+            data = rec.pending_att if took_pending else rec.att
+            stub = doc.get("_attachments", {}).get("blob")
+            if stub is None:
+                problems.append(f"{docid}@{doc['_rev']}: attachment missing")
+            else:
+                digest = "md5-" + base64.b64encode(hashlib.md5(data).digest()).decode()
+                async with session.get(f"{load.base}/{docid}/blob") as r:
+                    got = await r.read()
+                if got != data or stub.get("digest") != digest or stub.get("length") != len(data):
+                    problems.append(f"{docid}@{doc['_rev']}: attachment differs "
+                                    f"({len(got)} bytes, stub {stub}, expected {len(data)} bytes {digest})")
+            if took_pending:
+                rec.att = rec.pending_att
+        else:
+            expected = rec.pending_body if took_pending else rec.body
+            if _user_fields(doc) != expected:
+                problems.append(f"{docid}@{doc['_rev']}: body {_user_fields(doc)} != {expected}")
+            if took_pending:
+                rec.body = expected
+        rec.rev = doc["_rev"]
+        rec.pending_body = rec.pending_att = None
+    return problems
