@@ -13,7 +13,8 @@ API (everything else in this module is private):
 
     node_modules() -> Path
         Installs the pinned packages (`npm ci`) unless they already are, and returns the
-        node_modules directory. Calls pytest.skip() with the reason when node/npm is not
+        node_modules directory. Fails the test (pytest.fail, never a skip: a suite that skips
+        what it cannot run would pass without testing) with the reason when node/npm is not
         installed or the npm registry cannot be reached; any other install failure raises.
 
     with PouchdbServer() as peer:          # optional: PouchdbServer(data_dir=Path(...))
@@ -85,7 +86,7 @@ def _installed(digest: str) -> bool:
 def node_modules() -> Path:
     """Install the pinned npm packages once (file-locked) and return the node_modules path."""
     if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node/npm are not installed (Node.js 18+ with npm is needed for this test)")
+        pytest.fail("node/npm are not installed (Node.js 18+ with npm is needed for this test)")
     digest = _lock_digest()
     target = NODE_DIR / "node_modules"
     if _installed(digest):
@@ -106,12 +107,12 @@ def node_modules() -> Path:
                 proc = subprocess.run(cmd, cwd=NODE_DIR, capture_output=True, text=True,
                                       timeout=_INSTALL_TIMEOUT_S)
             except subprocess.TimeoutExpired:
-                pytest.skip(f"`npm ci` did not finish within {_INSTALL_TIMEOUT_S}s "
+                pytest.fail(f"`npm ci` did not finish within {_INSTALL_TIMEOUT_S}s "
                             "(npm registry unreachable or too slow)")
             if proc.returncode != 0:
                 out = proc.stdout + proc.stderr
                 if any(m.lower() in out.lower() for m in _OFFLINE_MARKERS):
-                    pytest.skip("the npm registry is unreachable, so the pinned Node packages "
+                    pytest.fail("the npm registry is unreachable, so the pinned Node packages "
                                 f"could not be installed: {out.strip()[-400:]}")
                 raise NodeError(f"`{' '.join(cmd)}` failed in {NODE_DIR}", proc.stdout,
                                 proc.stderr)
