@@ -24,7 +24,7 @@ from typing import Any
 import lmdb
 import orjson
 
-from . import docrules, jsonutil, revtree, scans, updates, validation
+from . import docrules, envswap, jsonutil, revtree, scans, updates, validation
 from .attachments import hooks as att_hooks
 from .docinfo import DocInfo, body_key, splice_doc
 from .errors import BadRequest, CouchError, NotFound, TooLarge
@@ -41,7 +41,8 @@ class Database:
         self.node = node
         self.name = name
         self.directory = Path(directory)
-        self._open_store()
+        envswap.recover(self.directory)  # a compaction cut short by a crash is completed first
+        self.open_store()
         with self.store.read() as txn:
             raw = txn.get(META_KEY, db=self._meta_db)
         self.meta: dict[str, Any] = orjson.loads(raw) if raw else {
@@ -62,21 +63,13 @@ class Database:
         self._close_hooks: list = []
         self.closed = False
 
-    def _open_store(self) -> None:
+    def open_store(self) -> None:
         self.store = Store(self.directory / "main", SUBDBS)
         self._docs = self.store.db("docs")
         self._seqs = self.store.db("seqs")
         self._bodies = self.store.db("bodies")
         self._local = self.store.db("local")
         self._meta_db = self.store.db("meta")
-
-    def reopen_store(self, between) -> None:
-        """Close the environment, run `between()` (e.g. swap directories), open it again."""
-        self.store.close()
-        try:
-            between()
-        finally:
-            self._open_store()
 
     # ------------------------------------------------------------------ properties
 

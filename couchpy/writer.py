@@ -13,9 +13,10 @@ an acknowledged write survives SIGKILL.
 from __future__ import annotations
 
 import asyncio
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
+
+from . import envswap
 
 # Writers of different databases commit in parallel (separate LMDB environments), up to this many.
 EXECUTOR = ThreadPoolExecutor(max_workers=8, thread_name_prefix="couchpy-writer")
@@ -103,14 +104,16 @@ class GroupCommitWriter:
             await asyncio.sleep(0)
 
     async def _compact_swap(self, loop) -> None:
-        """Copy the environment compactly, then swap it in (no write can run meanwhile)."""
+        """Copy the environment compactly, then swap it in (no write can run meanwhile).
+
+        The copy is made durable before the swap, and the swap is recoverable at every step
+        (couchpy.envswap), so a crash during compaction never loses the database."""
         db = self.db
-        main = db.store.path
-        tmp = main.with_name("main.compact")
-        old = main.with_name("main.old")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
-        await loop.run_in_executor(EXECUTOR, db.store.copy_compact, tmp)
+        directory = db.store.path.parent
+        await loop.run_in_executor(EXECUTOR, envswap.discard_copy, directory)
+        copy = directory / envswap.NEW
+        await loop.run_in_executor(EXECUTOR, db.store.copy_compact, copy)
+        await loop.run_in_executor(EXECUTOR, envswap.seal, copy)
         # The swap itself is synchronous on the event loop: no reader can be inside the old env.
-        db.reopen_store(lambda: (main.rename(old), tmp.rename(main)))
-        await loop.run_in_executor(EXECUTOR, shutil.rmtree, old, True)
+        envswap.install(directory, db.store.close, db.open_store)
+        await loop.run_in_executor(EXECUTOR, envswap.finish, directory)

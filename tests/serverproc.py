@@ -71,12 +71,19 @@ class CouchpyServer:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
+    def command(self) -> list[str]:
+        """The server's command line (a subclass may run it under a wrapper)."""
+        return [sys.executable, "-m", "couchpy_cli", "serve", "--data-dir", str(self.data_dir), "--port", str(self.port)]
+
+    def environment(self, env: dict[str, str]) -> dict[str, str]:
+        """The server's environment variables (a subclass may add its own)."""
+        return env
+
     def start(self, timeout: float = 30) -> CouchpyServer:
         log = open(self.log_path, "ab")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "couchpy_cli", "serve", "--data-dir", str(self.data_dir), "--port", str(self.port)],
-            stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT), env=env,
+            self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT), env=self.environment(env),
         )
         log.close()
         deadline = time.monotonic() + timeout
