@@ -70,6 +70,22 @@ class Config:
             out.update(self._cp.items(section))
         return out
 
+    def sections(self) -> list[str]:
+        """Every section with a value, from the defaults or the file."""
+        return sorted(set(DEFAULTS) | set(self._cp.sections()))
+
+    def has(self, section: str, key: str) -> bool:
+        return self._cp.has_option(section, key) or key in DEFAULTS.get(section, {})
+
+    def reload(self) -> None:
+        """Read the file again (`POST /_node/_local/_config/_reload`)."""
+        fresh = configparser.ConfigParser(interpolation=None, strict=False)
+        fresh.optionxform = str
+        if self.path and self.path.exists():
+            fresh.read(self.path, encoding="utf-8")
+        self._cp = fresh
+        self.version += 1
+
     def set(self, section: str, key: str, value: str) -> None:
         if not self._cp.has_section(section):
             self._cp.add_section(section)

@@ -23,6 +23,7 @@ import orjson
 from .config import Config
 from .database import Database
 from .errors import InvalidDatabaseName, NotFound, PreconditionFailed
+from .metrics import Metrics
 from .storage import Store
 from .tasks import TaskRegistry
 
@@ -88,6 +89,8 @@ class Node:
         self.max_open = self.config.get_int("couchdb", "max_dbs_open", 500) or 500
         self.uuid = self.config.get("couchdb", "uuid") or secrets.token_hex(16)
         self.tasks = TaskRegistry()
+        self.metrics = Metrics()
+        self.metrics.gauge(("couchdb", "open_databases"), "number of open databases", lambda: len(self._open))
         self.closing = False
         self._trash = self.path / ".trash"
         shutil.rmtree(self._trash, ignore_errors=True)  # leftovers of deletions cut short

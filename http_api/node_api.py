@@ -1,0 +1,245 @@
+"""Node-level endpoints: `/_node/{node}/_config`, `_stats`, `_system`, `_prometheus`, `/_membership`.
+
+`{node}` is `_local` or this node's name, as in CouchDB. Configuration changes made here are
+written to the INI file (unless `X-Couch-Persist: false`) and applied at once where CouchDB applies
+them live: the log level, `max_dbs_open`, the replicator's `max_jobs`/`interval`/`max_churn`; the
+authentication and CORS settings are read from the configuration on every use.
+
+The metrics middleware counts every request by method and status and times it, so `_stats` and
+`_prometheus` move with the traffic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import resource
+import time
+
+from aiohttp import web
+
+import replicator
+from couchpy import jsonutil
+from couchpy.errors import BadRequest, NotFound
+from couchpy.passwords import hash_password, is_hashed
+
+from .responses import json_response, not_allowed
+
+NODE_NAME = "couchpy@127.0.0.1"
+LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "notice": logging.INFO, "warning": logging.WARNING,
+              "warn": logging.WARNING, "error": logging.ERROR, "critical": logging.CRITICAL,
+              "alert": logging.CRITICAL, "emergency": logging.CRITICAL, "none": logging.CRITICAL + 10}
+
+routes = web.RouteTableDef()
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler):
+    metrics = request.app["node"].metrics
+    t0 = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        metrics.inc(("couchdb", "httpd", "requests"))
+        metrics.inc(("couchdb", "httpd_request_methods", request.method))
+        metrics.inc(("couchdb", "httpd_status_codes", str(status)))
+        metrics.observe(("couchdb", "request_time"), (time.perf_counter() - t0) * 1000.0)
+
+
+def _check_node(request: web.Request) -> None:
+    name = request.match_info["node"]
+    if name not in ("_local", NODE_NAME):
+        raise NotFound(f"no such node: {name}")
+
+
+# ------------------------------------------------------------------ configuration
+
+
+@routes.get("/_node/{node}/_config")
+async def config_all(request: web.Request) -> web.Response:
+    _check_node(request)
+    config = request.app["node"].config
+    return json_response({s: config.section(s) for s in config.sections()})
+
+
+@routes.post("/_node/{node}/_config/_reload")
+async def config_reload(request: web.Request) -> web.Response:
+    _check_node(request)
+    node = request.app["node"]
+    node.config.reload()
+    for section in node.config.sections():
+        for key in node.config.section(section):
+            apply_setting(request.app, section, key)
+    return json_response({"ok": True})
+
+
+@routes.get("/_node/{node}/_config/{section}")
+async def config_section(request: web.Request) -> web.Response:
+    _check_node(request)
+    return json_response(request.app["node"].config.section(request.match_info["section"]))
+
+
+@routes.get("/_node/{node}/_config/{section}/{key}")
+async def config_get(request: web.Request) -> web.Response:
+    _check_node(request)
+    value = request.app["node"].config.get(request.match_info["section"], request.match_info["key"])
+    if value is None:
+        raise NotFound("unknown_config_value")
+    return json_response(value)
+
+
+@routes.put("/_node/{node}/_config/{section}/{key}")
+async def config_put(request: web.Request) -> web.Response:
+    _check_node(request)
+    section, key = request.match_info["section"], request.match_info["key"]
+    try:
+        value = jsonutil.loads(await request.read())
+    except ValueError:
+        raise BadRequest("invalid UTF-8 JSON") from None
+    if not isinstance(value, str):
+        raise BadRequest("config values must be strings")
+    config = request.app["node"].config
+    old = config.get(section, key) or ""
+    if section == "admins" and not is_hashed(value):
+        iterations = config.get_int("chttpd_auth", "iterations", 0) or config.get_int(
+            "couch_httpd_auth", "iterations", 600000) or 600000
+        value = await _offload(hash_password, value, iterations)
+    config.set(section, key, value)
+    if request.headers.get("X-Couch-Persist", "true").lower() != "false":
+        config.save()
+    apply_setting(request.app, section, key)
+    return json_response(old)
+
+
+@routes.delete("/_node/{node}/_config/{section}/{key}")
+async def config_delete(request: web.Request) -> web.Response:
+    _check_node(request)
+    section, key = request.match_info["section"], request.match_info["key"]
+    config = request.app["node"].config
+    if not config.has(section, key):
+        raise NotFound("unknown_config_value")
+    old = config.get(section, key) or ""
+    config.delete(section, key)
+    if request.headers.get("X-Couch-Persist", "true").lower() != "false":
+        config.save()
+    apply_setting(request.app, section, key)
+    return json_response(old)
+
+
+async def _offload(fn, *args):
+    """PBKDF2 is slow on purpose: never on the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+
+def apply_setting(app: web.Application, section: str, key: str) -> None:
+    """Make a changed setting take effect in the running server, where CouchDB does so."""
+    node = app["node"]
+    config = node.config
+    if (section, key) == ("log", "level"):
+        level = LOG_LEVELS.get((config.get("log", "level") or "info").strip().lower(), logging.INFO)
+        logging.getLogger("couchpy").setLevel(level)
+    elif (section, key) == ("couchdb", "max_dbs_open"):
+        node.max_open = config.get_int("couchdb", "max_dbs_open", 500) or 500
+    elif section == "replicator" and key in ("max_jobs", "interval", "max_churn"):
+        sched = replicator.get_scheduler(node)
+        value = config.get_int("replicator", key, 0)
+        if value:
+            setattr(sched, key, value / 1000.0 if key == "interval" else value)
+            asyncio.ensure_future(sched.rotate())  # start waiting jobs if there is room now
+
+
+# ------------------------------------------------------------------ metrics
+
+
+def _system(node) -> dict:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    rss = _rss_bytes()
+    try:
+        open_files = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        open_files = None
+    load1, load5, load15 = os.getloadavg()
+    return {
+        "uptime": node.metrics.uptime(),
+        "memory": {"total": rss, "processes": rss},
+        "run_queue": round(load1),
+        "run_queue_dirty_cpu": 0,
+        "load_average": [load1, load5, load15],
+        "os_proc_count": 0,
+        "process_count": len(node.tasks.list()),
+        "open_files": open_files,
+        "open_databases": len(node._open),
+        "user_cpu_seconds": usage.ru_utime,
+        "system_cpu_seconds": usage.ru_stime,
+        "message_queues": {},
+    }
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+@routes.get("/_node/{node}/_stats")
+async def stats(request: web.Request) -> web.Response:
+    _check_node(request)
+    return json_response(request.app["node"].metrics.stats_tree())
+
+
+@routes.get("/_node/{node}/_stats/{path:.+}")
+async def stats_path(request: web.Request) -> web.Response:
+    _check_node(request)
+    out = request.app["node"].metrics.stats_tree()
+    for part in request.match_info["path"].strip("/").split("/"):
+        if not isinstance(out, dict) or part not in out:
+            raise NotFound("Unknown stat")
+        out = out[part]
+    return json_response(out)
+
+
+@routes.get("/_node/{node}/_system")
+async def system(request: web.Request) -> web.Response:
+    _check_node(request)
+    return json_response(_system(request.app["node"]))
+
+
+@routes.get("/_node/{node}/_prometheus")
+async def prometheus(request: web.Request) -> web.Response:
+    _check_node(request)
+    node = request.app["node"]
+    info = _system(node)
+    extra = [
+        "# HELP couchdb_memory_bytes resident memory of the server process",
+        "# TYPE couchdb_memory_bytes gauge",
+        f'couchdb_memory_bytes{{memory_type="total"}} {info["memory"]["total"]}',
+    ]
+    if info["open_files"] is not None:
+        extra += ["# HELP couchdb_open_os_files_total number of file descriptors the server has open",
+                  "# TYPE couchdb_open_os_files_total gauge", f"couchdb_open_os_files_total {info['open_files']}"]
+    body = node.metrics.prometheus() + "\n".join(extra) + "\n"
+    return web.Response(text=body, content_type="text/plain", charset="utf-8",
+                        headers={"Cache-Control": "must-revalidate"})
+
+
+@routes.get("/_membership")
+async def membership(request: web.Request) -> web.Response:
+    return json_response({"all_nodes": [NODE_NAME], "cluster_nodes": [NODE_NAME]})
+
+
+def routes_list() -> list:
+    return list(routes) + [
+        not_allowed("/_node/{node}/_stats", "GET"),
+        not_allowed("/_node/{node}/_system", "GET"),
+        not_allowed("/_node/{node}/_prometheus", "GET"),
+        not_allowed("/_membership", "GET"),
+    ]
