@@ -185,7 +185,7 @@ def collect_sync(db, opts: ChangesOptions, since: int) -> tuple[list[tuple[int, 
 
 async def collect(db, opts: ChangesOptions, since: int) -> tuple[list[tuple[int, dict]], int, bool]:
     """`collect_sync` for any filter, including those that run in a query server."""
-    if not uses_query_server(opts):
+    if not uses_query_server(opts) or opts.limit == 0:
         return collect_sync(db, opts, since)
     snapshot = db.update_seq
     taken: list[tuple[int, dict]] = []
@@ -194,3 +194,36 @@ async def collect(db, opts: ChangesOptions, since: int) -> tuple[list[tuple[int,
         if opts.limit is not None and len(taken) >= opts.limit:
             return taken, _covered(db, opts, taken, since, snapshot, True), True
     return taken, _covered(db, opts, taken, since, snapshot, False), False
+
+
+# CouchDB looks up the documents of a `_doc_ids` filter naming at most this many ids (and every
+# design document for `_design`) instead of scanning the by-sequence index
+# (couch_changes:can_optimize, changes_doc_ids_optimization_threshold).
+DOC_IDS_LOOKUP_MAX = 100
+
+
+def _looks_up(opts: ChangesOptions) -> bool:
+    if opts.filter_name == "_design":
+        return True
+    return opts.filter_name == "_doc_ids" and isinstance(opts.doc_ids, list) and len(opts.doc_ids) <= DOC_IDS_LOOKUP_MAX
+
+
+def pending(db, opts: ChangesOptions, since: int, rows: list[tuple[int, dict]], limited: bool) -> int:
+    """CouchDB's `pending` after a listing from `since`: the by-sequence entries its enumeration
+    has not reached (fabric_rpc counts down from the entries after `since`, one per document
+    enumerated, and reports the count at the last row sent).
+
+    A listing that ran to the end enumerated everything (0), unless its filter looked the
+    documents up: then only those were enumerated, and the rest still counts as pending. One cut
+    short by `limit` stopped at its last row; `limit=0` enumerated nothing.
+    """
+    if opts.limit == 0:
+        return db.count_changes_after(since)
+    if _looks_up(opts):
+        return max(db.count_changes_after(since) - len(rows), 0)
+    if not limited or not rows:
+        return 0
+    last = rows[-1][0]
+    if opts.descending:
+        return db.count_changes_after(0) - db.count_changes_after(last - 1)
+    return db.count_changes_after(last)

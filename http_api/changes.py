@@ -8,13 +8,15 @@ share one computation of the new rows.
 
 from __future__ import annotations
 
+import sys
 import time
+from dataclasses import replace
 
 from aiohttp import web
 
 from couchpy import jsonutil
-from couchpy.changes import ChangesOptions, build_filter, collect, collect_sync, uses_query_server
-from couchpy.errors import BadRequest
+from couchpy.changes import ChangesOptions, build_filter, collect, collect_sync, pending, uses_query_server
+from couchpy.errors import BadRequest, QueryParseError
 
 from . import params
 from .databases import get_db
@@ -40,6 +42,20 @@ def _since(request: web.Request, body: dict, db) -> int:
         raise BadRequest(f"Malformed sequence supplied in 'since' parameter: {raw!r}") from None
 
 
+def _limit(request: web.Request) -> int | None:
+    """`limit`: any integer, as chttpd reads it. A negative one never runs out (its countdown
+    never reaches zero), nor does one larger than any feed: both mean no limit."""
+    raw = request.query.get("limit")
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        # CouchDB answers a 500 (badarg) here; a malformed parameter is the client's error
+        raise QueryParseError('Invalid value for integer: "limit"') from None
+    return None if value < 0 or value > sys.maxsize else value
+
+
 def _options(request: web.Request, body: dict, db) -> ChangesOptions:
     q = request.query
     style = q.get("style", "main_only")
@@ -47,7 +63,7 @@ def _options(request: web.Request, body: dict, db) -> ChangesOptions:
         raise BadRequest("Invalid `style` parameter")
     opts = ChangesOptions(
         since=_since(request, body, db),
-        limit=params.integer(request, "limit"),
+        limit=_limit(request),
         descending=params.flag(request, "descending"),
         include_docs=params.flag(request, "include_docs"),
         conflicts=params.flag(request, "conflicts"),
@@ -75,18 +91,11 @@ def _options(request: web.Request, body: dict, db) -> ChangesOptions:
             "userCtx": {"db": db.name, "name": request.get("user"), "roles": ["_admin"]},
         }
         opts.extra["req"]["headers"].pop("Authorization", None)
-    if opts.limit == 0:
-        opts.limit = 1  # CouchDB treats limit=0 as 1
     if opts.descending:
         # fabric_view_changes get_start_seq: a descending feed starts at the newest change, `since`
         # is ignored
         opts.since = 0
     return opts
-
-
-async def _collect(db, opts: ChangesOptions, since: int) -> tuple[list[dict], int, bool]:
-    pairs, last, limited = await collect(db, opts, since)
-    return [row for _, row in pairs], last, limited
 
 
 def _collect_sync(db, opts: ChangesOptions, since: int) -> tuple[list[dict], int, bool]:
@@ -153,11 +162,11 @@ async def changes(request: web.Request) -> web.StreamResponse:
     build_filter(db, opts)
 
     if feed == "normal" or (feed == "longpoll" and opts.descending):
-        rows, last, _ = await _collect(db, opts, opts.since)
+        pairs, last, limited = await collect(db, opts, opts.since)
         return json_response({
-            "results": rows,
+            "results": [row for _, row in pairs],
             "last_seq": db.node.format_seq(db, last),
-            "pending": db.count_changes_after(last) if opts.limit is not None else 0,
+            "pending": pending(db, opts, opts.since, pairs, limited),
         })
     # the request's pinning scope keeps the database open while the feed waits
     if feed == "longpoll":
@@ -171,10 +180,10 @@ async def _longpoll(request, db, opts, heartbeat, timeout) -> web.StreamResponse
     since = opts.since
     while True:
         if db.feeds_should_end:  # deleted while we waited
-            rows, last = [], since
+            pairs, last, limited = [], since, False
             break
-        rows, last, _ = await _collect(db, opts, since)
-        if rows:
+        pairs, last, limited = await collect(db, opts, since)
+        if pairs or opts.limit == 0:  # limit=0 answers at once, as CouchDB does
             break
         since = last
         wait = _next_wait(deadline, heartbeat)
@@ -186,8 +195,8 @@ async def _longpoll(request, db, opts, heartbeat, timeout) -> web.StreamResponse
                 resp = web.StreamResponse(headers={"Content-Type": "application/json", "Cache-Control": "must-revalidate"})
                 await resp.prepare(request)
             await resp.write(b"\n")
-    payload = jsonutil.dumps({"results": rows, "last_seq": db.node.format_seq(db, last),
-                              "pending": db.count_changes_after(last) if opts.limit is not None else 0}) + b"\n"
+    payload = jsonutil.dumps({"results": [row for _, row in pairs], "last_seq": db.node.format_seq(db, last),
+                              "pending": pending(db, opts, since, pairs, limited)}) + b"\n"
     if resp is None:
         return web.Response(body=payload, content_type="application/json", headers={"Cache-Control": "must-revalidate"})
     await resp.write(payload)
@@ -211,6 +220,7 @@ async def _stream(request, db, opts, heartbeat, timeout, eventsource: bool) -> w
     shared = _shared(request, db)
     since = opts.since
     sent = 0
+    left = 0  # the final line's `pending`: that of the last listing with rows
     deadline = None if timeout is None else time.monotonic() + timeout / 1000
     while True:
         if db.feeds_should_end:  # deleted while we waited: end the feed as if it timed out
@@ -227,18 +237,19 @@ async def _stream(request, db, opts, heartbeat, timeout, eventsource: bool) -> w
             if hit is not None:
                 since = last
         if hit is None:
-            rows, last, _ = await _collect(db, opts, since)
-            for row in rows:
-                if opts.limit is not None and sent >= opts.limit:
-                    break
+            # a listing asks only for the rows the limit still allows, so that its `pending`
+            # counts from the last row sent, as CouchDB's does
+            step = opts if opts.limit is None else replace(opts, limit=opts.limit - sent)
+            pairs, last, limited = await collect(db, step, since)
+            if pairs or since == opts.since:
+                left = pending(db, step, since, pairs, limited)
+            for _, row in pairs:
                 if eventsource:
                     await resp.write(b"data: " + jsonutil.dumps(row) + b"\nid: " + jsonutil.dumps(row["seq"]) + b"\n\n")
                 else:
                     await resp.write(jsonutil.dumps(row) + b"\n")
                 sent += 1
-                since = request.app["node"].parse_seq(row["seq"])
-            else:
-                since = last
+            since = last
         if opts.limit is not None and sent >= opts.limit:
             break
         wait = _next_wait(deadline, heartbeat)
@@ -253,7 +264,7 @@ async def _stream(request, db, opts, heartbeat, timeout, eventsource: bool) -> w
     if eventsource:
         await resp.write(b"event: heartbeat\ndata: \n\n")
     else:
-        await resp.write(jsonutil.dumps({"last_seq": db.node.format_seq(db, since), "pending": 0}) + b"\n")
+        await resp.write(jsonutil.dumps({"last_seq": db.node.format_seq(db, since), "pending": left}) + b"\n")
     await resp.write_eof()
     return resp
 

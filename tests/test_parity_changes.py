@@ -1,0 +1,99 @@
+"""_changes `limit` and `pending`, each case against couchpy and the real CouchDB (same answers).
+
+CouchDB's `pending` counts the by-sequence entries its enumeration did not reach: after a limited
+listing, those past its last row (in the listing's direction); after `limit=0`, all of them; and
+with `_doc_ids`/`_design`, which look their documents up instead of scanning, every entry but the
+documents listed.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.parity import pdb, peer, put_doc  # noqa: F401  (fixtures)
+
+def num(seq: str) -> int:
+    return int(str(seq).split("-", 1)[0])
+
+
+async def _setup(peer, pdb) -> None:
+    """Four writes, three documents: b@2, c@3, a@4 in the by-sequence index."""
+    rev = await put_doc(peer, pdb, "a", {"v": 1})
+    await put_doc(peer, pdb, "b", {"v": 1})
+    await put_doc(peer, pdb, "c", {"v": 1})
+    await put_doc(peer, pdb, "a", {"v": 2, "_rev": rev})
+
+
+async def _changes(peer, pdb, **params) -> dict:
+    query = {k: (json.dumps(v) if isinstance(v, list) else str(v).lower() if isinstance(v, bool) else str(v))
+             for k, v in params.items()}
+    async with peer.get(f"/{pdb}/_changes", params=query) as r:
+        assert r.status == 200, await r.text()
+        if params.get("feed") == "continuous":
+            lines = [json.loads(line) for line in (await r.text()).splitlines() if line.strip()]
+            return {"results": lines[:-1], **lines[-1]}
+        return await r.json()
+
+
+def _shape(body: dict) -> tuple:
+    return [(num(row["seq"]), row["id"]) for row in body["results"]], num(body["last_seq"]), body["pending"]
+
+
+@pytest.mark.parametrize("feed", ["normal", "longpoll", "continuous"])
+async def test_limit_zero_lists_nothing_and_everything_is_pending(peer, pdb, feed):
+    await _setup(peer, pdb)
+    body = await _changes(peer, pdb, feed=feed, limit=0, timeout=100)
+    assert _shape(body) == ([], 0, 3)
+
+
+@pytest.mark.parametrize("feed", ["normal", "continuous"])
+@pytest.mark.parametrize("limit", ["99999999999999999999", "-1"])
+async def test_limit_beyond_any_feed_or_negative_means_no_limit(peer, pdb, feed, limit):
+    await _setup(peer, pdb)
+    body = await _changes(peer, pdb, feed=feed, limit=limit, timeout=100)
+    assert _shape(body) == ([(2, "b"), (3, "c"), (4, "a")], 4, 0)
+
+
+@pytest.mark.parametrize("feed", ["normal", "longpoll", "continuous"])
+async def test_pending_after_a_limited_listing(peer, pdb, feed):
+    await _setup(peer, pdb)
+    assert _shape(await _changes(peer, pdb, feed=feed, limit=1, timeout=100)) == ([(2, "b")], 2, 2)
+    assert _shape(await _changes(peer, pdb, feed=feed, limit=2, timeout=100)) == ([(2, "b"), (3, "c")], 3, 1)
+
+
+async def test_pending_after_a_limited_descending_listing(peer, pdb):
+    await _setup(peer, pdb)
+    assert _shape(await _changes(peer, pdb, descending=True, limit=1)) == ([(4, "a")], 4, 2)
+    assert _shape(await _changes(peer, pdb, descending=True, limit=2)) == ([(4, "a"), (3, "c")], 3, 1)
+    assert _shape(await _changes(peer, pdb, descending=True)) == ([(4, "a"), (3, "c"), (2, "b")], 2, 0)
+
+
+@pytest.mark.parametrize("feed", ["normal", "continuous"])
+async def test_pending_of_lookup_filters_counts_the_documents_not_listed(peer, pdb, feed):
+    await _setup(peer, pdb)
+    body = await _changes(peer, pdb, feed=feed, filter="_doc_ids", doc_ids=["c", "a"], timeout=100)
+    assert _shape(body) == ([(3, "c"), (4, "a")], 4, 1)
+    body = await _changes(peer, pdb, feed=feed, filter="_doc_ids", doc_ids=["c", "a"], limit=1, timeout=100)
+    assert _shape(body) == ([(3, "c")], 3, 2)
+    body = await _changes(peer, pdb, feed=feed, filter="_design", timeout=100)
+    assert _shape(body) == ([], 4, 3)
+
+
+async def test_pending_of_a_scanning_filter(peer, pdb):
+    await _setup(peer, pdb)
+    async with peer.post(f"/{pdb}/_changes", params={"filter": "_selector"}, json={"selector": {"v": 2}}) as r:
+        assert _shape(await r.json()) == ([(4, "a")], 4, 0)
+    async with peer.post(f"/{pdb}/_changes", params={"filter": "_selector", "limit": "1"},
+                         json={"selector": {"v": 1}}) as r:
+        rows, _, left = _shape(await r.json())
+        assert (rows, left) == ([(2, "b")], 2)
+
+
+async def test_malformed_limit_is_a_400(client, db):
+    # CouchDB answers these with a 500 (badarg): a malformed parameter is the client's error
+    for bad in ("abc", "1.5"):
+        async with client.get(f"/{db}/_changes", params={"limit": bad}) as r:
+            assert r.status == 400
+            assert await r.json() == {"error": "query_parse_error", "reason": 'Invalid value for integer: "limit"'}
