@@ -26,6 +26,7 @@ import orjson
 
 from . import docrules, envswap, jsonutil, revtree, scans, updates, validation
 from .attachments import hooks as att_hooks
+from .attachments import migrate as att_migrate
 from .docinfo import DocInfo, body_key, splice_doc
 from .errors import BadRequest, CouchError, NotFound, TooLarge
 from .storage import Store
@@ -70,6 +71,8 @@ class Database:
         self._bodies = self.store.db("bodies")
         self._local = self.store.db("local")
         self._meta_db = self.store.db("meta")
+        # Attachment digests stored by earlier versions become CouchDB's (once; then one read).
+        att_migrate.migrate(self.store, self._bodies, self.store.db("attachments"))
 
     # ------------------------------------------------------------------ properties
 

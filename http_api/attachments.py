@@ -281,13 +281,14 @@ async def _get_attachment(request: web.Request, head: bool) -> web.StreamRespons
     md5 = md5_of_digest(stub.get("digest", ""))
     if encoded:
         headers["Content-Encoding"] = meta.encoding
-        if meta.encoded_md5:
-            headers["Content-MD5"] = base64.b64encode(meta.encoded_md5).decode()
+        if md5 is not None:
+            headers["Content-MD5"] = base64.b64encode(md5).decode()
         length, pieces = meta.encoded_length, (lambda: blobs.iter_stored(meta))
     else:
         length, pieces = meta.length, (lambda: blobs.iter_identity(meta))
-        if md5 is not None:
-            headers["Content-MD5"] = base64.b64encode(md5).decode()
+        identity_md5 = md5 if meta.encoding == "identity" else meta.identity_md5
+        if identity_md5 is not None:
+            headers["Content-MD5"] = base64.b64encode(identity_md5).decode()
     status = 200
     ranges = None
     if meta.encoding == "identity":

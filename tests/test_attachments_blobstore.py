@@ -7,6 +7,7 @@ import base64
 import gzip
 import hashlib
 import os
+import zlib
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,6 +21,12 @@ from couchpy.storage import Store
 
 def md5_digest(data: bytes) -> str:
     return "md5-" + base64.b64encode(hashlib.md5(data).digest()).decode()
+
+
+def gzip_as_couchdb(data: bytes) -> bytes:
+    """What CouchDB stores for a compressible body: zlib level 8, gzip wrapper, default window."""
+    z = zlib.compressobj(8, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    return z.compress(data) + z.flush()
 
 
 @pytest.fixture
@@ -42,7 +49,9 @@ async def put(bs: BlobStore, data: bytes, pieces: int = 1, **kw):
 async def test_round_trip_random_bytes(store, data, pieces, compress):
     bs = BlobStore(store, chunk_size=512, batch_bytes=1024)
     meta = await put(bs, data, pieces, compress=compress)
-    assert meta.digest == md5_digest(data)
+    # CouchDB's digest: MD5 of the bytes as stored (the gzip stream when compressed)
+    assert meta.digest == md5_digest(bs.read_all(meta, decode=False))
+    assert meta.digest == md5_digest(gzip_as_couchdb(data) if compress else data)
     assert meta.length == len(data)
     again = bs.meta(meta.digest)
     assert again is not None and again.length == len(data)
@@ -76,7 +85,8 @@ async def test_compressible_is_gzipped(store):
     meta = await put(bs, text, 4, compress=True)
     assert meta.encoding == "gzip"
     assert meta.encoded_length < len(text) // 10
-    assert meta.digest == md5_digest(text)  # digest of the identity bytes
+    assert meta.digest == md5_digest(gzip_as_couchdb(text))  # of the stored (gzip) bytes
+    assert meta.identity_md5 == hashlib.md5(text).digest()
     assert bs.read_all(meta) == text
 
 
@@ -86,7 +96,7 @@ async def test_gzip_input_is_stored_encoded(store):
     enc = gzip.compress(text)
     meta = await put(bs, enc, 5, input_gzip=True)
     assert meta.encoding == "gzip" and meta.length == len(text)
-    assert meta.digest == md5_digest(text)
+    assert meta.digest == md5_digest(enc)  # the gzip bytes as received are what is stored
     assert bs.read_all(meta, decode=False) == enc
     assert bs.read_all(meta) == text
 
@@ -178,3 +188,22 @@ async def test_concurrent_uploads_of_same_and_different_bytes(store):
     assert bs.stats() == {"blobs": 5, "chunks": 20 + 4 * 7}
     for m, data in zip(metas, [same] * 5 + others):
         assert bs.read_all(bs.meta(m.digest)) == data
+
+
+async def test_same_stored_bytes_plain_and_gzip_stay_apart(store):
+    """A .gz file uploaded as is and the text it decodes to, stored compressed, have the same
+    stored bytes and so the same digest (as in CouchDB); each still reads as itself."""
+    bs = BlobStore(store, chunk_size=100, batch_bytes=300)
+    text = b"the same stored bytes " * 40
+    gz = gzip_as_couchdb(text)
+    plain = await put(bs, gz, 2)
+    packed = await put(bs, text, 3, compress=True)
+    assert plain.digest == packed.digest == md5_digest(gz)
+    assert (plain.encoding, packed.encoding) == ("identity", "gzip")
+    assert bs.read_all(bs.meta(plain.digest, len(gz))) == gz
+    assert bs.read_all(bs.meta(packed.digest, len(text))) == text
+    assert bs.stats()["blobs"] == 2
+    bs.unpin(plain.md5)
+    bs.unpin(packed.md5)  # both writes pinned the one digest until their documents commit
+    result = store.write(lambda txn: bs.cleanup(txn, []))
+    assert result["blobs"] == 2 and bs.stats() == {"blobs": 0, "chunks": 0}

@@ -1,13 +1,20 @@
 """Content-addressed, chunked attachment bodies in a database's LMDB environment.
 
-Every attachment body is stored once per database, keyed by the MD5 of its identity bytes, as a
-run of fixed-size chunks, so a body of any size streams in and out in bounded memory. All keys
-live in the one named sub-database `attachments`, distinguished by a one-byte prefix:
+Every attachment body is stored once per database, keyed by its digest, as a run of fixed-size
+chunks, so a body of any size streams in and out in bounded memory. The digest is CouchDB's: the
+MD5 of the bytes *as stored*, i.e. of the gzip stream for a body stored gzip-encoded (CouchDB's
+replicator checks the bytes it receives against it, so nothing else interoperates). All keys live
+in the one named sub-database `attachments`, distinguished by a one-byte prefix:
 
-    b"d" + md5(16)              -> blob record (JSON): id, identity length, stored length, encoding,
+    b"d" + md5(16)              -> record (JSON) of a body stored as sent (identity): id, length,
                                    chunk count and chunk size, creation time
+    b"g" + md5(16)              -> record of a body stored gzip-encoded (also: identity length and
+                                   the identity bytes' MD5). A separate prefix because the same
+                                   stored bytes may be one attachment's gzip form and another's
+                                   plain content (a .gz file uploaded as is); they read differently.
     b"c" + blob id(8) + n(4 BE) -> chunk n of the stored (possibly gzip-encoded) bytes
     b"u" + blob id(8)           -> "an upload is writing chunks under this id" (crash leftovers)
+    b"v"                        -> digest scheme of this store (see couchpy.attachments.migrate)
 
 Writing. A body arrives piece by piece. Chunks are committed in batches of a few MB each in their
 own write transaction (one LMDB transaction holds its dirty pages in memory, so one transaction
@@ -52,18 +59,22 @@ _IDX = struct.Struct(">I")
 
 @dataclass(frozen=True)
 class BlobMeta:
-    md5: bytes
+    md5: bytes  # MD5 of the stored bytes: the digest
     blob_id: bytes
     length: int  # identity (decoded) length
     encoded_length: int  # stored length
     encoding: str  # "identity" or "gzip"
     nchunks: int
     chunk_size: int
-    encoded_md5: bytes | None = None  # MD5 of the stored bytes when they are encoded
+    identity_md5: bytes | None = None  # MD5 of the decoded bytes when they are stored encoded
 
     @property
     def digest(self) -> str:
         return digest_of(self.md5)
+
+    @property
+    def key(self) -> bytes:
+        return record_key(self.md5, self.encoding)
 
     def to_json(self) -> bytes:
         return jsonutil.dumps(
@@ -75,19 +86,22 @@ class BlobMeta:
                 "n": self.nchunks,
                 "cs": self.chunk_size,
                 "t": int(time.time()),
-                **({"emd5": self.encoded_md5.hex()} if self.encoded_md5 else {}),
+                **({"imd5": self.identity_md5.hex()} if self.identity_md5 else {}),
             }
         )
 
     @classmethod
     def from_json(cls, md5: bytes, raw: bytes) -> BlobMeta:
         d = jsonutil.loads(raw)
-        emd5 = bytes.fromhex(d["emd5"]) if "emd5" in d else None
-        return cls(md5, bytes.fromhex(d["id"]), d["len"], d["elen"], d["enc"], d["n"], d["cs"], emd5)
+        imd5 = bytes.fromhex(d["imd5"]) if "imd5" in d else None
+        return cls(md5, bytes.fromhex(d["id"]), d["len"], d["elen"], d["enc"], d["n"], d["cs"], imd5)
 
 
-def _dkey(md5: bytes) -> bytes:
-    return b"d" + md5
+RECORD_PREFIXES = (b"d", b"g")
+
+
+def record_key(md5: bytes, encoding: str) -> bytes:
+    return (b"g" if encoding == "gzip" else b"d") + md5
 
 
 def _ckey(blob_id: bytes, n: int) -> bytes:
@@ -140,22 +154,33 @@ class BlobStore:
         return await asyncio.get_running_loop().run_in_executor(None, self.store.write, fn)
 
     # ---- reading -------------------------------------------------------------------------
-    def meta(self, digest: str) -> BlobMeta | None:
-        md5 = md5_of_digest(digest)
-        if md5 is None:
-            return None
-        dbi = self._dbi()
+    def meta(self, digest: str, length: int | None = None) -> BlobMeta | None:
+        """The record of a stored body named by its digest. `length` (a stub's identity length)
+        tells a gzip-stored body from a plain one with the same stored bytes."""
         with self.store.read() as txn:
-            raw = txn.get(_dkey(md5), db=dbi)
-        return None if raw is None else BlobMeta.from_json(md5, raw)
+            return self.meta_in(txn, digest, length)
 
-    def meta_in(self, txn, digest: str) -> BlobMeta | None:
+    def meta_in(self, txn, digest: str, length: int | None = None) -> BlobMeta | None:
         """Same as meta(), inside a caller's transaction (e.g. the writer's)."""
         md5 = md5_of_digest(digest)
         if md5 is None:
             return None
-        raw = txn.get(_dkey(md5), db=self._dbi(txn))
-        return None if raw is None else BlobMeta.from_json(md5, raw)
+        dbi = self._dbi(txn)
+        found = None
+        for prefix in RECORD_PREFIXES:
+            raw = txn.get(prefix + md5, db=dbi)
+            if raw is not None:
+                meta = BlobMeta.from_json(md5, raw)
+                if length is None or meta.length == length:
+                    return meta
+                found = found or meta
+        return found
+
+    def record(self, key: bytes) -> BlobMeta | None:
+        """The record stored under exactly this key (see record_key)."""
+        with self.store.read() as txn:
+            raw = txn.get(key, db=self._dbi())
+        return None if raw is None else BlobMeta.from_json(key[1:], raw)
 
     def chunk(self, meta: BlobMeta, n: int) -> bytes:
         dbi = self._dbi()
@@ -254,9 +279,11 @@ class BlobStore:
         doomed: list[tuple[bytes, bytes, int]] = []  # (dkey or ukey, blob id, chunk count or -1)
         dbi = self._dbi(txn)
         cur = txn.cursor(db=dbi)
-        if cur.set_range(b"d"):
+        for prefix in RECORD_PREFIXES:
+            if not cur.set_range(prefix):
+                continue
             for key, raw in cur:
-                if not key.startswith(b"d"):
+                if not key.startswith(prefix):
                     break
                 md5 = key[1:]
                 if md5 not in live:
@@ -296,7 +323,7 @@ class BlobStore:
         with self.store.read() as txn:
             cur = txn.cursor(db=dbi)
             for k in cur.iternext(keys=True, values=False):
-                if k[:1] == b"d":
+                if k[:1] in RECORD_PREFIXES:
                     blobs += 1
                 elif k[:1] == b"c":
                     chunks += 1
@@ -460,7 +487,7 @@ class BlobWriter:
             wanted = {d for d in expected_digests if d}
             if wanted and not (wanted & {self.identity.digest(), self.stored.digest()}):
                 raise BadRequest(f"Attachment {self.name} does not match its digest", error="content_md5_mismatch")
-        md5 = self.identity.raw()
+        md5 = self.stored.raw()  # the digest names the stored bytes, as CouchDB's
         chunks, first = self._pending, self._flushed
         self._pending = []
         # Chunks handed to flushes are committed by now (the last flush was awaited above).
@@ -473,13 +500,13 @@ class BlobWriter:
             encoding=self.encoding,
             nchunks=total,
             chunk_size=self.blobs.chunk_size,
-            encoded_md5=self.stored.raw() if self.encoding != "identity" else None,
+            identity_md5=self.identity.raw() if self.encoding != "identity" else None,
         )
         blobs, blob_id = self.blobs, self.blob_id
 
         def commit(txn) -> BlobMeta:
             dbi = blobs._dbi(txn)
-            raw = txn.get(_dkey(md5), db=dbi)
+            raw = txn.get(meta.key, db=dbi)
             if raw is not None:
                 # Same bytes already stored: drop what this upload wrote.
                 for i in range(first):
@@ -489,7 +516,7 @@ class BlobWriter:
                 return BlobMeta.from_json(md5, raw)
             for i, data in enumerate(chunks):
                 txn.put(_ckey(blob_id, first + i), data, db=dbi)
-            txn.put(_dkey(md5), meta.to_json(), db=dbi)
+            txn.put(meta.key, meta.to_json(), db=dbi)
             if first:
                 txn.delete(_ukey(blob_id), db=dbi)
             return meta
@@ -497,7 +524,7 @@ class BlobWriter:
         # Pin before committing so a concurrent compaction cannot take it before the doc write.
         blobs.pin(md5)
         try:
-            existing = blobs.meta(meta.digest) if first == 0 else None
+            existing = blobs.record(meta.key) if first == 0 else None
             if existing is not None:
                 result = existing  # already stored, nothing to write
             elif first == 0 and defer_small:
@@ -549,12 +576,12 @@ class DeferredBlob:
     def commit_in(self, blobs: BlobStore, txn: Any) -> BlobMeta:
         """Write it in the caller's write transaction (unless those bytes are stored by now)."""
         dbi = blobs._dbi(txn)
-        raw = txn.get(_dkey(self.meta.md5), db=dbi)
+        raw = txn.get(self.meta.key, db=dbi)
         if raw is not None:
             return BlobMeta.from_json(self.meta.md5, raw)
         for i, data in enumerate(self.chunks):
             txn.put(_ckey(self.meta.blob_id, i), data, db=dbi)
-        txn.put(_dkey(self.meta.md5), self.meta.to_json(), db=dbi)
+        txn.put(self.meta.key, self.meta.to_json(), db=dbi)
         return self.meta
 
 

@@ -1,13 +1,14 @@
 """Attachment encodings: digests, base64, gzip, and which content types get compressed.
 
-A digest is CouchDB's `md5-<base64 of the 16-byte MD5>`. couchpy always digests the *identity*
-(decoded) bytes, so the digest, `Content-MD5` and the client's own MD5 of what it uploaded agree
-whatever encoding the bytes are stored in. (CouchDB digests the stored form; a digest is only ever
-compared for equality, so the difference is invisible except that couchpy's is verifiable.)
+A digest is CouchDB's `md5-<base64 of the 16-byte MD5>` of the bytes *as stored*: of the content
+for a body stored as sent, of the gzip stream for a body stored gzip-encoded. CouchDB's replicator
+checks what it receives against the digest, so this is the only digest that interoperates.
 
 Compressible types are stored gzip-encoded (`[attachments] compressible_types`, glob patterns like
-`text/*`); everything else is stored as sent. Gzip here is streaming (zlib with the gzip wrapper),
-and decoding bounds each output piece so a tiny "zip bomb" cannot expand in memory at once.
+`text/*`); everything else is stored as sent. Gzip here is streaming (zlib with the gzip wrapper,
+level 8 and zlib's default window and memory level: byte for byte what CouchDB writes, so the same
+content gets the same digest on both), and decoding bounds each output piece so a tiny "zip bomb"
+cannot expand in memory at once.
 """
 
 from __future__ import annotations

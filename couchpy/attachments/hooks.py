@@ -270,7 +270,10 @@ def reattach(db: Any, atts: dict) -> dict:
     blobs = blobs_for(db)
     out: dict = {}
     for name, stub in atts.items():
-        meta = blobs.meta(stub.get("digest", "")) if isinstance(stub, dict) else None
+        meta = None
+        if isinstance(stub, dict):
+            length = stub.get("length")
+            meta = blobs.meta(stub.get("digest", ""), length if isinstance(length, int) else None)
         if meta is None:
             raise BadRequest(f"Attachment {name} is not stored in this database")
         blobs.pin(meta.md5)

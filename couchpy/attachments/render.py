@@ -47,7 +47,8 @@ def atts_since_pos(db: Any, doc: dict, since: list) -> int:
 
 def stored_meta(db: Any, stub: dict) -> BlobMeta:
     """The blob record of a stored stub (500 if the body is missing: the store is damaged)."""
-    meta = blobs_for(db).meta(stub.get("digest", ""))
+    length = stub.get("length")
+    meta = blobs_for(db).meta(stub.get("digest", ""), length if isinstance(length, int) else None)
     if meta is None:
         raise CouchError("attachment body is missing from the store", error="internal_server_error", status=500)
     return meta
