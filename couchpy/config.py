@@ -18,7 +18,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "max_document_size": "8000000",
         "max_attachment_size": "infinity",
         "max_dbs_open": "500",
-        "max_document_id_length": "480",
+        "max_document_id_length": "infinity",
         "os_process_timeout": "5000",
     },
     "chttpd": {

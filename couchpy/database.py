@@ -2,10 +2,13 @@
 
 Layout of the environment (named sub-databases):
 
-    docs    doc id -> b"L" | b"D" (live/deleted winner) + JSON {rev, seq, tree}
+    docs    doc id -> b"L" | b"D" (live/deleted winner) + rev + b"\\0" + JSON {seq, tree}
     seqs    update seq (8 bytes, big endian) -> doc id; one live entry per document
     bodies  doc id + b"\\0" + rev -> JSON body of that revision (user fields and `_attachments`)
     local   `_local/...` id -> JSON {rev: "0-N", body}
+
+Ids of any length: keys of `docs` and `local` are `longkeys.ordered(id)` (a long id's record then
+carries the id), keys of `bodies` are `longkeys.point(...)` (see couchpy.longkeys).
     meta    b"meta" -> JSON {update_seq, doc_count, doc_del_count, revs_limit, purge_seq, security}
 
 Reads are synchronous and run on the event loop. Writes are queued to a group-commit writer
@@ -24,10 +27,10 @@ from typing import Any
 import lmdb
 import orjson
 
-from . import docrules, envswap, jsonutil, revtree, scans, updates, validation
+from . import docrules, envswap, jsonutil, longkeys, revtree, scans, updates, validation
 from .attachments import hooks as att_hooks
 from .attachments import migrate as att_migrate
-from .docinfo import DocInfo, body_key, splice_doc
+from .docinfo import DocInfo, body_key, docs_key, id_of, local_id, local_key, splice_doc
 from .errors import BadRequest, CouchError, NotFound, TooLarge
 from .storage import Store
 from .updates import META_KEY
@@ -56,7 +59,7 @@ class Database:
             "created": time.time(),
         }
         self.max_document_size = self.config.get_int("couchdb", "max_document_size", 8000000)
-        self.max_docid_length = self.config.get_int("couchdb", "max_document_id_length", 480)
+        self.max_docid_length = self.config.get_int("couchdb", "max_document_id_length")
         self.writer = GroupCommitWriter(self)
         self._changed: asyncio.Future | None = None
         self.pins = 0
@@ -128,6 +131,9 @@ class Database:
             key = docid.encode()
         except UnicodeEncodeError:
             return None
+        if not key:
+            return None  # no document has the empty id (and LMDB refuses an empty key)
+        key = docs_key(key)
         if txn is None:
             with self.store.read() as t:
                 raw = t.get(key, db=self._docs)
@@ -350,7 +356,7 @@ class Database:
 
     def get_local(self, docid: str) -> dict:
         with self.store.read() as txn:
-            raw = txn.get(docid.encode(), db=self._local)
+            raw = txn.get(local_key(docid), db=self._local)
         if raw is None:
             raise NotFound("missing")
         data = jsonutil.loads(raw)
@@ -360,24 +366,21 @@ class Database:
         rows = []
         with self.store.read() as txn:
             cur = txn.cursor(db=self._local)
-            ok = cur.last() if descending else cur.first()
-            while ok:
-                key = cur.key().decode()
+            entries = cur.iterprev() if descending else cur.iternext()
+            for raw_key, value in longkeys.restore_order(entries, local_id, descending):
+                key = raw_key.decode()
                 if descending:
                     if start is not None and key > start:
-                        ok = cur.prev()
                         continue
                     if end is not None and (key < end or (not inclusive_end and key == end)):
                         break
                 else:
                     if start is not None and key < start:
-                        ok = cur.next()
                         continue
                     if end is not None and (key > end or (not inclusive_end and key == end)):
                         break
-                data = jsonutil.loads(cur.value())
+                data = jsonutil.loads(value)
                 rows.append({"_id": key, "_rev": data["rev"], **data["body"]})
-                ok = cur.prev() if descending else cur.next()
         return rows
 
     # ------------------------------------------------------------------ writes
@@ -543,7 +546,7 @@ class Database:
             def drop_old_bodies(txn):
                 cur = txn.cursor(db=self._docs)
                 for key, raw in cur:
-                    info = DocInfo.decode(key.decode(), raw)
+                    info = DocInfo.decode(id_of(key, raw).decode(), raw)
                     leaves = set(info.leaves())
                     for rev in info.tree:
                         if rev not in leaves:

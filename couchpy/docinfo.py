@@ -4,6 +4,10 @@
 revision, whether that winner is a deletion, and the update sequence of its latest change. It is
 stored under the document id as `b"L"|b"D"` (live/deleted winner: counting live documents needs no
 decoding) followed by JSON.
+
+Document ids have no length limit: the by-id index stores `longkeys.ordered(id)` (a long id keeps a
+prefix and a digest, and its record carries the full id), bodies are stored under
+`longkeys.point(id + NUL + rev)`.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import struct
 
 import orjson
 
-from . import revtree
+from . import jsonutil, longkeys, revtree
 
 _SEQ = struct.Struct(">Q")
 
@@ -22,7 +26,19 @@ def seq_key(seq: int) -> bytes:
 
 
 def body_key(docid: str, rev: str) -> bytes:
-    return docid.encode() + b"\x00" + rev.encode()
+    return longkeys.point(docid.encode() + b"\x00" + rev.encode())
+
+
+def docs_key(docid: bytes) -> bytes:
+    """The by-id index key of a document id (UTF-8); the id must not be empty."""
+    return docid if len(docid) <= longkeys.PREFIX else longkeys.ordered(docid)
+
+
+def id_of(key: bytes, raw: bytes) -> bytes:
+    """The document id (UTF-8) of a by-id index entry: the key itself unless it is a long id's."""
+    if len(key) <= longkeys.PREFIX:
+        return key
+    return orjson.loads(raw[raw.index(b"\x00") + 1:])["id"].encode()
 
 
 def splice_doc(docid: str, rev: str, raw_body: bytes, tail: bytes = b"") -> bytes:
@@ -32,6 +48,24 @@ def splice_doc(docid: str, rev: str, raw_body: bytes, tail: bytes = b"") -> byte
     if inner:
         return head + b"," + inner + tail + b"}"
     return head + tail + b"}"
+
+
+def local_key(docid: str) -> bytes:
+    """The `local` sub-database key of a `_local/` id (never empty: it has the prefix)."""
+    return longkeys.ordered(docid.encode())
+
+
+def local_record(docid: str, rev: str, body: dict) -> bytes:
+    """The stored `_local` document; a long id is kept in it (its key is a prefix and a digest)."""
+    data: dict = {"rev": rev, "body": body}
+    if longkeys.is_long(local_key(docid)):
+        data["id"] = docid
+    return jsonutil.dumps(data)
+
+
+def local_id(key: bytes, value: bytes) -> bytes:
+    """The id of a `local` entry stored under a long id's key."""
+    return jsonutil.loads(value)["id"].encode()
 
 
 class DocInfo:
@@ -74,10 +108,10 @@ class DocInfo:
         return self._tree
 
     def encode(self) -> bytes:
-        return (
-            (b"D" if self.deleted else b"L") + self.rev.encode() + b"\x00"
-            + orjson.dumps({"seq": self.seq, "tree": revtree.encode(self.tree)})
-        )
+        data = {"seq": self.seq, "tree": revtree.encode(self.tree)}
+        if len(self.id) * 4 > longkeys.PREFIX and len(self.id.encode()) > longkeys.PREFIX:
+            data["id"] = self.id  # stored under a prefix and a digest: the id is only here
+        return (b"D" if self.deleted else b"L") + self.rev.encode() + b"\x00" + orjson.dumps(data)
 
     @classmethod
     def decode(cls, docid: str, raw: bytes, seq: int | None = None) -> DocInfo:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .docinfo import _SEQ, DocInfo, seq_key
+from . import longkeys
+from .docinfo import _SEQ, DocInfo, docs_key, id_of, seq_key
 
 
 
@@ -17,41 +18,52 @@ def id_chunks(
     inclusive_end: bool = True, chunk: int = 512,
 ) -> Iterator[list[tuple[bytes, bytes]]]:
     """The by-id index as chunks of (doc id bytes, stored DocInfo bytes), in id order (UTF-8 byte
-    order = code point order), one read transaction per chunk."""
+    order = code point order), one read transaction per chunk.
+
+    Long ids are stored under a prefix and a digest (couchpy.longkeys): seeks land at the start of
+    a bound's group and `restore_order` sorts groups, so rows before the bound are skipped here.
+    """
     pos = start.encode() if start is not None else None
     end_b = end.encode() if end is not None else None
     first = True
     while True:
         batch: list[tuple[bytes, bytes]] = []
+        more = False
         with db.store.read() as txn:
             cur = txn.cursor(db=db._docs)
             if descending:
-                ok = cur.set_range(pos) if pos is not None else cur.last()
-                if pos is not None:
+                if pos is None:
+                    ok = cur.last()
+                else:
+                    seek = longkeys.seek_high(pos)
+                    ok = cur.set_range(seek)
                     if not ok:
                         ok = cur.last()
-                    elif cur.key() > pos or (not first and cur.key() == pos):
+                    elif cur.key() != seek:
                         ok = cur.prev()
-                elif not first:
-                    ok = False
+                entries = cur.iterprev() if ok else iter(())
             else:
-                ok = cur.set_range(pos) if pos is not None else cur.first()
-                if ok and not first and cur.key() == pos:
-                    ok = cur.next()
-            while ok and len(batch) < chunk:
-                key = cur.key()
+                ok = cur.set_range(longkeys.seek_low(pos)) if pos is not None else cur.first()
+                entries = cur.iternext() if ok else iter(())
+            for key, raw in longkeys.restore_order(entries, id_of, descending):
+                if pos is not None:
+                    if descending:
+                        if key > pos or (not first and key == pos):
+                            continue
+                    elif key < pos or (not first and key == pos):
+                        continue
                 if end_b is not None:
                     if descending and (key < end_b or (not inclusive_end and key == end_b)):
-                        ok = False
                         break
                     if not descending and (key > end_b or (not inclusive_end and key == end_b)):
-                        ok = False
                         break
-                batch.append((key, cur.value()))
-                ok = cur.prev() if descending else cur.next()
+                batch.append((key, raw))
+                if len(batch) >= chunk:
+                    more = True
+                    break
         if batch:
             yield batch
-        if not ok or not batch:
+        if not more:
             return
         pos = batch[-1][0]
         first = False
@@ -83,20 +95,31 @@ def count_live_before(db, key: str, descending: bool = False) -> int:
     with db.store.read() as txn:
         cur = txn.cursor(db=db._docs)
         if descending:
-            ok = cur.set_range(start) if start is not None else cur.last()
-            if start is not None:
+            if start is None:
+                ok = cur.last()
+            else:
+                seek = longkeys.seek_high(start)
+                ok = cur.set_range(seek)
                 if not ok:
                     ok = cur.last()
-                elif cur.key() > start:
+                elif cur.key() != seek:
                     ok = cur.prev()
-            while ok and cur.key() > kb:
-                n += cur.value()[:1] == b"L"
-                ok = cur.prev()
+            if ok:
+                for docid, raw in longkeys.restore_order(cur.iterprev(), id_of, True):
+                    if start is not None and docid > start:
+                        continue
+                    if docid <= kb:
+                        break
+                    n += raw[:1] == b"L"
         else:
-            ok = cur.set_range(start) if start is not None else cur.first()
-            while ok and cur.key() < kb:
-                n += cur.value()[:1] == b"L"
-                ok = cur.next()
+            ok = cur.set_range(longkeys.seek_low(start)) if start is not None else cur.first()
+            if ok:
+                for docid, raw in longkeys.restore_order(cur.iternext(), id_of):
+                    if start is not None and docid < start:
+                        continue
+                    if docid >= kb:
+                        break
+                    n += raw[:1] == b"L"
     db._offset_memo = (db.update_seq, descending, kb, n)
     return n
 
@@ -119,11 +142,12 @@ def seq_chunks(db, since: int = 0, descending: bool = False,
             else:
                 ok = cur.set_range(seq_key(pos + 1))
             get, docs, unpack = txn.get, db._docs, _SEQ.unpack
+            limit = longkeys.PREFIX
             if ok and not descending:
                 # the common direction: let LMDB's iterator drive the loop
                 ok = False
                 for key, docid in cur.iternext():
-                    raw = get(docid, db=docs)
+                    raw = get(docid if len(docid) <= limit else docs_key(docid), db=docs)
                     if raw is not None:
                         batch.append((unpack(key)[0], docid, raw))
                     if len(batch) >= chunk:
@@ -135,7 +159,7 @@ def seq_chunks(db, since: int = 0, descending: bool = False,
                     ok = False
                     break
                 docid = cur.value()
-                raw = get(docid, db=docs)
+                raw = get(docs_key(docid), db=docs)
                 if raw is not None:
                     batch.append((seq, docid, raw))
                 ok = cur.prev()

@@ -17,7 +17,7 @@ import orjson
 
 from . import docrules, jsonutil, revtree
 from .attachments import hooks as att_hooks
-from .docinfo import DocInfo, body_key, seq_key
+from .docinfo import DocInfo, body_key, docs_key, local_key, local_record, seq_key
 from .errors import Conflict, CouchError, NotFound
 
 META_KEY = b"meta"
@@ -117,11 +117,12 @@ def store_doc(db, txn, docid: str, old: DocInfo | None, tree: revtree.Tree,
         txn.put(body_key(docid, rev), raw, db=db._bodies)
     key = docid.encode()
     txn.put(seq_key(seq), key, db=db._seqs)
-    txn.put(key, DocInfo(docid, win, deleted, seq, tree).encode(), db=db._docs)
+    txn.put(docs_key(key), DocInfo(docid, win, deleted, seq, tree).encode(), db=db._docs)
 
 def write_local(db, txn, doc: dict) -> dict:
     docid = doc["_id"]
-    raw = txn.get(docid.encode(), db=db._local)
+    key = local_key(docid)
+    raw = txn.get(key, db=db._local)
     current = jsonutil.loads(raw)["rev"] if raw else None
     rev = doc.get("_rev")
     if current is not None and rev != current:
@@ -132,10 +133,10 @@ def write_local(db, txn, doc: dict) -> dict:
     if doc.get("_deleted"):
         if current is None:
             raise NotFound("missing")
-        txn.delete(docid.encode(), db=db._local)
+        txn.delete(key, db=db._local)
         return {"ok": True, "id": docid, "rev": "0-0"}
     n = int(current.split("-", 1)[1]) + 1 if current else 1
     body = {k: v for k, v in doc.items() if not k.startswith("_")}
     new = f"0-{n}"
-    txn.put(docid.encode(), jsonutil.dumps({"rev": new, "body": body}), db=db._local)
+    txn.put(key, local_record(docid, new, body), db=db._local)
     return {"ok": True, "id": docid, "rev": new}

@@ -22,9 +22,10 @@ from typing import Any
 
 import orjson
 
-from .. import collate, jsonutil
+from .. import collate, jsonutil, longkeys
 from ..docinfo import body_key, splice_doc
 from ..errors import NotFound
+from ..longkeys import LMDB_MAX
 from ..views import manager
 from ..views.query import TooBig, _iter_rows, _values_asc
 from .indexes import ALL_DOCS, IndexDef, list_indexes, sort_specs
@@ -515,7 +516,8 @@ def _exact_current(db: Any, txn: Any, rows_db: Any, vp: bytes, lo: bytes | None,
             if type(rev) is not str:
                 return None
             # body_key and splice_doc inlined: stored bodies are compact JSON objects
-            body = get(docid.encode() + b"\x00" + rev.encode())
+            bkey = docid.encode() + b"\x00" + rev.encode()
+            body = get(bkey if len(bkey) <= LMDB_MAX else longkeys.point(bkey))
             if body is None:
                 continue
             if skip:
