@@ -33,6 +33,7 @@ DEFAULTS: dict[str, dict[str, str]] = {
     },
     "replicator": {"max_jobs": "500", "interval": "60000", "checkpoint_interval": "30000"},
     "query_servers": {},
+    "log": {"level": "info", "slow_request_ms": "5000"},
     "admins": {},
 }
 

@@ -14,20 +14,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import logging
+import os
 import secrets
 import signal
 import sys
 from pathlib import Path
 
+import aiohttp
 import uvloop
 from aiohttp import web
 
+import couchpy
 from couchpy.config import Config
 from couchpy.node import Node
 from couchpy.passwords import hash_password, is_hashed
 from http_api.app import make_app
 from replicator.cli import main as replicate_main
+
+from . import backup, logsetup
+from .backup import resume_point
+from .compact import compact
+from .dbclient import ClientError, DbClient
+from .progress import Progress
 
 DEFAULT_DATA_DIR = "couchpy-data"
 
@@ -71,6 +79,7 @@ async def serve(args: argparse.Namespace) -> None:
     data_dir = Path(args.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     config, generated = prepare_config(data_dir, Path(args.config) if args.config else None)
+    logsetup.setup(config.get("log", "level"), args.log_format)
     host = args.host or config.get("chttpd", "bind_address") or "127.0.0.1"
     port = args.port if args.port is not None else int(config.get("chttpd", "port") or 5984)
     node = Node(data_dir, config)
@@ -98,11 +107,52 @@ async def serve(args: argparse.Namespace) -> None:
     await runner.cleanup()
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "replicate":
-        return replicate_main(argv[1:])
+def _db_command(args: argparse.Namespace) -> int:
+    """dump, load and compact: clients of a server's database, named by URL."""
+    try:
+        return asyncio.run(_run_db_command(args))
+    except (ClientError, ValueError, aiohttp.ClientError, OSError) as exc:
+        print(f"couchpy {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _run_db_command(args: argparse.Namespace) -> int:
+    client = DbClient(args.url)
+    try:
+        if args.command == "dump":
+            progress = Progress("dump")
+            if args.output:
+                path = Path(args.output)
+                since = resume_point(path) if args.resume else None
+                with open(path, "ab" if since is not None else "wb") as out:
+                    await backup.dump(client, out, mode=args.mode, since=since or 0, header=since is None,
+                                      progress=progress)
+                    out.flush()
+                    os.fsync(out.fileno())
+            else:
+                await backup.dump(client, sys.stdout.buffer, mode=args.mode, progress=progress)
+                sys.stdout.buffer.flush()
+        elif args.command == "load":
+            progress = Progress("load")
+            if args.input:
+                with open(args.input, "rb") as f:
+                    result = await backup.load(client, f, progress=progress,
+                                               total_bytes=os.fstat(f.fileno()).st_size)
+            else:
+                result = await backup.load(client, sys.stdin.buffer, progress=progress, total_bytes=None)
+            return 1 if result["failed"] else 0
+        elif args.command == "compact":
+            await compact(client, design=args.design, progress=Progress("compact"))
+        return 0
+    finally:
+        await client.close()
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="couchpy", description="A CouchDB-compatible database server.")
+    parser.add_argument("--version", action="version", version=f"couchpy {couchpy.__version__}")
     sub = parser.add_subparsers(dest="command")
     sp = sub.add_parser("serve", help="run the server (the default)")
     for p in (parser, sp):
@@ -110,9 +160,31 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--port", type=int, default=None, help="port (default 5984)")
         p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="data directory (default ./couchpy-data)")
         p.add_argument("--config", default=None, help="INI file (default DATA_DIR/couchpy.ini)")
+        p.add_argument("--log-format", choices=("plain", "json"), default="plain",
+                       help="log lines as CouchDB writes them (plain) or one JSON object each")
     sub.add_parser("replicate", help="replicate SOURCE to TARGET (see `couchpy replicate --help`)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    dp = sub.add_parser("dump", help="write a database to JSON lines (stdout or --output)")
+    dp.add_argument("url", help="database URL, credentials in it (http://admin:pw@127.0.0.1:5984/db)")
+    dp.add_argument("--mode", choices=("all", "winners"), default="all",
+                    help="every leaf revision (conflicts, deleted branches) or winners only")
+    dp.add_argument("--output", "-o", help="write to this file instead of stdout")
+    dp.add_argument("--resume", action="store_true", help="continue an interrupted dump into --output")
+    lp = sub.add_parser("load", help="write a dump (ours or couchbackup's) into a database")
+    lp.add_argument("url", help="database URL (created when missing)")
+    lp.add_argument("--input", "-i", help="read this file instead of stdin")
+    cp = sub.add_parser("compact", help="compact a database (or a design document's views) and wait")
+    cp.add_argument("url", help="database URL")
+    cp.add_argument("--design", help="compact this design document's view indexes instead")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "replicate":
+        return replicate_main(argv[1:])
+    args = _parser().parse_args(argv)
+    if args.command in ("dump", "load", "compact"):
+        return _db_command(args)
     uvloop.install()
     try:
         asyncio.run(serve(args))

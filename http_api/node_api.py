@@ -32,10 +32,14 @@ LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "notice": logging.IN
               "alert": logging.CRITICAL, "emergency": logging.CRITICAL, "none": logging.CRITICAL + 10}
 
 routes = web.RouteTableDef()
+access_log = logging.getLogger("couchpy.access")
+slow_log = logging.getLogger("couchpy.slow")
 
 
 @web.middleware
 async def metrics_middleware(request: web.Request, handler):
+    """Count and time every request; one access-log line each (at info, as CouchDB's notice
+    lines), and a warning for one slower than `[log] slow_request_ms` (default 5000)."""
     metrics = request.app["node"].metrics
     t0 = time.perf_counter()
     status = 500
@@ -47,10 +51,36 @@ async def metrics_middleware(request: web.Request, handler):
         status = exc.status
         raise
     finally:
+        ms = (time.perf_counter() - t0) * 1000.0
         metrics.inc(("couchdb", "httpd", "requests"))
         metrics.inc(("couchdb", "httpd_request_methods", request.method))
         metrics.inc(("couchdb", "httpd_status_codes", str(status)))
-        metrics.observe(("couchdb", "request_time"), (time.perf_counter() - t0) * 1000.0)
+        metrics.observe(("couchdb", "request_time"), ms)
+        if access_log.isEnabledFor(logging.INFO):
+            _log_access(access_log, logging.INFO, request, status, ms)
+        if ms > _slow_ms(request.app):
+            _log_access(slow_log, logging.WARNING, request, status, ms)
+
+
+def _slow_ms(app: web.Application) -> float:
+    config = app["node"].config
+    cached = app.get("slow_request_ms")
+    if cached is None or cached[0] != config.version:
+        cached = (config.version, float(config.get_int("log", "slow_request_ms", 5000) or 5000))
+        app["slow_request_ms"] = cached
+    return cached[1]
+
+
+def _log_access(logger: logging.Logger, level: int, request: web.Request, status: int, ms: float) -> None:
+    """CouchDB's access line: peer, user, method, path, status, ok/error, milliseconds. Credentials
+    never appear: they travel in headers, which are not logged."""
+    user = request.get("user") or "undefined"
+    peer = request.remote or "-"
+    path = request.rel_url.raw_path_qs
+    logger.log(level, "%s %s %s %s %d %s %d", peer, user, request.method, path, status,
+               "ok" if status < 400 else "error", round(ms),
+               extra={"method": request.method, "path": path, "status": status, "ms": round(ms, 3),
+                      "user": user, "peer": peer})
 
 
 def _check_node(request: web.Request) -> None:

@@ -37,7 +37,8 @@ def free_port() -> int:
 
 class CouchpyServer:
     def __init__(self, tmp_path: Path, port: int | None = None, config: dict[str, dict[str, str]] | None = None,
-                 name: str = "node"):
+                 name: str = "node", args: list[str] | None = None):
+        self.args = list(args or [])  # extra `couchpy serve` options
         self.data_dir = Path(tmp_path) / name
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
@@ -73,7 +74,7 @@ class CouchpyServer:
 
     def command(self) -> list[str]:
         """The server's command line (a subclass may run it under a wrapper)."""
-        return [sys.executable, "-m", "couchpy_cli", "serve", "--data-dir", str(self.data_dir), "--port", str(self.port)]
+        return [sys.executable, "-m", "couchpy_cli", "serve", "--data-dir", str(self.data_dir), "--port", str(self.port), *self.args]
 
     def environment(self, env: dict[str, str]) -> dict[str, str]:
         """The server's environment variables (a subclass may add its own)."""
