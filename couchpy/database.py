@@ -27,7 +27,7 @@ from typing import Any
 import lmdb
 import orjson
 
-from . import docrules, envswap, jsonutil, longkeys, revtree, scans, updates, validation
+from . import docrules, envswap, jsonutil, longkeys, revtree, scans, security, updates, users, validation
 from .attachments import hooks as att_hooks
 from .attachments import migrate as att_migrate
 from .docinfo import DocInfo, body_key, docs_key, id_of, local_id, local_key, splice_doc
@@ -415,11 +415,30 @@ class Database:
             docrules.revisions_path(doc)
         if not size_known_ok:
             self._check_size(doc)
+        if not docid.startswith("_local/"):
+            doc = await self._guard(docid, doc)
         if docid.startswith("_design/") and not doc.get("_deleted"):
             # as CouchDB: a design document whose views do not compile is refused on save (400)
             await avalidate_design_doc(self.node, doc)
         if (followers or "_attachments" in doc) and not docid.startswith("_local/"):
             await att_hooks.prepare(self, doc, followers)
+        return doc
+
+    async def _guard(self, docid: str, doc: dict) -> dict:
+        """Who may write this document: design documents need a db admin; in `_users`, the
+        writer's own document only (unless a db admin), and a password is hashed before it is
+        stored (off the event loop: PBKDF2 is deliberately slow)."""
+        sec = self.meta.get("security") or {}
+        if docid.startswith("_design/"):
+            denial = security.may_write_design(validation.current_ctx(), sec)
+            if denial is not None:
+                raise denial.to_error()
+        if self.name == security.USERS_DB:
+            users.check_writer(docid, validation.current_ctx(), sec)
+            if doc.get("password") is not None:
+                iterations = (self.config.get_int("chttpd_auth", "iterations", 0)
+                              or self.config.get_int("couch_httpd_auth", "iterations", 600000) or 600000)
+                doc = await asyncio.get_running_loop().run_in_executor(None, users.hash_password, doc, iterations)
         return doc
 
     def _size_known_ok(self, body_size: int | None) -> bool:

@@ -20,11 +20,13 @@ from pathlib import Path
 
 import orjson
 
+from . import security
 from .config import Config
 from .database import Database
 from .errors import InvalidDatabaseName, NotFound, PreconditionFailed
 from .metrics import Metrics
 from .storage import Store
+from .updates import META_KEY
 from .tasks import TaskRegistry
 
 # The databases the current request (or task) has opened: pinned until it ends, so the LRU never
@@ -158,6 +160,9 @@ class Node:
             raise PreconditionFailed("The database could not be created, the file already exists.")
         dirname = _dir_name(name)
         db = Database(self, name, self.path / "dbs" / dirname)
+        # as CouchDB 3: a new database is admin-only until its _security says otherwise
+        db.meta["security"] = security.default_security(self.config.get("couchdb", "default_security"))
+        db.store.write(lambda txn: txn.put(META_KEY, orjson.dumps(db.meta), db=db._meta_db))
         entry = orjson.dumps({"dir": dirname, "created": time.time()})
         self._catalog.write(lambda txn: txn.put(name.encode(), entry, db=self._cat_db))
         self._open[name] = db

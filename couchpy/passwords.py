@@ -20,10 +20,21 @@ PREFIX_SIMPLE = "-hashed-"
 _PRFS = {"sha": "sha1", "sha224": "sha224", "sha256": "sha256", "sha384": "sha384", "sha512": "sha512"}
 
 
+def pbkdf2_sha256(password: str, salt: str, iterations: int) -> str:
+    """The derived key (hex) CouchDB stores for `pbkdf2_prf = sha256`."""
+    return hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), iterations).hex()
+
+
 def hash_password(password: str, iterations: int = 600000, salt: str | None = None) -> str:
     salt = salt or secrets.token_hex(16)
-    dk = hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), iterations)
-    return f"{PREFIX_SHA256}{dk.hex()},{salt},{iterations}"
+    return f"{PREFIX_SHA256}{pbkdf2_sha256(password, salt, iterations)},{salt},{iterations}"
+
+
+def salt_of(stored: str) -> str:
+    """The salt of a stored hash ("" when it is not one): cookie sessions are keyed by it."""
+    split = _split(stored)
+    parts = split[1].split(",") if split else []
+    return parts[1] if len(parts) > 1 else ""
 
 
 def _split(stored: str) -> tuple[str, str] | None:

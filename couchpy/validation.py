@@ -18,7 +18,9 @@ import contextvars
 import logging
 from typing import Any
 
+from . import users
 from .errors import CouchError, Forbidden, Unauthorized
+from .security import USERS_DB, UserCtx
 from .views.manager import pool_for
 
 log = logging.getLogger("couchpy.validation")
@@ -26,6 +28,14 @@ log = logging.getLogger("couchpy.validation")
 # The authenticated user of the current request, as CouchDB's userCtx ({"name", "roles"}); the
 # HTTP layer sets it. Library use and server-internal writes act as an admin.
 current_user: contextvars.ContextVar[dict | None] = contextvars.ContextVar("couchpy_user_ctx", default=None)
+
+
+def current_ctx() -> UserCtx:
+    """The current user as a UserCtx (a server admin outside any request)."""
+    ctx = current_user.get()
+    if ctx is None:
+        return UserCtx(None, ("_admin",))
+    return UserCtx(ctx.get("name"), tuple(ctx.get("roles") or ()))
 
 
 def user_ctx(db) -> dict:
@@ -69,11 +79,18 @@ async def validate(db, docs: list[dict]) -> list[CouchError | None]:
     """One entry per document: None where every validator accepts it, else the refusal."""
     out: list[CouchError | None] = [None] * len(docs)
     fns = validators(db)
-    if not fns:
+    if not fns and db.name != USERS_DB:
         return out
     checked = [i for i, d in enumerate(docs) if not d["_id"].startswith(("_design/", "_local/"))]
     if not checked:
         return out
+    if db.name == USERS_DB:
+        # the rules of CouchDB's _design/_auth validator, applied natively
+        ctx, sec = current_ctx(), db.meta.get("security") or {}
+        for i in checked:
+            out[i] = users.validate_user_doc(docs[i], _old_doc(db, docs[i]["_id"]), ctx, sec)
+        if not fns:
+            return out
     pool = pool_for(db.node)
     items = [(docs[i], _old_doc(db, docs[i]["_id"])) for i in checked]
     ctx, sec = user_ctx(db), db.meta.get("security") or {}

@@ -12,10 +12,12 @@ import logging
 from aiohttp import web
 
 import replicator
+from couchpy.credentials import Authenticator
 from couchpy.node import Node
 
-from . import alldocs, attachments, bulk, changes, databases, documents, mango, node_api, replication, server, views
-from .middleware import Authenticator, couch_middleware
+from . import (alldocs, attachments, bulk, changes, databases, documents, mango, node_api, replication, server,
+               session, views)
+from .middleware import couch_middleware
 
 log = logging.getLogger("couchpy.http")
 
@@ -25,9 +27,10 @@ def make_app(node: Node) -> web.Application:
     max_body = config.get_int("chttpd", "max_http_request_size", 4294967296) or 4294967296
     app = web.Application(middlewares=[node_api.metrics_middleware, couch_middleware], client_max_size=max_body)
     app["node"] = node
-    app["auth"] = Authenticator(config)
+    app["auth"] = Authenticator(node)
     app.router.add_routes(server.routes_list())
     app.router.add_routes(node_api.routes_list())
+    app.router.add_routes(session.routes_list())
     db_level = ("/{db}", "/{db}/")
     app.router.add_routes([r for r in databases.routes_list() if r.path == "/{db}"])
     app.router.add_routes(documents.hot_routes())

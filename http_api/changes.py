@@ -26,6 +26,8 @@ routes = web.RouteTableDef()
 
 DEFAULT_TIMEOUT_MS = 60000
 
+_SECRET_HEADERS = {"authorization", "cookie", "x-auth-couchdb-token"}
+
 
 def _since(request: web.Request, body: dict, db) -> int:
     raw = request.query.get("since", body.get("since", 0) if isinstance(body, dict) else 0)
@@ -86,11 +88,11 @@ def _options(request: web.Request, body: dict, db) -> ChangesOptions:
             "method": request.method,
             "path": [p for p in request.path.split("/") if p],
             "query": dict(request.query),
-            "headers": dict(request.headers),
+            # credentials never reach user code
+            "headers": {k: v for k, v in request.headers.items() if k.lower() not in _SECRET_HEADERS},
             "body": body if body else "undefined",
-            "userCtx": {"db": db.name, "name": request.get("user"), "roles": ["_admin"]},
+            "userCtx": {"db": db.name, **request["user_ctx"].as_json()},
         }
-        opts.extra["req"]["headers"].pop("Authorization", None)
     if opts.descending:
         # fabric_view_changes get_start_seq: a descending feed starts at the newest change, `since`
         # is ignored

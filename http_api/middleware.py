@@ -1,35 +1,32 @@
-"""Middleware: CouchDB-shaped errors and authentication.
+"""Middleware: authentication, authorization, CouchDB-shaped errors.
+
+Every request is authenticated (HTTP basic, an `AuthSession` cookie) into a user context, then
+authorized once, by the family of the route it matched (`couchpy.security`), against the
+database's `_security` object. Handlers never check rights themselves; the write path refuses
+design documents to non-admins and applies the `_users` rules per document.
 
 Every failure leaves as `{"error": ..., "reason": ...}` with CouchDB's status; an unexpected
 exception is logged and answered 500 without taking the server down.
-
-There is no "admin party": every request but `GET /`, `/_up` and `/_session` needs a server admin's
-credentials (HTTP basic auth), checked against the salted PBKDF2 hashes in the configuration.
-PBKDF2 is deliberately slow, so it runs off the event loop and a successful check is cached
-(keyed by a digest of the credentials and the stored hash, so a changed password takes effect).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hashlib
 import logging
 import time
 
 from aiohttp import web
 
-from couchpy.errors import CouchError, Unauthorized
+from couchpy import validation
+from couchpy.errors import CouchError
 from couchpy.node import pinning_scope
-from couchpy import sessions, validation
-from couchpy.passwords import verify_password
+from couchpy.security import ANONYMOUS, Policy, UserCtx, authorize, route_family
 
+from couchpy.credentials import Authenticator
 from .responses import error_response
+from .security import users_db_read
 
 log = logging.getLogger("couchpy.http")
-
-OPEN_PATHS = {"/", "/_up", "/_session", "/favicon.ico"}
 
 _HTTP_ERRORS = {
     400: "bad_request",
@@ -53,10 +50,10 @@ async def couch_middleware(request: web.Request, handler):
     try:
         with pinning_scope():
             refresh_for = await authenticate(request)
-            response = await handler(request)
+            response = await authorized(request) or await handler(request)
             if refresh_for is not None and not response.prepared:
                 auth: Authenticator = request.app["auth"]
-                set_session_cookie(response, auth.issue_cookie(refresh_for), auth.session_timeout)
+                set_session_cookie(response, auth.issue_cookie(refresh_for) or "", auth.session_timeout)
             return response
     except CouchError as exc:
         return error_response(exc.status, exc.error, exc.reason)
@@ -84,108 +81,62 @@ async def couch_middleware(request: web.Request, handler):
         return error_response(500, "unknown_error", f"{type(exc).__name__}: {exc}")
 
 
-class Authenticator:
-    def __init__(self, config):
-        self.config = config
-        self._ok: set[bytes] = set()
-        self._headers: dict[str, tuple[str, str]] = {}
-        self._admins: dict[str, str] = {}
-        self._admins_version = -1
-
-    def _stored(self, name: str) -> str | None:
-        if self._admins_version != self.config.version:
-            self._admins = self.config.section("admins")
-            self._admins_version = self.config.version
-        return self._admins.get(name)
-
-    # ---- cookie sessions (POST /_session) ----
-
-    @property
-    def session_timeout(self) -> int:
-        return self.config.get_int("chttpd_auth", "timeout", 600) or 600
-
-    def _secret(self) -> str:
-        return self.config.get("chttpd_auth", "secret") or ""
-
-    def issue_cookie(self, name: str) -> str:
-        stored = self._stored(name) or ""
-        return sessions.make_token(self._secret(), stored, name, int(time.time()) + self.session_timeout)
-
-    def check_cookie(self, token: str) -> tuple[str, int] | None:
-        """(name, expiry) for a genuine unexpired AuthSession token."""
-        name = sessions.token_name(token)
-        stored = self._stored(name) if name is not None else None
-        if stored is None:
-            return None
-        expires = sessions.check_token(self._secret(), stored, token, int(time.time()))
-        return None if expires is None else (name, expires)
-
-    async def verify(self, name: str, password: str) -> bool:
-        """Check a name and password against the stored PBKDF2 hash (cached when right)."""
-        stored = self._stored(name)
-        if stored is None:
-            return False
-        key = hashlib.sha256(f"{name}\0{password}\0{stored}".encode()).digest()
-        if key in self._ok:
-            return True
-        ok = await asyncio.get_running_loop().run_in_executor(None, verify_password, password, stored)
-        if ok:
-            if len(self._ok) > 10000:
-                self._ok.clear()
-            self._ok.add(key)
-        return ok
-
-    async def check(self, header: str | None) -> str | None:
-        """The admin name for a valid `Authorization: Basic` header; None when absent."""
-        if not header:
-            return None
-        known = self._headers.get(header)
-        if known is not None and self._stored(known[0]) == known[1]:
-            return known[0]
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() != "basic":
-            raise Unauthorized("Name or password is incorrect.")
-        try:
-            name, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            raise Unauthorized("Name or password is incorrect.") from None
-        if not await self.verify(name, password):
-            raise Unauthorized("Name or password is incorrect.")
-        self._remember(header, name, self._stored(name) or "")
-        return name
-
-    def _remember(self, header: str, name: str, stored: str) -> None:
-        # The exact header of a verified request maps straight to its user (until the stored hash
-        # changes), so the common case costs one dict lookup.
-        if len(self._headers) > 10000:
-            self._headers.clear()
-        self._headers[header] = (name, stored)
-
-
 async def authenticate(request: web.Request) -> str | None:
-    """Set request["user"] from basic auth or an AuthSession cookie; 401 where credentials are
-    needed. Returns the user whose cookie should be renewed (past half its life), if any."""
+    """Set request["user_ctx"] (and request["user"], the name) from basic auth or an AuthSession
+    cookie. Returns the user whose cookie should be renewed (past half its life), if any."""
     auth: Authenticator = request.app["auth"]
-    header = request.headers.get("Authorization")
-    user = await auth.check(header) if header else None
-    request["auth_method"] = "default" if user else None
+    ctx = await auth.from_header(request.headers.get("Authorization"))
+    request["auth_method"] = "default" if ctx else None
     refresh_for = None
-    if user is None:
+    if ctx is None:
         token = request.cookies.get("AuthSession")
         if token:
             session = auth.check_cookie(token)
             if session is not None:
-                user = session[0]
+                ctx, expires = session
                 request["auth_method"] = "cookie"
                 # past half its life, a used cookie is renewed (CouchDB renews before expiry too)
-                if session[1] - time.time() < auth.session_timeout / 2:
-                    refresh_for = user
-    request["user"] = user
-    if user is None and request.path not in OPEN_PATHS:
-        raise Unauthorized("You are not a server admin.")
-    # what validate_doc_update functions see as userCtx (every authenticated user is an admin)
-    validation.current_user.set({"name": user, "roles": ["_admin"] if user else []})
+                if expires - time.time() < auth.session_timeout / 2:
+                    refresh_for = ctx.name
+    ctx = ctx or ANONYMOUS
+    request["user_ctx"] = ctx
+    request["user"] = ctx.name
+    # what validate_doc_update functions and the write path see as userCtx
+    validation.current_user.set(ctx.as_json())
     return refresh_for
+
+
+def _policy(config) -> Policy:
+    return Policy(
+        admin_only_all_dbs=_flag(config.get("chttpd", "admin_only_all_dbs"), True),
+        users_db_public=_flag(config.get("couch_httpd_auth", "users_db_public"), False),
+        users_db_security_editable=_flag(config.get("couchdb", "users_db_security_editable"), False),
+    )
+
+
+def _flag(raw: str | None, default: bool) -> bool:
+    return default if raw is None else raw.strip().lower() == "true"
+
+
+async def authorized(request: web.Request) -> web.StreamResponse | None:
+    """Refuse (raise) what the rules deny this request; None lets the handler answer. A few reads
+    of `_users` by non-admins are answered here (cut down to public fields)."""
+    resource = request.match_info.route.resource
+    if resource is None:
+        return None  # no route matched: the handler answers 404/405
+    ctx: UserCtx = request["user_ctx"]
+    node = request.app["node"]
+    family = route_family(request.method, resource.canonical)
+    db_name = request.match_info.get("db")
+    sec = None
+    if db_name is not None and node.exists(db_name):
+        sec = node.get_db(db_name).meta.get("security") or {}
+    denial = authorize(family, ctx, db_name, sec, _policy(node.config))
+    if denial is not None:
+        raise denial.to_error()
+    if sec is not None and db_name == "_users":
+        return users_db_read(request, ctx, sec)
+    return None
 
 
 def set_session_cookie(response: web.StreamResponse, token: str, max_age: int) -> None:

@@ -1,4 +1,4 @@
-"""Server-level endpoints: /, /_up, /_all_dbs, /_dbs_info, /_uuids, /_session, /_active_tasks."""
+"""Server-level endpoints: /, /_up, /_all_dbs, /_dbs_info, /_uuids, /_active_tasks."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ import uuid
 from aiohttp import web
 
 import couchpy
-from couchpy.errors import BadRequest, CouchError, Unauthorized
+from couchpy.errors import BadRequest, CouchError
 
 from . import params
-from .middleware import set_session_cookie
 from .responses import json_response, not_allowed
 
 routes = web.RouteTableDef()
@@ -24,7 +23,7 @@ async def welcome(request: web.Request) -> web.Response:
         "version": "3.4.3",
         "git_sha": "couchpy",
         "uuid": node.uuid,
-        "features": ["access-ready", "partitioned", "pluggable-storage-engines", "reshard", "scheduler"],
+        "features": ["pluggable-storage-engines", "reshard", "scheduler"],
         "vendor": {"name": "couchpy", "version": couchpy.__version__},
     })
 
@@ -32,46 +31,6 @@ async def welcome(request: web.Request) -> web.Response:
 @routes.get("/_up")
 async def up(request: web.Request) -> web.Response:
     return json_response({"status": "ok", "seeds": {}})
-
-
-@routes.get("/_session")
-async def session(request: web.Request) -> web.Response:
-    user = request.get("user")
-    ctx = {"name": user, "roles": ["_admin"] if user else []}
-    return json_response({
-        "ok": True,
-        "userCtx": ctx,
-        "info": {
-            "authentication_handlers": ["cookie", "default"],
-            **({"authenticated": request.get("auth_method") or "default"} if user else {}),
-        },
-    })
-
-
-@routes.post("/_session")
-async def login(request: web.Request) -> web.Response:
-    """Cookie login: JSON or form-encoded `name` and `password`."""
-    if request.content_type == "application/x-www-form-urlencoded":
-        form = await request.post()
-        name, password = form.get("name"), form.get("password")
-    else:
-        body = await params.json_object(request)
-        name, password = body.get("name"), body.get("password")
-    if not isinstance(name, str) or not isinstance(password, str):
-        raise BadRequest("Request body must contain `name` and `password` strings.")
-    auth = request.app["auth"]
-    if not await auth.verify(name, password):
-        raise Unauthorized("Name or password is incorrect.")
-    resp = json_response({"ok": True, "name": name, "roles": ["_admin"]})
-    set_session_cookie(resp, auth.issue_cookie(name), auth.session_timeout)
-    return resp
-
-
-@routes.delete("/_session")
-async def logout(request: web.Request) -> web.Response:
-    resp = json_response({"ok": True})
-    resp.del_cookie("AuthSession", path="/")
-    return resp
 
 
 def _range_filter(request: web.Request, names: list[str]) -> list[str]:

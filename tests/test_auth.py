@@ -1,7 +1,7 @@
 """Authentication through a real couchpy server: no admin party.
 
-Every request needs a server admin by HTTP basic auth, except `GET /`, `/_up` and `/_session` (as in
-CouchDB). A missing or wrong password gets 401 `{"error": "unauthorized", ...}`. A plain-text
+Server-level requests need a server admin by HTTP basic auth, except `GET /`, `/_up`, `/_uuids` and
+`/_session` (as in CouchDB); a new database is admin-only (`default_security = admin_only`). A missing or wrong password gets 401 `{"error": "unauthorized", ...}`. A plain-text
 `[admins]` entry in the config file is replaced by its PBKDF2 hash on start and works at once, and
 after a restart.
 """
@@ -25,7 +25,7 @@ async def assert_401(resp):
     assert isinstance(body["reason"], str) and body["reason"]
 
 
-@pytest.mark.parametrize("path", ["/", "/_up", "/_session"])
+@pytest.mark.parametrize("path", ["/", "/_up", "/_session", "/_uuids"])
 async def test_open_paths_without_credentials(anon, path):
     resp = await anon.get(path)
     assert resp.status == 200
@@ -44,14 +44,23 @@ async def test_session_without_and_with_credentials(anon, client, server):
 
 @pytest.mark.parametrize(
     "method,path",
-    [("GET", "/_all_dbs"), ("GET", "/_uuids"), ("POST", "/_dbs_info"), ("GET", "/_active_tasks"),
-     ("PUT", "/authdb-{u}"), ("GET", "/authdb-{u}"), ("DELETE", "/authdb-{u}"),
-     ("GET", "/authdb-{u}/_all_docs"), ("GET", "/authdb-{u}/_changes"), ("PUT", "/authdb-{u}/doc"),
-     ("POST", "/authdb-{u}/_bulk_docs")],
+    [("GET", "/_all_dbs"), ("POST", "/_dbs_info"), ("GET", "/_active_tasks"), ("PUT", "/authdb-{u}"),
+     ("DELETE", "/authdb-{u}")],
 )
-async def test_everything_else_needs_credentials(anon, method, path):
+async def test_server_routes_need_a_server_admin(anon, method, path):
     resp = await anon.request(method, path.format(u=uuid.uuid4().hex[:8]), json={"keys": [], "docs": []})
     await assert_401(resp)
+    assert await resp.json() == {"error": "unauthorized", "reason": "You are not a server admin."}
+
+
+@pytest.mark.parametrize(
+    "method,path",
+    [("GET", ""), ("GET", "/_all_docs"), ("GET", "/_changes"), ("PUT", "/doc"), ("POST", "/_bulk_docs")],
+)
+async def test_a_new_database_is_admin_only(anon, db, method, path):
+    resp = await anon.request(method, f"/{db}{path}", json={"keys": [], "docs": []})
+    await assert_401(resp)
+    assert await resp.json() == {"error": "unauthorized", "reason": "You are not authorized to access this db."}
 
 
 async def test_nothing_happens_without_credentials(anon, client):
@@ -78,7 +87,6 @@ async def test_wrong_credentials(anon, server):
         _basic(server.user, ""),
         _basic("nobody", server.password),
         _basic(server.user.upper(), server.password),
-        {"Authorization": "Basic !!!notbase64"},
         {"Authorization": "Basic " + base64.b64encode(b"no-colon-at-all").decode()},
         {"Authorization": "Basic " + base64.b64encode(b"\xff\xfe:\xff").decode()},
         {"Authorization": "Bearer abc"},
@@ -86,6 +94,19 @@ async def test_wrong_credentials(anon, server):
     ]:
         resp = await anon.get("/_all_dbs", headers=headers)
         await assert_401(resp)
+
+
+async def test_malformed_headers(anon):
+    # as CouchDB: invalid base64 is a bad request; a header that is not basic auth is ignored
+    resp = await anon.get("/", headers={"Authorization": "Basic !!!notbase64"})
+    assert resp.status == 400
+    assert await resp.json() == {"error": "bad_request", "reason": "Authorization header has invalid base64 value"}
+    for header in ("Basic: x", "Bearer abc", "basic YWxpY2U6eA==", "Basic " + base64.b64encode(b"alice").decode()):
+        resp = await anon.get("/", headers={"Authorization": header})
+        assert resp.status == 200, header
+        assert (await resp.json())["couchdb"] == "Welcome"
+        body = await (await anon.get("/_session", headers={"Authorization": header})).json()
+        assert body["userCtx"] == {"name": None, "roles": []}
 
 
 async def test_wrong_credentials_on_open_path(anon, server):
