@@ -272,13 +272,15 @@ class Database:
                 out.append(orjson.Fragment(splice_doc(info.id, info.rev, raw, tail)))
         return out
 
-    def load_docs(self, infos: list[DocInfo], conflicts: bool = False) -> list[dict | None]:
+    def load_docs(self, infos: list[DocInfo], conflicts: bool = False,
+                  deleted_conflicts: bool = False) -> list[dict | None]:
         """Winning revisions of many documents in one read transaction (None where unreadable)."""
         out: list[dict | None] = []
         with self.store.read() as txn:
             for info in infos:
                 body = self.read_body(info.id, info.rev, txn)
-                out.append(None if body is None else self.build_doc(info, info.rev, body, conflicts=conflicts))
+                out.append(None if body is None else self.build_doc(
+                    info, info.rev, body, conflicts=conflicts, deleted_conflicts=deleted_conflicts))
         return out
 
     def _revs_info(self, info: DocInfo, rev: str, txn) -> list[dict]:

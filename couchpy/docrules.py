@@ -90,7 +90,8 @@ def new_rev(parent: str | None, deleted: bool, body: dict) -> str:
 def revisions_path(doc: dict) -> list[str]:
     """The history given with a `new_edits=false` write, newest first.
 
-    From `_revisions: {start, ids}` when present (checked against `_rev`), else just `_rev`.
+    From `_revisions: {start, ids}` when present, else just `_rev`. As in CouchDB, `_revisions`
+    wins over a `_rev` that disagrees with it (the document is stored at `_revisions`' head).
     """
     rev = doc.get("_rev")
     revs = doc.get("_revisions")
@@ -100,10 +101,7 @@ def revisions_path(doc: dict) -> list[str]:
             raise BadRequest("Invalid _revisions")
         if not all(isinstance(i, str) and i and "\x00" not in i for i in ids) or start < len(ids):
             raise BadRequest("Invalid _revisions")
-        path = [f"{start - i}-{h}" for i, h in enumerate(ids)]
-        if rev is not None and rev != path[0]:
-            raise BadRequest("_rev does not match _revisions")
-        return path
+        return [f"{start - i}-{h}" for i, h in enumerate(ids)]
     if not isinstance(rev, str):
         raise BadRequest("When new_edits is false a document needs a _rev")
     if parse_rev(rev) is None:

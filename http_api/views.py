@@ -65,8 +65,8 @@ async def _query_merged(node, db, ddoc: str, view: str, text_params: dict, body:
         "endkey_docid": "end_key_docid", "end_key_doc_id": "end_key_docid",
         "inclusive_end": "inclusive_end", "descending": "descending", "group": "group",
         "group_level": "group_level", "reduce": "reduce", "include_docs": "include_docs",
-        "conflicts": "conflicts", "limit": "limit", "skip": "skip", "update_seq": "update_seq",
-        "update": "update", "stale": "update",
+        "attachments": "attachments", "conflicts": "conflicts", "limit": "limit", "skip": "skip",
+        "update_seq": "update_seq", "update": "update", "stale": "update",
     }
     for k, attr in simple.items():
         if k in body:

@@ -69,7 +69,16 @@ var __qs = (function () {
   }
 
   function compile(src) {
-    var f = (0, eval)('(' + src + ')');
+    // The newline keeps a trailing line comment from swallowing the closing parenthesis.
+    var f;
+    try { f = (0, eval)('(' + src + '\n)'); }
+    catch (e) {
+      // couchjs parses the source as a program, so `function (doc) {...};` (a statement
+      // followed by `;`) compiles there; so it does here.
+      var trimmed = src.replace(/[\s;]+$/, '');
+      if (!(e instanceof SyntaxError) || trimmed === src) throw e;
+      f = (0, eval)('(' + trimmed + '\n)');
+    }
     if (typeof f !== 'function') throw new Error('Expression does not eval to a function. (' + src + ')');
     return f;
   }
@@ -137,7 +146,16 @@ var __qs = (function () {
       return JSON.stringify([out, l]);
     },
     reduce: function (idx, keys, values, rereduce) {
-      var r = reduces[idx](keys, values, rereduce);
+      var r;
+      try { r = reduces[idx](keys, values, rereduce); }
+      catch (e) {
+        // as couchjs: `fatal_error` and ['fatal', ...] abort the query; anything else a reduce
+        // throws is logged and reduces to null
+        if (e === 'fatal_error') throw ['error', 'map_runtime_error', "function raised 'fatal_error'"];
+        if (Array.isArray(e) && e[0] === 'fatal') throw e;
+        logs.push('function raised exception ' + errText(e));
+        r = null;
+      }
       var l = logs; logs = [];
       return JSON.stringify([r === undefined ? null : r, l]);
     }

@@ -28,6 +28,7 @@ class QueryArgs:
     group_level: int | None = None
     reduce: bool | None = None
     include_docs: bool = False
+    attachments: bool = False  # inline attachment data in included documents
     conflicts: bool | None = None
     limit: int | None = None
     skip: int = 0
@@ -115,6 +116,8 @@ def parse(raw: dict[str, Any], text: bool) -> QueryArgs:
             a.include_docs = _bool(name, v, text)
         elif name == "conflicts":
             a.conflicts = _bool(name, v, text)
+        elif name == "attachments":
+            a.attachments = _bool(name, v, text)
         elif name == "limit":
             a.limit = _pos_int(v, text)
         elif name == "skip":
@@ -133,7 +136,7 @@ def parse(raw: dict[str, Any], text: bool) -> QueryArgs:
             if val not in ("true", "false", "lazy"):
                 raise QueryParseError("Invalid value for `update`.")
             a.update = val
-        elif name in ("sorted", "stable", "attachments", "att_encoding_info", "partition", "r", "list"):
+        elif name in ("sorted", "stable", "att_encoding_info", "partition", "r", "list"):
             a.extra[name] = v
     return a
 

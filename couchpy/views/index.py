@@ -30,7 +30,7 @@ from .. import collate
 from ..mango.native import MangoMapper
 from ..query_server import ViewFunctions
 from ..storage import Store
-from . import tree
+from . import erlang_order, tree
 from .builtin_reduce import Builtin, builtin, is_builtin
 from .ddoc import DesignSpec
 
@@ -41,6 +41,21 @@ BATCH_DOCS = 2000  # per transaction: two query-server calls of 1000, run in par
 # Map calls wait on worker processes (releasing the GIL); running them here lets the indexing
 # thread read and write the neighbouring batches meanwhile.
 _MAPPER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="view-map")
+
+
+def _encoded_rows(enc: Any, emitted: list) -> list[tuple[bytes, Any, Any]]:
+    """(encoded key, key, value) of one document's rows in one view, in index order. Rows whose
+    key cannot be encoded are left out. CouchDB stores the rows a document emits under one key
+    sorted by the Erlang term order of their values (not by emission), which queries show."""
+    out = []
+    for k, v in emitted:
+        try:
+            out.append((enc(k), k, v))
+        except (TypeError, ValueError):
+            continue
+    if len(out) > 1:
+        out.sort(key=lambda row: (row[0], erlang_order.term_key(row[2])))
+    return out
 
 
 class CountReducer:
@@ -206,7 +221,8 @@ class ViewIndex:
             i for i in infos
             if not i.deleted and (spec.include_design or not i.id.startswith("_design/"))
         ]
-        docs = self.db.load_docs(to_map) if to_map else []
+        # map functions see the document as couchjs gets it: with its (deleted) conflicts
+        docs = self.db.load_docs(to_map, conflicts=True, deleted_conflicts=True) if to_map else []
         pairs = [(info, doc) for info, doc in zip(to_map, docs) if doc is not None]
         if spec.local_seq:
             for info, doc in pairs:
@@ -241,13 +257,9 @@ class ViewIndex:
                     for j, emitted in enumerate(per_view):
                         if not emitted:
                             continue
-                        enc = encoders[j]
                         vp = bytes([j])
-                        for n, (k, v) in enumerate(emitted):
-                            try:
-                                rk = enc(k) + rid + n.to_bytes(4, "big")
-                            except (TypeError, ValueError):
-                                continue
+                        for n, (ek, k, v) in enumerate(_encoded_rows(encoders[j], emitted)):
+                            rk = ek + rid + n.to_bytes(4, "big")
                             put(vp + rk, marshal.dumps((k, info.id, v)), db=rows_db)
                             changed[j][rk] = True
                             back.append((j, rk))

@@ -12,6 +12,7 @@ import shutil
 import weakref
 from typing import Any
 
+from ..attachments import hooks as att_hooks
 from ..errors import BadRequest, NotFound
 from ..query_server import QueryServerPool, ViewFunctions
 from . import args as qargs
@@ -141,6 +142,8 @@ async def execute(node: Any, db: Any, ix: ViewIndex, vi: int, a: qargs.QueryArgs
                 body = db.read_body(docid, rev, txn)
                 out.append(None if body is None else
                            db.build_doc(info, rev, body, txn, conflicts=bool(conflicts)))
+        if a.attachments:  # outside the transaction: the attachment store opens its own
+            out = [att_hooks.inline_data(db, d) if d and d.get("_attachments") else d for d in out]
         return out
 
     fmt = lambda s: node.format_seq(db, s)  # noqa: E731
