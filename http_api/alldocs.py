@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from couchpy import queryvalues
 from couchpy.attachments import hooks as att_hooks
 from couchpy.docinfo import DocInfo
 from couchpy.errors import BadRequest, QueryParseError
@@ -15,17 +16,20 @@ from .responses import json_response, not_allowed
 routes = web.RouteTableDef()
 
 
+_BODY_FLAGS = ("descending", "include_docs", "conflicts", "inclusive_end", "update_seq")
+
+
 def _options(request: web.Request, body: dict | None) -> dict:
     q = request.query
     opts = {
-        "descending": params.flag(request, "descending"),
-        "inclusive_end": params.flag(request, "inclusive_end", True),
+        "descending": params.view_flag(request, "descending"),
+        "inclusive_end": params.view_flag(request, "inclusive_end", True),
         "limit": params.integer(request, "limit"),
         "skip": params.integer(request, "skip", 0),
-        "include_docs": params.flag(request, "include_docs"),
-        "attachments": params.flag(request, "attachments"),
-        "conflicts": params.flag(request, "conflicts"),
-        "update_seq": params.flag(request, "update_seq"),
+        "include_docs": params.view_flag(request, "include_docs"),
+        "attachments": params.view_flag(request, "attachments"),
+        "conflicts": params.view_flag(request, "conflicts"),
+        "update_seq": params.view_flag(request, "update_seq"),
         "key": params.json_value(request, "key"),
         "has_key": "key" in q,
         "keys": params.json_value(request, "keys"),
@@ -36,15 +40,16 @@ def _options(request: web.Request, body: dict | None) -> dict:
         for name in ("keys", "limit", "skip", "descending", "include_docs", "conflicts", "startkey", "endkey",
                      "start_key", "end_key", "key", "inclusive_end", "update_seq"):
             if name in body:
-                opts[{"start_key": "startkey", "end_key": "endkey"}.get(name, name)] = body[name]
+                value = body[name]
+                if name in ("limit", "skip"):
+                    value = queryvalues.body_pos_int(value)
+                elif name in _BODY_FLAGS:
+                    value = queryvalues.body_bool(value)
+                opts[{"start_key": "startkey", "end_key": "endkey"}.get(name, name)] = value
                 if name == "key":
                     opts["has_key"] = True
     if opts["keys"] is not None and not isinstance(opts["keys"], list):
         raise BadRequest("`keys` body member must be an array.")
-    for name in ("limit", "skip"):
-        v = opts[name]
-        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
-            raise QueryParseError(f"Invalid value for positive integer: \"{name}\"")
     return opts
 
 

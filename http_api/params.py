@@ -1,6 +1,8 @@
-"""Query-string parsing as CouchDB does it: JSON values for keys, `true`/`false` flags, integers.
+"""Query-string parsing as CouchDB does it: JSON values for keys, flags, integers.
 
-Bad values give 400 `query_parse_error` (views, _all_docs) or `bad_request`, never a 500.
+`view_flag`/`integer` read as CouchDB's view-like listings do (`_all_docs`, views: bad values are
+400 `query_parse_error` quoting the value); `flag` as its document, `_changes` and `_bulk_get`
+handlers do (a flag is on only when it is exactly `true`). See couchpy.queryvalues.
 """
 
 from __future__ import annotations
@@ -9,31 +11,27 @@ from typing import Any
 
 from aiohttp import web
 
-from couchpy import jsonutil
+from couchpy import jsonutil, queryvalues
 from couchpy.errors import BadRequest, CouchError, QueryParseError
 
 
 def flag(request: web.Request, name: str, default: bool = False) -> bool:
+    """A chttpd flag: on when exactly `true`; with a true default, off only when `false`."""
+    return queryvalues.chttpd_flag(request.query.get(name), default)
+
+
+def view_flag(request: web.Request, name: str, default: bool = False) -> bool:
     raw = request.query.get(name)
-    if raw is None:
-        return default
-    if raw == "true":
-        return True
-    if raw == "false":
-        return False
-    raise QueryParseError(f"Invalid boolean parameter: \"{name}\"")
+    return default if raw is None else queryvalues.view_bool(raw)
 
 
 def integer(request: web.Request, name: str, default: int | None = None, minimum: int = 0) -> int | None:
     raw = request.query.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise QueryParseError(f"Invalid value for integer: \"{name}\"") from None
+    value = queryvalues.view_int(raw)
     if value < minimum:
-        raise QueryParseError(f"Invalid value for positive integer: \"{name}\"")
+        raise QueryParseError(f"Invalid value for positive integer: {queryvalues.erl_repr(raw)}")
     return value
 
 

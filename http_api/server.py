@@ -34,10 +34,10 @@ async def up(request: web.Request) -> web.Response:
 
 
 def _range_filter(request: web.Request, names: list[str]) -> list[str]:
-    descending = params.flag(request, "descending")
+    descending = params.view_flag(request, "descending")
     start = params.json_value(request, "startkey", params.json_value(request, "start_key"))
     end = params.json_value(request, "endkey", params.json_value(request, "end_key"))
-    inclusive_end = params.flag(request, "inclusive_end", True)
+    inclusive_end = params.view_flag(request, "inclusive_end", True)
     limit = params.integer(request, "limit")
     skip = params.integer(request, "skip", 0)
     names = sorted(names, reverse=descending)

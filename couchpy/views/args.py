@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import collate, jsonutil
+from .. import collate, jsonutil, queryvalues
 from ..errors import QueryParseError
 
 _MISSING = object()
@@ -46,31 +46,11 @@ class QueryArgs:
 
 
 def _bool(name: str, v: Any, text: bool) -> bool:
-    if isinstance(v, bool):
-        return v
-    if text and isinstance(v, str):
-        if v == "true":
-            return True
-        if v == "false":
-            return False
-    raise QueryParseError(f'Invalid boolean parameter: "{v}"' if text else f"Invalid value for `{name}`.")
+    return queryvalues.view_bool(v) if text and isinstance(v, str) else queryvalues.body_bool(v)
 
 
 def _pos_int(v: Any, text: bool) -> int:
-    if isinstance(v, bool):
-        raise QueryParseError(f'Invalid value for positive integer: "{v}"')
-    if isinstance(v, int):
-        n = v
-    else:
-        try:
-            n = int(str(v)) if text and str(v).lstrip("-").isdigit() else None
-        except ValueError:
-            n = None
-        if n is None:
-            raise QueryParseError(f'Invalid value for integer: "{v}"')
-    if n < 0:
-        raise QueryParseError(f'Invalid value for positive integer: "{v}"')
-    return n
+    return queryvalues.view_pos_int(v) if text and isinstance(v, str) else queryvalues.body_pos_int(v)
 
 
 def _json(v: Any, text: bool) -> Any:

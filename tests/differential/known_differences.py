@@ -1,0 +1,50 @@
+"""Where couchpy answers differently from CouchDB 3.4.3 on purpose, and why.
+
+The differential tester consults this list: a difference that matches an entry is expected; any
+other fails the tester. docs/interop.md ("Known differences from CouchDB") carries the same list
+for readers; a test checks that every entry here is described there.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from typing import Callable
+
+from .compare import Difference
+from .model import Req
+
+
+@dataclass(frozen=True)
+class KnownDifference:
+    name: str
+    reason: str
+    # a predicate, or a glob over the difference's class ("GET /{db}/_changes [200] | header etag*")
+    matches: Callable[[Req, Difference], bool] | str
+
+    def match(self, req: Req, d: Difference) -> bool:
+        if isinstance(self.matches, str):
+            return fnmatch.fnmatchcase(d.klass, self.matches)
+        return self.matches(req, d)
+
+
+def _couchdb_crashed(req: Req, d: Difference) -> bool:
+    # CouchDB answers 5xx (an uncaught Erlang error) where couchpy refuses the request with a 4xx
+    if d.kind != "status" or not isinstance(d.couchdb, dict):
+        return False
+    mine, theirs = d.what.split(" vs ")
+    return theirs.startswith("5") and mine.startswith("4")
+
+
+KNOWN: tuple[KnownDifference, ...] = (
+    KnownDifference(
+        "couchdb-5xx",
+        "Where CouchDB fails with a 5xx (an uncaught error: `badarg`, `function_clause`, ...) on bad "
+        "input, couchpy answers a 4xx naming the problem: a client error is the client's to fix.",
+        _couchdb_crashed,
+    ),
+)
+
+
+def known(req: Req, d: Difference) -> KnownDifference | None:
+    return next((k for k in KNOWN if k.match(req, d)), None)

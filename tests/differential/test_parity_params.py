@@ -1,0 +1,95 @@
+"""Query-parameter parsing as CouchDB 3.4.3 does it, checked against the real one."""
+
+from __future__ import annotations
+
+import asyncio
+
+from .client import Session, Target, fresh_db_name
+from .model import Req
+from .parity import parity
+
+A = Req("PUT", "/{db}/a", body={"x": 1}, endpoint="PUT /{db}/{doc}")
+B = Req("PUT", "/{db}/b", body={"x": 2}, endpoint="PUT /{db}/{doc}")
+DDOC = Req("PUT", "/{db}/_design/d", body={"views": {"v": {"map": "function(doc) { emit(doc.x, 1); }",
+                                                            "reduce": "_count"}}}, endpoint="PUT /{db}/_design/{ddoc}")
+
+
+def get(path: str, **query: str) -> Req:
+    return Req("GET", path, tuple(query.items()), endpoint="GET " + path)
+
+
+async def test_listing_flags_are_case_insensitive(server, couchdb):
+    got = await parity(server, couchdb, [A, B, get("/{db}/_all_docs", descending="TRUE")])
+    assert got.status == 200 and [r["id"] for r in got.body["rows"]] == ["b", "a"]
+
+
+async def test_listing_bad_flag_quotes_the_value(server, couchdb):
+    got = await parity(server, couchdb, [get("/{db}/_all_docs", descending="1")])
+    assert got.status == 400 and got.body == {"error": "query_parse_error", "reason": 'Invalid boolean parameter: "1"'}
+    got = await parity(server, couchdb, [get("/{db}/_all_docs", conflicts="")])
+    assert got.body == {"error": "query_parse_error", "reason": "Invalid boolean parameter: []"}
+
+
+async def test_listing_bad_integers_quote_the_value(server, couchdb):
+    for name, value, reason in [("limit", "x", 'Invalid value for integer: "x"'),
+                                ("skip", "1.5", 'Invalid value for integer: "1.5"'),
+                                ("limit", "-1", 'Invalid value for positive integer: "-1"')]:
+        got = await parity(server, couchdb, [get("/{db}/_all_docs", **{name: value})])
+        assert got.status == 400 and got.body == {"error": "query_parse_error", "reason": reason}
+
+
+async def test_view_body_members_typed(server, couchdb):
+    post = Req("POST", "/{db}/_design/d/_view/v", body={"limit": "2"}, endpoint="POST view")
+    got = await parity(server, couchdb, [DDOC, A, post])
+    assert got.body == {"error": "query_parse_error", "reason": 'Invalid value for integer: <<"2">>'}
+    post = Req("POST", "/{db}/_design/d/_view/v", body={"group": "true"}, endpoint="POST view")
+    got = await parity(server, couchdb, [DDOC, A, post])
+    assert got.status == 200 and got.body == {"rows": [{"key": 1, "value": 1}]}
+
+
+async def test_document_flags_are_on_only_when_true(server, couchdb):
+    for value in ("1", "TRUE", "yes", ""):
+        got = await parity(server, couchdb, [A, get("/{db}/a", revs=value, conflicts=value)])
+        assert got.status == 200 and "_revisions" not in got.body
+
+
+async def test_changes_flags_are_on_only_when_true(server, couchdb):
+    got = await parity(server, couchdb, [A, B, get("/{db}/_changes", descending="yes", include_docs="1")])
+    assert got.status == 200 and [r["id"] for r in got.body["results"]] == ["a", "b"]
+    assert "doc" not in got.body["results"][0]
+
+
+async def test_bulk_get_flags_are_on_only_when_true(server, couchdb):
+    req = Req("POST", "/{db}/_bulk_get", (("revs", "yes"),), {"docs": [{"id": "a"}]}, endpoint="POST _bulk_get")
+    got = await parity(server, couchdb, [A, req])
+    assert got.status == 200 and "_revisions" not in got.body["results"][0]["docs"][0]["ok"]
+
+
+async def test_new_edits_is_off_only_when_false(server, couchdb):
+    req = Req("PUT", "/{db}/c", (("new_edits", "yes"),), {"x": 1}, endpoint="PUT /{db}/{doc}")
+    got = await parity(server, couchdb, [req])
+    assert got.status == 201 and got.body["ok"] is True
+
+
+def _revalidate(target: Target) -> tuple[int, int]:
+    """(status of a changes read with the ETag of the previous one, after a write), on one server."""
+    session, db = Session(target), fresh_db_name()
+    try:
+        session.raw("PUT", f"/{db}?q=1" if target.is_couchdb else f"/{db}", {}, None)
+        session.raw("PUT", f"/{db}/a", {"Content-Type": "application/json"}, b"{}")
+        etag = session.raw("GET", f"/{db}/_changes", {}, None).headers["etag"]
+        same = session.raw("GET", f"/{db}/_changes?limit=1", {"If-None-Match": etag}, None).status
+        session.raw("PUT", f"/{db}/b", {"Content-Type": "application/json"}, b"{}")
+        after = session.raw("GET", f"/{db}/_changes", {"If-None-Match": etag}, None).status
+        return same, after
+    finally:
+        session.raw("DELETE", f"/{db}", {}, None)
+        session.close()
+
+
+async def test_changes_feed_tagged_by_database_state(server, couchdb):
+    got = await parity(server, couchdb, [A, get("/{db}/_changes")])
+    assert got.status == 200 and got.headers["etag"]
+    mine = await asyncio.to_thread(_revalidate, Target(server.url, False))
+    theirs = await asyncio.to_thread(_revalidate, Target(couchdb.url, True))
+    assert mine == theirs == (304, 200)
