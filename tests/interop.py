@@ -29,9 +29,10 @@ def doc_path(docid: str) -> str:
 
 
 async def req(peer: Any, method: str, path: str, body: Any = None, *, headers: dict | None = None,
-              raw: bool = False, **params: str) -> tuple[int, Any]:
-    """(status, JSON body or bytes) of one request to a server with `.base` and `.auth`."""
-    data = jsonutil.dumps(body) if body is not None else None
+              raw: bool = False, data_: bytes | None = None, **params: str) -> tuple[int, Any]:
+    """(status, JSON body or bytes) of one request to a server with `.base` and `.auth`;
+    `data_` is a raw request body (an attachment)."""
+    data = jsonutil.dumps(body) if body is not None else data_
     hdrs = {"Content-Type": "application/json", "Accept": "application/json"} if body is not None else {}
     hdrs.update(headers or {})
     async with aiohttp.ClientSession(auth=peer.auth) as s:
