@@ -198,6 +198,10 @@ def authorize(family: Family, ctx: UserCtx, db_name: str | None, sec: dict | Non
         return Denial(401, "unauthorized", NOT_SERVER_ADMIN)
     if family is Family.SERVER_ADMIN:
         return None if ctx.is_server_admin else Denial(401, "unauthorized", NOT_SERVER_ADMIN)
+    if family is Family.DB_LISTING and db_name == USERS_DB:
+        # checked before membership, as CouchDB does
+        if not (ctx.is_server_admin or policy.users_db_public):
+            return Denial(401, "unauthorized", NOT_SERVER_ADMIN)
     if sec is None:
         return None  # no such database: its handler answers 404
     if not is_member(ctx, sec):
@@ -210,8 +214,4 @@ def authorize(family: Family, ctx: UserCtx, db_name: str | None, sec: dict | Non
         if family is Family.SECURITY_WRITE and db_name == USERS_DB and not policy.users_db_security_editable:
             return Denial(403, "forbidden", USERS_SECURITY_LOCKED)
         return None
-    if family is Family.DB_LISTING and db_name == USERS_DB:
-        if ctx.is_server_admin or policy.users_db_public:
-            return None
-        return Denial(401, "unauthorized", NOT_SERVER_ADMIN)
     return None
