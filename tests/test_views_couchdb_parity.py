@@ -4,39 +4,9 @@ shows what CouchDB does)."""
 
 from __future__ import annotations
 
-import json
-import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import quote
 
-import aiohttp
-
-Call = Callable[..., Awaitable[tuple[int, Any]]]
-
-
-def _caller(session: aiohttp.ClientSession) -> Call:
-    async def call(method: str, path: str, body: Any = None, **query: Any) -> tuple[int, Any]:
-        q = "&".join(f"{k}={quote(v if isinstance(v, str) else json.dumps(v))}" for k, v in query.items())
-        async with session.request(method, path + ("?" + q if q else ""), json=body) as r:
-            return r.status, await r.json(content_type=None)
-    return call
-
-
-async def on_both(ours: aiohttp.ClientSession, theirs: aiohttp.ClientSession,
-                  scenario: Callable[[Call, str], Awaitable[Any]]) -> tuple[Any, Any]:
-    """scenario(call, dbname) in a fresh database of couchpy, then of CouchDB."""
-    results = []
-    for session in (ours, theirs):
-        call = _caller(session)
-        name = "parity-" + uuid.uuid4().hex[:10]
-        status, body = await call("PUT", f"/{name}")
-        assert status == 201, body
-        try:
-            results.append(await scenario(call, name))
-        finally:
-            await call("DELETE", f"/{name}")
-    return results[0], results[1]
+from tests.parity import Call, on_both
 
 
 async def _view(call: Call, db: str, views: dict, view: str = "v", **query: Any) -> tuple[int, Any]:

@@ -155,7 +155,10 @@ def plan(db: Any, norm: dict, sort: list, use_index: Any) -> Plan:
         named = wanted is not None and idx.ddoc == wanted[0] and (wanted[1] is None or wanted[1] == idx.name)
         if idx.partial and not named:
             continue
-        if not has_required_fields(norm, [f for f, _ in idx.fields]):
+        # as CouchDB: the sort's fields and _id/_rev need not be required by the selector
+        sorted_on = {f for f, _ in sort}
+        required = [f for f, _ in idx.fields if f not in sorted_on and f not in ("_id", "_rev")]
+        if not has_required_fields(norm, required):
             continue
         if not _sort_ok(idx, sort, norm, conds):
             continue

@@ -105,7 +105,14 @@ def _list_indexes(db: Any) -> list[IndexDef]:
     return out
 
 
+# the members CouchDB accepts in a `POST /db/_index` body (mango_opts:validate_idx_create)
+CREATE_KEYS = ("index", "type", "name", "ddoc", "w", "partitioned")
+
+
 async def create_index(db: Any, body: dict) -> dict:
+    for key in body:
+        if key not in CREATE_KEYS:
+            raise MangoError(f"Invalid key {key} for this request.", "invalid_key")
     index = body.get("index")
     if not isinstance(index, dict):
         raise MangoError("Missing required key: index", "missing_required_key") if index is None else \
@@ -114,11 +121,14 @@ async def create_index(db: Any, body: dict) -> dict:
     if itype != "json":
         raise MangoError(f"Invalid type for index: {itype}", "invalid_index")
     fields = _fields(index.get("fields"))
-    partial = index.get("partial_filter_selector") or body.get("partial_filter_selector")
-    if partial:
-        normalize(partial)
-    definition = {"fields": {f: d for f, d in fields}, "partial_filter_selector": partial or {}}
-    digest = hashlib.sha1(jsonutil.dumps_sorted([definition, "json"])).hexdigest()
+    partial = index.get("partial_filter_selector")
+    # stored normalized in the view, as given in options.def, as CouchDB keeps it
+    definition = {"fields": {f: d for f, d in fields},
+                  "partial_filter_selector": normalize(partial) if partial else {}}
+    # Like CouchDB, the default names digest the request as given (its name and ddoc included):
+    # two indexes that differ only by name live in two design documents.
+    given = {k: body[k] for k in ("index", "name", "ddoc", "partitioned") if k in body}
+    digest = hashlib.sha1(jsonutil.dumps_sorted([given, "json"])).hexdigest()
     name = body.get("name", digest)
     if not isinstance(name, str) or not name:
         raise MangoError(f"Invalid index name: {jsonutil.dumps(name).decode()}", "invalid_index_name")
@@ -126,8 +136,7 @@ async def create_index(db: Any, body: dict) -> dict:
     if not isinstance(ddoc, str) or not ddoc:
         raise BadRequest("Invalid ddoc name", error="invalid_value")
     ddoc_id = ddoc if ddoc.startswith("_design/") else "_design/" + ddoc
-    view = {"map": definition, "reduce": "_count",
-            "options": {"def": {"fields": [{f: d} for f, d in fields]}}}
+    view = {"map": definition, "reduce": "_count", "options": {"def": {"fields": index["fields"]}}}
     if partial:
         view["options"]["def"]["partial_filter_selector"] = partial
     for _attempt in range(5):

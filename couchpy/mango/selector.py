@@ -68,7 +68,8 @@ def _is_obj(v: Any) -> bool:
 
 
 def parse_field(field: str) -> list[str]:
-    """Split a dotted field name; `\\.` is a literal dot inside a name."""
+    """Split a dotted field name at the dots no backslash escapes, then drop the backslashes, as
+    CouchDB does: `a\\.b` is one name "a.b", `\\$f` the name "$f" (a field, not an operator)."""
     if "\\" not in field:
         return field.split(".")
     parts: list[str] = []
@@ -76,11 +77,11 @@ def parse_field(field: str) -> list[str]:
     i = 0
     while i < len(field):
         c = field[i]
-        if c == "\\" and i + 1 < len(field) and field[i + 1] == ".":
-            buf.append(".")
-            i += 2
-            continue
-        if c == ".":
+        if c == "\\":
+            if i + 1 < len(field) and field[i + 1] == ".":
+                buf.append(".")
+                i += 1
+        elif c == ".":
             parts.append("".join(buf))
             buf = []
         else:
