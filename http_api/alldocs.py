@@ -49,7 +49,8 @@ def _options(request: web.Request, body: dict | None) -> dict:
                 if name == "key":
                     opts["has_key"] = True
     if opts["keys"] is not None and not isinstance(opts["keys"], list):
-        raise BadRequest("`keys` body member must be an array.")
+        where = "body member" if body and "keys" in body else "parameter"  # CouchDB names the source
+        raise BadRequest(f"`keys` {where} must be an array.")
     return opts
 
 

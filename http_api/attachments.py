@@ -179,7 +179,8 @@ class _PartFollowers:
     async def _stream(self, name: str):
         nxt = await self.reader.next_body()
         if nxt is None:
-            raise BadRequest(f"Attachment {name} is missing from the multipart body")
+            # CouchDB's words: it reads the missing body as an attachment cut short
+            raise BadRequest("attachment shorter than expected")
         async for chunk in nxt[1]:
             yield chunk
 

@@ -66,7 +66,7 @@ async def get_doc(request: web.Request) -> web.StreamResponse:
         if open_revs == "all":
             wanted = "all"
         else:
-            wanted = params.json_value(request, "open_revs")
+            wanted = params.json_value(request, "open_revs", plain_decode=True)
             if not isinstance(wanted, list) or not all(isinstance(r, str) for r in wanted):
                 raise BadRequest("Invalid rev format")
         results = db.open_revs(docid, wanted, latest=opts["latest"], with_revs=opts["revs"])
@@ -116,11 +116,12 @@ async def head_doc(request: web.Request) -> web.Response:
     )
 
 
-def _write_response(db, docid: str, result: dict, batch: bool) -> web.Response:
+def _write_response(db, docid: str, result: dict, batch: bool, deleted: bool = False) -> web.Response:
     if batch:
         return json_response({"ok": True, "id": docid}, status=202)
+    # CouchDB answers a write that deletes the document 200, any other 201
     return json_response(
-        result, status=201, headers={"ETag": f'"{result["rev"]}"', "Location": f"/{db.name}/{docid}"}
+        result, status=200 if deleted else 201, headers={"ETag": f'"{result["rev"]}"', "Location": f"/{db.name}/{docid}"}
     )
 
 
@@ -139,7 +140,7 @@ async def put_doc(request: web.Request) -> web.Response:
     if rev is not None:
         doc["_rev"] = rev
     result = await db.put(doc, new_edits=new_edits, batch=batch, body_size=len(await request.read()))
-    return _write_response(db, docid, result, batch)
+    return _write_response(db, docid, result, batch, deleted=doc.get("_deleted") is True)
 
 
 async def delete_doc(request: web.Request) -> web.Response:

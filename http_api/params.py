@@ -35,13 +35,17 @@ def integer(request: web.Request, name: str, default: int | None = None, minimum
     return value
 
 
-def json_value(request: web.Request, name: str, default: Any = None) -> Any:
+def json_value(request: web.Request, name: str, default: Any = None, plain_decode: bool = False) -> Any:
+    """A JSON query parameter. View-style parameters are a query_parse_error when invalid; those
+    CouchDB decodes directly (`plain_decode`: open_revs) are its generic bad JSON error."""
     raw = request.query.get(name)
     if raw is None:
         return default
     try:
         return jsonutil.loads(raw.encode())
     except CouchError:
+        if plain_decode:
+            raise BadRequest("invalid UTF-8 JSON") from None
         raise QueryParseError(f"Invalid JSON for parameter \"{name}\": {raw!r}") from None
 
 

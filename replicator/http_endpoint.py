@@ -256,6 +256,13 @@ class HttpEndpoint:
         # With new_edits=false CouchDB lists only the failures; be lenient with servers listing all.
         return [row for row in out or [] if isinstance(row, dict) and "error" in row]
 
+    async def get_design(self, ddoc_id: str) -> dict[str, Any] | None:
+        try:
+            _, out = await self.request("GET", "/_design/" + quote(ddoc_id, safe=""))
+        except DbNotFound:
+            return None
+        return out if isinstance(out, dict) else None
+
     async def get_local(self, local_id: str) -> dict[str, Any] | None:
         try:
             _, out = await self.request("GET", "/_local/" + quote(local_id, safe=""))

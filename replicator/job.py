@@ -169,6 +169,8 @@ class Replication:
             await self.source.info()
         except DbNotFound as exc:
             raise DbNotFound(f"Database {self.source.display} does not exist ({exc.reason})") from None
+        if p.filter and not p.filter.startswith("_"):
+            await self._check_filter(p.filter)
         try:
             await self.target.info()
         except DbNotFound:
@@ -176,6 +178,20 @@ class Replication:
                 raise DbNotFound(f"Database {self.target.display} does not exist") from None
             await self.target.create(p.create_target_params)
             await self.target.info()
+
+    async def _check_filter(self, name: str) -> None:
+        """A design filter must exist on the source before anything happens (CouchDB reads its code
+        to start the replication, so a missing one is the client's 404, and no target is created)."""
+        ddoc, _, fname = name.partition("/")
+        doc = await self.source.get_design(ddoc)
+        if doc is None:
+            missing = "missing"
+        elif not isinstance((doc.get("filters") or {}).get(fname), str):
+            missing = f"missing json key: {fname}"
+        else:
+            return
+        raise PermanentError(f"Couldn't parse filter code from document {ddoc} on `{self.source.display}`  "
+                             f"Error: {{not_found,<<\"{missing}\">>}}", "not_found", 404)
 
     async def _read_changes(self, queue: asyncio.Queue, workers: int) -> None:
         p = self.params

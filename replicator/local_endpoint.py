@@ -125,6 +125,12 @@ class LocalEndpoint:
         out = await self._db().bulk_docs(docs, new_edits=False)
         return [row for row in out if isinstance(row, dict) and "error" in row]
 
+    async def get_design(self, ddoc_id: str) -> dict[str, Any] | None:
+        try:
+            return self._db().get("_design/" + ddoc_id)
+        except NotFound:
+            return None
+
     async def get_local(self, local_id: str) -> dict[str, Any] | None:
         try:
             return self._db().get_local("_local/" + local_id)

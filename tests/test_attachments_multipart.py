@@ -99,16 +99,18 @@ async def test_put_multipart_digest_mismatch_is_400_and_nothing_changes(client, 
     status, body = await put_related(client, f"/{db}/bad", {"_attachments": {
         "a": {"follows": True, "content_type": "application/octet-stream", "length": len(a),
               "digest": digest(b"other bytes")}}}, [a])
-    assert status == 400, body
+    # CouchDB 3.4.3 answers this one with a 500 (function_clause); couchpy keeps the 400 it gives a
+    # standalone attachment whose Content-MD5 does not match.
+    assert (status, body["error"]) == (400, "content_md5_mismatch"), body
     async with client.get(f"/{db}/bad") as r:
-        assert r.status == 404
+        assert (r.status, await r.json()) == (404, {"error": "not_found", "reason": "missing"})
     # Fewer bodies than `follows` entries: 400, nothing written.
     status, body = await put_related(client, f"/{db}/bad", {"_attachments": {
         "a": {"follows": True, "content_type": "x/y", "length": 1},
         "b": {"follows": True, "content_type": "x/y", "length": 1}}}, [b"1"])
-    assert status == 400, body
+    assert (status, body) == (400, {"error": "bad_request", "reason": "attachment shorter than expected"})
     async with client.get(f"/{db}/bad") as r:
-        assert r.status == 404
+        assert (r.status, await r.json()) == (404, {"error": "not_found", "reason": "missing"})
 
 
 async def test_get_multipart_related(client, db):

@@ -25,11 +25,24 @@ async def assert_401(resp):
     assert isinstance(body["reason"], str) and body["reason"]
 
 
+OPEN_PATHS = {  # what CouchDB 3.4.3 answers there without credentials (the server identity aside)
+    "/_up": {"status": "ok", "seeds": {}},
+    "/_session": {"ok": True, "userCtx": {"name": None, "roles": []},
+                  "info": {"authentication_handlers": ["cookie", "default"]}},
+}
+
+
 @pytest.mark.parametrize("path", ["/", "/_up", "/_session", "/_uuids"])
 async def test_open_paths_without_credentials(anon, path):
     resp = await anon.get(path)
     assert resp.status == 200
-    await resp.json()
+    body = await resp.json()
+    if path == "/":
+        assert body["couchdb"] == "Welcome" and body["version"] == "3.4.3", body
+    elif path == "/_uuids":
+        assert list(body) == ["uuids"] and len(body["uuids"]) == 1 and len(body["uuids"][0]) == 32, body
+    else:
+        assert body == OPEN_PATHS[path]
 
 
 async def test_session_without_and_with_credentials(anon, client, server):

@@ -169,8 +169,10 @@ async def test_keys_must_be_array(client, filled):
     db, _ = filled
     resp = await client.post(f"/{db}/_all_docs", json={"keys": "a"})
     assert resp.status == 400
+    assert await resp.json() == {"error": "bad_request", "reason": "`keys` body member must be an array."}
     resp = await client.get(f"/{db}/_all_docs", params={"keys": json.dumps({"a": 1})})
     assert resp.status == 400
+    assert await resp.json() == {"error": "bad_request", "reason": "`keys` parameter must be an array."}
 
 
 async def test_post_with_other_params_in_body_and_query(client, filled):
@@ -240,10 +242,10 @@ async def test_local_docs(client, filled):
 
 
 async def test_wrong_method(client, db):
-    resp = await client.put(f"/{db}/_all_docs", json={})
-    assert resp.status == 405
-    resp = await client.delete(f"/{db}/_design_docs")
-    assert resp.status == 405
+    for resp in (await client.put(f"/{db}/_all_docs", json={}), await client.delete(f"/{db}/_design_docs")):
+        assert resp.status == 405
+        assert resp.headers["Allow"] == "GET,HEAD,POST"
+        assert await resp.json() == {"error": "method_not_allowed", "reason": "Only GET,HEAD,POST allowed"}
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))

@@ -183,6 +183,8 @@ async def test_uuids_bad_count(client, count):
 async def test_uuids_wrong_method(client):
     resp = await client.post("/_uuids", json={})
     assert resp.status == 405
+    assert resp.headers["Allow"] == "GET"
+    assert await resp.json() == {"error": "method_not_allowed", "reason": "Only GET allowed"}
 
 
 async def test_uuids_count_zero(client):

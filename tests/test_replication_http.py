@@ -92,15 +92,18 @@ async def test_push_one_shot_then_idempotent(pair):
     assert info_after["update_seq"] == info_before["update_seq"]
     # checkpoint documents on both sides share the session
     rid = res["history"][0]["session_id"]
-    lid = None
     st, locs = await req(b, "GET", f"/{tgt}/_local_docs")
-    if st == 200:
-        ids = [r["id"] for r in locs["rows"]]
-        assert len(ids) == 1
-        lid = ids[0]
-        st, cp_b = await req(b, "GET", f"/{tgt}/{lid}")
-        st, cp_a = await req(a, "GET", f"/{src}/{lid}")
-        assert cp_a["session_id"] == cp_b["session_id"] == rid
+    assert st == 200, locs
+    ids = [r["id"] for r in locs["rows"]]
+    assert len(ids) == 1 and ids[0].startswith("_local/"), ids
+    lid = ids[0]
+    st, cp_b = await req(b, "GET", f"/{tgt}/{lid}")
+    assert st == 200, cp_b
+    st, cp_a = await req(a, "GET", f"/{src}/{lid}")
+    assert st == 200, cp_a
+    assert cp_a["session_id"] == cp_b["session_id"] == rid
+    assert cp_a["source_last_seq"] == cp_b["source_last_seq"] == res["source_last_seq"]
+    assert cp_a["history"][0]["session_id"] == rid
 
 
 async def test_pull_and_local_names(pair):
