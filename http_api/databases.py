@@ -11,7 +11,7 @@ from aiohttp import web
 from couchpy.errors import BadRequest, UnsupportedMediaType
 
 from . import params
-from .responses import json_response, not_allowed
+from .responses import json_response, location, not_allowed
 
 routes = web.RouteTableDef()
 
@@ -66,7 +66,8 @@ async def post_doc(request: web.Request) -> web.Response:
     result = await db.put(doc, batch=batch)
     if batch:
         return json_response(result, status=202)
-    return json_response(result, status=201, headers={"Location": f"/{db.name}/{doc['_id']}", "ETag": f'"{result["rev"]}"'})
+    # chttpd_db: a POSTed document's answer has a Location and no ETag
+    return json_response(result, status=201, headers={"Location": location(request, db.name, doc["_id"])})
 
 
 @routes.get("/{db}/_revs_limit")

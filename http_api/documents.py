@@ -18,7 +18,7 @@ from couchpy.errors import BadRequest, Conflict, CouchError, NotFound
 from . import attachments as att_http
 from . import params
 from .databases import get_db
-from .responses import json_response
+from .responses import json_response, location
 
 routes = web.RouteTableDef()
 
@@ -116,12 +116,14 @@ async def head_doc(request: web.Request) -> web.Response:
     )
 
 
-def _write_response(db, docid: str, result: dict, batch: bool, deleted: bool = False) -> web.Response:
+def _write_response(request: web.Request, db, docid: str, result: dict, batch: bool,
+                    deleted: bool = False) -> web.Response:
     if batch:
         return json_response({"ok": True, "id": docid}, status=202)
     # CouchDB answers a write that deletes the document 200, any other 201
     return json_response(
-        result, status=200 if deleted else 201, headers={"ETag": f'"{result["rev"]}"', "Location": f"/{db.name}/{docid}"}
+        result, status=200 if deleted else 201,
+        headers={"ETag": f'"{result["rev"]}"', "Location": location(request, db.name, docid)}
     )
 
 
@@ -132,7 +134,7 @@ async def put_doc(request: web.Request) -> web.Response:
     batch = request.query.get("batch") == "ok"
     if request.content_type.startswith("multipart/"):
         result = await att_http.doc_put_multipart(request, db, docid, request.query)
-        return _write_response(db, docid, result, False)
+        return _write_response(request, db, docid, result, False)
     doc = await params.json_object(request)
     body_rev = doc.get("_rev") if isinstance(doc.get("_rev"), str) else None
     rev = params.request_rev(request, body_rev)
@@ -140,7 +142,7 @@ async def put_doc(request: web.Request) -> web.Response:
     if rev is not None:
         doc["_rev"] = rev
     result = await db.put(doc, new_edits=new_edits, batch=batch, body_size=len(await request.read()))
-    return _write_response(db, docid, result, batch, deleted=doc.get("_deleted") is True)
+    return _write_response(request, db, docid, result, batch, deleted=doc.get("_deleted") is True)
 
 
 async def delete_doc(request: web.Request) -> web.Response:
@@ -186,7 +188,7 @@ async def copy_doc(request: web.Request) -> web.Response:
     if dest_rev:
         new["_rev"] = dest_rev
     result = await db.put(new)
-    return json_response(result, status=201, headers={"ETag": f'"{result["rev"]}"', "Location": f"/{db.name}/{dest_id}"})
+    return json_response(result, status=201, headers={"ETag": f'"{result["rev"]}"', "Location": location(request, db.name, dest_id)})
 
 
 def _doc_routes(path: str) -> list:

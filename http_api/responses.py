@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -35,3 +36,9 @@ def not_allowed(path: str, allowed: str) -> web.RouteDef:
         return error_response(405, "method_not_allowed", f"Only {allowed} allowed", {"Allow": allowed})
 
     return web.route("*", path, handler)
+
+
+def location(request: web.Request, *segments: str) -> str:
+    """CouchDB's Location of a created resource: absolute, every path segment percent-encoded
+    (so `_design/d` is one segment, `_design%2Fd`, as chttpd's url_encode writes it)."""
+    return f"{request.scheme}://{request.host}/" + "/".join(quote(seg, safe="") for seg in segments)

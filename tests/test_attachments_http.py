@@ -154,7 +154,7 @@ async def test_standalone_put_get_head_delete(client, db):
         assert r.status == 201, await r.text()
         res = await r.json()
         assert res["ok"] is True and res["id"] == "doc" and res["rev"].startswith("1-")
-        assert r.headers["ETag"] == f'"{res["rev"]}"'
+        assert "ETag" not in r.headers  # CouchDB 3.4.3 sends none for a written attachment
         assert r.headers["Location"].endswith(f"/{db}/doc/dir/sub/file.bin")
     async with client.get(f"/{db}/doc/dir/sub/file.bin") as r:
         assert r.status == 200
