@@ -1,4 +1,4 @@
-"""Latency of a `_sum` reduce over a view of 1M rows (issue 5: full range under 20 ms).
+"""Latency of a `_sum` reduce over a view of 1M rows (goal: full range under 20 ms).
 
     python -m benchmarks.reduce_1m [--docs 1000000] [--queries 50]
 

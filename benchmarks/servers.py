@@ -6,7 +6,7 @@ Each one is a context manager that yields itself once the server answers `GET /`
 
 - `CouchpyServer(data_dir)`: `couchpy serve`, admin credentials written to couchpy.ini;
 - `PouchdbServer()`: pouchdb-server 4.2.0 from tests/node (see tests/nodeenv.py);
-- `CeilingServer(script)`: the bare-aiohttp ceiling from shared/bench/ceiling_server.py.
+- `CeilingServer(workdir)`: the bare-aiohttp ceiling, benchmarks/ceiling_server.py.
 """
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from tests.nodeenv import node_modules
 
 REPO = Path(__file__).resolve().parent.parent
 ADMIN_USER, ADMIN_PASSWORD = "admin", "benchpw"
@@ -133,9 +135,7 @@ class PouchdbServer(_Subprocess):
         self.data_dir = Path(data_dir)
 
     def __enter__(self) -> "PouchdbServer":
-        sys.path.insert(0, str(REPO))
-        from tests.nodeenv import node_modules   # installs the pinned npm packages once
-        modules = node_modules()
+        modules = node_modules()  # installs the pinned npm packages once
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         script = modules / "pouchdb-server" / "bin" / "pouchdb-server"
@@ -149,14 +149,14 @@ class PouchdbServer(_Subprocess):
 class CeilingServer(_Subprocess):
     name = "ceiling"
 
-    def __init__(self, script: Path, workdir: Path, python: str = sys.executable):
+    def __init__(self, workdir: Path, python: str = sys.executable):
         super().__init__()
-        self.script, self.workdir, self.python = Path(script), Path(workdir), python
+        self.workdir, self.python = Path(workdir), python
 
     def __enter__(self) -> "CeilingServer":
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        self._spawn([self.python, str(self.script), "--port", str(self.port)], self.workdir,
+        self._spawn([self.python, "-m", "benchmarks.ceiling_server", "--port", str(self.port)], REPO,
                     self.workdir / "server.log")
         return self
 

@@ -1,14 +1,17 @@
-"""couchpy vs pouchdb-server vs the bare-aiohttp ceiling, with one neutral client in one run.
+"""couchpy vs Apache CouchDB, pouchdb-server and the bare-aiohttp ceiling, one neutral client, one run.
 
-Starts each server in turn on a free loopback port with a fresh data directory, runs
-shared/bench/couchbench.py against it (same client, same options, `--server-pid` so RSS and
-server CPU are sampled), writes each run's JSON to the results directory, then prints (and
-writes as summary.md / summary.json) a table of couchpy/pouchdb-server ratios next to the
-targets of issue 2.
+Runs a benchmark client that is not part of this project (`--client PATH`, or `$COUCHBENCH`:
+couchbench.py, which takes `--url --server-pid --scale --only --json`) against each server in
+turn, with the same options, and writes each run's JSON to the results directory, then prints
+(and writes as summary.md / summary.json) a table of couchpy's ratios to the others next to the
+project's goals. couchpy, pouchdb-server (npm, tests/node) and the ceiling
+(benchmarks/ceiling_server.py) are started here, each on a free loopback port with a fresh data
+directory; CouchDB is one you run (`--couchdb URL [--couchdb-pid PID]`, e.g. the official
+3.4.3 release or Docker image), and its benchmark databases are deleted by the client.
 
-    python -m benchmarks.side_by_side --scale medium            # all three servers
-    python -m benchmarks.side_by_side --servers pouchdb,ceiling  # couchpy not needed
-    python -m benchmarks.side_by_side --servers couchpy --compare benchmarks/results/X/pouchdb-server.json
+    python -m benchmarks.side_by_side --client ../couchbench.py --scale small \
+        --couchdb http://admin:pw@127.0.0.1:5984 --couchdb-pid 1234
+    python -m benchmarks.side_by_side --client C --servers couchpy --compare DIR/pouchdb-server.json
     python -m benchmarks.side_by_side --summarize benchmarks/results/X   # table from saved runs
 
 The ceiling server only answers `GET /`, so it runs `root_get` only.
@@ -43,28 +46,42 @@ COMPARED: dict[str, tuple[str, str, float | None]] = {
     "find": ("throughput", "higher", None),
     "idle_feeds": ("rss_per_feed_kib", "lower", None),
 }
-# Absolute targets of issue 2 (couchpy alone).
+# Absolute goals (couchpy alone).
 ABSOLUTE = {
     "changes_latency": "median <= 3 ms",
     "idle_feeds": "2000 feeds < 20 KiB RSS each; one write reaches all, p99 < 250 ms",
 }
-SERVERS = ("ceiling", "pouchdb", "couchpy")
-FILES = {"ceiling": "ceiling.json", "pouchdb": "pouchdb-server.json", "couchpy": "couchpy.json"}
+SERVERS = ("ceiling", "pouchdb", "couchdb", "couchpy")
+FILES = {"ceiling": "ceiling.json", "pouchdb": "pouchdb-server.json", "couchdb": "couchdb.json",
+         "couchpy": "couchpy.json"}
 
 
-def find_couchbench(explicit: str | None) -> Path:
-    candidates = [explicit, os.environ.get("COUCHBENCH"), "/work/shared/bench/couchbench.py",
-                  str(REPO.parent / "shared" / "bench" / "couchbench.py")]
-    for c in candidates:
+def find_client(explicit: str | None) -> Path:
+    for c in (explicit, os.environ.get("COUCHBENCH")):
         if c and Path(c).is_file():
             return Path(c)
-    raise SystemExit("couchbench.py not found: pass --couchbench PATH or set COUCHBENCH")
+    raise SystemExit("the benchmark client was not found: pass --client PATH (couchbench.py) or set "
+                     "COUCHBENCH; `python -m benchmarks.run` is the project's own suite and needs neither")
 
 
-def run_couchbench(couchbench: Path, url: str, pid: int, out: Path, scale: str,
+class _Running:
+    """A server started by someone else (CouchDB): nothing to start or stop."""
+
+    def __init__(self, url: str, pid: int | None):
+        self.url, self.pid = url, pid
+
+    def __enter__(self) -> "_Running":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def run_couchbench(couchbench: Path, url: str, pid: int | None, out: Path, scale: str,
                    only: str | None, log: Path) -> int:
-    cmd = [sys.executable, str(couchbench), "--url", url, "--server-pid", str(pid),
-           "--scale", scale, "--json", str(out)]
+    cmd = [sys.executable, str(couchbench), "--url", url, "--scale", scale, "--json", str(out)]
+    if pid:
+        cmd += ["--server-pid", str(pid)]
     if only:
         cmd += ["--only", only]
     print(f"\n=== {out.stem}: couchbench --scale {scale}" + (f" --only {only}" if only else ""),
@@ -118,38 +135,47 @@ def cpu_per_item(run: dict[str, Any] | None, workload: str) -> float | None:
     return cpu / 100 / rate * 1e6
 
 
+def _ratio(better: str, couchpy: Any, other: Any) -> float | None:
+    if isinstance(other, (int, float)) and isinstance(couchpy, (int, float)) and other and couchpy:
+        return couchpy / other if better == "higher" else other / couchpy
+    return None
+
+
 def summarize(couchpy: dict[str, Any] | None, pouchdb: dict[str, Any] | None,
-              ceiling: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
-    """Markdown table + machine-readable summary of the runs."""
+              ceiling: dict[str, Any] | None, couchdb: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """Markdown table + machine-readable summary of the runs (all from one results directory)."""
     rows, data = [], {}
-    head = ("| workload | metric | pouchdb-server | couchpy | couchpy/pouchdb | target | ceiling "
-            "| srv CPU µs/item pouchdb / couchpy |\n|---|---|---|---|---|---|---|---|")
+    head = ("| workload | metric | pouchdb-server | CouchDB | couchpy | couchpy/pouchdb | couchpy/CouchDB "
+            "| goal | ceiling | srv CPU µs/item pouchdb / CouchDB / couchpy |\n"
+            "|---|---|---|---|---|---|---|---|---|---|")
     for w, (key, better, target) in COMPARED.items():
         pv, ps = metric(pouchdb, w)
+        dv, ds = metric(couchdb, w)
         cv, cs = metric(couchpy, w)
-        if pv is None and cv is None:
+        if pv is None and cv is None and dv is None:
             continue
-        ratio = None
-        if isinstance(pv, (int, float)) and isinstance(cv, (int, float)) and pv and cv:
-            ratio = cv / pv if better == "higher" else pv / cv
+        ratio, ratio_db = _ratio(better, cv, pv), _ratio(better, cv, dv)
         verdict = ""
         if target is not None and ratio is not None:
-            verdict = f">= {target:g}x: " + ("met" if ratio >= target and cs == "ok" else "NOT met")
+            verdict = f"vs pouchdb >= {target:g}x: " + ("met" if ratio >= target and cs == "ok" else "NOT met")
         elif w in ABSOLUTE:
             verdict = ABSOLUTE[w] + (": " + absolute_verdict(w, couchpy) if couchpy else "")
         ceil = metric(ceiling, w)[0] if w == "root_get" else None
-        unit = (couchpy or pouchdb or {}).get("results", {}).get(w, {}).get("unit", "")
+        unit = (couchpy or couchdb or pouchdb or {}).get("results", {}).get(w, {}).get("unit", "")
         label = key if key != "throughput" else unit
-        pcpu, ccpu = cpu_per_item(pouchdb, w), cpu_per_item(couchpy, w)
-        rows.append(f"| {w} | {label} | {_fmt(pv)} ({ps}) | {_fmt(cv)} ({cs}) | "
-                    f"{'-' if ratio is None else f'{ratio:.2f}x'} | {verdict} | {_fmt(ceil)} "
-                    f"| {_fmt(pcpu)} / {_fmt(ccpu)} |")
+        pcpu, dcpu, ccpu = cpu_per_item(pouchdb, w), cpu_per_item(couchdb, w), cpu_per_item(couchpy, w)
+        rows.append(f"| {w} | {label} | {_fmt(pv)} ({ps}) | {_fmt(dv)} ({ds}) | {_fmt(cv)} ({cs}) | "
+                    f"{'-' if ratio is None else f'{ratio:.2f}x'} | "
+                    f"{'-' if ratio_db is None else f'{ratio_db:.2f}x'} | {verdict} | {_fmt(ceil)} "
+                    f"| {_fmt(pcpu)} / {_fmt(dcpu)} / {_fmt(ccpu)} |")
         data[w] = {"metric": key, "better": better, "pouchdb": pv, "pouchdb_status": ps,
-                   "couchpy": cv, "couchpy_status": cs, "ratio": ratio, "target": target,
+                   "couchdb": dv, "couchdb_status": ds, "couchpy": cv, "couchpy_status": cs,
+                   "ratio": ratio, "ratio_couchdb": ratio_db, "target": target,
                    "verdict": verdict, "ceiling": ceil,
-                   "srv_cpu_us_per_item": {"pouchdb": pcpu, "couchpy": ccpu}}
+                   "srv_cpu_us_per_item": {"pouchdb": pcpu, "couchdb": dcpu, "couchpy": ccpu}}
     extra = []
-    for name, run in (("pouchdb-server", pouchdb), ("couchpy", couchpy)):
+    named = (("pouchdb-server", pouchdb), ("CouchDB", couchdb), ("couchpy", couchpy))
+    for name, run in named:
         feeds = (run or {}).get("results", {}).get("idle_feeds")
         if feeds and feeds.get("status") != "failed":
             extra.append(f"- idle_feeds {name}: {feeds.get('count')} opened, "
@@ -162,7 +188,7 @@ def summarize(couchpy: dict[str, Any] | None, pouchdb: dict[str, Any] | None,
         if lat and lat.get("status") != "failed":
             extra.append(f"- changes_latency {name}: median {_fmt(lat.get('median_ms'))} ms, "
                          f"p99 {_fmt(lat.get('p99_ms'))} ms")
-    for name, run in (("pouchdb-server", pouchdb), ("couchpy", couchpy), ("ceiling", ceiling)):
+    for name, run in (*named, ("ceiling", ceiling)):
         if run:
             m = run["meta"]
             extra.append(f"- {name}: run {m.get('run_id')}, {m.get('duration_s')} s, "
@@ -188,12 +214,16 @@ def absolute_verdict(workload: str, couchpy: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scale", choices=("small", "medium"), default="medium")
-    ap.add_argument("--servers", default=",".join(SERVERS),
-                    help="comma-separated subset of ceiling,pouchdb,couchpy (run in that order)")
-    ap.add_argument("--only", help="couchbench --only for pouchdb and couchpy (default: all)")
+    ap.add_argument("--servers", default="ceiling,pouchdb,couchdb,couchpy",
+                    help="comma-separated subset of ceiling,pouchdb,couchdb,couchpy (run in that order; "
+                         "couchdb only with --couchdb)")
+    ap.add_argument("--only", help="couchbench --only for the real servers (default: all)")
     ap.add_argument("--results", type=Path, help="results directory "
                     "(default benchmarks/results/<UTC timestamp>-<scale>)")
-    ap.add_argument("--couchbench", help="path of couchbench.py (default: shared/bench)")
+    ap.add_argument("--client", "--couchbench", dest="client",
+                    help="path of the benchmark client, couchbench.py (default: $COUCHBENCH)")
+    ap.add_argument("--couchdb", metavar="URL", help="a running Apache CouchDB to include, with credentials")
+    ap.add_argument("--couchdb-pid", type=int, help="its PID, to sample its RSS and CPU")
     ap.add_argument("--compare", type=Path, help="an earlier pouchdb-server.json to compare with "
                     "when pouchdb is not in --servers")
     ap.add_argument("--summarize", type=Path, metavar="DIR",
@@ -203,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.summarize:
         d = args.summarize
         table, _ = summarize(load(d / FILES["couchpy"]), load(d / FILES["pouchdb"]),
-                             load(d / FILES["ceiling"]))
+                             load(d / FILES["ceiling"]), load(d / FILES["couchdb"]))
         print(table)
         return 0
 
@@ -211,7 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     bad = set(servers) - set(SERVERS)
     if bad:
         ap.error(f"unknown server(s): {', '.join(sorted(bad))}")
-    couchbench = find_couchbench(args.couchbench)
+    if not args.couchdb and "couchdb" in servers:
+        servers.remove("couchdb")
+        print("CouchDB not included: pass --couchdb URL to compare with it", flush=True)
+    couchbench = find_client(args.client)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     results = args.results or REPO / "benchmarks" / "results" / f"{stamp}-{args.scale}"
     results.mkdir(parents=True, exist_ok=True)
@@ -224,11 +257,12 @@ def main(argv: list[str] | None = None) -> int:
         out = results / FILES[name]
         with temp_dir(f"bench-{name}-") as tmp:
             if name == "ceiling":
-                script = couchbench.parent / "ceiling_server.py"
-                server: Any = CeilingServer(script, Path(tmp))
+                server: Any = CeilingServer(Path(tmp))
                 only: str | None = "root_get"
             elif name == "pouchdb":
                 server, only = PouchdbServer(Path(tmp)), args.only
+            elif name == "couchdb":
+                server, only = _Running(args.couchdb, args.couchdb_pid), args.only
             else:
                 server, only = CouchpyServer(Path(tmp)), args.only
             try:
@@ -244,11 +278,11 @@ def main(argv: list[str] | None = None) -> int:
     if pouchdb_run is None and args.compare:
         pouchdb_run = load(args.compare)
     table, data = summarize(load(results / FILES["couchpy"]), pouchdb_run,
-                            load(results / FILES["ceiling"]))
+                            load(results / FILES["ceiling"]), load(results / FILES["couchdb"]))
     (results / "summary.md").write_text(table + "\n")
     (results / "summary.json").write_text(json.dumps(data, indent=2) + "\n")
     print("\n" + table)
-    print(f"\nload average at end: {os.getloadavg()[0]:.2f} (2 shared cores: read as ranges)")
+    print(f"\nload average at end: {os.getloadavg()[0]:.2f} (read figures from a shared machine as ranges)")
     return status
 
 
