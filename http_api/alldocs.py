@@ -33,25 +33,57 @@ def _options(request: web.Request, body: dict | None) -> dict:
         "key": params.json_value(request, "key"),
         "has_key": "key" in q,
         "keys": params.json_value(request, "keys"),
-        "startkey": params.json_value(request, "startkey", params.json_value(request, "start_key")),
-        "endkey": params.json_value(request, "endkey", params.json_value(request, "end_key")),
     }
     if body:
-        for name in ("keys", "limit", "skip", "descending", "include_docs", "conflicts", "startkey", "endkey",
-                     "start_key", "end_key", "key", "inclusive_end", "update_seq"):
+        for name in ("keys", "limit", "skip", "descending", "include_docs", "conflicts", "key", "inclusive_end",
+                     "update_seq"):
             if name in body:
                 value = body[name]
                 if name in ("limit", "skip"):
                     value = queryvalues.body_pos_int(value)
                 elif name in _BODY_FLAGS:
                     value = queryvalues.body_bool(value)
-                opts[{"start_key": "startkey", "end_key": "endkey"}.get(name, name)] = value
+                opts[name] = value
                 if name == "key":
                     opts["has_key"] = True
     if opts["keys"] is not None and not isinstance(opts["keys"], list):
         where = "body member" if body and "keys" in body else "parameter"  # CouchDB names the source
         raise BadRequest(f"`keys` {where} must be an array.")
+    opts["startkey"], opts["endkey"] = _key_range(request, body, opts["keys"])
     return opts
+
+
+# the parameters that set an end of the range: `key` sets both
+_RANGE = {"key": "key", "startkey": "start", "start_key": "start", "endkey": "end", "end_key": "end"}
+
+
+def _key_range(request: web.Request, body: dict | None, keys: list | None) -> tuple:
+    """(start, end) as CouchDB parses them: the body's members, then the query string's, each in
+    the order given, the last word winning (`key=1&startkey=0` is the range 0..1). With a
+    non-empty `keys` they are a 400, except (as CouchDB 3.4.3 answers) around a single key: from
+    its own body, or a `key` beside it in the query string."""
+    start = end = None
+    setters: list[tuple[str, str]] = []
+    sources = [("body", body.items())] if body else []
+    sources.append(("query", request.query.items()))
+    for source, items in sources:
+        for name, raw in items:
+            kind = _RANGE.get(name)
+            if kind is None:
+                continue
+            value = raw if source == "body" else params.decode_json(name, raw)
+            if kind != "end":
+                start = value
+            if kind != "start":
+                end = value
+            setters.append((source, kind))
+    if keys:
+        keys_from = "body" if body and "keys" in body else "query"
+        for source, kind in setters:
+            tolerated = len(keys) == 1 and source == keys_from and (source == "body" or kind == "key")
+            if not tolerated:
+                raise QueryParseError("`keys` is incompatible with `key`, `start_key` and `end_key`")
+    return start, end
 
 
 def _row(info, doc=None, include_docs=False) -> dict:
@@ -87,9 +119,6 @@ def _query(db, opts: dict, prefix: str | None = None) -> dict:
     else:
         start, end = opts["startkey"], opts["endkey"]
         inclusive_end = opts["inclusive_end"]
-        if opts["has_key"]:
-            start = end = opts["key"]
-            inclusive_end = True
         descending = opts["descending"]
         if prefix is not None:
             lo, hi = prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
@@ -101,15 +130,14 @@ def _query(db, opts: dict, prefix: str | None = None) -> dict:
                 end = hi if end is None else end
         if (start is not None and not isinstance(start, str)) or (end is not None and not isinstance(end, str)):
             return {"total_rows": total, "offset": 0, "rows": []}
-        if start is not None and end is not None and ((start > end) if not descending else (start < end)):
-            raise QueryParseError(
-                "No rows can match your key range, reverse your start_key and end_key or set descending=true"
-            )
+        # a reversed range is no error for _all_docs (unlike views): it holds no rows
+        reversed_range = start is not None and end is not None and (
+            (start > end) if not descending else (start < end))
         skip, limit = opts["skip"], opts["limit"]
         # (id bytes, stored DocInfo bytes) of the live documents in range: the winner's rev is
         # the head of the stored bytes, so most listings decode nothing else
         picked: list[tuple[bytes, bytes]] = []
-        if limit != 0:
+        if limit != 0 and not reversed_range:
             for batch in db.id_chunks(start, end, descending, inclusive_end):
                 for key, raw in batch:
                     if raw[0] == 68:  # b"D": the winner is a deletion

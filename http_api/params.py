@@ -41,6 +41,11 @@ def json_value(request: web.Request, name: str, default: Any = None, plain_decod
     raw = request.query.get(name)
     if raw is None:
         return default
+    return decode_json(name, raw, plain_decode)
+
+
+def decode_json(name: str, raw: str, plain_decode: bool = False) -> Any:
+    """The JSON value of query parameter `name` (400 when it is not JSON, as json_value says)."""
     try:
         return jsonutil.loads(raw.encode())
     except CouchError:
