@@ -330,6 +330,8 @@ class Database:
             for docid, revs in request.items():
                 if not isinstance(revs, list):
                     raise BadRequest("revs must be a list")
+                if not all(revtree.parse_rev(r) for r in revs):
+                    raise BadRequest("Invalid rev format")
                 info = self.get_docinfo(docid, txn)
                 tree = info.tree if info else {}
                 missing = revtree.missing(tree, revs)
@@ -411,8 +413,7 @@ class Database:
         docrules.split_body(doc)  # raises on bad special members
         rev = doc.get("_rev")
         if rev is not None and (not isinstance(rev, str) or revtree.parse_rev(rev) is None):
-            if not docid.startswith("_local/"):
-                raise BadRequest("Invalid rev format")
+            raise BadRequest("Invalid rev format")
         if not new_edits and not docid.startswith("_local/"):
             docrules.revisions_path(doc)
         if not size_known_ok:

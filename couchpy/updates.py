@@ -18,7 +18,7 @@ import orjson
 from . import docrules, jsonutil, revtree
 from .attachments import hooks as att_hooks
 from .docinfo import DocInfo, body_key, docs_key, local_key, local_record, seq_key
-from .errors import Conflict, CouchError, NotFound
+from .errors import BadRequest, Conflict, CouchError
 
 META_KEY = b"meta"
 
@@ -30,7 +30,7 @@ def apply_updates(db, txn: lmdb.Transaction, batch: list[tuple[list[dict], bool]
         for doc in docs:
             try:
                 if doc["_id"].startswith("_local/"):
-                    res.append(write_local(db, txn, doc))
+                    res.append(write_local(db, txn, doc, new_edits))
                 elif new_edits:
                     res.append(write_edit(db, txn, doc, meta))
                 else:
@@ -53,7 +53,9 @@ def write_edit(db, txn, doc: dict, meta: dict) -> dict:
     else:
         tree = info.tree
         if rev is not None:
-            if rev not in tree or rev not in info.leaves():
+            # a tombstone is no revision to edit (CouchDB: 409), though recreating the document
+            # without a rev continues it
+            if rev not in tree or rev not in info.leaves() or tree[rev][1]:
                 raise Conflict()
             parent = rev
         elif info.deleted:
@@ -119,23 +121,25 @@ def store_doc(db, txn, docid: str, old: DocInfo | None, tree: revtree.Tree,
     txn.put(seq_key(seq), key, db=db._seqs)
     txn.put(docs_key(key), DocInfo(docid, win, deleted, seq, tree).encode(), db=db._docs)
 
-def write_local(db, txn, doc: dict) -> dict:
+def write_local(db, txn, doc: dict, new_edits: bool = True) -> dict:
+    """A `_local` document keeps no history and is never in conflict, as in CouchDB
+    (couch_db_updater): a write replaces it with revision `0-(N+1)` for a given `0-N` (`0-1`
+    without one; exactly `0-N` when replicated), and a deletion removes it, whatever its rev."""
     docid = doc["_id"]
     key = local_key(docid)
-    raw = txn.get(key, db=db._local)
-    current = jsonutil.loads(raw)["rev"] if raw else None
-    rev = doc.get("_rev")
-    if current is not None and rev != current:
-        raise Conflict()
-    if current is None and rev is not None and not doc.get("_deleted"):
-        # CouchDB accepts a stale rev on a missing local doc only when it matches; be strict.
-        raise Conflict()
     if doc.get("_deleted"):
-        if current is None:
-            raise NotFound("missing")
         txn.delete(key, db=db._local)
         return {"ok": True, "id": docid, "rev": "0-0"}
-    n = int(current.split("-", 1)[1]) + 1 if current else 1
+    rev = doc.get("_rev")
+    n = 0
+    if rev is not None:
+        pos, _, tail = rev.partition("-")
+        if pos != "0" or not (tail.isascii() and tail.isdigit()):
+            # CouchDB answers a 500 for a well-formed rev not of the form 0-N
+            raise BadRequest("Invalid rev format")
+        n = int(tail)
+    if new_edits or rev is None:
+        n += 1
     body = {k: v for k, v in doc.items() if not k.startswith("_")}
     new = f"0-{n}"
     txn.put(key, local_record(docid, new, body), db=db._local)

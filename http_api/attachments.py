@@ -30,6 +30,7 @@ from couchpy.attachments.blobstore import BlobMeta
 from couchpy.attachments.codec import md5_of_digest
 from couchpy.errors import BadRequest, Conflict, CouchError, NotFound, TooLarge, UnsupportedMediaType
 
+from . import accept
 from . import multipart as mp
 from . import params
 from .databases import get_db
@@ -133,7 +134,7 @@ async def open_revs_response(request: web.Request, db, docid: str, results: list
     if not results and query.get("open_revs") == "all":
         raise NotFound("missing")  # as chttpd_db: open_revs=all of a document that does not exist
     attachments = _flag(query, "attachments") or query.get("atts_since") is not None
-    if not _accepts(request, "multipart/mixed"):
+    if not accept.accepts(request.headers.get("Accept"), "multipart/mixed"):
         out = []
         for item in results:
             if "ok" in item:

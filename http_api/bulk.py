@@ -43,7 +43,7 @@ def _validate_all(db, docs: list, new_edits: bool) -> None:
         docrules.split_body(doc)
         local = isinstance(doc.get("_id"), str) and doc["_id"].startswith("_local/")
         rev = doc.get("_rev")
-        if rev is not None and not local and (not isinstance(rev, str) or revtree.parse_rev(rev) is None):
+        if rev is not None and revtree.parse_rev(rev) is None:
             raise BadRequest("Invalid rev format")
         if not new_edits and not local:
             docrules.revisions_path(doc)  # needs `_rev` or `_revisions`

@@ -30,7 +30,7 @@ def get_db(request: web.Request):
 async def create_db(request: web.Request) -> web.Response:
     name = request.match_info["db"]
     request.app["node"].create_db(name)
-    return json_response({"ok": True}, status=201, headers={"Location": f"/{name}"})
+    return json_response({"ok": True}, status=201, headers={"Location": location(request, name)})
 
 
 @routes.get("/{db}", allow_head=False)

@@ -62,6 +62,8 @@ async def get_doc(request: web.Request) -> web.StreamResponse:
     docid = docid_of(request)
     opts = _read_options(request)
     open_revs = request.query.get("open_revs")
+    if open_revs == "[]":
+        open_revs = None  # chttpd_db: an empty list reads as no open_revs at all
     if open_revs is not None and not docid.startswith("_local/"):
         if open_revs == "all":
             wanted = "all"
@@ -72,11 +74,10 @@ async def get_doc(request: web.Request) -> web.StreamResponse:
         results = db.open_revs(docid, wanted, latest=opts["latest"], with_revs=opts["revs"])
         if wanted == "all" and not results:
             raise NotFound("missing")
-        if "multipart/mixed" in request.headers.get("Accept", "") or any(
-            k in request.query for k in ATTACHMENT_PARAMS
-        ):
-            return await att_http.open_revs_response(request, db, docid, results, request.query)
-        return json_response(results)
+        # multipart/mixed unless the client's Accept rules it out, as CouchDB answers
+        return await att_http.open_revs_response(request, db, docid, results, request.query)
+    if docid.startswith("_local/") and "rev" in request.query:
+        raise NotFound("missing")  # local documents keep no revisions to read
     rev = _query_rev(request)
     plain = not any(opts.values()) and not docid.startswith("_local/") and not any(
         k in request.query for k in ATTACHMENT_PARAMS) and "multipart/" not in request.headers.get("Accept", "")
@@ -106,6 +107,8 @@ async def head_doc(request: web.Request) -> web.Response:
     db = get_db(request)
     docid = docid_of(request)
     rev = _query_rev(request)
+    if docid.startswith("_local/") and rev is not None:
+        raise NotFound("missing")  # local documents keep no revisions to read
     doc = db.get(docid, rev=rev) if not docid.startswith("_local/") else db.get_local(docid)
     etag = f'"{doc["_rev"]}"'
     if request.headers.get("If-None-Match") == etag:
@@ -149,16 +152,20 @@ async def delete_doc(request: web.Request) -> web.Response:
     db = get_db(request)
     docid = docid_of(request)
     rev = params.request_rev(request)
-    if not docid.startswith("_local/"):
-        # chttpd_db opens the current document first: missing or deleted answers 404
-        info = db.get_docinfo(docid)
-        if info is None:
-            raise NotFound("missing")
-        if info.deleted:
-            raise NotFound("deleted")
+    if docid.startswith("_local/"):
+        # local documents keep no revisions: any rev, or none, deletes one that exists
+        if rev is not None and revtree.parse_rev(rev) is None:
+            raise BadRequest("Invalid rev format")
+        db.get_local(docid)  # 404 when missing
+        result = await db.put({"_id": docid, "_deleted": True})
+        return json_response(result, status=200, headers={"ETag": f'"{result["rev"]}"'})
+    # chttpd_db opens the current document first: missing or deleted answers 404
+    info = db.get_docinfo(docid)
+    if info is None:
+        raise NotFound("missing")
+    if info.deleted:
+        raise NotFound("deleted")
     if rev is None:
-        if docid.startswith("_local/"):
-            raise NotFound("missing")
         raise Conflict()
     batch = request.query.get("batch") == "ok"
     result = await db.put({"_id": docid, "_rev": rev, "_deleted": True}, batch=batch)

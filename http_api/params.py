@@ -84,6 +84,6 @@ def request_rev(request: web.Request, body_rev: str | None = None) -> str | None
         hrev = hrev.strip('"')
     if qrev and body_rev and qrev != body_rev:
         raise BadRequest("Document rev from request body and query string have different values")
-    if qrev and hrev and qrev != hrev:
+    if hrev and (qrev or body_rev) and (qrev or body_rev) != hrev:
         raise BadRequest("Document rev and etag have different values")
     return qrev or hrev or body_rev

@@ -38,7 +38,12 @@ def not_allowed(path: str, allowed: str) -> web.RouteDef:
     return web.route("*", path, handler)
 
 
+def url_segment(value: str) -> str:
+    """One path segment percent-encoded as CouchDB's couch_util:url_encode does it: letters,
+    digits and `_.-:` stay, everything else (`/` and `~` included) is %XX of its UTF-8 bytes."""
+    return quote(value, safe=":").replace("~", "%7E")
+
+
 def location(request: web.Request, *segments: str) -> str:
-    """CouchDB's Location of a created resource: absolute, every path segment percent-encoded
-    (so `_design/d` is one segment, `_design%2Fd`, as chttpd's url_encode writes it)."""
-    return f"{request.scheme}://{request.host}/" + "/".join(quote(seg, safe="") for seg in segments)
+    """The absolute URL of a created resource (database, document), for `Location`."""
+    return f"{request.scheme}://{request.host}/" + "/".join(url_segment(s) for s in segments)

@@ -33,8 +33,9 @@ KINDS = ("couchpy", "couchdb")
 class Peer:
     """An HTTP session of one server (requests are delegated to it) and which server it is."""
 
-    def __init__(self, kind: str, session: aiohttp.ClientSession):
+    def __init__(self, kind: str, base: str, session: aiohttp.ClientSession):
         self.kind = kind
+        self.base = base
         self.session = session
 
     def __getattr__(self, name: str):
@@ -45,7 +46,7 @@ class Peer:
 async def peer(request):
     target = request.getfixturevalue("server" if request.param == "couchpy" else "couchdb")
     async with aiohttp.ClientSession(base_url=target.base, auth=target.auth) as session:
-        yield Peer(request.param, session)
+        yield Peer(request.param, target.base, session)
 
 
 @pytest.fixture

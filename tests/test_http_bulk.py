@@ -324,13 +324,16 @@ async def test_documents_follow_a_revision_tree_model(server, ops):
                 if op in ("edit", "recreate"):
                     body = {"n": nonce}
                     if op == "edit" and leaves:
-                        parent = leaves[nonce % len(leaves)]  # any leaf may be edited
+                        parent = leaves[nonce % len(leaves)]  # any live leaf may be edited
                         body["_rev"] = parent
                     else:
                         parent = None
                     resp = await client.put(f"/{name}/{docid}", json=body)
                     if parent is None and winner is not None and not tree[winner][1]:
                         assert resp.status == 409  # a live doc needs its rev
+                        continue
+                    if parent is not None and tree[parent][1]:
+                        assert resp.status == 409  # a tombstone is no revision to edit
                         continue
                     assert resp.status == 201, await resp.text()
                     rev = (await resp.json())["rev"]

@@ -31,7 +31,9 @@ def name() -> str:
 
 async def req(srv, method, path, body=None, **params):
     async with aiohttp.ClientSession(auth=srv.auth) as s:
-        async with s.request(method, srv.base + path, json=body, params=params or None) as r:
+        # JSON answers throughout (open_revs would otherwise come as multipart/mixed)
+        async with s.request(method, srv.base + path, json=body, params=params or None,
+                             headers={"Accept": "application/json"}) as r:
             return r.status, await r.json(content_type=None)
 
 

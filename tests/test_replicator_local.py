@@ -159,8 +159,8 @@ async def _converge(path, script):
                 docid = f"doc{b}"
                 info = dbs[a].get_docinfo(docid)
                 doc = {"_id": docid, "v": v, "by": a}
-                if info is not None:
-                    doc["_rev"] = info.rev  # edit the winner (a tombstone too: resurrection)
+                if info is not None and not info.deleted:
+                    doc["_rev"] = info.rev  # edit the winner; a tombstone is recreated without a rev
                 await dbs[a].put(doc)
             elif kind == "delete":
                 docid = f"doc{b}"

@@ -1,0 +1,148 @@
+"""Document endpoints where couchpy used to answer otherwise than CouchDB 3.4.3: each case runs
+against both (same requests, same asserted answer)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.parity import pdb, peer, put_doc  # noqa: F401  (fixtures)
+
+
+async def test_revs_diff_refuses_a_malformed_revision(peer, pdb):
+    async with peer.post(f"/{pdb}/_revs_diff", json={"d": ["junk"]}) as r:
+        assert r.status == 400
+        assert await r.json() == {"error": "bad_request", "reason": "Invalid rev format"}
+
+
+@pytest.mark.parametrize("bad", [None, 1, ["1-abc"]])
+async def test_revs_diff_refuses_a_revision_that_is_no_string(client, db, bad):
+    # CouchDB answers these with a 500 (function_clause); they are the client's error
+    for path in ("_revs_diff", "_missing_revs"):
+        async with client.post(f"/{db}/{path}", json={"d": [bad]}) as r:
+            assert r.status == 400
+            assert await r.json() == {"error": "bad_request", "reason": "Invalid rev format"}
+
+
+@pytest.mark.parametrize("docid", ["d", "_design/d"])
+async def test_a_tombstone_is_no_revision_to_edit(peer, pdb, docid):
+    rev = await put_doc(peer, pdb, docid, {"a": 1})
+    async with peer.delete(f"/{pdb}/{docid}", params={"rev": rev}) as r:
+        tomb = (await r.json())["rev"]
+    async with peer.put(f"/{pdb}/{docid}", json={"_rev": tomb, "a": 2}) as r:
+        assert r.status == 409
+        assert await r.json() == {"error": "conflict", "reason": "Document update conflict."}
+    async with peer.post(f"/{pdb}/_bulk_docs", json={"docs": [
+            {"_id": docid, "_rev": tomb, "a": 3}, {"_id": docid, "_rev": tomb, "_deleted": True}]}) as r:
+        assert await r.json() == [{"id": docid, "error": "conflict", "reason": "Document update conflict."}] * 2
+    # recreating without a rev continues the tombstone
+    async with peer.put(f"/{pdb}/{docid}", json={"a": 4}) as r:
+        assert r.status == 201
+        assert (await r.json())["rev"].startswith("3-")
+
+
+@pytest.mark.parametrize("new_edits", ["false", "true"])
+async def test_if_match_must_agree_with_the_body_rev(peer, pdb, new_edits):
+    await put_doc(peer, pdb, "e", {"a": 1})
+    async with peer.put(f"/{pdb}/e", params={"new_edits": new_edits}, json={"_rev": "5-aaa", "a": 1},
+                        headers={"If-Match": '"5-bbb"'}) as r:
+        assert r.status == 400
+        assert await r.json() == {"error": "bad_request", "reason": "Document rev and etag have different values"}
+    async with peer.get(f"/{pdb}/e", params={"open_revs": "all"}, headers={"Accept": "application/json"}) as r:
+        assert [row["ok"]["_rev"][:2] for row in await r.json()] == ["1-"]
+
+
+async def test_local_documents_keep_no_revisions(peer, pdb):
+    url = f"/{pdb}/_local/l"
+
+    async def put(body, **kw):
+        async with peer.put(url, json=body, **kw) as r:
+            return r.status, await r.json()
+
+    assert await put({"a": 1}) == (201, {"ok": True, "id": "_local/l", "rev": "0-1"})
+    assert await put({"a": 2}) == (201, {"ok": True, "id": "_local/l", "rev": "0-1"})
+    assert await put({"a": 3, "_rev": "0-7"}) == (201, {"ok": True, "id": "_local/l", "rev": "0-8"})
+    assert await put({"a": 4}, params={"rev": "0-4"}) == (201, {"ok": True, "id": "_local/l", "rev": "0-5"})
+    assert await put({"a": 5, "_rev": "junk"}) == (400, {"error": "bad_request", "reason": "Invalid rev format"})
+    async with peer.get(url) as r:
+        assert await r.json() == {"_id": "_local/l", "_rev": "0-5", "a": 4}
+    for rev in ("0-5", "3-zzz"):
+        async with peer.get(url, params={"rev": rev}) as r:
+            assert (r.status, await r.json()) == (404, {"error": "not_found", "reason": "missing"})
+    async with peer.post(f"/{pdb}", json={"_id": "_local/l", "b": 1}) as r:
+        assert (r.status, await r.json()) == (201, {"ok": True, "id": "_local/l", "rev": "0-1"})
+    async with peer.delete(url) as r:
+        assert (r.status, await r.json()) == (200, {"ok": True, "id": "_local/l", "rev": "0-0"})
+    async with peer.delete(url) as r:
+        assert (r.status, await r.json()) == (404, {"error": "not_found", "reason": "missing"})
+    await put({"a": 1})
+    async with peer.delete(url, params={"rev": "9-9"}) as r:
+        assert (r.status, await r.json()) == (200, {"ok": True, "id": "_local/l", "rev": "0-0"})
+    async with peer.post(f"/{pdb}/_bulk_docs", json={"docs": [{"_id": "_local/gone", "_deleted": True}]}) as r:
+        assert await r.json() == [{"ok": True, "id": "_local/gone", "rev": "0-0"}]
+
+
+async def test_local_rev_of_another_generation_is_refused(client, db):
+    # CouchDB answers 500 {"error":"error"} for a well-formed rev that is not 0-N
+    for rev in ("3-abc", "0-abc"):
+        async with client.put(f"/{db}/_local/l", json={"_rev": rev}) as r:
+            assert (r.status, await r.json()) == (400, {"error": "bad_request", "reason": "Invalid rev format"})
+
+
+@pytest.mark.parametrize("accept", [None, "*/*", "multipart/*", "application/json, multipart/mixed"])
+async def test_open_revs_answer_multipart_unless_json_is_asked_for(peer, pdb, accept):
+    rev = await put_doc(peer, pdb, "a", {"v": 1})
+    headers = {} if accept is None else {"Accept": accept}
+    for open_revs in ("all", json.dumps([rev])):
+        async with peer.get(f"/{pdb}/a", params={"open_revs": open_revs}, headers=headers,
+                            skip_auto_headers=["Accept"] if accept is None else ()) as r:
+            assert r.status == 200
+            assert r.content_type == "multipart/mixed"
+            body = await r.read()
+            assert b'"_id":"a"' in body and rev.encode() in body
+
+
+async def test_open_revs_in_json_when_asked_for_and_empty_list_is_a_plain_read(peer, pdb):
+    rev = await put_doc(peer, pdb, "a", {"v": 1})
+    async with peer.get(f"/{pdb}/a", params={"open_revs": "all"}, headers={"Accept": "application/json"}) as r:
+        assert r.content_type == "application/json"
+        assert await r.json() == [{"ok": {"_id": "a", "_rev": rev, "v": 1}}]
+    async with peer.get(f"/{pdb}/a", params={"open_revs": "[]"}) as r:
+        assert r.content_type == "application/json"
+        assert r.headers["ETag"] == f'"{rev}"'
+        assert await r.json() == {"_id": "a", "_rev": rev, "v": 1}
+
+
+@pytest.mark.parametrize("params", [{}, {"revs": "true"}, {"rev": None}, {"attachments": "true"}])
+async def test_if_none_match_with_the_current_revision_is_304(peer, pdb, params):
+    rev = await put_doc(peer, pdb, "a", {"v": 1})
+    params = {k: (rev if v is None else v) for k, v in params.items()}
+    async with peer.get(f"/{pdb}/a", params=params, headers={"If-None-Match": f'"{rev}"'}) as r:
+        assert r.status == 304
+        assert r.headers["ETag"] == f'"{rev}"'
+    async with peer.head(f"/{pdb}/a", params=params, headers={"If-None-Match": f'"{rev}"'}) as r:
+        assert r.status == 304
+
+
+LOCATIONS = [
+    ("_design/aé", "_design%2Fa%C3%A9"),
+    ("_local/lé", "_local%2Fl%C3%A9"),
+    ("été", "%C3%A9t%C3%A9"),
+    ("a/b", "a%2Fb"),
+    ("x~y:z (1)!*'", "x%7Ey:z%20%281%29%21%2A%27"),
+    ("_design/p%t", "_design%2Fp%25t"),
+]
+
+
+@pytest.mark.parametrize("docid,encoded", LOCATIONS)
+async def test_location_is_absolute_and_percent_encoded(peer, pdb, docid, encoded):
+    async with peer.post(f"/{pdb}", json={"_id": docid}) as r:
+        assert r.status == 201, await r.text()
+        assert r.headers["Location"] == f"{peer.base}/{pdb}/{encoded}"
+        rev = (await r.json())["rev"]
+    async with peer.post(f"/{pdb}/_bulk_docs", json={"docs": [{"_id": docid, "_deleted": True, "_rev": rev}]}):
+        pass
+    async with peer.put(f"/{pdb}/{encoded}", json={"v": 1}) as r:
+        assert r.status == 201, await r.text()
+        assert r.headers["Location"] == f"{peer.base}/{pdb}/{encoded}"
