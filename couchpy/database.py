@@ -486,6 +486,8 @@ class Database:
         for doc in docs:
             try:
                 prepared.append(await self._prepare(doc, new_edits, size_known_ok=size_ok))
+            except users.NotYours:
+                raise
             except CouchError as exc:
                 prepared.append(exc)
         ok = [i for i, d in enumerate(prepared) if not isinstance(d, CouchError)]

@@ -55,12 +55,17 @@ def hash_password(doc: dict, iterations: int, salt: str | None = None) -> dict:
     return out
 
 
+class NotYours(NotFound):
+    """A non-admin wrote another user's document: the whole request is answered 404, as
+    couch_users_db's `throw(not_found)` does (not one row of a `_bulk_docs`)."""
+
+
 def check_writer(docid: str, ctx: UserCtx, sec: dict) -> None:
     """couch_users_db's before_doc_update: a non-admin writes only their own document (or signs up
     anonymously); anything else is answered as if the document did not exist."""
     if is_db_admin(ctx, sec) or ctx.name is None or ctx.name == name_of(docid):
         return
-    raise NotFound("missing")
+    raise NotYours("missing")
 
 
 def validate_user_doc(new: dict, old: dict | None, ctx: UserCtx, sec: dict) -> CouchError | None:

@@ -30,9 +30,10 @@ def users_db_read(request: web.Request, ctx: UserCtx, sec: dict) -> web.StreamRe
     if ctx.name is not None and docid == users.doc_id(ctx.name):
         return None
     if "att" in info or request.method not in ("GET", "HEAD"):
-        if docid.startswith("_design/") or request.method in ("GET", "HEAD"):
+        if docid.startswith("_design/") or request.method in ("GET", "HEAD", "DELETE"):
+            # CouchDB reads the document first (as this user): someone else's is missing
             raise NotFound("missing")
-        return None  # writes: the write path applies the _users rules
+        return None  # other writes: the write path applies the _users rules
     db = request.app["node"].get_db(info["db"])
     doc = db.get(docid)  # NotFound when missing
     config = request.app["node"].config

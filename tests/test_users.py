@@ -160,3 +160,84 @@ async def test_expired_cookie_is_refused_and_a_used_one_is_renewed(new_server):
     async with aiohttp.ClientSession(base_url=srv.base) as s:
         async with s.get("/_session", cookies={"AuthSession": first}) as r:
             assert (await r.json())["userCtx"]["name"] is None
+
+
+async def _set_users_open(session: aiohttp.ClientSession, editable: bool) -> None:
+    value = "true" if editable else "false"
+    st, body = await call(session, "PUT", "/_node/_local/_config/couchdb/users_db_security_editable", json=value)
+    assert st == 200, body
+
+
+async def test_users_db_rules_as_couchdb(server, client, couch_client):
+    """Sign-up, own-document reads and updates, roles, other users' documents: the same answers
+    from both servers once `_users` is opened to everyone (users_db_security_editable)."""
+    tag = uuid.uuid4().hex[:6]
+    alice, bob, carol = f"alice{tag}", f"bob{tag}", f"carol{tag}"
+    sides = {"couchpy": (client, server.base), "couchdb": (couch_client, couch_client._base_url)}
+    results: dict[str, list] = {}
+    # locked by default: even a server admin cannot open _users
+    for tagname, (admin, _) in sides.items():
+        st, body = await call(admin, "PUT", "/_users/_security", json={"members": {}, "admins": {}})
+        results.setdefault(tagname, []).append(("lock", st, body))
+    try:
+        for tagname, (admin, base) in sides.items():
+            await _set_users_open(admin, True)
+            assert (await call(admin, "PUT", "/_users/_security", json={"members": {}, "admins": {}}))[0] == 200
+            out = results[tagname]
+            async with aiohttp.ClientSession(base_url=str(base)) as anon:
+                def as_(who):
+                    return basic(who, "pw") if who else None
+
+                async def req(who, method, path, **kw):
+                    st, body = await call(anon, method, path, headers=as_(who), **kw)
+                    if isinstance(body, dict):
+                        body = {k: v for k, v in body.items() if k not in ("rev", "_rev", "salt", "derived_key",
+                                                                              "iterations")}
+                    out.append((who, method, path.split("?")[0], st, body))
+                    return st, body
+
+                await req(None, "PUT", f"/_users/org.couchdb.user:{alice}", json=user_doc(alice))
+                await req(None, "PUT", f"/_users/org.couchdb.user:{bob}", json=user_doc(bob, roles=["x"]))
+                await req(None, "PUT", f"/_users/org.couchdb.user:{bob}", json=user_doc(bob))
+                st, own = await call(anon, "GET", f"/_users/org.couchdb.user:{alice}", headers=as_(alice))
+                await req(alice, "GET", f"/_users/org.couchdb.user:{alice}")
+                await req(alice, "GET", f"/_users/org.couchdb.user:{bob}")
+                await req(None, "GET", f"/_users/org.couchdb.user:{bob}")
+                await req(alice, "PUT", f"/_users/org.couchdb.user:{alice}",
+                          json={**user_doc(alice, roles=["r1"]), "_rev": own["_rev"]})
+                await req(alice, "PUT", f"/_users/org.couchdb.user:{carol}", json=user_doc(carol))
+                await req(alice, "PUT", f"/_users/org.couchdb.user:{bob}", json=user_doc(bob))
+                await req(alice, "POST", "/_users/_bulk_docs", json={"docs": [user_doc(carol)]})
+                await req(alice, "GET", "/_users/_all_docs")
+                await req(alice, "GET", "/_users/_changes")
+                await req(alice, "PUT", "/_users/_design/x", json={})
+                await req(alice, "GET", f"/_users/org.couchdb.user:{alice}/att")
+                await req(None, "PUT", f"/_users/org.couchdb.user:_{tag}", json=user_doc(f"_{tag}"))
+                await req(None, "PUT", f"/_users/org.couchdb.user:{tag}", json={**user_doc(tag), "type": "x"})
+                await req(None, "PUT", f"/_users/org.couchdb.user:{tag}", json=user_doc(tag, password=5))
+                # a user changes their own password, then logs in with it
+                st, own = await call(anon, "GET", f"/_users/org.couchdb.user:{alice}", headers=as_(alice))
+                await req(alice, "PUT", f"/_users/org.couchdb.user:{alice}",
+                          json={**user_doc(alice, password="pw2"), "_rev": own["_rev"]})
+                for _ in range(50):  # CouchDB's credentials cache catches up with the change feed
+                    st, body = await call(anon, "GET", "/_session", headers=basic(alice, "pw2"))
+                    if st == 200:
+                        break
+                    await asyncio.sleep(0.1)
+                out.append(("login-new", st, body))
+                st, body = await call(anon, "GET", "/_session", headers=basic(alice, "pw"))
+                out.append(("login-old", st, body))
+                st, own = await call(anon, "GET", f"/_users/org.couchdb.user:{alice}", headers=basic(alice, "pw2"))
+                await req(None, "DELETE", f"/_users/org.couchdb.user:{alice}?rev={own['_rev']}")
+    finally:
+        for admin, _ in sides.values():
+            await call(admin, "PUT", "/_users/_security",
+                       json={"members": {"roles": ["_admin"]}, "admins": {"roles": ["_admin"]}})
+            await _set_users_open(admin, False)
+            for name in (alice, bob, carol):
+                st, doc = await call(admin, "GET", f"/_users/org.couchdb.user:{name}")
+                if st == 200:
+                    await call(admin, "DELETE", f"/_users/org.couchdb.user:{name}?rev={doc['_rev']}")
+    assert len(results["couchpy"]) == len(results["couchdb"])
+    for mine, theirs in zip(results["couchpy"], results["couchdb"]):
+        assert mine == theirs
