@@ -86,7 +86,8 @@ class Policy:
     users_db_security_editable: bool = False
 
 
-_SERVER_OPEN = {"/", "/_up", "/_session", "/favicon.ico", "/_uuids"}
+# the admin UI's static files are open too: the page logs in through /_session itself
+_SERVER_OPEN = {"/", "/_up", "/_session", "/favicon.ico", "/_uuids", "/_utils", "/_utils/", "/_utils/{name}"}
 _SERVER_ALL_DBS = {"/_all_dbs", "/_dbs_info"}
 _WRITE_METHODS = {"PUT", "POST", "DELETE", "COPY"}
 # `/{db}/<segment>...` routes by their second path segment

@@ -16,7 +16,7 @@ from couchpy.credentials import Authenticator
 from couchpy.node import Node
 
 from . import (alldocs, attachments, bulk, changes, databases, documents, mango, node_api, replication, server,
-               session, views)
+               session, utils, views)
 from .middleware import couch_middleware
 
 log = logging.getLogger("couchpy.http")
@@ -31,6 +31,7 @@ def make_app(node: Node) -> web.Application:
     app.router.add_routes(server.routes_list())
     app.router.add_routes(node_api.routes_list())
     app.router.add_routes(session.routes_list())
+    app.router.add_routes(utils.routes)
     db_level = ("/{db}", "/{db}/")
     app.router.add_routes([r for r in databases.routes_list() if r.path == "/{db}"])
     app.router.add_routes(documents.hot_routes())
