@@ -185,7 +185,7 @@ def test_view_query_with_parameters(page, ui_server):
     page.check("input[name=group]")
     page.click("#run-view")
     rows = page.locator("#view-result tbody tr")
-    expect(rows).to_have_count(2)
+    expect(rows).to_have_count(2, timeout=120_000)  # the first query builds the index of 10,000 docs
     expect(rows.nth(0)).to_contain_text('"even"')
     expect(rows.nth(0)).to_contain_text(str(sum(range(0, 10_000, 2))))
     shot(page, "views")
@@ -199,7 +199,7 @@ def test_mango_find_explain_and_indexes(page, ui_server):
     page.goto(ui_server.base + "/_utils/#/db/big/find")
     page.locator("#find-json").fill(json.dumps({"selector": {"n": {"$gte": 9998}}}))
     page.click("#run-find")
-    expect(page.locator("#find-result")).to_contain_text("2 documents")
+    expect(page.locator("#find-result")).to_contain_text("2 documents", timeout=120_000)
     page.click("#run-explain")
     expect(page.locator("#explain-index")).to_contain_text("by-n")
     shot(page, "mango")
