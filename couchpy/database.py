@@ -31,7 +31,7 @@ from . import docrules, envswap, jsonutil, longkeys, revtree, scans, security, u
 from .attachments import hooks as att_hooks
 from .attachments import migrate as att_migrate
 from .docinfo import DocInfo, body_key, docs_key, id_of, local_id, local_key, splice_doc
-from .errors import BadRequest, CouchError, NotFound, TooLarge
+from .errors import BadRequest, CouchError, NotFound, PreconditionFailed, TooLarge
 from .storage import Store
 from .updates import META_KEY
 from .views.manager import avalidate_design_doc
@@ -414,7 +414,7 @@ class Database:
         rev = doc.get("_rev")
         if rev is not None and (not isinstance(rev, str) or revtree.parse_rev(rev) is None):
             raise BadRequest("Invalid rev format")
-        if not new_edits and not docid.startswith("_local/"):
+        if (not new_edits or "_revisions" in doc) and not docid.startswith("_local/"):
             docrules.revisions_path(doc)
         if not size_known_ok:
             self._check_size(doc)
@@ -468,6 +468,28 @@ class Database:
             return {"ok": True, "id": doc["_id"], "rev": docrules.revisions_path(doc)[0]}
         return result
 
+    def check_stubs(self, doc: dict) -> None:
+        """CouchDB refuses a whole `_bulk_docs` request (412 missing_stub) when an edit's stub
+        names an attachment the revision it edits does not have (couch_doc:merge_stubs runs
+        before anything is written). An edit of a revision that is not there is left to its row's
+        conflict."""
+        atts = doc.get("_attachments")
+        if not isinstance(atts, dict) or not isinstance(doc.get("_id"), str) or doc["_id"].startswith("_local/"):
+            return
+        stubs = [name for name, e in atts.items() if isinstance(e, dict) and e.get("stub") is True]
+        if not stubs:
+            return
+        info = self.get_docinfo(doc["_id"])
+        rev = doc.get("_rev")
+        if info is not None and (rev is None and not info.deleted or rev is not None and rev not in info.tree):
+            return
+        parent = self.read_body(doc["_id"], rev or info.rev) if info is not None else None
+        have = (parent or {}).get("_attachments") or {}
+        for name in stubs:
+            given = atts[name].get("revpos")
+            if name not in have or given is not None and given != have[name].get("revpos"):
+                raise PreconditionFailed(f"Invalid attachment stub in {doc['_id']} for {name}", error="missing_stub")
+
     async def bulk_docs(self, docs: list, new_edits: bool = True, body_size: int | None = None) -> list[dict]:
         """CouchDB `_bulk_docs`: one result per document (only failures when new_edits=false).
 
@@ -494,11 +516,16 @@ class Database:
         for i, refused in zip(ok, await validation.validate(self, [prepared[i] for i in ok])):
             if refused is not None:
                 prepared[i] = refused
-        to_write = [d for d in prepared if not isinstance(d, CouchError)]
-        written = iter(await self.writer.submit(to_write, new_edits) if to_write else [])
+        # CouchDB applies a batch in document-id order (couch_db groups its updates by id), which
+        # is then the order of their sequences in _changes; a stable sort keeps repeats of one id
+        # in request order
+        order = sorted((i for i, d in enumerate(prepared) if not isinstance(d, CouchError)),
+                       key=lambda i: prepared[i]["_id"].encode())
+        written = dict(zip(order, await self.writer.submit([prepared[i] for i in order], new_edits)
+                           if order else []))
         out: list[dict] = []
-        for d, doc in zip(prepared, docs):
-            res = d if isinstance(d, CouchError) else next(written)
+        for i, (d, doc) in enumerate(zip(prepared, docs)):
+            res = d if isinstance(d, CouchError) else written[i]
             if isinstance(res, CouchError):
                 docid = doc.get("_id") if isinstance(doc, dict) else None
                 out.append({"id": docid, "error": res.error, "reason": res.reason})

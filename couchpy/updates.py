@@ -45,7 +45,8 @@ def write_edit(db, txn, doc: dict, meta: dict) -> dict:
     docid = doc["_id"]
     body, deleted = docrules.split_body(doc)
     info = db.get_docinfo(docid, txn)
-    rev = doc.get("_rev")
+    # `_revisions` names the revision edited (its head) as `_rev` does, as CouchDB reads it
+    rev = docrules.revisions_path(doc)[0] if isinstance(doc.get("_revisions"), dict) else doc.get("_rev")
     if info is None:
         if rev is not None:
             raise Conflict()

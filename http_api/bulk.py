@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+
 from aiohttp import web
 
 from couchpy import docrules, revtree
 from couchpy.attachments import hooks as att_hooks
+from couchpy.attachments.codec import decode_base64
 from couchpy.errors import BadRequest, CouchError
 
 from . import params
@@ -27,8 +30,19 @@ async def bulk_docs(request: web.Request) -> web.Response:
     if not isinstance(new_edits, bool):
         raise BadRequest("`new_edits` parameter must be a boolean.")
     _validate_all(db, docs, new_edits)
+    if body.get("all_or_nothing") is True and new_edits and docs:
+        # CouchDB 3 has no atomic batches: it refuses them whole (417), after validating them
+        return json_response([_not_atomic(doc) for doc in docs], status=417)
+    if new_edits:
+        for doc in docs:
+            db.check_stubs(doc)
     results = await db.bulk_docs(docs, new_edits=new_edits, body_size=len(raw))
     return json_response(results, status=201)
+
+
+def _not_atomic(doc: dict) -> dict:
+    return {"id": doc.get("_id", uuid.uuid4().hex), "rev": doc.get("_rev", "0-"),
+            "error": "not_implemented", "reason": "all_or_nothing is not supported"}
 
 
 def _validate_all(db, docs: list, new_edits: bool) -> None:
@@ -45,8 +59,13 @@ def _validate_all(db, docs: list, new_edits: bool) -> None:
         rev = doc.get("_rev")
         if rev is not None and revtree.parse_rev(rev) is None:
             raise BadRequest("Invalid rev format")
-        if not new_edits and not local:
+        if (not new_edits or "_revisions" in doc) and not local:
             docrules.revisions_path(doc)  # needs `_rev` or `_revisions`
+        atts = doc.get("_attachments")
+        if isinstance(atts, dict):
+            for name, entry in atts.items():
+                if isinstance(entry, dict) and "data" in entry:
+                    decode_base64(entry["data"], name)  # bad data fails the whole request (400)
         db._check_size(doc)
 
 
