@@ -62,14 +62,41 @@ def seek_high(raw: bytes) -> bytes:
 
 
 def range_bounds(lo: bytes | None, hi: bytes | None) -> tuple[bytes | None, bytes | None]:
-    """Stored-key bounds [slo, shi) covering every entry whose raw key is in [lo, hi).
+    """Stored-key bounds [slo, shi) for a scan of the raw keys in [lo, hi) (None: unbounded).
 
-    Exact when both bounds are short; a long bound widens the range to its whole group, whose
-    entries the caller filters by raw key.
+    Every entry whose raw key is in range is inside the stored range, and every short entry inside
+    it is in range; a long bound widens the stored range to its whole group, so long entries must
+    be checked against the raw bounds.
     """
-    slo = None if lo is None else seek_low(lo)
+    slo = None if lo is None else (lo if len(lo) <= PREFIX else lo[:PREFIX] + b"\x00")
     shi = None if hi is None else (hi if len(hi) <= PREFIX else hi[:PREFIX] + _AFTER)
     return slo, shi
+
+
+def split_range(lo: bytes | None, hi: bytes | None
+                ) -> tuple[tuple[bytes | None, bytes | None] | None, list[tuple[bytes, bytes]]]:
+    """The raw range [lo, hi) as a stored range holding only entries in range (None when there is
+    none), plus the stored ranges of the groups (at most two) partly in range, whose entries the
+    caller checks by raw key. For stored summaries (counts, reductions) kept in key order."""
+    edges: list[tuple[bytes, bytes]] = []
+    slo = lo
+    if lo is not None and len(lo) > PREFIX:
+        group = lo[:PREFIX]
+        edges.append((group + b"\x00", group + _AFTER))
+        slo = group + _AFTER
+    shi = hi
+    if hi is not None and len(hi) > PREFIX:
+        group = hi[:PREFIX]
+        if not edges or edges[0][0] != group + b"\x00":
+            edges.append((group + b"\x00", group + _AFTER))
+        shi = group + b"\x00"  # the group's prefix itself (a short key) is below hi
+    if slo is not None and shi is not None and slo >= shi:
+        return None, edges
+    return (slo, shi), edges
+
+
+def in_range(raw: bytes, lo: bytes | None, hi: bytes | None) -> bool:
+    return (lo is None or lo <= raw) and (hi is None or raw < hi)
 
 
 def restore_order(entries: Iterable[tuple[bytes, bytes]], raw_of: Callable[[bytes, bytes], bytes],

@@ -33,19 +33,36 @@ def test_restore_order_sorts_stored_keys_back_into_raw_order(keys):
     assert down == sorted(stored.values(), reverse=True)
 
 
-@given(st.sets(raw_keys, min_size=1, max_size=30), raw_keys, raw_keys)
-def test_range_bounds_cover_every_key_in_range(keys, lo, hi):
+@given(st.sets(raw_keys.filter(bool), min_size=1, max_size=30), st.one_of(st.none(), raw_keys),
+       st.one_of(st.none(), raw_keys))
+def test_range_bounds_cover_the_range_and_short_keys_exactly(keys, lo, hi):
     slo, shi = longkeys.range_bounds(lo, hi)
     for k in keys:
-        if k and lo <= k < hi:
-            s = longkeys.ordered(k)
-            assert slo <= s and s < shi
-    # short bounds are exact: nothing outside the raw range falls inside the stored one
-    if len(lo) <= longkeys.PREFIX and len(hi) <= longkeys.PREFIX:
-        for k in keys:
-            if k:
-                s = longkeys.ordered(k)
-                assert (slo <= s < shi) == (lo <= k < hi)
+        s = longkeys.ordered(k)
+        inside = (slo is None or slo <= s) and (shi is None or s < shi)
+        if longkeys.in_range(k, lo, hi):
+            assert inside
+        elif not longkeys.is_long(s):
+            assert not inside
+
+
+@given(st.sets(raw_keys.filter(bool), min_size=1, max_size=30), st.one_of(st.none(), raw_keys),
+       st.one_of(st.none(), raw_keys))
+def test_split_range_is_an_exact_part_plus_filtered_groups(keys, lo, hi):
+    exact, edges = longkeys.split_range(lo, hi)
+    assert len(edges) <= 2
+    found = []
+    for k in keys:
+        s = longkeys.ordered(k)
+        in_exact = exact is not None and (exact[0] is None or exact[0] <= s) and (exact[1] is None or s < exact[1])
+        in_edges = [e for e in edges if e[0] <= s < e[1]]
+        if in_exact:
+            assert longkeys.in_range(k, lo, hi) and not in_edges
+            found.append(k)
+        elif in_edges and longkeys.in_range(k, lo, hi):
+            assert len(in_edges) == 1
+            found.append(k)
+    assert sorted(found) == sorted(k for k in keys if longkeys.in_range(k, lo, hi))
 
 
 def test_point_keys_fit_and_differ():

@@ -88,7 +88,7 @@ def parse(ddoc: dict) -> DesignSpec:
         include_design,
         local_seq,
         collate.ICU_VERSION,
-        1,  # on-disk format version of couchpy view indexes
+        2,  # on-disk format version of couchpy view indexes (2: row keys of any length)
     ])
     sig = hashlib.sha256(sig_src).hexdigest()[:32]
     return DesignSpec(language, tuple(defs), lib, include_design, local_seq, sig)

@@ -1,9 +1,13 @@
 """A view index: the rows of a design document's views in one LMDB environment, kept up to date.
 
 Layout (`<db>/views/<signature>/`, one environment per signature):
-- `rows`: view number byte + row key -> marshal((key, docid, value)); the row key is
-  collate.encode(key) + raw(docid) + emit number, so LMDB's order is CouchDB's (key, docid) order;
-- `ids`: docid -> marshal([(view, row key), ...]) the rows a document produced (to remove them);
+- `rows`: view number byte + stored row key -> marshal((key, docid, value)); the row key is
+  collate.encode(key) + raw(docid) + emit number, so LMDB's order is CouchDB's (key, docid) order.
+  Row keys have no length limit: the stored key is `longkeys.ordered(row key)`, and a row stored
+  under a prefix and a digest carries its row key as a fourth member (readers restore the order
+  of such rows, see query.py);
+- `ids`: `longkeys.point(docid)` -> marshal([(view, stored row key), ...]) the rows a document
+  produced (to remove them);
 - `tree`: partial reductions per view (tree.py); every view keeps at least a row count there, which
   answers `total_rows` and `offset` without scanning;
 - `meta`: the database sequence the index reflects, and whether the partials are current.
@@ -26,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from typing import Any
 
-from .. import collate
+from .. import collate, longkeys
 from ..mango.native import MangoMapper
 from ..query_server import ViewFunctions
 from ..storage import Store
@@ -244,7 +248,7 @@ class ViewIndex:
             put, delete, get = txn.put, txn.delete, txn.get
             rows_db, ids_db = self._rows, self._ids
             for info in infos:
-                did = info.id.encode("utf-8", "surrogatepass")
+                did = longkeys.point(info.id.encode("utf-8", "surrogatepass"))
                 old = get(did, db=ids_db)
                 if old is not None:
                     for j, rk in marshal.loads(old):
@@ -260,7 +264,11 @@ class ViewIndex:
                         vp = bytes([j])
                         for n, (ek, k, v) in enumerate(_encoded_rows(encoders[j], emitted)):
                             rk = ek + rid + n.to_bytes(4, "big")
-                            put(vp + rk, marshal.dumps((k, info.id, v)), db=rows_db)
+                            if len(rk) <= longkeys.PREFIX:
+                                put(vp + rk, marshal.dumps((k, info.id, v)), db=rows_db)
+                            else:
+                                full, rk = rk, longkeys.ordered(rk)
+                                put(vp + rk, marshal.dumps((k, info.id, v, full)), db=rows_db)
                             changed[j][rk] = True
                             back.append((j, rk))
                 if back:

@@ -5,14 +5,20 @@ exactly the row keys starting with encode(K), so "key <= K" is "row key < encode
 start doc id appends raw(docid), and a group (group=true or group_level=N) is a byte prefix. Reduce
 queries read the stored partials (tree.py) of each group's range. Runs in a worker thread: a custom
 reduce calls a query server.
+
+Row keys longer than longkeys.PREFIX are stored under a prefix and a digest (index.py): ranges
+here are always in row-key space; scans restore the order of such rows and check them against the
+bounds, and counts and reductions split a range into a part the stored partials answer exactly
+and the (at most two) groups of long rows that straddle its bounds (longkeys.split_range).
 """
 
 from __future__ import annotations
 
+import itertools
 import marshal
 from typing import Any
 
-from .. import collate
+from .. import collate, longkeys
 from . import tree
 from .args import QueryArgs, group_level_of
 
@@ -50,13 +56,13 @@ def _range(a: QueryArgs, enc: Any) -> tuple[bytes | None, bytes | None]:
     return lo, hi
 
 
-def _iter_rows(txn: Any, rows_db: Any, vp: bytes, lo: bytes | None, hi: bytes | None, descending: bool):
-    """Yield (rowkey, raw value) in [lo, hi), ascending or descending."""
+def _stored_rows(txn: Any, rows_db: Any, vp: bytes, slo: bytes | None, shi: bytes | None, descending: bool):
+    """(stored row key, raw value) in the stored range [slo, shi), in LMDB order."""
     cur = txn.cursor(db=rows_db)
     n = len(vp)
     if not descending:
-        ok = cur.set_range(vp + (lo or b""))
-        stop = vp + hi if hi is not None else None
+        ok = cur.set_range(vp + (slo or b""))
+        stop = vp + shi if shi is not None else None
         while ok:
             k = cur.key()
             if not k.startswith(vp) or (stop is not None and k >= stop):
@@ -64,13 +70,9 @@ def _iter_rows(txn: Any, rows_db: Any, vp: bytes, lo: bytes | None, hi: bytes | 
             yield k[n:], cur.value()
             ok = cur.next()
     else:
-        if hi is not None:
-            ok = cur.set_range(vp + hi)
-            ok = cur.prev() if ok else cur.last()
-        else:
-            ok = cur.set_range(vp + HIGH)
-            ok = cur.prev() if ok else cur.last()
-        start = vp + lo if lo is not None else vp
+        ok = cur.set_range(vp + (shi if shi is not None else HIGH))
+        ok = cur.prev() if ok else cur.last()
+        start = vp + slo if slo is not None else vp
         while ok:
             k = cur.key()
             if not k.startswith(vp) or k < start:
@@ -79,7 +81,50 @@ def _iter_rows(txn: Any, rows_db: Any, vp: bytes, lo: bytes | None, hi: bytes | 
             ok = cur.prev()
 
 
+def _full_rowkey(_stored: bytes, raw: bytes) -> bytes:
+    return marshal.loads(raw)[3]
+
+
+def _in_order(entries: Any, lo: bytes | None, hi: bytes | None, descending: bool):
+    """(row key, raw (key, docid, value)) in row-key order from stored entries covering [lo, hi):
+    long rows are sorted back into place, checked against the bounds and given without their
+    row key member."""
+    limit = longkeys.PREFIX
+    for rk, raw in longkeys.restore_order(entries, _full_rowkey, descending):
+        if len(rk) > limit:
+            if not longkeys.in_range(rk, lo, hi):
+                continue
+            raw = marshal.dumps(marshal.loads(raw)[:3])
+        yield rk, raw
+
+
+def _iter_rows(txn: Any, rows_db: Any, vp: bytes, lo: bytes | None, hi: bytes | None, descending: bool):
+    """Yield (rowkey, raw value) in [lo, hi), ascending or descending."""
+    slo, shi = longkeys.range_bounds(lo, hi)
+    return _in_order(_stored_rows(txn, rows_db, vp, slo, shi, descending), lo, hi, descending)
+
+
+def _edge_rows(txn: Any, rows_db: Any, vp: bytes, edges: list, lo: bytes | None, hi: bytes | None) -> list:
+    """Rows (key, docid, value, rowkey) of the groups straddling a bound that fall in [lo, hi)."""
+    out = []
+    for elo, ehi in edges:
+        for _sk, raw in _stored_rows(txn, rows_db, vp, elo, ehi, False):
+            row = marshal.loads(raw)
+            if longkeys.in_range(row[3], lo, hi):
+                out.append(row)
+    return out
+
+
 def _count(index: Any, txn: Any, vi: int, lo: bytes | None, hi: bytes | None) -> int:
+    exact, edges = longkeys.split_range(lo, hi)
+    n = _count_stored(index, txn, vi, *exact) if exact is not None else 0
+    if edges:
+        n += len(_edge_rows(txn, index._rows, bytes([vi]), edges, lo, hi))
+    return n
+
+
+def _count_stored(index: Any, txn: Any, vi: int, lo: bytes | None, hi: bytes | None) -> int:
+    """Rows in the stored range [lo, hi)."""
     if index.tree_valid(txn):
         t = index.trees[vi]
         # offsets: rows before a point (ascending) or from a point on (descending)
@@ -92,36 +137,62 @@ def _count(index: Any, txn: Any, vi: int, lo: bytes | None, hi: bytes | None) ->
                 return (p[0] if p else 0) - n
         p = t.reduce_range(txn, lo, hi)
         return p[0] if p else 0
-    return sum(1 for _ in _iter_rows(txn, index._rows, bytes([vi]), lo, hi, False))
+    return sum(1 for _ in _stored_rows(txn, index._rows, bytes([vi]), lo, hi, False))
 
 
 def _values_asc(txn: Any, rows_db: Any, vp: bytes, lo: bytes | None, hi: bytes | None):
     """Raw row values in [lo, hi), ascending: _iter_rows without the row keys, which a map query
-    does not need (one C-level iterator step per row)."""
+    does not need (one C-level iterator step per row until a long row is met)."""
+    slo, shi = longkeys.range_bounds(lo, hi)
     cur = txn.cursor(db=rows_db)
-    if not cur.set_range(vp + (lo or b"")):
+    if not cur.set_range(vp + (slo or b"")):
         return
     # vp is one byte: every row of this view sorts below the next byte value
-    if hi is None and vp[0] == 0xFF:
-        for k, v in cur.iternext():
+    stop = vp + shi if shi is not None else (bytes([vp[0] + 1]) if vp[0] != 0xFF else None)
+    limit = len(vp) + longkeys.PREFIX
+    it = cur.iternext()
+    long_row = None
+    if stop is None:
+        for k, v in it:
             if not k.startswith(vp):
                 return
+            if len(k) > limit:
+                long_row = (k, v)
+                break
             yield v
-        return
-    stop = vp + hi if hi is not None else bytes([vp[0] + 1])
-    for k, v in cur.iternext():
-        if k >= stop:
+    else:
+        for k, v in it:
+            if k >= stop:
+                return
+            if len(k) > limit:
+                long_row = (k, v)
+                break
+            yield v
+    if long_row is not None:
+        # from the first long row on, rows go through the ordering path
+        for _rk, raw in _in_order(_until(itertools.chain([long_row], it), vp, stop), lo, hi, False):
+            yield raw
+
+
+def _until(entries: Any, vp: bytes, stop: bytes | None):
+    n = len(vp)
+    for k, v in entries:
+        if stop is not None and k >= stop or not k.startswith(vp):
             return
-        yield v
+        yield k[n:], v
 
 
 def _reduce(index: Any, txn: Any, vi: int, lo: bytes | None, hi: bytes | None) -> tuple[int, Any]:
     """(row count, user partial) over [lo, hi)."""
     t = index.trees[vi]
-    if index.tree_valid(txn):
-        p = t.reduce_range(txn, lo, hi)
+    exact, edges = longkeys.split_range(lo, hi)
+    rows = _edge_rows(txn, index._rows, bytes([vi]), edges, lo, hi) if edges else []
+    if exact is None:
+        p = tree.combine(t.reducer, [], rows)
+    elif index.tree_valid(txn):
+        p = tree.combine(t.reducer, [t.reduce_range(txn, *exact)], rows)
     else:  # a bulk build in progress (stale read): reduce the rows directly
-        rows = [marshal.loads(v) for _k, v in _iter_rows(txn, index._rows, bytes([vi]), lo, hi, False)]
+        rows += [marshal.loads(v) for _k, v in _stored_rows(txn, index._rows, bytes([vi]), *exact, False)]
         p = tree.combine(t.reducer, [], rows)
     return p if p else (0, None)
 

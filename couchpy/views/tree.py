@@ -9,7 +9,9 @@ the row's own key, so inserting or deleting a row changes the block structure on
 an update recomputes the handful of blocks that contain changed rows, level by level.
 
 Storage: `tree` sub-database, key = view prefix + level byte + block start row key, value =
-marshal(partial), None for an empty block.
+marshal(partial), None for an empty block. Row keys here are the keys as stored in `rows`
+(`longkeys.ordered`, at most PREFIX + 16 bytes): the tree sums stored ranges, and query.py turns
+a range of full row keys into a stored range plus the rows of the groups at its edges.
 
 A range reduce over [lo, hi) descends from the top level: a block entirely inside the range
 contributes its stored partial, a block partly inside is opened one level down, and only the two
