@@ -41,11 +41,12 @@ def rev_hash(rev: str) -> str:
 
 
 def parse_rev(rev: object) -> tuple[int, str] | None:
-    """(pos, hash) of a well-formed revision string, else None."""
+    """(pos, hash) of a well-formed revision string, else None. The hash may be empty: CouchDB
+    stores a replicated `1-` as it is (PouchDB's suite sends one)."""
     if not isinstance(rev, str) or "-" not in rev:
         return None
     pos, _, h = rev.partition("-")
-    if not pos.isdigit() or not h or "\x00" in h or len(rev) > 200:
+    if not pos.isdigit() or "\x00" in h or len(rev) > 200:
         return None
     return int(pos), h
 
