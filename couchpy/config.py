@@ -41,7 +41,8 @@ DEFAULTS: dict[str, dict[str, str]] = {
 class Config:
     def __init__(self, path: Path | None = None):
         self.path = Path(path) if path else None
-        self._cp = configparser.ConfigParser(interpolation=None, strict=False)
+        # "=" only, as CouchDB reads its ini files: keys such as `hmac:_default` hold a colon
+        self._cp = configparser.ConfigParser(interpolation=None, strict=False, delimiters=("=",))
         self._cp.optionxform = str  # keys are case-sensitive (admin names)
         self.version = 0  # bumped on every change, so readers can cache derived values
         if self.path and self.path.exists():
@@ -80,7 +81,7 @@ class Config:
 
     def reload(self) -> None:
         """Read the file again (`POST /_node/_local/_config/_reload`)."""
-        fresh = configparser.ConfigParser(interpolation=None, strict=False)
+        fresh = configparser.ConfigParser(interpolation=None, strict=False, delimiters=("=",))
         fresh.optionxform = str
         if self.path and self.path.exists():
             fresh.read(self.path, encoding="utf-8")

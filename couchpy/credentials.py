@@ -14,15 +14,31 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import hmac
+import logging
+import re
 import time
+from collections.abc import Mapping
 
-from . import sessions, users
-from .errors import BadRequest, NotFound, Unauthorized
+from . import jwtauth, sessions, users
+from .errors import BadRequest, Forbidden, NotFound, Unauthorized
+from .lockout import LOCKED_REASON, Lockout
 from .passwords import salt_of, verify_password
 from .security import USERS_DB, UserCtx
 
+log = logging.getLogger("couchpy.auth")
+
 WRONG_PASSWORD = "Name or password is incorrect."
 _CACHE_MAX = 10000
+DEFAULT_HANDLERS = ("cookie", "default")
+_HANDLER_RE = re.compile(r"(jwt|proxy|cookie|default)_authentication_handler")
+_PROXY_HASHES = {"sha": hashlib.sha1, "sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha512": hashlib.sha512}
+
+
+def handler_names(raw: str | None) -> tuple[str, ...]:
+    """`[chttpd] authentication_handlers` as handler names, in order."""
+    found = tuple(_HANDLER_RE.findall(raw or ""))
+    return found or DEFAULT_HANDLERS
 
 
 class Credentials:
@@ -45,6 +61,8 @@ class Authenticator:
         self._headers: dict[str, tuple[str, str]] = {}
         self._admins: dict[str, str] = {}
         self._admins_version = -1
+        self.lockout = Lockout()
+        self._lockout_version = -1
 
     # ---- stored credentials ----
 
@@ -70,8 +88,35 @@ class Authenticator:
 
     # ---- passwords ----
 
-    async def verify(self, name: str, password: str) -> UserCtx | None:
-        """The user's context when the password is right (cached when right), else None."""
+    def _lockout_mode(self) -> str:
+        if self._lockout_version != self.config.version:
+            section = self.config.section("chttpd_auth_lockout")
+            self.lockout.threshold = _int(section.get("threshold"), 5)
+            self.lockout.max_lifetime_s = _int(section.get("max_lifetime"), 300000) / 1000
+            self.lockout.max_objects = _int(section.get("max_objects"), 10000)
+            self._lockout_version = self.config.version
+        return (self.config.get("chttpd_auth_lockout", "mode") or "enforce").strip()
+
+    def _refuse_if_locked(self, name: str, address: str) -> str:
+        mode = self._lockout_mode()
+        if mode == "enforce" and self.lockout.is_locked(name, address, time.monotonic()):
+            raise Forbidden(LOCKED_REASON)
+        return mode
+
+    async def verify(self, name: str, password: str, address: str = "") -> UserCtx | None:
+        """The user's context when the password is right (cached when right), else None.
+        A name and address locked out after repeated failures is refused (403) unchecked."""
+        mode = self._refuse_if_locked(name, address)
+        ctx = await self._check_password(name, password)
+        if ctx is None and mode in ("enforce", "warn"):
+            self.lockout.failed(name, address, time.monotonic())
+            if mode == "warn" and self.lockout.is_locked(name, address, time.monotonic()):
+                log.warning("repeated authentication failures for a user from %s", address)
+        elif ctx is not None:
+            self.lockout.succeeded(name, address)
+        return ctx
+
+    async def _check_password(self, name: str, password: str) -> UserCtx | None:
         creds = self.lookup(name)
         if creds is None:
             return None
@@ -86,7 +131,7 @@ class Authenticator:
         self._ok.add(key)
         return creds.ctx()
 
-    async def from_header(self, header: str | None) -> UserCtx | None:
+    async def from_header(self, header: str | None, address: str = "") -> UserCtx | None:
         """The user of an `Authorization: Basic` header; None when there is none, or it is not
         basic auth, or it is malformed without being invalid base64 (CouchDB then serves the
         request anonymously). A wrong password is 401."""
@@ -96,6 +141,7 @@ class Authenticator:
         if known is not None:
             creds = self.lookup(known[0])
             if creds is not None and creds.stored == known[1]:
+                self._refuse_if_locked(creds.name, address)
                 return creds.ctx()
         scheme, sep, value = header.partition(" ")
         if scheme != "Basic" or not sep:
@@ -107,13 +153,47 @@ class Authenticator:
         name, colon, password = decoded.decode("utf-8", "replace").partition(":")
         if not colon or (name, password) == ("_", "_"):
             return None
-        ctx = await self.verify(name, password)
+        ctx = await self.verify(name, password, address)
         if ctx is None:
             raise Unauthorized(WRONG_PASSWORD)
         creds = self.lookup(name)
         if creds is not None:
             self._remember(header, name, creds.stored)
         return ctx
+
+    # ---- JWT and proxy authentication ----
+
+    def from_bearer(self, header: str | None) -> UserCtx | None:
+        """The user of an `Authorization: Bearer <JWT>` header (None without one)."""
+        if not header or not header.startswith("Bearer "):
+            return None
+        return jwtauth.decode(header[len("Bearer "):].strip(), self.config.section("jwt_keys"),
+                              self.config.section("jwt_auth"), time.time())
+
+    def from_proxy(self, headers: Mapping[str, str]) -> UserCtx | None:
+        """The user a trusted proxy names in `X-Auth-CouchDB-UserName`/`-Roles`, its
+        `X-Auth-CouchDB-Token` the HMAC of the name by the shared secret (when
+        `[chttpd_auth] proxy_use_secret` is true). A wrong token is ignored, as CouchDB does."""
+        name = headers.get("X-Auth-CouchDB-UserName")
+        if not name:
+            return None
+        if _flag(self.config.get("chttpd_auth", "proxy_use_secret")):
+            token = headers.get("X-Auth-CouchDB-Token", "")
+            if not self._proxy_token_ok(name, token):
+                return None
+        roles = tuple(r.strip() for r in headers.get("X-Auth-CouchDB-Roles", "").split(",") if r.strip())
+        return UserCtx(name, roles)
+
+    def _proxy_token_ok(self, name: str, token: str) -> bool:
+        secret = self._secret()
+        if not secret or not token:
+            return False
+        algorithms = self.config.get("chttpd_auth", "hash_algorithms") or "sha256, sha"
+        for algo in (a.strip() for a in algorithms.split(",")):
+            digest = _PROXY_HASHES.get(algo)
+            if digest and hmac.compare_digest(hmac.new(secret.encode(), name.encode(), digest).hexdigest(), token):
+                return True
+        return False
 
     def _remember(self, header: str, name: str, stored: str) -> None:
         # The exact header of a verified request maps straight to its user (until the stored
@@ -145,3 +225,14 @@ class Authenticator:
             return None
         expires = sessions.check_token(self._secret(), creds.salt, token, int(time.time()))
         return None if expires is None else (creds.ctx(), expires)
+
+
+def _int(raw: str | None, default: int) -> int:
+    try:
+        return int(raw) if raw is not None else default
+    except ValueError:
+        return default
+
+
+def _flag(raw: str | None) -> bool:
+    return (raw or "").strip().lower() == "true"

@@ -22,7 +22,7 @@ from couchpy.errors import CouchError
 from couchpy.node import pinning_scope
 from couchpy.security import ANONYMOUS, Policy, UserCtx, authorize, route_family
 
-from couchpy.credentials import Authenticator
+from couchpy.credentials import Authenticator, handler_names
 from .responses import error_response
 from .security import users_db_read
 
@@ -82,22 +82,34 @@ async def couch_middleware(request: web.Request, handler):
 
 
 async def authenticate(request: web.Request) -> str | None:
-    """Set request["user_ctx"] (and request["user"], the name) from basic auth or an AuthSession
-    cookie. Returns the user whose cookie should be renewed (past half its life), if any."""
+    """Set request["user_ctx"] (and request["user"], the name) by the configured authentication
+    handlers (`[chttpd] authentication_handlers`, in order: the first that names a user wins).
+    Returns the user whose cookie should be renewed (past half its life), if any."""
     auth: Authenticator = request.app["auth"]
-    ctx = await auth.from_header(request.headers.get("Authorization"))
-    request["auth_method"] = "default" if ctx else None
+    header = request.headers.get("Authorization")
+    ctx: UserCtx | None = None
+    method = None
     refresh_for = None
-    if ctx is None:
-        token = request.cookies.get("AuthSession")
-        if token:
-            session = auth.check_cookie(token)
+    for name in handler_names(auth.config.get("chttpd", "authentication_handlers")):
+        if name == "jwt":
+            ctx = auth.from_bearer(header)
+        elif name == "proxy":
+            ctx = auth.from_proxy(request.headers)
+        elif name == "cookie":
+            token = request.cookies.get("AuthSession")
+            session = auth.check_cookie(token) if token else None
             if session is not None:
                 ctx, expires = session
-                request["auth_method"] = "cookie"
                 # past half its life, a used cookie is renewed (CouchDB renews before expiry too)
                 if expires - time.time() < auth.session_timeout / 2:
                     refresh_for = ctx.name
+        elif name == "default":
+            ctx = await auth.from_header(header, request.remote or "")
+        if ctx is not None:
+            method = name
+            break
+    request["auth_method"] = method
+    request["auth_handlers"] = handler_names(auth.config.get("chttpd", "authentication_handlers"))
     ctx = ctx or ANONYMOUS
     request["user_ctx"] = ctx
     request["user"] = ctx.name

@@ -21,7 +21,7 @@ async def session(request: web.Request) -> web.Response:
         "ok": True,
         "userCtx": ctx.as_json(),
         "info": {
-            "authentication_handlers": ["cookie", "default"],
+            "authentication_handlers": list(request["auth_handlers"]),
             **({"authenticated": request.get("auth_method") or "default"} if ctx.name else {}),
         },
     })
@@ -39,7 +39,7 @@ async def login(request: web.Request) -> web.Response:
     if not isinstance(name, str) or not isinstance(password, str):
         raise BadRequest("Request body must contain `name` and `password` strings.")
     auth: Authenticator = request.app["auth"]
-    ctx = await auth.verify(name, password)
+    ctx = await auth.verify(name, password, request.remote or "")
     token = auth.issue_cookie(name) if ctx is not None else None
     if ctx is None or token is None:
         raise Unauthorized(WRONG_PASSWORD)
