@@ -86,6 +86,23 @@ def _key_range(request: web.Request, body: dict | None, keys: list | None) -> tu
     return start, end
 
 
+def _names(db, prefix: str) -> list[str]:
+    """The live documents of a namespace: _design_docs counts design documents only
+    (couch_mrview get_total_rows); they are few."""
+    hi = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return [i.id for i in db.iter_docinfos(prefix, hi, False, False) if not i.deleted]
+
+
+def _keys(opts: dict, prefix: str | None) -> list:
+    """The `keys` a listing answers for, in answer order: reversed when descending, and for
+    _design_docs/_local_docs only those in the listing's namespace (CouchDB answers no row at
+    all, not even not_found, for the others)."""
+    keys = opts["keys"][::-1] if opts["descending"] else opts["keys"]
+    if prefix is None:
+        return keys
+    return [k for k in keys if isinstance(k, str) and k.startswith(prefix)]
+
+
 def _row(info, doc=None, include_docs=False) -> dict:
     row = {"id": info.id, "key": info.id, "value": {"rev": info.rev}}
     if include_docs:
@@ -98,8 +115,7 @@ def _query(db, opts: dict, prefix: str | None = None) -> dict:
     include_docs = opts["include_docs"]
     rows: list[dict] = []
     if opts["keys"] is not None:
-        keys = opts["keys"]
-        for key in keys:
+        for key in _keys(opts, prefix):
             info = db.get_docinfo(key) if isinstance(key, str) else None
             if info is None:
                 rows.append({"key": key, "error": "not_found"})
@@ -115,6 +131,8 @@ def _query(db, opts: dict, prefix: str | None = None) -> dict:
         rows = rows[skip:]
         if opts["limit"] is not None:
             rows = rows[: opts["limit"]]
+        if prefix is not None:
+            total = len(_names(db, prefix))
         result = {"total_rows": total, "offset": None, "rows": rows}
     else:
         start, end = opts["startkey"], opts["endkey"]
@@ -165,11 +183,9 @@ def _query(db, opts: dict, prefix: str | None = None) -> dict:
                 for row, doc in zip(rows, db.load_winner_fragments(winners)):
                     row["doc"] = doc
         if prefix is None:
-            offset = (db.count_live_before(start, descending) if start is not None else 0) + opts["skip"]
+            before = db.count_live_before(start, descending) if start is not None else 0
         else:
-            # _design_docs counts design documents only (couch_mrview get_total_rows); they are few
-            hi = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-            names = [i.id for i in db.iter_docinfos(prefix, hi, False, False) if not i.deleted]
+            names = _names(db, prefix)
             total = len(names)
             if start is None:
                 before = 0
@@ -177,7 +193,9 @@ def _query(db, opts: dict, prefix: str | None = None) -> dict:
                 before = sum(1 for n in names if n > start)
             else:
                 before = sum(1 for n in names if n < start)
-            offset = before + opts["skip"]
+        # a skip past the last row leaves the offset at the end (couch_mrview counts the rows
+        # it skipped, and there are no more than that)
+        offset = min(before + opts["skip"], total)
         result = {"total_rows": total, "offset": offset, "rows": rows}
     if opts["update_seq"]:
         result["update_seq"] = db.node.format_seq(db, db.update_seq)
@@ -216,7 +234,7 @@ async def _local_docs(request: web.Request) -> web.Response:
     opts = _options(request, body)
     if opts["keys"] is not None:
         rows = []
-        for key in opts["keys"]:
+        for key in _keys(opts, "_local/"):
             try:
                 doc = db.get_local(key)
                 rows.append({"id": key, "key": key, "value": {"rev": doc["_rev"]},
