@@ -22,24 +22,22 @@ consumed in bounded chunks, so bodies of any size pass through bounded memory.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
 
 from aiohttp import BodyPartReader, MultipartReader, web
 
 from couchpy import jsonutil
+from couchpy.attachments.mime import (  # noqa: F401 - the writing half, re-exported for handlers
+    AttachmentPart,
+    content_type_with_boundary,
+    new_boundary,
+    related_content_type,
+    related_length,
+    related_pieces,
+)
 from couchpy.errors import BadRequest
 
 READ_CHUNK = 256 * 1024
-
-
-def new_boundary() -> str:
-    return uuid.uuid4().hex
-
-
-def content_type_with_boundary(kind: str, boundary: str) -> str:
-    return f'multipart/{kind}; boundary="{boundary}"'
 
 
 def media_type(content_type: str | None) -> str:
@@ -112,68 +110,7 @@ class RelatedReader:
                 pass
 
 
-# ---- writing ----------------------------------------------------------------------------------
-@dataclass
-class AttachmentPart:
-    """One attachment body to send: `length` is the byte count of what `chunks` yields."""
-
-    name: str
-    content_type: str
-    length: int
-    encoding: str | None  # "gzip" when the bytes are sent encoded
-    chunks: Iterable[bytes]
-
-
-def _quote_filename(name: str) -> str:
-    return name.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def _part_head(att: AttachmentPart) -> bytes:
-    head = (
-        f'\r\nContent-Disposition: attachment; filename="{_quote_filename(att.name)}"'
-        f"\r\nContent-Type: {att.content_type}"
-        f"\r\nContent-Length: {att.length}"
-    )
-    if att.encoding and att.encoding != "identity":
-        head += f"\r\nContent-Encoding: {att.encoding}"
-    return (head + "\r\n\r\n").encode("utf-8")
-
-
-def related_length(boundary: str, json_bytes: bytes, atts: list[AttachmentPart]) -> int:
-    """Exact byte count of related_pieces(...), so a response can carry Content-Length."""
-    if not atts:
-        return len(json_bytes)
-    b = len(boundary.encode())
-    total = 2 + b + len(b"\r\nContent-Type: application/json\r\n\r\n") + len(json_bytes) + 4 + b
-    for att in atts:
-        total += len(_part_head(att)) + att.length + 4 + b
-    return total + 2
-
-
-def related_content_type(boundary: str, atts: list[AttachmentPart]) -> str:
-    """A document without attachment bodies is sent as plain JSON, as CouchDB does."""
-    return content_type_with_boundary("related", boundary) if atts else "application/json"
-
-
-def related_pieces(boundary: str, json_bytes: bytes, atts: list[AttachmentPart]) -> Iterator[bytes]:
-    """The multipart/related body, piece by piece (attachment bytes are not buffered)."""
-    if not atts:
-        yield json_bytes
-        return
-    bnd = boundary.encode()
-    yield b"--" + bnd + b"\r\nContent-Type: application/json\r\n\r\n" + json_bytes + b"\r\n--" + bnd
-    for att in atts:
-        yield _part_head(att)
-        sent = 0
-        for chunk in att.chunks:
-            sent += len(chunk)
-            yield chunk
-        if sent != att.length:
-            raise RuntimeError(f"attachment {att.name}: sent {sent} bytes, announced {att.length}")
-        yield b"\r\n--" + bnd
-    yield b"--"
-
-
+# ---- writing: see couchpy.attachments.mime (shared with the replicator) ------------------------
 def byteranges_pieces(
     boundary: str, content_type: str, total: int, ranges: list[tuple[int, int]], read
 ) -> Iterator[bytes]:

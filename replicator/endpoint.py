@@ -9,16 +9,23 @@ behave the same. Sequences are opaque values handed back as `since`.
     changes(since, limit, ...)     {"results": [{"seq", "id", "changes": [{"rev"}], "deleted"?}],
                                     "last_seq", "pending"?}   (style=all_docs: every leaf)
     revs_diff({id: [rev]})         {id: {"missing": [...], "possible_ancestors": [...]}}
-    bulk_get([{"id","rev","atts_since"?}])   [doc with _revisions (and _attachments data)]
+    bulk_get([{"id","rev","atts_since"?}], attachments)
+                                   [doc with _revisions (attachment data inline, or stubs)]
     bulk_docs(docs)                rows of the documents NOT written (new_edits=false)
+    open_revs_stream(id, revs, atts_since)   revisions with their attachment bodies streamed
+                                   (see replicator.attachments)
+    write_doc(doc, parts)          one revision with its bodies (new_edits=false): None or the
+                                   failure row
     get_local(id) / put_local(id, body)      checkpoint documents (`_local/<id>`)
     close()
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
+from .attachments import RevisionWithBodies
 from .errors import PermanentError
 from .http_endpoint import HttpEndpoint
 from .local_endpoint import LocalEndpoint
@@ -42,9 +49,11 @@ class Endpoint(Protocol):
         query_params: dict[str, Any] | None = None,
     ) -> dict[str, Any]: ...
     async def revs_diff(self, revs: dict[str, list[str]]) -> dict[str, Any]: ...
-    async def bulk_get(self, reqs: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
+    async def bulk_get(self, reqs: list[dict[str, Any]], attachments: bool = True) -> list[dict[str, Any]]: ...
     async def bulk_docs(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
     async def get_design(self, ddoc_id: str) -> dict[str, Any] | None: ...  # None when missing
+    def open_revs_stream(self, docid: str, revs: list[str], atts_since: list[str]) -> AsyncIterator[RevisionWithBodies]: ...
+    async def write_doc(self, doc: dict[str, Any], parts: list[Any]) -> dict[str, Any] | None: ...
     async def get_local(self, local_id: str) -> dict[str, Any] | None: ...
     async def put_local(self, local_id: str, body: dict[str, Any]) -> None: ...
     async def close(self) -> None: ...

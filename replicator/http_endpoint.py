@@ -16,19 +16,23 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import aiohttp
 
 from couchpy import jsonutil
+from couchpy.attachments.mime import new_boundary, related_apieces, related_content_type, related_length
 from couchpy.errors import BadRequest
 
+from .attachments import RevisionWithBodies, needs_data, part_for
 from .errors import AuthError, DbNotFound, PermanentError, TransientError
 
 log = logging.getLogger("couchpy.replicator")
 
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+READ_CHUNK = 256 * 1024  # bytes of an attachment body read at a time
 
 
 class HttpEndpoint:
@@ -192,10 +196,12 @@ class HttpEndpoint:
         _, out = await self.request("POST", "/_revs_diff", body=revs)
         return out or {}
 
-    async def bulk_get(self, reqs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def bulk_get(self, reqs: list[dict[str, Any]], attachments: bool = True) -> list[dict[str, Any]]:
+        """The revisions asked for, with `_revisions`; attachment bodies inline (base64) when
+        `attachments`, else stubs (the job then streams what the target lacks, see open_revs_stream)."""
         if not reqs:
             return []
-        params = {"revs": "true", "latest": "true", "attachments": "true"}
+        params = {"revs": "true", "latest": "true", "attachments": "true" if attachments else "false"}
         if not self._no_bulk_get:
             try:
                 _, out = await self.request("POST", "/_bulk_get", params=params, body={"docs": reqs}, accept_status=(400, 405, 501))
@@ -205,25 +211,25 @@ class HttpEndpoint:
                         for item in result.get("docs") or []:
                             if isinstance(item.get("ok"), dict):
                                 docs.append(item["ok"])
-                    return await self._complete_attachments(docs, reqs)
+                    return await self._complete_attachments(docs, reqs) if attachments else docs
             except DbNotFound:
                 await self.info()  # the database is there: _bulk_get itself is unknown
             log.info("%s has no usable _bulk_get; falling back to GET open_revs", self.display)
             self._no_bulk_get = True
-        return await self._open_revs(reqs)
+        return await self._open_revs(reqs, attachments)
 
     async def _complete_attachments(self, docs: list[dict[str, Any]], reqs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Refetch (GET open_revs) the docs whose _bulk_get answer left out attachment data the
         target needs: a server may ignore `attachments=true` on _bulk_get."""
         since = {r["id"]: r.get("atts_since") or [] for r in reqs}
-        lacking = [d for d in docs if _needs_data(d, since.get(d.get("_id"), []))]
+        lacking = [d for d in docs if needs_data(d, since.get(d.get("_id"), []))]
         if not lacking:
             return docs
         ids = {d["_id"] for d in lacking}
         refetched = await self._open_revs([r for r in reqs if r["id"] in ids])
         return [d for d in docs if d.get("_id") not in ids] + refetched
 
-    async def _open_revs(self, reqs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def _open_revs(self, reqs: list[dict[str, Any]], attachments: bool = True) -> list[dict[str, Any]]:
         by_id: dict[str, list[dict[str, Any]]] = {}
         for r in reqs:
             by_id.setdefault(r["id"], []).append(r)
@@ -234,10 +240,10 @@ class HttpEndpoint:
                 "open_revs": jsonutil.dumps([i["rev"] for i in items]).decode(),
                 "revs": "true",
                 "latest": "true",
-                "attachments": "true",
+                "attachments": "true" if attachments else "false",
             }
             ancestors = sorted({a for i in items for a in i.get("atts_since") or []})
-            if ancestors:
+            if ancestors and attachments:  # atts_since would imply attachments=true
                 params["atts_since"] = jsonutil.dumps(ancestors).decode()
             async with sem:
                 try:
@@ -248,6 +254,86 @@ class HttpEndpoint:
 
         results = await asyncio.gather(*(one(d, items) for d, items in by_id.items()))
         return [doc for part in results for doc in part]
+
+    async def open_revs_stream(self, docid: str, revs: list[str], atts_since: list[str]) -> AsyncIterator[RevisionWithBodies]:
+        """The revisions (latest=true) with the attachment bodies the target lacks, read as
+        CouchDB's replicator reads them: `GET open_revs` answered as multipart/mixed, one
+        multipart/related part per revision, bodies in their stored encoding. Each revision's
+        bodies must be consumed, in order, before the next revision is asked for."""
+        params = {
+            "open_revs": jsonutil.dumps(revs).decode(),
+            "revs": "true",
+            "latest": "true",
+            "attachments": "true",
+            "att_encoding_info": "true",
+        }
+        if atts_since:
+            params["atts_since"] = jsonutil.dumps(sorted(set(atts_since))).decode()
+        path = "/" + _doc_path(docid)
+        try:
+            async with self._sess().get(self.base + path, params=params,
+                                        headers={"Accept": "multipart/mixed"}) as resp:
+                if resp.status >= 400:
+                    self._raise_for(resp.status, await resp.read(), "GET", path)
+                if _media(resp.headers.get("Content-Type")) != "multipart/mixed":
+                    # a server that answers JSON anyway: bodies inline, nothing follows
+                    for row in jsonutil.loads(await resp.read()) or []:
+                        if isinstance(row, dict) and isinstance(row.get("ok"), dict):
+                            yield row["ok"], []
+                    return
+                reader = aiohttp.MultipartReader(resp.headers, resp.content)
+                while True:
+                    part = await reader.next()
+                    if part is None:
+                        return
+                    if isinstance(part, aiohttp.MultipartReader):
+                        yield await _related_revision(part)
+                        await part.release()  # whatever the consumer left unread
+                        continue
+                    doc = jsonutil.loads(await part.read())
+                    if isinstance(doc, dict) and "_id" in doc and "_rev" in doc:
+                        yield doc, []
+        except (TimeoutError, aiohttp.ClientError, ConnectionError, OSError) as exc:
+            raise TransientError(f"{type(exc).__name__} reading {docid} from {self.display}: {exc}") from exc
+
+    async def write_doc(self, doc: dict[str, Any], parts: list[Any]) -> dict[str, Any] | None:
+        """Write one revision with `new_edits=false`; with attachment bodies as multipart/related,
+        streamed with a Content-Length known in advance. None when written, else the failure row
+        (as `_bulk_docs` lists them). Not retried here: the bodies are read once."""
+        path = "/" + _doc_path(doc["_id"])
+        body = jsonutil.dumps(doc)
+        boundary = new_boundary()
+        headers = {"Content-Type": related_content_type(boundary, parts), "Accept": "application/json",
+                   "Content-Length": str(related_length(boundary, body, parts))}
+        data: Any = related_apieces(boundary, body, parts) if parts else body
+        try:
+            async with self._sess().put(self.base + path, params={"new_edits": "false"}, data=data,
+                                        headers=headers) as resp:
+                raw = await resp.read()
+                status = resp.status
+        except (TimeoutError, aiohttp.ClientError, ConnectionError, OSError) as exc:
+            raise TransientError(f"{type(exc).__name__} writing {doc['_id']} to {self.display}: {exc}") from exc
+        if status < 400:
+            return None
+        if status in (401, 404) or status == 429 or status >= 500:
+            self._raise_for(status, raw, "PUT", path)
+        try:
+            reply = jsonutil.loads(raw)
+        except BadRequest:
+            reply = {}
+        reply = reply if isinstance(reply, dict) else {}
+        return {"id": doc["_id"], "rev": doc.get("_rev"), "error": reply.get("error", str(status)),
+                "reason": reply.get("reason", "")}
+
+    def _raise_for(self, status: int, raw: bytes, method: str, path: str) -> None:
+        where = f"{method} {self.display}{path.lstrip('/')}: {_reason(raw)}"
+        if status in (401, 403):
+            raise AuthError(f"{status} from {where}", status=status)
+        if status == 404:
+            raise DbNotFound(where, status=404)
+        if status == 429 or status >= 500:
+            raise TransientError(f"{status} from {where}")
+        raise PermanentError(f"{status} from {where}", status=status)
 
     async def bulk_docs(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if not docs:
@@ -284,19 +370,31 @@ class HttpEndpoint:
         raise TransientError(f"checkpoint {local_id} kept conflicting on {self.display}")
 
 
-def _needs_data(doc: dict[str, Any], atts_since: list[str]) -> bool:
-    atts = doc.get("_attachments")
-    if not isinstance(atts, dict) or not atts:
-        return False
-    known = 0
-    for rev in atts_since:
-        head = rev.split("-", 1)[0] if isinstance(rev, str) else ""
-        if head.isdigit():
-            known = max(known, int(head))
-    return any(
-        isinstance(a, dict) and a.get("stub") and not (isinstance(a.get("revpos"), int) and a["revpos"] <= known)
-        for a in atts.values()
-    )
+async def _related_revision(related: aiohttp.MultipartReader) -> RevisionWithBodies:
+    """One multipart/related part of an open_revs reply: the JSON, then lazy bodies in order."""
+    head = await related.next()
+    if head is None or isinstance(head, aiohttp.MultipartReader):
+        raise TransientError("multipart revision without its JSON part")
+    doc = jsonutil.loads(await head.read())
+    atts = doc.get("_attachments") or {}
+    parts = [part_for(name, e, _next_body(related, name)) for name, e in atts.items()
+             if isinstance(e, dict) and e.get("follows")]
+    return doc, parts
+
+
+async def _next_body(related: aiohttp.MultipartReader, name: str) -> AsyncIterator[bytes]:
+    body = await related.next()
+    if body is None or isinstance(body, aiohttp.MultipartReader):
+        raise TransientError(f"attachment {name} is missing from the multipart reply")
+    while True:
+        chunk = await body.read_chunk(READ_CHUNK)
+        if not chunk:
+            return
+        yield chunk
+
+
+def _media(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
 
 
 def _reason(raw: bytes) -> str:

@@ -6,9 +6,11 @@
     3. read the source's changes (style=all_docs) from there, in batches; continuous jobs then keep
        long-polling for more
     4. per batch (several batches in flight, `worker_processes` workers): ask the target which
-       revisions it lacks (`_revs_diff`), fetch those with their history and attachments
-       (`_bulk_get` revs=true&latest=true, `atts_since` = the target's possible ancestors, so
-       attachments it already holds are not sent again), write them with `new_edits=false`
+       revisions it lacks (`_revs_diff`), fetch those with their history (`_bulk_get`
+       revs=true&latest=true, attachment stubs) and write them with `_bulk_docs` new_edits=false;
+       a revision naming attachments the target may lack (newer than its possible ancestors) is
+       fetched again as multipart `open_revs` with `atts_since` and written as a multipart/related
+       `PUT ?new_edits=false`, bodies streamed from source to target (replicator.attachments)
     5. checkpoint both sides every `checkpoint_interval` ms and at the end, claiming only the
        sequence up to which every batch is done (see batching.CompletionTracker)
 
@@ -28,6 +30,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from . import repid
+from .attachments import needs_data
 from .batching import CompletionTracker
 from .checkpoint import LOWEST_SEQ, checkpoint_doc, compare_logs
 from .endpoint import Endpoint
@@ -275,15 +278,30 @@ class Replication:
         if not reqs:
             return
         self.stats.missing_found += len(reqs)
-        docs = await self.source.bulk_get(reqs)
+        # Stubs first; revisions naming attachments the target lacks then travel one by one as
+        # multipart, their bodies streamed (see replicator.attachments).
+        docs = await self.source.bulk_get(reqs, attachments=False)
         self.stats.docs_read += len(docs)
         if not docs:
             return
-        failures = await self._write(docs)
+        since = {r["id"]: r.get("atts_since") or [] for r in reqs}
+        heavy = [d for d in docs if needs_data(d, since.get(d.get("_id"), []))]
+        light = [d for d in docs if not needs_data(d, since.get(d.get("_id"), []))]
+        failures = await self._write(light) if light else []
+        for d in heavy:
+            failures += await self._write_with_bodies(d["_id"], d["_rev"], since.get(d["_id"], []))
         for row in failures:
             log.warning("replication %s: %s not written: %s %s", self.rep_id, row.get("id"), row.get("error"), row.get("reason"))
         self.stats.doc_write_failures += len(failures)
         self.stats.docs_written += len(docs) - len(failures)
+
+    async def _write_with_bodies(self, docid: str, rev: str, atts_since: list[str]) -> list[dict[str, Any]]:
+        failures = []
+        async for doc, parts in self.source.open_revs_stream(docid, [rev], atts_since):
+            row = await self.target.write_doc(doc, parts)
+            if row is not None:
+                failures.append(row)
+        return failures
 
     async def _write(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """bulk_docs, splitting the batch when the target refuses it as too large (413), as

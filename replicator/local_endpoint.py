@@ -9,13 +9,19 @@ accepted too.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 from couchpy.attachments import hooks
+from couchpy.attachments.access import blobs_for
+from couchpy.attachments.blobstore import aiter_pieces
+from couchpy.attachments.mime import AttachmentPart
+from couchpy.attachments.render import render
 from couchpy.changes import ChangesOptions, collect
 from couchpy.errors import CouchError, NotFound, PreconditionFailed
 from couchpy.mango.selector import compile_selector
 
+from .attachments import RevisionWithBodies
 from .errors import DbNotFound, PermanentError
 
 
@@ -103,7 +109,7 @@ class LocalEndpoint:
     async def revs_diff(self, revs: dict[str, list[str]]) -> dict[str, Any]:
         return self._db().revs_diff(revs) if revs else {}
 
-    async def bulk_get(self, reqs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def bulk_get(self, reqs: list[dict[str, Any]], attachments: bool = True) -> list[dict[str, Any]]:
         db = self._db()
         by_id: dict[str, list[str]] = {}
         since: dict[str, list[str]] = {}
@@ -116,8 +122,29 @@ class LocalEndpoint:
         for docid, revs in by_id.items():
             for row in db.open_revs(docid, revs, latest=True, with_revs=True):
                 if "ok" in row:
-                    docs.append(_inline_attachments(db, row["ok"], since.get(docid)))
+                    docs.append(_inline_attachments(db, row["ok"], since.get(docid)) if attachments else row["ok"])
         return docs
+
+    async def open_revs_stream(self, docid: str, revs: list[str], atts_since: list[str]) -> AsyncIterator[RevisionWithBodies]:
+        """As HttpEndpoint.open_revs_stream, straight from the blob store (stored encoding)."""
+        db = self._db()
+        blobs = blobs_for(db)
+        for row in db.open_revs(docid, revs, latest=True, with_revs=True):
+            if "ok" not in row:
+                continue
+            doc, followers = render(db, row["ok"], attachments=True, atts_since=atts_since or None, follows=True)
+            yield doc, [AttachmentPart(f.name, f.content_type, f.meta.encoded_length, f.meta.encoding,
+                                       aiter_pieces(blobs.iter_stored(f.meta))) for f in followers]
+
+    async def write_doc(self, doc: dict[str, Any], parts: list[AttachmentPart]) -> dict[str, Any] | None:
+        """Write one revision with new_edits=false, its bodies streamed into the blob store."""
+        try:
+            await self._db().put(doc, new_edits=False, followers={p.name: p.chunks for p in parts})
+        except DbNotFound:
+            raise
+        except CouchError as exc:
+            return {"id": doc.get("_id"), "rev": doc.get("_rev"), "error": exc.error, "reason": exc.reason}
+        return None
 
     async def bulk_docs(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if not docs:

@@ -45,6 +45,14 @@ async def test_replicas_identical(server, couchdb, driver_name, direction):
     assert want["doc-021"]["att:note.txt"] == (200, TEXT)
     # _local documents never travel
     assert (await req(target, "GET", f"/{tgt}/_local/keep"))[0] == 404
+    if driver_name == "couchpy":
+        # couchpy's replicator moves attachment bodies as CouchDB's does: multipart/mixed
+        # open_revs from the source, multipart/related PUT ?new_edits=false to the target
+        log = (couchdb.dir / "couch.log").read_text(errors="replace")
+        if target is couchdb:
+            assert f"PUT /{tgt}/doc-020?new_edits=false 201" in log
+        else:
+            assert f"GET /{src}/doc-020?open_revs=" in log and "att_encoding_info=true" in log
 
     # Incremental: new attachment revisions on the source, only those travel again.
     st, doc = await req(source, "GET", f"/{src}/doc-022")

@@ -99,10 +99,10 @@ async def test_resume_from_checkpoint_after_cancel(node):
         await task
     first_written = rep.stats.docs_written
     assert first_written < 1000
+    await asyncio.sleep(0.3)  # a write submitted before the cancel still commits: let it land
     # A checkpoint may have been cut between its two writes: the resume point is what the two
     # sides agree on (same session: the source's record, written last).
     checkpointed, _ = compare_logs(a.get_local("_local/" + rep.base_id), node.get_db("b").get_local("_local/" + rep.base_id))
-    await asyncio.sleep(0.3)  # a write submitted before the cancel still commits: let it land
     present = node.get_db("b").info()["doc_count"]
     assert present >= first_written and present >= checkpointed
     rep2, res = await replicate(node, "a", "b", worker_batch_size=50)
