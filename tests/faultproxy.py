@@ -4,6 +4,8 @@ Sits between a client (the replicator) and a real server on loopback and, per it
   - `cut_prob`: a connection is cut after a random number of bytes of server->client traffic
     (in `cut_range`), i.e. mid-response;
   - `error_prob`: a request is answered `500` (with `Connection: close`) instead of forwarded;
+  - `upload_cut_prob`: a request is cut mid-upload: only part of its bytes reach the server,
+    then both connections are aborted (a request body the server must not half-apply);
   - `delay`: seconds of latency added to every forwarded chunk;
   - `refuse`: new connections are closed at once (a peer that is down).
 Decisions come from a seeded random generator; counters say how many faults were injected.
@@ -32,11 +34,13 @@ class FaultProxy:
         self.cut_prob = 0.0
         self.cut_range = (200, 20000)
         self.error_prob = 0.0
+        self.upload_cut_prob = 0.0
         self.delay = 0.0
         self.refuse = False
         self.connections = 0
         self.cuts = 0
         self.errors = 0
+        self.upload_cuts = 0
         self.requests = 0
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.base_events.Server | None = None
@@ -67,7 +71,7 @@ class FaultProxy:
             setattr(self, k, v)
 
     def calm(self) -> None:
-        self.set(cut_prob=0.0, error_prob=0.0, delay=0.0, refuse=False)
+        self.set(cut_prob=0.0, error_prob=0.0, upload_cut_prob=0.0, delay=0.0, refuse=False)
 
     def stop(self) -> None:
         async def _stop() -> None:
@@ -99,6 +103,7 @@ class FaultProxy:
         self._writers |= {cwriter, swriter}
         budget = self.rnd.randint(*self.cut_range) if self.rnd.random() < self.cut_prob else None
         done = asyncio.Event()
+        cut_up = asyncio.Event()
 
         async def up() -> None:
             try:
@@ -110,6 +115,12 @@ class FaultProxy:
                             # Swallow the request, answer 500 and close, as a failing server would.
                             cwriter.write(_ERROR)
                             await cwriter.drain()
+                            break
+                        if len(data) > 1 and self.rnd.random() < self.upload_cut_prob:
+                            self.upload_cuts += 1
+                            cut_up.set()
+                            swriter.write(data[: self.rnd.randint(1, len(data) - 1)])
+                            await swriter.drain()
                             break
                     swriter.write(data)
                     await swriter.drain()
@@ -142,7 +153,7 @@ class FaultProxy:
             t.cancel()
         for w in (cwriter, swriter):
             try:
-                w.transport.abort() if budget is not None else w.close()
+                w.transport.abort() if budget is not None or cut_up.is_set() else w.close()
             except Exception:  # noqa: BLE001 - already closed
                 pass
             self._writers.discard(w)

@@ -1,4 +1,4 @@
-"""npm PouchDB's live two-way sync with couchpy (issue 4: "incl. sync live")."""
+"""npm PouchDB's live two-way sync with couchpy (continuous, both directions)."""
 
 from __future__ import annotations
 

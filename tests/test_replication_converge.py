@@ -1,28 +1,41 @@
 """Convergence between three real servers: random edit scripts (creates, edits, deletions,
-resurrections, concurrent edits becoming conflicts) interleaved with replications, then replication
-in every direction until nothing moves; every document must then have the same revision tree,
-bodies, winner and conflicts on all three."""
+resurrections, concurrent edits becoming conflicts) interleaved with replications that go through
+fault-injecting proxies (responses cut mid-way, requests cut mid-upload, 500s), then replication
+in every direction, without faults, until nothing moves; every document must then have the same
+revision tree, bodies, winner and conflicts on all three.
+
+CONVERGE_EXAMPLES sets the number of random scripts (a longer run: CONVERGE_EXAMPLES=200).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.faultproxy import FaultProxy
 from tests.serverproc import CouchpyServer
 from tests.test_replication_http import all_revs, req
 
 N = 3
+EXAMPLES = int(os.environ.get("CONVERGE_EXAMPLES", "12"))
+FAULTS = {"cut_prob": 0.3, "cut_range": (20, 800), "error_prob": 0.2, "upload_cut_prob": 0.2}
 
 
 @pytest.fixture(scope="module")
 def trio(tmp_path_factory):
     root = tmp_path_factory.mktemp("trio")
     servers = [CouchpyServer(root, name=f"n{i}").start() for i in range(N)]
+    proxies = [FaultProxy(s.port, seed=i).start() for i, s in enumerate(servers)]
+    for s, p in zip(servers, proxies):
+        s.proxy = p  # type: ignore[attr-defined]
     yield servers
+    for p in proxies:
+        p.stop()
     for s in servers:
         s.stop()
 
@@ -36,15 +49,24 @@ op = st.one_of(
 
 
 @given(st.lists(op, min_size=1, max_size=14))
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_three_servers_converge(trio, script):
     asyncio.run(_run(trio, script))
 
 
-async def _replicate(servers, db, via, src, tgt):
+def _url(srv, db, faulty: bool) -> str:
+    if not faulty:
+        return f"{srv.url}/{db}"
+    return f"http://{srv.user}:{srv.password}@127.0.0.1:{srv.proxy.port}/{db}"
+
+
+async def _replicate(servers, db, via, src, tgt, faulty=False):
     s, t = servers[src], servers[tgt]
-    st_, res = await req(servers[via], "POST", "/_replicate", {"source": f"{s.url}/{db}", "target": f"{t.url}/{db}"})
+    body = {"source": _url(s, db, faulty and via != src), "target": _url(t, db, faulty and via != tgt),
+            "retries_per_request": 30}
+    st_, res = await req(servers[via], "POST", "/_replicate", body)
     assert st_ == 200, res
+    assert res["history"][0]["doc_write_failures"] == 0, res
     return 0 if res.get("no_changes") else res["history"][0]["docs_written"]
 
 
@@ -53,6 +75,7 @@ async def _run(servers, script):
     for s in servers:
         st_, _ = await req(s, "PUT", f"/{db}")
         assert st_ == 201
+        s.proxy.set(**FAULTS)
     n = 0
     for kind, a, b in script:
         n += 1
@@ -71,8 +94,12 @@ async def _run(servers, script):
                 st_, out = await req(srv, "DELETE", f"/{db}/{docid}", rev=cur["_rev"])
                 assert st_ == 200, out
         elif a != b:
-            # push: the source's server runs it; pull: the target's server does
-            await _replicate(servers, db, a if kind == "push" else b, a, b)
+            # push: the source's server runs it; pull: the target's server does; the remote
+            # side is reached through its fault proxy
+            await _replicate(servers, db, a if kind == "push" else b, a, b, faulty=True)
+    for s in servers:
+        s.proxy.calm()
+    print("faults injected so far:", [(p.cuts, p.upload_cuts, p.errors) for p in (s.proxy for s in servers)])
     for _ in range(4):
         moved = 0
         for x in range(N):
