@@ -126,6 +126,8 @@ def _query(db, opts: dict, prefix: str | None = None) -> dict:
                 rows.append(row)
             else:
                 doc = db.load_docs([info], opts["conflicts"])[0] if include_docs else None
+                if doc and opts["attachments"] and doc.get("_attachments"):
+                    doc = att_hooks.inline_data(db, doc)
                 rows.append(_row(info, doc, include_docs))
         skip = opts["skip"]
         rows = rows[skip:]

@@ -230,7 +230,11 @@ def routes_list() -> list:
     async def bare_local(request: web.Request) -> web.Response:
         raise BadRequest("Invalid _local document id.")
 
+    async def local_attachment(request: web.Request) -> web.Response:
+        raise BadRequest("_local documents do not accept attachments.")
+
     out.append(web.route("*", "/{db}/_local/", bare_local))
+    out.append(web.route("*", "/{db}/_local/{ldoc}/{att:.+}", local_attachment))
     return out
 
 

@@ -63,3 +63,39 @@ async def test_key_ranges_and_keys(client, couch_client):
     assert theirs['key="2"&keys=["1"]'] == (200, 4, None, [("1", "1", None)])
     assert theirs[('key="3"', str({"keys": ["2"]}))] == (400, INCOMPATIBLE)
     assert {q: v for q, v in ours.items() if v != theirs[q]} == {}
+
+
+async def test_keys_with_attachments_inline_their_data(client, couch_client):
+    async def scenario(call, db):
+        att = {"t.txt": {"content_type": "text/plain", "data": "aGVsbG8="}}
+        await call("PUT", f"/{db}/a", {"_attachments": att})
+        await call("PUT", f"/{db}/b", {})
+        out = []
+        for query in ({"include_docs": True, "attachments": True}, {"include_docs": True}):
+            status, body = await call("POST", f"/{db}/_all_docs", {"keys": ["a", "b", "c"]}, **query)
+            for row in body["rows"]:
+                row.pop("value", None)
+                if row.get("doc"):
+                    del row["doc"]["_rev"]
+                    for stub in row["doc"].get("_attachments", {}).values():
+                        del stub["digest"]  # CouchDB digests the gzip stream it stores
+            out.append((status, body["rows"]))
+        return out
+
+    ours, theirs = await on_both(client, couch_client, scenario)
+    assert theirs[0][1][0]["doc"]["_attachments"]["t.txt"]["data"] == "aGVsbG8="
+    assert theirs[1][1][0]["doc"]["_attachments"]["t.txt"]["stub"] is True
+    assert ours == theirs
+
+
+async def test_local_documents_have_no_attachments(client, couch_client):
+    async def scenario(call, db):
+        att = {"foo.txt": {"content_type": "text/plain", "data": "aGVsbG8="}}
+        await call("PUT", f"/{db}/_local/bin_doc", {"_attachments": att})
+        return [await call(method, f"/{db}/_local/{path}")
+                for method, path in (("GET", "bin_doc/foo.txt"), ("GET", "bin_doc/bar.txt"),
+                                     ("GET", "nodoc/foo.txt"), ("DELETE", "bin_doc/foo.txt"))]
+
+    ours, theirs = await on_both(client, couch_client, scenario)
+    assert theirs[0] == (400, {"error": "bad_request", "reason": "_local documents do not accept attachments."})
+    assert ours == theirs
