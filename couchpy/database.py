@@ -331,6 +331,7 @@ class Database:
                 if not isinstance(revs, list):
                     raise BadRequest("revs must be a list")
                 if not all(revtree.parse_rev(r) for r in revs):
+                    # CouchDB parses every revision first (a non-string one crashes it: 500)
                     raise BadRequest("Invalid rev format")
                 info = self.get_docinfo(docid, txn)
                 tree = info.tree if info else {}

@@ -62,6 +62,9 @@ def _limit(request: web.Request) -> int | None:
 
 def _options(request: web.Request, body: dict, db) -> ChangesOptions:
     q = request.query
+    interval = q.get("seq_interval")
+    if interval is not None and not (interval.isdigit() and int(interval) > 0):
+        raise BadRequest("invalid_seq_interval")
     style = q.get("style", "main_only")
     if style not in ("main_only", "all_docs"):
         raise BadRequest("Invalid `style` parameter")

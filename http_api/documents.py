@@ -68,7 +68,7 @@ async def get_doc(request: web.Request) -> web.StreamResponse:
         if open_revs == "all":
             wanted = "all"
         else:
-            wanted = params.json_value(request, "open_revs", plain_decode=True)
+            wanted = params.json_value(request, "open_revs")
             if not isinstance(wanted, list) or not all(isinstance(r, str) for r in wanted):
                 raise BadRequest("Invalid rev format")
         results = db.open_revs(docid, wanted, latest=opts["latest"], with_revs=opts["revs"])
@@ -151,20 +151,22 @@ async def put_doc(request: web.Request) -> web.Response:
 async def delete_doc(request: web.Request) -> web.Response:
     db = get_db(request)
     docid = docid_of(request)
-    rev = params.request_rev(request)
     if docid.startswith("_local/"):
+        rev = params.request_rev(request)
         # local documents keep no revisions: any rev, or none, deletes one that exists
         if rev is not None and revtree.parse_rev(rev) is None:
             raise BadRequest("Invalid rev format")
         db.get_local(docid)  # 404 when missing
         result = await db.put({"_id": docid, "_deleted": True})
         return json_response(result, status=200, headers={"ETag": f'"{result["rev"]}"'})
-    # chttpd_db opens the current document first: missing or deleted answers 404
+    # chttpd_db opens the current document first: missing or deleted answers 404, before any
+    # revision given is looked at
     info = db.get_docinfo(docid)
     if info is None:
         raise NotFound("missing")
     if info.deleted:
         raise NotFound("deleted")
+    rev = params.request_rev(request)
     if rev is None:
         raise Conflict()
     batch = request.query.get("batch") == "ok"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from couchpy.errors import UnsupportedMediaType
+from couchpy.errors import CouchError, UnsupportedMediaType
 from couchpy.mango import find as mango_find
 from couchpy.mango import indexes
 
@@ -25,8 +25,14 @@ def _require_json(request: web.Request) -> None:
 async def list_indexes(request: web.Request) -> web.Response:
     db = get_db(request)
     defs = [i.json() for i in indexes.list_indexes(db)]
-    skip = params.integer(request, "skip", 0) or 0
-    limit = params.integer(request, "limit")
+    try:
+        skip = params.integer(request, "skip", 0) or 0
+        limit = params.integer(request, "limit")
+    except CouchError:
+        limit = skip = -1
+    if limit is not None and limit < 1 or skip < 0:
+        # CouchDB answers these with a 500 carrying this error; they are the client's to fix
+        raise CouchError("Index parameter ranges: limit > 1, skip > 0", "invalid_list_index_params", 400)
     shown = defs[skip:] if limit is None else defs[skip:skip + limit]
     return json_response({"total_rows": len(defs), "indexes": shown})
 

@@ -161,15 +161,16 @@ async def create_index(db: Any, body: dict) -> dict:
 
 async def delete_index(db: Any, ddoc: str, itype: str, name: str) -> dict:
     ddoc_id = ddoc if ddoc.startswith("_design/") else "_design/" + ddoc
+    # CouchDB 3.4.3 answers every index it cannot find with the document layer's 404 `missing`
     if itype != "json":
-        raise NotFound("Index not found", error="not_found")
+        raise NotFound("missing")
     try:
         doc = db.get(ddoc_id)
     except NotFound:
-        raise NotFound("Index not found") from None
+        raise NotFound("missing") from None
     views = doc.get("views") or {}
     if doc.get("language") != "query" or name not in views:
-        raise NotFound("Index not found")
+        raise NotFound("missing")
     del views[name]
     if views:
         await db.put(doc)

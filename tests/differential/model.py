@@ -29,7 +29,8 @@ class Req:
     headers: tuple[tuple[str, str], ...] = ()
     # the endpoint family a difference is classified by, e.g. "GET /{db}/_all_docs"
     endpoint: str = ""
-    # requests whose answers other requests cannot be compared after (generated ids)
+    # requests other requests cannot be compared after (a generated id orders unpredictably, a
+    # batch=ok write becomes visible at a moment of each server's choosing)
     terminal: bool = False
 
     def describe(self) -> str:

@@ -30,3 +30,11 @@ async def parity(server, couchdb, reqs: list[Req]) -> Answer:
         if req is reqs[-1]:
             assert differences(req.endpoint, na, nb) == [], (req.describe(), na, nb)
     return theirs[-1]
+
+
+async def both(server, couchdb, reqs: list[Req]) -> tuple[Answer, Answer]:
+    """(couchpy's, CouchDB's) answers to the last request, for documented differences."""
+    db = fresh_db_name()
+    mine = await asyncio.to_thread(run_sequence, Target(server.url, False), reqs, db)
+    theirs = await asyncio.to_thread(run_sequence, Target(couchdb.url, True), reqs, db)
+    return mine[-1], theirs[-1]
