@@ -180,9 +180,11 @@ async def test_standalone_put_get_head_delete(client, db):
     _, doc = await get_json(client, f"/{db}/doc")
     assert doc["_attachments"]["other"]["revpos"] == 2 and doc["_attachments"]["dir/sub/file.bin"]["revpos"] == 1
     assert doc["_attachments"]["other"]["content_type"] == "application/octet-stream"
-    # Stale rev: conflict.
-    async with client.delete(f"/{db}/doc/other", params={"rev": res["rev"]}) as r:
+    # Stale rev: conflict (404 when that revision lacks the attachment, as CouchDB).
+    async with client.delete(f"/{db}/doc/dir/sub/file.bin", params={"rev": res["rev"]}) as r:
         assert r.status == 409
+    async with client.delete(f"/{db}/doc/other", params={"rev": res["rev"]}) as r:
+        assert r.status == 404
     async with client.delete(f"/{db}/doc/other", params={"rev": rev2}) as r:
         assert r.status == 200
         rev3 = (await r.json())["rev"]
@@ -191,9 +193,9 @@ async def test_standalone_put_get_head_delete(client, db):
         assert (await r.json())["error"] == "not_found"
     async with client.get(f"/{db}/doc/dir/sub/file.bin", params={"rev": rev2}) as r:
         assert r.status == 200
-    # As CouchDB: deleting an absent attachment still makes a new revision; unknown rev is 404.
+    # As CouchDB: deleting an absent attachment is 404 (no new revision); unknown rev is 404.
     async with client.delete(f"/{db}/doc/missing.txt", params={"rev": rev3}) as r:
-        assert r.status == 200
+        assert r.status == 404
     async with client.put(f"/{db}/doc/x", data=b"x", params={"rev": "9-0123456789abcdef0123456789abcdef"}) as r:
         assert r.status == 404
     async with client.get(f"/{db}/nodoc/x") as r:

@@ -1,0 +1,57 @@
+"""Attachment reads and deletions where couchpy used to answer otherwise than CouchDB 3.4.3: each
+case runs against both (same requests, same asserted answer)."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from tests.parity import pdb, peer, put_doc  # noqa: F401  (fixtures)
+
+HELLO = base64.b64encode(b"hello world").decode()
+UNSATISFIABLE = {"error": "requested_range_not_satisfiable", "reason": "Requested range not satisfiable"}
+
+
+async def _doc_with_attachments(peer, pdb) -> str:
+    return await put_doc(peer, pdb, "att", {"_attachments": {
+        "x.txt": {"content_type": "text/plain", "data": HELLO},  # compressible: stored gzip
+        "x.png": {"content_type": "image/png", "data": HELLO},  # stored as it is
+    }})
+
+
+@pytest.mark.parametrize("name", ["x.txt", "x.png"])
+@pytest.mark.parametrize("spec", ["bytes=3-1", "bytes=3-1,0-2", "bytes=0-2,3-1"])
+async def test_a_reversed_range_is_416(peer, pdb, name, spec):
+    await _doc_with_attachments(peer, pdb)
+    async with peer.get(f"/{pdb}/att/{name}", headers={"Range": spec}) as r:
+        assert (r.status, await r.json()) == (416, UNSATISFIABLE)
+
+
+async def test_ranges_of_an_encoded_body_are_otherwise_ignored(peer, pdb):
+    await _doc_with_attachments(peer, pdb)
+    for spec in ("bytes=3-5", "bytes=30-50", "bytes=-3"):
+        async with peer.get(f"/{pdb}/att/x.txt", headers={"Range": spec}) as r:
+            assert (r.status, await r.read()) == (200, b"hello world")
+    async with peer.get(f"/{pdb}/att/x.png", headers={"Range": "bytes=3-5"}) as r:
+        assert (r.status, r.headers["Content-Range"], await r.read()) == (206, "bytes 3-5/11", b"lo ")
+
+
+async def test_deleting_an_attachment_the_document_lacks_is_404(peer, pdb):
+    rev = await _doc_with_attachments(peer, pdb)
+    missing = {"error": "not_found", "reason": "Document is missing attachment"}
+    async with peer.delete(f"/{pdb}/att/nope.png", params={"rev": rev}) as r:
+        assert (r.status, await r.json()) == (404, missing)
+    async with peer.delete(f"/{pdb}/att/nope.png") as r:
+        assert (r.status, await r.json()) == (404, missing)
+    async with peer.get(f"/{pdb}/att") as r:
+        assert (await r.json())["_rev"] == rev  # no new revision
+    async with peer.delete(f"/{pdb}/att/x.png") as r:
+        assert (r.status, await r.json()) == (409, {"error": "conflict", "reason": "Document update conflict."})
+    async with peer.delete(f"/{pdb}/att/x.png", params={"rev": rev}) as r:
+        assert r.status == 200 and (await r.json())["rev"].startswith("2-")
+    # a stale rev: 404 where that revision lacks the attachment, else a conflict
+    async with peer.delete(f"/{pdb}/att/nope.png", params={"rev": rev}) as r:
+        assert (r.status, await r.json()) == (404, missing)
+    async with peer.delete(f"/{pdb}/att/x.png", params={"rev": rev}) as r:
+        assert (r.status, await r.json()) == (409, {"error": "conflict", "reason": "Document update conflict."})
