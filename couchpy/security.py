@@ -66,7 +66,7 @@ class Denial:
 
 
 class Family(enum.Enum):
-    OPEN = "open"  # /, /_up, /_session, /_uuids
+    OPEN = "open"  # /, /_up, /_session, /_uuids, /_utils (the web UI's files)
     ALL_DBS = "all_dbs"  # /_all_dbs, /_dbs_info: server admins unless admin_only_all_dbs = false
     SERVER_ADMIN = "server_admin"  # db create/delete, _active_tasks, _scheduler, _replicate
     DB_READ = "db_read"  # members

@@ -15,8 +15,8 @@ import replicator
 from couchpy.credentials import Authenticator
 from couchpy.node import Node
 
-from . import (alldocs, attachments, bulk, changes, databases, documents, mango, node_api, replication, server,
-               session, utils, views)
+from . import (alldocs, attachments, bulk, changes, cors, databases, documents, mango, node_api, replication,
+               server, session, utils, views)
 from .middleware import couch_middleware
 
 log = logging.getLogger("couchpy.http")
@@ -28,6 +28,7 @@ def make_app(node: Node) -> web.Application:
     app = web.Application(middlewares=[node_api.metrics_middleware, couch_middleware], client_max_size=max_body)
     app["node"] = node
     app["auth"] = Authenticator(node)
+    app.on_response_prepare.append(cors.on_response_prepare)
     app.router.add_routes(server.routes_list())
     app.router.add_routes(node_api.routes_list())
     app.router.add_routes(session.routes_list())

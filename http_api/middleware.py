@@ -23,6 +23,7 @@ from couchpy.node import pinning_scope
 from couchpy.security import ANONYMOUS, Policy, UserCtx, authorize, route_family
 
 from couchpy.credentials import Authenticator, handler_names
+from .cors import preflight
 from .responses import error_response
 from .security import users_db_read
 
@@ -49,6 +50,9 @@ async def couch_middleware(request: web.Request, handler):
     request opens until it is answered, and render every failure as CouchDB does."""
     try:
         with pinning_scope():
+            early = preflight(request)
+            if early is not None:
+                return early
             refresh_for = await authenticate(request)
             response = await authorized(request) or await handler(request)
             if refresh_for is not None and not response.prepared:
@@ -126,6 +130,16 @@ def _policy(config) -> Policy:
     )
 
 
+def _needs_valid_user(config, request: web.Request) -> bool:
+    """`[chttpd] require_valid_user`: nothing but logging in is served anonymously
+    (`require_valid_user_except_for_up` leaves /_up open too)."""
+    if request.path == "/_session" and request.method == "POST":
+        return False
+    if _flag(config.get("chttpd", "require_valid_user_except_for_up"), False):
+        return request.path != "/_up"
+    return _flag(config.get("chttpd", "require_valid_user"), False)
+
+
 def _flag(raw: str | None, default: bool) -> bool:
     return default if raw is None else raw.strip().lower() == "true"
 
@@ -138,6 +152,9 @@ async def authorized(request: web.Request) -> web.StreamResponse | None:
         return None  # no route matched: the handler answers 404/405
     ctx: UserCtx = request["user_ctx"]
     node = request.app["node"]
+    if ctx.name is None and _needs_valid_user(node.config, request):
+        return error_response(401, "unauthorized", "Authentication required.",
+                              {"WWW-Authenticate": 'Basic realm="server"'})
     family = route_family(request.method, resource.canonical)
     db_name = request.match_info.get("db")
     sec = None
