@@ -602,15 +602,16 @@ def _load(db: Any, ids: list[str], conflicts: bool) -> list[dict | None]:
 
 async def explain(node: Any, db: Any, body: Any) -> dict:
     req = parse_request(body)
-    p = plan(db, req["norm"], req["sort"], req["use_index"])
-    if p.index.type == "json":
-        mr = _json_keys(p.index, _top_conditions(req["norm"]))
-    else:
-        mr = {"start_key": p.lo[0] if p.lo else None, "end_key": p.hi[0] if p.hi else "<MAX>"}
+    try:
+        p = plan(db, req["norm"], req["sort"], req["use_index"])
+    except MangoError as exc:
+        if exc.error != "no_usable_index":
+            raise
+        p = None  # CouchDB explains a query no index can sort too: with index null, no mrargs
     fields = req["fields"] if req["fields"] else "all_fields"
-    return {
+    out = {
         "dbname": db.name,
-        "index": p.index.json(),
+        "index": None,
         "partitioned": False,
         "selector": req["norm"],
         "opts": {
@@ -629,6 +630,16 @@ async def explain(node: Any, db: Any, body: Any) -> dict:
         "limit": req["limit"],
         "skip": req["skip"],
         "fields": fields,
+    }
+    if p is None:
+        return out
+    if p.index.type == "json":
+        mr = _json_keys(p.index, _top_conditions(req["norm"]))
+    else:
+        mr = {"start_key": p.lo[0] if p.lo else None, "end_key": p.hi[0] if p.hi else "<MAX>"}
+    return {
+        **out,
+        "index": p.index.json(),
         "mrargs": {
             "include_docs": True,
             "view_type": "map",

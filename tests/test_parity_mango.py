@@ -1,0 +1,36 @@
+"""_find/_explain where couchpy used to answer otherwise than CouchDB 3.4.3: each case runs
+against both (same requests, same asserted answer)."""
+
+from __future__ import annotations
+
+from tests.parity import pdb, peer, put_doc  # noqa: F401  (fixtures)
+
+
+async def _setup(peer, pdb) -> None:
+    for docid, a in (("b", 1), ("a", 2), ("c", 3)):
+        await put_doc(peer, pdb, docid, {"a": a, "b": 4 - a})
+    async with peer.post(f"/{pdb}/_index", json={"index": {"fields": ["a"]}, "ddoc": "ia", "name": "ia"}) as r:
+        assert r.status == 200, await r.text()
+
+
+async def test_find_sorted_descending_on_an_indexed_field(peer, pdb):
+    await _setup(peer, pdb)
+    for selector in ({"a": {"$gt": 0}}, {"a": {"$gt": 0}, "b": {"$gt": 0}}):
+        async with peer.post(f"/{pdb}/_find", json={"selector": selector, "sort": [{"a": "desc"}],
+                                                     "fields": ["_id", "a"]}) as r:
+            assert r.status == 200, await r.text()
+            assert (await r.json())["docs"] == [{"_id": "c", "a": 3}, {"_id": "a", "a": 2}, {"_id": "b", "a": 1}]
+
+
+async def test_explain_a_sort_no_index_serves(peer, pdb):
+    await _setup(peer, pdb)
+    query = {"selector": {"z": {"$gt": 0}}, "sort": [{"z": "desc"}]}
+    async with peer.post(f"/{pdb}/_find", json=query) as r:
+        assert (r.status, await r.json()) == (400, {
+            "error": "no_usable_index", "reason": "No index exists for this sort, try indexing by the sort fields."})
+    async with peer.post(f"/{pdb}/_explain", json=query) as r:
+        assert r.status == 200, await r.text()
+        body = await r.json()
+    assert body["index"] is None and "mrargs" not in body
+    assert body["selector"] == {"z": {"$gt": 0}} and body["opts"]["sort"] == {"z": "desc"}
+    assert (body["dbname"], body["limit"], body["skip"]) == (pdb, 25, 0)
