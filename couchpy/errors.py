@@ -76,3 +76,9 @@ class DocValidation(BadRequest):
 
 class QueryParseError(BadRequest):
     error = "query_parse_error"
+
+
+class InsufficientStorage(CouchError):
+    """The disk is full: CouchDB's answer when its disk monitor refuses writes (507)."""
+
+    status, error = 507, "insufficient_storage"

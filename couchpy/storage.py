@@ -14,6 +14,9 @@ transaction across an `await` (callers read in bounded chunks).
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -21,10 +24,19 @@ from typing import TypeVar
 
 import lmdb
 
+from couchpy.errors import InsufficientStorage
+
 T = TypeVar("T")
 
 INITIAL_MAP_SIZE = 64 << 20  # grows by doubling; address space only, not disk
 MAX_NAMED_DBS = 32
+# A failed commit with less free space than this on the data's filesystem is a full disk. (LMDB
+# reports a short page write as EIO, so the error text alone does not say so.)
+FULL_DISK_FREE_BYTES = 1 << 20
+# LMDB's lock file holds one 64-byte slot per reader after a small header. It is written through
+# a shared memory map, and a page of a map that the filesystem cannot back kills the process with
+# SIGBUS; so its blocks are reserved before LMDB maps it, and a full disk is a clear error instead.
+LOCK_FILE_BYTES = 64 * 1024 + 64 * 1024
 
 
 class _Reader:
@@ -60,10 +72,24 @@ class _Reader:
                 store._cond.notify_all()
 
 
+def _reserve(path: Path, size: int) -> None:
+    """Allocate the file's blocks up to `size` (never shrinks it); 507 when the disk is full."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise InsufficientStorage("No space left on the device holding the database") from exc
+        raise
+    finally:
+        os.close(fd)
+
+
 class Store:
     def __init__(self, path: Path, subdbs: tuple[str, ...], map_size: int | None = None):
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
+        _reserve(self.path / "lock.mdb", LOCK_FILE_BYTES)
         self.env = lmdb.open(
             str(self.path),
             map_size=map_size or INITIAL_MAP_SIZE,
@@ -110,9 +136,24 @@ class Store:
             except lmdb.MapFullError:
                 txn.abort()
                 self._grow()
+            except lmdb.Error as exc:
+                txn.abort()
+                if self._disk_full(exc):
+                    # Nothing of this transaction is committed; the next write may succeed once
+                    # space is freed, so this is the client's clear error, not a crash.
+                    raise InsufficientStorage("No space left on the device holding the database") from exc
+                raise
             except BaseException:
                 txn.abort()
                 raise
+
+    def _disk_full(self, exc: lmdb.Error) -> bool:
+        if "No space left" in str(exc):
+            return True
+        try:
+            return shutil.disk_usage(self.path).free < FULL_DISK_FREE_BYTES
+        except OSError:
+            return False
 
     def _grow(self) -> None:
         with self._cond:

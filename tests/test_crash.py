@@ -97,6 +97,8 @@ async def run_trials(tmp_path, trials: int, seed: int, writers: int = WRITERS) -
                     info = await r.json()
                 docs = sum(1 for d, rec in load.records.items() if rec.rev is not None and not d.startswith("_local/"))
                 assert info["doc_count"] == docs + 1, (seed, info)  # + the design document
+            print(f"trial {trial + 1}/{trials}: {load.acks} acknowledged so far, {checked} record checks, "
+                  f"restart {restarts[-1]:.2f} s", flush=True)
     finally:
         srv.stop()
     return {"trials": trials, "acks": load.acks, "records_checked": checked,

@@ -1,0 +1,109 @@
+"""A full disk: couchpy's data directory on a small tmpfs, filled while documents, attachments,
+a view index and a compaction write. Every write that does not fit is refused with CouchDB's
+error for a full disk (507 insufficient_storage), nothing acknowledged is lost, and once space is
+freed the same server (no restart) accepts writes and builds the index again.
+
+Mounting a tmpfs needs root; without it the test fails (it does not skip).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+
+import aiohttp
+import pytest
+
+from tests.serverproc import CouchpyServer
+
+FS_SIZE = "24m"
+HEADROOM = 5 << 20  # free bytes left by the filler file when the writes start
+PAD = "p" * 100_000
+FULL = {"error": "insufficient_storage", "reason": "No space left on the device holding the database"}
+VIEW = {"views": {"n": {"map": "function(doc){ if (doc.n !== undefined) emit(doc.n, doc.pad.length); }"}}}
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    mnt = tmp_path / "fs"
+    mnt.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={FS_SIZE}", "tmpfs", str(mnt)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, f"cannot mount a tmpfs (root needed): {proc.stderr}"
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def _fill(mnt, leave: int):
+    filler = mnt / "filler"
+    free = shutil.disk_usage(mnt).free
+    with open(filler, "wb") as f:
+        f.write(b"\0" * max(0, free - leave))
+    return filler
+
+
+async def test_full_disk_refuses_with_507_loses_nothing_and_recovers_without_restart(tmp_path, small_fs):
+    srv = CouchpyServer(small_fs)
+    srv.log_path = tmp_path / "server.log"  # the log must not need the full disk
+    srv.start()
+    db = f"{srv.base}/full"
+    acked: dict[str, str] = {}
+    try:
+        async with aiohttp.ClientSession(auth=srv.auth, timeout=aiohttp.ClientTimeout(total=60)) as s:
+            async with s.put(db) as r:
+                assert r.status == 201
+            async with s.put(f"{db}/_design/v", json=VIEW) as r:
+                assert r.status == 201
+            filler = _fill(small_fs, HEADROOM)
+            # documents until the disk is full
+            refused = 0
+            for n in range(200):
+                async with s.put(f"{db}/d{n}", json={"n": n, "pad": PAD}) as r:
+                    body = await r.json()
+                    if r.status == 201:
+                        acked[f"d{n}"] = body["rev"]
+                        continue
+                    assert (r.status, body) == (507, FULL)
+                    refused += 1
+                    if refused == 3:
+                        break
+            assert acked and refused == 3, (len(acked), refused)
+            # bulk writes, an attachment, a new database, an index build: all refused the same way
+            async with s.post(f"{db}/_bulk_docs", json={"docs": [{"_id": "b", "pad": PAD * 20}]}) as r:
+                assert (r.status, await r.json()) == (507, FULL)
+            async with s.put(f"{db}/att/a", data=os.urandom(3 << 20),
+                             headers={"Content-Type": "application/octet-stream"}) as r:
+                assert (r.status, await r.json()) == (507, FULL)
+            async with s.get(f"{db}/_design/v/_view/n") as r:  # the index does not fit either
+                assert (r.status, await r.json()) == (507, FULL)
+            async with s.post(f"{db}/_compact", json={}) as r:
+                assert r.status == 202
+            await asyncio.sleep(1)
+            # what was acknowledged is all there
+            for docid, rev in acked.items():
+                async with s.get(f"{db}/{docid}") as r:
+                    assert r.status == 200, docid
+                    doc = await r.json()
+                assert doc["_rev"] == rev and doc["pad"] == PAD and doc["n"] == int(docid[1:])
+            # space freed: the same server writes again, and the index catches up
+            filler.unlink()
+            async with s.put(f"{db}/after", json={"n": -1, "pad": "x"}) as r:
+                assert r.status == 201, await r.text()
+            async with s.put(f"{db}/att/a", data=b"attachment after", headers={"Content-Type": "text/plain"}) as r:
+                assert r.status == 201, await r.text()
+            async with s.get(f"{db}/att/a") as r:
+                assert await r.read() == b"attachment after"
+            async with s.get(f"{db}/_design/v/_view/n") as r:
+                assert r.status == 200, await r.text()
+                rows = (await r.json())["rows"]
+            expected = sorted([(int(d[1:]), d, len(PAD)) for d in acked] + [(-1, "after", 1)])
+            assert [(row["key"], row["id"], row["value"]) for row in rows] == expected
+            async with s.get(db) as r:
+                info = await r.json()
+            assert info["doc_count"] == len(acked) + 3  # + design doc, "after", "att"
+    finally:
+        srv.stop()
