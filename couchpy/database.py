@@ -27,7 +27,7 @@ from typing import Any
 import lmdb
 import orjson
 
-from . import docrules, envswap, jsonutil, longkeys, revtree, scans, security, updates, users, validation
+from . import compactor, docrules, envswap, jsonutil, longkeys, revtree, scans, security, updates, users, validation
 from .attachments import hooks as att_hooks
 from .attachments import migrate as att_migrate
 from .docinfo import DocInfo, body_key, docs_key, id_of, local_id, local_key, splice_doc
@@ -113,7 +113,7 @@ class Database:
             "sizes": {
                 "file": self.store.file_size(),
                 "external": m.get("external_size", 0),
-                "active": self.store.active_size(),
+                "active": max(0, self.store.used_bytes() - m.get("garbage_size", 0)),
             },
             "props": {},
             "doc_del_count": m["doc_del_count"],
@@ -589,26 +589,14 @@ class Database:
 
     # ------------------------------------------------------------------ maintenance
 
-    async def compact(self) -> None:
-        """Drop bodies of non-leaf revisions, then rewrite the environment compactly."""
+    async def compact(self, progress=None) -> None:
+        """Rewrite the environment with only what is live, online (couchpy.compactor).
+        `progress(fields)` is called with the task's `changes_done`, `total_changes`, `progress`."""
         if self.compact_running:
             return
         self.compact_running = True
         try:
-            def drop_old_bodies(txn):
-                cur = txn.cursor(db=self._docs)
-                for key, raw in cur:
-                    info = DocInfo.decode(id_of(key, raw).decode(), raw)
-                    leaves = set(info.leaves())
-                    for rev in info.tree:
-                        if rev not in leaves:
-                            txn.delete(body_key(info.id, rev), db=self._bodies)
-                # attachment bodies no revision refers to any more
-                att_hooks.compact_cleanup(self, txn, att_hooks.live_digests(txn, self._bodies))
-                return None
-
-            await self.writer.run_exclusive(drop_old_bodies)
-            await self.writer.run_exclusive(lambda txn: None, compact=True)
+            await compactor.compact(self, progress)
         finally:
             self.compact_running = False
 

@@ -86,7 +86,9 @@ def _reserve(path: Path, size: int) -> None:
 
 
 class Store:
-    def __init__(self, path: Path, subdbs: tuple[str, ...], map_size: int | None = None):
+    def __init__(self, path: Path, subdbs: tuple[str, ...], map_size: int | None = None, durable: bool = True):
+        """`durable=False` is for an environment nobody depends on until it is synced (`sync`),
+        like a compaction's copy."""
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         _reserve(self.path / "lock.mdb", LOCK_FILE_BYTES)
@@ -95,8 +97,8 @@ class Store:
             map_size=map_size or INITIAL_MAP_SIZE,
             max_dbs=MAX_NAMED_DBS,
             max_readers=1024,
-            sync=True,  # a commit returns after fsync: acknowledged writes survive SIGKILL/power loss
-            metasync=True,
+            sync=durable,  # a commit returns after fsync: acknowledged writes survive SIGKILL/power loss
+            metasync=durable,
             readahead=False,
             lock=True,
         )
@@ -172,13 +174,19 @@ class Store:
         except OSError:
             return 0
 
-    def active_size(self) -> int:
-        info, stat = self.env.info(), self.env.stat()
-        return (info["last_pgno"] + 1) * stat["psize"]
+    def subdb_names(self) -> list[str]:
+        """Every named sub-database of the environment (the main database's keys)."""
+        with self.read() as txn:
+            return [k.decode() for k in txn.cursor().iternext(keys=True, values=False)]
 
-    def copy_compact(self, dest: Path) -> None:
-        Path(dest).mkdir(parents=True, exist_ok=True)
-        self.env.copy(str(dest), compact=True)
+    def used_bytes(self) -> int:
+        """Bytes of the pages in use (the B-trees of every sub-database and the two meta pages);
+        free pages LMDB would reuse are not counted."""
+        main = self.env.stat()
+        with self.read() as txn:
+            stats = [txn.stat(h) for h in list(self._handles.values())]
+        pages = 2 + sum(s["branch_pages"] + s["leaf_pages"] + s["overflow_pages"] for s in [main, *stats])
+        return pages * main["psize"]
 
     def sync(self) -> None:
         self.env.sync(True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import lmdb
 import orjson
 
-from . import docrules, jsonutil, revtree
+from . import docrules, jsonutil, revtree, sizes
 from .attachments import hooks as att_hooks
 from .docinfo import DocInfo, body_key, docs_key, local_key, local_record, seq_key
 from .errors import BadRequest, Conflict, CouchError
@@ -114,9 +114,20 @@ def store_doc(db, txn, docid: str, old: DocInfo | None, tree: revtree.Tree,
         meta["doc_count"] += 1
     if docid.startswith("_design/"):
         meta["ddoc_seq"] = seq  # design functions changed (validators are cached by this)
+    if old is not None:
+        # Revisions that stop being leaves stop counting as live data; their bodies stay (readable
+        # by rev) until compaction drops them.
+        still = set(revtree.leaves(tree))
+        for rev in old.leaves():
+            if rev not in still:
+                bkey = body_key(docid, rev)
+                raw = txn.get(bkey, db=db._bodies)
+                if raw is not None:
+                    meta["external_size"] = meta.get("external_size", 0) - sizes.body_external(raw)
+                    meta["garbage_size"] = meta.get("garbage_size", 0) + sizes.stored(bkey, raw)
     for rev, body in bodies.items():
         raw = jsonutil.dumps(body)
-        meta["external_size"] = meta.get("external_size", 0) + len(raw)
+        meta["external_size"] = meta.get("external_size", 0) + sizes.body_external(raw)
         txn.put(body_key(docid, rev), raw, db=db._bodies)
     key = docid.encode()
     txn.put(seq_key(seq), key, db=db._seqs)

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
-
-from . import envswap
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 # Writers of different databases commit in parallel (separate LMDB environments), up to this many.
 EXECUTOR = ThreadPoolExecutor(max_workers=8, thread_name_prefix="couchpy-writer")
@@ -41,10 +40,14 @@ class GroupCommitWriter:
         self._kick()
         return fut
 
-    async def run_exclusive(self, fn: Callable[[Any], Any], compact: bool = False) -> Any:
-        """Run fn(txn) in its own durable write transaction, in queue order with the updates."""
+    async def run_exclusive(self, fn: Callable[[Any], Any],
+                            then: Callable[[Any], Awaitable[None]] | None = None) -> Any:
+        """Run fn(txn) in its own durable write transaction, in queue order with the updates.
+
+        `then(result)`, when given, is awaited after the commit and before any later write runs
+        (compaction swaps the environment there)."""
         fut = asyncio.get_running_loop().create_future()
-        self._queue.append(([], ("exclusive", fn, compact), fut))  # type: ignore[arg-type]
+        self._queue.append(([], ("exclusive", fn, then), fut))  # type: ignore[arg-type]
         self._kick()
         return await fut
 
@@ -63,11 +66,11 @@ class GroupCommitWriter:
             head = self._queue[0]
             if isinstance(head[1], tuple):  # an exclusive job runs alone
                 self._queue.pop(0)
-                _, (_, fn, compact), fut = head
+                _, (_, fn, then), fut = head
                 try:
                     result = await loop.run_in_executor(EXECUTOR, db.store.write, fn)
-                    if compact:
-                        await self._compact_swap(loop)
+                    if then is not None:
+                        await then(result)
                 except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
                     if not fut.done():
                         fut.set_exception(exc)
@@ -102,18 +105,3 @@ class GroupCommitWriter:
             # Let the writers just woken queue their next update, so that it joins the next group
             # instead of each waking a commit of its own.
             await asyncio.sleep(0)
-
-    async def _compact_swap(self, loop) -> None:
-        """Copy the environment compactly, then swap it in (no write can run meanwhile).
-
-        The copy is made durable before the swap, and the swap is recoverable at every step
-        (couchpy.envswap), so a crash during compaction never loses the database."""
-        db = self.db
-        directory = db.store.path.parent
-        await loop.run_in_executor(EXECUTOR, envswap.discard_copy, directory)
-        copy = directory / envswap.NEW
-        await loop.run_in_executor(EXECUTOR, db.store.copy_compact, copy)
-        await loop.run_in_executor(EXECUTOR, envswap.seal, copy)
-        # The swap itself is synchronous on the event loop: no reader can be inside the old env.
-        envswap.install(directory, db.store.close, db.open_store)
-        await loop.run_in_executor(EXECUTOR, envswap.finish, directory)

@@ -89,11 +89,12 @@ async def put_revs_limit(request: web.Request) -> web.Response:
 async def compact(request: web.Request) -> web.Response:
     db = get_db(request)
     _require_json(request)
-    task = request.app["node"].tasks.add(type="database_compaction", database=db.name, progress=0)
+    task = request.app["node"].tasks.add(type="database_compaction", database=db.name, phase="document_copy",
+                                         progress=0, changes_done=0, total_changes=0)
 
     async def run():
         try:
-            await db.compact()
+            await db.compact(lambda fields: task.update(**fields))
         finally:
             task.done()
 

@@ -259,6 +259,13 @@ class BlobStore:
             else:
                 self._pins[md5] = (count - 1, t)
 
+    def in_use(self) -> tuple[set[bytes], set[bytes]]:
+        """(md5s of pinned blobs, ids of blobs being uploaded): what compaction must keep though
+        no stored body refers to it yet."""
+        pinned = self._pinned()
+        with self._lock:
+            return pinned, set(self._uploading)
+
     def _pinned(self) -> set[bytes]:
         now = time.monotonic()
         with self._lock:

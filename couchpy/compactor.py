@@ -1,0 +1,330 @@
+"""Database compaction: a new environment with only what is live, written while the database
+keeps serving, then swapped in (couchpy.envswap).
+
+What is live: every document's by-id record and by-sequence entry, the bodies of its leaf
+revisions (the revision tree itself is already stemmed to `revs_limit` by every write), the
+attachment blobs those bodies (or uploads in flight) refer to, `_local` documents and meta.
+
+1. copy (online): documents in id order, a chunk per short read transaction of the live
+   environment. The update sequence seen before the first chunk is remembered: whatever changes
+   after it is caught up below, so chunks need not come from one snapshot.
+2. catch up (online): documents changed since, found in the by-sequence index, until few remain.
+3. final (exclusive): inside one write transaction of the live environment, so no write can
+   come between: the last changes, `_local` documents, meta (sizes recounted), uploads in flight
+   and sub-databases compaction does not know; then the copy is synced, sealed and swapped in.
+
+Keys are appended in order where they come in order (MDB_APPEND fills pages completely; LMDB's
+own compact copy keeps half-empty pages as they are, which is most of what updates leave).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import struct
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import lmdb
+import orjson
+
+from . import envswap, sizes
+from .attachments.access import blobs_for
+from .attachments.blobstore import SUBDB as ATTACHMENTS, BlobMeta, _ckey, _dkey, _ukey
+from .attachments.codec import md5_of_digest
+from .docinfo import DocInfo, body_key, docs_key, id_of, seq_key
+from .storage import Store
+from .updates import META_KEY
+
+CHUNK = 500  # documents per read transaction of the live environment
+FINAL_BELOW = 500  # changes left over for the exclusive phase
+KNOWN = {"docs", "seqs", "bodies", "local", "meta", ATTACHMENTS}
+_SEQ = struct.Struct(">Q")
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+def _put(txn: lmdb.Transaction, key: bytes, value: bytes, db) -> None:
+    """Append when the key sorts last (full pages), otherwise an ordinary put."""
+    if not txn.put(key, value, db=db, append=True):
+        txn.put(key, value, db=db)
+
+
+class _Doc:
+    """One document as read from the live environment: its record and its leaves' bodies."""
+
+    __slots__ = ("key", "raw", "info", "id", "bodies")
+
+    def __init__(self, txn: lmdb.Transaction, key: bytes, raw: bytes, bodies_db) -> None:
+        self.key, self.raw = key, raw  # the by-id index key (couchpy.docinfo.docs_key) and record
+        self.id = id_of(key, raw)
+        self.info = DocInfo.decode(self.id.decode(), raw)
+        keys = sorted(body_key(self.info.id, rev) for rev in self.info.leaves())
+        self.bodies = [(k, v) for k in keys if (v := txn.get(k, db=bodies_db)) is not None]
+
+
+class Compactor:
+    def __init__(self, db: Any, progress: Progress | None = None) -> None:
+        self.db = db
+        self.src: Store = db.store
+        self.directory: Path = db.store.path.parent
+        self.progress = progress or (lambda fields: None)
+        self.dst: Store | None = None
+        self.seq = 0  # every change up to this sequence is in the copy
+        self.external = 0
+        self.blobs: set[bytes] = set()  # md5s of the blobs in the copy
+        self._wanted: set[bytes] = set()  # md5s the copied bodies refer to
+        self.done = 0
+        self.total = 0
+        self.cancelled = threading.Event()
+
+    # ---------------------------------------------------------------- helpers
+    def _h(self, store: Store, name: str):
+        return store.db(name)
+
+    def _report(self, **extra: Any) -> None:
+        total = max(self.total, self.done, 1)
+        self.progress({"changes_done": self.done, "total_changes": total,
+                       "progress": min(100, self.done * 100 // total), **extra})
+
+    # ---------------------------------------------------------------- phases 1 and 2 (a thread)
+    def copy(self) -> None:
+        """Phases 1 and 2, on a worker thread, while the database serves."""
+        envswap.discard_copy(self.directory)
+        names = self.src.subdb_names()
+        self.dst = Store(self.directory / envswap.NEW, tuple(names),
+                         map_size=self.src.env.info()["map_size"], durable=False)
+        with self.src.read() as txn:
+            meta = orjson.loads(txn.get(META_KEY, db=self._h(self.src, "meta")) or b"{}")
+        self.seq = meta.get("update_seq", 0)
+        self.total = meta.get("doc_count", 0) + meta.get("doc_del_count", 0)
+        self._report(phase="document_copy")
+        after: bytes | None = None
+        while True:
+            self._check()
+            with self.src.read() as txn:
+                docs = self._read_docs(txn, after)
+            if not docs:
+                break
+            self._write_copied(docs)
+            after = docs[-1].key
+            self.done += len(docs)
+            self._report(phase="document_copy")
+        self._copy_blobs(self._wanted - self.blobs)
+        while True:  # catch up until what is left is small enough to do exclusively
+            self._check()
+            with self.src.read() as txn:
+                left = self._pending(txn)
+                if left <= FINAL_BELOW:
+                    break
+                self._catch_up(txn, limit=CHUNK)
+            self._report(phase="document_copy", retry=True)
+
+    def _check(self) -> None:
+        if self.cancelled.is_set():
+            raise RuntimeError("compaction cancelled")
+
+    def _read_docs(self, txn: lmdb.Transaction, after: bytes | None) -> list[_Doc]:
+        cur = txn.cursor(db=self._h(self.src, "docs"))
+        ok = cur.set_range(after) if after is not None else cur.first()
+        if ok and after is not None and cur.key() == after:
+            ok = cur.next()
+        bodies = self._h(self.src, "bodies")
+        out = []
+        while ok and len(out) < CHUNK:
+            out.append(_Doc(txn, cur.key(), cur.value(), bodies))
+            ok = cur.next()
+        return out
+
+    def _note_bodies(self, doc: _Doc, sign: int = 1) -> None:
+        for _, raw in doc.bodies:
+            self.external += sign * sizes.body_external(raw)
+            if sign > 0 and sizes.ATTACHMENTS in raw:
+                self._wanted.update(_md5s(raw))
+
+    def _write_copied(self, docs: list[_Doc]) -> None:
+        d_docs, d_seqs, d_bodies = (self._h(self.dst, n) for n in ("docs", "seqs", "bodies"))
+
+        def put(txn: lmdb.Transaction) -> None:
+            for doc in docs:
+                _put(txn, doc.key, doc.raw, d_docs)
+                txn.put(seq_key(doc.info.seq), doc.id, db=d_seqs)
+                for k, v in doc.bodies:
+                    _put(txn, k, v, d_bodies)
+
+        self.dst.write(put)
+        for doc in docs:
+            self._note_bodies(doc)
+
+    def _pending(self, txn: lmdb.Transaction) -> int:
+        meta = orjson.loads(txn.get(META_KEY, db=self._h(self.src, "meta")) or b"{}")
+        return meta.get("update_seq", 0) - self.seq
+
+    def _catch_up(self, txn: lmdb.Transaction, limit: int | None) -> None:
+        """Copy the documents changed after `self.seq` (at most `limit` changes), replacing what
+        the copy holds of them."""
+        cur = txn.cursor(db=self._h(self.src, "seqs"))
+        ok = cur.set_range(seq_key(self.seq + 1))
+        s_docs, s_bodies = self._h(self.src, "docs"), self._h(self.src, "bodies")
+        docs: list[_Doc] = []
+        last = self.seq
+        while ok and (limit is None or len(docs) < limit):
+            last = _SEQ.unpack(cur.key())[0]
+            key = docs_key(cur.value())
+            raw = txn.get(key, db=s_docs)
+            if raw is not None:
+                docs.append(_Doc(txn, key, raw, s_bodies))
+            ok = cur.next()
+        if not docs:
+            self.seq = max(self.seq, last)
+            return
+        d_docs, d_seqs, d_bodies = (self._h(self.dst, n) for n in ("docs", "seqs", "bodies"))
+
+        def replace(dtxn: lmdb.Transaction) -> list[_Doc]:
+            replaced = []
+            for doc in docs:
+                old_raw = dtxn.get(doc.key, db=d_docs)
+                if old_raw is not None:
+                    old = _Doc(dtxn, doc.key, old_raw, d_bodies)
+                    dtxn.delete(seq_key(old.info.seq), db=d_seqs)
+                    for k, _ in old.bodies:
+                        dtxn.delete(k, db=d_bodies)
+                    replaced.append(old)
+                dtxn.put(doc.key, doc.raw, db=d_docs)
+                dtxn.put(seq_key(doc.info.seq), doc.id, db=d_seqs)
+                for k, v in doc.bodies:
+                    dtxn.put(k, v, db=d_bodies)
+            return replaced
+
+        for old in self.dst.write(replace):
+            self._note_bodies(old, -1)
+        for doc in docs:
+            self._note_bodies(doc)
+        self.seq = last
+        self.done += len(docs)
+        self.total += len(docs)
+        self._copy_blobs(self._wanted - self.blobs, txn)
+
+    # ---------------------------------------------------------------- attachments
+    def _copy_blobs(self, md5s: Iterable[bytes], txn: lmdb.Transaction | None = None,
+                    uploads: Iterable[bytes] = ()) -> None:
+        """Copy blobs (by md5) and uploads in flight (by blob id) with their chunks."""
+        md5s, uploads = sorted(md5s), sorted(uploads)
+        if not md5s and not uploads:
+            return
+        s_att, d_att = self._h(self.src, ATTACHMENTS), self._h(self.dst, ATTACHMENTS)
+        reading = contextlib.nullcontext(txn) if txn is not None else self.src.read()
+        with reading as rtxn:
+            metas = [(m, raw) for m in md5s if (raw := rtxn.get(_dkey(m), db=s_att)) is not None]
+            keys = [_ckey(BlobMeta.from_json(m, raw).blob_id, i)
+                    for m, raw in metas for i in range(BlobMeta.from_json(m, raw).nchunks)]
+            keys += [_ukey(b) for b in uploads]
+            for blob_id in uploads:
+                cur = rtxn.cursor(db=s_att)
+                prefix = b"c" + blob_id
+                if cur.set_range(prefix):
+                    keys += [k for k in _iter_prefix(cur, prefix)]
+            keys += [_dkey(m) for m, _ in metas]
+            # Chunks can be large: copy them in bounded write transactions of the copy.
+            batch: list[tuple[bytes, bytes]] = []
+            size = 0
+            for k in sorted(set(keys)):
+                v = rtxn.get(k, db=s_att)
+                if v is None:
+                    continue
+                batch.append((k, v))
+                size += len(v)
+                if size > 8 << 20:
+                    self._put_all(d_att, batch)
+                    batch, size = [], 0
+            self._put_all(d_att, batch)
+        self.blobs.update(m for m, _ in metas)
+
+    def _put_all(self, dbi, items: list[tuple[bytes, bytes]]) -> None:
+        if items:
+            self.dst.write(lambda t: [_put(t, k, v, dbi) for k, v in items])
+
+    # ---------------------------------------------------------------- phase 3 (exclusive)
+    def final(self, txn: lmdb.Transaction) -> dict:
+        """In a write transaction of the live environment (no write can come between): the last
+        changes and everything without a sequence; returns the meta the copy holds."""
+        while self._pending(txn) > 0:
+            before = self.seq
+            self._catch_up(txn, limit=None)
+            if self.seq == before:
+                break
+        pinned, uploading = blobs_for(self.db).in_use()
+        self._copy_blobs(pinned - self.blobs, txn, uploads=uploading)
+        for name in ["local", "meta", *sorted(set(self.dst._handles) - KNOWN)]:
+            self._replace_subdb(txn, name)
+        raw = txn.get(META_KEY, db=self._h(self.src, "meta"))
+        meta = orjson.loads(raw) if raw is not None else dict(self.db.meta)  # never written yet
+        meta["external_size"] = self.external
+        meta["garbage_size"] = 0
+        packed = orjson.dumps(meta)
+        self.dst.write(lambda t: t.put(META_KEY, packed, db=self._h(self.dst, "meta")))
+        self.dst.sync()
+        self.done = self.total
+        self._report(phase="document_copy")
+        return meta
+
+    def _replace_subdb(self, txn: lmdb.Transaction, name: str) -> None:
+        items = list(txn.cursor(db=self._h(self.src, name)))
+        dbi = self._h(self.dst, name)
+
+        def put(t: lmdb.Transaction) -> None:
+            t.drop(dbi, delete=False)
+            for k, v in items:
+                _put(t, k, v, dbi)
+
+        self.dst.write(put)
+
+    def close(self) -> None:
+        if self.dst is not None:
+            self.dst.close()
+            self.dst = None
+
+
+def _iter_prefix(cur: lmdb.Cursor, prefix: bytes):
+    for k in cur.iternext(keys=True, values=False):
+        if not k.startswith(prefix):
+            break
+        yield k
+
+
+def _md5s(raw: bytes) -> set[bytes]:
+    atts = orjson.loads(raw).get("_attachments") or {}
+    out = set()
+    for entry in atts.values():
+        if isinstance(entry, dict):
+            md5 = md5_of_digest(entry.get("digest"))
+            if md5 is not None:
+                out.add(md5)
+    return out
+
+
+async def compact(db: Any, progress: Progress | None = None) -> None:
+    """Compact `db` online; returns when the compacted environment is in place."""
+    loop = asyncio.get_running_loop()
+    report = progress or (lambda fields: None)
+    compactor = Compactor(db, lambda fields: loop.call_soon_threadsafe(report, fields))
+    swapped = False
+
+    async def swap(meta: dict) -> None:
+        nonlocal swapped
+        compactor.close()
+        await loop.run_in_executor(None, envswap.seal, compactor.directory / envswap.NEW)
+        # Synchronous on the event loop: no reader can be inside the old environment.
+        envswap.install(compactor.directory, db.store.close, db.open_store)
+        swapped = True
+        db.apply_meta(meta)
+
+    try:
+        await loop.run_in_executor(None, compactor.copy)
+        await db.writer.run_exclusive(compactor.final, then=swap)
+    finally:
+        compactor.close()
+        cleanup = envswap.finish if swapped else envswap.discard_copy
+        await loop.run_in_executor(None, cleanup, compactor.directory)
