@@ -32,7 +32,7 @@ import orjson
 
 from . import envswap, sizes
 from .attachments.access import blobs_for
-from .attachments.blobstore import SUBDB as ATTACHMENTS, BlobMeta, _ckey, _dkey, _ukey
+from .attachments.blobstore import RECORD_PREFIXES, SUBDB as ATTACHMENTS, BlobMeta, _ckey, _ukey
 from .attachments.codec import md5_of_digest
 from .docinfo import DocInfo, body_key, docs_key, id_of, seq_key
 from .storage import Store
@@ -217,16 +217,19 @@ class Compactor:
         s_att, d_att = self._h(self.src, ATTACHMENTS), self._h(self.dst, ATTACHMENTS)
         reading = contextlib.nullcontext(txn) if txn is not None else self.src.read()
         with reading as rtxn:
-            metas = [(m, raw) for m in md5s if (raw := rtxn.get(_dkey(m), db=s_att)) is not None]
-            keys = [_ckey(BlobMeta.from_json(m, raw).blob_id, i)
-                    for m, raw in metas for i in range(BlobMeta.from_json(m, raw).nchunks)]
+            # a blob's record (one per stored encoding) and its chunks
+            records = [(m, p + m, raw) for m in md5s for p in RECORD_PREFIXES
+                       if (raw := rtxn.get(p + m, db=s_att)) is not None]
+            keys = [k for _, k, _ in records]
+            for m, _, raw in records:
+                meta = BlobMeta.from_json(m, raw)
+                keys += [_ckey(meta.blob_id, i) for i in range(meta.nchunks)]
             keys += [_ukey(b) for b in uploads]
             for blob_id in uploads:
                 cur = rtxn.cursor(db=s_att)
                 prefix = b"c" + blob_id
                 if cur.set_range(prefix):
                     keys += [k for k in _iter_prefix(cur, prefix)]
-            keys += [_dkey(m) for m, _ in metas]
             # Chunks can be large: copy them in bounded write transactions of the copy.
             batch: list[tuple[bytes, bytes]] = []
             size = 0
@@ -240,7 +243,7 @@ class Compactor:
                     self._put_all(d_att, batch)
                     batch, size = [], 0
             self._put_all(d_att, batch)
-        self.blobs.update(m for m, _ in metas)
+        self.blobs.update(m for m, _, _ in records)
 
     def _put_all(self, dbi, items: list[tuple[bytes, bytes]]) -> None:
         if items:

@@ -30,7 +30,7 @@ import orjson
 from . import compactor, docrules, envswap, jsonutil, longkeys, revtree, scans, security, updates, users, validation
 from .attachments import hooks as att_hooks
 from .attachments import migrate as att_migrate
-from .docinfo import DocInfo, body_key, docs_key, id_of, local_id, local_key, splice_doc
+from .docinfo import DocInfo, body_key, docs_key, local_id, local_key, splice_doc
 from .errors import BadRequest, CouchError, NotFound, PreconditionFailed, TooLarge
 from .storage import Store
 from .updates import META_KEY

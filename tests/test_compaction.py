@@ -271,3 +271,23 @@ async def test_sizes_and_progress_through_http(client, server, db):
     assert after["external"] == before["external"]
     assert after["file"] < before["file"] * 0.6, (before, after)
     assert after["active"] <= after["file"]
+
+
+async def test_long_ids_survive_compaction(tmp_path):
+    """Ids longer than an LMDB key (stored as a prefix and a digest) are copied like any other."""
+    node = couchpy.open(tmp_path)
+    db = node.create_db("db")
+    ids = ["x" * 600 + str(i) for i in range(5)] + ["é" * 400]
+    revs = {}
+    for docid in ids:
+        r = await db.put({"_id": docid, "v": 1})
+        revs[docid] = (await db.put({"_id": docid, "_rev": r["rev"], "v": 2}))["rev"]
+    await db.put({"_id": "_local/" + "l" * 700, "v": 3})
+    task = asyncio.create_task(db.compact())
+    revs[ids[0]] = (await db.put({"_id": ids[0], "_rev": revs[ids[0]], "v": 3}))["rev"]
+    await task
+    for docid, rev in revs.items():
+        assert db.get(docid)["_rev"] == rev
+    assert db.get("_local/" + "l" * 700)["v"] == 3
+    assert sorted(i.id for i in db.changes_since(0)) == sorted(ids)
+    await node.aclose()
