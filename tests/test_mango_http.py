@@ -101,7 +101,11 @@ async def test_find_without_index(c, mdb):
     assert body["warning"].startswith("No matching index found")
     s, body = await post(c, f"/{mdb}/_find", {"selector": {"_id": {"$gt": "d37"}}})
     assert [d["_id"] for d in body["docs"]] == ["d38", "d39", "nofield"]
+    # as CouchDB: _all_docs serves a sort on _id only for a selector with a condition on _id
     s, body = await post(c, f"/{mdb}/_find", {"selector": {"kind": "a"}, "sort": [{"_id": "desc"}], "limit": 2})
+    assert s == 400 and body["error"] == "no_usable_index"
+    s, body = await post(c, f"/{mdb}/_find", {"selector": {"kind": "a", "_id": {"$gt": None}},
+                                              "sort": [{"_id": "desc"}], "limit": 2})
     assert [d["_id"] for d in body["docs"]] == ["nofield", "d38"]
     s, body = await post(c, f"/{mdb}/_find", {"selector": {"kind": "a"}, "sort": ["n"]})
     assert s == 400 and body["error"] == "no_usable_index"
@@ -295,7 +299,7 @@ async def test_bad_sort_and_field_specs_are_400(c, mdb):
         async with c.post(f"/{mdb}/_find", json={"selector": {"n": {"$gt": 0}}, "sort": sort}) as r:
             assert r.status == 400, (sort, await r.text())
             assert (await r.json())["error"] == error
-    for fields, error in (([], "invalid_field"), ([7], "invalid_field"), ([{"n": "sideways"}], "invalid_sort_dir")):
+    for fields, error in (([], "invalid_field"), ([7], "invalid_sort_field"), ([{"n": "sideways"}], "invalid_sort_dir")):
         async with c.post(f"/{mdb}/_index", json={"index": {"fields": fields}}) as r:
             assert r.status == 400, (fields, await r.text())
             assert (await r.json())["error"] == error

@@ -22,13 +22,13 @@ from typing import Any
 
 import orjson
 
-from .. import collate, jsonutil, longkeys
+from .. import collate, erlterm, jsonutil, longkeys
 from ..docinfo import body_key, splice_doc
 from ..errors import NotFound
 from ..longkeys import LMDB_MAX
 from ..views import manager
 from ..views.query import TooBig, _iter_rows, _values_asc
-from .indexes import ALL_DOCS, IndexDef, list_indexes, sort_specs
+from .indexes import ALL_DOCS, IndexDef, list_indexes, sort_list
 from .selector import MangoError, _MISSING, compile_normalized, get_field, has_required_fields, normalize, parse_field
 
 HIGH = b"\xff"
@@ -42,7 +42,7 @@ def _non_neg(name: str, v: Any, default: int) -> int:
     if v is None:
         return default
     if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise MangoError(f"{jsonutil.dumps(v).decode()} is not an integer greater than or equal to zero",
+        raise MangoError(f"{erlterm.w(v)} is not an integer greater than or equal to zero",
                          "invalid_non_neg_integer")
     return v
 
@@ -50,10 +50,7 @@ def _non_neg(name: str, v: Any, default: int) -> int:
 def parse_sort(sort: Any) -> list[tuple[str, str]]:
     if sort is None:
         return []
-    if not isinstance(sort, list):
-        raise MangoError(f"Sort must be an array of sort specs, not: {jsonutil.dumps(sort).decode()}",
-                         "invalid_sort_json")
-    return sort_specs(sort, ("Invalid sort field", "invalid_sort_field"))
+    return sort_list(sort)
 
 
 def _top_conditions(norm: dict) -> dict[str, dict]:
@@ -147,7 +144,7 @@ def plan(db: Any, norm: dict, sort: list, use_index: Any) -> Plan:
             d = use_index[0] if use_index[0].startswith("_design/") else "_design/" + use_index[0]
             wanted = (d, use_index[1] if len(use_index) == 2 else None)
         elif use_index != []:
-            raise MangoError(f"Invalid value for use_index: {jsonutil.dumps(use_index).decode()}", "invalid_value")
+            raise MangoError(f"Invalid index name: {erlterm.w(use_index)}", "invalid_index_name")
     usable = []
     for idx in indexes:
         if idx.type != "json":
@@ -177,7 +174,9 @@ def plan(db: Any, norm: dict, sort: list, use_index: Any) -> Plan:
         chosen = sorted(usable, key=lambda t: (-_score(t[0], conds), len(t[0].fields), t[0].ddoc or "", t[0].name))[0][0]
     desc = bool(sort) and sort[0][1] == "desc"
     if chosen is None:
-        if sort and [f for f, _ in sort] != ["_id"]:
+        # mango_idx_special: _all_docs serves a sort (on _id alone) only when the selector has an
+        # indexable condition on _id
+        if sort and ([f for f, _ in sort] != ["_id"] or not has_required_fields(norm, ["_id"])):
             raise MangoError("No index exists for this sort, try indexing by the sort fields.", "no_usable_index")
         lo, hi = _id_range(conds.get("_id", {}))
         w = NO_INDEX_WARNING if warning is None else warning + " " + NO_INDEX_WARNING
@@ -291,11 +290,14 @@ def parse_request(body: Any) -> dict:
         raise MangoError("Missing required key: selector", "missing_required_key")
     fields = body.get("fields")
     if fields is not None and (not isinstance(fields, list) or not all(isinstance(f, str) for f in fields)):
-        raise MangoError(f"Fields must be an array of strings, not: {jsonutil.dumps(fields).decode()}",
+        raise MangoError(f"Fields must be an array of strings, not: {erlterm.w(fields)}",
                          "invalid_fields")
     for k in ("update", "stable", "execution_stats", "conflicts"):
         if k in body and not isinstance(body[k], bool):
-            raise MangoError(f"Invalid boolean value: {jsonutil.dumps(body[k]).decode()}", "invalid_boolean")
+            raise MangoError(f"Invalid boolean value: {erlterm.w(body[k])}", "invalid_boolean")
+    r = body.get("r", 1)
+    if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+        raise MangoError(f"{erlterm.w(r)} is not an integer greater than zero", "invalid_pos_integer")
     return {
         "selector": body["selector"],
         "norm": normalize(body["selector"]),

@@ -17,8 +17,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from .. import jsonutil
-from ..errors import BadRequest, Conflict, NotFound
+from .. import erlterm, jsonutil
+from ..errors import Conflict, NotFound
 from .selector import MangoError, normalize
 
 
@@ -64,10 +64,29 @@ def sort_specs(items: list, bad_item: tuple[str, str]) -> list[tuple[str, str]]:
     return out
 
 
-def _fields(spec: Any) -> list[tuple[str, str]]:
-    if not isinstance(spec, list) or not spec:
-        raise MangoError(f"Invalid JSON for field spec: {jsonutil.dumps(spec).decode()}", "invalid_field")
-    return sort_specs(spec, ("Invalid JSON for field spec", "invalid_field"))
+def sort_list(value: Any) -> list[tuple[str, str]]:
+    """A sort (`_find`'s `sort`, an index's `fields`) as CouchDB's mango_sort reads it."""
+    if not isinstance(value, list):
+        raise MangoError(f"Sort must be an array of sort specs, not: {erlterm.p(value)}", "invalid_sort_json")
+    return sort_specs(value, ("Invalid sort field", "invalid_sort_field"))
+
+
+def _fields(index: dict) -> list[tuple[str, str]]:
+    if "fields" not in index:
+        raise MangoError("Missing required key: fields", "missing_required_key")
+    fields = sort_list(index["fields"])
+    if not fields:
+        # CouchDB creates an index on no field, which no query can use; couchpy refuses it
+        raise MangoError("Invalid JSON for field spec: []", "invalid_field")
+    return fields
+
+
+def _index_name(value: Any) -> None:
+    """mango_opts validate_idx_name: the `name` and `ddoc` of a new index."""
+    if not isinstance(value, str):
+        raise MangoError(f"Invalid string: {erlterm.w(value)}", "invalid_string")
+    if not value:
+        raise MangoError("Index name or ddoc cannot be empty string", "invalid_empty_string")
 
 
 _cache: dict[int, tuple[Any, int, list]] = {}
@@ -113,14 +132,23 @@ async def create_index(db: Any, body: dict) -> dict:
     for key in body:
         if key not in CREATE_KEYS:
             raise MangoError(f"Invalid key {key} for this request.", "invalid_key")
-    index = body.get("index")
-    if not isinstance(index, dict):
-        raise MangoError("Missing required key: index", "missing_required_key") if index is None else \
-            MangoError(f"JSON indexes must be an object, not: {jsonutil.dumps(index).decode()}", "invalid_index")
+    # in CouchDB's order: the options (mango_opts), then the type, then the definition
+    if "index" not in body:
+        raise MangoError("Missing required key: index", "missing_required_key")
     itype = body.get("type", "json")
+    if not isinstance(itype, str):
+        raise MangoError(f"Invalid string: {erlterm.w(itype)}", "invalid_string")
+    for key in ("name", "ddoc"):
+        if key in body:
+            _index_name(body[key])
+    if itype == "text":
+        raise MangoError("text", "required index service unavailable", 503)
     if itype != "json":
         raise MangoError(f"Invalid type for index: {itype}", "invalid_index")
-    fields = _fields(index.get("fields"))
+    index = body["index"]
+    if not isinstance(index, dict):
+        raise MangoError(f"JSON indexes must be an object, not: {erlterm.w(index)}", "invalid_index")
+    fields = _fields(index)
     partial = index.get("partial_filter_selector")
     # stored normalized in the view, as given in options.def, as CouchDB keeps it
     definition = {"fields": {f: d for f, d in fields},
@@ -130,11 +158,7 @@ async def create_index(db: Any, body: dict) -> dict:
     given = {k: body[k] for k in ("index", "name", "ddoc", "partitioned") if k in body}
     digest = hashlib.sha1(jsonutil.dumps_sorted([given, "json"])).hexdigest()
     name = body.get("name", digest)
-    if not isinstance(name, str) or not name:
-        raise MangoError(f"Invalid index name: {jsonutil.dumps(name).decode()}", "invalid_index_name")
     ddoc = body.get("ddoc", digest)
-    if not isinstance(ddoc, str) or not ddoc:
-        raise BadRequest("Invalid ddoc name", error="invalid_value")
     ddoc_id = ddoc if ddoc.startswith("_design/") else "_design/" + ddoc
     view = {"map": definition, "reduce": "_count", "options": {"def": {"fields": index["fields"]}}}
     if partial:

@@ -29,7 +29,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from .. import collate, jsonutil
+from .. import collate, erlterm, jsonutil
 from ..errors import BadRequest
 
 Matcher = Callable[[Any], bool]
@@ -243,7 +243,7 @@ def _negate(sel: dict) -> dict:
 def normalize(selector: Any) -> dict:
     """Validate and normalize a selector; raise MangoError (400) when it is invalid."""
     if not isinstance(selector, dict):
-        raise MangoError(f"Selector must be a JSON object, not: {_fmt(selector)}", "invalid_selector_json")
+        raise MangoError(f"Selector must be a JSON object, not: {erlterm.w(selector)}", "invalid_selector_json")
     if not selector:
         return {}
     norm = _norm_negations(_norm_fields(_norm_ops(selector)))

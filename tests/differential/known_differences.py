@@ -42,6 +42,12 @@ def _unknown_changes_style(req: Req, d: Difference) -> bool:
             and style not in (None, "main_only", "all_docs"))
 
 
+def _index_without_fields(req: Req, d: Difference) -> bool:
+    index = req.body.get("index") if isinstance(req.body, dict) else None
+    return (req.endpoint == "POST /{db}/_index" and d.kind == "status" and d.what == "400 invalid_field vs 200"
+            and isinstance(index, dict) and index.get("fields") == [])
+
+
 KNOWN: tuple[KnownDifference, ...] = (
     KnownDifference(
         "couchdb-5xx",
@@ -55,6 +61,12 @@ KNOWN: tuple[KnownDifference, ...] = (
         "front. CouchDB accepts it while no change is listed and crashes (500 `function_clause`) "
         "at the first change it would list, so its answer depends on the database's content.",
         _unknown_changes_style,
+    ),
+    KnownDifference(
+        "mango-index-without-fields",
+        "`POST /{db}/_index` with `\"fields\": []` is a 400 `invalid_field`. CouchDB creates the "
+        "index, which no query can use (every `_find` passes it by).",
+        _index_without_fields,
     ),
 )
 

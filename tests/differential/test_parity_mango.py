@@ -1,0 +1,74 @@
+"""Mango's answers to bad input as CouchDB 3.4.3 gives them (error names, Erlang-printed values)."""
+
+from __future__ import annotations
+
+import pytest
+
+from .model import Req
+from .parity import both, parity
+
+A = Req("PUT", "/{db}/a", body={"x": 1}, endpoint="PUT /{db}/{doc}")
+
+
+def index(body: object) -> Req:
+    return Req("POST", "/{db}/_index", body=body, endpoint="POST /{db}/_index")
+
+
+def find(body: object) -> Req:
+    return Req("POST", "/{db}/_find", body=body, endpoint="POST /{db}/_find")
+
+
+@pytest.mark.parametrize("body, error, reason", [
+    ({"index": {}, "name": ""}, "invalid_empty_string", "Index name or ddoc cannot be empty string"),
+    ({"index": {}}, "missing_required_key", "Missing required key: fields"),
+    ({"index": {"fields": ["x"]}, "name": 1}, "invalid_string", "Invalid string: 1"),
+    ({"index": {"fields": ["x"]}, "ddoc": True}, "invalid_string", "Invalid string: true"),
+    ({"index": {"fields": ["x"]}, "type": 1}, "invalid_string", "Invalid string: 1"),
+    ({"index": "x", "name": ""}, "invalid_empty_string", "Index name or ddoc cannot be empty string"),
+    ({"index": "x"}, "invalid_index", "JSON indexes must be an object, not: <<120>>"),
+    ({"index": {"fields": "x"}}, "invalid_sort_json", 'Sort must be an array of sort specs, not: <<"x">>'),
+    ({"index": {"fields": [1]}}, "invalid_sort_field", "Invalid sort field: 1"),
+])
+async def test_index_creation_errors(server, couchdb, body, error, reason):
+    got = await parity(server, couchdb, [A, index(body)])
+    assert got.status == 400 and got.body == {"error": error, "reason": reason}
+
+
+async def test_text_index_needs_a_search_service(server, couchdb):
+    got = await parity(server, couchdb, [A, index({"index": {"fields": ["x"]}, "type": "text"})])
+    assert got.status == 503 and got.body == {"error": "required index service unavailable", "reason": "text"}
+
+
+async def test_index_without_fields_is_refused(server, couchdb):
+    # known difference mango-index-without-fields: CouchDB creates an index no query can use
+    mine, theirs = await both(server, couchdb, [A, index({"index": {"fields": []}})])
+    assert theirs.status == 200 and theirs.body["result"] == "created"
+    assert mine.status == 400 and mine.body["error"] == "invalid_field"
+
+
+@pytest.mark.parametrize("body, error, reason", [
+    ({"selector": {}, "skip": "x"}, "invalid_non_neg_integer", "<<120>> is not an integer greater than or equal to zero"),
+    ({"selector": {}, "limit": 1.5}, "invalid_non_neg_integer", "1.5 is not an integer greater than or equal to zero"),
+    ({"selector": {}, "fields": "x"}, "invalid_fields", "Fields must be an array of strings, not: <<120>>"),
+    ({"selector": {}, "fields": {"a": 1}}, "invalid_fields", "Fields must be an array of strings, not: {[{<<97>>,1}]}"),
+    ({"selector": "x"}, "invalid_selector_json", "Selector must be a JSON object, not: <<120>>"),
+    ({"selector": {}, "sort": "x"}, "invalid_sort_json", 'Sort must be an array of sort specs, not: <<"x">>'),
+    ({"selector": {}, "use_index": ["a", "b", "c"]}, "invalid_index_name", "Invalid index name: [<<97>>,<<98>>,<<99>>]"),
+    ({"selector": {}, "use_index": 1}, "invalid_index_name", "Invalid index name: 1"),
+    ({"selector": {}, "conflicts": "x"}, "invalid_boolean", "Invalid boolean value: <<120>>"),
+    ({"selector": {}, "r": "x"}, "invalid_pos_integer", "<<120>> is not an integer greater than zero"),
+    ({"selector": {}, "r": 0}, "invalid_pos_integer", "0 is not an integer greater than zero"),
+    ({"selector": {}, "sort": [{"_id": "desc"}]}, "no_usable_index",
+     "No index exists for this sort, try indexing by the sort fields."),
+    ({"selector": {"x": 1}, "sort": ["_id"]}, "no_usable_index",
+     "No index exists for this sort, try indexing by the sort fields."),
+])
+async def test_find_errors(server, couchdb, body, error, reason):
+    got = await parity(server, couchdb, [A, find(body)])
+    assert got.status == 400 and got.body == {"error": error, "reason": reason}
+
+
+async def test_id_sort_served_by_all_docs_with_an_id_condition(server, couchdb):
+    for selector in ({"_id": "a"}, {"_id": {"$exists": True}}, {"_id": {"$gt": None}}):
+        got = await parity(server, couchdb, [A, find({"selector": selector, "sort": [{"_id": "desc"}]})])
+        assert got.status == 200 and [d["_id"] for d in got.body["docs"]] == ["a"]
