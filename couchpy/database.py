@@ -417,6 +417,8 @@ class Database:
             raise BadRequest("Invalid rev format")
         if (not new_edits or "_revisions" in doc) and not docid.startswith("_local/"):
             docrules.revisions_path(doc)
+        elif not new_edits and rev is None:
+            raise BadRequest(docrules.NEEDS_REV)  # a replicated local document needs its rev too
         if not size_known_ok:
             self._check_size(doc)
         if not docid.startswith("_local/"):
@@ -500,7 +502,7 @@ class Database:
         if not new_edits:
             for doc in docs:
                 if isinstance(doc, dict) and "_rev" not in doc and "_revisions" not in doc:
-                    raise BadRequest("When `new_edits: false`, the document needs `_rev` or `_revisions` information")
+                    raise BadRequest(docrules.NEEDS_REV)
         prepared: list[Any] = []
         docs = [
             {"_id": uuid.uuid4().hex, **doc} if new_edits and isinstance(doc, dict) and "_id" not in doc else doc

@@ -87,6 +87,9 @@ def new_rev(parent: str | None, deleted: bool, body: dict) -> str:
     return f"{pos}-{h}"
 
 
+NEEDS_REV = "When `new_edits: false`, the document needs `_rev` or `_revisions` specified"
+
+
 def revisions_path(doc: dict) -> list[str]:
     """The history given with a `new_edits=false` write, newest first.
 
@@ -103,7 +106,7 @@ def revisions_path(doc: dict) -> list[str]:
             raise BadRequest("Invalid _revisions")
         return [f"{start - i}-{h}" for i, h in enumerate(ids)]
     if not isinstance(rev, str):
-        raise BadRequest("When new_edits is false a document needs a _rev")
+        raise BadRequest(NEEDS_REV)
     if parse_rev(rev) is None:
         raise BadRequest("Invalid rev format")
     return [rev]

@@ -146,3 +146,13 @@ async def test_location_is_absolute_and_percent_encoded(peer, pdb, docid, encode
     async with peer.put(f"/{pdb}/{encoded}", json={"v": 1}) as r:
         assert r.status == 201, await r.text()
         assert r.headers["Location"] == f"{peer.base}/{pdb}/{encoded}"
+
+
+@pytest.mark.parametrize("docid", ["x", "_local/x"])
+async def test_a_replicated_write_needs_a_rev(peer, pdb, docid):
+    reason = {"error": "bad_request",
+              "reason": "When `new_edits: false`, the document needs `_rev` or `_revisions` specified"}
+    async with peer.put(f"/{pdb}/{docid}", params={"new_edits": "false"}, json={"a": 1}) as r:
+        assert (r.status, await r.json()) == (400, reason)
+    async with peer.post(f"/{pdb}/_bulk_docs", json={"new_edits": False, "docs": [{"_id": docid}]}) as r:
+        assert (r.status, await r.json()) == (400, reason)
