@@ -1,16 +1,19 @@
-"""Keys of any length in LMDB (couchpy.longkeys): the pure encoding, and document ids through the
-engine, checked against brute force over mixes of long and short ids."""
+"""Keys of any length in LMDB (couchpy.longkeys): the pure encoding, document ids through the
+engine and view rows through a server, checked against brute force over mixes of long and short
+keys and ids."""
 
 from __future__ import annotations
 
 import asyncio
 import tempfile
+import uuid
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import couchpy
-from couchpy import longkeys
+from couchpy import collate, longkeys
+from tests.test_views_property import Http, brute, qs
 
 # Prefixes around the stored-key limit, so that ids share whole groups (equal first PREFIX bytes),
 # end exactly at the limit, or are a group's prefix themselves; multi-byte characters cut mid-way.
@@ -135,3 +138,111 @@ def test_local_documents_with_long_ids_list_in_order(tmp_path):
         await node.aclose()
 
     _run(go())
+
+
+# ---------------------------------------------------------------- views through a server
+
+_L = "L" * 500  # its collated form alone is over the stored-key prefix
+VIEW_KEYS = [_L, _L + "a", _L + "b", [_L, 1], [_L, 1, "x"], {"x": _L}, "a", [_L + "a"]]
+SUM_VIEW = {"sum": {"map": "function(doc) { if ('k' in doc) emit(doc.k, doc.v); }", "reduce": "_sum"}}
+
+
+def _docid(n: int) -> str:
+    return f"doc{n}" if n % 2 else "D" * 600 + str(n)  # long ids share their first 600 bytes
+
+
+@st.composite
+def view_queries(draw):
+    q: dict = {}
+    for bound in ("startkey", "endkey"):
+        if draw(st.booleans()):
+            q[bound] = draw(st.sampled_from(VIEW_KEYS))
+    q["descending"] = draw(st.booleans())
+    if "startkey" in q and "endkey" in q:
+        c = collate.compare(q["startkey"], q["endkey"])
+        if (c > 0 and not q["descending"]) or (c < 0 and q["descending"]):
+            q["startkey"], q["endkey"] = q["endkey"], q["startkey"]
+    if draw(st.booleans()):
+        q["inclusive_end"] = False
+    mode = draw(st.sampled_from(["map", "reduce", "group", "level"]))
+    if mode == "map":
+        q["reduce"] = False
+    elif mode == "group":
+        q["group"] = True
+    elif mode == "level":
+        q["group_level"] = draw(st.integers(1, 3))
+    if draw(st.booleans()):
+        q["limit"] = draw(st.integers(0, 6))
+    if draw(st.booleans()):
+        q["skip"] = draw(st.integers(0, 4))
+    return q
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(st.tuples(st.integers(0, 9), st.one_of(st.none(), st.sampled_from(VIEW_KEYS)),
+                                   st.integers(-5, 20)), min_size=1, max_size=20), min_size=1, max_size=3),
+       st.lists(view_queries(), min_size=1, max_size=5))
+def test_views_over_long_keys_and_ids_equal_brute_force(server, rounds, qlist):
+    h = Http(server)
+    db = "lkv-" + uuid.uuid4().hex[:10]
+    assert h.req("PUT", f"/{db}")[0] == 201
+    try:
+        assert h.req("PUT", f"/{db}/_design/js", {"views": SUM_VIEW})[0] == 201
+        docs: dict[str, dict] = {}
+        revs: dict[str, str] = {}
+        for batch in rounds:
+            bulk, seen = [], set()
+            for n, k, v in batch:
+                did = _docid(n)
+                if did in seen:
+                    continue
+                seen.add(did)
+                if k is None and did in revs:
+                    bulk.append({"_id": did, "_rev": revs.pop(did), "_deleted": True})
+                    docs.pop(did, None)
+                elif k is not None:
+                    bulk.append({"_id": did, "k": k, "v": v, **({"_rev": revs[did]} if did in revs else {})})
+                    docs[did] = {"k": k, "v": v}
+            status, res = h.req("POST", f"/{db}/_bulk_docs", {"docs": bulk})
+            assert status == 201
+            for r in res:
+                assert r.get("ok"), r
+                if r["id"] in docs:
+                    revs[r["id"]] = r["rev"]
+            for q in qlist:
+                status, body = h.req("GET", f"/{db}/_design/js/_view/sum?{qs(q)}")
+                assert status == 200, (q, body)
+                assert body["rows"] == brute(docs, q), q
+                if not q.get("reduce", True):
+                    assert body["total_rows"] == len(docs)
+                    everything = brute(docs, {"reduce": False, "descending": q["descending"]})
+                    if body["rows"] and not q.get("skip"):
+                        assert body["offset"] == everything.index(body["rows"][0]), q
+    finally:
+        h.req("DELETE", f"/{db}")
+
+
+def test_view_offsets_count_long_rows_around_a_long_bound(server):
+    """Rows sharing a long stored prefix with the bound are partly before it: each is counted."""
+    h = Http(server)
+    db = "lko-" + uuid.uuid4().hex[:10]
+    assert h.req("PUT", f"/{db}")[0] == 201
+    try:
+        assert h.req("PUT", f"/{db}/_design/js", {"views": SUM_VIEW})[0] == 201
+        docs = {_docid(n): {"k": k, "v": n} for n, k in
+                enumerate([_L, _L, _L + "a", _L + "a", _L + "b", "a", [_L, 1]])}
+        status, _ = h.req("POST", f"/{db}/_bulk_docs", {"docs": [{"_id": i, **d} for i, d in docs.items()]})
+        assert status == 201
+        for start in (_L, _L + "a", _L + "b"):
+            for descending in (False, True):
+                q = {"startkey": start, "reduce": False, "descending": descending}
+                status, body = h.req("GET", f"/{db}/_design/js/_view/sum?{qs(q)}")
+                everything = brute(docs, {"reduce": False, "descending": descending})
+                assert body["rows"] == brute(docs, q)
+                assert body["offset"] == everything.index(body["rows"][0]), q
+                lo, hi = (_L + "b", start) if descending else (start, _L + "b")
+                q = {"startkey": lo, "endkey": hi, "descending": descending, "group": True}
+                status, body = h.req("GET", f"/{db}/_design/js/_view/sum?{qs(q)}")
+                assert body["rows"] == brute(docs, q), q
+    finally:
+        h.req("DELETE", f"/{db}")
