@@ -1,7 +1,7 @@
 """couchpy and a real CouchDB 3.4.3 edited at random on both sides while two continuous
 replications (one driven by each side) run between them: they converge to the same documents,
 revision trees, winners and conflicts. Also: a replication resumes from its checkpoint after
-couchpy restarts, whichever side drives it."""
+couchpy or CouchDB restarts, whichever side drives it."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.couchdb_peer import CouchdbPeer
 from tests.interop import name, ok, req, snapshot, wait_for
 
 OPS = st.lists(
@@ -92,3 +93,26 @@ async def test_resume_from_checkpoint_after_couchpy_restarts(new_server, couchdb
     assert second["history"][0]["start_last_seq"] == recorded
     assert second["history"][0]["session_id"] != first["history"][0]["session_id"]
     assert await snapshot(srv, db, bodies=False) == await snapshot(couchdb, remote, bodies=False)
+
+
+@pytest.mark.parametrize("driver_name", ["couchdb", "couchpy"])
+async def test_resume_from_checkpoint_after_couchdb_restarts(server, tmp_path, driver_name):
+    """CouchDB (its own instance here: it is restarted) comes back on the same port; the next
+    run, with either side's replicator, resumes where the checkpoint says."""
+    with CouchdbPeer(tmp_path / "restarted") as couchdb:
+        db, remote = name("rs"), name("rc")
+        await ok(await req(couchdb, "PUT", f"/{db}"), 201)
+        await ok(await req(couchdb, "POST", f"/{db}/_bulk_docs", {"docs": [{"_id": f"a{i}"} for i in range(30)]}), 201)
+        spec = {"source": f"{couchdb.url}/{db}", "target": f"{server.url}/{remote}", "create_target": True}
+        driver = couchdb if driver_name == "couchdb" else server
+        st_, first = await req(driver, "POST", "/_replicate", spec)
+        assert st_ == 200, first
+        recorded = first["history"][0]["recorded_seq"]
+        url = couchdb.url
+        couchdb.restart()
+        assert couchdb.url == url
+        await ok(await req(couchdb, "POST", f"/{db}/_bulk_docs", {"docs": [{"_id": f"b{i}"} for i in range(5)]}), 201)
+        st_, second = await req(driver, "POST", "/_replicate", spec)
+        assert st_ == 200, second
+        assert second["history"][0]["start_last_seq"] == recorded
+        assert await snapshot(server, remote, bodies=False) == await snapshot(couchdb, db, bodies=False)
