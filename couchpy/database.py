@@ -586,8 +586,12 @@ class Database:
             txn.put(META_KEY, orjson.dumps(meta), db=self._meta_db)
             return meta
 
-        meta = await self.writer.run_exclusive(fn)
-        self.apply_meta(meta)
+        async def publish(meta: dict) -> None:
+            # before any later write starts: the next group commit must begin from this metadata,
+            # or it writes back the metadata as it was before this change
+            self.apply_meta(meta)
+
+        await self.writer.run_exclusive(fn, then=publish)
 
     # ------------------------------------------------------------------ maintenance
 

@@ -193,3 +193,115 @@ async def verify(session: aiohttp.ClientSession, load: Load) -> list[str]:
         rec.rev = doc["_rev"]
         rec.pending_body = rec.pending_att = None
     return problems
+
+
+@dataclass
+class BigUpload:
+    """A large attachment streamed again and again to one document (`big`), as (length, md5)."""
+
+    rev: str | None = None
+    acked: tuple[int, str] | None = None
+    pending: tuple[int, str] | None = None
+
+
+def _chunks(seed: str, size: int, digest):
+    rng = random.Random(seed)
+    left = size
+    while left:
+        chunk = rng.randbytes(min(1 << 20, left))
+        digest.update(chunk)
+        left -= len(chunk)
+        yield chunk
+
+
+async def big_uploader(session: aiohttp.ClientSession, load: Load, big: BigUpload, stop: asyncio.Event,
+                       size: int) -> None:
+    """Stream `size` bytes as the attachment `big/blob` until stopped (a kill lands mid-upload)."""
+    n = 0
+    while not stop.is_set():
+        md5 = hashlib.md5()
+        digest_of = "md5-"
+        body_size = size - n % 7  # each upload differs in length as well as in bytes
+        big.pending = None
+
+        async def stream():
+            for chunk in _chunks(f"{load.seed}-big-{n}", body_size, md5):
+                yield chunk
+            big.pending = (body_size, digest_of + base64.b64encode(md5.digest()).decode())
+
+        params = {"rev": big.rev} if big.rev else {}
+        try:
+            async with session.put(f"{load.base}/big/blob", data=stream(), params=params,
+                                   headers={"Content-Type": "application/octet-stream"}) as r:
+                reply = await _reply(r, load, "big", 201)
+        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+            if not load.killed:
+                load.fail(f"big: {type(exc).__name__} {exc} before the kill")
+            return
+        if reply is None:
+            return
+        big.rev, big.acked, big.pending = reply["rev"], big.pending, None
+        load.acks += 1
+        n += 1
+
+
+async def verify_big(session: aiohttp.ClientSession, load: Load, big: BigUpload) -> list[str]:
+    """The stored attachment is the acknowledged upload, or the one fully sent when the kill came."""
+    async with session.get(f"{load.base}/big") as r:
+        status = r.status
+        doc = await r.json() if status == 200 else None
+    if doc is None:
+        return [] if big.acked is None else [f"big: HTTP {status}, acknowledged {big.acked}"]
+    stub = doc["_attachments"]["blob"]
+    got = (stub["length"], stub["digest"])
+    if got != big.acked and not (got == big.pending and doc["_rev"] != big.rev):
+        return [f"big: stored {got} is neither the acknowledged {big.acked} nor the pending {big.pending}"]
+    md5 = hashlib.md5()
+    length = 0
+    async with session.get(f"{load.base}/big/blob") as r:
+        async for chunk in r.content.iter_chunked(1 << 20):
+            md5.update(chunk)
+            length += len(chunk)
+    if (length, "md5-" + base64.b64encode(md5.digest()).decode()) != got:
+        return [f"big: the bytes read back ({length}) do not match the stub {got}"]
+    big.rev, big.acked, big.pending = doc["_rev"], got, None
+    return []
+
+
+@dataclass
+class Security:
+    acked: dict | None = None
+    pending: dict | None = None
+
+
+async def security_writer(session: aiohttp.ClientSession, load: Load, sec: Security, stop: asyncio.Event) -> None:
+    """Rewrites the database's `_security` object with a new member name each time."""
+    n = 0
+    while not stop.is_set():
+        obj = {"admins": {"names": [], "roles": []}, "members": {"names": [f"user{n}"], "roles": ["crash"]}}
+        sec.pending = obj
+        try:
+            async with session.put(f"{load.base}/_security", json=obj) as r:
+                reply = await _reply(r, load, "_security", 200)
+        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+            if not load.killed:
+                load.fail(f"_security: {type(exc).__name__} before the kill")
+            return
+        if reply is None:
+            return
+        if reply != {"ok": True}:
+            load.fail(f"_security: acknowledgement {reply}")
+            return
+        sec.acked, sec.pending = obj, None
+        load.acks += 1
+        n += 1
+        await asyncio.sleep(0.01)
+
+
+async def verify_security(session: aiohttp.ClientSession, load: Load, sec: Security) -> list[str]:
+    async with session.get(f"{load.base}/_security") as r:
+        got = await r.json()
+    if got != sec.acked and got != sec.pending:
+        return [f"_security: {got} is neither the acknowledged {sec.acked} nor the pending {sec.pending}"]
+    sec.acked, sec.pending = got, None
+    return []

@@ -1,7 +1,8 @@
 """Durability: a server under concurrent writers (documents, bulk writes, attachments, `_local`
-checkpoints) and view readers is killed with SIGKILL at a random moment; after each restart every
-acknowledged write is there with its exact revision and content (see tests/crashload.py), and the
-view answers what the documents say.
+checkpoints, a large attachment streamed again and again, `_security` updates) and readers that
+keep a view and a Mango index building is killed with SIGKILL at a random moment; after each
+restart every acknowledged write is there with its exact revision and content (see
+tests/crashload.py), and the view and the Mango index answer what the documents say.
 
 The randomness is seeded; the seed is printed and in every failure message. Replay one with
 COUCHPY_CRASH_SEED=<seed>. CRASH_TRIALS sets the number of kills (the CI size is small;
@@ -18,12 +19,17 @@ import time
 import aiohttp
 import pytest
 
-from tests.crashload import Load, verify, writer
+from tests.crashload import (BigUpload, Load, Security, big_uploader, security_writer, verify, verify_big,
+                              verify_security, writer)
 from tests.serverproc import CouchpyServer
 
 WRITERS = 16
 TRIALS = int(os.environ.get("CRASH_TRIALS", "4"))
 RESTART_LIMIT = 30.0  # seconds a restart may take, recovery included
+# the large attachment streamed during the trials (50 in the long run: CRASH_BIG_ATTACHMENT_MB=50)
+BIG_ATTACHMENT = int(os.environ.get("CRASH_BIG_ATTACHMENT_MB", "8")) << 20
+MANGO_INDEX = {"index": {"fields": ["n"]}, "name": "by-n", "ddoc": "mango"}
+FIND = {"selector": {"n": {"$gte": 0}}, "fields": ["_id", "n"], "use_index": "mango", "limit": 100000}
 
 VIEW_DDOC = {"views": {"by_writer": {"map": "function(doc){ if (doc.writer !== undefined) emit([doc.writer, doc.n], doc.pad.length); }"}}}
 
@@ -37,11 +43,21 @@ async def _query_view(session: aiohttp.ClientSession, base: str, load: Load, sto
                 if r.status != 200 and not load.killed:
                     load.fail(f"view: HTTP {r.status} {text[:200]}")
                     return
+            async with session.post(f"{base}/_find", json=dict(FIND, limit=1)) as r:
+                text = await r.text()
+                if r.status != 200 and not load.killed:
+                    load.fail(f"_find: HTTP {r.status} {text[:200]}")
+                    return
         except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
             if not load.killed:
                 load.fail(f"view: {type(exc).__name__} before the kill")
             return
         await asyncio.sleep(0.05)
+
+
+def _expected_find(load: Load) -> list[tuple]:
+    return sorted((docid, rec.body["n"]) for docid, rec in load.records.items()
+                  if rec.body is not None and not docid.startswith("_local/") and rec.rev is not None)
 
 
 def _expected_view(load: Load) -> list[list]:
@@ -57,9 +73,10 @@ async def run_trials(tmp_path, trials: int, seed: int, writers: int = WRITERS) -
     srv = CouchpyServer(tmp_path)
     srv.start()
     load = Load(base=f"{srv.base}/crash", seed=seed)
+    big, sec = BigUpload(), Security()
     rng = random.Random(seed)
     restarts: list[float] = []
-    checked = 0
+    checked = big_uploads = 0
     timeout = aiohttp.ClientTimeout(total=30)
     try:
         async with aiohttp.ClientSession(auth=srv.auth, timeout=timeout) as s:
@@ -67,13 +84,20 @@ async def run_trials(tmp_path, trials: int, seed: int, writers: int = WRITERS) -
                 assert r.status == 201, await r.text()
             async with s.put(f"{load.base}/_design/crash", json=VIEW_DDOC) as r:
                 assert r.status == 201, await r.text()
+            async with s.post(f"{load.base}/_index", json=MANGO_INDEX) as r:
+                assert r.status == 200, await r.text()
+            async with s.get(f"{load.base}/_security") as r:
+                sec.acked = await r.json()  # the default a new database has
         for trial in range(trials):
             load.killed = False
+            big_rev_before = big.rev
             stop = asyncio.Event()
-            connector = aiohttp.TCPConnector(limit=writers + 1)
+            connector = aiohttp.TCPConnector(limit=writers + 3)
             async with aiohttp.ClientSession(auth=srv.auth, connector=connector, timeout=timeout) as s:
                 tasks = [asyncio.create_task(writer(s, load, w, stop)) for w in range(writers)]
                 tasks.append(asyncio.create_task(_query_view(s, load.base, load, stop)))
+                tasks.append(asyncio.create_task(big_uploader(s, load, big, stop, BIG_ATTACHMENT)))
+                tasks.append(asyncio.create_task(security_writer(s, load, sec, stop)))
                 await asyncio.sleep(rng.uniform(0.3, 1.5))
                 load.killed = True
                 srv.kill()  # SIGKILL mid-flight
@@ -85,7 +109,7 @@ async def run_trials(tmp_path, trials: int, seed: int, writers: int = WRITERS) -
             srv.start(timeout=RESTART_LIMIT)
             restarts.append(time.monotonic() - t0)
             async with aiohttp.ClientSession(auth=srv.auth, timeout=timeout) as s:
-                problems = await verify(s, load)
+                problems = await verify(s, load) + await verify_big(s, load, big) + await verify_security(s, load, sec)
                 assert not problems, f"seed {seed} trial {trial}: {problems[:10]}"
                 checked += sum(1 for rec in load.records.values() if rec.rev is not None)
                 async with s.get(f"{load.base}/_design/crash/_view/by_writer") as r:
@@ -93,16 +117,22 @@ async def run_trials(tmp_path, trials: int, seed: int, writers: int = WRITERS) -
                     view = await r.json()
                 got = [[row["key"], row["id"], row["value"]] for row in view["rows"]]
                 assert got == _expected_view(load), f"seed {seed} trial {trial}: view differs from the documents"
+                async with s.post(f"{load.base}/_find", json=FIND) as r:
+                    assert r.status == 200, await r.text()
+                    found = sorted((d["_id"], d["n"]) for d in (await r.json())["docs"])
+                assert found == _expected_find(load), f"seed {seed} trial {trial}: _find differs from the documents"
                 async with s.get(load.base) as r:
                     info = await r.json()
                 docs = sum(1 for d, rec in load.records.items() if rec.rev is not None and not d.startswith("_local/"))
-                assert info["doc_count"] == docs + 1, (seed, info)  # + the design document
+                # + the two design documents, and the big attachment's document once it exists
+                assert info["doc_count"] == docs + 2 + (big.rev is not None), (seed, info)
+            big_uploads += big.rev is not None and big.rev != big_rev_before
             print(f"trial {trial + 1}/{trials}: {load.acks} acknowledged so far, {checked} record checks, "
-                  f"restart {restarts[-1]:.2f} s", flush=True)
+                  f"big attachment {big.acked}, restart {restarts[-1]:.2f} s", flush=True)
     finally:
         srv.stop()
     return {"trials": trials, "acks": load.acks, "records_checked": checked,
-            "max_restart_s": max(restarts, default=0.0)}
+            "trials_with_a_new_big_attachment": big_uploads, "max_restart_s": max(restarts, default=0.0)}
 
 
 def _seed() -> int:
