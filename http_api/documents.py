@@ -69,7 +69,9 @@ async def get_doc(request: web.Request) -> web.StreamResponse:
             wanted = "all"
         else:
             wanted = params.json_value(request, "open_revs")
-            if not isinstance(wanted, list) or not all(isinstance(r, str) for r in wanted):
+            if not isinstance(wanted, list):
+                raise BadRequest("Invalid list of revisions")
+            if not all(revtree.parse_rev(r) for r in wanted):
                 raise BadRequest("Invalid rev format")
         results = db.open_revs(docid, wanted, latest=opts["latest"], with_revs=opts["revs"])
         if wanted == "all" and not results:

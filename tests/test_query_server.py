@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from couchpy.query_server import CompilationError, OSProcessError, QueryServerPool, ViewFunctions
+from couchpy.query_server import CompilationError, OSProcessError, QueryServerError, QueryServerPool, ViewFunctions
 from couchpy.query_server.pool import UnknownLanguage
 
 
@@ -134,8 +134,10 @@ def test_large_batches_use_several_calls(pool):
 def test_filter_functions(pool):
     js = "function(doc, req) { return doc.n % 2 === 0 && doc.n >= Number(req.query.min || 0); }"
     assert pool.filter_docs("javascript", js, DOCS[:6], {"query": {"min": "2"}}) == [False, False, True, False, True, False]
-    throws = "function(doc) { if (doc.n === 1) throw 'x'; return true; }"
-    assert pool.filter_docs("javascript", throws, DOCS[:3], {}) == [True, False, True]
+    throws = "function(doc) { if (doc.n === 1) throw {error: 'oops', reason: 'bad doc'}; return true; }"
+    with pytest.raises(QueryServerError) as raised:
+        pool.filter_docs("javascript", throws, DOCS[:3], {})
+    assert (raised.value.status, raised.value.error, raised.value.reason) == (500, "oops", "bad doc")
     py = "def f(doc, req):\n    return doc['n'] > 7\n"
     assert pool.filter_docs("python", py, DOCS, {}) == [i > 7 for i in range(10)]
     with pytest.raises(CompilationError):

@@ -82,6 +82,12 @@ var __qs = (function () {
     if (typeof f !== 'function') throw new Error('Expression does not eval to a function. (' + src + ')');
     return f;
   }
+  // [error, reason] of a value a user function threw, as couchjs's handleError names it
+  function thrownError(e) {
+    if (e && e.error !== undefined && e.reason !== undefined) return [String(e.error), String(e.reason)];
+    if (e && e.name) return ['error', e.name + (e.message ? ': ' + e.message : '')];
+    return ['unknown_error', 'unnamed_error'];
+  }
   function errText(e) {
     if (e && e.message) return e.message;
     if (Array.isArray(e)) return e.slice(1).join(': ');
@@ -123,7 +129,12 @@ var __qs = (function () {
       if (f === undefined) { f = compile(src); filters[src] = f; }
       var docs = JSON.parse(docsJson), out = new Array(docs.length);
       for (var i = 0; i < docs.length; i++) {
-        try { out[i] = !!f(docs[i], req); } catch (e) { out[i] = false; logs.push('filter error: ' + errText(e)); }
+        try { out[i] = !!f(docs[i], req); }
+        catch (e) {
+          // as couchjs: a throw fails the whole request with the error it names
+          var l0 = logs; logs = [];
+          return JSON.stringify([null, l0, thrownError(e)]);
+        }
       }
       var l = logs; logs = [];
       return JSON.stringify([out, l]);

@@ -259,7 +259,8 @@ class QueryServerPool:
 
     def filter_docs(self, language: str, src: str, docs: Sequence[dict], req: Any) -> list[bool]:
         """A design document filter function (`filters.<name>`) over documents: one bool each.
-        A function that throws for a document rejects it (logged), as couchjs does."""
+        A JavaScript function that throws fails the call with the error it throws (500), as
+        couchjs fails the request."""
         if not docs:
             return []
         fns = ViewFunctions(language, ())  # no map functions to prepare: filters compile on demand
@@ -267,9 +268,12 @@ class QueryServerPool:
         for i in range(0, len(docs), BATCH):
             head = jsonutil.dumps([src, req])
             body = self._call(fns, b"F" + head + b"\n" + jsonutil.dumps(list(docs[i:i + BATCH])))
-            res, logs = jsonutil.loads(body)
+            res, logs, *thrown = jsonutil.loads(body)
             for line in logs:
                 log.info("filter log: %s", line)
+            if thrown:
+                error, reason = thrown[0]
+                raise QueryServerError(reason, error=error)
             out.extend(res)
         return out
 
