@@ -27,7 +27,7 @@ WRITERS = 16
 TRIALS = int(os.environ.get("CRASH_TRIALS", "4"))
 RESTART_LIMIT = 30.0  # seconds a restart may take, recovery included
 # the large attachment streamed during the trials (50 in the long run: CRASH_BIG_ATTACHMENT_MB=50)
-BIG_ATTACHMENT = int(os.environ.get("CRASH_BIG_ATTACHMENT_MB", "8")) << 20
+BIG_ATTACHMENT = int(os.environ.get("CRASH_BIG_ATTACHMENT_MB", "4")) << 20
 MANGO_INDEX = {"index": {"fields": ["n"]}, "name": "by-n", "ddoc": "mango"}
 FIND = {"selector": {"n": {"$gte": 0}}, "fields": ["_id", "n"], "use_index": "mango", "limit": 100000}
 
@@ -98,7 +98,7 @@ async def run_trials(tmp_path, trials: int, seed: int, writers: int = WRITERS) -
                 tasks.append(asyncio.create_task(_query_view(s, load.base, load, stop)))
                 tasks.append(asyncio.create_task(big_uploader(s, load, big, stop, BIG_ATTACHMENT)))
                 tasks.append(asyncio.create_task(security_writer(s, load, sec, stop)))
-                await asyncio.sleep(rng.uniform(0.3, 1.5))
+                await asyncio.sleep(rng.uniform(0.5, 3.0))
                 load.killed = True
                 srv.kill()  # SIGKILL mid-flight
                 stop.set()
