@@ -6,7 +6,7 @@ tests/crashload.py), and the view and the Mango index answer what the documents 
 
 The randomness is seeded; the seed is printed and in every failure message. Replay one with
 COUCHPY_CRASH_SEED=<seed>. CRASH_TRIALS sets the number of kills (the CI size is small;
-benchmarks/crash_trials.py runs the long series).
+`python -m benchmarks.crash_trials` runs the long series and prints its figures).
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ def _expected_view(load: Load) -> list[list]:
     return sorted(rows)
 
 
-async def run_trials(tmp_path, trials: int, seed: int, writers: int = WRITERS) -> dict:
+async def run_trials(tmp_path, trials: int, seed: int, writers: int = WRITERS,
+                     big_attachment: int = BIG_ATTACHMENT) -> dict:
     """Kill and restart a server `trials` times under load; returns figures, raises on any loss."""
     srv = CouchpyServer(tmp_path)
     srv.start()
@@ -96,7 +97,7 @@ async def run_trials(tmp_path, trials: int, seed: int, writers: int = WRITERS) -
             async with aiohttp.ClientSession(auth=srv.auth, connector=connector, timeout=timeout) as s:
                 tasks = [asyncio.create_task(writer(s, load, w, stop)) for w in range(writers)]
                 tasks.append(asyncio.create_task(_query_view(s, load.base, load, stop)))
-                tasks.append(asyncio.create_task(big_uploader(s, load, big, stop, BIG_ATTACHMENT)))
+                tasks.append(asyncio.create_task(big_uploader(s, load, big, stop, big_attachment)))
                 tasks.append(asyncio.create_task(security_writer(s, load, sec, stop)))
                 await asyncio.sleep(rng.uniform(0.5, 3.0))
                 load.killed = True
