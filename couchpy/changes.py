@@ -73,7 +73,7 @@ def build_filter(db, opts: ChangesOptions) -> Callable[[Any, dict | None], bool]
     if "/" in name and not name.startswith("_"):
         _check_ddoc(db, name.split("/", 1)[0])
         return None
-    raise BadRequest("`filter` parameter is not correctly formatted.")
+    raise BadRequest("`filter` must be of the form `designname/filtername`")
 
 
 def _check_ddoc(db, ddoc: str) -> None:

@@ -43,7 +43,7 @@ def _since(request: web.Request, body: dict, db) -> int:
     try:
         return request.app["node"].parse_seq(raw)
     except ValueError:
-        raise BadRequest(f"Malformed sequence supplied in 'since' parameter: {raw!r}") from None
+        raise BadRequest("Malformed sequence supplied in 'since' parameter.") from None
 
 
 def _limit(request: web.Request) -> int | None:

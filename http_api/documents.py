@@ -45,6 +45,15 @@ def _query_rev(request: web.Request) -> str | None:
     return rev
 
 
+def _check_json_params(request: web.Request) -> None:
+    """chttpd_db parses a read's JSON parameters before it opens the document: bad JSON is a 400
+    even for a document that does not exist."""
+    for name in ("open_revs", "atts_since"):
+        raw = request.query.get(name)
+        if raw is not None and raw != "all":
+            params.json_value(request, name)
+
+
 def _read_options(request: web.Request) -> dict:
     meta = params.flag(request, "meta")
     return {
@@ -60,6 +69,7 @@ def _read_options(request: web.Request) -> dict:
 async def get_doc(request: web.Request) -> web.StreamResponse:
     db = get_db(request)
     docid = docid_of(request)
+    _check_json_params(request)
     opts = _read_options(request)
     open_revs = request.query.get("open_revs")
     if open_revs == "[]":
@@ -108,6 +118,7 @@ async def get_doc(request: web.Request) -> web.StreamResponse:
 async def head_doc(request: web.Request) -> web.Response:
     db = get_db(request)
     docid = docid_of(request)
+    _check_json_params(request)
     rev = _query_rev(request)
     if docid.startswith("_local/") and rev is not None:
         raise NotFound("missing")  # local documents keep no revisions to read

@@ -33,6 +33,7 @@ async def get_view(request: web.Request) -> web.Response:
 async def post_view(request: web.Request) -> web.Response:
     db = get_db(request)
     m = request.match_info
+    manager.spec_by_name(db, m["ddoc"])  # a missing design document is a 404 before the body is read
     body = await params.json_body(request, required=False) or {}
     if not isinstance(body, dict):
         raise BadRequest("Request body must be a JSON object")
@@ -46,10 +47,8 @@ async def post_view(request: web.Request) -> web.Response:
 
 async def _query_merged(node, db, ddoc: str, view: str, text_params: dict, body: dict) -> dict:
     """Query-string parameters (text) overridden by typed body members."""
-    ix = manager.index_by_name(node, db, ddoc)
-    vi = ix.spec.view_index(view)
-    if vi is None:
-        raise NotFound("missing_named_view")
+    # CouchDB's order: the design document, the parameters, the view, then its language
+    spec = manager.spec_by_name(db, ddoc)
     a = qargs.parse(text_params, True)
     b = qargs.parse(body, False)
     for name in ("keys",):
@@ -71,6 +70,10 @@ async def _query_merged(node, db, ddoc: str, view: str, text_params: dict, body:
     for k, attr in simple.items():
         if k in body:
             setattr(a, attr, getattr(b, attr))
+    vi = spec.view_index(view)
+    if vi is None:
+        raise NotFound("missing_named_view")
+    ix = manager.index_of(node, db, spec)
     v = ix.spec.views[vi]
     reducing = qargs.validate(a, v.reduce is not None, v.collation)
     return await manager.execute(node, db, ix, vi, a, reducing, ddoc)

@@ -64,7 +64,7 @@ def load_ddoc(db: Any, name: str) -> dict:
 _specs: dict[tuple[str, str, str], ddocs.DesignSpec] = {}
 
 
-def index_for(node: Any, db: Any, doc: dict) -> ViewIndex:
+def spec_for(db: Any, doc: dict) -> ddocs.DesignSpec:
     key = (db.name, doc.get("_id", ""), doc.get("_rev", ""))
     spec = _specs.get(key) if key[2] else None
     if spec is None:
@@ -73,19 +73,32 @@ def index_for(node: Any, db: Any, doc: dict) -> ViewIndex:
             if len(_specs) > 1000:
                 _specs.clear()
             _specs[key] = spec
-    return _index_for_spec(node, db, spec)
+    return spec
 
 
-def index_by_name(node: Any, db: Any, ddoc_name: str) -> ViewIndex:
-    """index_for(load_ddoc(...)) without reading the design document when its current revision
-    was parsed before (the common case: every query names its design document)."""
+def index_for(node: Any, db: Any, doc: dict) -> ViewIndex:
+    return _index_for_spec(node, db, spec_for(db, doc))
+
+
+def spec_by_name(db: Any, ddoc_name: str) -> ddocs.DesignSpec:
+    """The parsed design document, without reading it when its current revision was parsed
+    before (the common case: every query names its design document). NotFound when missing."""
     docid = ddoc_name if ddoc_name.startswith("_design/") else "_design/" + ddoc_name
     info = db.get_docinfo(docid)
     if info is not None and not info.deleted:
         spec = _specs.get((db.name, docid, info.rev))
         if spec is not None:
-            return _index_for_spec(node, db, spec)
-    return index_for(node, db, db.get(docid))  # raises NotFound as load_ddoc does
+            return spec
+    return spec_for(db, db.get(docid))
+
+
+def index_by_name(node: Any, db: Any, ddoc_name: str) -> ViewIndex:
+    return _index_for_spec(node, db, spec_by_name(db, ddoc_name))
+
+
+def index_of(node: Any, db: Any, spec: ddocs.DesignSpec) -> ViewIndex:
+    """The index of a design document (its language checked: a query server must run it)."""
+    return _index_for_spec(node, db, spec)
 
 
 def _index_for_spec(node: Any, db: Any, spec: ddocs.DesignSpec) -> ViewIndex:
@@ -103,13 +116,16 @@ def _index_for_spec(node: Any, db: Any, spec: ddocs.DesignSpec) -> ViewIndex:
 async def query_view(node: Any, db: Any, ddoc_name: str, view_name: str, raw: dict, text: bool,
                      extra_keys: list | None = None) -> dict:
     """One view query; `raw` are the parameters (query-string text when `text`)."""
-    ix = index_by_name(node, db, ddoc_name)
-    vi = ix.spec.view_index(view_name)
-    if vi is None:
-        raise NotFound("missing_named_view")
+    # CouchDB's order: the design document (404 missing), the parameters (400), the view (404
+    # missing_named_view), then what runs it (its language)
+    spec = spec_by_name(db, ddoc_name)
     a = qargs.parse(raw, text)
     if extra_keys is not None:
         a.keys = extra_keys
+    vi = spec.view_index(view_name)
+    if vi is None:
+        raise NotFound("missing_named_view")
+    ix = index_of(node, db, spec)
     view = ix.spec.views[vi]
     reducing = qargs.validate(a, view.reduce is not None, view.collation)
     return await execute(node, db, ix, vi, a, reducing, ddoc_name)
@@ -274,7 +290,7 @@ async def avalidate_design_doc(node: Any, doc: dict) -> None:
 
 def _split(name: str) -> tuple[str, str]:
     if "/" not in name:
-        raise BadRequest("`filter` parameter is not correctly formatted.")
+        raise BadRequest("`filter` must be of the form `designname/filtername`")
     ddoc, fname = name.split("/", 1)
     return ddoc, fname
 

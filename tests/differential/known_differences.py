@@ -8,6 +8,7 @@ for readers; a test checks that every entry here is described there.
 from __future__ import annotations
 
 import fnmatch
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -48,6 +49,13 @@ def _index_without_fields(req: Req, d: Difference) -> bool:
             and isinstance(index, dict) and index.get("fields") == [])
 
 
+def _numeric_since(req: Req, d: Difference) -> bool:
+    since = dict(req.query).get("since", "")
+    return ("_changes" in req.endpoint and d.kind == "status" and d.what == "200 vs 400 bad_request"
+            and isinstance(d.couchdb, dict) and d.couchdb.get("reason", "").startswith("Malformed sequence")
+            and re.fullmatch(r'"?[0-9]+(-.*)?"?', since) is not None)
+
+
 KNOWN: tuple[KnownDifference, ...] = (
     KnownDifference(
         "couchdb-5xx",
@@ -67,6 +75,14 @@ KNOWN: tuple[KnownDifference, ...] = (
         "`POST /{db}/_index` with `\"fields\": []` is a 400 `invalid_field`. CouchDB creates the "
         "index, which no query can use (every `_find` passes it by).",
         _index_without_fields,
+    ),
+    KnownDifference(
+        "changes-since-numbers",
+        "`_changes?since=` accepts a plain sequence number (`12`, `\"12\"`) and `12-<anything>`. "
+        "couchpy's sequences are numbers (the suffix only names the node), so a number a client kept "
+        "from CouchDB 1.x-style feeds or cut from a sequence stays usable; CouchDB 3 decodes an "
+        "opaque term and refuses anything else (400 `Malformed sequence`).",
+        _numeric_since,
     ),
 )
 

@@ -87,8 +87,9 @@ def header(name: str, value: str, hashes: Hashes, is_json: bool) -> str | None:
         # a document's ETag is its revision; other ETags (views, listings) are opaque digests
         return f'"{hashes.string(inner)}"' if m else "<opaque>"
     if name == "location":
-        # absolute on one server, relative on the other is legitimate HTTP; compare the path
-        return re.sub(r"^https?://[^/]+", "", value)
+        # the host is each server's own; a generated document id in the path is named as in bodies
+        path = re.sub(r"^https?://[^/]+", "", value)
+        return HEX_ANYWHERE.sub(lambda m: hashes.name(m.group(0)), path)
     if name == "content-length" and is_json:
         return None  # JSON whitespace may differ; the parsed bodies are compared
     if name == "content-type":

@@ -73,3 +73,53 @@ async def test_index_listing_ranges(server, couchdb):
                                                      "reason": "Index parameter ranges: limit > 1, skip > 0"}
     got = await parity(server, couchdb, [A, get("/{db}/_index", limit="1", skip="0")])
     assert got.status == 200 and got.body["total_rows"] == 1
+
+
+async def test_malformed_since_reason(server, couchdb):
+    got = await parity(server, couchdb, [A, get("/{db}/_changes", since="abc")])
+    assert got.status == 400
+    assert got.body == {"error": "bad_request", "reason": "Malformed sequence supplied in 'since' parameter."}
+
+
+async def test_filter_without_design_name(server, couchdb):
+    got = await parity(server, couchdb, [A, get("/{db}/_changes", filter="nope")])
+    assert got.status == 400
+    assert got.body == {"error": "bad_request", "reason": "`filter` must be of the form `designname/filtername`"}
+
+
+async def test_document_read_parses_json_parameters_first(server, couchdb):
+    for path, query in [("/{db}/nope", {"open_revs": "x"}), ("/{db}/_local/nope", {"atts_since": "[1,"})]:
+        for method in ("GET", "HEAD"):
+            req = Req(method, path, tuple(query.items()), endpoint=f"{method} /{{db}}/{{doc}}")
+            got = await parity(server, couchdb, [A, req])
+            assert got.status == 400, (method, path)
+
+
+DDOC = Req("PUT", "/{db}/_design/d", body={"views": {"v": {"map": "function(doc) { emit(doc.x, 1); }"}}},
+           endpoint="PUT /{db}/_design/{ddoc}")
+
+
+async def test_view_errors_in_couchdb_order(server, couchdb):
+    # design document first, then the parameters, then the view
+    got = await parity(server, couchdb, [A, get("/{db}/_design/nope/_view/v", limit="x")])
+    assert got.status == 404 and got.body == {"error": "not_found", "reason": "missing"}
+    got = await parity(server, couchdb, [A, DDOC, get("/{db}/_design/d/_view/nope", limit="x")])
+    assert got.status == 400 and got.body == {"error": "query_parse_error", "reason": 'Invalid value for integer: "x"'}
+    got = await parity(server, couchdb, [A, DDOC, get("/{db}/_design/d/_view/nope")])
+    assert got.status == 404 and got.body == {"error": "not_found", "reason": "missing_named_view"}
+    post = Req("POST", "/{db}/_design/nope/_view/v", body={"keys": None}, endpoint="POST view")
+    got = await parity(server, couchdb, [A, post])
+    assert got.status == 404 and got.body == {"error": "not_found", "reason": "missing"}
+
+
+async def test_missing_view_before_unknown_language(server, couchdb):
+    ddoc = Req("PUT", "/{db}/_design/d", body={"language": "cobol", "views": {"v": {"map": "x"}}},
+               endpoint="PUT /{db}/_design/{ddoc}")
+    got = await parity(server, couchdb, [A, ddoc, get("/{db}/_design/d/_view/nope")])
+    assert got.status == 404 and got.body == {"error": "not_found", "reason": "missing_named_view"}
+
+
+async def test_numeric_since_is_accepted(server, couchdb):
+    # known difference changes-since-numbers
+    mine, theirs = await both(server, couchdb, [A, get("/{db}/_changes", since="1")])
+    assert theirs.status == 400 and mine.status == 200 and mine.body["results"] == []
