@@ -164,10 +164,22 @@ async def change_rows_async(db, opts: ChangesOptions, since: int | None = None,
 def _covered(db, opts: ChangesOptions, rows: list, since: int, snapshot: int, limited: bool) -> int:
     """The last sequence a listing covers: its last row's, or -- when it scanned to the end --
     the database's (the documents a filter dropped are covered too)."""
+    if opts.descending:
+        # a descending listing starts at the newest change (with no row it covers everything);
+        # one that scanned to the end enumerated down to the oldest change, whatever its filter kept
+        if limited or _looks_up(opts):
+            return rows[-1][0] if rows else snapshot
+        return _oldest_seq(db, snapshot)
     last = rows[-1][0] if rows else since
-    if not limited and not opts.descending:
+    if not limited:
         last = max(last, snapshot)
     return last
+
+
+def _oldest_seq(db, default: int) -> int:
+    for batch in db.seq_chunks(0, False, 1):
+        return batch[0][0]
+    return default
 
 
 def collect_sync(db, opts: ChangesOptions, since: int) -> tuple[list[tuple[int, dict]], int, bool]:

@@ -68,6 +68,13 @@ async def test_pending_after_a_limited_descending_listing(peer, pdb):
     assert _shape(await _changes(peer, pdb, descending=True, limit=1)) == ([(4, "a")], 4, 2)
     assert _shape(await _changes(peer, pdb, descending=True, limit=2)) == ([(4, "a"), (3, "c")], 3, 1)
     assert _shape(await _changes(peer, pdb, descending=True)) == ([(4, "a"), (3, "c"), (2, "b")], 2, 0)
+    # with no row, a descending listing (which starts at the newest change) covers everything
+    assert _shape(await _changes(peer, pdb, descending=True, limit=0)) == ([], 4, 3)
+    # one that scanned to the end covers down to the oldest change, whatever its filter kept
+    async with peer.post(f"/{pdb}/_changes", params={"descending": "true", "filter": "_selector"},
+                         json={"selector": {"v": 2}}) as r:
+        assert _shape(await r.json()) == ([(4, "a")], 2, 0)
+    assert _shape(await _changes(peer, pdb, descending=True, filter="_doc_ids", doc_ids=["zz"])) == ([], 4, 3)
 
 
 @pytest.mark.parametrize("feed", ["normal", "continuous"])
