@@ -7,7 +7,7 @@ handed to http_api.attachments.
 
 from __future__ import annotations
 
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_to_bytes
 
 from aiohttp import web
 
@@ -27,6 +27,12 @@ ATTACHMENT_PARAMS = ("attachments", "atts_since", "att_encoding_info")
 
 def docid_of(request: web.Request) -> str:
     info = request.match_info
+    try:
+        # the router leaves percent-escapes that are not UTF-8 undecoded ("%FF" would become the
+        # id itself); CouchDB refuses such an id
+        unquote_to_bytes(request.raw_path.split("?", 1)[0]).decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("Document id must be valid UTF-8", error="illegal_docid") from None
     if "ddoc" in info:
         return "_design/" + info["ddoc"]
     if "ldoc" in info:
