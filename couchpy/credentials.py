@@ -16,9 +16,12 @@ import binascii
 import hashlib
 import hmac
 import logging
+import os
 import re
+import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 from . import jwtauth, sessions, users
 from .errors import BadRequest, Forbidden, NotFound, Unauthorized
@@ -63,6 +66,15 @@ class Authenticator:
         self._admins_version = -1
         self.lockout = Lockout()
         self._lockout_version = -1
+        # Password checks get their own few threads: a storm of wrong passwords then queues there
+        # instead of taking every core from the event loop (PBKDF2 releases the GIL, so without a
+        # cap it would use as many cores as the default executor has threads).
+        threads = self.config.get_int("chttpd_auth", "password_check_threads", 0) or max(1, (os.cpu_count() or 2) // 2)
+        self._hashing = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="couchpy-password",
+                                           initializer=_lowest_priority)
+        # checks wait their turn here, on the loop, so the lockout is looked at again just before
+        # hashing: a storm against one user stops costing PBKDF2 runs once it locks the user out
+        self._slots = asyncio.Semaphore(threads)
 
     # ---- stored credentials ----
 
@@ -107,7 +119,7 @@ class Authenticator:
         """The user's context when the password is right (cached when right), else None.
         A name and address locked out after repeated failures is refused (403) unchecked."""
         mode = self._refuse_if_locked(name, address)
-        ctx = await self._check_password(name, password)
+        ctx = await self._check_password(name, password, address)
         if ctx is None and mode in ("enforce", "warn"):
             self.lockout.failed(name, address, time.monotonic())
             if mode == "warn" and self.lockout.is_locked(name, address, time.monotonic()):
@@ -116,14 +128,17 @@ class Authenticator:
             self.lockout.succeeded(name, address)
         return ctx
 
-    async def _check_password(self, name: str, password: str) -> UserCtx | None:
+    async def _check_password(self, name: str, password: str, address: str) -> UserCtx | None:
         creds = self.lookup(name)
         if creds is None:
             return None
         key = hashlib.sha256(f"{name}\0{password}\0{creds.stored}".encode()).digest()
         if key in self._ok:
             return creds.ctx()
-        ok = await asyncio.get_running_loop().run_in_executor(None, verify_password, password, creds.stored)
+        async with self._slots:
+            self._refuse_if_locked(name, address)
+            ok = await asyncio.get_running_loop().run_in_executor(self._hashing, verify_password, password,
+                                                                  creds.stored)
         if not ok:
             return None
         if len(self._ok) > _CACHE_MAX:
@@ -225,6 +240,15 @@ class Authenticator:
             return None
         expires = sessions.check_token(self._secret(), creds.salt, token, int(time.time()))
         return None if expires is None else (creds.ctx(), expires)
+
+
+def _lowest_priority() -> None:
+    """Run this (hashing) thread at the lowest CPU priority: on a busy machine the event loop,
+    which serves every other request, comes first (Linux gives each thread its own nice value)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):
+        pass  # not Linux, or not permitted: the thread cap alone still applies
 
 
 def _int(raw: str | None, default: int) -> int:
