@@ -4,8 +4,12 @@ CouchDB); the two places couchpy differs on purpose are marked."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 
+HALF_OPEN = 500  # stays under a default limit of 1024 open files in the test process
 BAD_JSON = {"error": "bad_request", "reason": "invalid UTF-8 JSON"}
 
 
@@ -72,3 +76,22 @@ async def test_oversized_header_is_refused_and_the_server_keeps_serving(client):
         assert r.status == 400
     async with client.get("/_up") as r:
         assert r.status == 200
+
+
+async def test_half_open_connections_do_not_stop_other_clients(server, client):
+    """Hundreds of connections that send half a request head and stop (slowloris-style): the
+    server keeps answering everyone else promptly."""
+    writers = []
+    try:
+        for _ in range(HALF_OPEN):
+            _, w = await asyncio.open_connection("127.0.0.1", server.port)
+            w.write(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            writers.append(w)
+        await asyncio.sleep(0.5)
+        t0 = time.monotonic()
+        async with client.get("/_up") as r:
+            assert r.status == 200
+        assert time.monotonic() - t0 < 5.0
+    finally:
+        for w in writers:
+            w.close()
