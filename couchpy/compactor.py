@@ -74,6 +74,7 @@ class Compactor:
         self.dst: Store | None = None
         self.seq = 0  # every change up to this sequence is in the copy
         self.external = 0
+        self.live_bodies = 0  # key and value bytes of the bodies in the copy
         self.blobs: set[bytes] = set()  # md5s of the blobs in the copy
         self._wanted: set[bytes] = set()  # md5s the copied bodies refer to
         self.done = 0
@@ -139,8 +140,9 @@ class Compactor:
         return out
 
     def _note_bodies(self, doc: _Doc, sign: int = 1) -> None:
-        for _, raw in doc.bodies:
+        for key, raw in doc.bodies:
             self.external += sign * sizes.body_external(raw)
+            self.live_bodies += sign * sizes.stored(key, raw)
             if sign > 0 and sizes.ATTACHMENTS in raw:
                 self._wanted.update(_md5s(raw))
 
@@ -265,7 +267,7 @@ class Compactor:
         raw = txn.get(META_KEY, db=self._h(self.src, "meta"))
         meta = orjson.loads(raw) if raw is not None else dict(self.db.meta)  # never written yet
         meta["external_size"] = self.external
-        meta["garbage_size"] = 0
+        meta["live_body_size"] = self.live_bodies
         packed = orjson.dumps(meta)
         self.dst.write(lambda t: t.put(META_KEY, packed, db=self._h(self.dst, "meta")))
         self.dst.sync()

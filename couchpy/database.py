@@ -57,6 +57,8 @@ class Database:
             "purge_seq": 0,
             "security": {},
             "created": time.time(),
+            "external_size": 0,
+            "live_body_size": 0,  # see couchpy.sizes
         }
         self.max_document_size = self.config.get_int("couchdb", "max_document_size", 8000000)
         self.max_docid_length = self.config.get_int("couchdb", "max_document_id_length")
@@ -113,7 +115,7 @@ class Database:
             "sizes": {
                 "file": self.store.file_size(),
                 "external": m.get("external_size", 0),
-                "active": max(0, self.store.used_bytes() - m.get("garbage_size", 0)),
+                "active": self._active_size(),
             },
             "props": {},
             "doc_del_count": m["doc_del_count"],
@@ -123,6 +125,12 @@ class Database:
             "cluster": {"q": 1, "n": 1, "w": 1, "r": 1},
             "instance_start_time": "0",
         }
+
+    def _active_size(self) -> int:
+        live = self.meta.get("live_body_size")
+        if live is None:  # not counted yet (written before the count existed): pages in use
+            return self.store.used_bytes()
+        return self.store.used_bytes(exclude=("bodies",)) + live
 
     # ------------------------------------------------------------------ reads
 

@@ -137,6 +137,10 @@ class Node:
         self._evict()
         return _hold(db)
 
+    def open_dbs(self) -> list[Database]:
+        """The databases open right now (least recently used first)."""
+        return list(self._open.values())
+
     def _evict(self) -> None:
         if len(self._open) <= self.max_open:
             return

@@ -4,8 +4,12 @@
   (without `_attachments`) plus the identity length of the attachments it refers to (CouchDB
   counts an attachment's stored length: the same unless it is stored gzipped). Kept up to date by every write
   (`meta["external_size"]`) and recounted exactly by compaction.
-- `active`: the bytes of the environment's pages in use, minus the stored bodies of revisions
-  that are no longer leaves (`meta["garbage_size"]`): those are what compaction drops.
+- `active`: the bytes of what is live on disk: the stored leaf bodies (`meta["live_body_size"]`,
+  key and value bytes, kept by every write and recounted by compaction) plus the pages in use by
+  everything else (by-id and by-sequence indexes, attachments, `_local` documents). Bodies are
+  counted by bytes, not pages: updates leave body pages half empty, and that slack is exactly
+  what compaction gives back. A database written before this count existed reports its pages
+  in use until its first compaction.
 - `file`: the size of the environment file.
 
 So `file - active` is what a compaction gives back, and auto-compaction compares the two.

@@ -179,12 +179,12 @@ class Store:
         with self.read() as txn:
             return [k.decode() for k in txn.cursor().iternext(keys=True, values=False)]
 
-    def used_bytes(self) -> int:
-        """Bytes of the pages in use (the B-trees of every sub-database and the two meta pages);
-        free pages LMDB would reuse are not counted."""
+    def used_bytes(self, exclude: tuple[str, ...] = ()) -> int:
+        """Bytes of the pages in use (the B-trees of every sub-database but `exclude`, and the two
+        meta pages); free pages LMDB would reuse are not counted."""
         main = self.env.stat()
         with self.read() as txn:
-            stats = [txn.stat(h) for h in list(self._handles.values())]
+            stats = [txn.stat(h) for name, h in list(self._handles.items()) if name not in exclude]
         pages = 2 + sum(s["branch_pages"] + s["leaf_pages"] + s["overflow_pages"] for s in [main, *stats])
         return pages * main["psize"]
 

@@ -124,11 +124,15 @@ def store_doc(db, txn, docid: str, old: DocInfo | None, tree: revtree.Tree,
                 raw = txn.get(bkey, db=db._bodies)
                 if raw is not None:
                     meta["external_size"] = meta.get("external_size", 0) - sizes.body_external(raw)
-                    meta["garbage_size"] = meta.get("garbage_size", 0) + sizes.stored(bkey, raw)
+                    if "live_body_size" in meta:
+                        meta["live_body_size"] -= sizes.stored(bkey, raw)
     for rev, body in bodies.items():
         raw = jsonutil.dumps(body)
         meta["external_size"] = meta.get("external_size", 0) + sizes.body_external(raw)
-        txn.put(body_key(docid, rev), raw, db=db._bodies)
+        bkey = body_key(docid, rev)
+        if "live_body_size" in meta:
+            meta["live_body_size"] += sizes.stored(bkey, raw)
+        txn.put(bkey, raw, db=db._bodies)
     key = docid.encode()
     txn.put(seq_key(seq), key, db=db._seqs)
     txn.put(docs_key(key), DocInfo(docid, win, deleted, seq, tree).encode(), db=db._docs)

@@ -12,6 +12,7 @@ import logging
 from aiohttp import web
 
 import replicator
+from couchpy import smoosh
 from couchpy.credentials import Authenticator
 from couchpy.node import Node
 
@@ -48,13 +49,17 @@ def make_app(node: Node) -> web.Application:
     app.router.add_routes(attachments.routes())
     app.router.add_routes([r for r in databases.routes_list() if r.path == "/{db}/"])
 
+    compactions = smoosh.Daemon(node)
+
     async def on_startup(app: web.Application) -> None:
         replicator.start(node)
+        compactions.start()
 
     async def on_shutdown(app: web.Application) -> None:
         # Runs before aiohttp waits for in-flight handlers: end what would otherwise keep them
         # open (replication jobs reading feeds, clients' continuous feeds).
         node.begin_shutdown()
+        await compactions.stop()
         await replicator.stop(node)
 
     async def on_cleanup(app: web.Application) -> None:

@@ -8,6 +8,7 @@ import uuid
 
 from aiohttp import web
 
+from couchpy import smoosh
 from couchpy.errors import BadRequest, UnsupportedMediaType
 
 from . import params
@@ -89,16 +90,7 @@ async def put_revs_limit(request: web.Request) -> web.Response:
 async def compact(request: web.Request) -> web.Response:
     db = get_db(request)
     _require_json(request)
-    task = request.app["node"].tasks.add(type="database_compaction", database=db.name, phase="document_copy",
-                                         progress=0, changes_done=0, total_changes=0)
-
-    async def run():
-        try:
-            await db.compact(lambda fields: task.update(**fields))
-        finally:
-            task.done()
-
-    asyncio.get_running_loop().create_task(run())
+    asyncio.get_running_loop().create_task(smoosh.compact(request.app["node"], db))
     return json_response({"ok": True}, status=202)
 
 

@@ -40,10 +40,10 @@ async def _apply(db, model: Model, op: str, k: int, v: int) -> None:
     if op == "create" and cur is None:
         r = await db.put({"_id": docid, "v": v, "pad": "p" * (v % 300)})
         model.docs[docid] = (r["rev"], {"v": v, "pad": "p" * (v % 300)}, False)
-    elif op == "update" and cur is not None and docid not in model.leaves:
+    elif op == "update" and cur is not None and not cur[2]:  # a tombstone's rev is a conflict, as in CouchDB
         r = await db.put({"_id": docid, "_rev": cur[0], "v": v})
         model.docs[docid] = (r["rev"], {"v": v}, False)
-    elif op == "delete" and cur is not None and not cur[2] and docid not in model.leaves:
+    elif op == "delete" and cur is not None and not cur[2]:
         r = await db.put({"_id": docid, "_rev": cur[0], "_deleted": True})
         model.docs[docid] = (r["rev"], {}, True)
     elif op == "conflict" and cur is None:
@@ -144,7 +144,7 @@ async def test_compaction_returns_the_space_of_old_revisions(tmp_path):
     assert after["external"] == before["external"]
     # three quarters of the bodies were old revisions: the file shrinks well below half
     assert after["file"] < before["file"] * 0.4, (before, after)
-    assert after["active"] <= after["file"] and after["file"] - after["active"] < after["file"] * 0.05
+    assert after["active"] <= after["file"] and after["file"] - after["active"] < after["file"] * 0.1
     for i in (0, 1500, 2999):
         assert db.get(f"doc{i:05d}")["_rev"] == revs[f"doc{i:05d}"]
     await node.aclose()

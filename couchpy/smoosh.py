@@ -1,0 +1,198 @@
+"""Compaction jobs: on request (`POST /{db}/_compact`) and automatic, as CouchDB 3's smoosh.
+
+A job is a Database.compact() registered in `/_active_tasks` as CouchDB shows it
+(`database_compaction`, `phase`, `progress`, `changes_done`, `total_changes`).
+
+Automatic compaction reads CouchDB's settings:
+
+    [smoosh]
+    db_channels = upgrade_dbs,ratio_dbs,slack_dbs   ; channels in order; the first that wants a db takes it
+    check_interval = 30                             ; seconds between looks (couchpy: smoosh is event-driven)
+    [smoosh.ratio_dbs]   priority = ratio, min_priority = 2.0     ; sizes.file / sizes.active
+    [smoosh.slack_dbs]   priority = slack, min_priority = 536870912  ; sizes.file - sizes.active
+    [smoosh.<channel>]   min_size (1 MiB), max_size, max_priority, min_changes, from, to (HH:MM)
+
+Open databases whose update sequence moved since they were last looked at are checked; of those a
+channel wants, the one with the highest priority is compacted, one at a time, inside the
+channel's window. `upgrade_dbs` has nothing to do: couchpy has one on-disk format. `[smoosh]
+enabled = false` turns it off. Channel rules (`Channel.wants`) are pure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .node import pinning_scope
+
+log = logging.getLogger("couchpy.smoosh")
+
+DEFAULT_CHANNELS = "upgrade_dbs,ratio_dbs,slack_dbs"
+BUILTIN = {
+    "ratio_dbs": {"priority": "ratio", "min_priority": "2.0"},
+    "slack_dbs": {"priority": "slack", "min_priority": "536870912"},
+}
+
+
+def _hhmm(value: str | None) -> datetime.time | None:
+    if not value:
+        return None
+    try:
+        hh, mm = value.strip().split(":")
+        return datetime.time(int(hh), int(mm))
+    except ValueError:
+        return None
+
+
+def _number(value: str | None, default: float) -> float:
+    if value is None:
+        return default
+    if value.strip().lower() == "infinity":
+        return math.inf
+    try:
+        return float(value)
+    except ValueError:
+        return default
+
+
+@dataclass(frozen=True)
+class Channel:
+    name: str
+    priority: str = "ratio"  # "ratio": file/active; "slack": file - active
+    min_priority: float = 5.0
+    max_priority: float = math.inf
+    min_size: float = 1 << 20
+    max_size: float = math.inf
+    min_changes: float = 0
+    window_from: datetime.time | None = None
+    window_to: datetime.time | None = None
+
+    @classmethod
+    def from_settings(cls, name: str, settings: dict[str, str]) -> Channel:
+        merged = {**BUILTIN.get(name, {}), **settings}
+        kind = merged.get("priority", "ratio")
+        return cls(
+            name=name,
+            priority=kind if kind in ("ratio", "slack") else "ratio",
+            min_priority=_number(merged.get("min_priority"), 5.0 if kind == "ratio" else 16 << 20),
+            max_priority=_number(merged.get("max_priority"), math.inf),
+            min_size=_number(merged.get("min_size"), 1 << 20),
+            max_size=_number(merged.get("max_size"), math.inf),
+            min_changes=_number(merged.get("min_changes"), 0),
+            window_from=_hhmm(merged.get("from")),
+            window_to=_hhmm(merged.get("to")),
+        )
+
+    def priority_of(self, sizes: dict[str, int]) -> float:
+        file, active = sizes["file"], sizes["active"]
+        if self.priority == "slack":
+            return file - active
+        return file / active if active > 0 else math.inf
+
+    def in_window(self, now: datetime.time) -> bool:
+        start, end = self.window_from, self.window_to
+        if start is None or end is None or start == end:
+            return True
+        if start < end:
+            return start <= now < end
+        return now >= start or now < end  # the window runs over midnight
+
+    def wants(self, sizes: dict[str, int], changes: int) -> float | None:
+        """The priority this channel gives a database with these sizes, or None if it passes."""
+        if not self.min_size <= sizes["file"] <= self.max_size or changes < self.min_changes:
+            return None
+        p = self.priority_of(sizes)
+        below_max = p < self.max_priority or self.max_priority == math.inf
+        return p if self.min_priority <= p and below_max else None
+
+
+def channels(config: Any) -> list[Channel]:
+    names = (config.get("smoosh", "db_channels") or DEFAULT_CHANNELS).split(",")
+    return [Channel.from_settings(n.strip(), config.section(f"smoosh.{n.strip()}"))
+            for n in names if n.strip() and n.strip() != "upgrade_dbs"]
+
+
+def pick(chans: list[Channel], sizes: dict[str, int], changes: int, now: datetime.time) -> tuple[Channel, float] | None:
+    """The first channel (in order) that wants the database and may run now, with its priority."""
+    for ch in chans:
+        p = ch.wants(sizes, changes)
+        if p is not None:
+            return (ch, p) if ch.in_window(now) else None
+    return None
+
+
+# ------------------------------------------------------------------ jobs
+
+
+async def compact(node: Any, db: Any) -> None:
+    """Compact `db` as a task listed in /_active_tasks."""
+    task = node.tasks.add(type="database_compaction", database=db.name, phase="document_copy",
+                          progress=0, changes_done=0, total_changes=0)
+    try:
+        await db.compact(lambda fields: task.update(**fields))
+    finally:
+        task.done()
+
+
+class Daemon:
+    """The automatic compactor of one node."""
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+        self.seen: dict[str, int] = {}  # db name -> update seq at its last compaction (or first look)
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    def _interval(self) -> float:
+        return max(0.05, _number(self.node.config.get("smoosh", "check_interval"), 30.0))
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval())
+            if (self.node.config.get("smoosh", "enabled") or "true").strip().lower() == "false":
+                continue
+            try:
+                await self.check()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - one failed look must not end automatic compaction
+                log.exception("automatic compaction check failed")
+
+    async def check(self, now: datetime.time | None = None) -> str | None:
+        """Compact the open database the channels want most; its name (None if none)."""
+        now = now or datetime.datetime.now().time()
+        chans = channels(self.node.config)
+        best: tuple[float, Any] | None = None
+        for db in self.node.open_dbs():
+            name = db.name
+            if db.closed or db.compact_running:
+                continue
+            changes = db.update_seq - self.seen.get(name, 0)
+            if changes <= 0:
+                continue
+            choice = pick(chans, db.info()["sizes"], changes, now)
+            if choice is not None and (best is None or choice[1] > best[0]):
+                best = (choice[1], db)
+        if best is None:
+            return None
+        db = best[1]
+        with pinning_scope():
+            self.node.get_db(db.name)  # pinned: the LRU keeps it open while it is compacted
+            self.seen[db.name] = db.update_seq
+            await compact(self.node, db)
+        return db.name
