@@ -111,3 +111,24 @@ async def test_revisions_win_over_a_disagreeing_rev_in_replicated_writes(client,
     assert theirs[1] == (201, {"ok": True, "id": "doc2", "rev": "3-a"})
     assert theirs[2][1]["_rev"] == "1-y"
     assert ours == theirs
+
+
+async def test_offset_of_a_keys_query(client, couch_client):
+    async def scenario(call, db):
+        await call("POST", f"/{db}/_bulk_docs", {"docs": [{"_id": "a"}, {"_id": "b"}]})
+        src = "function (doc) { for (var i = 0; i < 13; i++) emit(1, i); emit(0, 1); emit(0, 2); }"
+        await _view(call, db, {"v": {"map": src}})
+        out = []
+        for query in ({"keys": [1, 0], "skip": 3, "limit": 2}, {"keys": [5, 1], "limit": 1},
+                      {"keys": [1, 0], "skip": 27, "limit": 1}, {"keys": [7]}, {"keys": [1, 0], "skip": 40},
+                      {"keys": [0, 1], "skip": 5, "limit": 1}, {"keys": [1], "descending": True, "limit": 1},
+                      {"keys": [0], "descending": True, "limit": 1}, {"keys": [7], "descending": True},
+                      {"keys": [1, 0], "limit": 0}, {"keys": []}, {"keys": [-1]}, {"keys": [0.5]},
+                      {"keys": [0.5, 0], "skip": 40}, {"keys": [7, -1]}):
+            status, body = await call("GET", f"/{db}/_design/d/_view/v", **query)
+            out.append((status, body["offset"], len(body["rows"])))
+        return out
+
+    ours, theirs = await on_both(client, couch_client, scenario)
+    assert [offset for _, offset, _ in theirs][:5] == [7, 4, 30, 30, 30]
+    assert ours == theirs

@@ -262,11 +262,23 @@ def _map_rows(index: Any, txn: Any, vi: int, vp: bytes, a: QueryArgs, enc: Any,
             append({"id": docid, "key": key, "value": value})
             if len(out) >= cap:
                 break
-    if offset is None:
-        offset = 0
-    if a.keys is None:
-        offset = min(offset + a.skip, total)
+    if a.keys is not None:
+        offset = _keys_offset(index, txn, vi, ranges, a.descending, a.skip, total)
+    else:
+        offset = min((offset or 0) + a.skip, total)
     return {"total_rows": total, "offset": offset, "rows": out}
+
+
+def _keys_offset(index: Any, txn: Any, vi: int, ranges: list, descending: bool, skip: int, total: int) -> int:
+    """CouchDB's offset for a `keys` query: the position (in the query's direction) of the first
+    row of the first key that has rows, plus skip, at most total_rows; when no key has rows,
+    the position of the last key."""
+    pos = 0
+    for lo, hi in ranges:
+        pos = _count(index, txn, vi, hi, None) if descending else _count(index, txn, vi, None, lo)
+        if _count(index, txn, vi, lo, hi):
+            return min(pos + skip, total)
+    return pos
 
 
 def _reduce_rows(index: Any, txn: Any, vi: int, a: QueryArgs, enc: Any) -> list:
