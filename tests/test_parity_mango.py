@@ -34,3 +34,16 @@ async def test_explain_a_sort_no_index_serves(peer, pdb):
     assert body["index"] is None and "mrargs" not in body
     assert body["selector"] == {"z": {"$gt": 0}} and body["opts"]["sort"] == {"z": "desc"}
     assert (body["dbname"], body["limit"], body["skip"]) == (pdb, 25, 0)
+
+
+async def test_warning_of_an_index_named_but_not_used(peer, pdb):
+    await _setup(peer, pdb)
+    fallback = "No matching index found, create an index to optimize query time."
+    for use_index, text in (
+            (["ia", "ia"], "_design/ia, ia was not used because it is not a valid index for this query."),
+            ("ia", "_design/ia was not used because it does not contain a valid index for this query."),
+            (["nope", "x"], "_design/nope, x was not used because it is not a valid index for this query."),
+            ("nope", "_design/nope was not used because it does not contain a valid index for this query.")):
+        async with peer.post(f"/{pdb}/_find", json={"selector": {"c": {"$gt": 0}}, "use_index": use_index}) as r:
+            assert r.status == 200
+            assert (await r.json())["warning"] == text + "\n" + fallback

@@ -168,8 +168,11 @@ def plan(db: Any, norm: dict, sort: list, use_index: Any) -> Plan:
                 chosen = idx
                 break
         if chosen is None:
-            label = wanted[0] if wanted[1] is None else f"{wanted[0]}, {wanted[1]}"
-            warning = f"{label} was not used because it does not contain a valid index for this query."
+            # CouchDB's two wordings: a design document names no valid index; a named index is none
+            if wanted[1] is None:
+                warning = f"{wanted[0]} was not used because it does not contain a valid index for this query."
+            else:
+                warning = f"{wanted[0]}, {wanted[1]} was not used because it is not a valid index for this query."
     if chosen is None and usable:
         chosen = sorted(usable, key=lambda t: (-_score(t[0], conds), len(t[0].fields), t[0].ddoc or "", t[0].name))[0][0]
     desc = bool(sort) and sort[0][1] == "desc"
@@ -179,7 +182,7 @@ def plan(db: Any, norm: dict, sort: list, use_index: Any) -> Plan:
         if sort and ([f for f, _ in sort] != ["_id"] or not has_required_fields(norm, ["_id"])):
             raise MangoError("No index exists for this sort, try indexing by the sort fields.", "no_usable_index")
         lo, hi = _id_range(conds.get("_id", {}))
-        w = NO_INDEX_WARNING if warning is None else warning + " " + NO_INDEX_WARNING
+        w = NO_INDEX_WARNING if warning is None else warning + "\n" + NO_INDEX_WARNING
         return Plan(ALL_DOCS, lo, hi, desc, w)
     lo, hi = _json_range(chosen, conds)
     return Plan(chosen, lo, hi, desc, warning, exact=not chosen.partial and _exact(norm, chosen))
