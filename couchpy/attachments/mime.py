@@ -22,10 +22,12 @@ from elsewhere can still be sent with a Content-Length, as CouchDB's replicator 
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 
 def new_boundary() -> str:
@@ -48,14 +50,23 @@ class AttachmentPart:
     chunks: Any
 
 
-def _quote_filename(name: str) -> str:
-    return name.replace("\\", "\\\\").replace('"', '\\"')
+def _disposition(name: str) -> str:
+    """`attachment; filename=...` for a part. Readers match parts by order, not by this header,
+    but it must stay one well-formed header line whatever the name holds: a name with control
+    characters (a line break would end the header) is sent percent-encoded (RFC 6266)."""
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        return "attachment; filename*=UTF-8''" + quote(name, safe="")
+    return 'attachment; filename="' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _one_line(value: str) -> str:
+    return "".join(c for c in value if unicodedata.category(c) != "Cc")
 
 
 def part_head(att: AttachmentPart) -> bytes:
     head = (
-        f'\r\nContent-Disposition: attachment; filename="{_quote_filename(att.name)}"'
-        f"\r\nContent-Type: {att.content_type}"
+        f"\r\nContent-Disposition: {_disposition(att.name)}"
+        f"\r\nContent-Type: {_one_line(att.content_type)}"
         f"\r\nContent-Length: {att.length}"
     )
     if att.encoding and att.encoding != "identity":
