@@ -150,9 +150,6 @@ OPEN: tuple[KnownDifference, ...] = (
            "POST /{db}/_changes | status | 400 bad_request vs 200 ", "* /{db}/_changes | status | 200 vs 500 *",
            "GET /{db}/_changes [404] | body .reason (not_found) | value",
            "POST /{db}/_changes [200] | body .results | length *"),
-    *_open("open-find-warning",
-           "The warning of a `_find` whose `use_index` cannot serve it is worded differently.",
-           "POST /{db}/_find [200] | body .warning | value"),
 )
 
 

@@ -1,6 +1,6 @@
 """Long differential run: many random request sequences, a summary of the difference classes.
 
-    python -m tests.differential.long_run --sequences 10000 [--seed N] [--out summary.json]
+    python -m tests.differential.long_run --sequences 10000 [--seed N] [--minutes M] [--out summary.json]
         [--couchpy URL --couchdb URL]   # servers already running (URLs with admin credentials)
 
 Without URLs it starts a couchpy server and a CouchDB 3.4.3 peer of its own. Every sequence runs
@@ -31,7 +31,8 @@ from .runner import compare, report
 from .strategies import sequences
 
 
-def run(n: int, seed_value: int, couchpy: Target, couchdb: Target, progress: bool = True) -> dict:
+def run(n: int, seed_value: int, couchpy: Target, couchdb: Target, progress: bool = True,
+        minutes: float | None = None) -> dict:
     classes: Counter[str] = Counter()
     examples: dict[str, tuple[int, str]] = {}
     explained: Counter[str] = Counter()
@@ -43,6 +44,8 @@ def run(n: int, seed_value: int, couchpy: Target, couchdb: Target, progress: boo
               suppress_health_check=list(HealthCheck))
     @given(sequences())
     def one(reqs):
+        if minutes is not None and time.monotonic() - started > minutes * 60:
+            return  # over the time budget: the remaining examples are drawn but not run
         out = compare(reqs, couchpy, couchdb)
         totals["sequences"] += 1
         totals["requests"] += out.compared
@@ -72,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sequences", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--minutes", type=float, default=None, help="stop running sequences after this long")
     ap.add_argument("--couchpy", help="URL of a running couchpy (with admin credentials)")
     ap.add_argument("--couchdb", help="URL of a running CouchDB 3.4.3 (with admin credentials)")
     ap.add_argument("--out", type=Path, default=Path("differential-summary.json"))
@@ -82,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         cp_url = args.couchpy or stack.enter_context(CouchpyServer(tmp / "couchpy")).url
         db_url = args.couchdb or stack.enter_context(CouchdbPeer(tmp / "couchdb")).url
-        summary = run(args.sequences, seed_value, Target(cp_url, False), Target(db_url, True))
+        summary = run(args.sequences, seed_value, Target(cp_url, False), Target(db_url, True),
+                      minutes=args.minutes)
     args.out.write_text(json.dumps(summary, indent=1))
     print(f"{summary['sequences']} sequences, {summary['requests']} requests compared, "
           f"{summary['sequences_with_unexplained']} with an unexplained difference, "
