@@ -327,7 +327,11 @@ def _base_doc(db, docid: str, rev: str | None) -> dict:
     """The revision an attachment edit applies to (a new document when no rev is given)."""
     if rev is None:
         return {"_id": docid}
-    doc = db.get(docid, rev=rev)  # an unknown revision is 404 missing, as CouchDB
+    try:
+        doc = db.get(docid, rev=rev)
+    except NotFound:
+        # chttpd_db: an attachment edit of a revision it cannot open is this odd 409
+        raise CouchError("missing_rev", error="not_found", status=409) from None
     return {k: v for k, v in doc.items() if not k.startswith("_") or k in ("_id", "_rev", "_attachments")}
 
 

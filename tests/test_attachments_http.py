@@ -192,11 +192,12 @@ async def test_standalone_put_get_head_delete(client, db):
         assert (await r.json())["error"] == "not_found"
     async with client.get(f"/{db}/doc/dir/sub/file.bin", params={"rev": rev2}) as r:
         assert r.status == 200
-    # As CouchDB: deleting an absent attachment is 404 (no new revision); unknown rev is 404.
+    # As CouchDB: deleting an absent attachment is 404 (no new revision); an unknown rev is 409
+    # {"error": "not_found", "reason": "missing_rev"}.
     async with client.delete(f"/{db}/doc/missing.txt", params={"rev": rev3}) as r:
         assert r.status == 404
     async with client.put(f"/{db}/doc/x", data=b"x", params={"rev": "9-0123456789abcdef0123456789abcdef"}) as r:
-        assert r.status == 404
+        assert r.status == 409
     async with client.get(f"/{db}/nodoc/x") as r:
         assert r.status == 404
 

@@ -55,3 +55,15 @@ async def test_deleting_an_attachment_the_document_lacks_is_404(peer, pdb):
         assert (r.status, await r.json()) == (404, missing)
     async with peer.delete(f"/{pdb}/att/x.png", params={"rev": rev}) as r:
         assert (r.status, await r.json()) == (409, {"error": "conflict", "reason": "Document update conflict."})
+
+
+async def test_an_attachment_edit_of_an_unknown_revision(peer, pdb):
+    await _doc_with_attachments(peer, pdb)
+    answer = (409, {"error": "not_found", "reason": "missing_rev"})
+    for docid in ("att", "missing"):
+        async with peer.delete(f"/{pdb}/{docid}/x.png", params={"rev": "9-abc"}) as r:
+            assert (r.status, await r.json()) == answer
+        async with peer.put(f"/{pdb}/{docid}/y.png", params={"rev": "9-abc"}, data=b"x") as r:
+            assert (r.status, await r.json()) == answer
+    async with peer.get(f"/{pdb}/att/x.png", params={"rev": "9-abc"}) as r:
+        assert (r.status, await r.json()) == (404, {"error": "not_found", "reason": "missing"})
