@@ -7,6 +7,7 @@ between rows without holding a transaction (see couchpy.storage). Bound to `Data
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import chain
 
 from . import longkeys
 from .docinfo import _SEQ, DocInfo, docs_key, id_of, seq_key
@@ -26,6 +27,7 @@ def id_chunks(
     pos = start.encode() if start is not None else None
     end_b = end.encode() if end is not None else None
     first = True
+    limit = longkeys.PREFIX
     while True:
         batch: list[tuple[bytes, bytes]] = []
         more = False
@@ -45,22 +47,33 @@ def id_chunks(
             else:
                 ok = cur.set_range(longkeys.seek_low(pos)) if pos is not None else cur.first()
                 entries = cur.iternext() if ok else iter(())
-            for key, raw in longkeys.restore_order(entries, id_of, descending):
-                if pos is not None:
-                    if descending:
-                        if key > pos or (not first and key == pos):
+            # LMDB's order is id order until a long id is met; from there on, restore_order's
+            skipping = pos is not None
+            source, ordered = entries, False
+            while source is not None:
+                restart = None
+                for key, raw in source:
+                    if len(key) > limit and not ordered:
+                        restart = longkeys.restore_order(chain([(key, raw)], source), id_of, descending)
+                        break
+                    if skipping:  # seeks land at a group's start: pass the ids before the bound
+                        if descending:
+                            if key > pos or (not first and key == pos):
+                                continue
+                        elif key < pos or (not first and key == pos):
                             continue
-                    elif key < pos or (not first and key == pos):
-                        continue
-                if end_b is not None:
-                    if descending and (key < end_b or (not inclusive_end and key == end_b)):
+                        skipping = False
+                    if end_b is not None:
+                        if descending:
+                            if key < end_b or (not inclusive_end and key == end_b):
+                                break
+                        elif key > end_b or (not inclusive_end and key == end_b):
+                            break
+                    batch.append((key, raw))
+                    if len(batch) >= chunk:
+                        more = True
                         break
-                    if not descending and (key > end_b or (not inclusive_end and key == end_b)):
-                        break
-                batch.append((key, raw))
-                if len(batch) >= chunk:
-                    more = True
-                    break
+                source, ordered = restart, True
         if batch:
             yield batch
         if not more:
@@ -105,22 +118,33 @@ def count_live_before(db, key: str, descending: bool = False) -> int:
                 elif cur.key() != seek:
                     ok = cur.prev()
             if ok:
-                for docid, raw in longkeys.restore_order(cur.iterprev(), id_of, True):
-                    if start is not None and docid > start:
-                        continue
-                    if docid <= kb:
-                        break
-                    n += raw[:1] == b"L"
+                n += _count_live(cur.iterprev(), start, kb, True)
         else:
             ok = cur.set_range(longkeys.seek_low(start)) if start is not None else cur.first()
             if ok:
-                for docid, raw in longkeys.restore_order(cur.iternext(), id_of):
-                    if start is not None and docid < start:
-                        continue
-                    if docid >= kb:
-                        break
-                    n += raw[:1] == b"L"
+                n += _count_live(cur.iternext(), start, kb, False)
     db._offset_memo = (db.update_seq, descending, kb, n)
+    return n
+
+
+def _count_live(entries, start: bytes | None, kb: bytes, descending: bool) -> int:
+    """Live documents from a seek at `start`'s group on (ids past `start` passed) up to `kb`
+    excluded, in the direction of the cursor iterator `entries`."""
+    n = 0
+    limit = longkeys.PREFIX
+    source, ordered = entries, False
+    while source is not None:
+        restart = None
+        for docid, raw in source:
+            if len(docid) > limit and not ordered:
+                restart = longkeys.restore_order(chain([(docid, raw)], source), id_of, descending)
+                break
+            if start is not None and (docid > start if descending else docid < start):
+                continue
+            if docid <= kb if descending else docid >= kb:
+                return n
+            n += raw[:1] == b"L"
+        source, ordered = restart, True
     return n
 
 
