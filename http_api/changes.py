@@ -279,7 +279,9 @@ async def _stream(request, db, opts, heartbeat, timeout, eventsource: bool) -> w
             # chttpd_db changes_callback(timeout): an eventsource heartbeat is an event of its own
             await resp.write(b"event: heartbeat\ndata: \n\n" if eventsource else b"\n")
     if eventsource:
-        await resp.write(b"event: heartbeat\ndata: \n\n")
+        # chttpd_db ends an event stream with nothing more, but for a blank line after a limit
+        if opts.limit and sent >= opts.limit:
+            await resp.write(b"\n")
     else:
         await resp.write(jsonutil.dumps({"last_seq": db.node.format_seq(db, since), "pending": left}) + b"\n")
     await resp.write_eof()

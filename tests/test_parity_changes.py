@@ -104,3 +104,22 @@ async def test_malformed_limit_is_a_400(client, db):
         async with client.get(f"/{db}/_changes", params={"limit": bad}) as r:
             assert r.status == 400
             assert await r.json() == {"error": "query_parse_error", "reason": 'Invalid value for integer: "limit"'}
+
+
+@pytest.mark.parametrize("limit,rows,tail", [(None, 3, b"\n\n"), ("1", 1, b"\n\n\n")])
+async def test_an_event_stream_ends_without_a_closing_event(peer, pdb, limit, rows, tail):
+    await _setup(peer, pdb)
+    params = {"feed": "eventsource", "timeout": "100", **({"limit": limit} if limit else {})}
+    async with peer.get(f"/{pdb}/_changes", params=params) as r:
+        body = await r.read()
+    assert body.count(b"data: {") == rows
+    assert b"event:" not in body
+    assert body.endswith(b"\nid: " + body.rsplit(b"\nid: ", 1)[1].split(b"\n")[0] + tail)
+
+
+async def test_an_event_stream_with_limit_zero_is_empty(client, db):
+    # CouchDB's answer here is not valid HTTP (a stray chunk after the response): an empty stream
+    async with client.put(f"/{db}/a", json={}) as r:
+        assert r.status == 201
+    async with client.get(f"/{db}/_changes", params={"feed": "eventsource", "limit": "0", "timeout": "100"}) as r:
+        assert (r.status, await r.read()) == (200, b"")
