@@ -117,10 +117,6 @@ OPEN: tuple[KnownDifference, ...] = (
     *_open("open-content-type",
            "Some JSON endpoints do not yet refuse a body sent under another Content-Type (CouchDB: 415).",
            "* | status | * vs 415 bad_content_type"),
-    *_open("open-attachment-missing-rev",
-           "An attachment write naming a revision of a document that does not exist is a 404 here; "
-           "CouchDB answers 409 `not_found`/`missing_rev`.",
-           "* /{db}/{doc}/{att} | status | 404 not_found vs 409 not_found"),
     *_open("open-validation-order",
            "Where a request is wrong in several ways, couchpy sometimes reports another of its faults "
            "than CouchDB, which checks in its own order (document bodies, design documents, "

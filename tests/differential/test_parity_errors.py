@@ -123,3 +123,14 @@ async def test_numeric_since_is_accepted(server, couchdb):
     # known difference changes-since-numbers
     mine, theirs = await both(server, couchdb, [A, get("/{db}/_changes", since="1")])
     assert theirs.status == 400 and mine.status == 200 and mine.body["results"] == []
+
+
+async def test_attachment_write_on_a_revision_not_there(server, couchdb):
+    for docid in ("a", "nodoc"):
+        for method in ("PUT", "DELETE"):
+            req = Req(method, f"/{{db}}/{docid}/t.txt", (("rev", "1-abc"),),
+                      b"hi" if method == "PUT" else None,
+                      (("Content-Type", "text/plain"),) if method == "PUT" else (),
+                      endpoint=f"{method} /{{db}}/{{doc}}/{{att}}")
+            got = await parity(server, couchdb, [A, req])
+            assert got.status == 409 and got.body == {"error": "not_found", "reason": "missing_rev"}, (method, docid)
