@@ -29,8 +29,10 @@ KEPT_SPECIAL = {
 
 
 def validate_docid(docid: Any, max_length: int | None = None, allow_local: bool = False) -> str:
-    if not isinstance(docid, str) or docid == "":
+    if not isinstance(docid, str):
         raise BadRequest("Document id must be a string", error="illegal_docid")
+    if docid == "":
+        raise BadRequest("Document id must not be empty", error="illegal_docid")
     if max_length is not None and len(docid.encode("utf-8", "surrogatepass")) > max_length:
         raise BadRequest("Document id is too long", error="illegal_docid")
     try:

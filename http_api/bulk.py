@@ -86,6 +86,12 @@ async def bulk_get(request: web.Request) -> web.Response:
                                                             "reason": "Document must have an id"}}]})
             continue
         docid, rev = item["id"], item.get("rev")
+        try:
+            docrules.validate_docid(docid, allow_local=True)
+        except CouchError as exc:  # as CouchDB: an id no document can have names no revision
+            results.append({"id": docid, "docs": [{"error": {"id": docid, "rev": None, "error": exc.error,
+                                                             "reason": exc.reason}}]})
+            continue
         entry_revs = item.get("revs", revs) if isinstance(item.get("revs", revs), bool) else revs
         try:
             if rev is None:

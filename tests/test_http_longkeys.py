@@ -249,3 +249,17 @@ async def test_mango_index_keys_of_any_size(peers):
         status, body = await _call(c, "POST", f"/{db}/_explain",
                                    {"selector": {"name": {"$gt": LONG_STR + "a"}, "n": {"$gte": 0}}})
         assert status == 200 and body["index"]["name"] == "by-name", label
+
+
+async def test_bulk_get_of_empty_and_long_ids(peers):
+    await _same(peers, "POST", "/{db}/_bulk_docs", {"docs": [{"_id": HUGE, "a": 1}]})
+    status, body = await _same(peers, "POST", "/{db}/_bulk_get", {"docs": [
+        {"id": ""}, {"id": HUGE}, {"id": "z" * 900}, {"id": "", "rev": "1-abc"}, {"id": "_foo"}]})
+    assert status == 200 and [r["id"] for r in body["results"]] == ["", HUGE, "z" * 900, "", "_foo"]
+    assert body["results"][0]["docs"][0]["error"]["error"] == "illegal_docid"
+    assert body["results"][1]["docs"][0]["ok"]["a"] == 1
+
+
+async def test_empty_document_id_is_refused_with_couchdbs_reason(peers):
+    status, body = await _same(peers, "POST", "/{db}", {"_id": ""})
+    assert status == 400 and body == {"error": "illegal_docid", "reason": "Document id must not be empty"}
