@@ -27,7 +27,8 @@ from typing import Any
 import lmdb
 import orjson
 
-from . import compactor, docrules, envswap, jsonutil, longkeys, revtree, scans, security, updates, users, validation
+from . import (compactor, docrules, envswap, jsonutil, longkeys, replication_owners, revtree, scans, security,
+               updates, users, validation)
 from .attachments import hooks as att_hooks
 from .attachments import migrate as att_migrate
 from .docinfo import DocInfo, body_key, docs_key, local_id, local_key, splice_doc
@@ -439,14 +440,19 @@ class Database:
         return doc
 
     async def _guard(self, docid: str, doc: dict) -> dict:
-        """Who may write this document: design documents need a db admin; in `_users`, the
-        writer's own document only (unless a db admin), and a password is hashed before it is
-        stored (off the event loop: PBKDF2 is deliberately slow)."""
+        """Who may write this document: design documents need a db admin; in `_replicator`,
+        documents belong to their writer; in `_users`, the writer's own document only (unless a db
+        admin), and a password is hashed before it is stored (off the event loop: PBKDF2 is
+        deliberately slow)."""
         sec = self.meta.get("security") or {}
         if docid.startswith("_design/"):
             denial = security.may_write_design(validation.current_ctx(), sec)
             if denial is not None:
                 raise denial.to_error()
+        if self.name == replication_owners.REPLICATOR_DB:
+            info = self.get_docinfo(docid)
+            body = self.read_body(docid, info.rev) if info is not None and not info.deleted else None
+            doc = replication_owners.stamp_owner(doc, body, validation.current_ctx(), sec)
         if self.name == security.USERS_DB:
             users.check_writer(docid, validation.current_ctx(), sec)
             if doc.get("password") is not None:

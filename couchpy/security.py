@@ -30,6 +30,7 @@ from typing import Any
 from .errors import CouchError
 
 USERS_DB = "_users"
+REPLICATOR_DB = "_replicator"
 
 NOT_SERVER_ADMIN = "You are not a server admin."
 NOT_MEMBER_ANON = "You are not authorized to access this db."
@@ -203,6 +204,9 @@ def authorize(family: Family, ctx: UserCtx, db_name: str | None, sec: dict | Non
         # checked before membership, as CouchDB does
         if not (ctx.is_server_admin or policy.users_db_public):
             return Denial(401, "unauthorized", NOT_SERVER_ADMIN)
+    if family is Family.DB_LISTING and db_name == REPLICATOR_DB and not ctx.is_server_admin:
+        # listings could include other owners' documents with their credentials
+        return Denial(401, "unauthorized", NOT_SERVER_ADMIN)
     if sec is None:
         return None  # no such database: its handler answers 404
     if not is_member(ctx, sec):

@@ -25,7 +25,7 @@ from couchpy.security import ANONYMOUS, Policy, UserCtx, authorize, route_family
 from couchpy.credentials import Authenticator, handler_names
 from .cors import preflight
 from .responses import error_response
-from .security import users_db_read
+from .security import replicator_db_read, users_db_read
 
 log = logging.getLogger("couchpy.http")
 
@@ -165,6 +165,8 @@ async def authorized(request: web.Request) -> web.StreamResponse | None:
         raise denial.to_error()
     if sec is not None and db_name == "_users":
         return users_db_read(request, ctx, sec)
+    if sec is not None and db_name == "_replicator":
+        return replicator_db_read(request, ctx, sec)
     return None
 
 

@@ -1,15 +1,16 @@
-"""Reads of the `_users` database by users who are not its admins (couch_users_db's rules).
+"""Reads of the system databases by users who are not their admins.
 
-A user reads their own document whole; another user's document only cut down to `[couch_httpd_auth]
-public_fields` (404 when nothing public remains, so names cannot be probed); design documents and
-other documents' attachments not at all.
+`_users` (couch_users_db's rules): a user reads their own document whole; another user's document
+only cut down to `[couch_httpd_auth] public_fields` (404 when nothing public remains, so names
+cannot be probed); design documents and other documents' attachments not at all.
+`_replicator`: a document owned by someone else is read without its credentials.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from couchpy import users
+from couchpy import replication_owners, users
 from couchpy.errors import NotFound
 from couchpy.security import UserCtx, is_db_admin
 
@@ -42,3 +43,15 @@ def users_db_read(request: web.Request, ctx: UserCtx, sec: dict) -> web.StreamRe
     fields = users.public_fields(config.get("couch_httpd_auth", "public_fields")) if public else []
     visible = users.visible_doc(doc, ctx, sec, fields)
     return json_response(visible) if request.method == "GET" else web.Response(status=200)
+
+
+def replicator_db_read(request: web.Request, ctx: UserCtx, sec: dict) -> web.StreamResponse | None:
+    """None when the handler may answer as usual; else the document without others' secrets."""
+    info = request.match_info
+    if is_db_admin(ctx, sec) or "docid" not in info or request.method not in ("GET", "HEAD") or "att" in info:
+        return None
+    doc = request.app["node"].get_db(info["db"]).get(info["docid"])  # NotFound when missing
+    shown = replication_owners.visible(doc, ctx, sec)
+    if shown is doc:
+        return None
+    return json_response(shown) if request.method == "GET" else web.Response(status=200)

@@ -16,6 +16,7 @@ import logging
 import time
 from typing import Any
 
+from couchpy import replication_owners
 from couchpy.errors import Conflict, CouchError, NotFound
 from couchpy.jsonutil import dumps_sorted
 
@@ -136,6 +137,11 @@ class ReplicatorDb:
             params = params_mod.parse(fields)
             if params.cancel:
                 raise CouchError("`cancel` has no meaning in a _replicator document", "bad_request", 400)
+            # a replication runs with its owner's rights, never the server's
+            refused = replication_owners.may_run(doc.get("owner"), set(self.node.config.section("admins")),
+                                                 params.source, params.target)
+            if refused is not None:
+                raise CouchError(refused, "forbidden", 403)
         except CouchError as exc:
             ds = DocState(info.id, "failed", f"invalid replication document: {exc.reason}", fp, doc)
             self.docs[info.id] = ds

@@ -4,6 +4,7 @@ the same body."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import uuid
@@ -173,3 +174,46 @@ async def test_validate_doc_update_sees_the_real_user_and_security(server, clien
             assert (st, body["reason"]) == (403, expect)
     finally:
         await call(client, "DELETE", f"/{dbname}")
+
+
+async def test_replicator_documents_belong_to_their_owner(server, client):
+    tag = uuid.uuid4().hex[:8]
+    alice, bob = f"ra{tag}", f"rb{tag}"
+    for name in (alice, bob):
+        st, _ = await call(client, "PUT", f"/_users/org.couchdb.user:{name}",
+                           json={"name": name, "password": "pw-" + name, "roles": [], "type": "user"})
+        assert st == 201
+    st, old_sec = await call(client, "GET", "/_replicator/_security")
+    assert (await call(client, "PUT", "/_replicator/_security", json={"members": {"names": [alice, bob]}}))[0] == 200
+    docid = f"rep-{tag}"
+    try:
+        async with aiohttp.ClientSession(base_url=server.base) as anon:
+            secret_url = f"http://{alice}:pw-{alice}@127.0.0.1:9/somewhere"
+            st, body = await call(anon, "PUT", f"/_replicator/{docid}", headers=basic(alice, "pw-" + alice),
+                                  json={"source": secret_url, "target": f"local-{tag}"})
+            assert st == 201, body
+            st, doc = await call(client, "GET", f"/_replicator/{docid}")
+            assert doc["owner"] == alice
+            # bob reads it without alice's credentials, and may not change it
+            st, seen = await call(anon, "GET", f"/_replicator/{docid}", headers=basic(bob, "pw-" + bob))
+            assert st == 200 and f"pw-{alice}" not in json.dumps(seen)
+            assert seen["source"] == "http://*****:*****@127.0.0.1:9/somewhere"
+            st, body = await call(anon, "PUT", f"/_replicator/{docid}", headers=basic(bob, "pw-" + bob),
+                                  json={**seen, "target": "mine"})
+            assert (st, body) == (403, {"error": "forbidden", "reason": "Can't update replication documents from other users."})
+            st, body = await call(anon, "GET", "/_replicator/_all_docs?include_docs=true", headers=basic(bob, "pw-" + bob))
+            assert st == 401
+            # alice's replication names a local database: it does not run with the server's rights
+            for _ in range(100):
+                st, doc = await call(client, "GET", f"/_replicator/{docid}")
+                if doc.get("_replication_state") == "failed":
+                    break
+                await asyncio.sleep(0.1)
+            assert doc["_replication_state"] == "failed"
+            assert "not a server admin" in doc["_replication_state_reason"]
+            assert (await call(client, "GET", f"/local-{tag}"))[0] == 404
+    finally:
+        st, doc = await call(client, "GET", f"/_replicator/{docid}")
+        if st == 200:
+            await call(client, "DELETE", f"/_replicator/{docid}?rev={doc['_rev']}")
+        await call(client, "PUT", "/_replicator/_security", json=old_sec)

@@ -3,6 +3,7 @@ family, and random principals against random security objects get exactly what t
 
 from __future__ import annotations
 
+import json
 import tempfile
 
 import pytest
@@ -10,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import couchpy
-from couchpy import users
+from couchpy import replication_owners, users
 from couchpy.errors import CouchError
 from couchpy.passwords import verify_password
 from couchpy.security import (
@@ -204,3 +205,28 @@ def test_hashed_user_docs_verify_their_password(password, iterations):
     stored = users.stored_hash(doc)
     assert verify_password(password, stored)
     assert not verify_password(password + "x", stored)
+
+
+# ---- _replicator documents and their owners ----
+
+def test_replicator_documents_belong_to_their_writer():
+    alice, bob = UserCtx("alice", ()), UserCtx("bob", ())
+    doc = {"_id": "r1", "source": "http://u:secret@h/a", "target": "b"}
+    assert replication_owners.stamp_owner(doc, None, alice, {})["owner"] == "alice"
+    assert replication_owners.stamp_owner(doc, None, ADMIN, {})["owner"] == "root"
+    with pytest.raises(CouchError) as exc:
+        replication_owners.stamp_owner({**doc, "owner": "bob"}, None, alice, {})
+    assert (exc.value.status, exc.value.reason) == (403, "Can't update replication documents from other users.")
+    with pytest.raises(CouchError):  # nor take over someone else's document by leaving owner out
+        replication_owners.stamp_owner(doc, {**doc, "owner": "bob"}, alice, {})
+    assert replication_owners.stamp_owner({**doc, "owner": "bob"}, None, ADMIN, {})["owner"] == "bob"
+    owned = {**doc, "owner": "alice", "target": {"url": "http://h/b", "headers": {"Authorization": "Basic x"}}}
+    assert replication_owners.visible(owned, alice, {}) == owned
+    seen = replication_owners.visible(owned, bob, {})
+    assert seen["source"] == "http://*****:*****@h/a" and seen["target"] == {"url": "http://h/b"}
+    assert "secret" not in json.dumps(seen)
+    admins = {"root"}
+    assert replication_owners.may_run("root", admins, "a", "b") is None
+    assert replication_owners.may_run(None, admins, "a", "b") is None
+    assert replication_owners.may_run("alice", admins, "http://h/a", {"url": "https://h/b"}) is None
+    assert replication_owners.may_run("alice", admins, "a", "http://h/b") is not None
