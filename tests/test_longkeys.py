@@ -246,3 +246,20 @@ def test_view_offsets_count_long_rows_around_a_long_bound(server):
                 assert body["rows"] == brute(docs, q), q
     finally:
         h.req("DELETE", f"/{db}")
+
+
+def test_long_ids_survive_compaction(tmp_path):
+    async def go():
+        node = couchpy.open(tmp_path)
+        db = node.create_db("t")
+        ids = ["q" * 3000 + s for s in "cab"] + ["q" * 3000, "a"]
+        for docid in ids:
+            res = await db.put({"_id": docid, "v": 1})
+            await db.put({"_id": docid, "_rev": res["rev"], "v": 2})
+        await db.compact()
+        assert [i.id for i in db.iter_docinfos()] == sorted(ids)
+        assert all(db.get(docid)["v"] == 2 for docid in ids)
+        assert [i.id for i in db.changes_since(0)] == ids
+        await node.aclose()
+
+    _run(go())
