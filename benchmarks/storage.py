@@ -102,6 +102,9 @@ class Couchpy:
         self.base = ""
 
     def __enter__(self) -> Couchpy:
+        # Automatic compaction off: the table compares the files updates leave and one compaction.
+        (self.data_dir / "couchpy.ini").write_text(
+            f"[admins]\n{ADMIN_USER} = {ADMIN_PASSWORD}\n\n[smoosh]\nenabled = false\n")
         self.server.__enter__()
         self.base = self.server.base
         return self

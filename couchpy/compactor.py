@@ -30,7 +30,7 @@ from typing import Any
 import lmdb
 import orjson
 
-from . import envswap, sizes
+from . import bodycodec, envswap, sizes
 from .attachments.access import blobs_for
 from .attachments.blobstore import RECORD_PREFIXES, SUBDB as ATTACHMENTS, BlobMeta, _ckey, _ukey
 from .attachments.codec import md5_of_digest
@@ -53,16 +53,23 @@ def _put(txn: lmdb.Transaction, key: bytes, value: bytes, db) -> None:
 
 
 class _Doc:
-    """One document as read from the live environment: its record and its leaves' bodies."""
+    """One document as read from an environment: its record and its leaves' bodies, each as
+    (key, JSON, what the copy stores: re-encoded with `encode`, or as read)."""
 
     __slots__ = ("key", "raw", "info", "id", "bodies")
 
-    def __init__(self, txn: lmdb.Transaction, key: bytes, raw: bytes, bodies_db) -> None:
+    def __init__(self, txn: lmdb.Transaction, key: bytes, raw: bytes, bodies_db, decode: bodycodec.Codec,
+                 encode: bodycodec.Codec | None = None) -> None:
         self.key, self.raw = key, raw  # the by-id index key (couchpy.docinfo.docs_key) and record
         self.id = id_of(key, raw)
         self.info = DocInfo.decode(self.id.decode(), raw)
         keys = sorted(body_key(self.info.id, rev) for rev in self.info.leaves())
-        self.bodies = [(k, v) for k in keys if (v := txn.get(k, db=bodies_db)) is not None]
+        self.bodies = []
+        for k in keys:
+            v = txn.get(k, db=bodies_db)
+            if v is not None:
+                json = decode.decode(v)
+                self.bodies.append((k, json, v if encode is None else encode.encode(json)))
 
 
 class Compactor:
@@ -74,6 +81,7 @@ class Compactor:
         self.dst: Store | None = None
         self.seq = 0  # every change up to this sequence is in the copy
         self.external = 0
+        self.codec = bodycodec.PLAIN  # how the copy stores bodies (see `_train`)
         self.live_bodies = 0  # key and value bytes of the bodies in the copy
         self.blobs: set[bytes] = set()  # md5s of the blobs in the copy
         self._wanted: set[bytes] = set()  # md5s the copied bodies refer to
@@ -102,6 +110,7 @@ class Compactor:
         self.seq = meta.get("update_seq", 0)
         self.total = meta.get("doc_count", 0) + meta.get("doc_del_count", 0)
         self._report(phase="document_copy")
+        self._train()
         after: bytes | None = None
         while True:
             self._check()
@@ -123,6 +132,24 @@ class Compactor:
                 self._catch_up(txn, limit=CHUNK)
             self._report(phase="document_copy", retry=True)
 
+    def _train(self) -> None:
+        """A dictionary for the copy's bodies, trained on the database's first documents (unless
+        `[couchdb] file_compression = none`)."""
+        setting = (self.db.config.get("couchdb", "file_compression") or "").strip().lower()
+        if setting == "none":
+            return
+        samples: list[bytes] = []
+        with self.src.read() as txn:
+            cur = txn.cursor(db=self._h(self.src, "docs"))
+            bodies = self._h(self.src, "bodies")
+            ok = cur.first()
+            while ok and len(samples) < bodycodec.SAMPLES:
+                samples += [json for _, json, _ in _Doc(txn, cur.key(), cur.value(), bodies, self.db.codec).bodies]
+                ok = cur.next()
+        dictionary = bodycodec.train(samples)
+        if dictionary is not None:
+            self.codec = bodycodec.Codec(dictionary)
+
     def _check(self) -> None:
         if self.cancelled.is_set():
             raise RuntimeError("compaction cancelled")
@@ -135,16 +162,16 @@ class Compactor:
         bodies = self._h(self.src, "bodies")
         out = []
         while ok and len(out) < CHUNK:
-            out.append(_Doc(txn, cur.key(), cur.value(), bodies))
+            out.append(_Doc(txn, cur.key(), cur.value(), bodies, self.db.codec, self.codec))
             ok = cur.next()
         return out
 
     def _note_bodies(self, doc: _Doc, sign: int = 1) -> None:
-        for key, raw in doc.bodies:
-            self.external += sign * sizes.body_external(raw)
-            self.live_bodies += sign * sizes.stored(key, raw)
-            if sign > 0 and sizes.ATTACHMENTS in raw:
-                self._wanted.update(_md5s(raw))
+        for key, json, stored in doc.bodies:
+            self.external += sign * sizes.body_external(json)
+            self.live_bodies += sign * sizes.stored(key, stored)
+            if sign > 0 and sizes.ATTACHMENTS in json:
+                self._wanted.update(_md5s(json))
 
     def _write_copied(self, docs: list[_Doc]) -> None:
         d_docs, d_seqs, d_bodies = (self._h(self.dst, n) for n in ("docs", "seqs", "bodies"))
@@ -153,7 +180,7 @@ class Compactor:
             for doc in docs:
                 _put(txn, doc.key, doc.raw, d_docs)
                 txn.put(seq_key(doc.info.seq), doc.id, db=d_seqs)
-                for k, v in doc.bodies:
+                for k, _, v in doc.bodies:
                     _put(txn, k, v, d_bodies)
 
         self.dst.write(put)
@@ -177,7 +204,7 @@ class Compactor:
             key = docs_key(cur.value())
             raw = txn.get(key, db=s_docs)
             if raw is not None:
-                docs.append(_Doc(txn, key, raw, s_bodies))
+                docs.append(_Doc(txn, key, raw, s_bodies, self.db.codec, self.codec))
             ok = cur.next()
         if not docs:
             self.seq = max(self.seq, last)
@@ -189,14 +216,14 @@ class Compactor:
             for doc in docs:
                 old_raw = dtxn.get(doc.key, db=d_docs)
                 if old_raw is not None:
-                    old = _Doc(dtxn, doc.key, old_raw, d_bodies)
+                    old = _Doc(dtxn, doc.key, old_raw, d_bodies, self.codec)
                     dtxn.delete(seq_key(old.info.seq), db=d_seqs)
-                    for k, _ in old.bodies:
+                    for k, _, _ in old.bodies:
                         dtxn.delete(k, db=d_bodies)
                     replaced.append(old)
                 dtxn.put(doc.key, doc.raw, db=d_docs)
                 dtxn.put(seq_key(doc.info.seq), doc.id, db=d_seqs)
-                for k, v in doc.bodies:
+                for k, _, v in doc.bodies:
                     dtxn.put(k, v, db=d_bodies)
             return replaced
 
@@ -269,7 +296,16 @@ class Compactor:
         meta["external_size"] = self.external
         meta["live_body_size"] = self.live_bodies
         packed = orjson.dumps(meta)
-        self.dst.write(lambda t: t.put(META_KEY, packed, db=self._h(self.dst, "meta")))
+        dictionary = self.codec.dictionary
+
+        def put_meta(t: lmdb.Transaction) -> None:
+            t.put(META_KEY, packed, db=self._h(self.dst, "meta"))
+            if dictionary is None:
+                t.delete(bodycodec.DICT_KEY, db=self._h(self.dst, "meta"))
+            else:
+                t.put(bodycodec.DICT_KEY, dictionary, db=self._h(self.dst, "meta"))
+
+        self.dst.write(put_meta)
         self.dst.sync()
         self.done = self.total
         self._report(phase="document_copy")

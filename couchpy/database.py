@@ -27,8 +27,8 @@ from typing import Any
 import lmdb
 import orjson
 
-from . import (compactor, docrules, envswap, jsonutil, longkeys, replication_owners, revtree, scans, security,
-               updates, users, validation)
+from . import (bodycodec, compactor, docrules, envswap, jsonutil, longkeys, replication_owners, revtree, scans,
+               security, updates, users, validation)
 from .attachments import hooks as att_hooks
 from .attachments import migrate as att_migrate
 from .docinfo import DocInfo, body_key, docs_key, local_id, local_key, splice_doc
@@ -77,6 +77,8 @@ class Database:
         self._bodies = self.store.db("bodies")
         self._local = self.store.db("local")
         self._meta_db = self.store.db("meta")
+        with self.store.read() as txn:
+            self.codec = bodycodec.Codec(txn.get(bodycodec.DICT_KEY, db=self._meta_db))
         # Attachment digests stored by earlier versions become CouchDB's (once; then one read).
         att_migrate.migrate(self.store, self._bodies, self.store.db("attachments"))
 
@@ -156,7 +158,7 @@ class Database:
                 raw = t.get(body_key(docid, rev), db=self._bodies)
         else:
             raw = txn.get(body_key(docid, rev), db=self._bodies)
-        return jsonutil.loads(raw) if raw else None
+        return jsonutil.loads(self.codec.decode(raw)) if raw else None
 
     def get(
         self,
@@ -208,7 +210,7 @@ class Database:
             raw = txn.get(body_key(docid, rev), db=self._bodies)
         if raw is None:
             raise NotFound("missing")
-        return rev, splice_doc(docid, rev, raw, b',"_deleted":true' if deleted else b"")
+        return rev, splice_doc(docid, rev, self.codec.decode(raw), b',"_deleted":true' if deleted else b"")
 
     def build_doc(
         self,
@@ -253,11 +255,12 @@ class Database:
     def load_winner_fragments(self, winners: list[tuple[str, str]]) -> list[orjson.Fragment | None]:
         """As `load_doc_fragments`, for live winners named by (id, rev): no DocInfo needed."""
         out: list[orjson.Fragment | None] = []
+        decode = self.codec.decode
         with self.store.read() as txn:
             get, bodies = txn.get, self._bodies
             for docid, rev in winners:
                 raw = get(body_key(docid, rev), db=bodies)
-                out.append(None if raw is None else orjson.Fragment(splice_doc(docid, rev, raw)))
+                out.append(None if raw is None else orjson.Fragment(splice_doc(docid, rev, decode(raw))))
         return out
 
     def load_doc_fragments(self, infos: list[DocInfo], conflicts: bool = False) -> list[orjson.Fragment | None]:
@@ -278,7 +281,7 @@ class Database:
                     c = revtree.conflicts(info.tree)
                     if c:
                         tail += b',"_conflicts":' + orjson.dumps(c)
-                out.append(orjson.Fragment(splice_doc(info.id, info.rev, raw, tail)))
+                out.append(orjson.Fragment(splice_doc(info.id, info.rev, self.codec.decode(raw), tail)))
         return out
 
     def load_docs(self, infos: list[DocInfo], conflicts: bool = False,

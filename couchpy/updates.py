@@ -123,12 +123,13 @@ def store_doc(db, txn, docid: str, old: DocInfo | None, tree: revtree.Tree,
                 bkey = body_key(docid, rev)
                 raw = txn.get(bkey, db=db._bodies)
                 if raw is not None:
-                    meta["external_size"] = meta.get("external_size", 0) - sizes.body_external(raw)
+                    meta["external_size"] = meta.get("external_size", 0) - sizes.body_external(db.codec.decode(raw))
                     if "live_body_size" in meta:
                         meta["live_body_size"] -= sizes.stored(bkey, raw)
     for rev, body in bodies.items():
         raw = jsonutil.dumps(body)
         meta["external_size"] = meta.get("external_size", 0) + sizes.body_external(raw)
+        raw = db.codec.encode(raw)
         bkey = body_key(docid, rev)
         if "live_body_size" in meta:
             meta["live_body_size"] += sizes.stored(bkey, raw)

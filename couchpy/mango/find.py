@@ -514,6 +514,7 @@ def _exact_current(db: Any, txn: Any, rows_db: Any, vp: bytes, lo: bytes | None,
         values = (raw for _rk, raw in _iter_rows(txn, rows_db, vp, lo, hi, True))
     else:
         values = _values_asc(txn, rows_db, vp, lo, hi)
+    decode = db.codec.decode
     with db.store.read() as dtxn:
         get = dtxn.cursor(db=bodies).get  # a third cheaper than txn.get(key, db=...)
         for raw in values:
@@ -528,6 +529,7 @@ def _exact_current(db: Any, txn: Any, rows_db: Any, vp: bytes, lo: bytes | None,
             body = get(bkey if len(bkey) <= LMDB_MAX else longkeys.point(bkey))
             if body is None:
                 continue
+            body = decode(body)
             if skip:
                 skip -= 1
                 continue
@@ -554,7 +556,7 @@ def _load_current(db: Any, rows: list) -> list[Any]:
         get = txn.get
         for _key, docid, rev in rows:
             raw = get(body_key(docid, rev), db=bodies)
-            out.append(None if raw is None else orjson.Fragment(splice_doc(docid, rev, raw)))
+            out.append(None if raw is None else orjson.Fragment(splice_doc(docid, rev, db.codec.decode(raw))))
     return out
 
 
