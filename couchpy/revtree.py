@@ -94,7 +94,14 @@ def children_map(tree: Mapping[str, tuple[str | None, bool]]) -> dict[str, list[
 
 
 def _winner_key(tree: Mapping[str, tuple[str | None, bool]], rev: str) -> tuple[bool, int, str]:
-    return (not tree[rev][1], rev_pos(rev), rev_hash(rev))
+    pos, _, h = rev.partition("-")  # one split: this runs for every leaf of every write
+    return (not tree[rev][1], int(pos), h)
+
+
+def leaf_set(tree: Mapping[str, tuple[str | None, bool]]) -> set[str]:
+    """All leaf revisions, unordered: cheaper than `leaves` where the order does not matter."""
+    parents = {p for p, _ in tree.values() if p is not None}
+    return {rev for rev in tree if rev not in parents}
 
 
 def leaves(tree: Mapping[str, tuple[str | None, bool]]) -> list[str]:

@@ -117,8 +117,8 @@ def store_doc(db, txn, docid: str, old: DocInfo | None, tree: revtree.Tree,
     if old is not None:
         # Revisions that stop being leaves stop counting as live data; their bodies stay (readable
         # by rev) until compaction drops them.
-        still = set(revtree.leaves(tree))
-        for rev in old.leaves():
+        still = revtree.leaf_set(tree)
+        for rev in revtree.leaf_set(old.tree):
             if rev not in still:
                 bkey = body_key(docid, rev)
                 raw = txn.get(bkey, db=db._bodies)
