@@ -561,6 +561,8 @@ class Database:
         """Called on the event loop after a commit: publish the new state and wake the feeds."""
         old_seq = self.meta["update_seq"]
         self.meta = meta
+        if meta["update_seq"] != old_seq:
+            self.node.db_updates.note_updated(self.name)
         if meta["update_seq"] != old_seq and self._changed is not None:
             fut, self._changed = self._changed, None
             if not fut.done():

@@ -23,6 +23,7 @@ import orjson
 from . import security
 from .config import Config
 from .database import Database
+from .db_updates import CREATED, DELETED, DbUpdates
 from .errors import InvalidDatabaseName, NotFound, PreconditionFailed
 from .metrics import Metrics
 from .storage import Store
@@ -87,6 +88,9 @@ class Node:
         (self.path / "dbs").mkdir(exist_ok=True)
         self._catalog = Store(self.path / "_node", ("dbs",))
         self._cat_db = self._catalog.db("dbs")
+        # CouchDB's max_event_delay: how long database updates are coalesced before being listed
+        delay = self.config.get_int("global_changes", "max_event_delay", 25)
+        self.db_updates = DbUpdates(self._catalog, self._cat_db, 25 if delay is None else delay)
         self._open: OrderedDict[str, Database] = OrderedDict()
         self.max_open = self.config.get_int("couchdb", "max_dbs_open", 500) or 500
         self.uuid = self.config.get("couchdb", "uuid") or secrets.token_hex(16)
@@ -168,7 +172,12 @@ class Node:
         db.meta["security"] = security.default_security(self.config.get("couchdb", "default_security"))
         db.store.write(lambda txn: txn.put(META_KEY, orjson.dumps(db.meta), db=db._meta_db))
         entry = orjson.dumps({"dir": dirname, "created": time.time()})
-        self._catalog.write(lambda txn: txn.put(name.encode(), entry, db=self._cat_db))
+
+        def add(txn) -> int:
+            txn.put(name.encode(), entry, db=self._cat_db)
+            return self.db_updates.record(txn, name, CREATED)
+
+        self.db_updates.committed(self._catalog.write(add))
         self._open[name] = db
         self._evict()
         return _hold(db)
@@ -177,7 +186,12 @@ class Node:
         entry = self._lookup(name)
         if entry is None:
             raise NotFound("Database does not exist.")
-        self._catalog.write(lambda txn: txn.delete(name.encode(), db=self._cat_db))
+
+        def remove(txn) -> int:
+            txn.delete(name.encode(), db=self._cat_db)
+            return self.db_updates.record(txn, name, DELETED)
+
+        self.db_updates.committed(self._catalog.write(remove))
         db = self._open.pop(name, None)
         if db is not None:
             await db.close()
@@ -195,6 +209,7 @@ class Node:
         self.closing = True
         for db in self._open.values():
             db.wake_feeds()
+        self.db_updates.wake()
 
     def all_dbs(self) -> list[str]:
         with self._catalog.read() as txn:
@@ -209,6 +224,7 @@ class Node:
         for db in list(self._open.values()):
             await db.close()
         self._open.clear()
+        await self.db_updates.aclose()
         self._catalog.close()
 
     def close(self) -> None:
@@ -216,4 +232,5 @@ class Node:
         for db in list(self._open.values()):
             db.store.close()
         self._open.clear()
+        self.db_updates.flush_now()
         self._catalog.close()

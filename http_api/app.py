@@ -16,8 +16,8 @@ from couchpy import smoosh
 from couchpy.credentials import Authenticator
 from couchpy.node import Node
 
-from . import (alldocs, attachments, bulk, changes, cors, databases, documents, mango, node_api, replication,
-               server, session, utils, views)
+from . import (alldocs, attachments, bulk, changes, cors, databases, db_updates, documents, mango, node_api,
+               replication, server, session, utils, views)
 from .middleware import couch_middleware
 
 log = logging.getLogger("couchpy.http")
@@ -32,6 +32,7 @@ def make_app(node: Node) -> web.Application:
     app.on_response_prepare.append(cors.on_response_prepare)
     app.router.add_routes(server.routes_list())
     app.router.add_routes(node_api.routes_list())
+    app.router.add_routes(db_updates.routes_list())
     app.router.add_routes(session.routes_list())
     app.router.add_routes(utils.routes)
     db_level = ("/{db}", "/{db}/")
