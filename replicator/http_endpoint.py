@@ -387,7 +387,12 @@ async def _next_body(related: aiohttp.MultipartReader, name: str) -> AsyncIterat
     if body is None or isinstance(body, aiohttp.MultipartReader):
         raise TransientError(f"attachment {name} is missing from the multipart reply")
     while True:
-        chunk = await body.read_chunk(READ_CHUNK)
+        try:
+            chunk = await body.read_chunk(READ_CHUNK)
+        except (TimeoutError, aiohttp.ClientError, ConnectionError, OSError, ValueError) as exc:
+            # read by whoever writes the target (maybe the engine, not this endpoint): say it is
+            # worth retrying, whatever the consumer
+            raise TransientError(f"{type(exc).__name__} reading attachment {name}: {exc}") from exc
         if not chunk:
             return
         yield chunk

@@ -34,7 +34,7 @@ from .attachments import needs_data
 from .batching import CompletionTracker
 from .checkpoint import LOWEST_SEQ, checkpoint_doc, compare_logs
 from .endpoint import Endpoint
-from .errors import DbNotFound, PermanentError
+from .errors import DbNotFound, PermanentError, TransientError
 from .params import ReplicationParams
 
 log = logging.getLogger("couchpy.replicator")
@@ -296,12 +296,28 @@ class Replication:
         self.stats.docs_written += len(docs) - len(failures)
 
     async def _write_with_bodies(self, docid: str, rev: str, atts_since: list[str]) -> list[dict[str, Any]]:
-        failures = []
-        async for doc, parts in self.source.open_revs_stream(docid, [rev], atts_since):
-            row = await self.target.write_doc(doc, parts)
-            if row is not None:
-                failures.append(row)
-        return failures
+        """Stream one revision with its bodies from source to target. A stream cannot be replayed,
+        so a transient failure on either side restarts the whole copy (writing a revision again
+        with new_edits=false is harmless), with the per-request retry budget and backoff."""
+        delay = 0.25
+        attempt = 0
+        while True:
+            try:
+                failures = []
+                async with contextlib.aclosing(self.source.open_revs_stream(docid, [rev], atts_since)) as revs:
+                    async for doc, parts in revs:
+                        row = await self.target.write_doc(doc, parts)
+                        if row is not None:
+                            failures.append(row)
+                return failures
+            except TransientError as exc:
+                attempt += 1
+                if attempt > self.params.retries_per_request:
+                    raise
+                log.info("retrying (%d/%d) the copy of %s after %s", attempt, self.params.retries_per_request,
+                         docid, exc.reason)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     async def _write(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """bulk_docs, splitting the batch when the target refuses it as too large (413), as
