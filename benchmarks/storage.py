@@ -2,12 +2,13 @@
 
 For each server, with a fresh data directory: `--docs` documents of about 300 bytes written with
 `_bulk_docs` in batches of 1000, then every document updated three times, then
-`POST /{db}/_compact` and waiting for it to finish. After each phase: the data directory's disk
+`POST /{db}/_compact` and waiting for it to finish, then every document updated once more (the
+write path after compaction, when couchpy compresses bodies). After each phase: the data directory's disk
 usage (allocated blocks, as `du`) and the database's `sizes`. Also the throughput of the inserts,
 of the updates and of random single-document GETs (16 concurrent clients), every answer checked.
 
     python -m benchmarks.storage --docs 100000
-    python -m benchmarks.storage --docs 20000 --servers couchpy
+    python -m benchmarks.storage --docs 20000 --servers couchpy-json,couchpy   # compression's effect
 
 CouchDB comes from ../shared/peers/couchdb/couchdb.sh (COUCHDB_PEER_DIR overrides the folder).
 """
@@ -94,6 +95,7 @@ class CouchdbPeer:
 
 class Couchpy:
     name = "couchpy"
+    settings = ""
 
     def __init__(self, directory: Path):
         self.server = CouchpyServer(directory)
@@ -104,13 +106,20 @@ class Couchpy:
     def __enter__(self) -> Couchpy:
         # Automatic compaction off: the table compares the files updates leave and one compaction.
         (self.data_dir / "couchpy.ini").write_text(
-            f"[admins]\n{ADMIN_USER} = {ADMIN_PASSWORD}\n\n[smoosh]\nenabled = false\n")
+            f"[admins]\n{ADMIN_USER} = {ADMIN_PASSWORD}\n\n[smoosh]\nenabled = false\n{self.settings}")
         self.server.__enter__()
         self.base = self.server.base
         return self
 
     def __exit__(self, *exc) -> None:
         self.server.__exit__(*exc)
+
+
+class CouchpyJson(Couchpy):
+    """couchpy storing bodies as JSON (no compression): the baseline compression is measured against."""
+
+    name = "couchpy, bodies as JSON"
+    settings = "\n[couchdb]\nfile_compression = none\n"
 
 
 async def _json(resp: aiohttp.ClientResponse, status: int) -> Any:
@@ -200,6 +209,9 @@ async def run_one(server, n: int, reads: int) -> dict[str, Any]:
         out["compact_s"] = await compact(s, server.data_dir)
         await snapshot("compacted")
         out["read_after_compact_docs_per_s"] = await read_random(s, revs, reads)
+        # one more full update: the write path once compaction has set up compression
+        out["update_after_compact_docs_per_s"] = await write_all(s, n, 4, revs)
+        await snapshot("updated_after_compact")
     return out
 
 
@@ -211,7 +223,8 @@ def table(results: list[dict[str, Any]], n: int) -> str:
     names = [r["server"] for r in results]
     lines = [f"| {n:,} docs | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for phase, label in (("inserted", "after inserts"), ("updated", "after 3 full updates"),
-                         ("compacted", "after compaction")):
+                         ("compacted", "after compaction"),
+                         ("updated_after_compact", "after one more full update")):
         lines.append(f"| data directory {label} | " + " | ".join(mb(r[phase]["disk"]) for r in results) + " |")
     for phase in ("updated", "compacted"):
         lines.append(f"| `sizes` {phase} | " + " | ".join(
@@ -219,6 +232,7 @@ def table(results: list[dict[str, Any]], n: int) -> str:
     for key, label in (("insert_docs_per_s", "bulk inserts, docs/s"), ("update_docs_per_s", "bulk updates, docs/s"),
                        ("read_docs_per_s", f"random GETs ({READERS} clients), docs/s"),
                        ("read_after_compact_docs_per_s", "random GETs after compaction, docs/s"),
+                       ("update_after_compact_docs_per_s", "bulk updates after compaction, docs/s"),
                        ("compact_s", "compaction, s")):
         lines.append(f"| {label} | " + " | ".join(f"{r[key]:,.1f}" for r in results) + " |")
     return "\n".join(lines)
@@ -228,10 +242,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--docs", type=int, default=100_000)
     ap.add_argument("--reads", type=int, default=5000)
-    ap.add_argument("--servers", default="couchpy,couchdb")
+    ap.add_argument("--servers", default="couchpy,couchdb", help="of couchpy, couchpy-json, couchdb")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
-    kinds = {"couchpy": Couchpy, "couchdb": CouchdbPeer}
+    kinds = {"couchpy": Couchpy, "couchpy-json": CouchpyJson, "couchdb": CouchdbPeer}
     results = []
     for key in args.servers.split(","):
         with temp_dir(f"storagebench-{key}-") as d:
