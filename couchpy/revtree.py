@@ -179,6 +179,28 @@ def stem(tree: Mapping[str, tuple[str | None, bool]], limit: int) -> Tree:
     return out
 
 
+def purge(tree: Mapping[str, tuple[str | None, bool]], revs: Iterable[str]) -> tuple[Tree, list[str]]:
+    """Remove the leaves named in `revs` (CouchDB's couch_key_tree:remove_leafs); the new tree and
+    the leaves removed, in the order `revs` names them.
+
+    Only leaves are purged: a named revision that is not a leaf, or unknown, is left alone (CouchDB
+    answers it as not purged). The tree that remains is the union of the ancestries of the
+    remaining leaves, so a purged branch goes up to where it joins another one, and no revision
+    becomes a leaf by a purge. Purging every leaf leaves an empty tree (the document is gone).
+    """
+    current = leaf_set(tree)
+    purged: list[str] = []
+    for rev in revs:
+        if rev in current and rev not in purged:
+            purged.append(rev)
+    if not purged:
+        return dict(tree), []
+    keep: set[str] = set()
+    for leaf in current.difference(purged):
+        keep.update(ancestry(tree, leaf))
+    return {rev: tree[rev] for rev in tree if rev in keep}, purged
+
+
 def missing(tree: Mapping[str, tuple[str | None, bool]], revs: Iterable[str]) -> list[str]:
     """The revisions of `revs` this tree does not have (for _revs_diff)."""
     return [r for r in revs if r not in tree]

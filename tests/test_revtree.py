@@ -419,3 +419,61 @@ def test_stem_long_linear_history(limit):
     assert sorted(stemmed, key=revtree.rev_pos) == sorted(path[:limit], key=revtree.rev_pos)
     assert stemmed[path[limit - 1]][0] is None
     assert revtree.winner(stemmed) == "50-h50"
+
+
+# --------------------------------------------------------------------------- purge
+
+
+@st.composite
+def purge_cases(draw) -> tuple[Tree, list[str]]:
+    """A replica and a purge request naming some of its revisions (leaves or not) and unknown ones."""
+    tree = draw(replicas(draw(universes())))
+    named = draw(st.lists(st.sampled_from(sorted(tree)), max_size=5))
+    unknown = draw(st.lists(st.sampled_from(["9-unknown", "1-unknown"]), max_size=2))
+    return tree, draw(st.permutations(named + unknown))
+
+
+@SETTINGS
+@given(purge_cases())
+def test_purge_removes_exactly_the_named_leaves(case):
+    tree, revs = case
+    out, purged = revtree.purge(tree, revs)
+    named_leaves = [r for r in dict.fromkeys(revs) if r in oracle_leaves(tree)]
+    assert purged == named_leaves
+    assert oracle_leaves(out) == oracle_leaves(tree) - set(purged)
+
+
+@SETTINGS
+@given(purge_cases())
+def test_purge_keeps_exactly_the_history_of_the_remaining_leaves(case):
+    tree, revs = case
+    out, _ = revtree.purge(tree, revs)
+    # a sub-tree of the original, each revision with its parent and deleted flag unchanged
+    assert all(tree[r] == v for r, v in out.items())
+    kept = set()
+    for leaf in oracle_leaves(out):
+        rev = leaf
+        while rev is not None:
+            kept.add(rev)
+            rev = tree[rev][0] if tree[rev][0] in tree else None
+    assert set(out) == kept
+
+
+@SETTINGS
+@given(purge_cases(), st.data())
+def test_purge_in_steps_equals_purge_at_once(case, data):
+    tree, revs = case
+    cut = data.draw(st.integers(0, len(revs)))
+    step, _ = revtree.purge(revtree.purge(tree, revs[:cut])[0], revs[cut:])
+    assert step == revtree.purge(tree, revs)[0]
+    assert revtree.purge(step, revs) == (step, [])  # idempotent: nothing left to purge
+
+
+def test_purge_of_a_conflict_branch_keeps_the_shared_ancestor():
+    # as CouchDB 3.4.3 answered: 1-a has children 2-b and 2-c; purging [1-a, 2-c, 9-zz] removes
+    # 2-c only (1-a is no leaf, 9-zz unknown) and 1-a stays as the parent of 2-b
+    tree: Tree = {"1-a": (None, False), "2-b": ("1-a", False), "2-c": ("1-a", False)}
+    assert revtree.purge(tree, ["1-a", "2-c", "9-zz"]) == ({"1-a": (None, False), "2-b": ("1-a", False)}, ["2-c"])
+    assert revtree.purge(tree, ["2-b", "2-c"]) == ({}, ["2-b", "2-c"])
+    # a linear history purged from its leaf goes whole
+    assert revtree.purge({"1-a": (None, False), "2-b": ("1-a", True)}, ["2-b"]) == ({}, ["2-b"])
