@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
+import ctypes.util
 import gc
 import os
 import secrets
@@ -75,6 +77,23 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 20)
 
 
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
+def tune_malloc() -> None:
+    """Give large allocations their own mappings, always. Every open LMDB environment mallocs about
+    3 MB of transaction bookkeeping (its dirty-page and free-page lists) and frees it on close.
+    glibc's default raises its mmap threshold after the first such free, so later environments
+    got that memory from the main heap, touched and never returned: about 2 MB of resident
+    memory per database ever opened (1.1 GB after 1,500 databases with 500 open). With a fixed
+    threshold, the lists are mappings whose untouched pages cost nothing and whose release returns
+    the memory (about 100 MB for the same run)."""
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt(M_MMAP_THRESHOLD, 1 << 20)
+    except (OSError, AttributeError):  # not glibc: its allocator has its own policy
+        pass
+
+
 async def serve(args: argparse.Namespace) -> None:
     data_dir = Path(args.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -96,6 +115,7 @@ async def serve(args: argparse.Namespace) -> None:
         print(f"  try: curl http://admin:{generated}@{shown_host}:{port}/", flush=True)
         print("  (only its PBKDF2 hash is stored; this is the only time the password is shown)", flush=True)
     tune_gc()
+    tune_malloc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
