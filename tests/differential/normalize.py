@@ -71,6 +71,9 @@ def body(value: Any, hashes: Hashes, key: str | None = None) -> Any:
     if isinstance(value, list):
         return [body(v, hashes, key) for v in value]
     if isinstance(value, str):
+        if key == "reason":
+            # a reason may name a generated document id
+            return HEX_ANYWHERE.sub(lambda m: hashes.name(m.group(0)), value)
         if key in SEQ_KEYS:
             m = SEQ.match(value)
             if m:
