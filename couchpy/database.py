@@ -27,7 +27,7 @@ from typing import Any
 import lmdb
 import orjson
 
-from . import (bodycodec, compactor, docrules, envswap, jsonutil, longkeys, replication_owners, revtree, scans,
+from . import (bodycodec, compactor, docrules, envswap, jsonutil, longkeys, purge, replication_owners, revtree, scans,
                security, updates, users, validation)
 from .attachments import hooks as att_hooks
 from .attachments import migrate as att_migrate
@@ -38,7 +38,7 @@ from .updates import META_KEY
 from .views.manager import avalidate_design_doc
 from .writer import GroupCommitWriter
 
-SUBDBS = ("docs", "seqs", "bodies", "local", "meta", "attachments")
+SUBDBS = ("docs", "seqs", "bodies", "local", "meta", "attachments", purge.SUBDB)
 
 
 class Database:
@@ -597,6 +597,28 @@ class Database:
         except TimeoutError:
             pass
         return self.update_seq
+
+    async def purge(self, requests: dict[str, list[str]]) -> dict[str, list[str]]:
+        """Purge leaf revisions ({docid: [rev, ...]}, see couchpy.purge); {docid: [revs purged]}."""
+        handle = self.store.db(purge.SUBDB)
+
+        def fn(txn):
+            meta = dict(self.meta)
+            return purge.apply_purge(self, txn, handle, requests, meta), meta
+
+        async def publish(result) -> None:
+            self.apply_meta(result[1])
+
+        purged, _ = await self.writer.run_exclusive(fn, then=publish)
+        return purged
+
+    def purged_infos(self) -> list[dict]:
+        with self.store.read() as txn:
+            return purge.infos(txn, self.store.db(purge.SUBDB))
+
+    @property
+    def purged_infos_limit(self) -> int:
+        return self.meta.get("purged_infos_limit", purge.DEFAULT_LIMIT)
 
     async def set_meta_field(self, key: str, value: Any) -> None:
         def fn(txn):

@@ -116,7 +116,9 @@ def route_family(method: str, path: str) -> Family:
         return Family.DB_MAINTENANCE
     if head == "_security":
         return Family.SECURITY_WRITE if method in _WRITE_METHODS else Family.DB_READ
-    if head == "_revs_limit":
+    if head == "_purge":
+        return Family.DB_ADMIN
+    if head in ("_revs_limit", "_purged_infos_limit"):
         return Family.DB_ADMIN if method in _WRITE_METHODS else Family.DB_READ
     if head == "_index":
         return Family.DB_ADMIN if method in _WRITE_METHODS else Family.DB_LISTING

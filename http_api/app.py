@@ -17,7 +17,7 @@ from couchpy.credentials import Authenticator
 from couchpy.node import Node
 
 from . import (alldocs, attachments, bulk, changes, cors, databases, db_updates, documents, mango, node_api,
-               replication, server, session, utils, views)
+               purge, replication, server, session, utils, views)
 from .middleware import couch_middleware
 
 log = logging.getLogger("couchpy.http")
@@ -42,7 +42,7 @@ def make_app(node: Node) -> web.Application:
     # view and _find queries are the next most frequent requests
     for mod in (views, mango, replication):
         app.router.add_routes(mod.routes())
-    for mod in (alldocs, bulk, changes):
+    for mod in (alldocs, bulk, changes, purge):
         app.router.add_routes(mod.routes_list())
     db_specific = [r for r in databases.routes_list() if r.path not in db_level]
     app.router.add_routes(db_specific)

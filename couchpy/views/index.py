@@ -30,7 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from typing import Any
 
-from .. import collate, longkeys
+from .. import collate, longkeys, purge
+from ..docinfo import DocInfo
 from ..mango.native import MangoMapper
 from ..query_server import ViewFunctions
 from ..storage import Store
@@ -190,6 +191,7 @@ class ViewIndex:
             if bulk and valid:
                 self.store.write(lambda txn: txn.put(b"tree_valid", marshal.dumps(False), db=self._meta))
                 valid = False
+            self._catch_up_purges(seq, valid)
             done = 0
             it = db.changes_since(seq)
             # Pipeline: while the workers map batch k, this thread reads batch k+1 and writes k-1.
@@ -213,7 +215,30 @@ class ViewIndex:
                     txn.put(b"tree_valid", marshal.dumps(True), db=self._meta)
 
                 self.store.write(finish)
+            if self.seq < target:
+                # a purge moves update_seq on without a change of its own: every change up to
+                # `target` has been read
+                self.store.write(lambda txn: txn.put(b"seq", marshal.dumps(target), db=self._meta))
             return self.seq
+
+    def _catch_up_purges(self, seq: int, maintain_tree: bool) -> None:
+        """Drop the rows of documents purged since the index last looked (its `purge_seq`).
+        A document that kept revisions has a new sequence and is re-mapped with the changes;
+        one purged whole has none, so its rows are removed here, as a deletion's would be."""
+        db = self.db
+        with self.store.read() as txn:
+            done = self._get_meta(txn, b"purge_seq", 0)
+        with db.store.read() as txn:
+            purged = list(purge.purged_since(txn, db.store.db(purge.SUBDB), done))
+        if not purged:
+            return
+        ids = dict.fromkeys(docid for _, docid in purged)
+        gone = [DocInfo(docid, "", True, seq) for docid in ids if db.get_docinfo(docid) is None]
+        if gone:
+            self._apply_batch(gone, maintain_tree)
+        last = purged[-1][0]
+        self.store.write(lambda txn: txn.put(b"purge_seq", marshal.dumps(last), db=self._meta))
+        self.purge_seq = last
 
     def _apply_batch(self, infos: list, maintain_tree: bool) -> None:
         self._finish_batch(*self._start_batch(infos), maintain_tree=maintain_tree)
@@ -313,6 +338,10 @@ class ViewIndex:
 
     # ------------------------------------------------------------------ info
 
+    def _get_meta_now(self, key: bytes) -> int:
+        with self.store.read() as txn:
+            return self._get_meta(txn, key, 0)
+
     def info(self) -> dict:
         with self.store.read() as txn:
             seq = self._get_meta(txn, b"seq", 0)
@@ -322,7 +351,7 @@ class ViewIndex:
             "language": self.spec.language,
             "sizes": {"file": size, "external": 0, "active": self.store.active_size()},
             "update_seq": seq,
-            "purge_seq": 0,
+            "purge_seq": self._get_meta_now(b"purge_seq"),
             "updater_running": self._build is not None and not self._build.done(),
             "compact_running": False,
             "waiting_clients": 0,
