@@ -17,7 +17,7 @@ from couchpy.credentials import Authenticator
 from couchpy.node import Node
 
 from . import (alldocs, attachments, bulk, changes, cors, databases, db_updates, documents, mango, node_api,
-               purge, replication, server, session, utils, views)
+               purge, replication, server, session, updates, utils, views)
 from .middleware import couch_middleware
 
 log = logging.getLogger("couchpy.http")
@@ -40,7 +40,7 @@ def make_app(node: Node) -> web.Application:
     app.router.add_routes(documents.hot_routes())
     # views and Mango next: their paths are distinct from the other `/{db}/_special` ones, and
     # view and _find queries are the next most frequent requests
-    for mod in (views, mango, replication):
+    for mod in (views, mango, replication, updates):
         app.router.add_routes(mod.routes())
     for mod in (alldocs, bulk, changes, purge):
         app.router.add_routes(mod.routes_list())

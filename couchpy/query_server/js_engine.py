@@ -139,6 +139,20 @@ var __qs = (function () {
       var l = logs; logs = [];
       return JSON.stringify([out, l]);
     },
+    // an update handler: f(doc, req) -> [doc or null, response]; a throw is a render_error
+    update: function (src, docJson, req) {
+      var f = filters[src];
+      if (f === undefined) { f = compile(src); filters[src] = f; }
+      var out;
+      try { out = f(JSON.parse(docJson), req); }
+      catch (e) {
+        var l0 = logs; logs = [];
+        return JSON.stringify([null, null, l0, ['render_error', 'function raised error: ' + errText(e)]]);
+      }
+      var l = logs; logs = [];
+      if (!Array.isArray(out)) out = [null, out];
+      return JSON.stringify([out[0] === undefined ? null : out[0], out[1] === undefined ? null : out[1], l]);
+    },
     // validate_doc_update(newDoc, oldDoc, userCtx, secObj) over [[newDoc, oldDoc], ...]: null
     // when accepted, else {forbidden: msg} or {unauthorized: msg}, as CouchDB reads a throw.
     validate: function (src, itemsJson, userCtx, secObj) {
@@ -227,6 +241,9 @@ class JSEngine:
 
     def validate(self, src: str, items_json: bytes, user_ctx: Any, sec_obj: Any) -> bytes:
         return self._run_user_function("validate", src, items_json, user_ctx, sec_obj)
+
+    def update(self, src: str, doc_json: bytes, req: Any) -> bytes:
+        return self._run_user_function("update", src, doc_json, req)
 
     def reduce(self, idx: int, keys: Any, values: list, rereduce: bool) -> tuple[Any, list]:
         args = orjson.dumps([idx, keys, values, rereduce]).decode()

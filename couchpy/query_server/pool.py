@@ -289,6 +289,17 @@ class QueryServerPool:
         way filters are, and run over no document: no user code runs."""
         self._call(ViewFunctions(language, ()), b"F" + jsonutil.dumps([src, {}]) + b"\n[]")
 
+    def update(self, language: str, src: str, doc: dict | None, req: dict) -> tuple[dict | None, Any]:
+        """An update handler (`updates.<name>`): (document to save or None, response)."""
+        body = self._call(ViewFunctions(language, ()), b"U" + jsonutil.dumps([src, req]) + b"\n" + jsonutil.dumps(doc))
+        new_doc, resp, logs, *thrown = jsonutil.loads(body)
+        for line in logs:
+            log.info("update handler log: %s", line)
+        if thrown:
+            error, reason = thrown[0]
+            raise QueryServerError(reason, error=error)
+        return new_doc, resp
+
     def validate_docs(self, language: str, src: str, items: Sequence[tuple[dict, dict | None]],
                       user_ctx: dict, sec_obj: dict) -> list[dict | None]:
         """A `validate_doc_update` function over (new doc, old doc) pairs: None where accepted,

@@ -117,6 +117,20 @@ class PyEngine:
         _LOGS.clear()
         return jsonutil.dumps([out, logs])
 
+    def update(self, src: str, doc_json: bytes, req: Any) -> bytes:
+        """`def fun(doc, req)` returning (doc or None, response); an exception is a render_error."""
+        fn = self._function(src)
+        try:
+            out = fn(jsonutil.loads(doc_json), req)
+        except Exception as exc:
+            logs = list(_LOGS)
+            _LOGS.clear()
+            return jsonutil.dumps([None, None, logs, ["render_error", f"function raised error: {exc}"]])
+        logs = list(_LOGS)
+        _LOGS.clear()
+        doc, resp = out if isinstance(out, (list, tuple)) and len(out) == 2 else (None, out)
+        return jsonutil.dumps([doc, resp, logs])
+
     def validate(self, src: str, items_json: bytes, user_ctx: Any, sec_obj: Any) -> bytes:
         """`def fun(new_doc, old_doc, user_ctx, sec_obj)`; it rejects by raising an exception
         whose argument is {"forbidden": msg} or {"unauthorized": msg} (any other exception

@@ -60,6 +60,11 @@ def main(argv: list[str]) -> None:
                 head, docs = body.split(b"\n", 1)
                 src, req = jsonutil.loads(head)
                 reply = b"O" + engine.filter(src, docs, req)
+            elif kind == b"U":
+                # b"U" + JSON [src, req] + b"\n" + JSON document (or null)
+                head, doc = body.split(b"\n", 1)
+                src, req = jsonutil.loads(head)
+                reply = b"O" + engine.update(src, doc, req)
             elif kind == b"V":
                 # b"V" + JSON [src, userCtx, secObj] + b"\n" + JSON array of [newDoc, oldDoc]
                 head, items = body.split(b"\n", 1)

@@ -1,0 +1,106 @@
+"""Update handlers `_design/{d}/_update/{func}[/{docid}]`: the same requests to couchpy and to
+Apache CouchDB 3.4.3 (fixtures `peer`/`pdb`), answered the same."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.parity import pdb, peer  # noqa: F401  (pytest fixtures)
+
+UPDATES = {
+    "set": "function(doc, req){ if(!doc){ if(req.id) return [{_id:req.id, n:1}, 'created'];"
+           " return [null, {code:400, json:{err:'no id'}}]; }"
+           " doc.n = (doc.n||0)+1; return [doc, {json:{n:doc.n, q:req.query, m:req.method, b:req.body}}]; }",
+    "noid": "function(doc, req){ return [{a:1}, 'x']; }",
+    "thr": "function(doc, req){ throw({forbidden:'no'}); }",
+    "hdr": "function(doc, req){ return [null, {code:202, headers:{'X-My':'1', 'Content-Type':'text/plain'},"
+           " body:'hi'}]; }",
+    "b64": "function(doc, req){ return [null, {base64:'AAEC', headers:{'Content-Type':'application/octet-stream'}}]; }",
+    "who": "function(doc, req){ return [null, {json:{id:req.id, path:req.path, name:req.userCtx.name,"
+           " auth:req.headers.Authorization || null}}]; }",
+}
+
+
+@pytest.fixture
+async def udb(peer, pdb):
+    async with peer.put(f"/{pdb}/_design/d", json={"updates": UPDATES}) as r:
+        assert r.status == 201
+    return pdb
+
+
+async def _call(peer, method: str, path: str, data: bytes = b"body!"):
+    async with peer.request(method, path, data=data) as r:
+        return r.status, dict(r.headers), await r.read()
+
+
+async def test_create_then_update_a_document(peer, udb):
+    status, headers, body = await _call(peer, "POST", f"/{udb}/_design/d/_update/set/x1")
+    assert (status, body) == (201, b"created")
+    assert headers["Content-Type"] == "text/html; charset=utf-8"
+    assert headers["X-Couch-Id"] == "x1" and headers["X-Couch-Update-NewRev"].startswith("1-")
+    status, headers, body = await _call(peer, "PUT", f"/{udb}/_design/d/_update/set/x1?a=1")
+    assert status == 201 and headers["Content-Type"] == "application/json"
+    assert headers["X-Couch-Update-NewRev"].startswith("2-")
+
+    assert json.loads(body) == {"n": 2, "q": {"a": "1"}, "m": "PUT", "b": "body!"}
+    async with peer.get(f"/{udb}/x1") as r:
+        doc = await r.json()
+    assert doc["n"] == 2 and doc["_rev"] == headers["X-Couch-Update-NewRev"]
+
+
+async def test_no_document_saved(peer, udb):
+    status, headers, body = await _call(peer, "POST", f"/{udb}/_design/d/_update/set")
+    assert (status, body) == (400, b'{"err":"no id"}\n')
+    assert "X-Couch-Id" not in headers
+    status, headers, body = await _call(peer, "POST", f"/{udb}/_design/d/_update/hdr")
+    assert (status, headers["Content-Type"], headers["X-My"], body) == (202, "text/plain", "1", b"hi")
+    status, headers, body = await _call(peer, "POST", f"/{udb}/_design/d/_update/b64")
+    assert (status, headers["Content-Type"], body) == (200, "application/octet-stream", b"\x00\x01\x02")
+
+
+async def test_request_object(peer, udb):
+
+    status, _, body = await _call(peer, "POST", f"/{udb}/_design/d/_update/who/some%2Fid")
+    got = json.loads(body)
+    assert status == 200
+    assert got == {"id": "some/id", "path": [udb, "_design", "d", "_update", "who", "some/id"], "name": "admin",
+                   "auth": None}
+
+
+@pytest.mark.parametrize("method,path,status,expected", [
+    ("POST", "/_design/d/_update/nope", 404, {"error": "not_found", "reason": "missing json key: nope"}),
+    ("POST", "/_design/zz/_update/set", 404, {"error": "not_found", "reason": "missing"}),
+    ("POST", "/_design/d/_update/noid", 400, {"error": "illegal_docid", "reason": "Document id must not be empty"}),
+    ("GET", "/_design/d/_update/hdr", 405, {"error": "method_not_allowed",
+                                             "reason": "Update functions do not allow GET"}),
+])
+async def test_errors(peer, udb, method, path, status, expected):
+
+    got_status, _, body = await _call(peer, method, f"/{udb}{path}")
+    assert (got_status, json.loads(body)) == (status, expected)
+
+
+async def test_a_throw_is_a_render_error(peer, udb):
+
+    status, _, body = await _call(peer, "POST", f"/{udb}/_design/d/_update/thr")
+    assert status == 500 and json.loads(body)["error"] == "render_error"
+
+
+async def test_python_update_handler_only_when_enabled(new_server):
+    import aiohttp
+
+    src = "def fun(doc, req):\n    return {'_id': req['id'], 'body': req['body']}, {'json': {'ok': 1}}\n"
+    for enabled, expected in (("true", 201), ("false", 400)):
+        srv = new_server(name=f"py{enabled}", config={"query_servers": {"python": enabled}})
+        async with aiohttp.ClientSession(base_url=srv.base, auth=srv.auth) as c:
+            async with c.put("/p") as r:
+                assert r.status == 201
+            async with c.put("/p/_design/d", json={"language": "python", "updates": {"u": src}}) as r:
+                assert r.status == 201
+            async with c.post("/p/_design/d/_update/u/doc1", data=b"hello") as r:
+                assert r.status == expected, await r.text()
+            if expected == 201:
+                async with c.get("/p/doc1") as r:
+                    assert (await r.json())["body"] == "hello"
