@@ -349,7 +349,7 @@ class ViewIndex:
         return {
             "signature": self.spec.sig,
             "language": self.spec.language,
-            "sizes": {"file": size, "external": 0, "active": self.store.active_size()},
+            "sizes": {"file": size, "external": 0, "active": self.store.used_bytes()},
             "update_seq": seq,
             "purge_seq": self._get_meta_now(b"purge_seq"),
             "updater_running": self._build is not None and not self._build.done(),
