@@ -205,7 +205,10 @@ def test_attachments(remote_url: str, tmp_path: Path) -> None:
     r = scenario("attachments", remote_url, tmp_path)
     stub = r["stub"]["_attachments"]["hello.txt"]
     assert stub["stub"] is True and stub["length"] == 11 and stub["content_type"] == "text/plain"
-    assert stub["digest"] == "md5-XrY7u+Ae7tCTyyK7j1rNww=="     # md5("hello world")
+    # text/plain is stored gzip-compressed, and the digest is the MD5 of the stored bytes, as Apache
+    # CouchDB 3.4.3 answers for the same attachment; pouchdb-server digests the plain bytes.
+    assert stub["digest"] == ("md5-XrY7u+Ae7tCTyyK7j1rNww==" if AGAINST_POUCHDB_SERVER
+                              else "md5-7mkg+nM0HN26sZkLN8KVSA==")
     assert gen(r["putBin"]["rev"]) == 2
     assert r["binBack"] == {"length": 70000, "md5": r["binMd5"]}
     assert r["textBack"] == "hello world" and r["inlineText"] == "hello world"
