@@ -180,6 +180,11 @@ def test_views_equal_brute_force(srv, rounds, qlist):
             for r in res:
                 assert r.get("ok"), r
                 revs[r["id"]] = r["rev"]
+            # as in CouchDB, a deleted document is written again without a rev (its tombstone's
+            # rev is a conflict), and deleting it again is nothing to do
+            for d in bulk:
+                if d.get("_deleted"):
+                    revs.pop(d["_id"], None)
             for q in qlist:
                 want = brute(docs, q)
                 for dd in ("js", "py"):
