@@ -1,19 +1,7 @@
 """MIME multipart bodies as CouchDB speaks them: multipart/related (a document and its attachment
 bodies), multipart/mixed (several revisions of a document), multipart/byteranges (Range replies).
 
-multipart/related, as written by CouchDB and its replicator:
-
-    --B\r\n
-    Content-Type: application/json\r\n
-    \r\n
-    {"_id": ..., "_attachments": {"a.txt": {..., "follows": true}, ...}}\r\n
-    --B\r\n
-    Content-Disposition: attachment; filename="a.txt"\r\n
-    Content-Type: text/plain\r\n
-    Content-Length: 5\r\n
-    \r\n
-    hello\r\n
-    --B--
+The multipart/related layout is drawn in `couchpy.attachments.mime`, which writes it.
 
 The attachment parts come in the order of the `follows` entries of the JSON part; a reader must
 not rely on their headers (CouchDB's own client sends none). Reading is streaming: each part is
