@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.pouchdb_suite.run import HERE
-from tests.pouchdb_suite.verdict import Divergence, judge, parse_divergences
+from tests.pouchdb_suite.verdict import Divergence, failed_hooks, judge, parse_divergences
 
 titles = st.lists(st.text(min_size=1, max_size=20), unique=True, max_size=8)
 
@@ -44,3 +44,15 @@ def test_a_divergence_needs_a_reason():
 def test_the_shipped_list_parses():
     for d in parse_divergences(tomllib.loads((HERE / "divergences.toml").read_text())):
         assert d.part in ("integration", "mapreduce", "find")
+
+
+def test_a_failed_hook_is_told_apart_from_failed_tests():
+    # As mocha's JSON reporter wrote it when the suite's own local leveldb adapter raced in a hook.
+    result = {"failures": [
+        {"title": '"after each" hook for "should emit destroyed even when closed (sync)"',
+         "fullTitle": '"after each" hook for "should emit destroyed even when closed (sync)"', "type": "hook"},
+        {"title": "Testing all docs", "fullTitle": "test.all_docs.js-http Testing all docs", "type": "test"},
+    ]}
+    assert failed_hooks(result) == ['"after each" hook for "should emit destroyed even when closed (sync)"']
+    assert failed_hooks({"failures": result["failures"][1:]}) == []
+    assert failed_hooks({}) == []

@@ -25,7 +25,7 @@ import time
 import tomllib
 from pathlib import Path
 
-from tests.pouchdb_suite.verdict import Divergence, Verdict, judge, parse_divergences
+from tests.pouchdb_suite.verdict import Divergence, Verdict, failed_hooks, judge, parse_divergences
 from tests.serverproc import ROOT, CouchpyServer, free_port
 
 PARTS = ("integration", "mapreduce", "find")
@@ -95,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--results", type=Path, help="where result files and logs go (default: a new temp dir)")
     ap.add_argument("--retries", type=int, default=1,
                     help="retries of a failing test (a few tests depend on timing, against CouchDB too)")
+    ap.add_argument("--hook-reruns", type=int, default=1,
+                    help="times a part is run again when one of its hooks failed (mocha retries tests, not hooks)")
     args = ap.parse_args(argv)
     unknown = set(args.parts) - set(PARTS)
     if unknown:
@@ -114,8 +116,15 @@ def main(argv: list[str] | None = None) -> int:
         for part in parts:
             base_file = results / f"{BASELINE_NAME}-{part}.json"
             base_counts = baseline_part(args.suite_dir, part, base_file)
-            rc, seconds = run_part(args.suite_dir, srv.url, part, results, args.retries)
             result = results / f"couchpy-{part}.json"
+            for attempt in range(1 + args.hook_reruns):
+                rc, seconds = run_part(args.suite_dir, srv.url, part, results, args.retries)
+                hooks = failed_hooks(json.loads(result.read_text())) if result.exists() else []
+                if not hooks or attempt == args.hook_reruns:
+                    break
+                print(f"pouchdb-suite: [{part}] a hook failed ({'; '.join(hooks)}), which stops mocha from "
+                      f"running the rest of its suite; running {part} again", flush=True)
+                (results / f"couchpy-{part}.log").rename(results / f"couchpy-{part}.attempt{attempt + 1}.log")
             if rc not in (0, 1) or not result.exists():
                 broken = True
                 lines.append(f"{part}: did not finish (run.sh exit {rc}), {seconds:.0f}s")
@@ -130,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                 totals["base"][key] += base_counts[key]
             lines.append(f"{part}: couchpy {fmt(ours)}; {BASELINE_NAME} {fmt(base_counts)}; "
                          f"{len(verdict.regressions)} regressions, {len(verdict.accepted)} accepted divergences; "
-                         f"{seconds:.0f}s")
+                         f"{seconds:.0f}s" + (f" (run {attempt + 1} times: a hook failed)" if attempt else ""))
     for line in lines:
         print(f"pouchdb-suite {line}")
     status = "FAILED" if regressions or broken else "OK"

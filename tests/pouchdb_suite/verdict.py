@@ -41,6 +41,18 @@ def parse_divergences(data: dict[str, Any]) -> list[Divergence]:
     return out
 
 
+def failed_hooks(result: dict[str, Any]) -> list[str]:
+    """Titles of the hooks that failed in one part's mocha result.
+
+    A failing `before`/`after` hook makes mocha skip the rest of its suite, and `--retries` retries
+    tests, never hooks: one hook that trips over a race of the suite's own (its local leveldb
+    adapter, say) would count every test after it as a regression. The runner runs such a part
+    again rather than judge a run that stopped early.
+    """
+    return [t.get("fullTitle") or t.get("title", "") for t in result.get("failures", [])
+            if t.get("type") == "hook" or str(t.get("title", "")).startswith(('"before', '"after'))]
+
+
 def judge(part: str, comparison: dict[str, Any], divergences: list[Divergence]) -> Verdict:
     """Regressions of one part from compare.js's JSON, minus the accepted divergences."""
     listed = {d.title: d for d in divergences if d.part == part}
