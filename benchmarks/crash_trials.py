@@ -3,8 +3,9 @@
     python -m benchmarks.crash_trials --trials 100 --big-mb 50 [--seed N] [--json out.json]
 
 Each trial kills couchpy under concurrent writers (documents, bulk writes, attachments, `_local`
-checkpoints, a large streamed attachment, `_security`) and index readers, restarts it and checks
-every acknowledged write and both indexes; any loss raises with the seed that replays it.
+checkpoints, a large streamed attachment, `_security`, `_users`, a continuous replication) and index
+readers, restarts it and checks every acknowledged write, both indexes (also against a fresh
+rebuild) and the replication checkpoint; any loss raises with the seed that replays it.
 """
 from __future__ import annotations
 

@@ -305,3 +305,100 @@ async def verify_security(session: aiohttp.ClientSession, load: Load, sec: Secur
         return [f"_security: {got} is neither the acknowledged {sec.acked} nor the pending {sec.pending}"]
     sec.acked, sec.pending = got, None
     return []
+
+
+@dataclass
+class User:
+    """One `_users` document rewritten again and again with a new password (hashed on write)."""
+
+    name: str
+    rev: str | None = None
+    acked: str | None = None  # the acknowledged password
+    pending: str | None = None
+
+
+def _basic(name: str, password: str) -> dict:
+    return {"Authorization": "Basic " + base64.b64encode(f"{name}:{password}".encode()).decode()}
+
+
+async def users_writer(session: aiohttp.ClientSession, load: Load, user: User, stop: asyncio.Event) -> None:
+    """Changes the user's password again and again (each write hashes it: PBKDF2 on the server)."""
+    n = 0
+    while not stop.is_set():
+        password = f"pw-{load.seed}-{n}"
+        doc = {"_id": f"org.couchdb.user:{user.name}", "name": user.name, "type": "user", "roles": ["crash"],
+               "password": password}
+        if user.rev:
+            doc["_rev"] = user.rev
+        user.pending = password
+        try:
+            async with session.put(f"{load.base.rsplit('/', 1)[0]}/_users/{doc['_id']}", json=doc) as r:
+                reply = await _reply(r, load, "_users", 201)
+        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+            if not load.killed:
+                load.fail(f"_users: {type(exc).__name__} before the kill")
+            return
+        if reply is None:
+            return
+        user.rev, user.acked, user.pending = reply["rev"], password, None
+        load.acks += 1
+        n += 1
+        await asyncio.sleep(0.01)
+
+
+async def verify_user(session: aiohttp.ClientSession, load: Load, user: User) -> list[str]:
+    """The user document is the acknowledged revision (or its pending child), and the password it
+    holds is the one that logs in: the acknowledged one, or the pending one with the child."""
+    server = load.base.rsplit("/", 1)[0]
+    async with session.get(f"{server}/_users/org.couchdb.user:{user.name}", params={"revs": "true"}) as r:
+        status = r.status
+        doc = await r.json() if status == 200 else None
+    if doc is None:
+        if user.rev is None:
+            user.pending = None
+            return []
+        return [f"_users: HTTP {status}, acknowledged {user.rev}"]
+    history = _history(doc)
+    if doc["_rev"] == user.rev:
+        password = user.acked
+    elif user.pending is not None and (history[1:2] == [user.rev] or (user.rev is None and len(history) == 1)):
+        password = user.pending
+    else:
+        return [f"_users: revision {doc['_rev']} is neither the acknowledged {user.rev} nor its pending child"]
+    if "password" in doc:
+        return ["_users: the password is stored in plain text"]
+    async with aiohttp.ClientSession() as anon:
+        async with anon.get(f"{server}/_session", headers=_basic(user.name, password)) as r:
+            if r.status != 200 or (await r.json())["userCtx"]["name"] != user.name:
+                return [f"_users: the password of {doc['_rev']} does not log in (HTTP {r.status})"]
+    user.rev, user.acked, user.pending = doc["_rev"], password, None
+    return []
+
+
+def _seq_number(seq) -> int:
+    return int(str(seq).split("-", 1)[0])
+
+
+async def verify_checkpoints(session: aiohttp.ClientSession, source: str, target: str) -> tuple[list[str], int]:
+    """No replication checkpoint on the target runs ahead of what the target holds: every document
+    whose last change in the source is at or before the checkpoint's `source_last_seq` has its
+    winning revision in the target. Returns the problems and the checkpoint's sequence (0: none)."""
+    async with session.get(f"{target}/_local_docs", params={"include_docs": "true"}) as r:
+        if r.status == 404:
+            return [], 0
+        rows = (await r.json())["rows"]
+    checkpoints = [row["doc"] for row in rows if "source_last_seq" in (row.get("doc") or {})]
+    if not checkpoints:
+        return [], 0
+    upto = max(_seq_number(doc["source_last_seq"]) for doc in checkpoints)
+    async with session.get(f"{source}/_changes", params={"style": "all_docs"}) as r:
+        changes = (await r.json())["results"]
+    wanted: dict[str, list[str]] = {}
+    for row in changes:
+        if _seq_number(row["seq"]) <= upto:
+            wanted[row["id"]] = [c["rev"] for c in row["changes"]]
+    missing: dict = {}
+    if wanted:
+        async with session.post(f"{target}/_revs_diff", json=wanted) as r:
+            missing = await r.json()
+    return [f"checkpoint at {upto} but the target lacks {docid} {m['missing']}" for docid, m in missing.items()], upto
