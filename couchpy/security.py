@@ -87,8 +87,10 @@ class Policy:
     users_db_security_editable: bool = False
 
 
-# the admin UI's static files are open too: the page logs in through /_session itself
-_SERVER_OPEN = {"/", "/_up", "/_session", "/favicon.ico", "/_uuids", "/_utils", "/_utils/", "/_utils/{name}"}
+# the admin UI's static files are open too: the page logs in through /_session itself; so is the
+# OpenAPI document, which says only what every couchpy's source says (no data, no configuration)
+_SERVER_OPEN = {"/", "/_up", "/_session", "/favicon.ico", "/_uuids", "/_utils", "/_utils/", "/_utils/{name}",
+                "/_openapi.json"}
 _SERVER_ALL_DBS = {"/_all_dbs", "/_dbs_info"}
 _WRITE_METHODS = {"PUT", "POST", "DELETE", "COPY"}
 # `/{db}/<segment>...` routes by their second path segment

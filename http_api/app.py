@@ -17,7 +17,7 @@ from couchpy.credentials import Authenticator
 from couchpy.node import Node
 
 from . import (alldocs, attachments, bulk, changes, cors, databases, db_updates, documents, mango, node_api,
-               purge, replication, server, session, updates, utils, views)
+               openapi, purge, replication, server, session, updates, utils, views)
 from .middleware import couch_middleware
 
 log = logging.getLogger("couchpy.http")
@@ -31,6 +31,7 @@ def make_app(node: Node) -> web.Application:
     app["auth"] = Authenticator(node)
     app.on_response_prepare.append(cors.on_response_prepare)
     app.router.add_routes(server.routes_list())
+    app.router.add_routes(openapi.routes_list())
     app.router.add_routes(node_api.routes_list())
     app.router.add_routes(db_updates.routes_list())
     app.router.add_routes(session.routes_list())
