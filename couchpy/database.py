@@ -80,7 +80,7 @@ class Database:
         with self.store.read() as txn:
             self.codec = bodycodec.Codec(txn.get(bodycodec.DICT_KEY, db=self._meta_db))
         # Attachment digests stored by earlier versions become CouchDB's (once; then one read).
-        att_migrate.migrate(self.store, self._bodies, self.store.db("attachments"))
+        att_migrate.migrate(self.store, self._bodies, self.store.db("attachments"), self.codec)
 
     # ------------------------------------------------------------------ properties
 

@@ -271,58 +271,6 @@ class BlobStore:
         with self._lock:
             return {m for m, (c, t) in self._pins.items() if c > 0 and now - t < PIN_TTL}
 
-    # ---- garbage collection ----------------------------------------------------------------
-    def cleanup(self, txn, live_digests: Iterable[str]) -> dict[str, int]:
-        """Delete blobs no live revision refers to, and leftovers of crashed uploads.
-
-        Runs inside the caller's write transaction, so the set of live digests and the deletion
-        see the same state.
-        """
-        live = {m for m in (md5_of_digest(d) for d in live_digests) if m is not None}
-        live |= self._pinned()
-        with self._lock:
-            uploading = set(self._uploading)
-        removed_blobs = removed_uploads = 0
-        doomed: list[tuple[bytes, bytes, int]] = []  # (dkey or ukey, blob id, chunk count or -1)
-        dbi = self._dbi(txn)
-        cur = txn.cursor(db=dbi)
-        for prefix in RECORD_PREFIXES:
-            if not cur.set_range(prefix):
-                continue
-            for key, raw in cur:
-                if not key.startswith(prefix):
-                    break
-                md5 = key[1:]
-                if md5 not in live:
-                    meta = BlobMeta.from_json(md5, raw)
-                    doomed.append((key, meta.blob_id, meta.nchunks))
-        if cur.set_range(b"u"):
-            for key, _ in cur:
-                if not key.startswith(b"u"):
-                    break
-                if key[1:] not in uploading:
-                    doomed.append((key, key[1:], -1))
-        for key, blob_id, n in doomed:
-            if n >= 0:
-                for i in range(n):
-                    txn.delete(_ckey(blob_id, i), db=dbi)
-                removed_blobs += 1
-            else:
-                # Unknown count: delete every chunk under this id.
-                prefix = b"c" + blob_id
-                c2 = txn.cursor(db=dbi)
-                keys = []
-                if c2.set_range(prefix):
-                    for k in c2.iternext(keys=True, values=False):
-                        if not k.startswith(prefix):
-                            break
-                        keys.append(k)
-                for k in keys:
-                    txn.delete(k, db=dbi)
-                removed_uploads += 1
-            txn.delete(key, db=dbi)
-        return {"blobs": removed_blobs, "uploads": removed_uploads}
-
     def stats(self) -> dict[str, int]:
         """Counts of blob records and chunks (for tests and db info)."""
         blobs = chunks = 0

@@ -14,7 +14,7 @@ Write path of one revision:
    generation (or, for replicated revisions, the revpos the source sent). Client stubs are
    replaced by the parent's entry of that name; a stub the parent does not have (or whose revpos
    disagrees) fails with 412 missing_stub. An attachment omitted from the body is simply gone.
-3. Compaction calls `compact_cleanup(db, txn, live_digests)` to delete unreferenced bodies.
+3. Compaction (couchpy.compactor) copies only the bodies that kept revisions refer to.
 
 Stored stubs look exactly like CouchDB's: {content_type, revpos, digest, length, stub: true}.
 The encoding a body is stored in is a property of the blob, looked up when it matters.
@@ -26,7 +26,6 @@ import secrets
 from collections.abc import AsyncIterable, Iterable
 from typing import Any
 
-from .. import jsonutil
 from ..errors import BadRequest, CouchError, PreconditionFailed
 from .access import blobs_for, settings_for
 from .blobstore import DeferredBlob
@@ -232,30 +231,6 @@ def finalize(
         else:
             raise BadRequest(f"Attachment {name} was not prepared before the write")
     body["_attachments"] = out
-
-
-def digests_of(body: dict | None) -> list[str]:
-    """The attachment digests a stored body refers to (for compaction's live set)."""
-    atts = (body or {}).get("_attachments") or {}
-    return [e["digest"] for e in atts.values() if isinstance(e, dict) and isinstance(e.get("digest"), str)]
-
-
-def compact_cleanup(db: Any, txn: Any, live_digests: Iterable[str]) -> dict[str, int]:
-    """Delete attachment bodies no kept revision refers to. Call inside compaction's write
-    transaction, with the digests of every body that survives compaction (see digests_of)."""
-    return blobs_for(db).cleanup(txn, live_digests)
-
-
-def live_digests(txn: Any, bodies_dbi: Any) -> set[str]:
-    """Digests referred to by every body in the `bodies` sub-database (compaction's live set).
-    Bodies without the `_attachments` key are skipped without parsing."""
-    live: set[str] = set()
-    cur = txn.cursor(db=bodies_dbi)
-    for raw in cur.iternext(keys=False, values=True):
-        if b'"_attachments"' not in raw:
-            continue
-        live.update(digests_of(jsonutil.loads(raw)))
-    return live
 
 
 def inline_data(db: Any, doc: dict, atts_since: list | None = None) -> dict:

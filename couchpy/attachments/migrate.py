@@ -21,7 +21,7 @@ import hashlib
 import struct
 from typing import Any
 
-from .. import jsonutil
+from .. import bodycodec, jsonutil
 from .codec import digest_of
 
 VERSION_KEY = b"v"
@@ -86,34 +86,37 @@ def rename_digests(body: dict, renamed: dict[str, str]) -> bool:
     return changed
 
 
-def _rewrite_bodies(txn: Any, bodies_dbi: Any, renamed: dict[str, str]) -> int:
+def _rewrite_bodies(txn: Any, bodies_dbi: Any, renamed: dict[str, str], codec: bodycodec.Codec) -> int:
+    """Stored bodies are read and written through the database's codec: a body may be compressed,
+    and its stubs are then invisible in the stored bytes."""
     changed: list[tuple[bytes, bytes]] = []
     cur = txn.cursor(db=bodies_dbi)
-    for key, raw in cur:
+    for key, stored in cur:
+        raw = codec.decode(stored)
         if b'"_attachments"' not in raw:
             continue
         body = jsonutil.loads(raw)
         if rename_digests(body, renamed):
-            changed.append((key, jsonutil.dumps(body)))
+            changed.append((key, codec.encode(jsonutil.dumps(body))))
     for key, raw in changed:
         txn.put(key, raw, db=bodies_dbi)
     return len(changed)
 
 
-def migrate_in(txn: Any, bodies_dbi: Any, atts_dbi: Any) -> int:
+def migrate_in(txn: Any, bodies_dbi: Any, atts_dbi: Any, codec: bodycodec.Codec = bodycodec.PLAIN) -> int:
     """Run the migration inside a write transaction; returns how many digests were renamed."""
     if txn.get(VERSION_KEY, db=atts_dbi) == SCHEME:
         return 0
     renamed = _rename_records(txn, atts_dbi)
     if renamed:
-        _rewrite_bodies(txn, bodies_dbi, renamed)
+        _rewrite_bodies(txn, bodies_dbi, renamed, codec)
     txn.put(VERSION_KEY, SCHEME, db=atts_dbi)
     return len(renamed)
 
 
-def migrate(store: Any, bodies_dbi: Any, atts_dbi: Any) -> int:
+def migrate(store: Any, bodies_dbi: Any, atts_dbi: Any, codec: bodycodec.Codec = bodycodec.PLAIN) -> int:
     """Migrate a database's store if it has not been yet (one read when it has)."""
     with store.read() as txn:
         if txn.get(VERSION_KEY, db=atts_dbi) == SCHEME:
             return 0
-    return store.write(lambda txn: migrate_in(txn, bodies_dbi, atts_dbi))
+    return store.write(lambda txn: migrate_in(txn, bodies_dbi, atts_dbi, codec))
