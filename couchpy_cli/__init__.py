@@ -17,6 +17,7 @@ import ctypes
 import ctypes.util
 import gc
 import os
+import resource
 import secrets
 import signal
 import sys
@@ -94,7 +95,24 @@ def tune_malloc() -> None:
         pass
 
 
+def raise_open_files_limit() -> tuple[int, int]:
+    """Raise the soft limit on open files to the hard limit. Every open feed, replication
+    connection and open database holds descriptors, and distributions often default the soft
+    limit to 1024 while allowing far more; raising the hard limit itself is the OS's business
+    (see docs/benchmarks.md). Returns the (soft, hard) limits in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        # an unlimited hard limit still has the kernel's fs.nr_open as its ceiling
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):  # above fs.nr_open: keep what we have
+            pass
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
 async def serve(args: argparse.Namespace) -> None:
+    raise_open_files_limit()
     data_dir = Path(args.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     config, generated = prepare_config(data_dir, Path(args.config) if args.config else None)
