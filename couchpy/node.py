@@ -58,7 +58,8 @@ def _hold(db):
 
 DB_NAME_RE = re.compile(r"^[a-z][a-z0-9_$()+/-]*$")
 MAX_DB_NAME = 238
-SYSTEM_DBS = {"_users", "_replicator", "_global_changes"}
+# names CouchDB reserves for its system databases; `_dbs` is a cluster's database of databases
+SYSTEM_DBS = {"_users", "_replicator", "_global_changes", "_dbs"}
 
 
 def validate_db_name(name: str) -> str:

@@ -1,4 +1,4 @@
-"""The `couchpy` command: `serve` (the default) and `replicate`.
+"""The `couchpy` command: `serve` (the default), `replicate`, `dump`/`load`/`compact`, `cluster`.
 
 This package is the composition root: it wires the engine (`couchpy`), the HTTP application
 (`http_api`) and the replicator (`replicator`) together; none of those imports it.
@@ -34,7 +34,7 @@ from couchpy.passwords import hash_password, is_hashed
 from http_api.app import make_app
 from replicator.cli import main as replicate_main
 
-from . import backup, logsetup
+from . import backup, cluster, logsetup
 from .backup import resume_point
 from .compact import compact
 from .dbclient import ClientError, DbClient
@@ -121,7 +121,7 @@ async def serve(args: argparse.Namespace) -> None:
     port = args.port if args.port is not None else int(config.get("chttpd", "port") or 5984)
     node = Node(data_dir, config)
     node.ensure_system_dbs()
-    app = make_app(node)
+    app = make_app(node, cluster.agent_for(node, args))
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10)
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=4096, reuse_address=True)
@@ -200,6 +200,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--config", default=None, help="INI file (default DATA_DIR/couchpy.ini)")
         p.add_argument("--log-format", choices=("plain", "json"), default="plain",
                        help="log lines as CouchDB writes them (plain) or one JSON object each")
+        cluster.add_serve_arguments(p)
     sub.add_parser("replicate", help="replicate SOURCE to TARGET (see `couchpy replicate --help`)")
     dp = sub.add_parser("dump", help="write a database to JSON lines (stdout or --output)")
     dp.add_argument("url", help="database URL, credentials in it (http://admin:pw@127.0.0.1:5984/db)")
@@ -213,6 +214,7 @@ def _parser() -> argparse.ArgumentParser:
     cp = sub.add_parser("compact", help="compact a database (or a design document's views) and wait")
     cp.add_argument("url", help="database URL")
     cp.add_argument("--design", help="compact this design document's view indexes instead")
+    cluster.add_subcommand(sub)
     return parser
 
 
@@ -223,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in ("dump", "load", "compact"):
         return _db_command(args)
+    if args.command == "cluster":
+        return cluster.main(args)
     uvloop.install()
     try:
         asyncio.run(serve(args))

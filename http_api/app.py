@@ -8,6 +8,7 @@ Route order matters: aiohttp tries dynamic routes in registration order, so spec
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from aiohttp import web
 
@@ -16,6 +17,7 @@ from couchpy import smoosh
 from couchpy.credentials import Authenticator
 from couchpy.node import Node
 
+from . import cluster as cluster_routes
 from . import (alldocs, attachments, bulk, changes, cors, databases, db_updates, documents, mango, node_api,
                openapi, purge, replication, server, session, updates, utils, views)
 from .middleware import couch_middleware
@@ -23,13 +25,18 @@ from .middleware import couch_middleware
 log = logging.getLogger("couchpy.http")
 
 
-def make_app(node: Node) -> web.Application:
+def make_app(node: Node, cluster: Any = None) -> web.Application:
+    """The application; with `cluster` (couchpy_cli.cluster_agent.ClusterAgent) the node serves as
+    one of a cluster (http_api/cluster.py)."""
     config = node.config
     max_body = config.get_int("chttpd", "max_http_request_size", 4294967296) or 4294967296
     app = web.Application(middlewares=[node_api.metrics_middleware, couch_middleware], client_max_size=max_body)
     app["node"] = node
     app["auth"] = Authenticator(node)
     app.on_response_prepare.append(cors.on_response_prepare)
+    if cluster is not None:
+        app["cluster"] = cluster
+        app.router.add_routes(cluster_routes.routes_list())
     app.router.add_routes(server.routes_list())
     app.router.add_routes(openapi.routes_list())
     app.router.add_routes(node_api.routes_list())
@@ -56,12 +63,16 @@ def make_app(node: Node) -> web.Application:
     async def on_startup(app: web.Application) -> None:
         replicator.start(node)
         compactions.start()
+        if cluster is not None:
+            await cluster.start()
 
     async def on_shutdown(app: web.Application) -> None:
         # Runs before aiohttp waits for in-flight handlers: end what would otherwise keep them
         # open (replication jobs reading feeds, clients' continuous feeds).
         node.begin_shutdown()
         await compactions.stop()
+        if cluster is not None:
+            await cluster.close()
         await replicator.stop(node)
 
     async def on_cleanup(app: web.Application) -> None:

@@ -1,0 +1,67 @@
+"""The routes that differ when the node is one of a cluster: databases are created, deleted and
+secured on all their replica nodes, `_all_dbs` lists the cluster's databases, `/{db}` shows the
+real copy count and `/_membership` the nodes. The cluster itself (`app["cluster"]`, built by the
+command line) does the work; these handlers only translate HTTP. Registered before the node's own
+routes, which they take precedence over."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from couchpy.errors import BadRequest
+
+from . import databases
+from .responses import json_response, location
+from .server import _range_filter
+
+routes = web.RouteTableDef()
+
+
+@routes.put("/{db}")
+async def create_db(request: web.Request) -> web.Response:
+    name = request.match_info["db"]
+    complete = await request.app["cluster"].create_db(name)
+    # CouchDB: 201 when every copy was written, 202 when some of them are still to come
+    return json_response({"ok": True}, status=201 if complete else 202,
+                         headers={"Location": location(request, name)})
+
+
+@routes.delete("/{db}")
+async def delete_db(request: web.Request) -> web.Response:
+    if "rev" in request.query:
+        raise BadRequest(
+            "You tried to DELETE a database with a ?rev= parameter. Did you mean to DELETE a document instead?"
+        )
+    complete = await request.app["cluster"].delete_db(request.match_info["db"])
+    return json_response({"ok": True}, status=200 if complete else 202)
+
+
+@routes.get("/{db}", allow_head=False)
+async def db_info(request: web.Request) -> web.Response:
+    info = databases.get_db(request).info()
+    info["cluster"] = request.app["cluster"].cluster_info(request.match_info["db"])
+    return json_response(info)
+
+
+@routes.put("/{db}/_security")
+async def put_security(request: web.Request) -> web.Response:
+    response = await databases.put_security(request)
+    db = databases.get_db(request)
+    await request.app["cluster"].record_security(db.name, db.meta.get("security") or {})
+    return response
+
+
+@routes.get("/_all_dbs")
+async def all_dbs(request: web.Request) -> web.Response:
+    return json_response(_range_filter(request, request.app["cluster"].all_dbs()))
+
+
+@routes.get("/_membership")
+async def membership(request: web.Request) -> web.Response:
+    return json_response(request.app["cluster"].membership())
+
+
+def routes_list() -> list:
+    out = list(routes)
+    out += [web.RouteDef(r.method, "/{db}/", r.handler, r.kwargs) for r in routes if r.path == "/{db}"]
+    return out

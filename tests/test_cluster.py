@@ -1,0 +1,201 @@
+"""Three couchpy nodes as one cluster behind HAProxy (tests/cluster_harness.py), on loopback.
+
+Databases are placed on n = 2 of the 3 nodes; whatever node is asked creates, deletes and secures
+them on their replicas; clients write through HAProxy while a replica is SIGKILLed and restarted,
+and afterwards every replica holds the same revision trees and every acknowledged write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+
+import aiohttp
+import pytest
+
+from couchpy.placement import Candidate, place
+
+from .cluster_harness import Cluster
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with Cluster(tmp_path_factory.mktemp("cluster"), nodes=3, n=2) as cl:
+        yield cl
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 120))
+
+
+async def _session(cl: Cluster) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(auth=aiohttp.BasicAuth("admin", cl.password),
+                                 timeout=aiohttp.ClientTimeout(total=30))
+
+
+async def _get(s, url):
+    async with s.get(url) as r:
+        return r.status, await r.json()
+
+
+def expected_nodes(cl: Cluster, name: str) -> list[str]:
+    return place(name, [Candidate(n) for n in cl.names], 2)
+
+
+def test_membership_shows_every_node_on_every_node(cluster):
+    async def go():
+        async with await _session(cluster) as s:
+            for srv in cluster.servers:
+                assert await _get(s, srv.base + "/_membership") == (200, {
+                    "all_nodes": cluster.names, "cluster_nodes": cluster.names})
+    run(go())
+
+
+def test_a_database_created_through_any_node_lives_on_its_replicas(cluster):
+    async def go():
+        async with await _session(cluster) as s:
+            for i, name in enumerate(["placed-a", "placed-b", "placed-c"]):
+                asked = cluster.servers[i]
+                async with s.put(f"{asked.base}/{name}") as r:
+                    assert (r.status, await r.json()) == (201, {"ok": True})
+                async with s.put(f"{cluster.servers[(i + 1) % 3].base}/{name}") as r:
+                    assert r.status == 412 and (await r.json())["error"] == "file_exists"
+                replicas = expected_nodes(cluster, name)
+                for node_name, srv in zip(cluster.names, cluster.servers, strict=True):
+                    async with s.head(f"{srv.base}/{name}") as r:
+                        assert r.status == (200 if node_name in replicas else 404), (name, node_name)
+                    status, record = await _get(s, f"{srv.base}/_dbs/{name}")
+                    assert status == 200 and record["nodes"] == replicas
+                    status, dbs = await _get(s, f"{srv.base}/_all_dbs")
+                    assert name in dbs and "_dbs" not in dbs
+                    if node_name in replicas:
+                        status, info = await _get(s, f"{srv.base}/{name}")
+                        assert info["cluster"] == {"q": 1, "n": 2, "w": 1, "r": 1}
+    run(go())
+
+
+def test_security_and_design_documents_reach_every_replica(cluster):
+    name = "secured"
+    first, second = (cluster.servers[cluster.names.index(n)] for n in expected_nodes(cluster, name))
+    security = {"admins": {"names": [], "roles": []}, "members": {"names": ["alice"], "roles": []}}
+    ddoc = {"views": {"all": {"map": "function (doc) { emit(doc._id, null); }"}}}
+
+    async def go():
+        async with await _session(cluster) as s:
+            async with s.put(f"{first.base}/{name}") as r:
+                assert r.status == 201
+            async with s.put(f"{first.base}/{name}/_security", json=security) as r:
+                assert r.status == 200
+            # applied on the other replica before the answer
+            assert await _get(s, f"{second.base}/{name}/_security") == (200, security)
+            async with s.put(f"{second.base}/{name}/_design/d", json=ddoc) as r:
+                assert r.status == 201
+            deadline = time.monotonic() + 20
+            while (await _get(s, f"{first.base}/{name}/_design/d"))[0] != 200:
+                assert time.monotonic() < deadline, "design document not replicated"
+                await asyncio.sleep(0.1)
+    run(go())
+
+
+def test_a_database_deleted_through_any_node_is_gone_everywhere(cluster):
+    name = "doomed"
+
+    async def go():
+        async with await _session(cluster) as s:
+            async with s.put(f"{cluster.servers[0].base}/{name}") as r:
+                assert r.status == 201
+            async with s.delete(f"{cluster.servers[2].base}/{name}") as r:
+                assert (r.status, await r.json()) == (200, {"ok": True})
+            for srv in cluster.servers:
+                async with s.head(f"{srv.base}/{name}") as r:
+                    assert r.status == 404
+                assert name not in (await _get(s, f"{srv.base}/_all_dbs"))[1]
+            async with s.delete(f"{cluster.servers[1].base}/{name}") as r:
+                assert r.status == 404
+            async with s.put(f"{cluster.servers[1].base}/{name}") as r:  # and created again
+                assert r.status == 201
+    run(go())
+
+
+async def _trees(s, base: str, db: str) -> dict[str, list]:
+    """Every document's leaves with their full revision paths: the revision tree, comparable."""
+    ids = [row["id"] for row in (await _get(s, f"{base}/{db}/_all_docs"))[1]["rows"]]
+    async with s.post(f"{base}/{db}/_bulk_get?revs=true", json={"docs": [{"id": i} for i in ids]}) as r:
+        rows = (await r.json())["results"]
+    out = {}
+    for row in rows:
+        leaves = sorted(json.dumps(d["ok"], sort_keys=True) for d in row["docs"] if "ok" in d)
+        out[row["id"]] = leaves
+    return out
+
+
+def test_writes_through_haproxy_survive_a_replica_killed_and_restarted(cluster):
+    names = ["load-a", "load-b", "load-c"]
+    acked: dict[str, dict[str, str]] = {name: {} for name in names}
+    failures = itertools.count()
+
+    async def writer(s, db: str, w: int, stop: asyncio.Event) -> None:
+        for i in itertools.count():
+            if stop.is_set():
+                return
+            doc_id = f"w{w}-{i}"
+            try:
+                async with s.put(f"{cluster.proxy_base}/{db}/{doc_id}", json={"w": w, "i": i}) as r:
+                    body = await r.json(content_type=None)
+                    if r.status in (201, 202):
+                        acked[db][doc_id] = body["rev"]
+                    else:
+                        next(failures)
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                next(failures)
+                await asyncio.sleep(0.05)
+
+    async def go():
+        async with await _session(cluster) as s:
+            for name in names:
+                async with s.put(f"{cluster.proxy_base}/{name}") as r:
+                    assert r.status == 201
+        await asyncio.to_thread(cluster.refresh_proxy)
+        # the node HAProxy sends most of these databases to is the one to lose
+        victim_name = expected_nodes(cluster, names[0])[0]
+        victim = cluster.names.index(victim_name)
+        async with await _session(cluster) as s:
+            stop = asyncio.Event()
+            writers = [asyncio.create_task(writer(s, db, w, stop)) for db in names for w in range(2)]
+            await asyncio.sleep(2)
+            cluster.kill(victim)
+            killed_at = time.monotonic()
+            await asyncio.sleep(3)
+            await asyncio.to_thread(cluster.restart, victim)
+            restarted_after = time.monotonic() - killed_at
+            await asyncio.sleep(2)
+            stop.set()
+            await asyncio.gather(*writers)
+            writes_done = time.monotonic()
+            total = sum(len(a) for a in acked.values())
+            assert total > 50, "the writers got almost nothing through"
+            # converge: every replica of every database holds the same revision trees
+            deadline = writes_done + 60
+            while True:
+                agree = True
+                for db in names:
+                    replicas = [cluster.servers[cluster.names.index(n)] for n in expected_nodes(cluster, db)]
+                    trees = [await _trees(s, srv.base, db) for srv in replicas]
+                    if any(t != trees[0] for t in trees) or not set(acked[db]) <= set(trees[0]):
+                        agree = False
+                        break
+                if agree:
+                    break
+                assert time.monotonic() < deadline, "replicas did not converge within 60 s"
+                await asyncio.sleep(0.2)
+            converged = time.monotonic() - writes_done
+            # no acknowledged write lost: each acknowledged revision is on every replica
+            for db in names:
+                for srv in (cluster.servers[cluster.names.index(n)] for n in expected_nodes(cluster, db)):
+                    trees = await _trees(s, srv.base, db)
+                    for doc_id, rev in acked[db].items():
+                        assert any(json.loads(leaf)["_rev"] == rev for leaf in trees[doc_id]), (db, doc_id)
+            print(f"\ncluster: {total} acknowledged writes, {next(failures)} refused or cut while a node was "
+                  f"down {restarted_after:.1f}s; replicas identical {converged:.2f}s after the writes stopped")
+    run(go())
