@@ -206,6 +206,8 @@ def _query(db, opts: dict, prefix: str | None = None) -> dict:
 
 async def _handle(request: web.Request, prefix: str | None) -> web.Response:
     db = get_db(request)
+    if request.method == "POST":
+        params.require_json(request)
     body = await params.json_object(request) if request.method == "POST" else None
     return json_response(_query(db, _options(request, body), prefix))
 
@@ -232,6 +234,8 @@ async def design_docs_post(request):
 
 async def _local_docs(request: web.Request) -> web.Response:
     db = get_db(request)
+    if request.method == "POST":
+        params.require_json(request)
     body = await params.json_object(request) if request.method == "POST" else None
     opts = _options(request, body)
     if opts["keys"] is not None:

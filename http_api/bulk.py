@@ -21,6 +21,7 @@ routes = web.RouteTableDef()
 @routes.post("/{db}/_bulk_docs")
 async def bulk_docs(request: web.Request) -> web.Response:
     db = get_db(request)
+    params.require_json(request)
     raw = await request.read()
     body = await params.json_object(request)
     docs = body.get("docs")
@@ -72,6 +73,7 @@ def _validate_all(db, docs: list, new_edits: bool) -> None:
 @routes.post("/{db}/_bulk_get")
 async def bulk_get(request: web.Request) -> web.Response:
     db = get_db(request)
+    params.require_json(request)
     body = await params.json_object(request)
     docs = body.get("docs")
     if not isinstance(docs, list):
@@ -128,6 +130,7 @@ def _bulk_get_rows(docid: str, found: list[dict]) -> list[dict]:
 @routes.post("/{db}/_revs_diff")
 async def revs_diff(request: web.Request) -> web.Response:
     db = get_db(request)
+    params.require_json(request)
     body = await params.json_object(request)
     return json_response(db.revs_diff(body))
 
@@ -135,6 +138,7 @@ async def revs_diff(request: web.Request) -> web.Response:
 @routes.post("/{db}/_missing_revs")
 async def missing_revs(request: web.Request) -> web.Response:
     db = get_db(request)
+    params.require_json(request)
     body = await params.json_object(request)
     diff = db.revs_diff(body)
     return json_response({"missing_revs": {k: v["missing"] for k, v in diff.items()}})

@@ -147,6 +147,7 @@ async def changes(request: web.Request) -> web.StreamResponse:
     db = get_db(request)
     body: dict = {}
     if request.method == "POST":
+        params.require_json(request)
         raw = await request.read()
         if raw.strip():
             body = jsonutil.loads(raw)

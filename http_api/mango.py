@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from couchpy.errors import CouchError, UnsupportedMediaType
+from couchpy.errors import CouchError
 from couchpy.mango import find as mango_find
 from couchpy.mango import indexes
 
@@ -13,12 +13,6 @@ from .databases import get_db
 from .responses import json_response, not_allowed
 
 _table = web.RouteTableDef()
-
-
-def _require_json(request: web.Request) -> None:
-    ctype = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-    if ctype != "application/json":
-        raise UnsupportedMediaType("Content-Type must be application/json")
 
 
 @_table.get("/{db}/_index")
@@ -39,8 +33,8 @@ async def list_indexes(request: web.Request) -> web.Response:
 
 @_table.post("/{db}/_index")
 async def create_index(request: web.Request) -> web.Response:
-    _require_json(request)
     db = get_db(request)
+    params.require_json(request)
     body = await params.json_object(request)
     return json_response(await indexes.create_index(db, body))
 
@@ -61,16 +55,16 @@ async def delete_index_full(request: web.Request) -> web.Response:
 
 @_table.post("/{db}/_find")
 async def find(request: web.Request) -> web.Response:
-    _require_json(request)
     db = get_db(request)
+    params.require_json(request)
     body = await params.json_body(request)
     return json_response(await mango_find.find(request.app["node"], db, body))
 
 
 @_table.post("/{db}/_explain")
 async def explain(request: web.Request) -> web.Response:
-    _require_json(request)
     db = get_db(request)
+    params.require_json(request)
     body = await params.json_body(request)
     return json_response(await mango_find.explain(request.app["node"], db, body))
 

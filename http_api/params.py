@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from couchpy import jsonutil, queryvalues, revtree
-from couchpy.errors import BadRequest, QueryParseError
+from couchpy.errors import BadRequest, QueryParseError, UnsupportedMediaType
 
 
 def flag(request: web.Request, name: str, default: bool = False) -> bool:
@@ -52,6 +52,16 @@ def decode_json(name: str, raw: str) -> Any:
 
 def string(request: web.Request, name: str, default: str | None = None) -> str | None:
     return request.query.get(name, default)
+
+
+def require_json(request: web.Request) -> None:
+    """chttpd:validate_ctype(Req, "application/json"): 415 `bad_content_type` unless the
+    Content-Type's first `;`-separated part is exactly `application/json` (case matters, and
+    empty parts are skipped, as Erlang's string:tokens does). CouchDB checks it once the database
+    is found and before any parameter or the body."""
+    parts = [p for p in request.headers.get("Content-Type", "").split(";") if p]
+    if not parts or parts[0] != "application/json":
+        raise UnsupportedMediaType("Content-Type must be application/json")
 
 
 async def json_body(request: web.Request, required: bool = True) -> Any:

@@ -8,13 +8,13 @@ from couchpy import purge
 from couchpy.errors import BadRequest
 
 from . import params
-from .databases import _require_json, get_db
+from .databases import get_db
 from .responses import json_response, not_allowed
 
 
 async def post_purge(request: web.Request) -> web.Response:
     db = get_db(request)
-    _require_json(request)
+    params.require_json(request)
     requests = purge.validate(await params.json_body(request))
     purged = await db.purge(requests)
     # CouchDB 3 answers `purge_seq: null` (a clustered purge has no single sequence)

@@ -114,9 +114,6 @@ def _open(name: str, reason: str, *classes: str) -> tuple[KnownDifference, ...]:
 # Differences found and not yet resolved. Listed (and documented) so that none passes silently;
 # each entry is to be fixed and removed.
 OPEN: tuple[KnownDifference, ...] = (
-    *_open("open-content-type",
-           "Some JSON endpoints do not yet refuse a body sent under another Content-Type (CouchDB: 415).",
-           "* | status | * vs 415 bad_content_type"),
     *_open("open-validation-order",
            "Where a request is wrong in several ways, couchpy sometimes reports another of its faults "
            "than CouchDB, which checks in its own order (document bodies, design documents, "
