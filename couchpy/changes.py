@@ -33,10 +33,13 @@ class ChangesOptions:
     view: str | None = None
     attachments: bool = False  # with include_docs: attachment bodies inline
     extra: dict[str, Any] = field(default_factory=dict)
+    # per-document access (couchpy.access): the documents the reader may see; the others are
+    # left out before any filter (user code included) looks at them
+    visible: Callable[[Any], bool] | None = None
 
     def cache_key(self) -> tuple | None:
         """Options under which rows may be shared between feeds (no per-feed filters)."""
-        if self.filter_name is not None or self.limit is not None or self.descending:
+        if self.filter_name is not None or self.limit is not None or self.descending or self.visible is not None:
             return None
         return (self.since, self.include_docs, self.conflicts, self.all_docs_style, self.attachments)
 
@@ -117,11 +120,13 @@ def change_rows(db, opts: ChangesOptions, since: int | None = None, chunk: int =
     """
     pred = build_filter(db, opts)
     start = opts.since if since is None else since
-    if pred is None and not opts.include_docs and not opts.all_docs_style:
+    if pred is None and not opts.include_docs and not opts.all_docs_style and opts.visible is None:
         yield from _plain_rows(db, opts, start, chunk)
         return
     parsed = opts.filter_name == "_selector" or (opts.include_docs and opts.attachments)
     infos = db.changes_since(start, None, opts.descending)
+    if opts.visible is not None:
+        infos = filter(opts.visible, infos)
     while batch := list(islice(infos, chunk)):
         for info, doc in zip(batch, _load(db, opts, batch, parsed)):
             if pred is None or pred(info, doc):
@@ -149,6 +154,8 @@ async def change_rows_async(db, opts: ChangesOptions, since: int | None = None,
     build_filter(db, opts)  # validates the filter and its design document
     node = db.node
     infos = db.changes_since(opts.since if since is None else since, None, opts.descending)
+    if opts.visible is not None:
+        infos = filter(opts.visible, infos)
     while batch := list(islice(infos, chunk)):
         docs = db.load_docs(batch, opts.conflicts)
         docs = [d if d is not None else {"_id": i.id, "_rev": i.rev, "_deleted": True} for i, d in zip(batch, docs)]

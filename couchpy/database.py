@@ -21,14 +21,15 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import lmdb
 import orjson
 
-from . import (bodycodec, compactor, docrules, envswap, jsonutil, longkeys, purge, replication_owners, revtree, scans,
-               security, updates, users, validation)
+from . import (access, bodycodec, compactor, docrules, envswap, jsonutil, longkeys, purge, replication_owners, revtree,
+               scans, security, updates, users, validation)
 from .attachments import hooks as att_hooks
 from .attachments import migrate as att_migrate
 from .docinfo import DocInfo, body_key, docs_key, local_id, local_key, splice_doc
@@ -120,7 +121,7 @@ class Database:
                 "external": m.get("external_size", 0),
                 "active": self._active_size(),
             },
-            "props": {},
+            "props": {"access": True} if access.is_access_db(self.meta) else {},
             "doc_del_count": m["doc_del_count"],
             "doc_count": m["doc_count"],
             "disk_format_version": 8,
@@ -335,8 +336,11 @@ class Database:
                         out.append({"ok": self.build_doc(info, r, body, txn, revs=with_revs)})
             return out
 
-    def revs_diff(self, request: dict) -> dict:
-        """{docid: [revs]} -> {docid: {missing: [...], possible_ancestors: [...]}} for missing ones."""
+    def revs_diff(self, request: dict, sees: Callable[[str], bool] | None = None) -> dict:
+        """{docid: [revs]} -> {docid: {missing: [...], possible_ancestors: [...]}} for missing ones.
+
+        `sees`: the documents the reader may know of (per-document access); the others are
+        answered as if they did not exist."""
         out: dict[str, dict] = {}
         with self.store.read() as txn:
             for docid, revs in request.items():
@@ -346,6 +350,8 @@ class Database:
                     # CouchDB parses every revision first (a non-string one crashes it: 500)
                     raise BadRequest("Invalid rev format")
                 info = self.get_docinfo(docid, txn)
+                if info is not None and sees is not None and not sees(docid):
+                    info = None
                 tree = info.tree if info else {}
                 missing = revtree.missing(tree, revs)
                 if missing:
@@ -433,6 +439,9 @@ class Database:
             raise BadRequest(docrules.NEEDS_REV)  # a replicated local document needs its rev too
         if not size_known_ok:
             self._check_size(doc)
+        access.refuse_outside(self.meta, doc)
+        if access.is_access_db(self.meta):
+            doc = self._guard_access(docid, doc)
         if not docid.startswith("_local/"):
             doc = await self._guard(docid, doc)
         if docid.startswith("_design/") and not doc.get("_deleted"):
@@ -462,6 +471,22 @@ class Database:
                 iterations = (self.config.get_int("chttpd_auth", "iterations", 0)
                               or self.config.get_int("couch_httpd_auth", "iterations", 600000) or 600000)
                 doc = await asyncio.get_running_loop().run_in_executor(None, users.hash_password, doc, iterations)
+        return doc
+
+    def _guard_access(self, docid: str, doc: dict) -> dict:
+        """Per-document access (`couchpy.access`): the writer must see the document it replaces
+        and stay listed in its `_access`."""
+        if docid.startswith("_local/"):
+            try:
+                old: dict | None = self.get_local(docid)
+            except NotFound:
+                old = None
+        else:
+            info = self.get_docinfo(docid)
+            old = self.read_body(docid, info.rev) if info is not None else None
+        doc, denial = access.guard_write(validation.current_ctx(), self.meta.get("security") or {}, docid, doc, old)
+        if denial is not None:
+            raise denial.to_error()
         return doc
 
     def _size_known_ok(self, body_size: int | None) -> bool:

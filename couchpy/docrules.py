@@ -25,6 +25,7 @@ IGNORED_SPECIAL = {"_revs_info", "_conflicts", "_deleted_conflicts", "_local_seq
 KEPT_SPECIAL = {
     "_replication_state", "_replication_state_time", "_replication_state_reason",
     "_replication_id", "_replication_stats",
+    "_access",  # per-document access control; refused outside access databases by the write path
 }
 
 

@@ -163,7 +163,7 @@ class Node:
                         pass
                 db.store.close()
 
-    def create_db(self, name: str) -> Database:
+    def create_db(self, name: str, access: bool = False) -> Database:
         validate_db_name(name)
         if self.exists(name):
             raise PreconditionFailed("The database could not be created, the file already exists.")
@@ -171,6 +171,8 @@ class Node:
         db = Database(self, name, self.path / "dbs" / dirname)
         # as CouchDB 3: a new database is admin-only until its _security says otherwise
         db.meta["security"] = security.default_security(self.config.get("couchdb", "default_security"))
+        if access:
+            db.meta["access"] = True  # per-document access control (couchpy.access), for good
         db.store.write(lambda txn: txn.put(META_KEY, orjson.dumps(db.meta), db=db._meta_db))
         entry = orjson.dumps({"dir": dirname, "created": time.time()})
 

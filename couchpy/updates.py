@@ -157,7 +157,8 @@ def write_local(db, txn, doc: dict, new_edits: bool = True) -> dict:
         n = int(tail)
     if new_edits or rev is None:
         n += 1
-    body = {k: v for k, v in doc.items() if not k.startswith("_")}
+    # `_access` stays (per-document access; only access databases accept it)
+    body = {k: v for k, v in doc.items() if not k.startswith("_") or k == "_access"}
     new = f"0-{n}"
     txn.put(key, local_record(docid, new, body), db=db._local)
     return {"ok": True, "id": docid, "rev": new}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 
 from couchpy import queryvalues
@@ -10,6 +12,7 @@ from couchpy.docinfo import DocInfo
 from couchpy.errors import BadRequest, QueryParseError
 
 from . import params
+from .access import visible
 from .databases import get_db
 from .responses import json_response, not_allowed
 
@@ -204,12 +207,41 @@ def _query(db, opts: dict, prefix: str | None = None) -> dict:
     return result
 
 
+def _restricted_query(db, opts: dict, prefix: str | None, sees: Callable[[str], bool]) -> dict:
+    """`_query` for a reader of an access database: only the documents `sees` admits count, as
+    rows, in `total_rows` and in `offset`; another user's id in `keys` is not_found. (Access
+    databases keep no per-user index: this reads the whole namespace.)"""
+    result = _query(db, {**opts, "skip": 0, "limit": None}, prefix)
+    if opts["keys"] is not None:
+        rows = [r if "id" not in r or sees(r["id"]) else {"key": r["key"], "error": "not_found"}
+                for r in result["rows"]]
+    else:
+        rows = [r for r in result["rows"] if sees(r["id"])]
+    rows = rows[opts["skip"]:]
+    if opts["limit"] is not None:
+        rows = rows[: opts["limit"]]
+    hi = None if prefix is None else prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    names = [i.id for i in db.iter_docinfos(prefix, hi, False, prefix is None) if not i.deleted and sees(i.id)]
+    result["rows"], result["total_rows"] = rows, len(names)
+    if opts["keys"] is None:
+        start = opts["startkey"]
+        before = 0
+        if isinstance(start, str):
+            before = sum(1 for n in names if (n > start if opts["descending"] else n < start))
+        result["offset"] = min(before + opts["skip"], len(names))
+    return result
+
+
 async def _handle(request: web.Request, prefix: str | None) -> web.Response:
     db = get_db(request)
     if request.method == "POST":
         params.require_json(request)
     body = await params.json_object(request) if request.method == "POST" else None
-    return json_response(_query(db, _options(request, body), prefix))
+    opts = _options(request, body)
+    sees = visible(request, db)
+    if sees is not None:
+        return json_response(_restricted_query(db, opts, prefix, sees))
+    return json_response(_query(db, opts, prefix))
 
 
 @routes.get("/{db}/_all_docs")
@@ -238,6 +270,11 @@ async def _local_docs(request: web.Request) -> web.Response:
         params.require_json(request)
     body = await params.json_object(request) if request.method == "POST" else None
     opts = _options(request, body)
+    sees = visible(request, db)
+    if sees is not None:
+        # filtered before skip and limit apply
+        skip, limit = opts["skip"], opts["limit"]
+        opts = {**opts, "skip": 0, "limit": None}
     if opts["keys"] is not None:
         rows = []
         for key in _keys(opts, "_local/"):
@@ -257,6 +294,10 @@ async def _local_docs(request: web.Request) -> web.Response:
             docs = docs[: opts["limit"]]
         rows = [{"id": d["_id"], "key": d["_id"], "value": {"rev": d["_rev"]},
                  **({"doc": d} if opts["include_docs"] else {})} for d in docs]
+    if sees is not None:
+        rows = [r for r in rows if "id" not in r or sees(r["id"])] if opts["keys"] is None else [
+            r if "id" not in r or sees(r["id"]) else {"key": r["key"], "error": "not_found"} for r in rows]
+        rows = rows[skip:] if limit is None else rows[skip:skip + limit]
     return json_response({"total_rows": None, "offset": None, "rows": rows})
 
 

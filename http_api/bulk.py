@@ -6,12 +6,13 @@ import uuid
 
 from aiohttp import web
 
-from couchpy import docrules, revtree
+from couchpy import access, docrules, revtree
 from couchpy.attachments import hooks as att_hooks
 from couchpy.attachments.codec import decode_base64
 from couchpy.errors import BadRequest, CouchError
 
 from . import params
+from .access import visible
 from .databases import get_db
 from .responses import json_response, not_allowed
 
@@ -56,6 +57,7 @@ def _validate_all(db, docs: list, new_edits: bool) -> None:
         if "_id" in doc:
             docrules.validate_docid(doc["_id"], max_id, allow_local=True)
         docrules.split_body(doc)
+        access.refuse_outside(db.meta, doc)
         local = isinstance(doc.get("_id"), str) and doc["_id"].startswith("_local/")
         rev = doc.get("_rev")
         if rev is not None and revtree.parse_rev(rev) is None:
@@ -81,6 +83,7 @@ async def bulk_get(request: web.Request) -> web.Response:
     revs = params.flag(request, "revs")
     latest = params.flag(request, "latest")
     attachments = params.flag(request, "attachments")
+    sees = visible(request, db)
     results = []
     for item in docs:
         if not isinstance(item, dict) or not isinstance(item.get("id"), str):
@@ -93,6 +96,10 @@ async def bulk_get(request: web.Request) -> web.Response:
         except CouchError as exc:  # as CouchDB: an id no document can have names no revision
             results.append({"id": docid, "docs": [{"error": {"id": docid, "rev": None, "error": exc.error,
                                                              "reason": exc.reason}}]})
+            continue
+        if sees is not None and not sees(docid):  # another user's document: as if missing
+            results.append({"id": docid, "docs": [{"error": {"id": docid, "rev": rev if rev is not None else "undefined",
+                                                             "error": "not_found", "reason": "missing"}}]})
             continue
         entry_revs = item.get("revs", revs) if isinstance(item.get("revs", revs), bool) else revs
         try:
@@ -132,7 +139,7 @@ async def revs_diff(request: web.Request) -> web.Response:
     db = get_db(request)
     params.require_json(request)
     body = await params.json_object(request)
-    return json_response(db.revs_diff(body))
+    return json_response(db.revs_diff(body, visible(request, db)))
 
 
 @routes.post("/{db}/_missing_revs")
@@ -140,7 +147,7 @@ async def missing_revs(request: web.Request) -> web.Response:
     db = get_db(request)
     params.require_json(request)
     body = await params.json_object(request)
-    diff = db.revs_diff(body)
+    diff = db.revs_diff(body, visible(request, db))
     return json_response({"missing_revs": {k: v["missing"] for k, v in diff.items()}})
 
 

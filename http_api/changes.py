@@ -21,6 +21,7 @@ from couchpy.changes import ChangesOptions, build_filter, collect, collect_sync,
 from couchpy.errors import BadRequest, QueryParseError
 
 from . import params
+from .access import restricted, visible_info
 from .databases import get_db
 from .responses import json_response, not_allowed
 
@@ -98,6 +99,9 @@ def _options(request: web.Request, body: dict, db) -> ChangesOptions:
             "body": body if body else "undefined",
             "userCtx": {"db": db.name, **request["user_ctx"].as_json()},
         }
+    reader = restricted(request)
+    if reader is not None:
+        opts.visible = visible_info(db, reader)
     if opts.descending:
         # fabric_view_changes get_start_seq: a descending feed starts at the newest change, `since`
         # is ignored

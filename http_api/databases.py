@@ -24,7 +24,10 @@ def get_db(request: web.Request):
 @routes.put("/{db}")
 async def create_db(request: web.Request) -> web.Response:
     name = request.match_info["db"]
-    request.app["node"].create_db(name)
+    mode = request.query.get("access", "false")
+    if mode not in ("true", "false"):
+        raise BadRequest("`access` must be true or false")
+    request.app["node"].create_db(name, access=mode == "true")
     return json_response({"ok": True}, status=201, headers={"Location": location(request, name)})
 
 

@@ -9,6 +9,7 @@ from couchpy.mango import find as mango_find
 from couchpy.mango import indexes
 
 from . import params
+from .access import visible_doc
 from .databases import get_db
 from .responses import json_response, not_allowed
 
@@ -58,7 +59,7 @@ async def find(request: web.Request) -> web.Response:
     db = get_db(request)
     params.require_json(request)
     body = await params.json_body(request)
-    return json_response(await mango_find.find(request.app["node"], db, body))
+    return json_response(await mango_find.find(request.app["node"], db, body, visible_doc(request, db)))
 
 
 @_table.post("/{db}/_explain")

@@ -23,6 +23,7 @@ from couchpy.node import pinning_scope
 from couchpy.security import ANONYMOUS, Policy, UserCtx, authorize, route_family
 
 from couchpy.credentials import Authenticator, handler_names
+from .access import restrict
 from .cors import preflight
 from .responses import error_response
 from .security import replicator_db_read, users_db_read
@@ -163,6 +164,8 @@ async def authorized(request: web.Request) -> web.StreamResponse | None:
     denial = authorize(family, ctx, db_name, sec, _policy(node.config))
     if denial is not None:
         raise denial.to_error()
+    if sec is not None:
+        restrict(request, ctx, node.get_db(db_name), sec)
     if sec is not None and db_name == "_users":
         return users_db_read(request, ctx, sec)
     if sec is not None and db_name == "_replicator":

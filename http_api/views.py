@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
+
 from aiohttp import web
 
-from couchpy.errors import BadRequest, NotFound
+from couchpy.errors import BadRequest, Forbidden, NotFound
 from couchpy.views import args as qargs
 from couchpy.views import manager
 
 from . import params
+from .access import visible
 from .databases import get_db
 from .responses import json_response, not_allowed
 
 _table = web.RouteTableDef()
 
 VIEW = "/{db}/_design/{ddoc}/_view/{view}"
+NO_REDUCE = "Reductions are not available to users of an access database: query with reduce=false."
 
 
 def _node(request: web.Request):
@@ -25,6 +30,9 @@ def _node(request: web.Request):
 async def get_view(request: web.Request) -> web.Response:
     db = get_db(request)
     m = request.match_info
+    sees = visible(request, db)
+    if sees is not None:
+        return json_response(await _query_merged(_node(request), db, m["ddoc"], m["view"], dict(request.query), {}, sees))
     out = await manager.query_view(_node(request), db, m["ddoc"], m["view"], dict(request.query), True)
     return json_response(out)
 
@@ -42,11 +50,12 @@ async def post_view(request: web.Request) -> web.Response:
         raise BadRequest("`keys` body member must be an array.")
     node = _node(request)
     raw: dict = dict(request.query)
-    out = await _query_merged(node, db, m["ddoc"], m["view"], raw, body)
+    out = await _query_merged(node, db, m["ddoc"], m["view"], raw, body, visible(request, db))
     return json_response(out)
 
 
-async def _query_merged(node, db, ddoc: str, view: str, text_params: dict, body: dict) -> dict:
+async def _query_merged(node, db, ddoc: str, view: str, text_params: dict, body: dict,
+                        sees: Callable[[str], bool] | None = None) -> dict:
     """Query-string parameters (text) overridden by typed body members."""
     # CouchDB's order: the design document, the parameters, the view, then its language
     spec = manager.spec_by_name(db, ddoc)
@@ -77,7 +86,41 @@ async def _query_merged(node, db, ddoc: str, view: str, text_params: dict, body:
     ix = manager.index_of(node, db, spec)
     v = ix.spec.views[vi]
     reducing = qargs.validate(a, v.reduce is not None, v.collation)
+    if sees is not None:
+        return await _restricted_execute(node, db, ix, vi, a, reducing, ddoc, sees)
     return await manager.execute(node, db, ix, vi, a, reducing, ddoc)
+
+
+async def _restricted_execute(node, db, ix, vi: int, a: qargs.QueryArgs, reducing: bool, ddoc: str,
+                              sees: Callable[[str], bool]) -> dict:
+    """A map query for a reader of an access database: only rows emitted by documents they see,
+    counted in `total_rows` and `offset` too (the index is shared by every user: the rows are
+    filtered as they are read, and skip/limit apply after). A reduction would fold in other users'
+    documents: refused."""
+    if reducing:
+        raise Forbidden(NO_REDUCE)
+    out = await manager.execute(node, db, ix, vi, replace(a, skip=0, limit=None), False, ddoc)
+    rows = [r for r in out["rows"] if sees(r["id"])]
+    for row in rows:  # a value may link another document: included only when visible too
+        doc = row.get("doc")
+        if isinstance(doc, dict) and not sees(doc.get("_id")):
+            row["doc"] = None
+    rows = rows[a.skip:] if a.limit is None else rows[a.skip:a.skip + a.limit]
+    counting = replace(a, skip=0, limit=None, keys=None, include_docs=False, update="false")
+    everything = replace(counting, start_key=qargs._MISSING, end_key=qargs._MISSING, start_key_docid=None,
+                         end_key_docid=None)
+    total = _count(await manager.execute(node, db, ix, vi, everything, False, ddoc), sees)
+    if a.keys is None:
+        onward = replace(counting, end_key=qargs._MISSING, end_key_docid=None)
+        before = total - _count(await manager.execute(node, db, ix, vi, onward, False, ddoc), sees)
+    else:
+        before = 0
+    out["rows"], out["total_rows"], out["offset"] = rows, total, min(before + a.skip, total)
+    return out
+
+
+def _count(out: dict, sees: Callable[[str], bool]) -> int:
+    return sum(1 for r in out["rows"] if sees(r["id"]))
 
 
 @_table.post(VIEW + "/queries")

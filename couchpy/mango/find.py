@@ -18,6 +18,7 @@ import asyncio
 import base64
 import marshal
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -317,12 +318,17 @@ def parse_request(body: Any) -> dict:
     }
 
 
-async def find(node: Any, db: Any, body: Any) -> dict:
+async def find(node: Any, db: Any, body: Any, sees: Callable[[dict], bool] | None = None) -> dict:
+    """`sees`: the documents the reader may see (per-document access); the others never match."""
     t0 = time.monotonic()
     req = parse_request(body)
     p = plan(db, req["norm"], req["sort"], req["use_index"])
     # An exact plan over a current index never consults the matcher: compile it on first use.
     matcher = _LazyMatcher(req["norm"]) if p.exact else compile_normalized(req["norm"])
+    if sees is not None:
+        p.exact = False  # every candidate goes through the matcher, which checks access first
+        selected = matcher
+        matcher = lambda doc: sees(doc) and selected(doc)  # noqa: E731
     ix = vi = None
     if p.index.type == "json":
         ix = manager.index_by_name(node, db, p.index.ddoc)
