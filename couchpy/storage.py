@@ -10,11 +10,17 @@ The one thing LMDB does not do for us is grow: a write that does not fit the mem
 So every reader registers itself, and the writer that hits a full map aborts, waits for the
 readers to leave, doubles the map and redoes its transaction. Readers must therefore never hold a
 transaction across an `await` (callers read in bounded chunks).
+
+A map that cannot grow (the process's address space is exhausted or limited) is a full disk for
+the client: the write is refused with 507 and the environment keeps serving what it holds. It
+must be found out before `set_mapsize`, which unmaps the old map first and, if the new one cannot
+be mapped, leaves the environment closed for good.
 """
 
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 import shutil
 import threading
@@ -37,6 +43,7 @@ FULL_DISK_FREE_BYTES = 1 << 20
 # a shared memory map, and a page of a map that the filesystem cannot back kills the process with
 # SIGBUS; so its blocks are reserved before LMDB maps it, and a full disk is a clear error instead.
 LOCK_FILE_BYTES = 64 * 1024 + 64 * 1024
+MAP_CANNOT_GROW = "The database's memory map cannot grow: the server's address space is exhausted"
 
 
 class _Reader:
@@ -72,6 +79,19 @@ class _Reader:
                 store._cond.notify_all()
 
 
+def _address_space_for(size: int) -> bool:
+    """Whether a mapping of `size` bytes fits in the process's address space now (an inaccessible
+    anonymous mapping: it takes address space only, no memory or disk)."""
+    try:
+        probe = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, prot=0)
+    except OSError as exc:
+        if exc.errno == errno.ENOMEM:
+            return False
+        raise
+    probe.close()
+    return True
+
+
 def _reserve(path: Path, size: int) -> None:
     """Allocate the file's blocks up to `size` (never shrinks it); 507 when the disk is full."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -92,16 +112,19 @@ class Store:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         _reserve(self.path / "lock.mdb", LOCK_FILE_BYTES)
-        self.env = lmdb.open(
-            str(self.path),
-            map_size=map_size or INITIAL_MAP_SIZE,
-            max_dbs=MAX_NAMED_DBS,
-            max_readers=1024,
-            sync=durable,  # a commit returns after fsync: acknowledged writes survive SIGKILL/power loss
-            metasync=durable,
-            readahead=False,
-            lock=True,
-        )
+        try:
+            self.env = lmdb.open(
+                str(self.path),
+                map_size=map_size or INITIAL_MAP_SIZE,
+                max_dbs=MAX_NAMED_DBS,
+                max_readers=1024,
+                sync=durable,  # a commit returns after fsync: acknowledged writes survive SIGKILL/power loss
+                metasync=durable,
+                readahead=False,
+                lock=True,
+            )
+        except lmdb.MemoryError as exc:
+            raise InsufficientStorage(MAP_CANNOT_GROW) from exc
         self._cond = threading.Condition(threading.Lock())
         self._readers = 0
         self._resizing = False
@@ -158,12 +181,16 @@ class Store:
             return False
 
     def _grow(self) -> None:
+        size = self.env.info()["map_size"] * 2
+        # the old map stays while the new one is probed: enough room now is enough after the swap
+        if not _address_space_for(size):
+            raise InsufficientStorage(MAP_CANNOT_GROW)
         with self._cond:
             self._resizing = True
             try:
                 while self._readers:
                     self._cond.wait()
-                self.env.set_mapsize(self.env.info()["map_size"] * 2)
+                self.env.set_mapsize(size)
             finally:
                 self._resizing = False
                 self._cond.notify_all()

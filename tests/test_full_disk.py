@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import shutil
 import subprocess
 
@@ -105,5 +106,67 @@ async def test_full_disk_refuses_with_507_loses_nothing_and_recovers_without_res
             async with s.get(db) as r:
                 info = await r.json()
             assert info["doc_count"] == len(acked) + 3  # + design doc, "after", "att"
+    finally:
+        srv.stop()
+
+
+MAP_FULL = {"error": "insufficient_storage",
+            "reason": "The database's memory map cannot grow: the server's address space is exhausted"}
+
+
+def _address_space(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) << 10 for line in f if line.startswith("VmSize:"))
+
+
+async def test_memory_map_that_cannot_grow_refuses_with_507_and_recovers_without_restart(tmp_path):
+    """LMDB's map grows by doubling; when the server's address space cannot hold the larger map
+    (here an RLIMIT_AS set on the running server), writes are refused with 507, everything
+    acknowledged stays readable, and once the limit is lifted the same server grows the map."""
+    srv = CouchpyServer(tmp_path)
+    srv.start()
+    db = f"{srv.base}/mapfull"
+    acked: dict[str, str] = {}
+    try:
+        async with aiohttp.ClientSession(auth=srv.auth, timeout=aiohttp.ClientTimeout(total=60)) as s:
+            async with s.put(db) as r:
+                assert r.status == 201
+            async with s.put(f"{db}/first", json={"n": -1}) as r:
+                assert r.status == 201
+                acked["first"] = (await r.json())["rev"]
+            # room for the heap (and its per-thread arenas) and for one doubling of the map (64 -> 128
+            # MB), not for the next (probed with the old map still there, 256 MB more would be needed)
+            headroom = 192 << 20
+            resource.prlimit(srv.pid, resource.RLIMIT_AS, (_address_space(srv.pid) + headroom, resource.RLIM_INFINITY))
+            refused = 0
+            for n in range(400):  # 400 x 10 documents of 100 KB: well past a 256 MB map
+                docs = [{"_id": f"d{n}-{i}", "n": n, "pad": PAD} for i in range(10)]
+                async with s.post(f"{db}/_bulk_docs", json={"docs": docs}) as r:
+                    body = await r.json()
+                    if r.status == 201:
+                        acked.update((row["id"], row["rev"]) for row in body)
+                        continue
+                    assert (r.status, body) == (507, MAP_FULL)
+                    refused += 1
+                    if refused == 2:
+                        break
+            assert refused == 2 and len(acked) > 100, (len(acked), refused)
+            async with s.put(f"{db}/one", json={"pad": PAD * 30}) as r:  # larger than what a bulk write left
+                assert (r.status, await r.json()) == (507, MAP_FULL)
+            async with s.put(f"{db}/att/a", data=os.urandom(3 << 20),
+                             headers={"Content-Type": "application/octet-stream"}) as r:
+                assert (r.status, await r.json()) == (507, MAP_FULL)
+            async with s.get(f"{db}/_all_docs") as r:  # still served, as acknowledged
+                assert r.status == 200, await r.text()
+                assert {row["id"]: row["value"]["rev"] for row in (await r.json())["rows"]} == acked
+            async with s.get(f"{db}/d0-0") as r:
+                assert r.status == 200 and (await r.json())["pad"] == PAD
+            resource.prlimit(srv.pid, resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+            async with s.put(f"{db}/one", json={"pad": PAD * 30}) as r:
+                assert r.status == 201, await r.text()
+            async with s.put(f"{db}/att/a", data=b"after", headers={"Content-Type": "text/plain"}) as r:
+                assert r.status == 201, await r.text()
+            async with s.get(db) as r:
+                assert (await r.json())["doc_count"] == len(acked) + 2
     finally:
         srv.stop()
