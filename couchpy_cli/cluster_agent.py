@@ -60,10 +60,16 @@ class ClusterAgent:
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: list[asyncio.Task] = []
         self._session: aiohttp.ClientSession | None = None
+        # requests for databases this node holds no copy of go to a replica: no overall timeout
+        # (continuous feeds), the bytes passed on as they are
+        self.forward_session: aiohttp.ClientSession | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT * 3))
+        self.forward_session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=PROBE_TIMEOUT),
+            auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar())
         if not self.node.exists(DBS):
             self.node.create_db(DBS)
         for peer in self.peers:
@@ -75,8 +81,9 @@ class ClusterAgent:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._session is not None:
-            await self._session.close()
+        for session in (self._session, self.forward_session):
+            if session is not None:
+                await session.close()
 
     # ---- what the HTTP layer asks ----------------------------------------------------------
     def live_nodes(self) -> list[str]:
@@ -98,6 +105,19 @@ class ClusterAgent:
             names = {info.id for info in dbs.changes_since(0) if not info.deleted}
         names.update(n for n in self.node.all_dbs() if n in SYSTEM_DBS and n != DBS)  # _dbs is node-level
         return sorted(names)
+
+    def replica_base(self, name: str) -> str | None:
+        """Where a request for `name` goes when this node holds no copy of it: a live replica's URL
+        (without credentials: the client's own go with the request), or None to answer here."""
+        if name.startswith("_"):  # system databases are each node's own
+            return None
+        rec = self.record(name)
+        if rec is None or self.me.name in rec["nodes"]:
+            return None
+        for node_name in rec["nodes"]:
+            if self.live.get(node_name):
+                return self.cdef.node(node_name).public_url
+        return None
 
     def cluster_info(self, name: str) -> dict[str, int]:
         """`cluster` of a database's info: its real copy count; writes and reads wait for one copy."""

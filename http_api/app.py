@@ -30,7 +30,10 @@ def make_app(node: Node, cluster: Any = None) -> web.Application:
     one of a cluster (http_api/cluster.py)."""
     config = node.config
     max_body = config.get_int("chttpd", "max_http_request_size", 4294967296) or 4294967296
-    app = web.Application(middlewares=[node_api.metrics_middleware, couch_middleware], client_max_size=max_body)
+    middlewares = [node_api.metrics_middleware, couch_middleware]
+    if cluster is not None:  # before authentication: the replica a request goes to does its own
+        middlewares.insert(1, cluster_routes.forward_middleware)
+    app = web.Application(middlewares=middlewares, client_max_size=max_body)
     app["node"] = node
     app["auth"] = Authenticator(node)
     app.on_response_prepare.append(cors.on_response_prepare)

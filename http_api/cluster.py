@@ -6,6 +6,9 @@ routes, which they take precedence over."""
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
+import aiohttp
 from aiohttp import web
 
 from couchpy.errors import BadRequest
@@ -15,6 +18,46 @@ from .responses import json_response, location
 from .server import _range_filter
 
 routes = web.RouteTableDef()
+
+# not passed on between a client and the replica a request is forwarded to
+HOP_BY_HOP = frozenset(h.lower() for h in ("Host", "Connection", "Keep-Alive", "Transfer-Encoding", "TE",
+                                          "Upgrade", "Proxy-Authorization", "Proxy-Connection", "Trailer"))
+
+
+@web.middleware
+async def forward_middleware(request: web.Request, handler):
+    """A request about a database this node holds no copy of is answered by one of its replicas
+    (as any CouchDB node serves any database). Creating and deleting stay here: they are the
+    cluster's own operations. The replica authenticates and authorizes the request itself."""
+    parts = request.raw_path.split("?", 1)[0].split("/")
+    db_level_admin = len(parts) == 2 or (len(parts) == 3 and parts[2] == "")
+    if len(parts) < 2 or not parts[1] or (db_level_admin and request.method in ("PUT", "DELETE")):
+        return await handler(request)
+    cluster = request.app["cluster"]
+    base = cluster.replica_base(unquote(parts[1]))
+    if base is None:
+        return await handler(request)
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+    data = request.content.iter_chunked(65536) if request.body_exists else None
+    if data is not None:
+        headers.pop("Content-Length", None)
+    try:
+        upstream = await cluster.forward_session.request(request.method, base + request.raw_path,
+                                                         headers=headers, data=data, allow_redirects=False)
+    except aiohttp.ClientError:
+        return await handler(request)  # the replica went away: answer from here
+    try:
+        response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+        for key, value in upstream.headers.items():
+            if key.lower() not in HOP_BY_HOP and key.lower() != "content-length":
+                response.headers.add(key, value)
+        await response.prepare(request)
+        async for chunk in upstream.content.iter_any():
+            await response.write(chunk)
+        await response.write_eof()
+        return response
+    finally:
+        upstream.release()
 
 
 @routes.put("/{db}")

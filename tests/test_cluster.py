@@ -64,7 +64,16 @@ def test_a_database_created_through_any_node_lives_on_its_replicas(cluster):
                 replicas = expected_nodes(cluster, name)
                 for node_name, srv in zip(cluster.names, cluster.servers, strict=True):
                     async with s.head(f"{srv.base}/{name}") as r:
-                        assert r.status == (200 if node_name in replicas else 404), (name, node_name)
+                        assert r.status == 200  # from its own copy, or through a replica
+                    # a replica holds a copy that pulls from the other replica; the other node neither
+                    status, jobs = await _get(s, f"{srv.base}/_scheduler/jobs")
+                    pulls = [j["source"] for j in jobs["jobs"] if j["target"] == name]
+                    if node_name in replicas:
+                        other = cluster.servers[cluster.names.index(next(n for n in replicas if n != node_name))]
+                        # shown as CouchDB shows a URL's password: never in clear
+                        assert pulls == [f"http://admin:*****@127.0.0.1:{other.port}/{name}/"], pulls
+                    else:
+                        assert pulls == [], (name, node_name)
                     status, record = await _get(s, f"{srv.base}/_dbs/{name}")
                     assert status == 200 and record["nodes"] == replicas
                     status, dbs = await _get(s, f"{srv.base}/_all_dbs")
@@ -72,6 +81,39 @@ def test_a_database_created_through_any_node_lives_on_its_replicas(cluster):
                     if node_name in replicas:
                         status, info = await _get(s, f"{srv.base}/{name}")
                         assert info["cluster"] == {"q": 1, "n": 2, "w": 1, "r": 1}
+    run(go())
+
+
+def test_a_node_without_a_copy_answers_through_a_replica(cluster):
+    name = "elsewhere"
+    outsider = next(srv for n, srv in zip(cluster.names, cluster.servers, strict=True)
+                    if n not in expected_nodes(cluster, name))
+    replicas = [cluster.servers[cluster.names.index(n)] for n in expected_nodes(cluster, name)]
+
+    async def go():
+        async with await _session(cluster) as s:
+            async with s.put(f"{outsider.base}/{name}") as r:
+                assert r.status == 201
+            async with s.put(f"{outsider.base}/{name}/doc", json={"x": 1}) as r:
+                assert r.status == 201
+                rev = (await r.json())["rev"]
+            status, doc = await _get(s, f"{outsider.base}/{name}/doc")
+            assert (status, doc) == (200, {"_id": "doc", "_rev": rev, "x": 1})
+            status, info = await _get(s, f"{outsider.base}/{name}")
+            assert status == 200 and info["doc_count"] == 1 and info["cluster"]["n"] == 2
+            async with s.head(f"{outsider.base}/{name}/doc") as r:
+                assert r.status == 200 and r.headers["ETag"] == f'"{rev}"'
+            async with aiohttp.ClientSession() as anon:  # the replica refuses what it would refuse
+                async with anon.get(f"{outsider.base}/{name}/doc") as r:
+                    assert r.status == 401
+            # the write reached a replica, and the other replica pulls it
+            deadline = time.monotonic() + 20
+            for srv in replicas:
+                while (await _get(s, f"{srv.base}/{name}/doc"))[0] != 200:
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.1)
+            async with s.head(f"{outsider.base}/{name}", allow_redirects=False) as r:
+                assert r.status == 200
     run(go())
 
 
