@@ -18,6 +18,7 @@ from aiohttp import web
 import replicator
 from couchpy import jsonutil
 from couchpy.errors import BadRequest, NotFound
+from replicator import filter_code
 from replicator import params as params_mod
 from replicator import repid
 from replicator.errors import AuthError, DbNotFound, ReplicationError
@@ -35,7 +36,7 @@ async def _body(request: web.Request) -> dict:
 
 async def post_replicate(request: web.Request) -> web.Response:
     node = request.app["node"]
-    params = params_mod.parse(await _body(request))
+    params = await filter_code.resolved(params_mod.parse(await _body(request)), node)
     sched = replicator.get_scheduler(node)
     if params.cancel:
         rid = params.replication_id or repid.replication_id(params.source, params.target, params.id_options())

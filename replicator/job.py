@@ -29,7 +29,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from . import repid
+from . import filter_code, repid
 from .attachments import needs_data
 from .batching import CompletionTracker
 from .checkpoint import LOWEST_SEQ, checkpoint_doc, compare_logs
@@ -184,14 +184,18 @@ class Replication:
 
     async def _check_filter(self, name: str) -> None:
         """A design filter must exist on the source before anything happens (CouchDB reads its code
-        to start the replication, so a missing one is the client's 404, and no target is created)."""
+        to start the replication, so a missing one is the client's 404, and no target is created).
+        The checkpoints are named by the code this run uses (see filter_code)."""
         ddoc, _, fname = name.partition("/")
         doc = await self.source.get_design(ddoc)
+        code = filter_code.code_in(doc, fname)
         if doc is None:
             missing = "missing"
-        elif not isinstance((doc.get("filters") or {}).get(fname), str):
+        elif code is None:
             missing = f"missing json key: {fname}"
         else:
+            options = {**self.params.id_options(), "filter_code": code}
+            self.base_id = repid.base_id(self.params.source, self.params.target, options)
             return
         raise PermanentError(f"Couldn't parse filter code from document {ddoc} on `{self.source.display}`  "
                              f"Error: {{not_found,<<\"{missing}\">>}}", "not_found", 404)

@@ -22,6 +22,7 @@ class ReplicationParams:
     doc_ids: list[str] | None = None
     selector: dict[str, Any] | None = None
     filter: str | None = None
+    filter_code: str | None = None  # the design filter's source, read from the source (filter_code.py)
     query_params: dict[str, Any] = field(default_factory=dict)
     since_seq: Any = None
     use_checkpoints: bool = True
@@ -42,6 +43,7 @@ class ReplicationParams:
             "doc_ids": self.doc_ids,
             "selector": self.selector,
             "filter": self.filter,
+            "filter_code": self.filter_code,
             "query_params": self.query_params,
             "since_seq": self.since_seq,
         }
