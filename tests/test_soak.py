@@ -1,0 +1,41 @@
+"""Soak (CI size): the mixed workload of tests/soakload.py against one server for SOAK_SECONDS
+(45 by default; `python -m benchmarks.soak` is the 30-minute run). No request may fail, the
+continuous replication must catch up, and once warmed up the server's heap (anonymous RSS,
+query-server workers included) and its open file descriptors must stay within a bound."""
+
+from __future__ import annotations
+
+import os
+import random
+
+from tests import soakload
+from tests.serverproc import CouchpyServer
+
+SECONDS = float(os.environ.get("SOAK_SECONDS", "45"))
+INTERVAL = 3.0
+# growth allowed after the warm-up third of the run: the heap may settle (caches, pools filling),
+# not climb with the number of requests; fds are a handful of pooled connections at most
+RSS_GROWTH_KB = 40 << 10
+FD_GROWTH = 16
+
+
+async def test_mixed_workload_keeps_memory_and_fds_flat(tmp_path):
+    seed = int(os.environ.get("SOAK_SEED", random.randrange(1 << 32)))
+    srv = CouchpyServer(tmp_path, name="soak").start()
+    try:
+        soak = soakload.Soak(srv, seed)
+        await soakload.run(soak, SECONDS, INTERVAL, on_sample=print)
+    finally:
+        srv.stop()
+    assert soak.errors == [], (seed, soak.errors)
+    assert soak.requests > 200, soak.counts
+    for kind in ("create", "update", "delete", "attachment-get", "view", "find", "changes-longpoll",
+                 "changes-continuous", "replicate-one-shot"):
+        assert soak.counts.get(kind, 0) > 0, (kind, soak.counts)
+    warm = soak.samples[len(soak.samples) // 3]
+    later = soak.samples[len(soak.samples) // 3 + 1:]
+    assert later, soak.samples
+    worst_rss = max(s.rss_anon_kb for s in later)
+    worst_fds = max(s.fds for s in later)
+    assert worst_rss - warm.rss_anon_kb <= RSS_GROWTH_KB, (seed, soak.samples)
+    assert worst_fds - warm.fds <= FD_GROWTH, (seed, soak.samples)
