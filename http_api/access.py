@@ -94,11 +94,20 @@ def visible_info(db, ctx: UserCtx) -> Callable[[DocInfo], bool]:
 
 
 def visible(request: web.Request, db) -> Callable[[str], bool] | None:
-    """For listings: a predicate over document ids, or None when every document is visible."""
+    """For one-shot listings: a predicate over document ids (remembering its answers: a view
+    asks once per row, and counts rows more than once), or None when every document is visible."""
     ctx = restricted(request)
     if ctx is None:
         return None
-    return lambda docid: visible_id(db, ctx, docid)
+    known: dict[str, bool] = {}
+
+    def sees(docid: str) -> bool:
+        if not isinstance(docid, str):
+            return False
+        if docid not in known:
+            known[docid] = visible_id(db, ctx, docid)
+        return known[docid]
+    return sees
 
 
 def visible_doc(request: web.Request, db) -> Callable[[dict], bool] | None:
