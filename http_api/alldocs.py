@@ -49,8 +49,10 @@ def _options(request: web.Request, body: dict | None) -> dict:
                 opts[name] = value
                 if name == "key":
                     opts["has_key"] = True
-    if opts["keys"] is not None and not isinstance(opts["keys"], list):
-        where = "body member" if body and "keys" in body else "parameter"  # CouchDB names the source
+    in_body = bool(body) and "keys" in body
+    # a body's `"keys": null` is no more an array than any other non-list (CouchDB's 400)
+    if (opts["keys"] is not None or in_body) and not isinstance(opts["keys"], list):
+        where = "body member" if in_body else "parameter"  # CouchDB names the source
         raise BadRequest(f"`keys` {where} must be an array.")
     opts["startkey"], opts["endkey"] = _key_range(request, body, opts["keys"])
     return opts

@@ -69,10 +69,13 @@ def _options(request: web.Request, body: dict, db) -> ChangesOptions:
     style = q.get("style", "main_only")
     if style not in ("main_only", "all_docs"):
         raise BadRequest("Invalid `style` parameter")
+    descending = params.flag(request, "descending")
     opts = ChangesOptions(
-        since=_since(request, body, db),
+        # fabric_view_changes get_start_seq: a descending feed starts at the newest change, and
+        # `since` is not even read (a malformed one is no error)
+        since=0 if descending else _since(request, body, db),
         limit=_limit(request),
-        descending=params.flag(request, "descending"),
+        descending=descending,
         include_docs=params.flag(request, "include_docs"),
         conflicts=params.flag(request, "conflicts"),
         attachments=params.flag(request, "attachments"),
@@ -102,10 +105,6 @@ def _options(request: web.Request, body: dict, db) -> ChangesOptions:
     reader = restricted(request)
     if reader is not None:
         opts.visible = visible_info(db, reader)
-    if opts.descending:
-        # fabric_view_changes get_start_seq: a descending feed starts at the newest change, `since`
-        # is ignored
-        opts.since = 0
     return opts
 
 

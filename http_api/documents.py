@@ -108,6 +108,9 @@ async def get_doc(request: web.Request) -> web.StreamResponse:
         return web.Response(body=body + b"\n", content_type="application/json",
                             headers={"ETag": etag, "Cache-Control": "must-revalidate"})
     doc = db.get(docid, rev=rev, **opts) if not docid.startswith("_local/") else db.get_local(docid)
+    if docid.startswith("_local/") and opts["revs"]:
+        # a local document's revision `0-N` is its whole history, and CouchDB lists it so
+        doc = {**doc, "_revisions": {"start": 0, "ids": [doc["_rev"].split("-", 1)[1]]}}
     # chttpd_db send_doc: an ETag (and so a 304) only for plain reads; with conflicts, revs_info...
     # the body can change while the winning rev stays the same.
     meta = any(opts[k] for k in ("revs_info", "conflicts", "deleted_conflicts", "local_seq"))

@@ -47,7 +47,7 @@ async def post_view(request: web.Request) -> web.Response:
     if not isinstance(body, dict):
         raise BadRequest("Request body must be a JSON object")
     if "keys" in body and not isinstance(body["keys"], list):
-        raise BadRequest("`keys` body member must be an array.")
+        raise BadRequest("`keys` member must be an array.")  # not _all_docs' "body member"
     node = _node(request)
     raw: dict = dict(request.query)
     out = await _query_merged(node, db, m["ddoc"], m["view"], raw, body, visible(request, db))

@@ -1,0 +1,47 @@
+"""Answers the differential tester found couchpy giving otherwise than CouchDB 3.4.3, each case
+against couchpy and the real CouchDB (same answers)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.parity import pdb, peer, put_doc  # noqa: F401  (fixtures)
+
+
+async def _json(peer, method: str, path: str, body=None):
+    async with peer.request(method, path, json=body) as r:
+        return r.status, await r.json(content_type=None)
+
+
+@pytest.mark.parametrize("listing", ["_all_docs", "_design_docs", "_local_docs"])
+async def test_a_null_keys_body_member_is_not_an_array(peer, pdb, listing):
+    assert await _json(peer, "POST", f"/{pdb}/{listing}", {"keys": None, "limit": 1}) == (
+        400, {"error": "bad_request", "reason": "`keys` body member must be an array."})
+
+
+@pytest.mark.parametrize("view", ["v", "missing"])
+async def test_a_view_names_its_keys_member_without_body(peer, pdb, view):
+    await put_doc(peer, pdb, "_design/d", {"views": {"v": {"map": "function(d){emit(d._id, 1)}"}}})
+    assert await _json(peer, "POST", f"/{pdb}/_design/d/_view/{view}", {"keys": 0}) == (
+        400, {"error": "bad_request", "reason": "`keys` member must be an array."})
+
+
+async def test_a_local_document_lists_its_revision_as_its_history(peer, pdb):
+    await put_doc(peer, pdb, "_local/l", {"b": 1})
+    rev = await put_doc(peer, pdb, "_local/l", {"b": 2, "_rev": "0-1"})
+    assert rev == "0-2"
+    assert await _json(peer, "GET", f"/{pdb}/_local/l?revs=true") == (
+        200, {"_id": "_local/l", "_rev": "0-2", "b": 2, "_revisions": {"start": 0, "ids": ["2"]}})
+    # only exactly `true` is on, as for any chttpd flag
+    assert await _json(peer, "GET", f"/{pdb}/_local/l?revs=on") == (200, {"_id": "_local/l", "_rev": "0-2", "b": 2})
+
+
+@pytest.mark.parametrize("since", ["-1", "abc", "now", "0"])
+async def test_a_descending_feed_does_not_read_since(peer, pdb, since):
+    await put_doc(peer, pdb, "a", {})
+    await put_doc(peer, pdb, "b", {})
+    status, body = await _json(peer, "GET", f"/{pdb}/_changes?descending=true&since={since}&limit=1")
+    assert status == 200, body
+    assert [r["id"] for r in body["results"]] == ["b"] and body["pending"] == 1
+    status, body = await _json(peer, "POST", f"/{pdb}/_changes?descending=true", {"since": since})
+    assert status == 200 and [r["id"] for r in body["results"]] == ["b", "a"], body
