@@ -62,7 +62,7 @@ def add_subcommand(sub) -> None:
     hp.add_argument("--watch", type=float, default=None, metavar="SECONDS",
                     help="keep polling placement every SECONDS and rewrite on change")
     hp.add_argument("--reload-pid", default=None,
-                    help="with --watch: file holding HAProxy's master pid, sent SIGUSR2 after each rewrite")
+                    help="file holding HAProxy's master pid, sent SIGUSR2 after each rewrite")
 
 
 async def fetch_placement(cdef: ClusterDef, session: aiohttp.ClientSession) -> dict[str, list[str]]:
@@ -79,6 +79,13 @@ async def fetch_placement(cdef: ClusterDef, session: aiohttp.ClientSession) -> d
         except (aiohttp.ClientError, asyncio.TimeoutError, KeyError, ValueError) as exc:
             last = exc
     raise aiohttp.ClientError(f"no node answered ({type(last).__name__}: {last})")
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return None
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -105,10 +112,12 @@ async def _haproxy_config(args: argparse.Namespace) -> int:
                 placement = written
             if placement is not None and placement != written:
                 cfg, mapping = render(cdef, placement, bind=args.bind, map_path=str(map_path))
-                _write_atomically(map_path, mapping)
-                _write_atomically(out, cfg + "\n")
-                if written is not None and args.reload_pid:
-                    os.kill(int(Path(args.reload_pid).read_text().split()[0]), signal.SIGUSR2)
+                # what HAProxy may be serving already (e.g. written before this command started)
+                if _read(map_path) != mapping or _read(out) != cfg + "\n":
+                    _write_atomically(map_path, mapping)
+                    _write_atomically(out, cfg + "\n")
+                    if args.reload_pid:
+                        os.kill(int(Path(args.reload_pid).read_text().split()[0]), signal.SIGUSR2)
                 written = placement
             if args.watch is None:
                 return 0

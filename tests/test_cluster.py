@@ -10,7 +10,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
+import subprocess
+import sys
 import time
+import urllib.request
 
 import aiohttp
 import pytest
@@ -18,6 +22,7 @@ import pytest
 from couchpy.placement import Candidate, place
 
 from .cluster_harness import Cluster
+from .serverproc import ROOT
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
@@ -241,3 +246,33 @@ def test_writes_through_haproxy_survive_a_replica_killed_and_restarted(cluster):
             print(f"\ncluster: {total} acknowledged writes, {next(failures)} refused or cut while a node was "
                   f"down {restarted_after:.1f}s; replicas identical {converged:.2f}s after the writes stopped")
     run(go())
+
+
+def test_haproxy_config_watch_rewrites_and_reloads_when_placement_changes(cluster):
+    cfg = cluster.proxy_cfg  # the file the running HAProxy reads
+    map_file = cfg.with_name(cfg.name + ".map")
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "couchpy_cli", "cluster", "haproxy-config", "--cluster", str(cluster.cluster_ini),
+         "--output", str(cfg), "--bind", f"127.0.0.1:{cluster.proxy_port}", "--watch", "0.3",
+         "--reload-pid", str(cluster.proxy_pidfile)], cwd=str(ROOT))
+    try:
+        def header() -> str:
+            with urllib.request.urlopen(cluster.proxy_base + "/_up", timeout=5) as r:
+                return r.headers["X-Couchpy-Placement"]
+
+        deadline = time.monotonic() + 30
+        before = header()
+
+        async def create():
+            async with await _session(cluster) as s:
+                async with s.put(f"{cluster.servers[0].base}/watched-new") as r:
+                    assert r.status == 201
+        run(create())
+        # the map gains the database and HAProxy (master-worker) reloads the new configuration
+        while "watched-new " not in map_file.read_text() or header() == before:
+            assert time.monotonic() < deadline, "placement change not picked up"
+            time.sleep(0.2)
+        assert header() == re.search(r"X-Couchpy-Placement (\w+)", cfg.read_text()).group(1)
+    finally:
+        watcher.terminate()
+        watcher.wait(10)
