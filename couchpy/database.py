@@ -28,14 +28,15 @@ from typing import Any
 import lmdb
 import orjson
 
-from . import (access, bodycodec, compactor, docrules, envswap, jsonutil, longkeys, purge, replication_owners, revtree,
-               scans, security, updates, users, validation)
+from . import (access, bodycodec, compactor, docrules, envswap, jsonutil, longkeys, partitions, purge,
+               replication_owners, revtree, scans, security, sizes, updates, users, validation)
 from .attachments import hooks as att_hooks
 from .attachments import migrate as att_migrate
 from .docinfo import DocInfo, body_key, docs_key, local_id, local_key, splice_doc
 from .errors import BadRequest, CouchError, NotFound, PreconditionFailed, TooLarge
 from .storage import Store
 from .updates import META_KEY
+from .views import ddoc as view_ddoc
 from .views.manager import avalidate_design_doc
 from .writer import GroupCommitWriter
 
@@ -94,6 +95,10 @@ class Database:
         return self.meta["revs_limit"]
 
     @property
+    def partitioned(self) -> bool:
+        return bool(self.meta.get("props", {}).get("partitioned"))
+
+    @property
     def config(self):
         return self.node.config
 
@@ -121,7 +126,7 @@ class Database:
                 "external": m.get("external_size", 0),
                 "active": self._active_size(),
             },
-            "props": {"access": True} if access.is_access_db(self.meta) else {},
+            "props": {**m.get("props", {}), **({"access": True} if access.is_access_db(self.meta) else {})},
             "doc_del_count": m["doc_del_count"],
             "doc_count": m["doc_count"],
             "disk_format_version": 8,
@@ -129,6 +134,27 @@ class Database:
             "cluster": {"q": 1, "n": 1, "w": 1, "r": 1},
             "instance_start_time": "0",
         }
+
+    def partition_info(self, partition: str) -> dict:
+        """A partition's counts and sizes (as the database's, counted over its documents): the
+        partition's id range is read through, so this costs the partition's size, not the
+        database's."""
+        lo, hi = partitions.id_range(partition)
+        live = deleted = external = active = 0
+        for info in self.iter_docinfos(lo, hi, False, False):
+            if info.deleted:
+                deleted += 1
+            else:
+                live += 1
+            with self.store.read() as txn:
+                for leaf in info.leaves():
+                    key = body_key(info.id, leaf)
+                    raw = txn.get(key, db=self._bodies)
+                    if raw is not None:
+                        external += sizes.body_external(self.codec.decode(raw))
+                        active += sizes.stored(key, raw)
+        return {"sizes": {"active": active, "external": external}, "partition": partition,
+                "doc_count": live, "doc_del_count": deleted}
 
     def _active_size(self) -> int:
         live = self.meta.get("live_body_size")
@@ -429,6 +455,8 @@ class Database:
         if "_id" not in doc:
             raise BadRequest("Document must have an _id", error="illegal_docid")
         docid = docrules.validate_docid(doc["_id"], self.max_docid_length, allow_local=True)
+        if self.partitioned:
+            partitions.validate_docid(docid)
         docrules.split_body(doc)  # raises on bad special members
         rev = doc.get("_rev")
         if rev is not None and (not isinstance(rev, str) or revtree.parse_rev(rev) is None):
@@ -445,6 +473,7 @@ class Database:
         if not docid.startswith("_local/"):
             doc = await self._guard(docid, doc)
         if docid.startswith("_design/") and not doc.get("_deleted"):
+            view_ddoc.check_partitioned(doc, self.partitioned)
             # as CouchDB: a design document whose views do not compile is refused on save (400)
             await avalidate_design_doc(self.node, doc)
         if (followers or "_attachments" in doc) and not docid.startswith("_local/"):
@@ -550,6 +579,12 @@ class Database:
             {"_id": uuid.uuid4().hex, **doc} if new_edits and isinstance(doc, dict) and "_id" not in doc else doc
             for doc in docs
         ]
+        if self.partitioned:
+            # as CouchDB: an id outside any partition refuses the whole request, not its row
+            for doc in docs:
+                if isinstance(doc, dict) and isinstance(doc.get("_id"), str):
+                    docid = docrules.validate_docid(doc["_id"], self.max_docid_length, allow_local=True)
+                    partitions.validate_docid(docid)
         for doc in docs:
             try:
                 prepared.append(await self._prepare(doc, new_edits, size_known_ok=size_ok))

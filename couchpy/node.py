@@ -163,7 +163,7 @@ class Node:
                         pass
                 db.store.close()
 
-    def create_db(self, name: str, access: bool = False) -> Database:
+    def create_db(self, name: str, access: bool = False, partitioned: bool = False) -> Database:
         validate_db_name(name)
         if self.exists(name):
             raise PreconditionFailed("The database could not be created, the file already exists.")
@@ -173,6 +173,8 @@ class Node:
         db.meta["security"] = security.default_security(self.config.get("couchdb", "default_security"))
         if access:
             db.meta["access"] = True  # per-document access control (couchpy.access), for good
+        if partitioned:
+            db.meta["props"] = {"partitioned": True}
         db.store.write(lambda txn: txn.put(META_KEY, orjson.dumps(db.meta), db=db._meta_db))
         entry = orjson.dumps({"dir": dirname, "created": time.time()})
 

@@ -114,6 +114,8 @@ def route_family(method: str, path: str) -> Family:
             return Family.SERVER_ADMIN
         return Family.DB_WRITE if method == "POST" else Family.DB_READ
     head = parts[0]
+    if head == "_partition" and len(parts) > 2:  # a query scoped to one partition: as the query
+        return route_family(method, "/{db}/" + "/".join(parts[2:]))
     if head in _MAINTENANCE:
         return Family.DB_MAINTENANCE
     if head == "_security":

@@ -234,16 +234,25 @@ def _restricted_query(db, opts: dict, prefix: str | None, sees: Callable[[str], 
     return result
 
 
-async def _handle(request: web.Request, prefix: str | None) -> web.Response:
+async def _handle(request: web.Request, prefix: str | None,
+                  narrow: Callable[[dict], None] | None = None) -> web.Response:
+    """A listing; `narrow(opts)` adjusts the parsed options first (a partition's id range)."""
     db = get_db(request)
     if request.method == "POST":
         params.require_json(request)
     body = await params.json_object(request) if request.method == "POST" else None
     opts = _options(request, body)
+    if narrow is not None:
+        narrow(opts)
     sees = visible(request, db)
     if sees is not None:
         return json_response(_restricted_query(db, opts, prefix, sees))
     return json_response(_query(db, opts, prefix))
+
+
+async def all_docs(request: web.Request, narrow: Callable[[dict], None]) -> web.Response:
+    """`_all_docs` (GET or POST) with its parsed options narrowed first."""
+    return await _handle(request, None, narrow)
 
 
 @routes.get("/{db}/_all_docs")

@@ -27,7 +27,10 @@ async def create_db(request: web.Request) -> web.Response:
     mode = request.query.get("access", "false")
     if mode not in ("true", "false"):
         raise BadRequest("`access` must be true or false")
-    request.app["node"].create_db(name, access=mode == "true")
+    partitioned = request.query.get("partitioned", "false")
+    if partitioned not in ("true", "false"):
+        raise BadRequest("Invalid `partitioned` parameter")
+    request.app["node"].create_db(name, access=mode == "true", partitioned=partitioned == "true")
     return json_response({"ok": True}, status=201, headers={"Location": location(request, name)})
 
 

@@ -56,18 +56,23 @@ async def delete_index_full(request: web.Request) -> web.Response:
 
 @_table.post("/{db}/_find")
 async def find(request: web.Request) -> web.Response:
-    db = get_db(request)
-    params.require_json(request)
-    body = await params.json_body(request)
-    return json_response(await mango_find.find(request.app["node"], db, body, visible_doc(request, db)))
+    return await query(request, get_db(request), False)
 
 
 @_table.post("/{db}/_explain")
 async def explain(request: web.Request) -> web.Response:
-    db = get_db(request)
+    return await query(request, get_db(request), True)
+
+
+async def query(request: web.Request, db, explaining: bool, partition: str | None = None) -> web.Response:
+    """`_find` or `_explain`; `partition`: the one the path names (it replaces any in the body)."""
     params.require_json(request)
     body = await params.json_body(request)
-    return json_response(await mango_find.explain(request.app["node"], db, body))
+    if partition is not None and isinstance(body, dict):
+        body = {**body, "partition": partition}
+    if explaining:
+        return json_response(await mango_find.explain(request.app["node"], db, body))
+    return json_response(await mango_find.find(request.app["node"], db, body, visible_doc(request, db)))
 
 
 def routes() -> list[web.RouteDef]:

@@ -23,7 +23,7 @@ async def welcome(request: web.Request) -> web.Response:
         "version": "3.4.3",
         "git_sha": "couchpy",
         "uuid": node.uuid,
-        "features": ["pluggable-storage-engines", "reshard", "scheduler"],
+        "features": ["partitioned", "pluggable-storage-engines", "reshard", "scheduler"],
         "vendor": {"name": "couchpy", "version": couchpy.__version__},
     })
 

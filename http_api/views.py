@@ -28,18 +28,26 @@ def _node(request: web.Request):
 
 @_table.get(VIEW)
 async def get_view(request: web.Request) -> web.Response:
-    db = get_db(request)
+    return await view_get(request, get_db(request), dict(request.query))
+
+
+async def view_get(request: web.Request, db, text_params: dict) -> web.Response:
+    """A GET view query with these query-string parameters (a partition's query adds its own)."""
     m = request.match_info
     sees = visible(request, db)
     if sees is not None:
-        return json_response(await _query_merged(_node(request), db, m["ddoc"], m["view"], dict(request.query), {}, sees))
-    out = await manager.query_view(_node(request), db, m["ddoc"], m["view"], dict(request.query), True)
+        return json_response(await _query_merged(_node(request), db, m["ddoc"], m["view"], text_params, {}, sees))
+    out = await manager.query_view(_node(request), db, m["ddoc"], m["view"], text_params, True)
     return json_response(out)
 
 
 @_table.post(VIEW)
 async def post_view(request: web.Request) -> web.Response:
-    db = get_db(request)
+    return await view_post(request, get_db(request), dict(request.query))
+
+
+async def view_post(request: web.Request, db, text_params: dict) -> web.Response:
+    """A POSTed view query over these query-string parameters."""
     m = request.match_info
     manager.spec_by_name(db, m["ddoc"])  # a missing design document is a 404 before the body is read
     params.require_json(request)
@@ -49,8 +57,7 @@ async def post_view(request: web.Request) -> web.Response:
     if "keys" in body and not isinstance(body["keys"], list):
         raise BadRequest("`keys` member must be an array.")  # not _all_docs' "body member"
     node = _node(request)
-    raw: dict = dict(request.query)
-    out = await _query_merged(node, db, m["ddoc"], m["view"], raw, body, visible(request, db))
+    out = await _query_merged(node, db, m["ddoc"], m["view"], text_params, body, visible(request, db))
     return json_response(out)
 
 
@@ -85,6 +92,7 @@ async def _query_merged(node, db, ddoc: str, view: str, text_params: dict, body:
         raise NotFound("missing_named_view")
     ix = manager.index_of(node, db, spec)
     v = ix.spec.views[vi]
+    qargs.check_partition(a, spec.partitioned)
     reducing = qargs.validate(a, v.reduce is not None, v.collation)
     if sees is not None:
         return await _restricted_execute(node, db, ix, vi, a, reducing, ddoc, sees)
@@ -125,7 +133,11 @@ def _count(out: dict, sees: Callable[[str], bool]) -> int:
 
 @_table.post(VIEW + "/queries")
 async def post_queries(request: web.Request) -> web.Response:
-    db = get_db(request)
+    return await view_queries(request, get_db(request), dict(request.query))
+
+
+async def view_queries(request: web.Request, db, text_params: dict) -> web.Response:
+    """`POST .../_view/{view}/queries`: each query's parameters over these query-string ones."""
     params.require_json(request)
     m = request.match_info
     body = await params.json_object(request)
@@ -137,7 +149,7 @@ async def post_queries(request: web.Request) -> web.Response:
     for q in queries:
         if not isinstance(q, dict):
             raise BadRequest("Each query must be a JSON object.")
-        results.append(await _query_merged(node, db, m["ddoc"], m["view"], dict(request.query), q))
+        results.append(await _query_merged(node, db, m["ddoc"], m["view"], text_params, q))
     return json_response({"results": results})
 
 

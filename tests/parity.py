@@ -80,13 +80,15 @@ def caller(session: aiohttp.ClientSession) -> Call:
 
 
 async def on_both(ours: aiohttp.ClientSession, theirs: aiohttp.ClientSession,
-                  scenario: Callable[[Call, str], Awaitable[Any]]) -> tuple[Any, Any]:
-    """scenario(call, dbname) in a fresh database of couchpy, then of CouchDB: both results."""
+                  scenario: Callable[[Call, str], Awaitable[Any]], partitioned: bool = False) -> tuple[Any, Any]:
+    """scenario(call, dbname) in a fresh database of couchpy, then of CouchDB: both results.
+    `partitioned`: the databases are created with `?partitioned=true`."""
     results = []
     for session in (ours, theirs):
         call = caller(session)
         name = "parity-" + uuid.uuid4().hex[:12]
-        status, body = await call("PUT", f"/{name}", q=1)
+        extra = {"partitioned": "true"} if partitioned else {}
+        status, body = await call("PUT", f"/{name}", q=1, **extra)
         assert status == 201, body
         try:
             results.append(await scenario(call, name))

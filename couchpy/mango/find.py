@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from .. import collate, erlterm, jsonutil, longkeys
+from .. import collate, erlterm, jsonutil, longkeys, partitions
 from ..docinfo import body_key, splice_doc
 from ..errors import NotFound
 from ..longkeys import LMDB_MAX
@@ -98,8 +98,9 @@ def _sort_ok(idx: IndexDef, sort: list[tuple[str, str]], norm: dict, conds: dict
 
 class Plan:
     def __init__(self, index: IndexDef, lo: Any, hi: Any, descending: bool, warning: str | None,
-                 exact: bool = False):
+                 exact: bool = False, scope: bytes = b""):
         self.index, self.lo, self.hi, self.descending, self.warning = index, lo, hi, descending, warning
+        self.scope = scope  # the row prefix of the partition a partitioned index is read in
         self.exact = exact  # the index range holds exactly the matching documents
 
 
@@ -134,9 +135,13 @@ def _exact(norm: dict, idx: IndexDef) -> bool:
     return all("$eq" in per[c] for c in cols[: k - 1])
 
 
-def plan(db: Any, norm: dict, sort: list, use_index: Any) -> Plan:
+def plan(db: Any, norm: dict, sort: list, use_index: Any, partition: str | None = None) -> Plan:
+    """`partition`: a query of one partition (in a partitioned database), which partitioned
+    indexes serve; a global query is served by global indexes only."""
     conds = _top_conditions(norm)
-    indexes = list_indexes(db)
+    if partition is not None and not db.partitioned:
+        raise MangoError("partition specified on non-partitioned db", "bad_request")
+    indexes = [i for i in list_indexes(db) if i.type != "json" or i.partitioned == (partition is not None)]
     wanted = None
     if use_index is not None:
         if isinstance(use_index, str):
@@ -183,10 +188,23 @@ def plan(db: Any, norm: dict, sort: list, use_index: Any) -> Plan:
         if sort and ([f for f, _ in sort] != ["_id"] or not has_required_fields(norm, ["_id"])):
             raise MangoError("No index exists for this sort, try indexing by the sort fields.", "no_usable_index")
         lo, hi = _id_range(conds.get("_id", {}))
+        if partition is not None:
+            lo, hi = _partition_ids(partition, lo, hi)
         w = NO_INDEX_WARNING if warning is None else warning + "\n" + NO_INDEX_WARNING
         return Plan(ALL_DOCS, lo, hi, desc, w)
-    lo, hi = _json_range(chosen, conds)
-    return Plan(chosen, lo, hi, desc, warning, exact=not chosen.partial and _exact(norm, chosen))
+    scope = partitions.row_prefix(partition) if partition is not None else b""
+    lo, hi = _json_range(chosen, conds, scope)
+    return Plan(chosen, lo, hi, desc, warning, exact=not chosen.partial and _exact(norm, chosen), scope=scope)
+
+
+def _partition_ids(partition: str, lo: Any, hi: Any) -> tuple[Any, Any]:
+    """An `_all_docs` scan's (id, inclusive) bounds narrowed to one partition's ids."""
+    plo, phi = partitions.id_range(partition)
+    if lo is None or lo[0] < plo:
+        lo = (plo, True)
+    if hi is None or hi[0] >= phi:
+        hi = (phi, False)
+    return lo, hi
 
 
 def _id_range(c: dict) -> tuple[Any, Any]:
@@ -202,9 +220,10 @@ def _id_range(c: dict) -> tuple[Any, Any]:
     return lo, hi
 
 
-def _json_range(idx: IndexDef, conds: dict) -> tuple[bytes, bytes]:
+def _json_range(idx: IndexDef, conds: dict, scope: bytes = b"") -> tuple[bytes, bytes]:
+    """The index range the conditions select; `scope`: a partition's row prefix."""
     enc = collate.encode
-    p = collate.T_ARR
+    p = scope + collate.T_ARR
     for f, _d in idx.fields:
         c = conds.get(f, {})
         if f == "_id":  # selectors compare _id raw, the index by ICU: no range on it
@@ -299,6 +318,11 @@ def parse_request(body: Any) -> dict:
     for k in ("update", "stable", "execution_stats", "conflicts"):
         if k in body and not isinstance(body[k], bool):
             raise MangoError(f"Invalid boolean value: {erlterm.w(body[k])}", "invalid_boolean")
+    partition = body.get("partition", "")
+    if not isinstance(partition, str):
+        raise MangoError("Partition must be a string", "illegal_partition")
+    if partition:
+        partitions.validate_partition(partition)
     r = body.get("r", 1)
     if isinstance(r, bool) or not isinstance(r, int) or r < 1:
         raise MangoError(f"{erlterm.w(r)} is not an integer greater than zero", "invalid_pos_integer")
@@ -315,6 +339,7 @@ def parse_request(body: Any) -> dict:
         "update": body.get("update", True),
         "execution_stats": body.get("execution_stats", False),
         "conflicts": body.get("conflicts", False),
+        "partition": partition or None,
     }
 
 
@@ -322,7 +347,7 @@ async def find(node: Any, db: Any, body: Any, sees: Callable[[dict], bool] | Non
     """`sees`: the documents the reader may see (per-document access); the others never match."""
     t0 = time.monotonic()
     req = parse_request(body)
-    p = plan(db, req["norm"], req["sort"], req["use_index"])
+    p = plan(db, req["norm"], req["sort"], req["use_index"], req["partition"])
     # An exact plan over a current index never consults the matcher: compile it on first use.
     matcher = _LazyMatcher(req["norm"]) if p.exact else compile_normalized(req["norm"])
     if sees is not None:
@@ -384,7 +409,7 @@ def _execute(db: Any, ix: Any, vi: Any, p: Plan, req: dict, matcher: Any,
     if p.index.type == "json":
         lo, hi = p.lo, p.hi
         if isinstance(bm, dict) and "key" in bm and isinstance(bm.get("id"), str):
-            mark = collate.encode(bm["key"]) + collate.raw_string(bm["id"])
+            mark = p.scope + collate.encode(bm["key"]) + collate.raw_string(bm["id"])
             if p.descending:
                 hi = mark if hi is None or mark < hi else hi
             else:
@@ -616,7 +641,7 @@ def _load(db: Any, ids: list[str], conflicts: bool) -> list[dict | None]:
 async def explain(node: Any, db: Any, body: Any) -> dict:
     req = parse_request(body)
     try:
-        p = plan(db, req["norm"], req["sort"], req["use_index"])
+        p = plan(db, req["norm"], req["sort"], req["use_index"], req["partition"])
     except MangoError as exc:
         if exc.error != "no_usable_index":
             raise
@@ -625,7 +650,7 @@ async def explain(node: Any, db: Any, body: Any) -> dict:
     out = {
         "dbname": db.name,
         "index": None,
-        "partitioned": False,
+        "partitioned": db.partitioned,
         "selector": req["norm"],
         "opts": {
             "use_index": req["use_index"] if req["use_index"] is not None else [],
@@ -634,6 +659,7 @@ async def explain(node: Any, db: Any, body: Any) -> dict:
             "skip": req["skip"],
             "sort": {f: d for f, d in req["sort"]},
             "fields": fields,
+            "partition": req["partition"] or "",
             "r": [49],
             "conflicts": req["conflicts"],
             "update": req["update"],
@@ -649,7 +675,9 @@ async def explain(node: Any, db: Any, body: Any) -> dict:
     if p.index.type == "json":
         mr = _json_keys(p.index, _top_conditions(req["norm"]))
     else:
-        mr = {"start_key": p.lo[0] if p.lo else None, "end_key": p.hi[0] if p.hi else "<MAX>"}
+        # the selector's own bounds (a partition's are not shown, as in CouchDB)
+        lo, hi = _id_range(_top_conditions(req["norm"]).get("_id", {}))
+        mr = {"start_key": lo[0] if lo else None, "end_key": hi[0] if hi else "<MAX>"}
     return {
         **out,
         "index": p.index.json(),
@@ -661,6 +689,7 @@ async def explain(node: Any, db: Any, body: Any) -> dict:
             "update": req["update"],
             "stable": False,
             "conflicts": "undefined",
+            "partition": req["partition"],
             **mr,
         },
         "covering": False,

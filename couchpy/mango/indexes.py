@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import erlterm, jsonutil
+from ..views import ddoc as view_ddoc
 from ..errors import Conflict, NotFound
 from .selector import MangoError, normalize
 
@@ -29,6 +30,7 @@ class IndexDef:
     type: str  # "json" | "special"
     fields: list[tuple[str, str]]  # (field, "asc"|"desc")
     partial: dict | None = None
+    partitioned: bool = False  # rows keyed by partition first (couchpy.partitions)
 
     def json(self) -> dict:
         d: dict[str, Any] = {"fields": [{f: d} for f, d in self.fields]}
@@ -36,7 +38,7 @@ class IndexDef:
             d["partial_filter_selector"] = self.partial
         out: dict[str, Any] = {"ddoc": self.ddoc, "name": self.name, "type": self.type}
         if self.type != "special":
-            out["partitioned"] = False
+            out["partitioned"] = self.partitioned
         out["def"] = d
         return out
 
@@ -115,12 +117,14 @@ def _list_indexes(db: Any) -> list[IndexDef]:
             continue
         if doc.get("language") != "query":
             continue
+        partitioned = view_ddoc.is_partitioned(doc, db.partitioned)
         for name, view in sorted((doc.get("views") or {}).items()):
             if not isinstance(view, dict) or not isinstance(view.get("map"), dict):
                 continue
             m = view["map"]
             fields = [(f, d) for f, d in (m.get("fields") or {}).items()]
-            out.append(IndexDef(info.id, name, "json", fields, m.get("partial_filter_selector") or None))
+            out.append(IndexDef(info.id, name, "json", fields, m.get("partial_filter_selector") or None,
+                                partitioned))
     return out
 
 
@@ -168,6 +172,9 @@ async def create_index(db: Any, body: dict) -> dict:
             doc = db.get(ddoc_id)
         except NotFound:
             doc = {"_id": ddoc_id, "language": "query", "views": {}}
+            if "partitioned" in body:
+                # a design document's indexes share one scope: the first index's sets it
+                doc["options"] = {"partitioned": body["partitioned"]}
         if doc.get("language", "javascript") != "query":
             raise MangoError("Invalid design document query language.", "invalid_index")
         views = doc.setdefault("views", {})

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import collate, jsonutil, queryvalues
+from .. import collate, jsonutil, partitions, queryvalues
 from ..errors import QueryParseError
 
 _MISSING = object()
@@ -34,6 +34,7 @@ class QueryArgs:
     skip: int = 0
     update: str = "true"  # true | false | lazy
     update_seq: bool = False
+    partition: str | None = None  # a partitioned view's queries name one partition
     extra: dict = field(default_factory=dict)
 
     @property
@@ -116,9 +117,21 @@ def parse(raw: dict[str, Any], text: bool) -> QueryArgs:
             if val not in ("true", "false", "lazy"):
                 raise QueryParseError("Invalid value for `update`.")
             a.update = val
-        elif name in ("sorted", "stable", "att_encoding_info", "partition", "r", "list"):
+        elif name == "partition":
+            if not isinstance(v, str):
+                raise QueryParseError("`partition` must be a string.")
+            a.partition = partitions.validate_partition(v)
+        elif name in ("sorted", "stable", "att_encoding_info", "r", "list"):
             a.extra[name] = v
     return a
+
+
+def check_partition(a: QueryArgs, partitioned: bool) -> None:
+    """A partitioned view answers queries of one partition only; a global view none."""
+    if partitioned and a.partition is None:
+        raise QueryParseError("`partition` parameter is mandatory for queries to this view.")
+    if not partitioned and a.partition is not None:
+        raise QueryParseError("`partition` parameter is not supported in this design doc")
 
 
 def validate(a: QueryArgs, has_reduce: bool, collation: str | None) -> bool:

@@ -33,6 +33,7 @@ class DesignSpec:
     include_design: bool
     local_seq: bool
     sig: str
+    partitioned: bool = False  # rows keyed by partition first (couchpy.partitions)
 
     def view_index(self, name: str) -> int | None:
         for i, v in enumerate(self.views):
@@ -45,8 +46,30 @@ def _invalid(msg: str) -> BadRequest:
     return BadRequest(msg, error="invalid_design_doc")
 
 
-def parse(ddoc: dict) -> DesignSpec:
-    """Read a design document's views; raise BadRequest(invalid_design_doc) when malformed."""
+def check_partitioned(ddoc: dict, db_partitioned: bool) -> None:
+    """`options.partitioned` as CouchDB checks it when a design document is saved."""
+    options = ddoc.get("options", {})
+    if "options" in ddoc and not isinstance(options, dict):
+        raise _invalid("`options` field must have object type")
+    if "partitioned" not in options:
+        return
+    if not isinstance(options["partitioned"], bool):
+        raise _invalid("`options.partitioned` field must have boolean type")
+    if options["partitioned"] and not db_partitioned:
+        raise _invalid("partitioned option cannot be true in a non-partitioned database.")
+
+
+def is_partitioned(ddoc: dict, db_partitioned: bool) -> bool:
+    """Whether a design document's indexes are partitioned: `options.partitioned`, by default
+    the database's own setting."""
+    options = ddoc.get("options")
+    value = options.get("partitioned") if isinstance(options, dict) else None
+    return db_partitioned if value is None else bool(value) and db_partitioned
+
+
+def parse(ddoc: dict, db_partitioned: bool = False) -> DesignSpec:
+    """Read a design document's views; raise BadRequest(invalid_design_doc) when malformed.
+    `db_partitioned`: the database is partitioned (the default of `options.partitioned`)."""
     language = ddoc.get("language", "javascript")
     if not isinstance(language, str):
         raise _invalid("`language` must be a string")
@@ -81,6 +104,7 @@ def parse(ddoc: dict) -> DesignSpec:
         defs.append(ViewDef(name, m, r, "raw" if coll == "raw" else None))
     include_design = bool(options.get("include_design", False))
     local_seq = bool(options.get("local_seq", False))
+    partitioned = is_partitioned(ddoc, db_partitioned)
     sig_src = jsonutil.dumps([
         language,
         [[v.name, v.map, v.reduce, v.collation] for v in defs],
@@ -89,6 +113,6 @@ def parse(ddoc: dict) -> DesignSpec:
         local_seq,
         collate.ICU_VERSION,
         2,  # on-disk format version of couchpy view indexes (2: row keys of any length)
-    ])
+    ] + (["partitioned"] if partitioned else []))
     sig = hashlib.sha256(sig_src).hexdigest()[:32]
-    return DesignSpec(language, tuple(defs), lib, include_design, local_seq, sig)
+    return DesignSpec(language, tuple(defs), lib, include_design, local_seq, sig, partitioned)

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from typing import Any
 
-from .. import collate, longkeys, purge
+from .. import collate, longkeys, partitions, purge
 from ..docinfo import DocInfo
 from ..mango.native import MangoMapper
 from ..query_server import ViewFunctions
@@ -249,6 +249,8 @@ class ViewIndex:
         to_map = [
             i for i in infos
             if not i.deleted and (spec.include_design or not i.id.startswith("_design/"))
+            # a partitioned index holds the documents of partitions only
+            and (not spec.partitioned or partitions.partition_of(i.id) is not None)
         ]
         # map functions see the document as couchjs gets it: with its (deleted) conflicts
         docs = self.db.load_docs(to_map, conflicts=True, deleted_conflicts=True) if to_map else []
@@ -267,6 +269,7 @@ class ViewIndex:
         last_seq = max(i.seq for i in infos)
         encoders = self.encoders
         nviews = len(spec.views)
+        partitioned = spec.partitioned
 
         def fn(txn: Any) -> None:
             changed: list[dict[bytes, bool]] = [{} for _ in range(nviews)]
@@ -283,12 +286,15 @@ class ViewIndex:
                 per_view = results.get(info.id)
                 if per_view:
                     rid = collate.raw_string(info.id)
+                    # a partitioned index orders rows by partition first: one partition's rows
+                    # are one range (couchpy.partitions)
+                    pp = partitions.row_prefix(partitions.partition_of(info.id) or "") if partitioned else b""
                     for j, emitted in enumerate(per_view):
                         if not emitted:
                             continue
                         vp = bytes([j])
                         for n, (ek, k, v) in enumerate(_encoded_rows(encoders[j], emitted)):
-                            rk = ek + rid + n.to_bytes(4, "big")
+                            rk = pp + ek + rid + n.to_bytes(4, "big")
                             if len(rk) <= longkeys.PREFIX:
                                 put(vp + rk, marshal.dumps((k, info.id, v)), db=rows_db)
                             else:

@@ -68,7 +68,7 @@ def spec_for(db: Any, doc: dict) -> ddocs.DesignSpec:
     key = (db.name, doc.get("_id", ""), doc.get("_rev", ""))
     spec = _specs.get(key) if key[2] else None
     if spec is None:
-        spec = ddocs.parse(doc)
+        spec = ddocs.parse(doc, db.partitioned)
         if key[2]:
             if len(_specs) > 1000:
                 _specs.clear()
@@ -127,6 +127,7 @@ async def query_view(node: Any, db: Any, ddoc_name: str, view_name: str, raw: di
         raise NotFound("missing_named_view")
     ix = index_of(node, db, spec)
     view = ix.spec.views[vi]
+    qargs.check_partition(a, spec.partitioned)
     reducing = qargs.validate(a, view.reduce is not None, view.collation)
     return await execute(node, db, ix, vi, a, reducing, ddoc_name)
 
@@ -207,7 +208,7 @@ def _live_signatures(db: Any) -> set[str]:
             continue
         try:
             doc = db.get(info.id)
-            sigs.add(ddocs.parse(doc).sig)
+            sigs.add(ddocs.parse(doc, db.partitioned).sig)
         except Exception:
             continue
     return sigs

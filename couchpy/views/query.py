@@ -18,7 +18,7 @@ import itertools
 import marshal
 from typing import Any
 
-from .. import collate, longkeys
+from .. import collate, longkeys, partitions
 from . import tree
 from .args import QueryArgs, group_level_of
 
@@ -53,6 +53,16 @@ def _range(a: QueryArgs, enc: Any) -> tuple[bytes | None, bytes | None]:
                 lo = e if a.inclusive_end else e + HIGH
             else:
                 lo = e if a.inclusive_end else e + HIGH
+    return lo, hi
+
+
+def _scoped_range(a: QueryArgs, enc: Any, scope: bytes) -> tuple[bytes | None, bytes | None]:
+    """`_range` inside one partition's rows (`scope`, its row prefix; b"" for a global view):
+    an open end of the range is the partition's own."""
+    lo, hi = _range(a, enc)
+    if scope:
+        lo = scope if lo is None else lo
+        hi = scope + HIGH if hi is None else hi
     return lo, hi
 
 
@@ -201,13 +211,19 @@ def run_query(index: Any, vi: int, a: QueryArgs, reducing: bool, load_doc: Any, 
               budget: int | None = None) -> dict:
     """`budget`: raise TooBig rather than read more than that many rows (a map query on the loop)."""
     enc = index.encoders[vi]
+    scope = b""
+    if index.spec.partitioned and a.partition is not None:
+        # a partitioned index's row keys begin with their partition's prefix (couchpy.partitions)
+        scope = partitions.row_prefix(a.partition)
+        base = enc
+        enc = lambda key: scope + base(key)  # noqa: E731
     vp = bytes([vi])
     with index.store.read() as txn:
         update_seq = index._get_meta(txn, b"seq", 0) if a.update_seq else 0
         if reducing:
-            out: dict = {"rows": _reduce_rows(index, txn, vi, a, enc)}
+            out: dict = {"rows": _reduce_rows(index, txn, vi, a, enc, scope)}
         else:
-            out = _map_rows(index, txn, vi, vp, a, enc, budget)
+            out = _map_rows(index, txn, vi, vp, a, enc, scope, budget)
     if a.include_docs and not reducing:
         docs = load_doc(out["rows"], a.conflicts)
         for row, doc in zip(out["rows"], docs):
@@ -217,7 +233,7 @@ def run_query(index: Any, vi: int, a: QueryArgs, reducing: bool, load_doc: Any, 
     return out
 
 
-def _map_rows(index: Any, txn: Any, vi: int, vp: bytes, a: QueryArgs, enc: Any,
+def _map_rows(index: Any, txn: Any, vi: int, vp: bytes, a: QueryArgs, enc: Any, scope: bytes,
               budget: int | None = None) -> dict:
     rows_db = index._rows
     total = _count(index, txn, vi, None, None)
@@ -236,7 +252,7 @@ def _map_rows(index: Any, txn: Any, vi: int, vp: bytes, a: QueryArgs, enc: Any,
             e = enc(k)
             ranges.append((e, e + HIGH))
     else:
-        ranges = [_range(a, enc)]
+        ranges = [_scoped_range(a, enc, scope)]
     for lo, hi in ranges:
         if limit is not None and len(out) >= limit:
             break
@@ -281,7 +297,7 @@ def _keys_offset(index: Any, txn: Any, vi: int, ranges: list, descending: bool, 
     return pos
 
 
-def _reduce_rows(index: Any, txn: Any, vi: int, a: QueryArgs, enc: Any) -> list:
+def _reduce_rows(index: Any, txn: Any, vi: int, a: QueryArgs, enc: Any, scope: bytes) -> list:
     user = index.user_reducers[vi]
     level = group_level_of(a)
     out: list = []
@@ -302,7 +318,7 @@ def _reduce_rows(index: Any, txn: Any, vi: int, a: QueryArgs, enc: Any) -> list:
     if level is False:
         if a.keys is not None:
             return out
-        lo, hi = _range(a, enc)
+        lo, hi = _scoped_range(a, enc, scope)
         emit(None, _reduce(index, txn, vi, lo, hi))
         return out
     if a.keys is not None:
@@ -316,7 +332,7 @@ def _reduce_rows(index: Any, txn: Any, vi: int, a: QueryArgs, enc: Any) -> list:
             if not emit(gk, _reduce(index, txn, vi, p, p + HIGH)):
                 break
         return out
-    lo, hi = _range(a, enc)
+    lo, hi = _scoped_range(a, enc, scope)
     vp = bytes([vi])
     rows_db = index._rows
     while True:

@@ -1,0 +1,287 @@
+"""Partitioned databases answered as CouchDB 3.4.3 answers them: every request below goes to a
+partitioned database on both couchpy and the real CouchDB, and both must answer alike."""
+
+from __future__ import annotations
+
+import json
+
+from tests.parity import Call, on_both
+
+J = json.dumps  # a JSON string parameter (the caller sends strings as they are)
+
+DOCS = [
+    {"_id": "a:1", "v": 1, "t": "x"},
+    {"_id": "a:2", "v": 2, "t": "y"},
+    {"_id": "a:3:z", "v": 3, "t": "x"},
+    {"_id": "b:1", "v": 3, "t": "x"},
+    {"_id": "b:2", "v": 5, "t": "y"},
+    {"_id": "c:9", "v": 2, "t": "x"},
+]
+
+def norevs(value):
+    """The value with revision ids blanked: couchpy's revision hashes are its own (deterministic,
+    not CouchDB's), which is beside the point here."""
+    if isinstance(value, dict):
+        return {k: "<rev>" if k in ("rev", "_rev") else norevs(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [norevs(v) for v in value]
+    return value
+
+
+MAP = "function(doc){ if (doc.v !== undefined) emit(doc.v, doc.t); }"
+
+
+async def _fill(call: Call, db: str) -> None:
+    status, body = await call("POST", f"/{db}/_bulk_docs", {"docs": DOCS})
+    assert status == 201, body
+
+
+async def test_create_and_db_info(client, couch_client):
+    async def scenario(call: Call, db: str):
+        out = {}
+        status, info = await call("GET", f"/{db}")
+        out["props"] = (status, info["props"])
+        out["again"] = await call("PUT", f"/{db}", partitioned="true")
+        out["bad_flag"] = await call("PUT", f"/{db}-x", partitioned="yes")
+        status, _ = await call("PUT", f"/{db}-plain", partitioned="false")
+        status2, info = await call("GET", f"/{db}-plain")
+        out["plain"] = (status, status2, info["props"])
+        await call("DELETE", f"/{db}-plain")
+        return out
+
+    ours, theirs = norevs(await on_both(client, couch_client, scenario, partitioned=True))
+    assert ours == theirs
+    assert ours["props"] == [200, {"partitioned": True}]
+
+
+async def test_features_list_partitioned(client, couch_client):
+    for session in (client, couch_client):
+        async with session.get("/") as r:
+            assert "partitioned" in (await r.json())["features"]
+
+
+async def test_document_ids(client, couch_client):
+    async def scenario(call: Call, db: str):
+        out = {}
+        for docid in ("nocolon", "a:b", ":b", "a:", "_x:b", "a:_x", "a:b:c", "_design/d", "_local/l"):
+            out[docid] = await call("PUT", f"/{db}/{docid}", {"n": 1})
+        out["post_without_id"] = (await call("POST", f"/{db}", {"n": 1}))
+        # a bad id anywhere refuses the whole request (no row is written)
+        out["bulk_bad"] = await call("POST", f"/{db}/_bulk_docs", {"docs": [{"_id": "q:1"}, {"_id": "x"}]})
+        out["bulk_empty_partition"] = await call("POST", f"/{db}/_bulk_docs", {"docs": [{"_id": ":x"}]})
+        out["bulk_no_id"] = await call("POST", f"/{db}/_bulk_docs", {"docs": [{"_id": "q:2"}, {"n": 1}]})
+        out["bulk_replicated"] = await call("POST", f"/{db}/_bulk_docs", {
+            "new_edits": False, "docs": [{"_id": "x", "_rev": "1-abc"}]})
+        out["bulk_ok"] = await call("POST", f"/{db}/_bulk_docs", {"docs": [
+            {"_id": "q:3"}, {"_id": "_design/e"}, {"_id": "_local/m"}]})
+        status, listing = await call("GET", f"/{db}/_all_docs")
+        out["ids"] = [row["id"] for row in listing["rows"]]
+        return out
+
+    ours, theirs = norevs(await on_both(client, couch_client, scenario, partitioned=True))
+    # the server's uuid in a POSTed document's id: no colon, hence refused
+    assert ours == theirs
+    assert ours["nocolon"] == [400, {"error": "illegal_docid", "reason": "Doc id must be of form partition:id"}]
+    assert ours[":b"] == [400, {"error": "illegal_partition", "reason": "Partition must not be empty"}]
+    assert ours["ids"] == ["_design/d", "_design/e", "a:b", "a:b:c", "q:3"]
+
+
+async def test_partition_info(client, couch_client):
+    async def scenario(call: Call, db: str):
+        await _fill(call, db)
+        status, doc = await call("GET", f"/{db}/a:2")
+        await call("DELETE", f"/{db}/a:2", rev=doc["_rev"])
+        out = {}
+        for p in ("a", "b", "zz"):
+            status, info = await call("GET", f"/{db}/_partition/{p}")
+            # `sizes.active` is bytes on disk: each storage engine its own
+            info["sizes"].pop("active")
+            out[p] = (status, info)
+        for path in ("_partition/_a", "_partition/a:b", "_partition", "_partition/", "_partition/a/_other"):
+            out[path] = await call("GET", f"/{db}/{path}")
+        out["post"] = await call("POST", f"/{db}/_partition/a", {})
+        return out
+
+    ours, theirs = norevs(await on_both(client, couch_client, scenario, partitioned=True))
+    for result in (ours, theirs):
+        result["a"][1].pop("db_name")
+        result["b"][1].pop("db_name")
+        result["zz"][1].pop("db_name")
+    assert ours == theirs
+    assert ours["a"] == [200, {"sizes": {"external": 2 + len('{"v":1,"t":"x"}') * 2}, "partition": "a",
+                               "doc_count": 2, "doc_del_count": 1}]
+
+
+async def test_partition_info_refused_on_plain_db(client, couch_client):
+    async def scenario(call: Call, db: str):
+        return [await call("GET", f"/{db}/_partition/a"), await call("GET", f"/{db}/_partition/_a"),
+                await call("GET", f"/{db}/_partition/a/_all_docs"),
+                await call("POST", f"/{db}/_partition/a/_find", {"selector": {}}),
+                await call("GET", f"/{db}/_partition/a/_design/d/_view/v"),
+                await call("POST", f"/{db}/_find", {"selector": {}, "partition": "a"})]
+
+    ours, theirs = norevs(await on_both(client, couch_client, scenario))
+    assert ours == theirs
+    assert ours[0] == [400, {"error": "bad_request", "reason": "database is not partitioned"}]
+
+
+async def test_partition_all_docs(client, couch_client):
+    async def scenario(call: Call, db: str):
+        await _fill(call, db)
+        await call("PUT", f"/{db}/_design/d", {"views": {"v": {"map": MAP}}})
+        out = {}
+        base = f"/{db}/_partition/a/_all_docs"
+        cases = {
+            "plain": {}, "docs": {"include_docs": True, "limit": 2},
+            "desc": {"descending": True}, "start_out": {"startkey": J("b:1")},
+            "start_in": {"startkey": J("a:2"), "limit": 1}, "end_wide": {"endkey": J("z")},
+            "start_low": {"startkey": J("0")}, "start_number": {"startkey": 0},
+            "desc_start": {"descending": True, "startkey": J("zzz"), "skip": 1},
+            "desc_end": {"descending": True, "endkey": J("a:2")},
+            "end_excl": {"endkey": J("a:3:z"), "inclusive_end": False}, "key": {"key": J("a:2")},
+            "key_other": {"key": J("b:1")}, "keys": {"keys": ["a:1", "b:2", "nope:1"]},
+            "bad_json": {"startkey": "a:1"}, "update_seq": {"update_seq": True, "limit": 0},
+        }
+        for name, q in cases.items():
+            status, body = await call("GET", base, **q)
+            body.pop("update_seq", None) if name != "update_seq" else body.update(update_seq="present")
+            out[name] = (status, body)
+        out["post"] = await call("POST", base, {"keys": ["b:1", "a:1"]})
+        out["bad_partition"] = await call("GET", f"/{db}/_partition/_a/_all_docs")
+        out["put"] = await call("PUT", base, {})
+        return out
+
+    ours, theirs = norevs(await on_both(client, couch_client, scenario, partitioned=True))
+    assert ours == theirs
+    plain = ours["plain"][1]
+    assert [r["id"] for r in plain["rows"]] == ["a:1", "a:2", "a:3:z"]
+    assert (plain["total_rows"], plain["offset"]) == (7, 1)  # the whole database's rows and position
+
+
+async def test_partitioned_views(client, couch_client):
+    async def scenario(call: Call, db: str):
+        await _fill(call, db)
+        out = {}
+        out["ddoc"] = (await call("PUT", f"/{db}/_design/d", {"views": {
+            "v": {"map": MAP}, "r": {"map": MAP, "reduce": "_count"}}}))[0]
+        out["global_ddoc"] = (await call("PUT", f"/{db}/_design/g", {
+            "options": {"partitioned": False}, "views": {"v": {"map": MAP}}}))[0]
+        out["bad_option"] = await call("PUT", f"/{db}/_design/x", {
+            "options": {"partitioned": "yes"}, "views": {"v": {"map": MAP}}})
+        out["bad_options"] = await call("PUT", f"/{db}/_design/x", {"options": "x", "views": {"v": {"map": MAP}}})
+        base = f"/{db}/_partition/a/_design/d/_view"
+        cases = {
+            "map": ("v", {}), "desc": ("v", {"descending": True}), "start": ("v", {"startkey": 2}),
+            "docs": ("v", {"include_docs": True, "limit": 2, "skip": 1}), "key": ("v", {"key": 3}),
+            "keys": ("v", {"keys": [3, 1, 9]}), "end": ("v", {"endkey": 2, "inclusive_end": False}),
+            "reduce": ("r", {}), "group": ("r", {"group": True}), "group_range": ("r", {"group": True, "startkey": 2}),
+            "group_level0": ("r", {"group_level": 0}), "reduce_false": ("r", {"reduce": False}),
+            "reduce_docs": ("r", {"include_docs": True}), "missing_view": ("nope", {}),
+            "other_partition": ("v", {}),
+        }
+        for name, (view, q) in cases.items():
+            path = f"{base}/{view}" if name != "other_partition" else f"/{db}/_partition/b/_design/d/_view/v"
+            out[name] = await call("GET", path, **q)
+        out["post_keys"] = await call("POST", f"{base}/v", {"keys": [2, 3]})
+        out["queries"] = await call("POST", f"{base}/r/queries", {"queries": [{}, {"group": True}]})
+        out["param"] = await call("GET", f"/{db}/_design/d/_view/v", partition="b")
+        out["param_bad"] = await call("GET", f"/{db}/_design/d/_view/v", partition="_b")
+        out["global_refused"] = await call("GET", f"/{db}/_design/d/_view/v")
+        out["global_reduce_refused"] = await call("GET", f"/{db}/_design/d/_view/r")
+        out["global_view"] = await call("GET", f"/{db}/_design/g/_view/v")
+        out["partition_on_global"] = await call("GET", f"/{db}/_partition/a/_design/g/_view/v")
+        out["missing_ddoc"] = await call("GET", f"/{db}/_partition/a/_design/nope/_view/v")
+        return out
+
+    ours, theirs = norevs(await on_both(client, couch_client, scenario, partitioned=True))
+    assert ours == theirs
+    assert ours["map"][1] == {"total_rows": 6, "offset": 0, "rows": [
+        {"id": "a:1", "key": 1, "value": "x"}, {"id": "a:2", "key": 2, "value": "y"},
+        {"id": "a:3:z", "key": 3, "value": "x"}]}
+    assert ours["global_refused"] == [400, {"error": "query_parse_error",
+                                            "reason": "`partition` parameter is mandatory for queries to this view."}]
+
+
+async def test_partitioned_option_refused_in_plain_db(client, couch_client):
+    async def scenario(call: Call, db: str):
+        return [await call("PUT", f"/{db}/_design/p", {"options": {"partitioned": True}, "views": {"v": {"map": MAP}}}),
+                (await call("PUT", f"/{db}/_design/g", {"options": {"partitioned": False},
+                                                        "views": {"v": {"map": MAP}}}))[0],
+                await call("GET", f"/{db}/_design/g/_view/v", partition="a")]
+
+    ours, theirs = norevs(await on_both(client, couch_client, scenario))
+    assert ours == theirs
+    assert ours[0][0] == 400
+
+
+async def test_partition_find(client, couch_client):
+    async def scenario(call: Call, db: str):
+        await _fill(call, db)
+        out = {}
+        base = f"/{db}/_partition/a"
+        sel = {"selector": {"v": {"$gt": 1}}}
+        out["scan"] = await call("POST", f"{base}/_find", sel)
+        out["global_scan"] = await call("POST", f"/{db}/_find", sel)
+        out["index_p"] = await call("POST", f"/{db}/_index", {"index": {"fields": ["v"]}, "name": "pv", "ddoc": "pv"})
+        out["index_g"] = await call("POST", f"/{db}/_index", {"index": {"fields": ["v"]}, "name": "gv", "ddoc": "gv",
+                                                              "partitioned": False})
+        out["indexes"] = await call("GET", f"/{db}/_index")
+        out["indexed"] = await call("POST", f"{base}/_find", sel)
+        out["indexed_limit"] = await call("POST", f"{base}/_find", {**sel, "limit": 1})
+        out["fields_sort"] = await call("POST", f"{base}/_find", {**sel, "fields": ["_id", "v"],
+                                                                   "sort": [{"v": "desc"}]})
+        out["eq"] = await call("POST", f"{base}/_find", {"selector": {"v": 3}})
+        out["body_partition"] = await call("POST", f"/{db}/_find", {**sel, "partition": "b"})
+        out["global_indexed"] = await call("POST", f"/{db}/_find", sel)
+        out["global_use_partitioned"] = await call("POST", f"/{db}/_find", {**sel, "use_index": "pv"})
+        out["partition_use_global"] = await call("POST", f"{base}/_find", {**sel, "use_index": "gv"})
+        out["id_range"] = await call("POST", f"{base}/_find", {"selector": {"_id": {"$gt": "a:1"}}})
+        out["bad_partition"] = await call("POST", f"/{db}/_partition/_a/_find", sel)
+        out["partition_type"] = await call("POST", f"/{db}/_find", {**sel, "partition": 5})
+        out["get"] = await call("GET", f"{base}/_find")
+        for key in ("scan", "global_scan", "indexed", "indexed_limit", "fields_sort", "eq", "body_partition",
+                    "global_indexed", "global_use_partitioned", "partition_use_global", "id_range"):
+            status, body = out[key]
+            body.pop("bookmark", None)  # an opaque token, each server its own
+            out[key] = (status, body)
+        return out
+
+    ours, theirs = norevs(await on_both(client, couch_client, scenario, partitioned=True))
+    assert ours == theirs
+    assert [d["_id"] for d in ours["indexed"][1]["docs"]] == ["a:2", "a:3:z"]
+
+
+async def test_partition_explain(client, couch_client):
+    async def scenario(call: Call, db: str):
+        await _fill(call, db)
+        await call("POST", f"/{db}/_index", {"index": {"fields": ["v"]}, "name": "pv", "ddoc": "pv"})
+        await call("POST", f"/{db}/_index", {"index": {"fields": ["t"]}, "name": "gt", "ddoc": "gt",
+                                             "partitioned": False})
+        out = {}
+        queries = {
+            "partition_v": (f"/{db}/_partition/a/_explain", {"selector": {"v": {"$gt": 1}}}),
+            "partition_t": (f"/{db}/_partition/a/_explain", {"selector": {"t": "x"}}),
+            "global_v": (f"/{db}/_explain", {"selector": {"v": {"$gt": 1}}}),
+            "global_t": (f"/{db}/_explain", {"selector": {"t": "x"}}),
+        }
+        for name, (path, body) in queries.items():
+            status, plan = await call("POST", path, body)
+            # the parts couchpy explains as CouchDB does (not its candidate analysis)
+            out[name] = (status, plan["index"], plan["partitioned"], plan["opts"]["partition"],
+                         plan["mrargs"]["partition"], plan["mrargs"]["start_key"], plan["mrargs"]["end_key"])
+        return out
+
+    ours, theirs = norevs(await on_both(client, couch_client, scenario, partitioned=True))
+    assert ours == theirs
+    assert ours["partition_v"][1]["name"] == "pv" and ours["global_t"][1]["name"] == "gt"
+
+
+async def test_changes_unaffected(client, couch_client):
+    """A partitioned database's changes feed is the usual one."""
+    async def scenario(call: Call, db: str):
+        await _fill(call, db)
+        status, feed = await call("GET", f"/{db}/_changes")
+        return status, sorted(row["id"] for row in feed["results"])
+
+    ours, theirs = norevs(await on_both(client, couch_client, scenario, partitioned=True))
+    assert ours == theirs == [200, sorted(d["_id"] for d in DOCS)]
