@@ -32,6 +32,8 @@ import json
 import math
 import multiprocessing
 import os
+import signal
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -353,8 +355,8 @@ async def bench_feeds(t: Target, args: argparse.Namespace) -> dict[str, Any]:
         try:
             phase[0] = "opening"
             t0 = time.monotonic()
-            answers = await clients.ask([("open", feed_path(args.kind), k) for k in clients.shares],
-                                        args.time_limit)
+            answers = await clients.ask([("open", feed_path(args.kind), k, args.time_limit)
+                                         for k in clients.shares], args.time_limit + 180)
             out["open_s"] = round(time.monotonic() - t0, 1)
             out["opened"] = sum(a[1] for a in answers)
             out["open_errors"] = [e for a in answers for e in a[2]][:10]
@@ -438,6 +440,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     raise_nofile()
+    # a SIGTERM (from `timeout`) unwinds like an error, so the server and clients are stopped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     result = asyncio.run(run(args))
     text = json.dumps(result, indent=2)
     print(text)

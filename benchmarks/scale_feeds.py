@@ -4,7 +4,8 @@ One client process holds up to ~18,000 connections (its open-file limit), each f
 address of its own in 127.0.0.0/8, so that neither the client's descriptors nor one source
 address's ephemeral ports run out. The parent drives the processes over pipes:
 
-    ("open", path, count)   open `count` feeds on `path` -> ("opened", ok, error samples)
+    ("open", path, count, seconds)  open `count` feeds on `path`, starting no new one after
+                            `seconds` -> ("opened", ok, error samples)
     ("arm", needle)         from now on, note when each feed's stream first shows `needle`
                             -> ("armed",)
     ("collect", timeout)    wait until every open feed saw the needle or the timeout passes
@@ -63,12 +64,15 @@ class FeedClient:
             raise ConnectionError(head.split(b"\r\n", 1)[0].decode(errors="replace"))
         return Feed(reader, writer)
 
-    async def open(self, path: str, count: int) -> tuple[int, list[str]]:
+    async def open(self, path: str, count: int, seconds: float) -> tuple[int, list[str]]:
         sem = asyncio.Semaphore(OPEN_CONCURRENCY)
         errors: list[str] = []
+        deadline = time.monotonic() + seconds
 
         async def one() -> None:
             async with sem:
+                if time.monotonic() > deadline:
+                    return
                 try:
                     feed = await self._open_one(path)
                 except Exception as e:  # noqa: BLE001 - counted and sampled for the report
@@ -120,7 +124,7 @@ async def _serve(conn: Connection, client: FeedClient) -> None:
     while True:
         msg = await loop.run_in_executor(None, conn.recv)
         if msg[0] == "open":
-            ok, errors = await client.open(msg[1], msg[2])
+            ok, errors = await client.open(msg[1], msg[2], msg[3])
             conn.send(("opened", ok, errors))
         elif msg[0] == "arm":
             client.arm(msg[1])

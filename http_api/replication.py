@@ -13,6 +13,9 @@ node's task registry (see replicator.scheduler).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
 from aiohttp import web
 
 import replicator
@@ -22,8 +25,12 @@ from replicator import filter_code
 from replicator import params as params_mod
 from replicator import repid
 from replicator.errors import AuthError, DbNotFound, ReplicationError
+from replicator.replicator_db import DBNAME, DocState
+from replicator.scheduler import Job
 
 from .responses import error_response, json_response
+
+T = TypeVar("T")
 
 
 async def _body(request: web.Request) -> dict:
@@ -64,50 +71,50 @@ async def post_replicate(request: web.Request) -> web.Response:
     return json_response(result)
 
 
-def _page(request: web.Request, rows: list) -> dict:
+def _page(request: web.Request, items: Sequence[T], render: Callable[[T], dict], key: str) -> web.Response:
+    """One page of `items`; only the page's items are rendered, so a page stays cheap however many
+    replications the node holds."""
     try:
-        limit = int(request.query.get("limit", len(rows)))
+        limit = int(request.query.get("limit", len(items)))
         skip = int(request.query.get("skip", 0))
     except ValueError:
         raise BadRequest("limit and skip must be integers") from None
     if limit < 0 or skip < 0:
         raise BadRequest("limit and skip must be >= 0")
-    return {"total_rows": len(rows), "offset": skip, "rows": rows[skip : skip + limit]}
+    return json_response({"total_rows": len(items), "offset": skip,
+                          key: [render(item) for item in items[skip : skip + limit]]})
 
 
 async def scheduler_jobs(request: web.Request) -> web.Response:
     sched = replicator.get_scheduler(request.app["node"])
-    jobs = [j.job_json() for j in sched.jobs.values() if j.state not in ("completed", "failed")]
-    page = _page(request, jobs)
-    return json_response({"total_rows": page["total_rows"], "offset": page["offset"], "jobs": page["rows"]})
+    jobs = [j for j in sched.jobs.values() if j.state not in ("completed", "failed")]
+    return _page(request, jobs, Job.job_json, "jobs")
 
 
-def _all_docs_states(request: web.Request) -> list[dict]:
-    node = request.app["node"]
-    rdb = replicator.get_replicator_db(node)
-    return rdb.docs_json() if rdb is not None else []
+def _doc_states(request: web.Request) -> list[DocState]:
+    rdb = replicator.get_replicator_db(request.app["node"])
+    return rdb.states() if rdb is not None else []
 
 
 async def scheduler_docs(request: web.Request) -> web.Response:
-    page = _page(request, _all_docs_states(request))
-    return json_response({"total_rows": page["total_rows"], "offset": page["offset"], "docs": page["rows"]})
+    return _page(request, _doc_states(request), DocState.doc_json, "docs")
 
 
 async def scheduler_docs_db(request: web.Request) -> web.Response:
     db = request.match_info["db"]
-    rows = [d for d in _all_docs_states(request) if d["database"] == db]
     if db != "_replicator" and not request.app["node"].exists(db):
         raise NotFound("Database does not exist.")
-    page = _page(request, rows)
-    return json_response({"total_rows": page["total_rows"], "offset": page["offset"], "docs": page["rows"]})
+    # every _replicator document this node watches lives in the one `_replicator` database
+    return _page(request, _doc_states(request) if db == DBNAME else [], DocState.doc_json, "docs")
 
 
 async def scheduler_doc(request: web.Request) -> web.Response:
     db, docid = request.match_info["db"], request.match_info["docid"]
-    for d in _all_docs_states(request):
-        if d["database"] == db and d["doc_id"] == docid:
-            return json_response(d)
-    raise NotFound("unknown document")
+    rdb = replicator.get_replicator_db(request.app["node"])
+    state = rdb.docs.get(docid) if rdb is not None and db == DBNAME else None
+    if state is None:
+        raise NotFound("unknown document")
+    return json_response(state.doc_json())
 
 
 async def scheduler_job(request: web.Request) -> web.Response:

@@ -209,5 +209,7 @@ class ReplicatorDb:
         with contextlib.suppress(Exception):
             log.warning("could not record state %s on _replicator/%s", state, doc_id)
 
-    def docs_json(self) -> list[dict[str, Any]]:
-        return [ds.doc_json() for _, ds in sorted(self.docs.items())]
+    def states(self) -> list[DocState]:
+        """Every document's state in document id order (render only the ones shown: with
+        thousands of replications, `_scheduler/docs` is read a page at a time)."""
+        return [ds for _, ds in sorted(self.docs.items())]
