@@ -320,3 +320,76 @@ async def test_purged_infos_refused_to_users(adb, anon):
     st, body = await call(anon, "GET", f"/{name}/_purged_infos", headers=cast.headers(cast.alice))
     assert (st, body["error"]) == (403, "forbidden")
     assert (await call(anon, "GET", f"/{name}/_purged_infos", headers=cast.headers(cast.dave)))[0] == 200
+
+
+async def test_filtered_and_event_feeds_never_reach_hidden_documents(adb, anon, client):
+    name, cast = adb
+    # a design-document filter and a view filter that would pass everything
+    ddoc = {"filters": {"all": "function(doc, req){ return true; }"},
+            "views": {"all": {"map": "function(doc){ emit(doc._id, null); }"}}}
+    assert (await call(client, "PUT", f"/{name}/_design/f", json=ddoc))[0] == 201
+    for p in ("alice", "bob", "carol"):
+        who = getattr(cast, p)
+        h = cast.headers(who)
+        live, deleted = seen(cast, who)
+        plain = {i for i in live | deleted if not i.startswith("_design/")}
+        visible_changes = plain | {"_design/app", "_design/f"} | ({"_design/hid"} & live)
+        st, body = await call(anon, "GET", f"/{name}/_changes?filter=f/all", headers=h)
+        assert st == 200 and {r["id"] for r in body["results"]} == visible_changes, body
+        # the view's map emits for every document it is given: it is given only visible ones
+        st, body = await call(anon, "GET", f"/{name}/_changes?filter=_view&view=f/all", headers=h)
+        assert st == 200 and {r["id"] for r in body["results"]} == visible_changes, body
+        st, body = await call(anon, "GET", f"/{name}/_changes?filter=_design", headers=h)
+        assert {r["id"] for r in body["results"]} == {"_design/app", "_design/f"} | ({"_design/hid"} & live)
+        async with anon.get(f"/{name}/_changes?feed=eventsource&timeout=50", headers=h) as r:
+            text = (await r.read()).decode()
+        ids = {json.loads(line[6:])["id"] for line in text.splitlines() if line.startswith("data: {")}
+        assert ids == live | deleted | {"_design/f"}, p
+
+
+async def test_update_handlers_and_copy_respect_access(adb, anon, client):
+    name, cast = adb
+    ddoc = {"updates": {"touch": "function(doc, req){ if (doc) { doc.touched = true; } return [doc, 'ok']; }"}}
+    assert (await call(client, "PUT", f"/{name}/_design/u", json=ddoc))[0] == 201
+    ha = cast.headers(cast.alice)
+    st, body = await call(anon, "POST", f"/{name}/_design/u/_update/touch/b1", headers=ha)
+    assert (st, body) == (404, {"error": "not_found", "reason": "missing"})
+    st, _ = await call(anon, "POST", f"/{name}/_design/u/_update/touch/a1", headers=ha)
+    assert st == 201
+    assert (await call(anon, "GET", f"/{name}/a1", headers=ha))[1]["touched"] is True
+    # COPY of one's own document onto another user's: refused, the target untouched
+    st, body = await call(anon, "COPY", f"/{name}/a1", headers={**ha, "Destination": "b1"})
+    assert st in (403, 409), body
+    st, doc = await call(client, "GET", f"/{name}/b1")
+    assert doc["_access"] == [cast.bob] and doc["k"] == 2
+
+
+async def test_outsiders_and_a_public_access_database(server, client, anon):
+    tag = uuid.uuid4().hex[:6]
+    eve = f"eve{tag}"
+    st, _ = await call(client, "PUT", f"/_users/org.couchdb.user:{eve}",
+                       json={"name": eve, "password": "pw-" + eve, "roles": [], "type": "user"})
+    assert st == 201
+    name = "acc-pub-" + tag
+    assert (await call(client, "PUT", f"/{name}?access=true"))[0] == 201
+    sec = {"members": {"names": ["someone-else"]}}
+    assert (await call(client, "PUT", f"/{name}/_security", json=sec))[0] == 200
+    docs = [{"_id": "e1", "_access": [eve]}, {"_id": "_design/app"}, {"_id": "n1"}]
+    assert (await call(client, "POST", f"/{name}/_bulk_docs", json={"docs": docs}))[0] == 201
+    # not a member: the database-level refusal, whatever _access says
+    st, body = await call(anon, "GET", f"/{name}/e1", headers=basic(eve))
+    assert (st, body) == (403, {"error": "forbidden", "reason": "You are not allowed to access this db."})
+    st, body = await call(anon, "GET", f"/{name}/_all_docs")
+    assert st == 401
+    # a public access database (no members): anonymous sees the shared design documents only
+    assert (await call(client, "PUT", f"/{name}/_security", json={}))[0] == 200
+    st, body = await call(anon, "GET", f"/{name}/_all_docs")
+    assert st == 200 and [r["id"] for r in body["rows"]] == ["_design/app"]
+    st, body = await call(anon, "GET", f"/{name}/_changes")
+    assert [r["id"] for r in body["results"]] == ["_design/app"]
+    assert (await call(anon, "GET", f"/{name}/e1"))[0] == 404
+    st, body = await call(anon, "PUT", f"/{name}/anon-doc", json={"x": 1})
+    assert (st, body["error"]) == (401, "unauthorized")
+    st, body = await call(anon, "GET", f"/{name}/_all_docs", headers=basic(eve))
+    assert [r["id"] for r in body["rows"]] == ["_design/app", "e1"]
+    await call(client, "DELETE", f"/{name}")
