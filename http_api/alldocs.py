@@ -108,6 +108,11 @@ def _keys(opts: dict, prefix: str | None) -> list:
     return [k for k in keys if isinstance(k, str) and k.startswith(prefix)]
 
 
+def _below_ids(value) -> bool:
+    """Whether a range end given as JSON sorts before every document id (see _query)."""
+    return value is not None and not isinstance(value, str)
+
+
 def _row(info, doc=None, include_docs=False) -> dict:
     row = {"id": info.id, "key": info.id, "value": {"rev": info.rev}}
     if include_docs:
@@ -145,6 +150,13 @@ def _query(db, opts: dict, prefix: str | None = None) -> dict:
         start, end = opts["startkey"], opts["endkey"]
         inclusive_end = opts["inclusive_end"]
         descending = opts["descending"]
+        # CouchDB orders _all_docs by Erlang term order, where every JSON value but a string sorts
+        # before any string, so before every id: such a start is the beginning of an ascending
+        # listing and past the end of a descending one; such an end, the reverse
+        below_start, below_end = _below_ids(start), _below_ids(end)
+        start = None if below_start else start
+        end = None if below_end else end
+        nothing = below_start if descending else below_end
         if prefix is not None:
             lo, hi = prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
             if descending:
@@ -153,8 +165,6 @@ def _query(db, opts: dict, prefix: str | None = None) -> dict:
             else:
                 start = lo if start is None else start
                 end = hi if end is None else end
-        if (start is not None and not isinstance(start, str)) or (end is not None and not isinstance(end, str)):
-            return {"total_rows": total, "offset": 0, "rows": []}
         # a reversed range is no error for _all_docs (unlike views): it holds no rows
         reversed_range = start is not None and end is not None and (
             (start > end) if not descending else (start < end))
@@ -162,7 +172,7 @@ def _query(db, opts: dict, prefix: str | None = None) -> dict:
         # (id bytes, stored DocInfo bytes) of the live documents in range: the winner's rev is
         # the head of the stored bytes, so most listings decode nothing else
         picked: list[tuple[bytes, bytes]] = []
-        if limit != 0 and not reversed_range:
+        if limit != 0 and not reversed_range and not nothing:
             for batch in db.id_chunks(start, end, descending, inclusive_end):
                 for key, raw in batch:
                     if raw[0] == 68:  # b"D": the winner is a deletion
@@ -202,7 +212,7 @@ def _query(db, opts: dict, prefix: str | None = None) -> dict:
                 before = sum(1 for n in names if n < start)
         # a skip past the last row leaves the offset at the end (couch_mrview counts the rows
         # it skipped, and there are no more than that)
-        offset = min(before + opts["skip"], total)
+        offset = total if below_start and descending else min(before + opts["skip"], total)
         result = {"total_rows": total, "offset": offset, "rows": rows}
     if opts["update_seq"]:
         result["update_seq"] = db.node.format_seq(db, db.update_seq)

@@ -45,3 +45,22 @@ async def test_a_descending_feed_does_not_read_since(peer, pdb, since):
     assert [r["id"] for r in body["results"]] == ["b"] and body["pending"] == 1
     status, body = await _json(peer, "POST", f"/{pdb}/_changes?descending=true", {"since": since})
     assert status == 200 and [r["id"] for r in body["results"]] == ["b", "a"], body
+
+
+@pytest.mark.parametrize("query, ids, offset", [
+    ("startkey=1&endkey=%22b%22", ["_design/x", "b"], 0),
+    ("startkey=%22b%22&endkey=1", [], 1),
+    ("startkey=1&endkey=%22b%22&descending=true", [], 3),
+    ("startkey=%22b%22&endkey=1&descending=true", ["b", "_design/x"], 1),
+    ("startkey=1&skip=1", ["b", "c"], 1),
+    ("startkey=%5B%5D&descending=true&skip=1", [], 3),
+    ("key=1&skip=1", [], 1),
+    ("skip=2&end_key=false&key=9007199254740993", [], 2),
+    ("endkey=%7B%7D", [], 0),
+])
+async def test_all_docs_ranges_with_ends_that_are_not_strings(peer, pdb, query, ids, offset):
+    # every JSON value but a string sorts before any document id
+    for docid in ("b", "c", "_design/x"):
+        await put_doc(peer, pdb, docid, {})
+    status, body = await _json(peer, "GET", f"/{pdb}/_all_docs?{query}")
+    assert (status, [r["id"] for r in body["rows"]], body["offset"], body["total_rows"]) == (200, ids, offset, 3)
