@@ -313,10 +313,15 @@ class Scheduler:
             return
         n = min(self.max_churn, len(self.pending))
         victims = sorted((j for j in self.running if j.params.continuous), key=lambda j: j.run_started or 0)[:n]
+        # stopped together: each checkpoints on the way out, and a few hundred checkpoints one
+        # after the other would hold the pending jobs back for minutes
+        tasks = [job.task for job in victims if job.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         for job in victims:
-            if job.task is not None:
-                job.task.cancel()
-                await asyncio.gather(job.task, return_exceptions=True)
+            if job.state != "running":  # it ended by itself meanwhile (completed, crashed)
+                continue
             job.set_state("pending")
             job.event("stopped", "rotated out for a pending job")
             self.pending.append(job)
