@@ -12,6 +12,7 @@ from aiohttp import web
 
 from couchpy import partitions
 from couchpy.errors import BadRequest, NotFound
+from couchpy.views import args as qargs
 
 from . import alldocs, mango, views
 from .databases import get_db
@@ -41,10 +42,13 @@ async def partition_info(request: web.Request) -> web.Response:
 async def _all_docs(request: web.Request) -> web.Response:
     _, partition = _partitioned_db(request)
 
+    cap = request.app["node"].config.get_int("query_server_config", qargs.limit_setting(True), qargs.MAX_VIEW_LIMIT)
+
     def narrow(opts: dict) -> None:
         # `keys` are looked up as given, in any partition (as CouchDB does); a range is narrowed
         opts["startkey"], opts["endkey"] = partitions.clamp_id_range(
             partition, opts["startkey"], opts["endkey"], opts["descending"])
+        opts["limit"] = qargs.capped_limit(opts["limit"], cap)
 
     return await alldocs.all_docs(request, narrow)
 

@@ -93,6 +93,7 @@ async def _query_merged(node, db, ddoc: str, view: str, text_params: dict, body:
     ix = manager.index_of(node, db, spec)
     v = ix.spec.views[vi]
     qargs.check_partition(a, spec.partitioned)
+    qargs.apply_limit(a, spec.partitioned, db.config)
     reducing = qargs.validate(a, v.reduce is not None, v.collation)
     if sees is not None:
         return await _restricted_execute(node, db, ix, vi, a, reducing, ddoc, sees)

@@ -4,8 +4,9 @@ partitioned database on both couchpy and the real CouchDB, and both must answer 
 from __future__ import annotations
 
 import json
+import uuid
 
-from tests.parity import Call, on_both
+from tests.parity import Call, caller, on_both
 
 J = json.dumps  # a JSON string parameter (the caller sends strings as they are)
 
@@ -285,3 +286,81 @@ async def test_changes_unaffected(client, couch_client):
 
     ours, theirs = norevs(await on_both(client, couch_client, scenario, partitioned=True))
     assert ours == theirs == [200, sorted(d["_id"] for d in DOCS)]
+
+
+async def _set_config(sessions, section: str, key: str, value: str | None) -> None:
+    for session in sessions:
+        path = f"/_node/_local/_config/{section}/{key}"
+        if value is None:
+            async with session.delete(path) as r:
+                assert r.status in (200, 404), await r.text()
+        else:
+            async with session.put(path, json=value) as r:
+                assert r.status == 200, await r.text()
+
+
+async def test_partition_query_limit(client, couch_client):
+    """`[query_server_config] partition_query_limit` caps partition queries (a larger `limit` is
+    refused, none gets the cap) and leaves global queries alone; `query_limit` caps global views."""
+    async def scenario(call: Call, db: str):
+        await _fill(call, db)
+        await call("PUT", f"/{db}/_design/d", {"views": {"v": {"map": MAP}}})
+        await call("PUT", f"/{db}/_design/g", {"options": {"partitioned": False}, "views": {"v": {"map": MAP}}})
+        out = {}
+        await _set_config((client, couch_client), "query_server_config", "partition_query_limit", "2")
+        try:
+            for name, path, q in (
+                ("view_over", "_partition/a/_design/d/_view/v", {"limit": 3}),
+                ("view_capped", "_partition/a/_design/d/_view/v", {}),
+                ("view_at_cap", "_partition/a/_design/d/_view/v", {"limit": 2}),
+                ("all_docs_over", "_partition/a/_all_docs", {"limit": 3}),
+                ("all_docs_capped", "_partition/a/_all_docs", {}),
+                ("global_view", "_design/g/_view/v", {"limit": 3}),
+            ):
+                out[name] = await call("GET", f"/{db}/{path}", **q)
+        finally:
+            await _set_config((client, couch_client), "query_server_config", "partition_query_limit", None)
+        await _set_config((client, couch_client), "query_server_config", "query_limit", "2")
+        try:
+            out["global_over"] = await call("GET", f"/{db}/_design/g/_view/v", limit=3)
+            out["global_capped"] = await call("GET", f"/{db}/_design/g/_view/v")
+        finally:
+            await _set_config((client, couch_client), "query_server_config", "query_limit", None)
+        return out
+
+    ours, theirs = norevs(await on_both(client, couch_client, scenario, partitioned=True))
+    assert ours == theirs
+    assert ours["view_over"] == [400, {"error": "query_parse_error", "reason": "Limit is too large, must not exceed 2"}]
+    assert len(ours["all_docs_capped"][1]["rows"]) == 2
+
+
+async def test_partitioned_database_replicates(client, couch_client, couchdb, server):
+    """A partitioned database replicates to a partitioned database, both ways between couchpy and
+    CouchDB, and partition queries answer alike on the copies."""
+    ours_db, theirs_db = "part-src-" + uuid.uuid4().hex[:8], "part-dst-" + uuid.uuid4().hex[:8]
+    ours, theirs = caller(client), caller(couch_client)
+    try:
+        assert (await ours("PUT", f"/{ours_db}", partitioned="true"))[0] == 201
+        assert (await theirs("PUT", f"/{theirs_db}", partitioned="true", q=1))[0] == 201
+        await _fill(ours, ours_db)
+        await ours("PUT", f"/{ours_db}/_design/d", {"views": {"v": {"map": MAP}}})
+        # CouchDB pulls from couchpy, then couchpy pulls a CouchDB edit back
+        status, body = await theirs("POST", "/_replicate", {
+            "source": f"{server.url}/{ours_db}", "target": f"{couchdb.url}/{theirs_db}"})
+        assert status == 200 and body["ok"], body
+        status, doc = await theirs("GET", f"/{theirs_db}/b:1")
+        assert (await theirs("PUT", f"/{theirs_db}/b:1", {**doc, "v": 7}))[0] == 201
+        assert (await theirs("PUT", f"/{theirs_db}/d:1", {"v": 8, "t": "z"}))[0] == 201
+        status, body = await ours("POST", "/_replicate", {
+            "source": f"{couchdb.url}/{theirs_db}", "target": f"{server.url}/{ours_db}"})
+        assert status == 200 and body["ok"], body
+        for p in ("a", "b", "d"):
+            path = "_partition/{p}/_design/d/_view/v"
+            assert await ours("GET", f"/{ours_db}/" + path.format(p=p)) == \
+                await theirs("GET", f"/{theirs_db}/" + path.format(p=p))
+            mine, other = await ours("GET", f"/{ours_db}/_partition/{p}"), await theirs("GET", f"/{theirs_db}/_partition/{p}")
+            assert mine[1]["doc_count"] == other[1]["doc_count"]
+        assert (await ours("GET", f"/{ours_db}/_partition/b/_design/d/_view/v"))[1]["rows"][0]["key"] == 5
+    finally:
+        await ours("DELETE", f"/{ours_db}")
+        await theirs("DELETE", f"/{theirs_db}")

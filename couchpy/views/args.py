@@ -126,12 +126,39 @@ def parse(raw: dict[str, Any], text: bool) -> QueryArgs:
     return a
 
 
+# couch_mrview's ?MAX_VIEW_LIMIT: the `limit` of a query that names none
+MAX_VIEW_LIMIT = 0x10000000
+
+
 def check_partition(a: QueryArgs, partitioned: bool) -> None:
     """A partitioned view answers queries of one partition only; a global view none."""
     if partitioned and a.partition is None:
         raise QueryParseError("`partition` parameter is mandatory for queries to this view.")
     if not partitioned and a.partition is not None:
         raise QueryParseError("`partition` parameter is not supported in this design doc")
+
+
+def limit_setting(partitioned: bool) -> str:
+    """The `[query_server_config]` key that caps a query's `limit`: partitioned views have their
+    own (`partition_query_limit`), as in CouchDB."""
+    return "partition_query_limit" if partitioned else "query_limit"
+
+
+def capped_limit(limit: int | None, cap: int | None) -> int | None:
+    """A query's `limit` under the configured cap (None: no cap): a query naming none gets the
+    cap, one naming more is refused, as couch_mrview_util:apply_limit does."""
+    if cap is None or cap >= MAX_VIEW_LIMIT:
+        return limit
+    if limit is None:
+        return cap
+    if limit > cap:
+        raise QueryParseError(f"Limit is too large, must not exceed {cap}")
+    return limit
+
+
+def apply_limit(a: QueryArgs, partitioned: bool, config: Any) -> None:
+    a.limit = capped_limit(a.limit, config.get_int("query_server_config", limit_setting(partitioned),
+                                                   MAX_VIEW_LIMIT))
 
 
 def validate(a: QueryArgs, has_reduce: bool, collation: str | None) -> bool:

@@ -128,6 +128,7 @@ async def query_view(node: Any, db: Any, ddoc_name: str, view_name: str, raw: di
     ix = index_of(node, db, spec)
     view = ix.spec.views[vi]
     qargs.check_partition(a, spec.partitioned)
+    qargs.apply_limit(a, spec.partitioned, db.config)
     reducing = qargs.validate(a, view.reduce is not None, view.collation)
     return await execute(node, db, ix, vi, a, reducing, ddoc_name)
 
