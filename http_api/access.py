@@ -8,7 +8,8 @@ an access database, only for a member who is not a db admin. Then:
   not see, here, before their handler runs;
 - listings ask `visible` for the rows they may return (`_all_docs`, `_changes`, `_bulk_get`,
   `_revs_diff`, `_missing_revs`, views, `_find`);
-- routes that would reveal other users' documents and have no filtered form are refused.
+- every other route (one that could reveal other users' documents and has no filtered form:
+  `_purged_infos`, the `_partition/` routes, any route added later) is refused, 403.
 
 Writes are guarded by the engine's write path, whatever route they come by.
 """
@@ -27,8 +28,17 @@ from couchpy.security import UserCtx
 KEY = "access_ctx"
 UNAVAILABLE = "This route is not available to users of an access database."
 
-# routes a restricted user may not use at all: they list documents or purges unfiltered
-_REFUSED = {"/{db}/_purged_infos"}
+# routes a restricted user may use as anyone: they name one document (checked by `restrict`),
+# write through the engine's guarded write path, or show no document
+_AS_IS = {
+    "/{db}", "/{db}/", "/{db}/{docid}", "/{db}/{docid}/{att}", "/{db}/_local/{ldoc}", "/{db}/_local/{ldoc}/{att}",
+    "/{db}/_local/", "/{db}/_design/{ddoc}", "/{db}/_design/{ddoc}/{att}", "/{db}/_design/{ddoc}/_info",
+    "/{db}/_design/{ddoc}/_update/{func}", "/{db}/_design/{ddoc}/_update/{func}/{docid}",
+    "/{db}/_bulk_docs", "/{db}/_ensure_full_commit", "/{db}/_security", "/{db}/_revs_limit",
+    "/{db}/_purged_infos_limit", "/{db}/_purge", "/{db}/_compact", "/{db}/_compact/{ddoc}", "/{db}/_view_cleanup",
+    "/{db}/_explain", "/{db}/_index", "/{db}/_index/{ddoc}/{type}/{name}",
+    "/{db}/_index/_design/{ddoc}/{type}/{name}",
+}
 # listings: each filters its rows through `visible`
 _FILTERED = {
     "/{db}/_all_docs", "/{db}/_design_docs", "/{db}/_local_docs", "/{db}/_changes", "/{db}/_bulk_get",
@@ -43,7 +53,8 @@ def restrict(request: web.Request, ctx: UserCtx, db, sec: dict) -> None:
         return
     request[KEY] = ctx
     canonical = request.match_info.route.resource.canonical
-    if canonical in _REFUSED:
+    if canonical not in _AS_IS and canonical not in _FILTERED:
+        # any other route (`_purged_infos`, partitions, ...) could list documents unfiltered
         raise Forbidden(UNAVAILABLE)
     info = request.match_info
     names = []

@@ -320,6 +320,8 @@ async def test_purged_infos_refused_to_users(adb, anon):
     st, body = await call(anon, "GET", f"/{name}/_purged_infos", headers=cast.headers(cast.alice))
     assert (st, body["error"]) == (403, "forbidden")
     assert (await call(anon, "GET", f"/{name}/_purged_infos", headers=cast.headers(cast.dave)))[0] == 200
+    # a db admin's answers are not cut
+    assert (await call(anon, "GET", f"/{name}/_all_docs", headers=cast.headers(cast.dave)))[1]["total_rows"] == 7
 
 
 async def test_filtered_and_event_feeds_never_reach_hidden_documents(adb, anon, client):
@@ -392,4 +394,26 @@ async def test_outsiders_and_a_public_access_database(server, client, anon):
     assert (st, body["error"]) == (401, "unauthorized")
     st, body = await call(anon, "GET", f"/{name}/_all_docs", headers=basic(eve))
     assert [r["id"] for r in body["rows"]] == ["_design/app", "e1"]
+    await call(client, "DELETE", f"/{name}")
+
+
+async def test_routes_without_a_filtered_form_are_refused(client, anon, server):
+    tag = uuid.uuid4().hex[:6]
+    zoe = f"zoe{tag}"
+    st, _ = await call(client, "PUT", f"/_users/org.couchdb.user:{zoe}",
+                       json={"name": zoe, "password": "pw-" + zoe, "roles": [], "type": "user"})
+    assert st == 201
+    name = "acc-part-" + tag
+    assert (await call(client, "PUT", f"/{name}?access=true&partitioned=true"))[0] == 201
+    assert (await call(client, "PUT", f"/{name}/_security", json={"members": {"names": [zoe]}}))[0] == 200
+    docs = [{"_id": "p:mine", "_access": [zoe]}, {"_id": "p:theirs", "_access": ["other"], "secret": "s3"}]
+    assert (await call(client, "POST", f"/{name}/_bulk_docs", json={"docs": docs}))[0] == 201
+    for method, path, body in (("GET", "/_partition/p/_all_docs", None), ("GET", "/_partition/p", None),
+                               ("POST", "/_partition/p/_find", {"selector": {}}), ("GET", "/_purged_infos", None)):
+        st, got = await call(anon, method, f"/{name}{path}", headers=basic(zoe), json=body)
+        assert (st, got) == (403, {"error": "forbidden",
+                                   "reason": "This route is not available to users of an access database."}), path
+        assert (await call(client, method, f"/{name}{path}", json=body))[0] == 200, path
+    st, got = await call(anon, "GET", f"/{name}/_all_docs", headers=basic(zoe))
+    assert [r["id"] for r in got["rows"]] == ["p:mine"]
     await call(client, "DELETE", f"/{name}")
