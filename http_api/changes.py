@@ -18,10 +18,10 @@ from aiohttp import web
 
 from couchpy import jsonutil
 from couchpy.changes import ChangesOptions, build_filter, collect, collect_sync, pending, uses_query_server
-from couchpy.errors import BadRequest, QueryParseError
+from couchpy.errors import BadRequest, NotFound, QueryParseError
 
 from . import params
-from .access import restricted, visible_info
+from .access import restricted, visible_id, visible_info
 from .databases import get_db
 from .responses import json_response, not_allowed
 
@@ -105,6 +105,12 @@ def _options(request: web.Request, body: dict, db) -> ChangesOptions:
     reader = restricted(request)
     if reader is not None:
         opts.visible = visible_info(db, reader)
+        named = opts.view if opts.filter_name == "_view" else opts.filter_name
+        if uses_query_server(opts) and isinstance(named, str) and "/" in named:
+            # a filter of a design document the reader does not see is as missing as that document
+            ddoc = "_design/" + named.split("/", 1)[0]
+            if db.get_docinfo(ddoc) is not None and not visible_id(db, reader, ddoc):
+                raise NotFound("missing")
     return opts
 
 

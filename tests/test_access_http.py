@@ -343,6 +343,14 @@ async def test_filtered_and_event_feeds_never_reach_hidden_documents(adb, anon, 
         assert st == 200 and {r["id"] for r in body["results"]} == visible_changes, body
         st, body = await call(anon, "GET", f"/{name}/_changes?filter=_design", headers=h)
         assert {r["id"] for r in body["results"]} == {"_design/app", "_design/f"} | ({"_design/hid"} & live)
+        # a filter in a design document the reader does not see: missing, like the document
+        for path in ("/_changes?filter=hid/f", "/_changes?filter=_view&view=hid/v"):
+            st, body = await call(anon, "GET", f"/{name}{path}", headers=h)
+            if "_design/hid" in live:
+                if "_view" in path:
+                    assert st == 200, body
+            else:
+                assert (st, body) == (404, {"error": "not_found", "reason": "missing"}), (p, path)
         async with anon.get(f"/{name}/_changes?feed=eventsource&timeout=50", headers=h) as r:
             text = (await r.read()).decode()
         ids = {json.loads(line[6:])["id"] for line in text.splitlines() if line.startswith("data: {")}

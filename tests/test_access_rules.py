@@ -5,7 +5,10 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+import couchpy
 from couchpy import access
+from http_api import access as http_access
+from http_api.app import make_app
 from couchpy.security import UserCtx
 
 NAMES = ["ann", "ben", "cy"]
@@ -86,3 +89,12 @@ def test_access_is_a_special_member_only_in_access_databases(doc):
             raise AssertionError("accepted outside an access database")
     else:
         access.refuse_outside({}, doc)
+
+
+def test_the_routes_a_user_may_take_exist(tmp_path):
+    """The closed list of routes open to users of an access database names real routes (a
+    renamed route would otherwise be refused to them without anyone noticing)."""
+    node = couchpy.open(tmp_path)
+    routes = {r.resource.canonical for r in make_app(node).router.routes() if r.resource is not None}
+    assert http_access._AS_IS | http_access._FILTERED <= routes
+    assert not http_access._AS_IS & http_access._FILTERED
