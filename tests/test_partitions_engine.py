@@ -87,3 +87,14 @@ async def test_partitioned_survives_compaction_and_reopening(tmp_path):
         assert node.create_db("plain").info()["props"] == {}
     finally:
         await node.aclose()
+
+
+async def test_partitioned_view_leaves_design_documents_out(node):
+    """Design documents belong to no partition: a partitioned view does not map them, even with
+    `include_design` (CouchDB's indexer fails on them with a 500)."""
+    db = node.create_db("p", partitioned=True)
+    await db.put({"_id": "a:1"})
+    await db.put({"_id": "_design/d", "options": {"include_design": True},
+                  "views": {"v": {"map": "function(doc){ emit(doc._id, null); }"}}})
+    out = await manager.query_view(node, db, "d", "v", {"partition": "a"}, True)
+    assert [r["id"] for r in out["rows"]] == ["a:1"] and out["total_rows"] == 1

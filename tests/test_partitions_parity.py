@@ -364,3 +364,39 @@ async def test_partitioned_database_replicates(client, couch_client, couchdb, se
     finally:
         await ours("DELETE", f"/{ours_db}")
         await theirs("DELETE", f"/{theirs_db}")
+
+
+async def test_index_partitioned_option(client, couch_client):
+    """An index joins an existing design document only with the same explicit `partitioned`."""
+    async def scenario(call: Call, db: str):
+        out = {}
+        out["default"] = await call("POST", f"/{db}/_index", {"index": {"fields": ["w"]}, "ddoc": "p", "name": "x"})
+        out["false_into_default"] = await call("POST", f"/{db}/_index", {
+            "index": {"fields": ["w2"]}, "ddoc": "p", "name": "y", "partitioned": False})
+        out["true_into_default"] = await call("POST", f"/{db}/_index", {
+            "index": {"fields": ["w2"]}, "ddoc": "p", "name": "y", "partitioned": True})
+        out["global"] = await call("POST", f"/{db}/_index", {
+            "index": {"fields": ["w"]}, "ddoc": "g", "name": "x", "partitioned": False})
+        out["default_into_global"] = await call("POST", f"/{db}/_index", {
+            "index": {"fields": ["w3"]}, "ddoc": "g", "name": "z"})
+        out["global_again"] = await call("POST", f"/{db}/_index", {
+            "index": {"fields": ["w3"]}, "ddoc": "g", "name": "z", "partitioned": False})
+        status, listing = await call("GET", f"/{db}/_index")
+        out["listing"] = [(i["ddoc"], i["name"], i.get("partitioned")) for i in listing["indexes"]]
+        return out
+
+    ours, theirs = norevs(await on_both(client, couch_client, scenario, partitioned=True))
+    assert ours == theirs
+    assert ours["true_into_default"][0] == 400
+    assert ["_design/g", "z", False] in ours["listing"]
+
+
+async def test_index_partitioned_value_refused(client, db):
+    """A `partitioned` that is no boolean is the client's error (CouchDB answers 500)."""
+    async with client.post(f"/{db}/_index", json={"index": {"fields": ["w"]}, "partitioned": "yes"}) as r:
+        assert r.status == 400
+        assert (await r.json())["error"] == "invalid_partitioned_value"
+    async with client.post(f"/{db}/_index", json={"index": {"fields": ["w"]}, "partitioned": True}) as r:
+        assert r.status == 400  # not a partitioned database (CouchDB: 500 error_saving_ddoc)
+        assert await r.json() == {"error": "invalid_design_doc",
+                                  "reason": "partitioned option cannot be true in a non-partitioned database."}

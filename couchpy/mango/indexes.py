@@ -145,6 +145,9 @@ async def create_index(db: Any, body: dict) -> dict:
     for key in ("name", "ddoc"):
         if key in body:
             _index_name(body[key])
+    if "partitioned" in body and not isinstance(body["partitioned"], bool):
+        # CouchDB answers this with a 500 (mango_opts invalid_partitioned_value); it is the client's to fix
+        raise MangoError(f"Invalid partitioned value: {erlterm.w(body['partitioned'])}", "invalid_partitioned_value")
     if itype == "text":
         raise MangoError("text", "required index service unavailable", 503)
     if itype != "json":
@@ -177,6 +180,12 @@ async def create_index(db: Any, body: dict) -> dict:
                 doc["options"] = {"partitioned": body["partitioned"]}
         if doc.get("language", "javascript") != "query":
             raise MangoError("Invalid design document query language.", "invalid_index")
+        options = doc.get("options")
+        stored = options.get("partitioned") if isinstance(options, dict) else None
+        if "_rev" in doc and stored != body.get("partitioned"):
+            # as CouchDB: an index joins a design document only with the same explicit scope
+            raise MangoError(f"Requested partitioned option does not match existing value on design document "
+                             f"{ddoc_id}", "invalid_partitioned_option")
         views = doc.setdefault("views", {})
         old = views.get(name)
         if isinstance(old, dict) and old.get("map") == definition:
