@@ -9,6 +9,9 @@ Mounting a tmpfs needs root; without it the test fails (it does not skip).
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
+import hashlib
 import os
 import resource
 import shutil
@@ -26,17 +29,28 @@ FULL = {"error": "insufficient_storage", "reason": "No space left on the device 
 VIEW = {"views": {"n": {"map": "function(doc){ if (doc.n !== undefined) emit(doc.n, doc.pad.length); }"}}}
 
 
-@pytest.fixture
-def small_fs(tmp_path):
-    mnt = tmp_path / "fs"
+@contextlib.contextmanager
+def _tmpfs(mnt, size: str):
     mnt.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={FS_SIZE}", "tmpfs", str(mnt)],
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, f"cannot mount a tmpfs (root needed): {proc.stderr}"
     try:
         yield mnt
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    with _tmpfs(tmp_path / "fs", FS_SIZE) as mnt:
+        yield mnt
+
+
+@pytest.fixture
+def larger_fs(tmp_path):
+    with _tmpfs(tmp_path / "fs", "64m") as mnt:
+        yield mnt
 
 
 def _fill(mnt, leave: int):
@@ -168,5 +182,84 @@ async def test_memory_map_that_cannot_grow_refuses_with_507_and_recovers_without
                 assert r.status == 201, await r.text()
             async with s.get(db) as r:
                 assert (await r.json())["doc_count"] == len(acked) + 2
+    finally:
+        srv.stop()
+
+
+async def _compaction_done(s: aiohttp.ClientSession, db: str, limit: float = 120) -> None:
+    deadline = asyncio.get_running_loop().time() + limit
+    await asyncio.sleep(0.2)
+    while True:
+        async with s.get(db) as r:
+            if not (await r.json())["compact_running"]:
+                return
+        assert asyncio.get_running_loop().time() < deadline, "compaction still running"
+        await asyncio.sleep(0.2)
+
+
+async def test_disk_filling_during_compaction_index_build_and_streamed_upload(tmp_path, larger_fs):
+    """A database with garbage to compact, a view whose index is as large as the documents and an
+    upload streamed in 1 MB chunks, each started with less free space than it needs: the
+    compaction gives up and leaves no copy behind, the index build and the upload are refused with
+    507, nothing acknowledged changes; once space is freed the same server compacts, builds the
+    index and takes the upload."""
+    srv = CouchpyServer(larger_fs)
+    srv.log_path = tmp_path / "server.log"
+    srv.start()
+    db = f"{srv.base}/filling"
+    acked: dict[str, tuple[str, int]] = {}
+    big = os.urandom(8 << 20)
+
+    async def stream():
+        for i in range(0, len(big), 1 << 20):
+            yield big[i:i + (1 << 20)]
+
+    try:
+        async with aiohttp.ClientSession(auth=srv.auth, timeout=aiohttp.ClientTimeout(total=120)) as s:
+            async with s.put(db) as r:
+                assert r.status == 201
+            for gen in range(2):  # the first generation is garbage for the compaction
+                docs = [dict({"_id": f"d{n}", "n": n * 10 + gen, "pad": PAD},
+                             **({"_rev": acked[f"d{n}"][0]} if gen else {})) for n in range(60)]
+                async with s.post(f"{db}/_bulk_docs", json={"docs": docs}) as r:
+                    assert r.status == 201, await r.text()
+                    acked.update((row["id"], (row["rev"], int(row["id"][1:]) * 10 + gen)) for row in await r.json())
+            pad_view = {"views": {"pad": {"map": "function(doc){ emit(doc.n, doc.pad); }"}}}
+            async with s.put(f"{db}/_design/v", json=pad_view) as r:
+                assert r.status == 201
+            filler = _fill(larger_fs, 3 << 20)
+            compact_dir = next((srv.data_dir / "dbs").iterdir()) / "main.compact"
+            async with s.post(f"{db}/_compact", json={}) as r:
+                assert r.status == 202
+            await _compaction_done(s, db)
+            assert not compact_dir.exists(), "the failed compaction left its copy on the full disk"
+            async with s.get(f"{db}/_design/v/_view/pad", params={"limit": "1"}) as r:
+                assert (r.status, await r.json()) == (507, FULL)
+            async with s.put(f"{db}/att/big", data=stream(), headers={"Content-Type": "application/octet-stream"}) as r:
+                assert (r.status, await r.json()) == (507, FULL)
+            async with s.get(f"{db}/_all_docs", params={"include_docs": "true"}) as r:
+                rows = (await r.json())["rows"]
+            assert {row["id"]: (row["value"]["rev"], row["doc"]["n"]) for row in rows if row["id"][0] == "d"} == acked
+            assert all(row["doc"]["pad"] == PAD for row in rows if row["id"][0] == "d")
+
+            filler.unlink()
+            async with s.post(f"{db}/_compact", json={}) as r:
+                assert r.status == 202
+            await _compaction_done(s, db)
+            assert not compact_dir.exists()
+            async with s.get(f"{db}/_design/v/_view/pad") as r:
+                assert r.status == 200, await r.text()
+                view = [(row["id"], row["key"]) for row in (await r.json())["rows"]]
+            assert view == sorted(((d, n) for d, (_, n) in acked.items()), key=lambda kv: kv[1])
+            async with s.put(f"{db}/att/big", data=stream(), headers={"Content-Type": "application/octet-stream"}) as r:
+                assert r.status == 201, await r.text()
+            async with s.get(f"{db}/att") as r:
+                stub = (await r.json())["_attachments"]["big"]
+            assert stub["digest"] == "md5-" + base64.b64encode(hashlib.md5(big).digest()).decode()
+            async with s.get(f"{db}/att/big") as r:
+                assert await r.read() == big
+            async with s.get(f"{db}/_all_docs") as r:
+                revs = {row["id"]: row["value"]["rev"] for row in (await r.json())["rows"] if row["id"][0] == "d"}
+            assert revs == {d: rev for d, (rev, _) in acked.items()}
     finally:
         srv.stop()
