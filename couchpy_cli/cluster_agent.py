@@ -271,7 +271,18 @@ class ClusterAgent:
     async def _probe_loop(self) -> None:
         while True:
             await asyncio.gather(*(self._probe(peer) for peer in self.peers))
+            self._supervise()
             await asyncio.sleep(PROBE_INTERVAL)
+
+    def _supervise(self) -> None:
+        """Every pull from a live peer runs. A pull fails for good when the peer's copy does not
+        exist (yet: replicas create their copies side by side) and the scheduler then forgets it;
+        it is started again here."""
+        sched = replicator.get_scheduler(self.node)
+        for (db_name, peer_name), rid in list(self.jobs.items()):
+            job = sched.get(rid)
+            if self.live.get(peer_name) and (job is None or job.state == "failed"):
+                self._pull(db_name, self.cdef.node(peer_name))
 
     async def _probe(self, peer) -> None:
         up = False

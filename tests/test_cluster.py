@@ -44,6 +44,12 @@ async def _get(s, url):
         return r.status, await r.json()
 
 
+async def _pulls(s, srv, name: str) -> list[str]:
+    """The sources of the replications running into the node's copy of `name`."""
+    status, jobs = await _get(s, f"{srv.base}/_scheduler/jobs")
+    return [j["source"] for j in jobs["jobs"] if j["target"] == name]
+
+
 def expected_nodes(cl: Cluster, name: str) -> list[str]:
     return place(name, [Candidate(n) for n in cl.names], 2)
 
@@ -71,14 +77,16 @@ def test_a_database_created_through_any_node_lives_on_its_replicas(cluster):
                     async with s.head(f"{srv.base}/{name}") as r:
                         assert r.status == 200  # from its own copy, or through a replica
                     # a replica holds a copy that pulls from the other replica; the other node neither
-                    status, jobs = await _get(s, f"{srv.base}/_scheduler/jobs")
-                    pulls = [j["source"] for j in jobs["jobs"] if j["target"] == name]
                     if node_name in replicas:
                         other = cluster.servers[cluster.names.index(next(n for n in replicas if n != node_name))]
                         # shown as CouchDB shows a URL's password: never in clear
-                        assert pulls == [f"http://admin:*****@127.0.0.1:{other.port}/{name}/"], pulls
+                        want = [f"http://admin:*****@127.0.0.1:{other.port}/{name}/"]
                     else:
-                        assert pulls == [], (name, node_name)
+                        want = []
+                    deadline = time.monotonic() + 10  # a pull from a copy not yet created is retried
+                    while (pulls := await _pulls(s, srv, name)) != want:
+                        assert time.monotonic() < deadline, (name, node_name, pulls)
+                        await asyncio.sleep(0.1)
                     status, record = await _get(s, f"{srv.base}/_dbs/{name}")
                     assert status == 200 and record["nodes"] == replicas
                     status, dbs = await _get(s, f"{srv.base}/_all_dbs")
@@ -141,6 +149,45 @@ def test_security_and_design_documents_reach_every_replica(cluster):
             deadline = time.monotonic() + 20
             while (await _get(s, f"{first.base}/{name}/_design/d"))[0] != 200:
                 assert time.monotonic() < deadline, "design document not replicated"
+                await asyncio.sleep(0.1)
+    run(go())
+
+
+def test_different_revisions_on_two_replicas_become_one_conflict_everywhere(cluster):
+    """As when two replicas each took an update while they could not replicate."""
+    name = "conflicted"
+    first, second = (cluster.servers[cluster.names.index(n)] for n in expected_nodes(cluster, name))
+    base = {"_id": "d", "_rev": "1-" + "0" * 32, "v": 0, "_revisions": {"start": 1, "ids": ["0" * 32]}}
+
+    def edit(rev_id: str, v: str) -> dict:
+        return {"_id": "d", "_rev": f"2-{rev_id}", "v": v, "_revisions": {"start": 2, "ids": [rev_id, "0" * 32]}}
+
+    async def go():
+        async with await _session(cluster) as s:
+            async with s.put(f"{first.base}/{name}") as r:
+                assert r.status == 201
+            for srv, doc in ((first, edit("a" * 32, "a")), (second, edit("b" * 32, "b"))):
+                async with s.post(f"{srv.base}/{name}/_bulk_docs", json={"docs": [base, doc], "new_edits": False}) as r:
+                    assert r.status == 201
+            deadline = time.monotonic() + 30
+            while True:
+                seen = [await _get(s, f"{srv.base}/{name}/d?conflicts=true") for srv in (first, second)]
+                if all(doc.get("_conflicts") for _, doc in seen):
+                    break
+                assert time.monotonic() < deadline, seen
+                await asyncio.sleep(0.1)
+            # the same winner (the higher revision id) and the same conflict on both replicas
+            for status, doc in seen:
+                assert (status, doc) == (200, {"_id": "d", "_rev": "2-" + "b" * 32, "v": "b",
+                                               "_conflicts": ["2-" + "a" * 32]})
+            # resolved by the client like any conflict: deleting the losing revision
+            async with s.delete(f"{cluster.proxy_base}/{name}/d?rev=2-{'a' * 32}") as r:
+                assert r.status == 200
+            while True:
+                seen = [await _get(s, f"{srv.base}/{name}/d?conflicts=true") for srv in (first, second)]
+                if not any("_conflicts" in doc for _, doc in seen):
+                    break
+                assert time.monotonic() < deadline, seen
                 await asyncio.sleep(0.1)
     run(go())
 
