@@ -63,6 +63,9 @@ async def forward_middleware(request: web.Request, handler):
 @routes.put("/{db}")
 async def create_db(request: web.Request) -> web.Response:
     name = request.match_info["db"]
+    if request.query.get("access", "false") != "false":
+        # replicas are created without per-document access: refuse rather than create an open one
+        raise BadRequest("Access databases are not available in a cluster.")
     complete = await request.app["cluster"].create_db(name)
     # CouchDB: 201 when every copy was written, 202 when some of them are still to come
     return json_response({"ok": True}, status=201 if complete else 202,

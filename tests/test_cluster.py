@@ -323,3 +323,14 @@ def test_haproxy_config_watch_rewrites_and_reloads_when_placement_changes(cluste
     finally:
         watcher.terminate()
         watcher.wait(10)
+
+
+def test_access_databases_are_refused_in_a_cluster(cluster):
+    """Replicas are not created in access mode: a cluster refuses rather than create an open database."""
+    async def go():
+        async with await _session(cluster) as s:
+            async with s.put(f"{cluster.servers[0].base}/cluster-access?access=true") as r:
+                assert (r.status, await r.json()) == (400, {
+                    "error": "bad_request", "reason": "Access databases are not available in a cluster."})
+            assert (await _get(s, cluster.servers[0].base + "/cluster-access"))[0] == 404
+    run(go())
