@@ -86,11 +86,18 @@ async def bulk_get(request: web.Request) -> web.Response:
     sees = visible(request, db)
     results = []
     for item in docs:
-        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
-            results.append({"id": None, "docs": [{"error": {"id": None, "rev": None, "error": "bad_request",
-                                                            "reason": "Document must have an id"}}]})
+        if not isinstance(item, dict) or not item or "id" not in item:
+            reason = "document id missed" if isinstance(item, dict) and item else "document must be a JSON object"
+            results.append(_item_error(None, None, "bad_request", reason))
             continue
         docid, rev = item["id"], item.get("rev")
+        if not isinstance(docid, str):
+            # CouchDB fails the whole request here (500 function_clause)
+            raise BadRequest("A _bulk_get item's `id` must be a string")
+        fault = _item_revs_fault(item)
+        if fault is not None:
+            results.append(_item_error(docid, fault[0], "bad_request", fault[1]))
+            continue
         try:
             docrules.validate_docid(docid, allow_local=True)
         except CouchError as exc:  # as CouchDB: an id no document can have names no revision
@@ -122,6 +129,26 @@ async def bulk_get(request: web.Request) -> web.Response:
             out = [{"error": {"id": docid, "rev": rev, "error": exc.error, "reason": exc.reason}}]
         results.append({"id": docid, "docs": out})
     return json_response({"results": results})
+
+
+def _item_error(docid: str | None, rev, error: str, reason: str) -> dict:
+    return {"id": docid, "docs": [{"error": {"id": docid, "rev": rev, "error": error, "reason": reason}}]}
+
+
+def _item_revs_fault(item: dict) -> tuple[object, str] | None:
+    """(the value at fault, reason) where an item's `rev` or `atts_since` is malformed, checked as
+    CouchDB does whether attachments are asked for or not."""
+    rev = item.get("rev")
+    if rev is not None and revtree.parse_rev(rev) is None:
+        return rev, "Invalid rev format"
+    if "atts_since" in item:
+        since = item["atts_since"]
+        if not isinstance(since, list):
+            return since, "att_since value must be array of revs."
+        for r in since:
+            if revtree.parse_rev(r) is None:
+                return r, "Invalid rev format"
+    return None
 
 
 def _bulk_get_rows(docid: str, found: list[dict]) -> list[dict]:

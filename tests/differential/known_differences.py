@@ -148,10 +148,6 @@ OPEN: tuple[KnownDifference, ...] = (
            "After some writes the two servers list generated revisions in another order, so the "
            "tester names a later revision differently (seen in a design document's ETag).",
            "PUT /{db}/_design/{ddoc} [201] | header etag | value"),
-    *_open("open-bulk-get-items",
-           "`_bulk_get` items that are not objects or lack an id: other per-item reasons than "
-           "CouchDB's (which crashes, 500, on some of them).",
-           "POST /{db}/_bulk_get [200] | body .results[].docs[].error.*", "POST /{db}/_bulk_get | status | 200 vs 500 *"),
     *_open("open-changes-options",
            "`_changes` option combinations CouchDB reads otherwise: `doc_ids: null` in a body, an "
            "empty `limit` (CouchDB: 500), `filter=_` (the reason names another missing key), a bad "
