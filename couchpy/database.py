@@ -680,6 +680,23 @@ class Database:
     def purged_infos_limit(self) -> int:
         return self.meta.get("purged_infos_limit", purge.DEFAULT_LIMIT)
 
+    async def set_purged_infos_limit(self, limit: int) -> None:
+        """A new `purged_infos_limit`, the purge infos beyond it dropped in the same transaction
+        (indexes that had not read them yet recheck their documents, see views.index)."""
+        handle = self.store.db(purge.SUBDB)
+
+        def fn(txn):
+            meta = dict(self.meta)
+            meta["purged_infos_limit"] = limit
+            purge.trim(txn, handle, meta)
+            txn.put(META_KEY, orjson.dumps(meta), db=self._meta_db)
+            return meta
+
+        async def publish(meta: dict) -> None:
+            self.apply_meta(meta)
+
+        await self.writer.run_exclusive(fn, then=publish)
+
     async def set_meta_field(self, key: str, value: Any) -> None:
         def fn(txn):
             meta = dict(self.meta)

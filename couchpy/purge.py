@@ -68,7 +68,7 @@ def apply_purge(db, txn: lmdb.Transaction, purged_db, requests: dict[str, list[s
             txn.delete(body_key(docid, rev), db=db._bodies)
     if not bumped:
         meta["update_seq"] += 1  # every purge moves the sequence on, as CouchDB's does
-    _trim(txn, purged_db, meta)
+    trim(txn, purged_db, meta)
     txn.put(META_KEY, orjson.dumps(meta), db=db._meta_db)
     return out
 
@@ -86,7 +86,7 @@ def _remove_doc(db, txn: lmdb.Transaction, info, meta: dict) -> None:
                 meta["live_body_size"] -= sizes.stored(bkey, raw)
 
 
-def _trim(txn: lmdb.Transaction, purged_db, meta: dict) -> None:
+def trim(txn: lmdb.Transaction, purged_db, meta: dict) -> None:
     """Keep the newest `purged_infos_limit` purge infos."""
     excess = txn.stat(purged_db)["entries"] - meta["purged_infos_limit"]
     if excess <= 0:

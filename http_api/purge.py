@@ -30,7 +30,7 @@ async def put_limit(request: web.Request) -> web.Response:
     value = await params.json_body(request)
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise BadRequest("`purged_infos_limit` must be positive integer")
-    await db.set_meta_field("purged_infos_limit", value)
+    await db.set_purged_infos_limit(value)
     return json_response({"ok": True})
 
 

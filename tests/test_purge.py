@@ -174,3 +174,41 @@ async def test_purge_survives_compaction(client, db):
         assert await r.json() == {"purged_infos": [{"id": "drop", "revs": [rev]}]}
     async with client.get(f"/{db}/drop") as r:
         assert r.status == 404
+
+
+async def test_an_index_lagging_behind_the_purged_infos_limit_sees_every_purge(peer, pdb):
+    """Purges an index has not seen yet, beyond `purged_infos_limit`: the index (a view and a
+    Mango index) still drops the purged documents when it next catches up."""
+    async with peer.put(f"/{pdb}/_purged_infos_limit", json=2) as r:
+        assert r.status == 200
+    async with peer.put(f"/{pdb}/_design/d", json={"views": {"v": {"map": "function(doc){ emit(doc.v, null); }"}}}) as r:
+        assert r.status == 201
+    async with peer.post(f"/{pdb}/_index", json={"index": {"fields": ["v"]}, "name": "byv", "ddoc": "byv"}) as r:
+        assert r.status == 200
+    revs = {f"d{i}": await put_doc(peer, pdb, f"d{i}", {"v": i}) for i in range(6)}
+    view = f"/{pdb}/_design/d/_view/v"
+    selector = {"selector": {"v": {"$gte": 0}}, "fields": ["_id"], "use_index": "byv"}
+    _, rows = await _get(peer, view)
+    assert len(rows["rows"]) == 6  # both indexes are built now
+    async with peer.post(f"/{pdb}/_find", json=selector) as r:
+        assert len((await r.json())["docs"]) == 6
+    for i in range(5):  # one request each: five purge infos, of which two are kept
+        assert (await _purge(peer, pdb, {f"d{i}": [revs[f"d{i}"]]}))[0] == 201
+    _, rows = await _get(peer, view)
+    assert [row["id"] for row in rows["rows"]] == ["d5"]
+    async with peer.post(f"/{pdb}/_find", json=selector) as r:
+        assert (await r.json())["docs"] == [{"_id": "d5"}]
+
+
+async def test_lowering_the_purged_infos_limit_drops_infos_at_once(client, db):
+    """couchpy keeps no more purge infos than the limit at any time (CouchDB drops the excess at
+    its next compaction)."""
+    for i in range(4):
+        async with client.post(f"/{db}/_purge", json={f"x{i}": ["1-a"]}) as r:
+            assert r.status == 201
+    async with client.put(f"/{db}/_purged_infos_limit", json=1) as r:
+        assert (r.status, await r.json()) == (200, {"ok": True})
+    async with client.get(f"/{db}/_purged_infos") as r:
+        assert await r.json() == {"purged_infos": [{"id": "x3", "revs": ["1-a"]}]}
+    async with client.get(f"/{db}/_purged_infos_limit") as r:
+        assert await r.json() == 1

@@ -30,11 +30,14 @@ from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from typing import Any
 
+import orjson
+
 from .. import collate, longkeys, partitions, purge
 from ..docinfo import DocInfo
 from ..mango.native import MangoMapper
 from ..query_server import ViewFunctions
 from ..storage import Store
+from ..updates import META_KEY
 from . import erlang_order, tree
 from .builtin_reduce import Builtin, builtin, is_builtin
 from .ddoc import DesignSpec
@@ -230,15 +233,34 @@ class ViewIndex:
             done = self._get_meta(txn, b"purge_seq", 0)
         with db.store.read() as txn:
             purged = list(purge.purged_since(txn, db.store.db(purge.SUBDB), done))
-        if not purged:
+            # read in the same snapshot: a purge committed meanwhile is left for the next look
+            raw = txn.get(META_KEY, db=db._meta_db)
+        total = orjson.loads(raw).get("purge_seq", 0) if raw else 0
+        if total <= done:
             return
-        ids = dict.fromkeys(docid for _, docid in purged)
+        if not purged or purged[0][0] > done + 1:
+            # purge infos this index has not read were dropped (beyond `purged_infos_limit`):
+            # which documents they named is unknown, so every document the index holds is checked
+            ids = dict.fromkeys(self._indexed_ids())
+        else:
+            ids = dict.fromkeys(docid for _, docid in purged)
         gone = [DocInfo(docid, "", True, seq) for docid in ids if db.get_docinfo(docid) is None]
         if gone:
             self._apply_batch(gone, maintain_tree)
-        last = purged[-1][0]
+        last = total
         self.store.write(lambda txn: txn.put(b"purge_seq", marshal.dumps(last), db=self._meta))
         self.purge_seq = last
+
+    def _indexed_ids(self) -> list[str]:
+        """The ids of the documents that have rows in this index (each row names its document)."""
+        out = []
+        with self.store.read() as txn:
+            for _did, back in txn.cursor(db=self._ids).iternext():
+                j, rk = marshal.loads(back)[0]
+                raw = txn.get(bytes([j]) + rk, db=self._rows)
+                if raw is not None:
+                    out.append(marshal.loads(raw)[1])
+        return out
 
     def _apply_batch(self, infos: list, maintain_tree: bool) -> None:
         self._finish_batch(*self._start_batch(infos), maintain_tree=maintain_tree)
