@@ -7,6 +7,11 @@ write path after compaction, when couchpy compresses bodies). After each phase: 
 usage (allocated blocks, as `du`) and the database's `sizes`. Also the throughput of the inserts,
 of the updates and of random single-document GETs (16 concurrent clients), every answer checked.
 
+A design document with one view (`[address.city, age]` -> score, `_stats`) is written first; after
+each phase the view is queried (which brings its index up to date) and its index's `sizes` taken
+from `_design/v/_info`; after the database's compaction the index is compacted too
+(`POST /{db}/_compact/v`). `--no-view` leaves it out.
+
     python -m benchmarks.storage --docs 100000
     python -m benchmarks.storage --docs 20000 --servers couchpy-json,couchpy   # compression's effect
 
@@ -167,17 +172,32 @@ async def read_random(s: aiohttp.ClientSession, revs: dict[str, str], count: int
     return count / (time.perf_counter() - t0)
 
 
-async def compact(s: aiohttp.ClientSession, data_dir: Path) -> float:
+VIEW_DDOC = {"views": {"by_city": {
+    "map": "function(doc) { if (doc.address) emit([doc.address.city, doc.age], doc.score); }",
+    "reduce": "_stats"}}}
+
+
+async def view_sizes(s: aiohttp.ClientSession) -> dict[str, int]:
+    """Bring the view's index up to date (a query), then its index's sizes."""
+    async with s.get(f"/{DB}/_design/v/_view/by_city", params={"limit": "1"}) as r:
+        await _json(r, 200)
+    async with s.get(f"/{DB}/_design/v/_info") as r:
+        return {k: v for k, v in (await _json(r, 200))["view_index"]["sizes"].items() if k in ("file", "active")}
+
+
+async def compact(s: aiohttp.ClientSession, data_dir: Path, view: bool = False) -> float:
+    """The database's compaction (or with `view`, the design document's), waited for."""
     t0 = time.perf_counter()
-    async with s.post(f"/{DB}/_compact", json={}) as r:
+    async with s.post(f"/{DB}/_compact/v" if view else f"/{DB}/_compact", json={}) as r:
         await _json(r, 202)
     seen_running = False
     while time.perf_counter() - t0 < 3600:
         await asyncio.sleep(0.2)
-        async with s.get(f"/{DB}") as r:
-            running = (await _json(r, 200))["compact_running"]
+        async with s.get(f"/{DB}/_design/v/_info" if view else f"/{DB}") as r:
+            info = await _json(r, 200)
+        running = info["view_index"]["compact_running"] if view else info["compact_running"]
         seen_running |= running
-        leftovers = any(p.name.endswith((".compact", ".compact.data", ".compact.meta", "main.old"))
+        leftovers = any(p.name.endswith((".compact", ".compact.data", ".compact.meta", ".compact.view", ".old"))
                         for p in data_dir.rglob("*"))
         if not running and not leftovers and (seen_running or time.perf_counter() - t0 > 2):
             return time.perf_counter() - t0
@@ -188,18 +208,22 @@ def sizes_of(info: dict) -> dict[str, int]:
     return {k: info["sizes"][k] for k in ("file", "external", "active")}
 
 
-async def run_one(server, n: int, reads: int) -> dict[str, Any]:
+async def run_one(server, n: int, reads: int, view: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {"server": server.name}
     revs: dict[str, str] = {}
     async with aiohttp.ClientSession(base_url=server.base, auth=server.auth,
-                                     timeout=aiohttp.ClientTimeout(total=600)) as s:
+                                     timeout=aiohttp.ClientTimeout(total=3600)) as s:
         async with s.put(f"/{DB}") as r:
             await _json(r, 201)
+        if view:
+            async with s.put(f"/{DB}/_design/v", json=VIEW_DDOC) as r:
+                await _json(r, 201)
 
         async def snapshot(phase: str) -> None:
+            view_part = {"view": await view_sizes(s)} if view else {}
             async with s.get(f"/{DB}") as r:
                 info = await _json(r, 200)
-            out[phase] = {"disk": disk_usage(server.data_dir), "sizes": sizes_of(info)}
+            out[phase] = {"disk": disk_usage(server.data_dir), "sizes": sizes_of(info), **view_part}
 
         out["insert_docs_per_s"] = await write_all(s, n, 0, revs)
         await snapshot("inserted")
@@ -207,6 +231,8 @@ async def run_one(server, n: int, reads: int) -> dict[str, Any]:
         out["update_docs_per_s"] = sum([await write_all(s, n, g, revs) for g in (1, 2, 3)]) / 3
         await snapshot("updated")
         out["compact_s"] = await compact(s, server.data_dir)
+        if view:
+            out["view_compact_s"] = await compact(s, server.data_dir, view=True)
         await snapshot("compacted")
         out["read_after_compact_docs_per_s"] = await read_random(s, revs, reads)
         # one more full update: the write path once compaction has set up compression
@@ -229,12 +255,19 @@ def table(results: list[dict[str, Any]], n: int) -> str:
     for phase in ("updated", "compacted"):
         lines.append(f"| `sizes` {phase} | " + " | ".join(
             ", ".join(f"{k} {mb(v)}" for k, v in r[phase]["sizes"].items()) for r in results) + " |")
+    if all("view" in r["updated"] for r in results):
+        for phase, label in (("inserted", "after inserts"), ("updated", "after 3 full updates"),
+                             ("compacted", "after compaction"),
+                             ("updated_after_compact", "after one more full update")):
+            lines.append(f"| view index {label} (file / active) | " + " | ".join(
+                f"{mb(r[phase]['view']['file'])} / {mb(r[phase]['view']['active'])}" for r in results) + " |")
     for key, label in (("insert_docs_per_s", "bulk inserts, docs/s"), ("update_docs_per_s", "bulk updates, docs/s"),
                        ("read_docs_per_s", f"random GETs ({READERS} clients), docs/s"),
                        ("read_after_compact_docs_per_s", "random GETs after compaction, docs/s"),
                        ("update_after_compact_docs_per_s", "bulk updates after compaction, docs/s"),
-                       ("compact_s", "compaction, s")):
-        lines.append(f"| {label} | " + " | ".join(f"{r[key]:,.1f}" for r in results) + " |")
+                       ("compact_s", "compaction, s"), ("view_compact_s", "view index compaction, s")):
+        if all(key in r for r in results):
+            lines.append(f"| {label} | " + " | ".join(f"{r[key]:,.1f}" for r in results) + " |")
     return "\n".join(lines)
 
 
@@ -244,6 +277,7 @@ def main() -> int:
     ap.add_argument("--reads", type=int, default=5000)
     ap.add_argument("--servers", default="couchpy,couchdb", help="of couchpy, couchpy-json, couchdb")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--no-view", action="store_true", help="no design document (database sizes only)")
     args = ap.parse_args()
     kinds = {"couchpy": Couchpy, "couchpy-json": CouchpyJson, "couchdb": CouchdbPeer}
     results = []
@@ -251,7 +285,7 @@ def main() -> int:
         with temp_dir(f"storagebench-{key}-") as d:
             with kinds[key](Path(d)) as server:
                 print(f"{server.name}: {args.docs} docs ...", file=sys.stderr, flush=True)
-                results.append(asyncio.run(run_one(server, args.docs, args.reads)))
+                results.append(asyncio.run(run_one(server, args.docs, args.reads, not args.no_view)))
     print(table(results, args.docs))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))

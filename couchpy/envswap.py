@@ -15,6 +15,9 @@ while `main` exists it is the truth and leftovers are garbage. Without this, ope
 whose `main` is missing would create a fresh, empty environment and lose everything.
 
 `plan` is the decision alone (names present -> steps), so it can be tested without a disk.
+
+A view index swaps the same way under its own name (`views/<signature>` with
+`<signature>.compact` and `<signature>.old` beside it): every function takes the live name.
 """
 
 from __future__ import annotations
@@ -31,24 +34,30 @@ OLD = "main.old"
 Step = tuple[Literal["rename"], str, str] | tuple[Literal["remove"], str]
 
 
-def plan(present: set[str]) -> list[Step]:
-    """The steps that leave exactly one environment, `main`, given which of the three exist.
+def names(live: str = LIVE) -> tuple[str, str, str]:
+    """(live, copy, replaced) directory names of an environment called `live`."""
+    return (LIVE, NEW, OLD) if live == LIVE else (live, live + ".compact", live + ".old")
 
-    Only ever moves a directory into `main` when `main` is missing, and only removes a directory
+
+def plan(present: set[str], live: str = LIVE) -> list[Step]:
+    """The steps that leave exactly one environment, `live` (`main`), given which of the three exist.
+
+    Only ever moves a directory into `live` when it is missing, and only removes a directory
     while another complete one is kept.
     """
+    live, new, old = names(live)
     steps: list[Step] = []
-    if LIVE not in present:
-        if NEW in present:
+    if live not in present:
+        if new in present:
             # Step 1 happened (or the copy is all there is): the sealed copy becomes the database.
-            steps.append(("rename", NEW, LIVE))
-            if OLD in present:
-                steps.append(("remove", OLD))
+            steps.append(("rename", new, live))
+            if old in present:
+                steps.append(("remove", old))
             return steps
-        if OLD in present:
-            return [("rename", OLD, LIVE)]
+        if old in present:
+            return [("rename", old, live)]
         return []
-    for name in (NEW, OLD):
+    for name in (new, old):
         if name in present:
             steps.append(("remove", name))
     return steps
@@ -76,13 +85,13 @@ def _remove(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def recover(directory: Path) -> None:
+def recover(directory: Path, live: str = LIVE) -> None:
     """Complete or clean up a swap a crash interrupted; call before opening `directory/main`."""
     directory = Path(directory)
     if not directory.is_dir():
         return
-    present = {name for name in (LIVE, NEW, OLD) if (directory / name).exists()}
-    steps = plan(present)
+    present = {name for name in names(live) if (directory / name).exists()}
+    steps = plan(present, live)
     for step in steps:
         if step[0] == "rename":
             os.rename(directory / step[1], directory / step[2])
@@ -93,34 +102,35 @@ def recover(directory: Path) -> None:
         fsync_path(directory)
 
 
-def discard_copy(directory: Path) -> None:
+def discard_copy(directory: Path, live: str = LIVE) -> None:
     """Remove a stale copy before writing a new one (LMDB refuses to copy over an existing file)."""
-    recover(directory)
-    _remove(Path(directory) / NEW)
+    recover(directory, live)
+    _remove(Path(directory) / names(live)[1])
 
 
-def install(directory: Path, close, reopen) -> None:
+def install(directory: Path, close, reopen, live: str = LIVE) -> None:
     """Swap the sealed copy in: `close()` the environment, two renames, `reopen()` it.
 
     Synchronous on purpose: the caller runs it where no reader or writer can be inside the
     environment. `main.old` is left for `finish` (removing it can take a while)."""
     directory = Path(directory)
+    live, new, old = names(live)
     close()
     try:
-        os.rename(directory / LIVE, directory / OLD)
+        os.rename(directory / live, directory / old)
         fsync_path(directory)
-        os.rename(directory / NEW, directory / LIVE)
+        os.rename(directory / new, directory / live)
         fsync_path(directory)
     except BaseException:
         # Whatever failed, reopen what `recover` says is the database, never an empty `main`.
-        recover(directory)
+        recover(directory, live)
         raise
     finally:
         reopen()
 
 
-def finish(directory: Path) -> None:
+def finish(directory: Path, live: str = LIVE) -> None:
     """Remove the replaced environment (after `install`)."""
     directory = Path(directory)
-    _remove(directory / OLD)
+    _remove(directory / names(live)[2])
     fsync_path(directory)

@@ -7,14 +7,19 @@ Automatic compaction reads CouchDB's settings:
 
     [smoosh]
     db_channels = upgrade_dbs,ratio_dbs,slack_dbs   ; channels in order; the first that wants a db takes it
+    view_channels = upgrade_views,ratio_views,slack_views   ; the same for view and Mango indexes
     check_interval = 30                             ; seconds between looks (couchpy: smoosh is event-driven)
     [smoosh.ratio_dbs]   priority = ratio, min_priority = 2.0     ; sizes.file / sizes.active
     [smoosh.slack_dbs]   priority = slack, min_priority = 536870912  ; sizes.file - sizes.active
+    [smoosh.ratio_views], [smoosh.slack_views]: the same defaults
     [smoosh.<channel>]   min_size (1 MiB), max_size, max_priority, min_changes, from, to (HH:MM)
 
-Open databases whose update sequence moved since they were last looked at are checked; of those a
-channel wants, the one with the highest priority is compacted, one at a time, inside the
-channel's window. `upgrade_dbs` has nothing to do: couchpy has one on-disk format. `[smoosh]
+Open databases whose update sequence moved since they were last looked at, and the open indexes
+of those databases whose sequence moved, are checked; of those a channel wants, the one with the
+highest priority is compacted, one at a time, inside the channel's window. An index's file stops
+growing at about twice its live data (LMDB reuses the pages updates free), so with CouchDB's
+thresholds the ratio channel seldom wants one and the slack channel takes the big ones.
+`upgrade_dbs`/`upgrade_views` have nothing to do: couchpy has one on-disk format. `[smoosh]
 enabled = false` turns it off. Channel rules (`Channel.wants`) are pure.
 """
 
@@ -28,13 +33,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from .node import pinning_scope
+from .views import manager as views
 
 log = logging.getLogger("couchpy.smoosh")
 
 DEFAULT_CHANNELS = "upgrade_dbs,ratio_dbs,slack_dbs"
+DEFAULT_VIEW_CHANNELS = "upgrade_views,ratio_views,slack_views"
 BUILTIN = {
     "ratio_dbs": {"priority": "ratio", "min_priority": "2.0"},
     "slack_dbs": {"priority": "slack", "min_priority": "536870912"},
+    "ratio_views": {"priority": "ratio", "min_priority": "2.0"},
+    "slack_views": {"priority": "slack", "min_priority": "536870912"},
 }
 
 
@@ -110,10 +119,10 @@ class Channel:
         return p if self.min_priority <= p and below_max else None
 
 
-def channels(config: Any) -> list[Channel]:
-    names = (config.get("smoosh", "db_channels") or DEFAULT_CHANNELS).split(",")
+def channels(config: Any, key: str = "db_channels", default: str = DEFAULT_CHANNELS) -> list[Channel]:
+    names = (config.get("smoosh", key) or default).split(",")
     return [Channel.from_settings(n.strip(), config.section(f"smoosh.{n.strip()}"))
-            for n in names if n.strip() and n.strip() != "upgrade_dbs"]
+            for n in names if n.strip() and not n.strip().startswith("upgrade_")]
 
 
 def pick(chans: list[Channel], sizes: dict[str, int], changes: int, now: datetime.time) -> tuple[Channel, float] | None:
@@ -144,6 +153,7 @@ class Daemon:
     def __init__(self, node: Any) -> None:
         self.node = node
         self.seen: dict[str, int] = {}  # db name -> update seq at its last compaction (or first look)
+        self.seen_views: dict[tuple[str, str], int] = {}  # (db name, signature) -> index seq, likewise
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -174,25 +184,38 @@ class Daemon:
                 log.exception("automatic compaction check failed")
 
     async def check(self, now: datetime.time | None = None) -> str | None:
-        """Compact the open database the channels want most; its name (None if none)."""
+        """Compact the open database or view index the channels want most; its name (a database's,
+        or `<db>/<signature>` for an index), None if none."""
         now = now or datetime.datetime.now().time()
-        chans = channels(self.node.config)
-        best: tuple[float, Any] | None = None
+        db_chans = channels(self.node.config)
+        view_chans = channels(self.node.config, "view_channels", DEFAULT_VIEW_CHANNELS)
+        best: tuple[float, Any, Any] | None = None  # (priority, db, index or None)
         for db in self.node.open_dbs():
-            name = db.name
-            if db.closed or db.compact_running:
+            if db.closed:
                 continue
-            changes = db.update_seq - self.seen.get(name, 0)
-            if changes <= 0:
-                continue
-            choice = pick(chans, db.info()["sizes"], changes, now)
-            if choice is not None and (best is None or choice[1] > best[0]):
-                best = (choice[1], db)
+            changes = db.update_seq - self.seen.get(db.name, 0)
+            if changes > 0 and not db.compact_running:
+                choice = pick(db_chans, db.info()["sizes"], changes, now)
+                if choice is not None and (best is None or choice[1] > best[0]):
+                    best = (choice[1], db, None)
+            for ix in views.open_indexes(db):
+                seq = ix.seq
+                changes = seq - self.seen_views.get((db.name, ix.spec.sig), 0)
+                if changes <= 0 or ix.compact_running:
+                    continue
+                sizes = {"file": ix.store.file_size(), "active": ix.store.used_bytes()}
+                choice = pick(view_chans, sizes, changes, now)
+                if choice is not None and (best is None or choice[1] > best[0]):
+                    best = (choice[1], db, ix)
         if best is None:
             return None
-        db = best[1]
+        _, db, ix = best
         with pinning_scope():
             self.node.get_db(db.name)  # pinned: the LRU keeps it open while it is compacted
-            self.seen[db.name] = db.update_seq
-            await compact(self.node, db)
-        return db.name
+            if ix is None:
+                self.seen[db.name] = db.update_seq
+                await compact(self.node, db)
+                return db.name
+            self.seen_views[(db.name, ix.spec.sig)] = ix.seq
+            await views.compact_index(self.node, db, ix)
+            return f"{db.name}/{ix.spec.sig}"

@@ -110,27 +110,53 @@ class Store:
         """`durable=False` is for an environment nobody depends on until it is synced (`sync`),
         like a compaction's copy."""
         self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
-        _reserve(self.path / "lock.mdb", LOCK_FILE_BYTES)
-        try:
-            self.env = lmdb.open(
-                str(self.path),
-                map_size=map_size or INITIAL_MAP_SIZE,
-                max_dbs=MAX_NAMED_DBS,
-                max_readers=1024,
-                sync=durable,  # a commit returns after fsync: acknowledged writes survive SIGKILL/power loss
-                metasync=durable,
-                readahead=False,
-                lock=True,
-            )
-        except lmdb.MemoryError as exc:
-            raise InsufficientStorage(MAP_CANNOT_GROW) from exc
+        self.durable = durable
+        self.env = self._open(map_size or INITIAL_MAP_SIZE)
         self._cond = threading.Condition(threading.Lock())
         self._readers = 0
         self._resizing = False
         self._handles: dict[str, object] = {}
         for name in subdbs:
             self.db(name)
+
+    def _open(self, map_size: int) -> lmdb.Environment:
+        self.path.mkdir(parents=True, exist_ok=True)
+        _reserve(self.path / "lock.mdb", LOCK_FILE_BYTES)
+        try:
+            return lmdb.open(
+                str(self.path),
+                map_size=map_size,
+                max_dbs=MAX_NAMED_DBS,
+                max_readers=1024,
+                sync=self.durable,  # a commit returns after fsync: acknowledged writes survive SIGKILL/power loss
+                metasync=self.durable,
+                readahead=False,
+                lock=True,
+            )
+        except lmdb.MemoryError as exc:
+            raise InsufficientStorage(MAP_CANNOT_GROW) from exc
+
+    def swap(self, install: Callable[[], None], rebind: Callable[[], None]) -> None:
+        """Close the environment once no reader is inside it, let `install` put another one at
+        this path, open that one, and `rebind` the caller's handles before any reader comes back
+        (readers arriving meanwhile wait, as for a resize). The caller keeps writers out."""
+        with self._cond:
+            self._resizing = True
+            while self._readers:
+                self._cond.wait()
+        try:
+            map_size = self.env.info()["map_size"]
+            self.env.close()
+            try:
+                install()
+            finally:
+                self.env = self._open(map_size)
+                self._handles = {name: self.env.open_db(name.encode()) for name in self._handles}
+                rebind()
+        finally:
+            with self._cond:
+                self._resizing = False
+                self._cond.notify_all()
 
     def db(self, name: str):
         """Handle of a named sub-database, created on first use."""

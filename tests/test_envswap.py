@@ -61,3 +61,14 @@ def test_recover_on_disk(tmp_path):
         expected = LIVE if LIVE in present else NEW if NEW in present else OLD
         assert sorted(p.name for p in d.iterdir()) == [LIVE]
         assert (d / LIVE / "data.mdb").read_text() == expected
+
+
+@given(st.sets(st.sampled_from([0, 1, 2])), st.text("0123456789abcdef", min_size=32, max_size=32))
+def test_an_environment_of_another_name_recovers_the_same_way(present, sig):
+    """A view index swaps under its signature: the same decisions, with its own names."""
+    main, other = envswap.names(), envswap.names(sig)
+    assert other == (sig, sig + ".compact", sig + ".old")
+    rename = dict(zip(main, other))
+    steps = envswap.plan({main[i] for i in present})
+    assert envswap.plan({other[i] for i in present}, sig) == [
+        tuple(rename.get(x, x) for x in step) for step in steps]

@@ -12,8 +12,10 @@ import aiohttp
 from hypothesis import given
 from hypothesis import strategies as st
 
+import couchpy
 from couchpy import smoosh
 from couchpy.config import Config
+from couchpy.views import manager as views
 
 MB = 1 << 20
 
@@ -73,7 +75,9 @@ def test_pick_respects_channel_order_and_windows():
 
 
 async def test_a_bloated_database_is_compacted_automatically(new_server):
-    srv = new_server(config={"smoosh": {"check_interval": "0.2"},
+    # off while the database is written, so the daemon judges the whole bloat at once (compacting
+    # half-way would leave a ratio below the threshold, and nothing more to do)
+    srv = new_server(config={"smoosh": {"check_interval": "0.2", "enabled": "false"},
                              "smoosh.ratio_dbs": {"min_priority": "1.8", "min_size": "0"}})
     async with aiohttp.ClientSession(base_url=srv.base, auth=srv.auth) as s:
         async with s.put("/bloated") as r:
@@ -91,6 +95,8 @@ async def test_a_bloated_database_is_compacted_automatically(new_server):
         async with s.get("/bloated") as r:
             bloated = (await r.json())["sizes"]
         assert bloated["file"] / bloated["active"] >= 1.8  # the channel wants it
+        async with s.put("/_node/_local/_config/smoosh/enabled", json="true") as r:
+            assert r.status == 200, await r.text()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             async with s.get("/bloated") as r:
@@ -106,3 +112,38 @@ async def test_a_bloated_database_is_compacted_automatically(new_server):
         # a database below the threshold is left alone: its file is the same environment
         dbdir = next(p for p in (srv.data_dir / "dbs").iterdir() if p.name.startswith("quiet."))
         assert (dbdir / "main" / "data.mdb").stat().st_ctime < time.time() - 0.5
+
+
+def test_view_channels_are_couchdbs():
+    chans = smoosh.channels(Config(), "view_channels", smoosh.DEFAULT_VIEW_CHANNELS)
+    assert [(c.name, c.priority, c.min_priority, c.min_size) for c in chans] == [
+        ("ratio_views", "ratio", 2.0, MB), ("slack_views", "slack", 536870912.0, MB)]
+
+
+async def test_a_bloated_view_index_is_compacted_automatically(tmp_path):
+    node = couchpy.open(tmp_path / "data")
+    try:
+        node.config.set("smoosh.ratio_dbs", "min_priority", "1000")  # this test is about the index
+        node.config.set("smoosh.ratio_views", "min_priority", "1.5")
+        node.config.set("smoosh.ratio_views", "min_size", "0")
+        db = node.create_db("v")
+        await db.put({"_id": "_design/d", "views": {"v": {"map": "function(doc){ emit(doc.text, doc.n); }"}}})
+        revs: dict[str, str] = {}
+        daemon = smoosh.Daemon(node)
+        for gen in range(3):
+            docs = [{"_id": f"d{i}", "n": i, "text": f"{gen} " + "t" * 200,
+                     **({"_rev": revs[f"d{i}"]} if gen else {})} for i in range(2000)]
+            revs.update({row["id"]: row["rev"] for row in await db.bulk_docs(docs)})
+            await views.query_view(node, db, "d", "v", {"limit": "1"}, True)
+            if gen == 0:
+                assert await daemon.check() is None  # a fresh index has nothing to give back
+        ix = views.index_by_name(node, db, "d")
+        bloated = ix.store.file_size()
+        assert bloated / ix.store.used_bytes() >= 1.5
+        assert await daemon.check() == f"v/{ix.spec.sig}"
+        assert ix.store.file_size() < bloated * 0.75
+        assert await daemon.check() is None  # nothing changed since
+        rows = (await views.query_view(node, db, "d", "v", {"limit": "2"}, True))["rows"]
+        assert [r["value"] for r in rows] == [0, 1] and rows[0]["key"].startswith("2 ")
+    finally:
+        await node.aclose()

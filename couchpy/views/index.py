@@ -17,6 +17,12 @@ documents in the query-server workers, and commits each batch (rows, back-index,
 new sequence in one transaction). A large catch-up (an initial build) skips partial maintenance
 while it writes and rebuilds the partials in one ordered pass at the end, which is much cheaper
 than updating them per batch. One build per index runs at a time; concurrent queries wait on it.
+
+LMDB reuses the pages updates free, so an index stops growing at about twice its live size (rows
+rewritten once leave their old pages behind). Compaction (`compact_sync`, `_compact/{ddoc}`) gives
+that space back: with updates held off, a compact copy of the environment is written beside it
+(`<signature>.compact`), made durable, and swapped in as a database's environment is
+(couchpy.envswap); queries keep reading the old environment until the moment of the swap.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from typing import Any
 
 import orjson
 
-from .. import collate, longkeys, partitions, purge
+from .. import collate, envswap, longkeys, partitions, purge
 from ..docinfo import DocInfo
 from ..mango.native import MangoMapper
 from ..query_server import ViewFunctions
@@ -115,6 +121,10 @@ class CustomAdapter:
         return partial
 
 
+def _nothing() -> None:
+    pass
+
+
 class ViewIndex:
     def __init__(self, db: Any, spec: DesignSpec, pool: Any):
         self.db = db
@@ -123,11 +133,9 @@ class ViewIndex:
             pool = MangoMapper(tuple(v.map for v in spec.views))
         self.pool = pool
         self.directory = db.directory / "views" / spec.sig
+        envswap.recover(self.directory.parent, spec.sig)  # a compaction a crash cut short
         self.store = Store(self.directory, ("meta", "ids", "rows", "tree"))
-        self._meta = self.store.db("meta")
-        self._ids = self.store.db("ids")
-        self._rows = self.store.db("rows")
-        self._tree = self.store.db("tree")
+        self._bind()
         custom = tuple(None if (v.reduce is None or is_builtin(v.reduce)) else v.reduce for v in spec.views)
         self.fns = ViewFunctions(spec.language, tuple(v.map for v in spec.views), custom,
                                  tuple(v.name for v in spec.views), spec.lib)
@@ -146,11 +154,21 @@ class ViewIndex:
             self.encoders.append(collate.encoder(v.collation))
         self._lock = threading.Lock()
         self._build: asyncio.Future | None = None
+        self.compact_running = False
         self.closed = False
         self.purge_seq = 0
         self._seq_seen = -1  # the highest index sequence read so far
 
     # ------------------------------------------------------------------ meta
+
+    def _bind(self) -> None:
+        """The sub-database handles of the current environment (again after a compaction)."""
+        self._meta = self.store.db("meta")
+        self._ids = self.store.db("ids")
+        self._rows = self.store.db("rows")
+        self._tree = self.store.db("tree")
+        for t in getattr(self, "trees", ()):
+            t.rows_db, t.tree_db = self._rows, self._tree
 
     def _get_meta(self, txn: Any, key: bytes, default: Any) -> Any:
         raw = txn.get(key, db=self._meta)
@@ -364,6 +382,29 @@ class ViewIndex:
             await asyncio.shield(self._build)
             return
 
+    # ------------------------------------------------------------------ compaction
+
+    def compact_sync(self) -> tuple[int, int]:
+        """Give back the pages updates left free (blocking; runs in a thread). Returns the data
+        file's size before and after."""
+        parent, live = self.directory.parent, self.spec.sig
+        copy = parent / envswap.names(live)[1]
+        with self._lock:  # no update writes meanwhile; queries go on reading
+            if self.closed:
+                return (0, 0)
+            self.compact_running = True
+            try:
+                before = self.store.file_size()
+                envswap.discard_copy(parent, live)
+                copy.mkdir()
+                self.store.env.copy(str(copy), compact=True)
+                envswap.seal(copy)
+                self.store.swap(lambda: envswap.install(parent, _nothing, _nothing, live), self._bind)
+                envswap.finish(parent, live)
+                return before, self.store.file_size()
+            finally:
+                self.compact_running = False
+
     # ------------------------------------------------------------------ info
 
     def _get_meta_now(self, key: bytes) -> int:
@@ -381,7 +422,7 @@ class ViewIndex:
             "update_seq": seq,
             "purge_seq": self._get_meta_now(b"purge_seq"),
             "updater_running": self._build is not None and not self._build.done(),
-            "compact_running": False,
+            "compact_running": self.compact_running,
             "waiting_clients": 0,
             "waiting_commit": False,
             "updates_pending": {"minimum": 0, "preferred": 0, "total": max(self.db.update_seq - seq, 0)},

@@ -227,15 +227,37 @@ async def cleanup(node: Any, db: Any) -> None:
         return
     loop = asyncio.get_running_loop()
     for d in root.iterdir():
-        if d.is_dir() and len(d.name) == 32 and d.name not in live:
+        # `<sig>.compact` and `<sig>.old` are a compaction's, in progress or cut short
+        sig = d.name.split(".")[0]
+        if d.is_dir() and len(sig) == 32 and sig not in live:
             await loop.run_in_executor(None, shutil.rmtree, d, True)
 
 
+def open_indexes(db: Any) -> list[ViewIndex]:
+    """The view indexes of `db` open now (automatic compaction looks at these)."""
+    return [ix for ix in _db_indexes(db).values() if not ix.closed]
+
+
 async def compact(node: Any, db: Any, ddoc_name: str) -> None:
-    """`_compact/{ddoc}`: LMDB reuses free pages, so compaction only brings the index up to date."""
+    """`_compact/{ddoc}`: bring the index up to date, then give back the space updates left free."""
     doc = load_ddoc(db, ddoc_name)
     ix = index_for(node, db, doc)
-    await ix.update(node, "_design/" + ddoc_name)
+    ddoc_id = "_design/" + ddoc_name.removeprefix("_design/")
+    await ix.update(node, ddoc_id)
+    await compact_index(node, db, ix, ddoc_id)
+
+
+async def compact_index(node: Any, db: Any, ix: ViewIndex, ddoc_id: str | None = None) -> None:
+    """ViewIndex.compact_sync in a thread, as a `view_compaction` task of /_active_tasks."""
+    task = None
+    if hasattr(node, "tasks"):
+        task = node.tasks.add(type="view_compaction", database=db.name, design_document=ddoc_id,
+                              signature=ix.spec.sig, phase="view", progress=0)
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, ix.compact_sync)
+    finally:
+        if task is not None:
+            task.done()
 
 
 def _check_functions(node: Any, doc: dict) -> None:
