@@ -169,6 +169,10 @@ async def test_listings_show_exactly_the_visible_documents(adb, anon, p):
     # a document the reader does not see has no revision they could be told about
     assert ("possible_ancestors" in body["b1"]) == ("b1" in live)
     assert ("possible_ancestors" in body["a1"]) == ("a1" in live)
+    revs = {d: (await call(anon, "GET", f"/{name}/{d}", headers=basic_admin(cast.server)))[1]["_rev"]
+            for d in ("a1", "b1")}
+    st, body = await call(anon, "POST", f"/{name}/_missing_revs", headers=h, json={d: [r] for d, r in revs.items()})
+    assert st == 200 and body == {"missing_revs": {d: [r] for d, r in revs.items() if d not in live}}
 
 
 @pytest.mark.parametrize("p", PRINCIPALS)
@@ -186,6 +190,12 @@ async def test_views_show_rows_of_visible_documents_only(adb, anon, p):
     assert body["offset"] == 1
     st, body = await call(anon, "POST", f"/{name}/_design/app/_view/v", headers=h, json={"keys": [1, 2, 3, 4, 5]})
     assert {r["id"] for r in body["rows"]} == docs
+    st, body = await call(anon, "POST", f"/{name}/_design/app/_view/v/queries", headers=h,
+                          json={"queries": [{"keys": [1, 2]}, {"startkey": 3, "include_docs": True}]})
+    assert st == 200
+    assert {r["id"] for r in body["results"][0]["rows"]} == docs & {"a1", "b1"}
+    assert {r["id"] for r in body["results"][1]["rows"]} == docs & {"t1", "ab", "n1"}
+    assert all(r["doc"]["_id"] == r["id"] for r in body["results"][1]["rows"])
     st, body = await call(anon, "GET", f"/{name}/_design/app/_view/r", headers=h)
     if p in ("dave", "admin"):
         assert st == 200 and body["rows"][0]["value"] == 5
