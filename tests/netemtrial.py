@@ -156,13 +156,14 @@ def local_url(srv: NetnsServer) -> str:
 
 
 async def start_continuous(servers: list[NetnsServer]) -> None:
-    """On every node: a continuous push to the next node and a pull from the previous one."""
+    """On every node: a continuous push to the next node and a pull from it; with three nodes
+    that is every direction once, each run by one side or the other."""
     n = len(servers)
     for i, srv in enumerate(servers):
-        nxt, prv = servers[(i + 1) % n], servers[(i - 1) % n]
+        nxt = servers[(i + 1) % n]
         async with aiohttp.ClientSession(auth=srv.auth) as s:
             for doc_id, rep in ((f"push-{(i + 1) % n}", {"source": local_url(srv), "target": f"{nxt.peer_url}/{DB}"}),
-                                (f"pull-{(i - 1) % n}", {"source": f"{prv.peer_url}/{DB}", "target": local_url(srv)})):
+                                (f"pull-{(i + 1) % n}", {"source": f"{nxt.peer_url}/{DB}", "target": local_url(srv)})):
                 if n == 2 and doc_id.startswith("pull"):
                     continue  # with two nodes the pushes already cover both directions
                 st, out = await call(s, srv, "PUT", f"/_replicator/{doc_id}", {**rep, **REP, "continuous": True})
@@ -201,28 +202,42 @@ async def restart(srv: NetnsServer) -> None:
     await asyncio.to_thread(srv.start, 60)
 
 
-async def checkpoint_kill(servers: list[NetnsServer], target: int, figures: Figures, timeout: float = 15) -> None:
+async def checkpoint_kill(net: Netns, servers: list[NetnsServer], target: int, figures: Figures,
+                          timeout: float = 15) -> None:
     """Wait for the next checkpoint of the push into `target`, SIGKILL the target at once, restart
-    it, and check that every change the checkpoint claims (on either side) is on the target."""
+    it, and check that every change the checkpoint claims (on either side) is on the target.
+
+    The links are slowed meanwhile so that batches are still in flight when a checkpoint lands
+    (the moment a checkpoint claiming too much would show), and the source's changes are read
+    right after the kill, before the writers move the documents on."""
     n = len(servers)
     src = (target - 1) % n
     a, b = servers[src], servers[target]
-    async with aiohttp.ClientSession(auth=a.auth) as sa, aiohttp.ClientSession(auth=b.auth) as sb:
-        st, doc = await call(sa, a, "GET", f"/_scheduler/docs/_replicator/push-{target}")
-        assert st == 200, doc
-        base_id = doc["id"].split("+", 1)[0]
-        path = f"/{DB}/_local/{base_id}"
-        st, first = await call(sb, b, "GET", path)
-        before = first.get("source_last_seq") if st == 200 else None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            st, cp = await call(sb, b, "GET", path)
-            if st == 200 and cp.get("source_last_seq") != before:
-                break
-            await asyncio.sleep(0.01)
-        else:
-            return  # no checkpoint in time (the link may be cut): nothing to check this round
-    await restart(b)
+    for i in (src, target):
+        net.degrade(i, delay_ms=150, jitter_ms=50)
+    try:
+        async with aiohttp.ClientSession(auth=a.auth) as sa, aiohttp.ClientSession(auth=b.auth) as sb:
+            st, doc = await call(sa, a, "GET", f"/_scheduler/docs/_replicator/push-{target}")
+            assert st == 200, doc
+            base_id = doc["id"].split("+", 1)[0]
+            path = f"/{DB}/_local/{base_id}"
+            st, first = await call(sb, b, "GET", path)
+            before = first.get("source_last_seq") if st == 200 else None
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                st, cp = await call(sb, b, "GET", path)
+                if st == 200 and cp.get("source_last_seq") != before:
+                    break
+                await asyncio.sleep(0.005)
+            else:
+                return  # no checkpoint in time (the replication may be backing off): nothing to check
+            b.kill()
+            st, ch = await call(sa, a, "GET", f"/{DB}/_changes", style="all_docs")
+            assert st == 200, ch
+    finally:
+        for i in (src, target):
+            net.clear(i)
+    await asyncio.to_thread(b.start, 60)
     figures.checkpoint_kills += 1
     async with aiohttp.ClientSession(auth=a.auth) as sa, aiohttp.ClientSession(auth=b.auth) as sb:
         claims = []
@@ -230,11 +245,7 @@ async def checkpoint_kill(servers: list[NetnsServer], target: int, figures: Figu
             st, cp = await call(s, srv, "GET", path)
             if st == 200:
                 claims.append(seq_int(cp["source_last_seq"]))
-        if not claims:
-            return
-        claimed = max(claims)
-        st, ch = await call(sa, a, "GET", f"/{DB}/_changes", style="all_docs")
-        assert st == 200, ch
+        claimed = max(claims, default=0)
         revs = {r["id"]: [c["rev"] for c in r["changes"]] for r in ch["results"] if seq_int(r["seq"]) <= claimed}
         st, missing = await call(sb, b, "POST", f"/{DB}/_revs_diff", revs)
         assert st == 200, missing
@@ -244,8 +255,11 @@ async def checkpoint_kill(servers: list[NetnsServer], target: int, figures: Figu
 
 async def faults(net: Netns, servers: list[NetnsServer], figures: Figures, rng: random.Random, rounds: int) -> None:
     n = len(servers)
-    for _ in range(rounds):
-        kind = rng.choice(("degrade", "degrade", "cut", "kill", "checkpoint-kill"))
+    # every kind of fault at least once (checkpoint kills twice: one may land between batches)
+    kinds = ["degrade", "cut", "kill", "checkpoint-kill", "checkpoint-kill"]
+    kinds += [rng.choice(("degrade", "degrade", "cut", "kill", "checkpoint-kill")) for _ in range(rounds - len(kinds))]
+    rng.shuffle(kinds)
+    for kind in kinds:
         if kind == "degrade":
             for i in range(n):
                 delay = rng.choice((0, 5, 20, 50))
@@ -266,7 +280,7 @@ async def faults(net: Netns, servers: list[NetnsServer], figures: Figures, rng: 
             await restart(servers[i])
             figures.kills += 1
         else:
-            await checkpoint_kill(servers, rng.randrange(n), figures)
+            await checkpoint_kill(net, servers, rng.randrange(n), figures)
 
 
 # ---------------------------------------------------------------------------- convergence
