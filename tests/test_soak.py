@@ -15,7 +15,7 @@ SECONDS = float(os.environ.get("SOAK_SECONDS", "45"))
 INTERVAL = 3.0
 # growth allowed after the warm-up third of the run: the heap may settle (caches, pools filling),
 # not climb with the number of requests; fds are a handful of pooled connections at most
-RSS_GROWTH_KB = 40 << 10
+RSS_GROWTH_KB = 24 << 10
 FD_GROWTH = 16
 
 
