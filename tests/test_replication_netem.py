@@ -18,7 +18,7 @@ from dataclasses import asdict
 from tests.netemtrial import trial
 from tests.netns import Netns
 
-ROUNDS = int(os.environ.get("NETEM_ROUNDS", "6"))
+ROUNDS = int(os.environ.get("NETEM_ROUNDS", "5"))
 
 
 async def test_three_nodes_converge_through_loss_reordering_cuts_and_kills(tmp_path):
