@@ -30,7 +30,7 @@ from typing import Any
 import lmdb
 import orjson
 
-from . import bodycodec, envswap, sizes
+from . import bodycodec, envswap, jsonutil, sizes
 from .attachments.access import blobs_for
 from .attachments.blobstore import RECORD_PREFIXES, SUBDB as ATTACHMENTS, BlobMeta, _ckey, _ukey
 from .attachments.codec import md5_of_digest
@@ -106,7 +106,7 @@ class Compactor:
         self.dst = Store(self.directory / envswap.NEW, tuple(names),
                          map_size=self.src.env.info()["map_size"], durable=False)
         with self.src.read() as txn:
-            meta = orjson.loads(txn.get(META_KEY, db=self._h(self.src, "meta")) or b"{}")
+            meta = jsonutil.loads(txn.get(META_KEY, db=self._h(self.src, "meta")) or b"{}")
         self.seq = meta.get("update_seq", 0)
         self.total = meta.get("doc_count", 0) + meta.get("doc_del_count", 0)
         self._report(phase="document_copy")
@@ -188,7 +188,7 @@ class Compactor:
             self._note_bodies(doc)
 
     def _pending(self, txn: lmdb.Transaction) -> int:
-        meta = orjson.loads(txn.get(META_KEY, db=self._h(self.src, "meta")) or b"{}")
+        meta = jsonutil.loads(txn.get(META_KEY, db=self._h(self.src, "meta")) or b"{}")
         return meta.get("update_seq", 0) - self.seq
 
     def _catch_up(self, txn: lmdb.Transaction, limit: int | None) -> None:

@@ -52,7 +52,7 @@ class Database:
         self.open_store()
         with self.store.read() as txn:
             raw = txn.get(META_KEY, db=self._meta_db)
-        self.meta: dict[str, Any] = orjson.loads(raw) if raw else {
+        self.meta: dict[str, Any] = jsonutil.loads(raw) if raw else {
             "update_seq": 0,
             "doc_count": 0,
             "doc_del_count": 0,
@@ -701,7 +701,7 @@ class Database:
         def fn(txn):
             meta = dict(self.meta)
             meta[key] = value
-            txn.put(META_KEY, orjson.dumps(meta), db=self._meta_db)
+            txn.put(META_KEY, jsonutil.dumps(meta), db=self._meta_db)
             return meta
 
         async def publish(meta: dict) -> None:

@@ -20,11 +20,12 @@ from pathlib import Path
 
 import orjson
 
-from . import security
+from . import jsonutil, security
 from .config import Config
 from .database import Database
 from .db_updates import CREATED, DELETED, DbUpdates
 from .errors import InvalidDatabaseName, NotFound, PreconditionFailed
+from .longkeys import LMDB_MAX
 from .metrics import Metrics
 from .storage import Store
 from .updates import META_KEY
@@ -122,8 +123,11 @@ class Node:
         raise ValueError(value)
 
     def _lookup(self, name: str) -> dict | None:
+        key = name.encode()
+        if not 0 < len(key) <= LMDB_MAX:
+            return None  # no database has this name (and LMDB refuses such a key)
         with self._catalog.read() as txn:
-            raw = txn.get(name.encode(), db=self._cat_db)
+            raw = txn.get(key, db=self._cat_db)
         return orjson.loads(raw) if raw else None
 
     def exists(self, name: str) -> bool:
@@ -175,7 +179,7 @@ class Node:
             db.meta["access"] = True  # per-document access control (couchpy.access), for good
         if partitioned:
             db.meta["props"] = {"partitioned": True}
-        db.store.write(lambda txn: txn.put(META_KEY, orjson.dumps(db.meta), db=db._meta_db))
+        db.store.write(lambda txn: txn.put(META_KEY, jsonutil.dumps(db.meta), db=db._meta_db))
         entry = orjson.dumps({"dir": dirname, "created": time.time()})
 
         def add(txn) -> int:

@@ -38,7 +38,7 @@ def apply_updates(db, txn: lmdb.Transaction, batch: list[tuple[list[dict], bool]
             except CouchError as exc:
                 res.append(exc)
         results.append(res)
-    txn.put(META_KEY, orjson.dumps(meta), db=db._meta_db)
+    txn.put(META_KEY, jsonutil.dumps(meta), db=db._meta_db)
     return results
 
 def write_edit(db, txn, doc: dict, meta: dict) -> dict:

@@ -5,11 +5,16 @@ CouchDB); the two places couchpy differs on purpose are marked."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import resource
 import time
 
+import aiohttp
 import pytest
 
 HALF_OPEN = 500  # stays under a default limit of 1024 open files in the test process
+MANY_HALF_OPEN = 3000  # the test raises its open-file limit (and so its server's) for these
+MANY_ATTACHMENTS = 10_000
 BAD_JSON = {"error": "bad_request", "reason": "invalid UTF-8 JSON"}
 
 
@@ -95,3 +100,169 @@ async def test_half_open_connections_do_not_stop_other_clients(server, client):
     finally:
         for w in writers:
             w.close()
+
+
+async def _many_attachments(client, db_url: str) -> tuple[int, dict]:
+    atts = {f"a{i:05d}.txt": {"content_type": "text/plain", "data": base64.b64encode(b"%d" % i).decode()}
+            for i in range(MANY_ATTACHMENTS)}
+    async with client.put(f"{db_url}/many", json={"_attachments": atts}) as r:
+        return r.status, await r.json()
+
+
+async def test_ten_thousand_attachments_on_one_document(client, db, couch_client, dbname):
+    """CouchDB 3.4.3 stores a document with 10000 inline attachments; so does couchpy, and every
+    one of them reads back, as stubs, inline and one by one."""
+    async with couch_client.put(f"/{dbname}") as r:
+        assert r.status == 201
+    try:
+        status, out = await asyncio.wait_for(_many_attachments(couch_client, f"/{dbname}"), 120)
+        assert status == 201, out
+    finally:
+        async with couch_client.delete(f"/{dbname}"):
+            pass
+    status, out = await asyncio.wait_for(_many_attachments(client, f"/{db}"), 120)
+    assert status == 201, out
+    rev = out["rev"]
+    async with client.get(f"/{db}/many") as r:
+        stubs = (await r.json())["_attachments"]
+    assert len(stubs) == MANY_ATTACHMENTS
+    assert all(s["stub"] and s["revpos"] == 1 for s in stubs.values())
+    async with client.get(f"/{db}/many/a04321.txt") as r:
+        assert (r.status, await r.read()) == (200, b"4321")
+    async with client.get(f"/{db}/many", params={"attachments": "true"}) as r:
+        inline = (await r.json())["_attachments"]
+    assert {name: base64.b64decode(a["data"]) for name, a in inline.items()} == {
+        f"a{i:05d}.txt": b"%d" % i for i in range(MANY_ATTACHMENTS)}
+    # an update that keeps every stub and adds one more
+    async with client.put(f"/{db}/many", json={"_rev": rev, "_attachments": {
+            **stubs, "new.txt": {"content_type": "text/plain", "data": "bmV3"}}}) as r:
+        assert r.status == 201, await r.text()
+    async with client.get(f"/{db}/many/a00000.txt") as r:
+        assert (r.status, await r.read()) == (200, b"0")
+    async with client.get("/_up") as r:
+        assert r.status == 200
+
+
+async def _timed_up(client) -> float:
+    t0 = time.monotonic()
+    async with client.get("/_up") as r:
+        assert r.status == 200
+    return time.monotonic() - t0
+
+
+async def test_slow_clients_do_not_stop_other_clients(server, client, db):
+    """Slowloris-style clients trickle a request head, or a document body, one byte at a time for
+    a few seconds: meanwhile everyone else is answered promptly, and a slow body that does arrive
+    in the end is stored."""
+    slow_heads, slow_bodies = 50, 20
+    body = b'{"slow": "' + b"x" * 40 + b'"}'
+    credentials = client.auth.encode() if client.auth else ""
+
+    async def trickle_head() -> None:
+        _, w = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            for byte in b"GET /_up HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 30:
+                w.write(bytes([byte]))
+                await w.drain()
+                await asyncio.sleep(0.1)
+        finally:
+            w.close()
+
+    async def trickle_body(i: int) -> int:
+        r, w = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            w.write(f"PUT /{db}/slow{i} HTTP/1.1\r\nHost: x\r\nAuthorization: {credentials}\r\n"
+                    f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode())
+            for byte in body:
+                w.write(bytes([byte]))
+                await w.drain()
+                await asyncio.sleep(0.06)
+            status_line = await asyncio.wait_for(r.readline(), 30)
+            return int(status_line.split()[1])
+        finally:
+            w.close()
+
+    slow = [asyncio.create_task(trickle_head()) for _ in range(slow_heads)]
+    slow += [asyncio.create_task(trickle_body(i)) for i in range(slow_bodies)]
+    await asyncio.sleep(0.5)
+    waits = []
+    for _ in range(10):
+        waits.append(await _timed_up(client))
+        await asyncio.sleep(0.2)
+    results = await asyncio.wait_for(asyncio.gather(*slow), 60)
+    assert max(waits) < 5.0, waits
+    assert results[slow_heads:] == [201] * slow_bodies
+    async with client.get(f"/{db}/slow7") as r:
+        assert (await r.json())["slow"] == "x" * 40
+
+
+def _rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+async def test_thousands_of_half_open_connections(new_server):
+    """Thousands of connections, each with half a request head sent, held open: the server keeps
+    answering others within bounded time and its memory stays bounded; once they go, it still
+    serves."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = MANY_HALF_OPEN + 500
+    assert hard >= need, f"the open-file limit ({hard}) is below what this test needs ({need})"
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, need), hard))
+    srv = new_server(name="halfopen")  # started now: it inherits the raised limit
+    writers = []
+    try:
+        async with aiohttp.ClientSession(base_url=srv.base, auth=srv.auth) as client:
+            await _timed_up(client)
+            rss_before = _rss_kib(srv.pid)
+            for i in range(MANY_HALF_OPEN):
+                _, w = await asyncio.open_connection("127.0.0.1", srv.port)
+                w.write(b"PUT /db/doc HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"a\":" if i % 2
+                        else b"GET / HTTP/1.1\r\nHost: x\r\nX-Half: ")
+                writers.append(w)
+            await asyncio.sleep(1.0)
+            waits = [await _timed_up(client) for _ in range(5)]
+            rss_during = _rss_kib(srv.pid)
+            assert max(waits) < 10.0, waits
+            # a few KiB per connection at most (the server holds thousands of them)
+            assert rss_during - rss_before < MANY_HALF_OPEN * 32, (rss_before, rss_during)
+            for w in writers:
+                w.close()
+            writers = []
+            await asyncio.sleep(0.5)
+            async with client.put("/after") as r:
+                assert r.status == 201
+    finally:
+        for w in writers:
+            w.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+async def test_dbs_info_of_names_no_database_can_have(client):
+    """Found by Schemathesis: an empty name or one longer than an LMDB key was a 500. CouchDB
+    3.4.3 answers not_found for each."""
+    keys = ["", "a" * 600, "a\u0000", "\U0002ff1b"]
+    async with client.post("/_dbs_info", json={"keys": keys}) as r:
+        assert r.status == 200
+        assert await r.json() == [{"key": k, "error": "not_found"} for k in keys]
+
+
+async def test_security_object_keeps_a_huge_integer_across_writes_and_restarts(new_server):
+    """Found by Schemathesis: a `_security` object holding an integer beyond 64 bits was a 500.
+    CouchDB 3.4.3 stores it digit for digit; so does couchpy, through later writes and a restart."""
+    big = "1" + "0" * 40
+    body = b'{"admins":{},"members":{},"x":' + big.encode() + b"}"
+    srv = new_server(name="bigsec")
+    async with aiohttp.ClientSession(base_url=srv.base, auth=srv.auth) as client:
+        async with client.put("/bigsec") as r:
+            assert r.status == 201
+        async with client.put("/bigsec/_security", data=body, headers={"Content-Type": "application/json"}) as r:
+            assert (r.status, await r.json()) == (200, {"ok": True})
+        async with client.put("/bigsec/doc", json={"a": 1}) as r:
+            assert r.status == 201
+    srv.stop()
+    srv.start()
+    async with aiohttp.ClientSession(base_url=srv.base, auth=srv.auth) as client:
+        async with client.get("/bigsec/_security") as r:
+            assert r.status == 200
+            assert f'"x":{big}' in (await r.text()).replace(" ", "")
