@@ -292,10 +292,10 @@ class Compactor:
         for name in ["local", "meta", *sorted(set(self.dst._handles) - KNOWN)]:
             self._replace_subdb(txn, name)
         raw = txn.get(META_KEY, db=self._h(self.src, "meta"))
-        meta = orjson.loads(raw) if raw is not None else dict(self.db.meta)  # never written yet
+        meta = jsonutil.loads(raw) if raw is not None else dict(self.db.meta)  # never written yet
         meta["external_size"] = self.external
         meta["live_body_size"] = self.live_bodies
-        packed = orjson.dumps(meta)
+        packed = jsonutil.dumps(meta)
         dictionary = self.codec.dictionary
 
         def put_meta(t: lmdb.Transaction) -> None:

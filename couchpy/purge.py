@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import lmdb
 import orjson
 
-from . import revtree, sizes
+from . import jsonutil, revtree, sizes
 from .docinfo import body_key, docs_key, seq_key
 from .errors import BadRequest
 from .updates import META_KEY, store_doc
@@ -69,7 +69,7 @@ def apply_purge(db, txn: lmdb.Transaction, purged_db, requests: dict[str, list[s
     if not bumped:
         meta["update_seq"] += 1  # every purge moves the sequence on, as CouchDB's does
     trim(txn, purged_db, meta)
-    txn.put(META_KEY, orjson.dumps(meta), db=db._meta_db)
+    txn.put(META_KEY, jsonutil.dumps(meta), db=db._meta_db)
     return out
 
 
