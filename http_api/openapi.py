@@ -133,6 +133,8 @@ PATH_PARAMS = {
     "name": _path_param("name", "a file of the admin UI", "app.js"),
     "jobid": _path_param("jobid", "replication job id", "x"),
     "type": _path_param("type", "index type (json)", "json"),
+    "partition": _path_param("partition", "partition name (the part of document ids before `:`)", "p"),
+    "rest": _path_param("rest", "any path", "x"),
 }
 
 
@@ -388,6 +390,19 @@ def _paths() -> dict[str, dict]:
     p["/{db}/_local/{ldoc}/{att}"] = _only_errors("always 400: `_local` documents have no attachments")
     p["/{db}/{docid}/{att}"] = _attachment_item()
     p["/{db}/_design/{ddoc}/{att}"] = _attachment_item()
+    # partitions of a partitioned database
+    part = "/{db}/_partition/{partition}"
+    p["/{db}/_partition"] = _only_errors("always 400: a partition needs a name")
+    p["/{db}/_partition/"] = _only_errors("always 400: a partition needs a name")
+    p[part] = _get_head("a partition's information", OBJ)
+    p[part + "/_all_docs"] = _listing_item("a partition's documents by id")
+    p[part + "/_find"] = _post("query a partition with a selector", _ref("FindResult"))
+    p[part + "/_explain"] = _post("how a partition query would run", OBJ)
+    p[part + "/_design/{ddoc}/_view/{view}"] = _listing_item("query a view over one partition")
+    p[part + "/_design/{ddoc}/_view/{view}/queries"] = _post(
+        "several queries of one view over one partition", OBJ,
+        {"type": "object", "properties": {"queries": {"type": "array", "items": OBJ}}})
+    p[part + "/{rest}"] = _only_errors("always 404: nothing else is under a partition")
     # design functions
     view = "/{db}/_design/{ddoc}/_view/{view}"
     p[view] = _listing_item("query a view")
