@@ -59,7 +59,7 @@ def write_edit(db, txn, doc: dict, meta: dict) -> dict:
             if rev not in tree or rev not in info.leaves() or tree[rev][1]:
                 raise Conflict()
             parent = rev
-        elif info.deleted:
+        elif info.deleted and not deleted:
             parent = info.rev  # recreating a deleted document continues its tombstone
         else:
             raise Conflict()

@@ -64,3 +64,20 @@ async def test_all_docs_ranges_with_ends_that_are_not_strings(peer, pdb, query, 
         await put_doc(peer, pdb, docid, {})
     status, body = await _json(peer, "GET", f"/{pdb}/_all_docs?{query}")
     assert (status, [r["id"] for r in body["rows"]], body["offset"], body["total_rows"]) == (200, ids, offset, 3)
+
+
+@pytest.mark.parametrize("how", ["POST", "PUT", "_bulk_docs"])
+async def test_deleting_a_deleted_document_without_a_rev_is_a_conflict(peer, pdb, how):
+    assert (await _json(peer, "POST", f"/{pdb}", {"_id": "a", "_deleted": True}))[0] == 201
+    if how == "POST":
+        answer = await _json(peer, "POST", f"/{pdb}", {"_id": "a", "_deleted": True})
+    elif how == "PUT":
+        answer = await _json(peer, "PUT", f"/{pdb}/a", {"_deleted": True, "x": 1})
+    else:
+        status, body = await _json(peer, "POST", f"/{pdb}/_bulk_docs", {"docs": [{"_id": "a", "_deleted": True}]})
+        answer = status, body[0]
+    conflict = {"error": "conflict", "reason": "Document update conflict."}
+    assert answer == ((201, {"id": "a", **conflict}) if how == "_bulk_docs" else (409, conflict))
+    # recreating it is no conflict: the new revision continues the tombstone
+    status, body = await _json(peer, "PUT", f"/{pdb}/a", {"x": 1})
+    assert status == 201 and body["rev"].startswith("2-")
