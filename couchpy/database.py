@@ -36,6 +36,7 @@ from .docinfo import DocInfo, body_key, docs_key, local_id, local_key, splice_do
 from .errors import BadRequest, CouchError, NotFound, PreconditionFailed, TooLarge
 from .storage import Store
 from .updates import META_KEY
+from .waiters import Waiters
 from .views import ddoc as view_ddoc
 from .views.manager import avalidate_design_doc
 from .writer import GroupCommitWriter
@@ -66,7 +67,7 @@ class Database:
         self.max_document_size = self.config.get_int("couchdb", "max_document_size", 8000000)
         self.max_docid_length = self.config.get_int("couchdb", "max_document_id_length")
         self.writer = GroupCommitWriter(self)
-        self._changed: asyncio.Future | None = None
+        self._waiters = Waiters()  # feeds waiting for the next commit
         self.pins = 0
         self.compact_running = False
         self._close_hooks: list = []
@@ -623,39 +624,21 @@ class Database:
         self.meta = meta
         if meta["update_seq"] != old_seq:
             self.node.db_updates.note_updated(self.name)
-        if meta["update_seq"] != old_seq and self._changed is not None:
-            fut, self._changed = self._changed, None
-            if not fut.done():
-                fut.set_result(meta["update_seq"])
+            self._waiters.wake()
 
     def wake_feeds(self) -> None:
         """Wake every waiting feed without a change (it then checks whether it should end)."""
-        if self._changed is not None and not self._changed.done():
-            self._changed.set_result(self.update_seq)
+        self._waiters.wake()
 
     @property
     def feeds_should_end(self) -> bool:
         return self.closed or self.node.closing
 
-    def changed(self) -> asyncio.Future:
-        """A future resolved at the next commit that changes the update sequence."""
-        if self._changed is None or self._changed.done():
-            self._changed = asyncio.get_running_loop().create_future()
-        return self._changed
-
     async def wait_for_change(self, since: int, timeout: float | None) -> int:
-        """Wait (at most `timeout` seconds) for a commit after `since`; the current update seq.
-
-        `asyncio.timeout`, not `asyncio.wait_for`: in Python 3.11 wait_for swallows a cancellation
-        that arrives just as the awaited future completes, and a cancelled waiter would loop on.
-        """
+        """Wait (at most `timeout` seconds) for a commit after `since`; the current update seq."""
         if self.update_seq > since:
             return self.update_seq
-        try:
-            async with asyncio.timeout(timeout):
-                await asyncio.shield(self.changed())
-        except TimeoutError:
-            pass
+        await self._waiters.wait(timeout)
         return self.update_seq
 
     async def purge(self, requests: dict[str, list[str]]) -> dict[str, list[str]]:

@@ -1,0 +1,51 @@
+"""Feeds waiting for a database's next commit, woken a batch at a time.
+
+Thousands of idle feeds may wait on one database. Woken all at once, every one of their tasks
+runs (and writes to its socket) before the event loop looks at its sockets again, so any other
+request waits for the whole fan-out: about a second for 10,000 feeds. Woken in batches, one
+batch per turn of the event loop, the loop reads and answers other requests between batches;
+a feed is woken no later than it would have been, in total, and each waits on a future of its own
+(no shared future to shield from one waiter's cancellation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+BATCH = 128
+
+
+class Waiters:
+    def __init__(self) -> None:
+        self._futures: set[asyncio.Future[None]] = set()
+
+    def __len__(self) -> int:
+        return len(self._futures)
+
+    async def wait(self, timeout: float | None) -> None:
+        """Until the next `wake()` or `timeout` seconds (None: no limit), whichever comes first."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._futures.add(fut)
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await fut
+        finally:
+            self._futures.discard(fut)
+
+    def wake(self) -> None:
+        """Wake everyone waiting now; whoever starts waiting from here on waits for the next."""
+        if not self._futures:
+            return
+        woken, self._futures = list(self._futures), set()
+        _wake_batch(asyncio.get_running_loop(), woken, 0)
+
+
+def _wake_batch(loop: asyncio.AbstractEventLoop, futures: list[asyncio.Future[None]], start: int) -> None:
+    for fut in futures[start : start + BATCH]:
+        if not fut.done():  # a waiter that timed out or was cancelled meanwhile
+            fut.set_result(None)
+    if start + BATCH < len(futures):
+        # the next batch in the loop's next turn, after the sockets were polled again
+        loop.call_soon(_wake_batch, loop, futures, start + BATCH)
