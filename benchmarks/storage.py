@@ -179,8 +179,14 @@ VIEW_DDOC = {"views": {"by_city": {
 
 async def view_sizes(s: aiohttp.ClientSession) -> dict[str, int]:
     """Bring the view's index up to date (a query), then its index's sizes."""
-    async with s.get(f"/{DB}/_design/v/_view/by_city", params={"limit": "1"}) as r:
-        await _json(r, 200)
+    for _ in range(60):
+        async with s.get(f"/{DB}/_design/v/_view/by_city", params={"limit": "1"}) as r:
+            if r.status == 500 and (await r.json(content_type=None)).get("error") == "timeout":
+                continue  # CouchDB gives up waiting after a minute and goes on building: ask again
+            await _json(r, 200)
+            break
+    else:
+        raise RuntimeError("the view index was not built within an hour")
     async with s.get(f"/{DB}/_design/v/_info") as r:
         return {k: v for k, v in (await _json(r, 200))["view_index"]["sizes"].items() if k in ("file", "active")}
 
