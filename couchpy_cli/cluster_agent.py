@@ -155,11 +155,21 @@ class ClusterAgent:
     async def record_security(self, name: str, security: dict[str, Any]) -> None:
         """Record a database's `_security` so that every replica applies it (now and when it returns)."""
         rec = self.record(name)
-        if rec is None:
-            return
+        if rec is None or rec.get("security") == security:
+            return  # unknown, or recorded already (e.g. this is another node applying it here)
         async with self._lock(name):
             await self._write_record({**rec, "security": security})
             await self._apply(name)
+        # the replicas up now apply it before the answer; the record reaches the others later
+        peers = [self.cdef.node(n) for n in rec["nodes"] if n != self.me.name and self.live.get(n)]
+        await asyncio.gather(*(self._put_security(peer, name, security) for peer in peers))
+
+    async def _put_security(self, peer, name: str, security: dict[str, Any]) -> None:
+        try:
+            async with self._session.put(f"{_db_url(peer.url, name)}/_security", json=security) as resp:
+                await resp.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            log.warning("could not apply _security on %s: %s", peer.name, type(exc).__name__)
 
     # ---- the record and its spreading ------------------------------------------------------
     def _lock(self, name: str) -> asyncio.Lock:

@@ -18,6 +18,8 @@ import urllib.request
 
 import aiohttp
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from couchpy.placement import Candidate, place
 
@@ -333,4 +335,80 @@ def test_access_databases_are_refused_in_a_cluster(cluster):
                 assert (r.status, await r.json()) == (400, {
                     "error": "bad_request", "reason": "Access databases are not available in a cluster."})
             assert (await _get(s, cluster.servers[0].base + "/cluster-access"))[0] == 404
+    run(go())
+
+
+def _ancestry(leaf: dict) -> set[str]:
+    revs = leaf["_revisions"]
+    return {f"{revs['start'] - i}-{rid}" for i, rid in enumerate(revs["ids"])}
+
+
+ops = st.one_of(
+    st.tuples(st.just("write"), st.integers(0, 1), st.integers(0, 3), st.sampled_from(["proxy", 0, 1, 2])),
+    st.tuples(st.just("kill"), st.integers(0, 2)),
+    st.tuples(st.just("restart")),
+    st.tuples(st.just("pause"), st.floats(0, 0.3)),
+)
+
+
+@settings(max_examples=1, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(st.lists(ops, min_size=4, max_size=14))
+# one run that surely loses a node in the middle of writes, besides the random one
+@example(steps=[("write", 0, 0, "proxy"), ("write", 1, 1, 0), ("kill", 0), ("write", 0, 0, "proxy"),
+                ("write", 1, 2, "proxy"), ("write", 0, 3, 1), ("write", 1, 1, 2), ("restart",),
+                ("write", 0, 0, "proxy"), ("kill", 1), ("write", 1, 1, "proxy"), ("write", 0, 2, 2)])
+def test_random_writes_kills_and_restarts_converge(cluster, steps):
+    """Random writes (through HAProxy or straight to a node, new documents and updates of the same
+    few), one node at a time SIGKILLed and restarted; at the end every replica agrees and holds
+    every acknowledged revision."""
+    dbs = ["random-0", "random-1"]
+    acked: dict[tuple[str, str], set[str]] = {}
+    down: list[int] = []
+
+    async def write(s, db: str, doc_id: str, via) -> None:
+        base = cluster.proxy_base if via == "proxy" else cluster.servers[via].base
+        try:
+            status, doc = await _get(s, f"{base}/{db}/{doc_id}")
+            body = {"n": time.monotonic()}
+            if status == 200:
+                body["_rev"] = doc["_rev"]
+            async with s.put(f"{base}/{db}/{doc_id}", json=body) as r:
+                if r.status in (201, 202):
+                    acked.setdefault((db, doc_id), set()).add((await r.json())["rev"])
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+            pass  # a node that is down, or a conflict: nothing acknowledged
+
+    async def go():
+        async with await _session(cluster) as s:
+            for db in dbs:
+                async with s.put(f"{cluster.proxy_base}/{db}") as r:
+                    assert r.status in (201, 412)
+        await asyncio.to_thread(cluster.refresh_proxy)
+        async with await _session(cluster) as s:
+            for step in steps:
+                if step[0] == "write":
+                    await write(s, dbs[step[1]], f"doc{step[2]}", step[3])
+                elif step[0] == "kill" and not down:
+                    cluster.kill(step[1])
+                    down.append(step[1])
+                elif step[0] == "restart" and down:
+                    await asyncio.to_thread(cluster.restart, down.pop())
+                elif step[0] == "pause":
+                    await asyncio.sleep(step[1])
+            while down:
+                await asyncio.to_thread(cluster.restart, down.pop())
+            deadline = time.monotonic() + 60
+            for db in dbs:
+                replicas = [cluster.servers[cluster.names.index(n)] for n in expected_nodes(cluster, db)]
+                while True:
+                    trees = [await _trees(s, srv.base, db) for srv in replicas]
+                    if all(t == trees[0] for t in trees):
+                        break
+                    assert time.monotonic() < deadline, f"{db}: replicas did not converge"
+                    await asyncio.sleep(0.2)
+                for (adb, doc_id), revs in acked.items():
+                    if adb == db:
+                        held = set().union(*(_ancestry(json.loads(leaf)) for leaf in trees[0][doc_id]))
+                        assert revs <= held, (db, doc_id, revs - held)
     run(go())
