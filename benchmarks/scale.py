@@ -328,11 +328,16 @@ class Clients:
 
 
 async def probe_loop(s: aiohttp.ClientSession, phase: list[str], samples: dict[str, list[float]],
-                     stop: asyncio.Event) -> None:
+                     errors: dict[str, int], stop: asyncio.Event) -> None:
     while not stop.is_set():
         t0 = time.perf_counter()
-        doc = await expect(s, "GET", "/feeds/probe", (200,))
-        assert doc["probe"] is True
+        try:
+            doc = await expect(s, "GET", "/feeds/probe", (200,))
+            assert doc["probe"] is True
+        except (aiohttp.ClientError, asyncio.TimeoutError, RuntimeError) as e:
+            # a server too busy to answer at all: counted, and the run goes on
+            errors[f"{phase[0]}: {type(e).__name__}"] = errors.get(f"{phase[0]}: {type(e).__name__}", 0) + 1
+            continue
         samples.setdefault(phase[0], []).append(time.perf_counter() - t0)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), PROBE_EVERY_S)
@@ -349,8 +354,8 @@ async def bench_feeds(t: Target, args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.sleep(2)
         base = t.usage()
         out["before"] = base
-        phase, samples, stop = ["idle"], {}, asyncio.Event()
-        prober = asyncio.create_task(probe_loop(probe_s, phase, samples, stop))
+        phase, samples, probe_errors, stop = ["idle"], {}, {}, asyncio.Event()
+        prober = asyncio.create_task(probe_loop(probe_s, phase, samples, probe_errors, stop))
         clients = Clients(t, n, args.per_client)
         try:
             phase[0] = "opening"
@@ -393,6 +398,7 @@ async def bench_feeds(t: Target, args: argparse.Namespace) -> dict[str, Any]:
         out["after_close"] = t.usage()
         out["probe"] = {k: {"count": len(v), "p50_ms": pct(sorted(v), 50), "p99_ms": pct(sorted(v), 99),
                             "max_ms": pct(sorted(v), 100)} for k, v in samples.items()}
+        out["probe_errors"] = probe_errors
     return out
 
 
