@@ -81,3 +81,22 @@ async def test_deleting_a_deleted_document_without_a_rev_is_a_conflict(peer, pdb
     # recreating it is no conflict: the new revision continues the tombstone
     status, body = await _json(peer, "PUT", f"/{pdb}/a", {"x": 1})
     assert status == 201 and body["rev"].startswith("2-")
+
+
+NO_DATA = {"t.txt": {"content_type": "text/plain"}}
+
+
+@pytest.mark.parametrize("docs", [
+    [{"_id": "c", "_attachments": NO_DATA}],
+    [{"_id": "c", "_attachments": {"t.txt": {"content_type": "text/plain", "stub": False}}}],
+    # checked before any stub is looked up (the stub of `a` names nothing: 412 on its own)
+    [{"_id": "a", "_attachments": {"t.txt": {"stub": True}}}, {"_id": "c", "_attachments": NO_DATA}],
+])
+async def test_an_attachment_without_data_fails_a_bulk_write(peer, pdb, docs):
+    assert await _json(peer, "POST", f"/{pdb}/_bulk_docs", {"docs": docs}) == (
+        400, {"error": "bad_request", "reason": "Invalid attachment data for t.txt"})
+
+
+async def test_an_attachment_without_data_fails_a_put(peer, pdb):
+    assert await _json(peer, "PUT", f"/{pdb}/d", {"_attachments": NO_DATA}) == (
+        400, {"error": "bad_request", "reason": "Invalid attachment data for t.txt"})

@@ -164,7 +164,7 @@ async def prepare(db: Any, doc: dict, followers: Any = None) -> None:
             if "length" in entry and not gz and entry["length"] != new["length"]:
                 raise BadRequest(f"Attachment {name}: length does not match the body sent")
         else:
-            raise BadRequest(f"Attachment {name} has neither data, follows nor stub")
+            raise BadRequest(f"Invalid attachment data for {name}")  # CouchDB's words
         revpos = entry.get("revpos")
         if replicated and isinstance(revpos, int) and not isinstance(revpos, bool) and revpos > 0:
             new["revpos"] = revpos  # a replicated revision keeps the revpos its source gave it
