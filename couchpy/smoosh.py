@@ -27,11 +27,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 import logging
 import math
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import CouchError
 from .node import pinning_scope
 from .views import manager as views
 
@@ -135,6 +138,29 @@ def pick(chans: list[Channel], sizes: dict[str, int], changes: int, now: datetim
 
 
 # ------------------------------------------------------------------ jobs
+
+_background: set[asyncio.Task] = set()  # asyncio keeps only weak references to running tasks
+
+
+def in_background(job: Coroutine[Any, Any, None], what: str) -> asyncio.Task:
+    """Run a compaction the client does not wait for (`_compact` answers 202 at once); how it
+    ends is logged, a failure as one line with its reason (a full disk: the copy is removed and the
+    database is as it was), never as an exception nobody retrieved."""
+    task = asyncio.get_running_loop().create_task(job)
+    _background.add(task)
+    task.add_done_callback(functools.partial(_ended, what))
+    return task
+
+
+def _ended(what: str, task: asyncio.Task) -> None:
+    _background.discard(task)
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if isinstance(exc, CouchError):
+        log.error("%s stopped: %s %s", what, exc.status, exc.reason)
+    elif exc is not None:
+        log.error("%s failed", what, exc_info=exc)
 
 
 async def compact(node: Any, db: Any) -> None:

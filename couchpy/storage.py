@@ -245,4 +245,15 @@ class Store:
         self.env.sync(True)
 
     def close(self) -> None:
-        self.env.close()
+        """Close once no reader is inside (a reader in another thread may be inside LMDB without
+        the GIL; unmapping under it would crash the process)."""
+        with self._cond:
+            self._resizing = True
+            while self._readers:
+                self._cond.wait()
+        try:
+            self.env.close()
+        finally:
+            with self._cond:
+                self._resizing = False
+                self._cond.notify_all()

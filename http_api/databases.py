@@ -3,7 +3,6 @@ _ensure_full_commit, _security."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 from aiohttp import web
@@ -90,7 +89,7 @@ async def put_revs_limit(request: web.Request) -> web.Response:
 async def compact(request: web.Request) -> web.Response:
     db = get_db(request)
     params.require_json(request)
-    asyncio.get_running_loop().create_task(smoosh.compact(request.app["node"], db))
+    smoosh.in_background(smoosh.compact(request.app["node"], db), f"compaction of {db.name}")
     return json_response({"ok": True}, status=202)
 
 

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from aiohttp import web
 
+from couchpy import smoosh
 from couchpy.errors import BadRequest, Forbidden, NotFound
 from couchpy.views import args as qargs
 from couchpy.views import manager
@@ -172,7 +173,9 @@ async def view_cleanup(request: web.Request) -> web.Response:
 async def compact_ddoc(request: web.Request) -> web.Response:
     db = get_db(request)
     params.require_json(request)
-    await manager.compact(_node(request), db, request.match_info["ddoc"])
+    ddoc = request.match_info["ddoc"]
+    manager.load_ddoc(db, ddoc)  # a missing design document is the client's 404, before the 202
+    smoosh.in_background(manager.compact(_node(request), db, ddoc), f"compaction of {db.name}/_design/{ddoc}")
     return json_response({"ok": True}, status=202)
 
 

@@ -40,6 +40,7 @@ import orjson
 
 from .. import collate, envswap, longkeys, partitions, purge
 from ..docinfo import DocInfo
+from ..errors import NotFound
 from ..mango.native import MangoMapper
 from ..query_server import ViewFunctions
 from ..storage import Store
@@ -197,50 +198,58 @@ class ViewIndex:
     def update_sync(self, task: Any = None) -> int:
         """Bring the index up to the database's current sequence (blocking; runs in a thread)."""
         with self._lock:
-            db = self.db
-            with self.store.read() as txn:
-                seq = self._get_meta(txn, b"seq", 0)
-                ndocs = txn.stat(self._ids)["entries"]
-                valid = self.tree_valid(txn)
-            target = db.update_seq
-            if seq >= target:
-                return seq
-            pending = target - seq
-            # Maintaining partials per batch costs ~a block read per changed row; for a big catch-up
-            # one ordered rebuild at the end is far cheaper.
-            bulk = pending > 2 * BATCH_DOCS and pending * 4 > ndocs
-            if bulk and valid:
-                self.store.write(lambda txn: txn.put(b"tree_valid", marshal.dumps(False), db=self._meta))
-                valid = False
-            self._catch_up_purges(seq, valid)
-            done = 0
-            it = db.changes_since(seq)
-            # Pipeline: while the workers map batch k, this thread reads batch k+1 and writes k-1.
-            pending_map = None
-            while True:
-                infos = list(islice(it, BATCH_DOCS))
-                nxt = self._start_batch(infos) if infos else None
-                if pending_map is not None:
-                    self._finish_batch(*pending_map, maintain_tree=valid)
-                    done += len(pending_map[0])
-                    if task is not None:
-                        task.update(changes_done=done, total_changes=max(pending, done),
-                                    progress=min(100, int(100 * done / max(pending, 1))))
-                if nxt is None:
-                    break
-                pending_map = nxt
-            if not valid:
-                def finish(txn: Any) -> None:
-                    for t in self.trees:
-                        t.rebuild(txn)
-                    txn.put(b"tree_valid", marshal.dumps(True), db=self._meta)
+            try:
+                return self._update_locked(task)
+            finally:
+                self._close_if_closed()
 
-                self.store.write(finish)
-            if self.seq < target:
-                # a purge moves update_seq on without a change of its own: every change up to
-                # `target` has been read
-                self.store.write(lambda txn: txn.put(b"seq", marshal.dumps(target), db=self._meta))
-            return self.seq
+    def _update_locked(self, task: Any) -> int:
+        if self.closed:
+            raise NotFound("missing")  # dropped (its design document is gone) while it waited
+        db = self.db
+        with self.store.read() as txn:
+            seq = self._get_meta(txn, b"seq", 0)
+            ndocs = txn.stat(self._ids)["entries"]
+            valid = self.tree_valid(txn)
+        target = db.update_seq
+        if seq >= target:
+            return seq
+        pending = target - seq
+        # Maintaining partials per batch costs ~a block read per changed row; for a big catch-up
+        # one ordered rebuild at the end is far cheaper.
+        bulk = pending > 2 * BATCH_DOCS and pending * 4 > ndocs
+        if bulk and valid:
+            self.store.write(lambda txn: txn.put(b"tree_valid", marshal.dumps(False), db=self._meta))
+            valid = False
+        self._catch_up_purges(seq, valid)
+        done = 0
+        it = db.changes_since(seq)
+        # Pipeline: while the workers map batch k, this thread reads batch k+1 and writes k-1.
+        pending_map = None
+        while True:
+            infos = list(islice(it, BATCH_DOCS))
+            nxt = self._start_batch(infos) if infos else None
+            if pending_map is not None:
+                self._finish_batch(*pending_map, maintain_tree=valid)
+                done += len(pending_map[0])
+                if task is not None:
+                    task.update(changes_done=done, total_changes=max(pending, done),
+                                progress=min(100, int(100 * done / max(pending, 1))))
+            if nxt is None:
+                break
+            pending_map = nxt
+        if not valid:
+            def finish(txn: Any) -> None:
+                for t in self.trees:
+                    t.rebuild(txn)
+                txn.put(b"tree_valid", marshal.dumps(True), db=self._meta)
+
+            self.store.write(finish)
+        if self.seq < target:
+            # a purge moves update_seq on without a change of its own: every change up to
+            # `target` has been read
+            self.store.write(lambda txn: txn.put(b"seq", marshal.dumps(target), db=self._meta))
+        return self.seq
 
     def _catch_up_purges(self, seq: int, maintain_tree: bool) -> None:
         """Drop the rows of documents purged since the index last looked (its `purge_seq`).
@@ -404,6 +413,7 @@ class ViewIndex:
                 return before, self.store.file_size()
             finally:
                 self.compact_running = False
+                self._close_if_closed()
 
     # ------------------------------------------------------------------ info
 
@@ -430,8 +440,21 @@ class ViewIndex:
         }
 
     def close(self) -> None:
-        if not self.closed:
-            self.closed = True
+        """Close the environment now, or, while a build or a compaction holds the index in a
+        thread, let that thread close it when it is done (closing under it would pull the map
+        from under its transaction)."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._lock.acquire(blocking=False):
+            try:
+                self.store.close()
+            finally:
+                self._lock.release()
+
+    def _close_if_closed(self) -> None:
+        """End of a thread's work under `_lock`: the close that was deferred to it."""
+        if self.closed:
             self.store.close()
 
     def destroy(self) -> None:
