@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import uuid
 
+import aiohttp
+
 from tests.parity import Call, caller, on_both
 
 J = json.dumps  # a JSON string parameter (the caller sends strings as they are)
@@ -358,7 +360,8 @@ async def test_partitioned_database_replicates(client, couch_client, couchdb, se
             path = "_partition/{p}/_design/d/_view/v"
             assert await ours("GET", f"/{ours_db}/" + path.format(p=p)) == \
                 await theirs("GET", f"/{theirs_db}/" + path.format(p=p))
-            mine, other = await ours("GET", f"/{ours_db}/_partition/{p}"), await theirs("GET", f"/{theirs_db}/_partition/{p}")
+            mine = await ours("GET", f"/{ours_db}/_partition/{p}")
+            other = await theirs("GET", f"/{theirs_db}/_partition/{p}")
             assert mine[1]["doc_count"] == other[1]["doc_count"]
         assert (await ours("GET", f"/{ours_db}/_partition/b/_design/d/_view/v"))[1]["rows"][0]["key"] == 5
     finally:
@@ -400,3 +403,26 @@ async def test_index_partitioned_value_refused(client, db):
         assert r.status == 400  # not a partitioned database (CouchDB: 500 error_saving_ddoc)
         assert await r.json() == {"error": "invalid_design_doc",
                                   "reason": "partitioned option cannot be true in a non-partitioned database."}
+
+
+async def test_partition_routes_need_membership(client, couch_client, anon, couchdb):
+    """A partition's routes are the database's: a new database is its admins' only, so an
+    anonymous client is refused on each, with CouchDB's answer."""
+    answers = []
+    async with aiohttp.ClientSession(base_url=couchdb.base) as couch_anon:
+        for admin, nobody in ((client, anon), (couch_client, couch_anon)):
+            call, anon_call = caller(admin), caller(nobody)
+            db = "part-sec-" + uuid.uuid4().hex[:8]
+            assert (await call("PUT", f"/{db}", partitioned="true"))[0] == 201
+            try:
+                answers.append([
+                    await anon_call("GET", f"/{db}/_partition/a"),
+                    await anon_call("GET", f"/{db}/_partition/a/_all_docs"),
+                    await anon_call("POST", f"/{db}/_partition/a/_find", {"selector": {}}),
+                    await anon_call("GET", f"/{db}/_partition/a/_design/d/_view/v"),
+                ])
+            finally:
+                await call("DELETE", f"/{db}")
+    ours, theirs = answers
+    assert ours == theirs
+    assert ours[0][0] == 401
