@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 import couchpy
+from couchpy.errors import QueryParseError
 from couchpy.mango import find as mango_find
 from couchpy.mango import indexes
 from couchpy.views import args as qargs
@@ -98,3 +99,20 @@ async def test_partitioned_view_leaves_design_documents_out(node):
                   "views": {"v": {"map": "function(doc){ emit(doc._id, null); }"}}})
     out = await manager.query_view(node, db, "d", "v", {"partition": "a"}, True)
     assert [r["id"] for r in out["rows"]] == ["a:1"] and out["total_rows"] == 1
+
+
+async def test_a_database_created_again_partitioned_gets_partitioned_views(node):
+    """The same design document revision in a database of the same name, deleted and created
+    again partitioned: its view is partitioned now (no parse of the old database is reused)."""
+    ddoc = {"_id": "_design/d", "views": {"v": {"map": "function(doc){ emit(doc._id, null); }"}}}
+    db = node.create_db("x")
+    await db.put(dict(ddoc))
+    await db.put({"_id": "a:1"})
+    assert len((await manager.query_view(node, db, "d", "v", {}, True))["rows"]) == 1
+    await node.delete_db("x")
+    db = node.create_db("x", partitioned=True)
+    await db.put(dict(ddoc))
+    await db.put({"_id": "a:1"})
+    with pytest.raises(QueryParseError):
+        await manager.query_view(node, db, "d", "v", {}, True)
+    assert len((await manager.query_view(node, db, "d", "v", {"partition": "a"}, True))["rows"]) == 1

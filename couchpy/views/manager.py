@@ -61,11 +61,13 @@ def load_ddoc(db: Any, name: str) -> dict:
     return db.get(docid)
 
 
-_specs: dict[tuple[str, str, str], ddocs.DesignSpec] = {}
+# (database, ddoc id, rev, partitioned database): revision ids are deterministic, so a database
+# deleted and created again (partitioned or not) can hold the same revision of a design document
+_specs: dict[tuple[str, str, str, bool], ddocs.DesignSpec] = {}
 
 
 def spec_for(db: Any, doc: dict) -> ddocs.DesignSpec:
-    key = (db.name, doc.get("_id", ""), doc.get("_rev", ""))
+    key = (db.name, doc.get("_id", ""), doc.get("_rev", ""), db.partitioned)
     spec = _specs.get(key) if key[2] else None
     if spec is None:
         spec = ddocs.parse(doc, db.partitioned)
@@ -86,7 +88,7 @@ def spec_by_name(db: Any, ddoc_name: str) -> ddocs.DesignSpec:
     docid = ddoc_name if ddoc_name.startswith("_design/") else "_design/" + ddoc_name
     info = db.get_docinfo(docid)
     if info is not None and not info.deleted:
-        spec = _specs.get((db.name, docid, info.rev))
+        spec = _specs.get((db.name, docid, info.rev, db.partitioned))
         if spec is not None:
             return spec
     return spec_for(db, db.get(docid))
