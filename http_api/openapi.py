@@ -49,6 +49,12 @@ SCHEMAS: dict[str, Schema] = {
         "required": ["ok", "id", "rev"],
         "properties": {"ok": {"const": True}, "id": {"type": "string"}, "rev": {"type": "string"}},
     },
+    "Accepted": {
+        "type": "object",
+        "description": "a write accepted before it is committed (batch=ok): no revision yet",
+        "required": ["ok", "id"],
+        "properties": {"ok": {"const": True}, "id": {"type": "string"}, "rev": {"type": "string"}},
+    },
     "BulkDocsRow": {
         "type": "object",
         "properties": {"ok": {"type": "boolean"}, "id": {"type": "string"}, "rev": {"type": "string"},
@@ -211,21 +217,23 @@ DOC_CONTENT = {"description": "the document (multipart/mixed or multipart/relate
                "content": {JSON: {"schema": ANY}, "multipart/mixed": {"schema": ANY},
                            "multipart/related": {"schema": ANY}}}
 WRITE_OK = {"201": _json(_ref("DocWriteResult"), "written"),
-            "202": _json(_ref("DocWriteResult"), "accepted (batch=ok, or not yet written on enough copies)")}
+            "202": _json(_ref("Accepted"), "accepted (batch=ok, or not yet written on enough copies)")}
 DOC_BODY = _body(_ref("Document"), (JSON, "multipart/related"))
 # continuous feeds are lines of JSON under CouchDB's `application/json`: no one schema for the body
 FEED_CONTENT = {"description": "the changes: one JSON object (normal, longpoll), one JSON object a line "
                                "(continuous) or events (eventsource)",
-                "content": {JSON: {}, "text/event-stream": {"schema": STR}}}
+                "content": {JSON: {}, "text/event-stream": {}}}
 
 
-def _document_item(summary: str) -> dict:
+def _document_item(summary: str, local: bool = False) -> dict:
+    # as CouchDB: a `_local` document deleted by a PUT of `{"_deleted": true}` is a 200
+    put_ok = {**WRITE_OK, "200": _json(_ref("DocWriteResult"), "deleted")} if local else WRITE_OK
     return {
         "get": _op(f"read a {summary}", {"200": DOC_CONTENT}, DOC_QUERY),
         "head": _head(f"a {summary}'s current revision (ETag)", ("200",), [_q("rev", STR)]),
-        "put": _op(f"create or update a {summary}", WRITE_OK, WRITE_QUERY, DOC_BODY),
+        "put": _op(f"create or update a {summary}", put_ok, WRITE_QUERY, DOC_BODY),
         "delete": _op(f"delete a {summary}", {"200": _json(_ref("DocWriteResult")),
-                                              "202": _json(_ref("DocWriteResult"))},
+                                              "202": _json(_ref("Accepted"))},
                       [_q("rev", STR), _q("batch", {"type": "string", "enum": ["ok"]})]),
         "x-copy": _op(f"copy a {summary} to the id in the Destination header", WRITE_OK, [_q("rev", STR)]),
     }
@@ -238,7 +246,7 @@ def _attachment_item() -> dict:
         "put": _op("add or replace an attachment (the body is its bytes)", WRITE_OK, [_q("rev", STR)],
                    {"required": False, "content": {"*/*": {"schema": ANY}}}),
         "delete": _op("delete an attachment", {"200": _json(_ref("DocWriteResult")),
-                                               "202": _json(_ref("DocWriteResult"))},
+                                               "202": _json(_ref("Accepted"))},
                       [_q("rev", STR), _q("batch", {"type": "string", "enum": ["ok"]})]),
     }
 
@@ -385,7 +393,7 @@ def _paths() -> dict[str, dict]:
     # documents
     p["/{db}/{docid}"] = _document_item("document")
     p["/{db}/_design/{ddoc}"] = _document_item("design document")
-    p["/{db}/_local/{ldoc}"] = _document_item("`_local` document")
+    p["/{db}/_local/{ldoc}"] = _document_item("`_local` document", local=True)
     p["/{db}/_local/"] = _only_errors("always 400: a `_local` document needs a name")
     p["/{db}/_local/{ldoc}/{att}"] = _only_errors("always 400: `_local` documents have no attachments")
     p["/{db}/{docid}/{att}"] = _attachment_item()
