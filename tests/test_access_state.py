@@ -6,17 +6,16 @@ an allowed one."""
 
 from __future__ import annotations
 
-import base64
 import json
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from tests.principals import create_users, http, password
 
 TAG = uuid.uuid4().hex[:6]
 # u1, u2 by role, u3 by name are members; u4 is a db admin
@@ -26,24 +25,6 @@ U4 = NAMES[3]
 IDS = [f"d{i}" for i in range(5)]
 DDOC = "_design/app"
 MISSING = object()
-
-
-def http(base: str, method: str, path: str, who: tuple[str, str] | None, body=None) -> tuple[int, object]:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(base + path, data=data, method=method)
-    req.add_header("Content-Type", "application/json")
-    if who is not None:
-        req.add_header("Authorization", "Basic " + base64.b64encode(f"{who[0]}:{who[1]}".encode()).decode())
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            raw = r.read()
-            status = r.status
-    except urllib.error.HTTPError as e:
-        raw, status = e.read(), e.code
-    lines = [json.loads(line) for line in raw.splitlines() if line.strip()]
-    if len(lines) > 1:  # a continuous feed
-        return status, lines
-    return status, json.loads(raw or b"null")
 
 
 # ---- the model ----
@@ -67,11 +48,7 @@ readers = st.sampled_from([*NAMES, *NAMES[:3], "_admin"])  # mostly users who do
 
 @pytest.fixture(scope="module")
 def users(server):
-    admin = (server.user, server.password)
-    for name, roles in USERS.items():
-        st_, body = http(server.base, "PUT", f"/_users/org.couchdb.user:{name}", admin,
-                         {"name": name, "roles": roles, "password": "pw-" + name, "type": "user"})
-        assert st_ == 201, body
+    create_users(server, USERS)
     return server
 
 
@@ -100,7 +77,7 @@ class AccessMachine(RuleBasedStateMachine):
             http(self.base, "DELETE", f"/{self.db}", self.admin)
 
     def who(self, name):
-        return self.admin if name == "_admin" else (name, "pw-" + name)
+        return self.admin if name == "_admin" else (name, password(name))
 
     def secret(self, docid: str) -> str:
         self.n += 1

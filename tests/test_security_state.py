@@ -5,10 +5,7 @@ and never refuse what it allows. After every refused write, the database is chec
 
 from __future__ import annotations
 
-import base64
 import json
-import urllib.error
-import urllib.request
 import uuid
 
 import pytest
@@ -16,23 +13,12 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from tests.principals import create_users, http, password
+
 TAG = uuid.uuid4().hex[:6]
 USERS = {f"u1{TAG}": ["ra"], f"u2{TAG}": ["rb"], f"u3{TAG}": []}
 NAMES = list(USERS)
 ROLES = ["ra", "rb"]
-
-
-def http(base: str, method: str, path: str, who: tuple[str, str] | None, body=None) -> tuple[int, object]:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(base + path, data=data, method=method)
-    req.add_header("Content-Type", "application/json")
-    if who is not None:
-        req.add_header("Authorization", "Basic " + base64.b64encode(f"{who[0]}:{who[1]}".encode()).decode())
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
 
 
 # ---- the model ----
@@ -61,11 +47,7 @@ principals = st.sampled_from([None, *NAMES])
 
 @pytest.fixture(scope="module")
 def users(server):
-    admin = (server.user, server.password)
-    for name, roles in USERS.items():
-        st_, body = http(server.base, "PUT", f"/_users/org.couchdb.user:{name}", admin,
-                         {"name": name, "roles": roles, "password": "pw-" + name, "type": "user"})
-        assert st_ == 201, body
+    create_users(server, USERS)
     return server
 
 
@@ -87,7 +69,7 @@ class SecurityMachine(RuleBasedStateMachine):
             http(self.base, "DELETE", f"/{self.db}", self.admin)
 
     def who(self, name):
-        return None if name is None else (name, "pw-" + name)
+        return None if name is None else (name, password(name))
 
     def refusal(self, name, status, body):
         assert status == (401 if name is None else 403), (name, status, body)
