@@ -357,8 +357,10 @@ async def compact(db: Any, progress: Progress | None = None) -> None:
         nonlocal swapped
         compactor.close()
         await loop.run_in_executor(None, envswap.seal, compactor.directory / envswap.NEW)
-        # Synchronous on the event loop: no reader can be inside the old environment.
-        envswap.install(compactor.directory, db.store.close, db.open_store)
+        # The same Store takes the new environment (a reader holding the Store meanwhile waits
+        # and then reads the new one); synchronous on the event loop, so no request of the loop
+        # is inside, and readers in other threads are waited for.
+        db.store.swap(lambda: envswap.install(compactor.directory), db.bind_store)
         swapped = True
         db.apply_meta(meta)
 

@@ -75,15 +75,21 @@ class Database:
 
     def open_store(self) -> None:
         self.store = Store(self.directory / "main", SUBDBS)
+        self.bind_store()
+        # Attachment digests stored by earlier versions become CouchDB's (once; then one read).
+        att_migrate.migrate(self.store, self._bodies, self.store.db("attachments"), self.codec)
+
+    def bind_store(self) -> None:
+        """The sub-database handles and the body codec of the store's environment, again after
+        compaction swapped it (Store.swap calls this while readers wait, so it reads through the
+        environment itself)."""
         self._docs = self.store.db("docs")
         self._seqs = self.store.db("seqs")
         self._bodies = self.store.db("bodies")
         self._local = self.store.db("local")
         self._meta_db = self.store.db("meta")
-        with self.store.read() as txn:
+        with self.store.env.begin() as txn:
             self.codec = bodycodec.Codec(txn.get(bodycodec.DICT_KEY, db=self._meta_db))
-        # Attachment digests stored by earlier versions become CouchDB's (once; then one read).
-        att_migrate.migrate(self.store, self._bodies, self.store.db("attachments"), self.codec)
 
     # ------------------------------------------------------------------ properties
 

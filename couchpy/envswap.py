@@ -108,25 +108,21 @@ def discard_copy(directory: Path, live: str = LIVE) -> None:
     _remove(Path(directory) / names(live)[1])
 
 
-def install(directory: Path, close, reopen, live: str = LIVE) -> None:
-    """Swap the sealed copy in: `close()` the environment, two renames, `reopen()` it.
-
-    Synchronous on purpose: the caller runs it where no reader or writer can be inside the
-    environment. `main.old` is left for `finish` (removing it can take a while)."""
+def install(directory: Path, live: str = LIVE) -> None:
+    """Swap the sealed copy in with the two renames; the caller has closed the environment
+    (Store.swap) and opens it again afterwards. `main.old` is left for `finish` (removing it can
+    take a while)."""
     directory = Path(directory)
     live, new, old = names(live)
-    close()
     try:
         os.rename(directory / live, directory / old)
         fsync_path(directory)
         os.rename(directory / new, directory / live)
         fsync_path(directory)
     except BaseException:
-        # Whatever failed, reopen what `recover` says is the database, never an empty `main`.
+        # Whatever failed, leave what `recover` says is the database, never an empty `main`.
         recover(directory, live)
         raise
-    finally:
-        reopen()
 
 
 def finish(directory: Path, live: str = LIVE) -> None:

@@ -535,7 +535,6 @@ def _exact_current(db: Any, txn: Any, rows_db: Any, vp: bytes, lo: bytes | None,
     """
     loads = marshal.loads
     dumps = orjson.dumps
-    bodies = db.store.db("bodies")
     parts: list[bytes] = [b"["]
     extend = parts.extend
     n = 0
@@ -545,9 +544,10 @@ def _exact_current(db: Any, txn: Any, rows_db: Any, vp: bytes, lo: bytes | None,
         values = (raw for _rk, raw in _iter_rows(txn, rows_db, vp, lo, hi, True))
     else:
         values = _values_asc(txn, rows_db, vp, lo, hi)
-    decode = db.codec.decode
     with db.store.read() as dtxn:
-        get = dtxn.cursor(db=bodies).get  # a third cheaper than txn.get(key, db=...)
+        # handles and codec inside the read: a compaction may have swapped the environment
+        decode = db.codec.decode
+        get = dtxn.cursor(db=db.store.db("bodies")).get  # a third cheaper than txn.get(key, db=...)
         for raw in values:
             examined += 1
             if examined > max_keys:
@@ -582,8 +582,8 @@ def _exact_current(db: Any, txn: Any, rows_db: Any, vp: bytes, lo: bytes | None,
 def _load_current(db: Any, rows: list) -> list[Any]:
     """The index is as new as the database: each row names the winning revision; splice its body."""
     out: list[Any] = []
-    bodies = db.store.db("bodies")
     with db.store.read() as txn:
+        bodies = db.store.db("bodies")
         get = txn.get
         for _key, docid, rev in rows:
             raw = get(body_key(docid, rev), db=bodies)

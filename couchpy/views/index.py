@@ -122,10 +122,6 @@ class CustomAdapter:
         return partial
 
 
-def _nothing() -> None:
-    pass
-
-
 class ViewIndex:
     def __init__(self, db: Any, spec: DesignSpec, pool: Any):
         self.db = db
@@ -408,7 +404,7 @@ class ViewIndex:
                 copy.mkdir()
                 self.store.env.copy(str(copy), compact=True)
                 envswap.seal(copy)
-                self.store.swap(lambda: envswap.install(parent, _nothing, _nothing, live), self._bind)
+                self.store.swap(lambda: envswap.install(parent, live), self._bind)
                 envswap.finish(parent, live)
                 return before, self.store.file_size()
             finally:
