@@ -678,7 +678,7 @@ class Database:
             meta = dict(self.meta)
             meta["purged_infos_limit"] = limit
             purge.trim(txn, handle, meta)
-            txn.put(META_KEY, orjson.dumps(meta), db=self._meta_db)
+            txn.put(META_KEY, jsonutil.dumps(meta), db=self._meta_db)
             return meta
 
         async def publish(meta: dict) -> None:

@@ -277,3 +277,13 @@ async def test_security_object_keeps_a_huge_integer_across_writes_and_restarts(n
         async with client.get("/bigsec/_security") as r:
             assert r.status == 200
             assert f'"x":{big}' in (await r.text()).replace(" ", "")
+
+
+async def test_purged_infos_limit_beyond_64_bits(client, db):
+    """Found by Schemathesis: a `_purged_infos_limit` beyond 64 bits was a 500; CouchDB 3.4.3
+    accepts it."""
+    big = b"84460887166158259617792"
+    async with client.put(f"/{db}/_purged_infos_limit", data=big, headers={"Content-Type": "application/json"}) as r:
+        assert (r.status, await r.json()) == (200, {"ok": True})
+    async with client.get(f"/{db}/_purged_infos_limit") as r:
+        assert (r.status, await r.read()) == (200, big + b"\n")
