@@ -244,6 +244,8 @@ async def _stream(request, db, opts, heartbeat, timeout, eventsource: bool) -> w
     ctype = "text/event-stream" if eventsource else "application/json"
     resp = web.StreamResponse(headers={"Content-Type": ctype, "Cache-Control": "must-revalidate"})
     await resp.prepare(request)
+    if request.method == "HEAD":
+        return resp  # the head only: aiohttp would send what a stream writes even to a HEAD
     shared = _shared(request, db)
     since = opts.since
     sent = 0
