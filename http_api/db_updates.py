@@ -80,6 +80,8 @@ async def db_updates(request: web.Request) -> web.StreamResponse:
         events = feeds.events(since, limit, descending)
         resp = web.StreamResponse(headers=headers)
         await resp.prepare(request)
+        if request.method == "HEAD":
+            return resp  # the head only: aiohttp would send what a stream writes even to a HEAD
         await resp.write(b'{"results":[\n')
         while feed == "longpoll" and not events and limit != 0 and not node.closing:
             wait = _next_wait(deadline, heartbeat)
@@ -97,6 +99,8 @@ async def db_updates(request: web.Request) -> web.StreamResponse:
 
     resp = web.StreamResponse(headers=headers)
     await resp.prepare(request)
+    if request.method == "HEAD":
+        return resp
     sent = 0
     while not node.closing:
         events = feeds.events(since, None if limit is None else limit - sent)

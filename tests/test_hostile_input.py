@@ -289,19 +289,20 @@ async def test_purged_infos_limit_beyond_64_bits(client, db):
         assert (r.status, await r.read()) == (200, big + b"\n")
 
 
-async def test_head_of_a_continuous_feed_has_no_body(server, db):
-    """Found by Schemathesis: HEAD of a continuous `_changes` feed sent the feed's lines after its
-    head, which a client reads as the status line of its next answer on the connection."""
-    for feed in ("continuous", "eventsource"):
-        r, w = await asyncio.open_connection("127.0.0.1", server.port)
-        try:
-            credentials = server.auth.encode()
-            w.write(f"HEAD /{db}/_changes?feed={feed}&timeout=50 HTTP/1.1\r\nHost: x\r\n"
-                    f"Authorization: {credentials}\r\n\r\n"
-                    f"GET /_up HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-            data = await asyncio.wait_for(r.read(), 10)
-        finally:
-            w.close()
-        head, _, rest = data.partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 200"), data
-        assert rest.startswith(b"HTTP/1.1 200"), data  # the next answer follows the head at once
+@pytest.mark.parametrize("feed", ["normal", "longpoll", "continuous", "eventsource"])
+@pytest.mark.parametrize("path", ["/{db}/_changes", "/_db_updates"])
+async def test_head_of_a_feed_has_no_body(server, db, path, feed):
+    """Found by Schemathesis: HEAD of a continuous `_changes` feed (and of every `_db_updates`
+    feed) sent the feed's lines after its head, which a client reads as the status line of its
+    next answer on the connection."""
+    r, w = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        w.write(f"HEAD {path.format(db=db)}?feed={feed}&timeout=50 HTTP/1.1\r\nHost: x\r\n"
+                f"Authorization: {server.auth.encode()}\r\n\r\n"
+                f"GET /_up HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        data = await asyncio.wait_for(r.read(), 10)
+    finally:
+        w.close()
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), data
+    assert rest.startswith(b"HTTP/1.1 200"), data  # the next answer follows the head at once
