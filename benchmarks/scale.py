@@ -46,7 +46,7 @@ import aiohttp
 from benchmarks.measure import pct, run_loop, server_usage
 from benchmarks.scale_feeds import client_main, raise_nofile
 from tests.couchdb_peer import CouchdbPeer
-from tests.serverproc import CouchpyServer
+from tests.serverproc import CouchpyServer, open_fds
 
 FEEDS_PER_CLIENT = 15000
 PROBE_EVERY_S = 0.05
@@ -73,20 +73,6 @@ class Target:
         fds, sockets = open_fds(self.pid)
         return {"rss_mb": None if rss_kib is None else round(rss_kib / 1024, 1), "fds": fds, "sockets": sockets,
                 "cpu_s": None if cpu_s is None else round(cpu_s, 1)}
-
-
-def open_fds(pid: int) -> tuple[int | None, int | None]:
-    """(open descriptors, of which sockets) of a process: a leak of connections shows apart from
-    the database files that open databases hold."""
-    try:
-        names = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return None, None
-    sockets = 0
-    for name in names:
-        with contextlib.suppress(OSError):
-            sockets += os.readlink(f"/proc/{pid}/fd/{name}").startswith("socket:")
-    return len(names), sockets
 
 
 @contextlib.contextmanager

@@ -5,26 +5,15 @@ limit so that it can hold them. CI-sized; `python -m benchmarks.scale feeds` is 
 from __future__ import annotations
 
 import asyncio
-import os
 import resource
 import sys
 
 import aiohttp
 
-from tests.serverproc import CouchpyServer
+from tests.serverproc import CouchpyServer, open_fds
 
 CONTINUOUS, EVENTSOURCE, LONGPOLL = 300, 100, 100
 WRITES = 5
-
-
-def _sockets(pid: int) -> int:
-    n = 0
-    for name in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            n += os.readlink(f"/proc/{pid}/fd/{name}").startswith("socket:")
-        except OSError:
-            pass
-    return n
 
 
 async def _open(s: aiohttp.ClientSession, query: str) -> aiohttp.ClientResponse:
@@ -52,7 +41,7 @@ async def test_every_feed_sees_every_write(server, client):
     timeout = aiohttp.ClientTimeout(total=120)
     async with aiohttp.ClientSession(base_url=server.base, auth=server.auth, connector=connector,
                                      timeout=timeout) as s:
-        sockets_before = _sockets(server.pid)
+        sockets_before = open_fds(server.pid)[1]
         feeds = await asyncio.gather(
             *(_open(s, "feed=continuous&heartbeat=600000") for _ in range(CONTINUOUS)),
             *(_open(s, "feed=eventsource&heartbeat=600000") for _ in range(EVENTSOURCE)))
@@ -79,10 +68,10 @@ async def test_every_feed_sees_every_write(server, client):
             r.close()
     # the server notices every closed feed and lets go of its socket
     for _ in range(100):
-        if _sockets(server.pid) <= sockets_before:
+        if open_fds(server.pid)[1] <= sockets_before:
             break
         await asyncio.sleep(0.1)
-    assert _sockets(server.pid) <= sockets_before
+    assert open_fds(server.pid)[1] <= sockets_before
 
 
 class LowLimitServer(CouchpyServer):

@@ -5,22 +5,13 @@ open. CI-sized; `python -m benchmarks.scale replications` is the full run."""
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 
 import aiohttp
 
+from tests.serverproc import open_fds
+
 N, MAX_JOBS = 12, 3
-
-
-def _sockets(pid: int) -> int:
-    n = 0
-    for name in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            n += os.readlink(f"/proc/{pid}/fd/{name}").startswith("socket:")
-        except OSError:
-            pass
-    return n
 
 
 async def _all_have(c: aiohttp.ClientSession, docid: str, timeout: float) -> set[int]:
@@ -44,7 +35,7 @@ async def test_every_replication_progresses_under_rotation(new_server):
         for i in range(N):
             assert (await c.put(f"/src-{i}")).status == 201
             assert (await c.put(f"/src-{i}/a", json={})).status == 201
-        sockets_before = _sockets(srv.pid)
+        sockets_before = open_fds(srv.pid)[1]
         for i in range(N):
             async with c.put(f"/_replicator/rep-{i}", json={
                     "source": f"{src}/src-{i}", "target": f"{src}/tgt-{i}",
@@ -71,7 +62,7 @@ async def test_every_replication_progresses_under_rotation(new_server):
             await asyncio.sleep(0.2)
         # every connection the jobs opened (both ends are this server) is closed again
         for _ in range(100):
-            if _sockets(srv.pid) <= sockets_before:
+            if open_fds(srv.pid)[1] <= sockets_before:
                 break
             await asyncio.sleep(0.2)
-        assert _sockets(srv.pid) <= sockets_before
+        assert open_fds(srv.pid)[1] <= sockets_before
