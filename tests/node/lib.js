@@ -38,4 +38,20 @@ function main(fn) {
     });
 }
 
-module.exports = { main, errorInfo };
+// Resolves with check()'s first truthy value, polling every 50 ms; rejects after `ms`.
+function waitFor(check, what, ms = 20000) {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const tick = async () => {
+      try {
+        const v = await check();
+        if (v) return resolve(v);
+      } catch (e) { /* not there yet */ }
+      if (Date.now() - started > ms) return reject(new Error('timed out waiting for ' + what));
+      setTimeout(tick, 50);
+    };
+    tick();
+  });
+}
+
+module.exports = { main, errorInfo, waitFor };

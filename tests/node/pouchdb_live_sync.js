@@ -7,22 +7,7 @@
 
 const path = require('path');
 const PouchDB = require('pouchdb');
-const { main } = require('./lib');
-
-function waitFor(check, what, ms = 15000) {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const tick = async () => {
-      try {
-        const v = await check();
-        if (v) return resolve(v);
-      } catch (e) { /* not there yet */ }
-      if (Date.now() - started > ms) return reject(new Error('timed out waiting for ' + what));
-      setTimeout(tick, 50);
-    };
-    tick();
-  });
-}
+const { main, waitFor } = require('./lib');
 
 main(async ([remoteUrl, tmp]) => {
   const remote = new PouchDB(remoteUrl);
