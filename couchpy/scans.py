@@ -13,6 +13,34 @@ from . import longkeys
 from .docinfo import _SEQ, DocInfo, docs_key, id_of, seq_key
 
 
+def _entries_from(cur, pos: bytes | None, descending: bool) -> Iterator[tuple[bytes, bytes]]:
+    """The by-id entries from the start of `pos`'s group of long ids on (from the first or last
+    entry without `pos`), in the scan's direction."""
+    if descending:
+        if pos is None:
+            ok = cur.last()
+        else:
+            seek = longkeys.seek_high(pos)
+            ok = cur.set_range(seek)
+            if not ok:
+                ok = cur.last()
+            elif cur.key() != seek:
+                ok = cur.prev()
+        return cur.iterprev() if ok else iter(())
+    ok = cur.set_range(longkeys.seek_low(pos)) if pos is not None else cur.first()
+    return cur.iternext() if ok else iter(())
+
+
+def _in_id_order(entries: Iterator[tuple[bytes, bytes]], descending: bool) -> Iterator[tuple[bytes, bytes]]:
+    """By-id entries in id order: LMDB's order is id order until a long id is met; from there on,
+    the rest comes in restore_order's."""
+    limit = longkeys.PREFIX
+    for key, raw in entries:
+        if len(key) > limit:
+            yield from longkeys.restore_order(chain([(key, raw)], entries), id_of, descending)
+            return
+        yield key, raw
+
 
 def id_chunks(
     db, start: str | None = None, end: str | None = None, descending: bool = False,
@@ -27,53 +55,29 @@ def id_chunks(
     pos = start.encode() if start is not None else None
     end_b = end.encode() if end is not None else None
     first = True
-    limit = longkeys.PREFIX
     while True:
         batch: list[tuple[bytes, bytes]] = []
         more = False
         with db.store.read() as txn:
-            cur = txn.cursor(db=db._docs)
-            if descending:
-                if pos is None:
-                    ok = cur.last()
-                else:
-                    seek = longkeys.seek_high(pos)
-                    ok = cur.set_range(seek)
-                    if not ok:
-                        ok = cur.last()
-                    elif cur.key() != seek:
-                        ok = cur.prev()
-                entries = cur.iterprev() if ok else iter(())
-            else:
-                ok = cur.set_range(longkeys.seek_low(pos)) if pos is not None else cur.first()
-                entries = cur.iternext() if ok else iter(())
-            # LMDB's order is id order until a long id is met; from there on, restore_order's
             skipping = pos is not None
-            source, ordered = entries, False
-            while source is not None:
-                restart = None
-                for key, raw in source:
-                    if len(key) > limit and not ordered:
-                        restart = longkeys.restore_order(chain([(key, raw)], source), id_of, descending)
-                        break
-                    if skipping:  # seeks land at a group's start: pass the ids before the bound
-                        if descending:
-                            if key > pos or (not first and key == pos):
-                                continue
-                        elif key < pos or (not first and key == pos):
+            for key, raw in _in_id_order(_entries_from(txn.cursor(db=db._docs), pos, descending), descending):
+                if skipping:  # seeks land at a group's start: pass the ids before the bound
+                    if descending:
+                        if key > pos or (not first and key == pos):
                             continue
-                        skipping = False
-                    if end_b is not None:
-                        if descending:
-                            if key < end_b or (not inclusive_end and key == end_b):
-                                break
-                        elif key > end_b or (not inclusive_end and key == end_b):
+                    elif key < pos or (not first and key == pos):
+                        continue
+                    skipping = False
+                if end_b is not None:
+                    if descending:
+                        if key < end_b or (not inclusive_end and key == end_b):
                             break
-                    batch.append((key, raw))
-                    if len(batch) >= chunk:
-                        more = True
+                    elif key > end_b or (not inclusive_end and key == end_b):
                         break
-                source, ordered = restart, True
+                batch.append((key, raw))
+                if len(batch) >= chunk:
+                    more = True
+                    break
         if batch:
             yield batch
         if not more:
@@ -106,45 +110,22 @@ def count_live_before(db, key: str, descending: bool = False) -> int:
         if (not descending and memo[2] <= kb) or (descending and memo[2] >= kb):
             n, start = memo[3], memo[2]
     with db.store.read() as txn:
-        cur = txn.cursor(db=db._docs)
-        if descending:
-            if start is None:
-                ok = cur.last()
-            else:
-                seek = longkeys.seek_high(start)
-                ok = cur.set_range(seek)
-                if not ok:
-                    ok = cur.last()
-                elif cur.key() != seek:
-                    ok = cur.prev()
-            if ok:
-                n += _count_live(cur.iterprev(), start, kb, True)
-        else:
-            ok = cur.set_range(longkeys.seek_low(start)) if start is not None else cur.first()
-            if ok:
-                n += _count_live(cur.iternext(), start, kb, False)
+        entries = _in_id_order(_entries_from(txn.cursor(db=db._docs), start, descending), descending)
+        n += _count_live(entries, start, kb, descending)
     db._offset_memo = (db.update_seq, descending, kb, n)
     return n
 
 
 def _count_live(entries, start: bytes | None, kb: bytes, descending: bool) -> int:
     """Live documents from a seek at `start`'s group on (ids past `start` passed) up to `kb`
-    excluded, in the direction of the cursor iterator `entries`."""
+    excluded, in id order."""
     n = 0
-    limit = longkeys.PREFIX
-    source, ordered = entries, False
-    while source is not None:
-        restart = None
-        for docid, raw in source:
-            if len(docid) > limit and not ordered:
-                restart = longkeys.restore_order(chain([(docid, raw)], source), id_of, descending)
-                break
-            if start is not None and (docid > start if descending else docid < start):
-                continue
-            if docid <= kb if descending else docid >= kb:
-                return n
-            n += raw[:1] == b"L"
-        source, ordered = restart, True
+    for docid, raw in entries:
+        if start is not None and (docid > start if descending else docid < start):
+            continue
+        if docid <= kb if descending else docid >= kb:
+            return n
+        n += raw[:1] == b"L"
     return n
 
 
