@@ -104,3 +104,28 @@ async def test_a_copy_left_by_a_crash_is_recovered_or_dropped(node, tmp_path):
     (views / sig).rename(views / f"{sig}.old")
     assert await answers(node, db) == expected
     assert sorted(p.name for p in views.iterdir()) == [sig]
+
+
+# ---- over HTTP, against the real CouchDB 3.4.3 as well ----
+
+from tests.parity import pdb, peer  # noqa: E402,F401  (pytest fixtures)
+
+
+async def test_compacting_a_view_answers_as_couchdb(peer, pdb):
+    async with peer.post(f"/{pdb}/_compact/nope", json={}) as r:
+        assert (r.status, await r.json()) == (404, {"error": "not_found", "reason": "missing"})
+    ddoc = {"views": {"v": {"map": "function(doc){ emit(doc.n, null); }"}}}
+    async with peer.put(f"/{pdb}/_design/d", json=ddoc) as r:
+        assert r.status == 201
+    async with peer.post(f"/{pdb}/_bulk_docs", json={"docs": [{"n": i} for i in range(50)]}) as r:
+        assert r.status == 201
+    async with peer.post(f"/{pdb}/_compact/d", json={}) as r:
+        assert (r.status, await r.json()) == (202, {"ok": True})
+    # the index answers throughout and after, whatever the compaction has got to
+    for _ in range(3):
+        async with peer.get(f"/{pdb}/_design/d/_view/v", params={"limit": "2"}) as r:
+            body = await r.json()
+            assert r.status == 200 and [row["key"] for row in body["rows"]] == [0, 1]
+    async with peer.get(f"/{pdb}/_design/d/_info") as r:
+        info = (await r.json())["view_index"]
+        assert r.status == 200 and isinstance(info["compact_running"], bool)
