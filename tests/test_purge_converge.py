@@ -1,7 +1,13 @@
 """couchpy and a real CouchDB 3.4.3 edited at random, with replications both ways between them and
-purges applied to both replicas (purges do not replicate: CouchDB's users purge every replica),
-converge to the same documents, revision trees, winners and conflicts, and neither keeps a purged
-revision that no later write re-created."""
+purges applied to both replicas, converge to the same documents, revision trees, winners and
+conflicts, and neither keeps a purged revision that no later write re-created.
+
+Purges do not replicate, so CouchDB's users purge every replica, and they do it once the replicas
+hold the same revisions: a purge names leaves, and the same name purges different things from
+trees that differ. Say couchpy holds `1-a -> 2-deleted` and CouchDB, not yet replicated to, holds
+`1-a`: purging `2-deleted` removes the whole document from couchpy and nothing from CouchDB, and a
+replication whose checkpoint is already past `1-a` never brings it back. Two CouchDBs diverge the
+same way, so the test replicates both ways before each purge, as an operator does."""
 
 from __future__ import annotations
 
@@ -64,7 +70,9 @@ async def test_replicas_converge_after_purges(server, couchdb, ops):
                 driver, spec = push if op == "push" else pull
                 await ok(await req(driver, "POST", "/_replicate", spec), 200)
             elif op == "purge":
-                # the leaf this side would pick, purged on both replicas
+                # replicas brought level first, then the leaf this side would pick purged on both
+                for driver, spec in (push, pull):
+                    await ok(await req(driver, "POST", "/_replicate", spec), 200)
                 leaves = await _leaves(peer, db, f"k{key}")
                 if leaves:
                     for p, d in ((server, here), (couchdb, there)):
@@ -80,6 +88,32 @@ async def test_replicas_converge_after_purges(server, couchdb, ops):
         for docid, revs in purged.items():
             for p, d in ((server, here), (couchdb, there)):
                 assert not set(await _leaves(p, d, docid)) & revs
+    finally:
+        await req(server, "DELETE", f"/{here}")
+        await req(couchdb, "DELETE", f"/{there}")
+
+
+async def test_a_purge_of_unreplicated_leaves_diverges_as_between_two_couchdbs(server, couchdb):
+    """The case the docstring describes, answered as two CouchDB 3.4.3 databases answer it (tried:
+    the database that held `1-a -> 2-deleted` loses the document, the other keeps `1-a`, and
+    replication both ways brings nothing back because both checkpoints are past it)."""
+    here, there = name("pdv"), name("pdv")
+    await ok(await req(server, "PUT", f"/{here}"), 201)
+    await ok(await req(couchdb, "PUT", f"/{there}"), 201)
+    push = (server, {"source": f"{server.url}/{here}", "target": f"{couchdb.url}/{there}"})
+    pull = (couchdb, {"source": f"{couchdb.url}/{there}", "target": f"{server.url}/{here}"})
+    try:
+        first = (await ok(await req(server, "PUT", f"/{here}/k1", {}), 201))["rev"]
+        for driver, spec in (push, pull):
+            await ok(await req(driver, "POST", "/_replicate", spec), 200)
+        deleted = (await ok(await req(server, "DELETE", f"/{here}/k1", rev=first), 200))["rev"]
+        ours = await ok(await req(server, "POST", f"/{here}/_purge", {"k1": [deleted]}), 201)
+        theirs = await ok(await req(couchdb, "POST", f"/{there}/_purge", {"k1": [deleted]}), 201)
+        assert (ours["purged"], theirs["purged"]) == ({"k1": [deleted]}, {"k1": []})
+        for driver, spec in (push, pull):
+            await ok(await req(driver, "POST", "/_replicate", spec), 200)
+        assert await _leaves(server, here, "k1") == []
+        assert await _leaves(couchdb, there, "k1") == [first]
     finally:
         await req(server, "DELETE", f"/{here}")
         await req(couchdb, "DELETE", f"/{there}")
