@@ -3,9 +3,11 @@ documents.
 
 Small JSON documents barely compress on their own (zstd, lz4 and snappy keep 76-98% of a
 300-byte profile), because each is too short to learn from; a dictionary trained on a sample
-of the database's documents keeps about 30% (benchmarks/codecs.py). Compaction trains the
-dictionary (`train`) and stores it in the copy's meta sub-database (`DICT_KEY`); from then on
-the database writes its bodies compressed with it.
+of the database's documents keeps about 30% (benchmarks/codecs.py). A dictionary is trained
+(`train`) and stored in the meta sub-database (`DICT_KEY`) either by the first compaction or,
+before any, in the background once the database holds AUTO_DOCS documents or AUTO_BYTES of
+bodies (couchpy.database `maybe_train`); from then on the database writes its bodies compressed
+with it. Compaction re-encodes every body it copies with the dictionary it trains.
 
 A stored body is JSON (it starts with `{`: everything written before, and any body the codec
 does not shrink) or `TAG` + a zstd frame. So existing data needs no conversion, and a plain
@@ -27,6 +29,10 @@ DICT_SIZE = 16 << 10
 LEVEL = 3
 MIN_SAMPLES = 100  # fewer documents than this: no dictionary (too little to learn from)
 SAMPLES = 2000  # documents a dictionary is trained on
+# A database without a dictionary gets one in the background once it holds this many documents
+# or body bytes: enough to learn from, and enough data that the 16 KB dictionary pays for itself.
+AUTO_DOCS = 1000
+AUTO_BYTES = 512 << 10
 
 
 class Codec:
@@ -35,14 +41,23 @@ class Codec:
         self._dict = zstandard.ZstdCompressionDict(dictionary) if dictionary else None
         self._local = threading.local()
 
+    def adopt(self, dictionary: bytes) -> None:
+        """Start compressing with `dictionary` (a codec that had none; the dictionary is already
+        committed to the environment). The same object changes, so a reader that took this codec
+        (or its bound `decode`) before still decodes every body written after."""
+        if self._dict is not None:
+            raise ValueError("a codec's dictionary is set once")
+        self._dict = zstandard.ZstdCompressionDict(dictionary)
+        self.dictionary = dictionary
+
     def _contexts(self) -> tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor]:
         ctx = getattr(self._local, "ctx", None)
-        if ctx is None:
+        if ctx is None or ctx[2] is not self._dict:  # none yet, or made before `adopt`
             ctx = (zstandard.ZstdCompressor(level=LEVEL, dict_data=self._dict, write_checksum=False,
                                             write_content_size=True, write_dict_id=False),
-                   zstandard.ZstdDecompressor(dict_data=self._dict))
+                   zstandard.ZstdDecompressor(dict_data=self._dict), self._dict)
             self._local.ctx = ctx
-        return ctx
+        return ctx[0], ctx[1]
 
     def encode(self, json: bytes) -> bytes:
         """What to store for a body's JSON."""

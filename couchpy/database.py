@@ -19,6 +19,7 @@ transaction, and every caller is answered only after that transaction is durably
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -40,6 +41,8 @@ from .waiters import Waiters
 from .views import ddoc as view_ddoc
 from .views.manager import avalidate_design_doc
 from .writer import GroupCommitWriter
+
+log = logging.getLogger("couchpy.database")
 
 SUBDBS = ("docs", "seqs", "bodies", "local", "meta", "attachments", purge.SUBDB)
 
@@ -70,6 +73,7 @@ class Database:
         self._waiters = Waiters()  # feeds waiting for the next commit
         self.pins = 0
         self.compact_running = False
+        self._dict_tried = False  # one background dictionary training per open (maybe_train)
         self._close_hooks: list = []
         self.closed = False
 
@@ -701,6 +705,53 @@ class Database:
         await self.writer.run_exclusive(fn, then=publish)
 
     # ------------------------------------------------------------------ maintenance
+
+    def maybe_train(self) -> None:
+        """Give a database that compresses nothing yet its body dictionary (couchpy.bodycodec)
+        once it holds enough to learn from, instead of waiting for its first compaction. Called
+        by the writer after each commit; cheap when there is nothing to do."""
+        if self._dict_tried or self.codec.dictionary is not None or self.compact_running or self.closed:
+            return
+        m = self.meta
+        if m.get("doc_count", 0) < bodycodec.AUTO_DOCS and m.get("external_size", 0) < bodycodec.AUTO_BYTES:
+            return
+        if (self.config.get("couchdb", "file_compression") or "").strip().lower() == "none":
+            return
+        self._dict_tried = True
+        asyncio.get_running_loop().create_task(self._train_dictionary())
+
+    async def _train_dictionary(self) -> None:
+        codec = self.codec
+        try:
+            dictionary = await asyncio.get_running_loop().run_in_executor(None, self._train_sync, codec)
+            if dictionary is None:
+                return
+
+            def put(txn: Any) -> bool:
+                # a compaction may have swapped in an environment with a dictionary of its own
+                if self.codec is not codec or codec.dictionary is not None:
+                    return False
+                txn.put(bodycodec.DICT_KEY, dictionary, db=self._meta_db)
+                return True
+
+            async def adopt(stored: bool) -> None:
+                # after the commit, before any later write: every body written with the
+                # dictionary is in a file that holds it
+                if stored:
+                    codec.adopt(dictionary)
+
+            await self.writer.run_exclusive(put, then=adopt)
+        except Exception:  # noqa: BLE001 - bodies stay plain until compaction trains one
+            log.exception("training the body dictionary of %s failed", self.name)
+
+    def _train_sync(self, codec: bodycodec.Codec) -> bytes | None:
+        samples: list[bytes] = []
+        with self.store.read() as txn:
+            for _k, raw in txn.cursor(db=self._bodies).iternext():
+                samples.append(codec.decode(raw))
+                if len(samples) >= bodycodec.SAMPLES:
+                    break
+        return bodycodec.train(samples)
 
     async def compact(self, progress=None) -> None:
         """Rewrite the environment with only what is live, online (couchpy.compactor).

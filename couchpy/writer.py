@@ -102,6 +102,7 @@ class GroupCommitWriter:
             for (_, _, fut), res in zip(group, results):
                 if not fut.done():
                     fut.set_result(res)
+            db.maybe_train()
             # Let the writers just woken queue their next update, so that it joins the next group
             # instead of each waking a commit of its own.
             await asyncio.sleep(0)
