@@ -22,6 +22,9 @@ from .views import manager
 @dataclass
 class ChangesOptions:
     since: int = 0
+    # couchpy extension: the feed ends at this sequence (changes after it are left out, and a
+    # continuous or longpoll feed answers instead of waiting once it is reached)
+    until: int | None = None
     limit: int | None = None
     descending: bool = False
     include_docs: bool = False
@@ -39,7 +42,8 @@ class ChangesOptions:
 
     def cache_key(self) -> tuple | None:
         """Options under which rows may be shared between feeds (no per-feed filters)."""
-        if self.filter_name is not None or self.limit is not None or self.descending or self.visible is not None:
+        if (self.filter_name is not None or self.limit is not None or self.descending
+                or self.visible is not None or self.until is not None):
             return None
         return (self.since, self.include_docs, self.conflicts, self.all_docs_style, self.attachments)
 
@@ -113,7 +117,25 @@ def _row(db, opts: ChangesOptions, info, doc) -> dict[str, Any]:
 
 
 def change_rows(db, opts: ChangesOptions, since: int | None = None, chunk: int = 256) -> Iterator[tuple[int, dict]]:
-    """(seq, row) for every change after `since` (opts.since by default) passing a built-in filter.
+    """(seq, row) for every change after `since` (opts.since by default) passing a built-in filter,
+    up to `opts.until`."""
+    rows = _change_rows(db, opts, since, chunk)
+    if opts.until is None:
+        return rows
+    return _until(rows, opts.until, opts.descending)
+
+
+def _until(rows: Iterator[tuple[int, dict]], until: int, descending: bool) -> Iterator[tuple[int, dict]]:
+    for seq, row in rows:
+        if seq > until:
+            if descending:
+                continue  # a descending listing reaches `until` from above
+            return
+        yield seq, row
+
+
+def _change_rows(db, opts: ChangesOptions, since: int | None = None, chunk: int = 256) -> Iterator[tuple[int, dict]]:
+    """See `change_rows`.
 
     Documents are read a chunk at a time in one transaction; with `include_docs` and no filter
     that needs the parsed document, they are spliced as raw JSON (orjson.Fragment).
@@ -164,6 +186,10 @@ async def change_rows_async(db, opts: ChangesOptions, since: int | None = None,
         else:
             keep = await manager.filter_docs(node, db, opts.filter_name, docs, opts.extra.get("req") or {})
         for info, doc, ok in zip(batch, docs, keep):
+            if opts.until is not None and info.seq > opts.until:
+                if opts.descending:
+                    continue
+                return
             if ok:
                 yield info.seq, _row(db, opts, info, doc)
 
@@ -179,7 +205,7 @@ def _covered(db, opts: ChangesOptions, rows: list, since: int, snapshot: int, li
         return _oldest_seq(db, snapshot)
     last = rows[-1][0] if rows else since
     if not limited:
-        last = max(last, snapshot)
+        last = max(last, snapshot if opts.until is None else min(snapshot, opts.until))
     return last
 
 
@@ -245,4 +271,6 @@ def pending(db, opts: ChangesOptions, since: int, rows: list[tuple[int, dict]], 
     last = rows[-1][0]
     if opts.descending:
         return db.count_changes_after(0) - db.count_changes_after(last - 1)
+    if opts.until is not None:  # what is left before `until`
+        return max(db.count_changes_after(last) - db.count_changes_after(opts.until), 0)
     return db.count_changes_after(last)

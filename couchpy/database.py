@@ -10,6 +10,7 @@ Layout of the environment (named sub-databases):
 Ids of any length: keys of `docs` and `local` are `longkeys.ordered(id)` (a long id's record then
 carries the id), keys of `bodies` are `longkeys.point(...)` (see couchpy.longkeys).
     meta    b"meta" -> JSON {update_seq, doc_count, doc_del_count, revs_limit, purge_seq, security}
+    timeseq time bucket -> commit times and sequences written in it (couchpy.timeseq)
 
 Reads are synchronous and run on the event loop. Writes are queued to a group-commit writer
 (couchpy.writer): everything queued while a commit is in flight is applied in the next LMDB
@@ -30,7 +31,7 @@ import lmdb
 import orjson
 
 from . import (access, bodycodec, compactor, docrules, envswap, jsonutil, longkeys, partitions, purge,
-               replication_owners, revtree, scans, security, sizes, updates, users, validation)
+               replication_owners, revtree, scans, security, sizes, timeseq, updates, users, validation)
 from .attachments import hooks as att_hooks
 from .attachments import migrate as att_migrate
 from .docinfo import DocInfo, body_key, docs_key, local_id, local_key, splice_doc
@@ -44,10 +45,13 @@ from .writer import GroupCommitWriter
 
 log = logging.getLogger("couchpy.database")
 
-SUBDBS = ("docs", "seqs", "bodies", "local", "meta", "attachments", purge.SUBDB)
+SUBDBS = ("docs", "seqs", "bodies", "local", "meta", "attachments", purge.SUBDB, timeseq.SUBDB)
 
 
 class Database:
+    # commit times of the time index (couchpy.timeseq); replaceable so tests can move the clock
+    clock: Callable[[], float] = staticmethod(time.time)
+
     def __init__(self, node, name: str, directory: Path):
         self.node = node
         self.name = name
@@ -411,6 +415,8 @@ class Database:
     changes_since = scans.changes_since
     seq_chunks = scans.seq_chunks
     count_changes_after = scans.count_changes_after
+    seq_since_time = scans.seq_since_time
+    seq_until_time = scans.seq_until_time
 
     # ------------------------------------------------------------------ local docs
 

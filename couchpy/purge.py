@@ -23,7 +23,7 @@ import orjson
 from . import jsonutil, revtree, sizes
 from .docinfo import body_key, docs_key, seq_key
 from .errors import BadRequest
-from .updates import META_KEY, store_doc
+from .updates import META_KEY, note_commit, store_doc
 
 SUBDB = "purged"
 DEFAULT_LIMIT = 1000
@@ -45,6 +45,7 @@ def apply_purge(db, txn: lmdb.Transaction, purged_db, requests: dict[str, list[s
     """Purge `requests` ({docid: [rev, ...]}); {docid: [revs purged]} in request order."""
     out: dict[str, list[str]] = {}
     meta.setdefault("purged_infos_limit", DEFAULT_LIMIT)
+    first_seq = meta["update_seq"] + 1
     bumped = False
     for docid, revs in requests.items():
         meta["purge_seq"] += 1
@@ -68,6 +69,7 @@ def apply_purge(db, txn: lmdb.Transaction, purged_db, requests: dict[str, list[s
             txn.delete(body_key(docid, rev), db=db._bodies)
     if not bumped:
         meta["update_seq"] += 1  # every purge moves the sequence on, as CouchDB's does
+    note_commit(db, txn, first_seq, meta["update_seq"])
     trim(txn, purged_db, meta)
     txn.put(META_KEY, jsonutil.dumps(meta), db=db._meta_db)
     return out

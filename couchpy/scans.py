@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from itertools import chain
 
-from . import longkeys
+from . import longkeys, timeseq
 from .docinfo import _SEQ, DocInfo, docs_key, id_of, seq_key
 
 
@@ -211,3 +211,32 @@ def count_changes_after(db, seq: int) -> int:
                 ok = cur.next()
     db._pending_memo = (db.update_seq, seq, n)
     return n
+
+
+def _time_entries(db, key: int, inclusive: bool) -> tuple[list[timeseq.Entry], timeseq.Entry | None]:
+    """The (at most two) time-index entries just below `key` (or at it, when inclusive), in key
+    order, and the oldest entry of all."""
+    out: list[timeseq.Entry] = []
+    with db.store.read() as txn:
+        cur = txn.cursor(db=db.store.db(timeseq.SUBDB))
+        first = timeseq.decode_entry(cur.value()) if cur.first() else None
+        if first is None:
+            return out, None
+        target = key + 1 if inclusive else key
+        ok = cur.prev() if cur.set_range(timeseq.encode_key(target)) else cur.last()
+        while ok and len(out) < 2:
+            out.insert(0, timeseq.decode_entry(cur.value()))
+            ok = cur.prev()
+    return out, first
+
+
+def seq_since_time(db, t_ms: int) -> int:
+    """`since` for a time: every change committed at or after it comes after this sequence."""
+    before, _ = _time_entries(db, t_ms, inclusive=False)
+    return timeseq.since_seq(before, t_ms)
+
+
+def seq_until_time(db, t_ms: int) -> int:
+    """`until` for a time: every change committed at or before it has at most this sequence."""
+    upto, first = _time_entries(db, t_ms, inclusive=True)
+    return timeseq.until_seq(upto, t_ms, first, db.update_seq)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import lmdb
 import orjson
 
-from . import docrules, jsonutil, revtree, sizes
+from . import docrules, jsonutil, revtree, sizes, timeseq
 from .attachments import hooks as att_hooks
 from .docinfo import DocInfo, body_key, docs_key, local_key, local_record, seq_key
 from .errors import BadRequest, Conflict, CouchError
@@ -25,6 +25,7 @@ META_KEY = b"meta"
 
 def apply_updates(db, txn: lmdb.Transaction, batch: list[tuple[list[dict], bool]], meta: dict) -> list[list]:
     results: list[list] = []
+    first_seq = meta["update_seq"] + 1
     for docs, new_edits in batch:
         res = []
         for doc in docs:
@@ -38,8 +39,25 @@ def apply_updates(db, txn: lmdb.Transaction, batch: list[tuple[list[dict], bool]
             except CouchError as exc:
                 res.append(exc)
         results.append(res)
+    note_commit(db, txn, first_seq, meta["update_seq"])
     txn.put(META_KEY, jsonutil.dumps(meta), db=db._meta_db)
     return results
+
+
+def note_commit(db, txn: lmdb.Transaction, first_seq: int, last_seq: int) -> None:
+    """Record in the time index (couchpy.timeseq) that this transaction wrote sequences
+    first_seq..last_seq now: in the same transaction, so the index never names an uncommitted
+    sequence nor misses a committed one."""
+    if last_seq < first_seq:
+        return
+    handle = db.store.db(timeseq.SUBDB)
+    cur = txn.cursor(db=handle)
+    last_key = last = None
+    if cur.last():
+        last_key, last = timeseq.decode_key(cur.key()), timeseq.decode_entry(cur.value())
+    width = max(db.config.get_int("couchdb", "time_seq_bucket_seconds", timeseq.DEFAULT_BUCKET_SECONDS) or 0, 1) * 1000
+    key, entry = timeseq.record(last_key, last, int(db.clock() * 1000), width, first_seq, last_seq)
+    txn.put(timeseq.encode_key(key), timeseq.encode_entry(entry), db=handle)
 
 def write_edit(db, txn, doc: dict, meta: dict) -> dict:
     docid = doc["_id"]

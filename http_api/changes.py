@@ -16,7 +16,7 @@ from dataclasses import replace
 
 from aiohttp import web
 
-from couchpy import jsonutil
+from couchpy import jsonutil, timeseq
 from couchpy.changes import ChangesOptions, build_filter, collect, collect_sync, pending, uses_query_server
 from couchpy.errors import BadRequest, NotFound, QueryParseError
 
@@ -36,6 +36,12 @@ def _since(request: web.Request, body: dict, db) -> int:
     raw = request.query.get("since", body.get("since", 0) if isinstance(body, dict) else 0)
     if raw == "now":
         return db.update_seq
+    if timeseq.looks_like_time(raw):
+        # CouchDB 3.6: an RFC 3339 time stands for the sequence at that time (couchpy.timeseq)
+        try:
+            return db.seq_since_time(timeseq.parse_time(raw))
+        except ValueError:
+            raise BadRequest("Malformed sequence supplied in 'since' parameter.") from None
     if isinstance(raw, str):
         try:
             raw = jsonutil.loads(raw.encode()) if raw[:1] in "[\"" else raw
@@ -45,6 +51,24 @@ def _since(request: web.Request, body: dict, db) -> int:
         return request.app["node"].parse_seq(raw)
     except ValueError:
         raise BadRequest("Malformed sequence supplied in 'since' parameter.") from None
+
+
+def _until(request: web.Request, body: dict, db) -> int | None:
+    """couchpy's `until`: a sequence (as `since` takes it) or an RFC 3339 time; the feed ends
+    there. `now` is the database's sequence when the request starts."""
+    raw = request.query.get("until", body.get("until") if isinstance(body, dict) else None)
+    if raw is None:
+        return None
+    try:
+        if raw == "now":
+            return db.update_seq
+        if timeseq.looks_like_time(raw):
+            return db.seq_until_time(timeseq.parse_time(raw))
+        if isinstance(raw, str) and raw[:1] in "[\"":
+            raw = jsonutil.loads(raw.encode())
+        return request.app["node"].parse_seq(raw)
+    except ValueError:
+        raise BadRequest("Malformed sequence supplied in 'until' parameter.") from None
 
 
 def _limit(request: web.Request) -> int | None:
@@ -74,6 +98,7 @@ def _options(request: web.Request, body: dict, db) -> ChangesOptions:
         # fabric_view_changes get_start_seq: a descending feed starts at the newest change, and
         # `since` is not even read (a malformed one is no error)
         since=0 if descending else _since(request, body, db),
+        until=_until(request, body, db),
         limit=_limit(request),
         descending=descending,
         include_docs=params.flag(request, "include_docs"),
@@ -210,7 +235,7 @@ async def _longpoll(request, db, opts, heartbeat, timeout) -> web.StreamResponse
             pairs, last, limited = [], since, False
             break
         pairs, last, limited = await collect(db, opts, since)
-        if pairs or opts.limit == 0:  # limit=0 answers at once, as CouchDB does
+        if pairs or opts.limit == 0 or _reached(opts, last):  # limit=0 answers at once, as CouchDB does
             break
         since = last
         wait = _next_wait(deadline, heartbeat)
@@ -229,6 +254,11 @@ async def _longpoll(request, db, opts, heartbeat, timeout) -> web.StreamResponse
     await resp.write(payload)
     await resp.write_eof()
     return resp
+
+
+def _reached(opts: ChangesOptions, covered: int) -> bool:
+    """A feed with `until` has nothing more to wait for once it covered that sequence."""
+    return opts.until is not None and covered >= opts.until
 
 
 def _next_wait(deadline: float | None, heartbeat: int | None) -> float | None:
@@ -279,7 +309,7 @@ async def _stream(request, db, opts, heartbeat, timeout, eventsource: bool) -> w
                     await resp.write(jsonutil.dumps(row) + b"\n")
                 sent += 1
             since = last
-        if opts.limit is not None and sent >= opts.limit:
+        if opts.limit is not None and sent >= opts.limit or _reached(opts, since):
             break
         wait = _next_wait(deadline, heartbeat)
         if wait is not None and wait <= 0:

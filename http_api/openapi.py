@@ -173,7 +173,8 @@ DOC_QUERY = (_qs("attachments att_encoding_info conflicts deleted_conflicts late
 WRITE_QUERY = [_q("rev", STR), _q("batch", {"type": "string", "enum": ["ok"]}), _q("new_edits", BOOL)]
 FEED = {"type": "string", "enum": ["normal", "longpoll", "continuous", "eventsource"]}
 CHANGES_QUERY = (
-    [_q("feed", FEED), _q("since", STR), _q("filter", STR), _q("view", STR), _q("doc_ids", JSON_TEXT),
+    [_q("feed", FEED), _q("since", STR, "a sequence, `now`, or an RFC 3339 time"),
+     _q("until", STR, "couchpy: a sequence, `now`, or an RFC 3339 time the feed ends at"), _q("filter", STR), _q("view", STR), _q("doc_ids", JSON_TEXT),
      _q("style", {"type": "string", "enum": ["main_only", "all_docs"]})]
     + _qs("conflicts descending include_docs attachments att_encoding_info", BOOL)
     + _qs("limit timeout heartbeat seq_interval", INT)
