@@ -8,7 +8,11 @@ Read from an INI section `[cluster]`, the same on every node:
     node2@127.0.0.1 = http://admin:secret@127.0.0.1:15985 zone=b
     node3@127.0.0.1 = http://admin:secret@127.0.0.1:15986
 
-Every key other than the settings below names a node; its value is the node's URL (with the
+Settings: `n` (copies of each database), `w` and `r` (the default write and read quorum of a
+request that gives no `?w=`/`?r=`; `w` defaults as CouchDB's to a majority of the database's
+copies, `r` to 1: a read is answered from the copy asked), `request_timeout` (milliseconds a
+quorum write or read waits for the other copies before answering with what it has; 10000).
+Every key other than the settings names a node; its value is the node's URL (with the
 credentials the nodes use to replicate from one another) and optionally `zone=<name>`. Which of the
 nodes a process is comes from outside the shared definition (`couchpy serve --node-name`).
 Pure: no I/O.
@@ -19,8 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-SETTINGS = ("n",)
+SETTINGS = ("n", "w", "r", "request_timeout")
 DEFAULT_N = 3
+DEFAULT_REQUEST_TIMEOUT_MS = 10000
 
 
 class ClusterConfigError(ValueError):
@@ -43,6 +48,9 @@ class ClusterNode:
 class ClusterDef:
     nodes: tuple[ClusterNode, ...]
     n: int
+    w: int | None = None  # None: a majority of each database's copies
+    r: int | None = None  # None: 1
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT_MS / 1000  # seconds
 
     def node(self, name: str) -> ClusterNode:
         for node in self.nodes:
@@ -95,4 +103,16 @@ def parse(section: dict[str, str]) -> ClusterDef | None:
     n = int(raw_n)
     if n > len(nodes):
         raise ClusterConfigError(f"n = {n} but the cluster has {len(nodes)} node(s)")
-    return ClusterDef(nodes=nodes, n=n)
+    w, r = (_positive(section, key) for key in ("w", "r"))
+    timeout = _positive(section, "request_timeout")
+    return ClusterDef(nodes=nodes, n=n, w=w, r=r,
+                      request_timeout=(timeout or DEFAULT_REQUEST_TIMEOUT_MS) / 1000)
+
+
+def _positive(section: dict[str, str], key: str) -> int | None:
+    raw = section.get(key)
+    if raw is None:
+        return None
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise ClusterConfigError(f"{key} must be a positive integer, not {raw.strip()!r}")
+    return int(raw)

@@ -35,7 +35,10 @@ from couchpy.cluster_config import ClusterDef
 from couchpy.errors import Conflict, CouchError, NotFound, PreconditionFailed
 from couchpy.node import SYSTEM_DBS, Node, pinning_scope, validate_db_name
 from couchpy.placement import Candidate, place
+from couchpy.quorum import majority
 from replicator import params as rep_params
+
+from .cluster_quorum import Quorum
 
 log = logging.getLogger("couchpy.cluster")
 
@@ -63,6 +66,7 @@ class ClusterAgent:
         # requests for databases this node holds no copy of go to a replica: no overall timeout
         # (continuous feeds), the bytes passed on as they are
         self.forward_session: aiohttp.ClientSession | None = None
+        self.quorum = Quorum(self)
 
     # ---- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -81,6 +85,7 @@ class ClusterAgent:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.quorum.close()
         for session in (self._session, self.forward_session):
             if session is not None:
                 await session.close()
@@ -120,10 +125,23 @@ class ClusterAgent:
         return None
 
     def cluster_info(self, name: str) -> dict[str, int]:
-        """`cluster` of a database's info: its real copy count; writes and reads wait for one copy."""
+        """`cluster` of a database's info: its real copy count and the quorum a request gets when
+        it asks for none."""
         rec = self.record(name)
         n = len(rec["nodes"]) if rec else 1
-        return {"q": 1, "n": n, "w": 1, "r": 1}
+        return {"q": 1, "n": n, "w": self.default_w(name), "r": self.default_r()}
+
+    def default_w(self, name: str) -> int:
+        rec = self.record(name)
+        return self.cdef.w or majority(len(rec["nodes"]) if rec else 1)
+
+    def default_r(self) -> int:
+        return self.cdef.r or 1
+
+    def holds(self, name: str) -> bool:
+        """Whether `name` is a cluster database this node holds a copy of."""
+        rec = self.record(name)
+        return rec is not None and self.me.name in rec["nodes"]
 
     async def create_db(self, name: str) -> bool:
         """Create a database on its replica nodes; True when every replica confirmed it."""

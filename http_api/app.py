@@ -33,6 +33,7 @@ def make_app(node: Node, cluster: Any = None) -> web.Application:
     middlewares = [node_api.metrics_middleware, couch_middleware]
     if cluster is not None:  # before authentication: the replica a request goes to does its own
         middlewares.insert(1, cluster_routes.forward_middleware)
+        middlewares.append(cluster_routes.quorum_middleware)  # innermost: after authorization
     app = web.Application(middlewares=middlewares, client_max_size=max_body)
     app["node"] = node
     app["auth"] = Authenticator(node)

@@ -6,14 +6,16 @@ routes, which they take precedence over."""
 
 from __future__ import annotations
 
+import contextlib
 from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import web
 
+from couchpy import jsonutil, quorum
 from couchpy.errors import BadRequest
 
-from . import databases
+from . import attachments, bulk, databases, documents
 from .responses import json_response, location
 from .server import _range_filter
 
@@ -58,6 +60,58 @@ async def forward_middleware(request: web.Request, handler):
         return response
     finally:
         upstream.release()
+
+
+# the handlers whose answers are writes of documents, and the one reading a document
+WRITES = frozenset((documents.put_doc, documents.delete_doc, documents.copy_doc, databases.post_doc,
+                    bulk.bulk_docs, attachments.put_attachment, attachments.delete_attachment))
+READS = frozenset((documents.get_doc,))
+
+
+@web.middleware
+async def quorum_middleware(request: web.Request, handler):
+    """`?w=` and `?r=` on a database this node holds a copy of (the cluster's `quorum`,
+    couchpy_cli/cluster_quorum.py, does the fan-out). Innermost: the request is authorized and its errors answered as CouchDB's
+    by the middlewares around it. `_local` documents are each copy's own, as in CouchDB."""
+    fn = request.match_info.handler
+    name = request.match_info.get("db")
+    if (fn not in WRITES and fn not in READS) or "ldoc" in request.match_info or name is None:
+        return await handler(request)
+    cluster = request.app["cluster"]
+    if not cluster.holds(name):
+        return await handler(request)
+    if fn in READS:
+        r = quorum.parse_level(request.query.get("r"), "r") or cluster.default_r()
+        if r > 1:
+            await cluster.quorum.merge_read(name, documents.docid_of(request), r)
+        return await handler(request)
+    w = quorum.parse_level(request.query.get("w"), "w")
+    if w is None and fn is bulk.bulk_docs:
+        raw = await request.read()  # kept by aiohttp for the handler
+        body = None
+        if b'"w"' in raw:
+            with contextlib.suppress(BadRequest):  # an unparsable body is the handler's to refuse
+                body = jsonutil.loads(raw)
+        w = quorum.parse_level(body.get("w") if isinstance(body, dict) else None, "w")
+    if w is None:
+        w = cluster.default_w(name)
+    response = await handler(request)
+    if w <= 1 or request.query.get("new_edits") == "false" or response.status not in (200, 201) \
+            or not isinstance(response, web.Response) or response.body is None:
+        return response
+    answer = jsonutil.loads(bytes(response.body))
+    rows = answer if isinstance(answer, list) else [answer]
+    keys = [key for key in map(quorum.written, rows) if key is not None]
+    if not keys:
+        return response
+    acks = await cluster.quorum.replicate_write(name, keys, w)
+    if isinstance(answer, list):
+        rows, status = quorum.bulk_answer(answer, acks, w)
+        response.body = jsonutil.dumps_line(rows)
+        response.set_status(status)
+    else:
+        response.set_status(quorum.single_status(response.status, acks[keys[0]], w))
+    return response
 
 
 @routes.put("/{db}")
@@ -105,6 +159,12 @@ async def all_dbs(request: web.Request) -> web.Response:
 @routes.get("/_membership")
 async def membership(request: web.Request) -> web.Response:
     return json_response(request.app["cluster"].membership())
+
+
+@routes.get("/_cluster_setup")
+async def cluster_setup(request: web.Request) -> web.Response:
+    # CouchDB's state once its setup wizard has joined the nodes; here the [cluster] definition did
+    return json_response({"state": "cluster_finished"})
 
 
 def routes_list() -> list:

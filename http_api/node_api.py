@@ -266,10 +266,18 @@ async def membership(request: web.Request) -> web.Response:
     return json_response({"all_nodes": [NODE_NAME], "cluster_nodes": [NODE_NAME]})
 
 
+@routes.get("/_cluster_setup")
+async def cluster_setup(request: web.Request) -> web.Response:
+    # as CouchDB 3.4.3 set up as a single node answers; a cluster answers from http_api/cluster.py.
+    # Setting up is done by configuration ([cluster] in the INI), so no POST actions.
+    return json_response({"state": "single_node_enabled"})
+
+
 def routes_list() -> list:
     return list(routes) + [
         not_allowed("/_node/{node}/_stats", "GET"),
         not_allowed("/_node/{node}/_system", "GET"),
         not_allowed("/_node/{node}/_prometheus", "GET"),
         not_allowed("/_membership", "GET"),
+        not_allowed("/_cluster_setup", "GET"),
     ]

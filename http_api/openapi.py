@@ -298,6 +298,7 @@ def _paths() -> dict[str, dict]:
     p["/_active_tasks"] = _get_head("running tasks (compactions, indexers, replications)",
                                     {"type": "array", "items": OBJ})
     p["/_membership"] = _get_head("cluster membership", OBJ)
+    p["/_cluster_setup"] = _get_head("cluster setup state", OBJ)
     p["/_db_updates"] = _get_head("the node's feed of database events", ANY,
                                   [_q("feed", FEED), _q("since", STR)] + _qs("timeout heartbeat limit", INT),
                                   FEED_CONTENT)

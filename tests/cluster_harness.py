@@ -30,12 +30,17 @@ from .serverproc import ROOT, CouchpyServer, free_port
 
 
 class Cluster:
-    def __init__(self, tmp_path: Path, *, nodes: int = 3, n: int = 2, zones: list[str] | None = None):
+    def __init__(self, tmp_path: Path, *, nodes: int = 3, n: int = 2, zones: list[str] | None = None,
+                 settings: dict[str, str] | None = None, node_config: dict[int, dict[str, dict[str, str]]] | None = None,
+                 proxy: bool = True):
+        """`settings`: more `[cluster]` settings (w, r, request_timeout); `node_config`: INI
+        sections for single nodes, by index; `proxy=False`: no HAProxy in front."""
+        self.with_proxy = proxy
         self.tmp = Path(tmp_path)
         self.password = secrets.token_hex(8)
         ports = [free_port() for _ in range(nodes)]
         self.names = [f"node{i + 1}@127.0.0.1" for i in range(nodes)]
-        lines = ["[cluster]", f"n = {n}"]
+        lines = ["[cluster]", f"n = {n}"] + [f"{k} = {v}" for k, v in (settings or {}).items()]
         for i, (name, port) in enumerate(zip(self.names, ports, strict=True)):
             zone = f" zone={zones[i]}" if zones else ""
             lines.append(f"{name} = http://admin:{self.password}@127.0.0.1:{port}{zone}")
@@ -43,9 +48,10 @@ class Cluster:
         self.cluster_ini.write_text("\n".join(lines) + "\n")
         self.servers: list[CouchpyServer] = []
         for i, (name, port) in enumerate(zip(self.names, ports, strict=True)):
-            srv = CouchpyServer(self.tmp, port=port, name=f"node{i + 1}",
-                                config={"admins": {"admin": self.password},
-                                        "replicator": {"checkpoint_interval": "1000"}},
+            config = {"admins": {"admin": self.password}, "replicator": {"checkpoint_interval": "1000"}}
+            for section, values in ((node_config or {}).get(i) or {}).items():
+                config.setdefault(section, {}).update(values)
+            srv = CouchpyServer(self.tmp, port=port, name=f"node{i + 1}", config=config,
                                 args=["--cluster", str(self.cluster_ini), "--node-name", name])
             srv.password = self.password
             self.servers.append(srv)
@@ -66,7 +72,8 @@ class Cluster:
         with ThreadPoolExecutor(len(self.servers)) as pool:  # nodes start side by side
             list(pool.map(lambda srv: srv.start(timeout=60), self.servers))
         self.wait_membership()
-        self.refresh_proxy()
+        if self.with_proxy:
+            self.refresh_proxy()
         return self
 
     def wait_membership(self, timeout: float = 15) -> None:

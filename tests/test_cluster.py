@@ -95,7 +95,7 @@ def test_a_database_created_through_any_node_lives_on_its_replicas(cluster):
                     assert name in dbs and "_dbs" not in dbs
                     if node_name in replicas:
                         status, info = await _get(s, f"{srv.base}/{name}")
-                        assert info["cluster"] == {"q": 1, "n": 2, "w": 1, "r": 1}
+                        assert info["cluster"] == {"q": 1, "n": 2, "w": 2, "r": 1}  # w: a majority of 2
     run(go())
 
 

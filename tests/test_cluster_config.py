@@ -59,3 +59,19 @@ def test_refusals_never_show_credentials():
 def test_strip_credentials_keeps_host_port_and_drops_secrets(user, password, port):
     url = f"http://{user}:{password}@10.0.0.1:{port}/"
     assert strip_credentials(url) == f"http://10.0.0.1:{port}"
+
+
+def test_quorum_settings_are_not_nodes():
+    cdef = parse({"n": "3", "w": "3", "r": "2", "request_timeout": "2500",
+                  "a@h": "http://127.0.0.1:1", "b@h": "http://127.0.0.1:2", "c@h": "http://127.0.0.1:3"})
+    assert cdef is not None and cdef.names == ["a@h", "b@h", "c@h"]
+    assert (cdef.w, cdef.r, cdef.request_timeout) == (3, 2, 2.5)
+    defaults = parse({"a@h": "http://127.0.0.1:1"})
+    assert defaults is not None and (defaults.w, defaults.r, defaults.request_timeout) == (None, None, 10.0)
+
+
+@pytest.mark.parametrize("key", ["w", "r", "request_timeout"])
+@pytest.mark.parametrize("value", ["0", "-1", "two", ""])
+def test_a_quorum_setting_is_a_positive_integer(key, value):
+    with pytest.raises(ClusterConfigError, match=key):
+        parse({key: value, "a@h": "http://127.0.0.1:1"})

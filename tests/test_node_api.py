@@ -164,6 +164,16 @@ async def test_membership_lists_this_node(client):
                                         "cluster_nodes": ["couchpy@127.0.0.1"]})
 
 
+async def test_cluster_setup_says_single_node_as_couchdb_set_up_alone(client, anon):
+    # CouchDB 3.4.3 set up as a single node: {"state":"single_node_enabled"}, admins only, GET/POST
+    async with client.get("/_cluster_setup") as r:
+        assert await _json(r) == (200, {"state": "single_node_enabled"})
+    async with anon.get("/_cluster_setup") as r:
+        assert r.status == 401
+    async with client.delete("/_cluster_setup") as r:
+        assert r.status == 405
+
+
 # ------------------------------------------------------------------ the registry itself
 
 
