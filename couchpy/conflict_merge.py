@@ -31,9 +31,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
-
-from . import collate
+from . import collate, jsonutil
 from .errors import BadRequest
 
 FIELD_RULES = ("union", "max", "min")
@@ -112,9 +110,9 @@ def _greatest(values: list[Any], least: bool = False) -> Any:
     return best
 
 
-def _canonical(value: Any) -> str:
-    # key for "the same element" in a union: JSON with sorted keys, so {a,b} equals {b,a}
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+def canonical(value: Any) -> str:
+    """JSON with sorted keys: {a,b} equals {b,a} (the same element of a union, the same policy)."""
+    return jsonutil.dumps_sorted(value).decode()
 
 
 def _union(values: list[Any]) -> Any:
@@ -126,7 +124,7 @@ def _union(values: list[Any]) -> Any:
     out: list[Any] = []
     for arr in arrays:
         for item in arr:
-            k = _canonical(item)
+            k = canonical(item)
             if k not in seen:
                 seen.add(k)
                 out.append(item)

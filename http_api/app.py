@@ -13,13 +13,13 @@ from typing import Any
 from aiohttp import web
 
 import replicator
-from couchpy import smoosh
+from couchpy import conflict_resolver, smoosh
 from couchpy.credentials import Authenticator
 from couchpy.node import Node
 
 from . import cluster as cluster_routes
-from . import (alldocs, attachments, bulk, changes, cors, databases, db_updates, documents, mango, node_api,
-               openapi, partitions, purge, replication, server, session, updates, utils, views)
+from . import (alldocs, attachments, bulk, changes, conflict_policy, cors, databases, db_updates, documents, mango,
+               node_api, openapi, partitions, purge, replication, server, session, updates, utils, views)
 from .middleware import couch_middleware
 
 log = logging.getLogger("couchpy.http")
@@ -54,7 +54,7 @@ def make_app(node: Node, cluster: Any = None) -> web.Application:
     # view and _find queries are the next most frequent requests
     for mod in (views, mango, partitions, replication, updates):
         app.router.add_routes(mod.routes())
-    for mod in (alldocs, bulk, changes, purge):
+    for mod in (alldocs, bulk, changes, purge, conflict_policy):
         app.router.add_routes(mod.routes_list())
     db_specific = [r for r in databases.routes_list() if r.path not in db_level]
     app.router.add_routes(db_specific)
@@ -63,10 +63,13 @@ def make_app(node: Node, cluster: Any = None) -> web.Application:
     app.router.add_routes([r for r in databases.routes_list() if r.path == "/{db}/"])
 
     compactions = smoosh.Daemon(node)
+    resolver = conflict_resolver.Resolver(node)
+    app["conflict_resolver"] = resolver
 
     async def on_startup(app: web.Application) -> None:
         replicator.start(node)
         compactions.start()
+        resolver.start()
         if cluster is not None:
             await cluster.start()
 
@@ -75,6 +78,7 @@ def make_app(node: Node, cluster: Any = None) -> web.Application:
         # open (replication jobs reading feeds, clients' continuous feeds).
         node.begin_shutdown()
         await compactions.stop()
+        await resolver.stop()
         if cluster is not None:
             await cluster.close()
         await replicator.stop(node)

@@ -374,6 +374,10 @@ def _paths() -> dict[str, dict]:
                                 "head": _head(f"the database's {name[1:]}"),
                                 "put": _op(f"set the database's {name[1:]}", {"200": _json(_ref("Ok"))}, None,
                                            _body({"type": "integer"}))}
+    p["/{db}/_conflict_policy"] = {"get": _op("the database's conflict policy (couchpy extension)", {"200": _json(OBJ)}),
+                                   "head": _head("the database's conflict policy"),
+                                   "put": _op("set the database's conflict policy ({} for none)",
+                                              {"200": _json(_ref("Ok"))}, None, _body(OBJ))}
     p["/{db}/_purged_infos"] = _get_head("purged revisions", OBJ)
     p["/{db}/_compact"] = _post("compact the database", _ref("Ok"), OBJ, status="202", body_required=False)
     p["/{db}/_compact/{ddoc}"] = _post("compact a design document's indexes", _ref("Ok"), OBJ, status="202",
