@@ -9,6 +9,8 @@ that edit (couchpy.docrules.new_rev), so every node resolving the same leaves wr
 
 from __future__ import annotations
 
+import base64
+
 import aiohttp
 import pytest
 
@@ -145,20 +147,20 @@ async def test_no_policy_no_resolution_and_setting_one_resolves_existing_conflic
 async def test_deleted_branches_are_not_conflicts_and_attachments_stay(server):
     db = name("cpe")
     await ok(await req(server, "PUT", f"/{db}"), 201)
-    await ok(await req(server, "PUT", f"/{db}/_conflict_policy", {"type": "max", "field": "n"}))
     # a deleted branch alone: nothing to resolve
-    revs = await _branches(server, db, "d", [{"n": 1}, {"n": 2}])
-    await ok(await req(server, "DELETE", f"/{db}/d", rev=revs[0]))
-    status, doc = await req(server, "GET", f"/{db}/d", deleted_conflicts="true")
-    assert doc["_rev"] == revs[1] and doc["_deleted_conflicts"]
-    # the winner's attachment is kept on the resolved revision
-    revs = await _branches(server, db, "a", [{"n": 5}, {"n": 1}])
-    await ok(await req(server, "PUT", f"/{db}/a/note.txt", data_=b"hello", rev=revs[1],
-                       headers={"Content-Type": "text/plain"}), 201)
+    d_revs = await _branches(server, db, "d", [{"n": 1}, {"n": 2}])
+    await ok(await req(server, "DELETE", f"/{db}/d", rev=d_revs[0]))
+    # the winner carries an attachment (brought inline, as a replicator may)
+    note = {"note.txt": {"content_type": "text/plain", "data": base64.b64encode(b"hello").decode()}}
+    await _branches(server, db, "a", [{"n": 5}, {"n": 1, "_attachments": note}])
+    # the policy set afterwards: the resolver reads the database from its start
+    await ok(await req(server, "PUT", f"/{db}/_conflict_policy", {"type": "max", "field": "n"}))
     doc = await wait_for(lambda: _resolved(server, db, "a"), timeout=30)
-    assert doc["n"] == 5 and doc["_rev"].startswith("4-")
+    assert doc["n"] == 5 and doc["_rev"].startswith("3-") and doc["_attachments"]["note.txt"]["stub"]
     status, data = await req(server, "GET", f"/{db}/a/note.txt", raw=True)
     assert (status, data) == (200, b"hello")
+    status, doc = await req(server, "GET", f"/{db}/d", deleted_conflicts="true")
+    assert doc["_rev"] == d_revs[1] and len(doc["_deleted_conflicts"]) == 1  # `d` comes first: untouched
 
 
 async def test_javascript_resolve_conflicts_function(server):
