@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from . import erlterm
 from .errors import QueryParseError
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
@@ -56,18 +57,11 @@ def chttpd_flag(raw: str | None, default: bool = False) -> bool:
 
 
 def erl_term(value: object) -> str:
-    """How Erlang's `~p` prints a JSON value as CouchDB decodes it (strings are binaries)."""
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if value is None:
-        return "null"
+    """How Erlang's `~p` prints a JSON value as CouchDB decodes it (strings are binaries, printed
+    with `erl_repr`'s unicode-printable rule; every other value as erlterm prints it)."""
     if isinstance(value, str):
         return "<<" + erl_repr(value) + ">>" if value else "<<>>"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return repr(value)
+    return erlterm.p(value)
 
 
 def body_bool(value: object) -> bool:

@@ -47,6 +47,13 @@ async def test_view_body_members_typed(server, couchdb):
     assert got.status == 200 and got.body == {"rows": [{"key": 1, "value": 1}]}
 
 
+async def test_view_body_members_of_other_types_print_as_erlang_terms(server, couchdb):
+    for member, value in [("limit", [1, "a"]), ("skip", {"a": 1.5}), ("limit", 2.5)]:
+        post = Req("POST", "/{db}/_design/d/_view/v", body={member: value}, endpoint="POST view")
+        got = await parity(server, couchdb, [DDOC, A, post])
+        assert got.status == 400 and got.body["error"] == "query_parse_error", got.body
+
+
 async def test_document_flags_are_on_only_when_true(server, couchdb):
     for value in ("1", "TRUE", "yes", ""):
         got = await parity(server, couchdb, [A, get("/{db}/a", revs=value, conflicts=value)])
