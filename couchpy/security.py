@@ -128,7 +128,8 @@ def route_family(method: str, path: str) -> Family:
         return Family.DB_ADMIN if method in _WRITE_METHODS else Family.DB_LISTING
     if head in _LISTINGS:
         return Family.DB_LISTING
-    if head == "_design" and len(parts) > 2 and parts[2] in ("_view", "_info"):  # queries over the db
+    if head == "_design" and len(parts) > 2 and parts[2] in ("_view", "_info", "_nouveau", "_nouveau_info"):
+        # queries over the db (a POSTed search is a read)
         return Family.DB_LISTING
     return Family.DB_WRITE if method in _WRITE_METHODS else Family.DB_READ
 

@@ -19,7 +19,7 @@ from couchpy.node import Node
 
 from . import cluster as cluster_routes
 from . import (alldocs, attachments, bulk, changes, conflict_policy, cors, databases, db_updates, documents, mango,
-               node_api, openapi, partitions, purge, replication, server, session, updates, utils, views)
+               node_api, nouveau, openapi, partitions, purge, replication, server, session, updates, utils, views)
 from .middleware import couch_middleware
 
 log = logging.getLogger("couchpy.http")
@@ -52,7 +52,7 @@ def make_app(node: Node, cluster: Any = None) -> web.Application:
     app.router.add_routes(documents.hot_routes())
     # views and Mango next: their paths are distinct from the other `/{db}/_special` ones, and
     # view and _find queries are the next most frequent requests
-    for mod in (views, mango, partitions, replication, updates):
+    for mod in (views, mango, nouveau, partitions, replication, updates):
         app.router.add_routes(mod.routes())
     for mod in (alldocs, bulk, changes, purge, conflict_policy):
         app.router.add_routes(mod.routes_list())

@@ -10,6 +10,7 @@ from aiohttp import web
 from couchpy import smoosh
 from couchpy.errors import BadRequest, Forbidden, NotFound
 from couchpy.views import args as qargs
+from couchpy.fulltext import manager as nouveau
 from couchpy.views import manager
 
 from . import params
@@ -166,6 +167,7 @@ async def ddoc_info(request: web.Request) -> web.Response:
 async def view_cleanup(request: web.Request) -> web.Response:
     db = get_db(request)  # CouchDB reads no body here, whatever its Content-Type
     await manager.cleanup(_node(request), db)
+    await nouveau.cleanup(_node(request), db)  # full-text indexes too
     return json_response({"ok": True}, status=202)
 
 

@@ -32,6 +32,46 @@ var __qs = (function () {
     return s;
   };
   G.toJSON = function (v) { return JSON.stringify(v); };
+  // Nouveau index functions: `index(type, name, value, options)` is live only while one runs
+  // (couchpy/fulltext wraps the function in `__nouveau`); each call is one emitted row, checked
+  // as Nouveau checks it (a throw leaves the document out of the index).
+  var nouveauOn = false;
+  function nvType(what, expected, v) {
+    if (typeof v !== expected)
+      throw {name: 'TypeError', message: 'type of ' + what + ' must be a ' + expected + ' not ' + typeof v};
+  }
+  G.index = function (type, name, value, options) {
+    if (!nouveauOn) throw new Error('index() is only available in nouveau index functions');
+    nvType('type', 'string', type);
+    nvType('name', 'string', name);
+    if (name.substring(0, 1) === '_')
+      throw {name: 'ReservedName', message: 'name must not start with an underscore'};
+    options = options || {};
+    switch (type) {
+      case 'double':
+      case 'string':
+      case 'text':
+        nvType('value', type === 'double' ? 'number' : 'string', value);
+        if (type === 'double' && !isFinite(value))
+          throw {name: 'TypeError', message: 'value of ' + name + ' must be a finite number'};
+        rows.push([[type, name, value, options.store === true, options.facet === true], null]);
+        break;
+      case 'stored':
+        if (typeof value !== 'number' && typeof value !== 'string')
+          throw {name: 'TypeError', message: 'type of ' + value + ' must be a string or number'};
+        rows.push([[type, name, value, true, false], null]);
+        break;
+      default:
+        throw {name: 'TypeError', message: type + ' not supported'};
+    }
+  };
+  G.__nouveau = function (f) {
+    if (typeof f !== 'function') throw new Error('Expression does not eval to a function.');
+    return function (doc) {
+      nouveauOn = true;
+      try { f(doc); } finally { nouveauOn = false; }
+    };
+  };
   G.isArray = function (v) { return Array.isArray(v); };
 
   function resolve(base, id) {

@@ -14,6 +14,8 @@ from typing import Any
 
 from ..attachments import hooks as att_hooks
 from ..errors import BadRequest, NotFound
+from ..fulltext import params as nouveau_params
+from ..fulltext.index import wrap_source as nouveau_source
 from ..query_server import QueryServerPool, ViewFunctions
 from . import args as qargs
 from . import ddoc as ddocs
@@ -288,10 +290,22 @@ def _check_functions(node: Any, doc: dict) -> None:
         pool.check_function(language, src)
 
 
+def _check_nouveau(node: Any, doc: dict) -> None:
+    """A malformed `nouveau` member, or an index function that does not compile, is refused on
+    save (400) rather than found broken at the first search."""
+    specs = nouveau_params.parse_indexes(doc)
+    if not specs:
+        return
+    pool = pool_for(node)
+    for spec in specs.values():
+        pool.compile(ViewFunctions("javascript", (nouveau_source(spec.index),), (), (spec.name,)))
+
+
 def validate_design_doc(node: Any, doc: dict) -> None:
     """For the document layer, on saving a design document: raise on malformed views and
     design functions (400)."""
     _check_functions(node, doc)
+    _check_nouveau(node, doc)
     spec = ddocs.parse(doc)
     if not spec.views:
         return
@@ -308,6 +322,7 @@ def validate_design_doc(node: Any, doc: dict) -> None:
 async def avalidate_design_doc(node: Any, doc: dict) -> None:
     """validate_design_doc off the event loop (compiling may start a query-server worker)."""
     ddocs.parse(doc)  # cheap structural errors first, on the loop
+    nouveau_params.parse_indexes(doc)
     await asyncio.get_running_loop().run_in_executor(None, validate_design_doc, node, doc)
 
 

@@ -1,0 +1,142 @@
+"""The engine-facing API of Nouveau indexes: find (or open) an index, search it, describe it,
+remove the ones no design document uses.
+
+Indexes are kept per open database (closed with it through its close hook, so a deleted database
+takes its indexes, which live inside its directory, with it) and keyed by signature.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import weakref
+from typing import Any
+
+from ..errors import NotFound
+from ..views import manager as views
+from . import params
+from .index import FullTextIndex
+from .params import IndexSpec, SearchArgs
+
+_indexes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _db_indexes(db: Any) -> dict[str, FullTextIndex]:
+    idx = _indexes.get(db)
+    if idx is None:
+        idx = {}
+        _indexes[db] = idx
+
+        def close() -> None:
+            for ix in list(idx.values()):
+                ix.close()
+            idx.clear()
+
+        db.add_close_hook(close)
+    return idx
+
+
+def spec_of(db: Any, ddoc_name: str, index_name: str) -> IndexSpec:
+    """CouchDB's order: the design document (404 not_found), then the index (404)."""
+    docid = ddoc_name if ddoc_name.startswith("_design/") else "_design/" + ddoc_name
+    doc = db.get(docid)
+    specs = params.parse_indexes(doc)
+    spec = specs.get(index_name)
+    if spec is None:
+        raise NotFound(f"no index named {index_name} in {docid}")
+    return spec
+
+
+async def open_index(node: Any, db: Any, spec: IndexSpec) -> FullTextIndex:
+    cache = _db_indexes(db)
+    ix = cache.get(spec.sig)
+    if ix is None or ix.closed:
+        pool = views.pool_for(node)
+        pool.check_language("javascript")
+        ix = await asyncio.get_running_loop().run_in_executor(None, FullTextIndex, db, spec, pool)
+        current = cache.get(spec.sig)
+        if current is not None and not current.closed:  # opened meanwhile by another request
+            ix.close()
+            return current
+        cache[spec.sig] = ix
+    return ix
+
+
+async def update(node: Any, ix: FullTextIndex, ddoc_id: str) -> None:
+    """Await an up-to-date index; concurrent callers share one build."""
+    loop = asyncio.get_running_loop()
+    while not ix.current():
+        if ix._build is not None and not ix._build.done():
+            await asyncio.shield(ix._build)
+            continue
+        task = None
+        if hasattr(node, "tasks"):
+            task = node.tasks.add(type="search_indexer", database=ix.db.name, design_document=ddoc_id,
+                                  index=ix.spec.name, progress=0)
+
+        def run() -> int:
+            try:
+                return ix.update_sync()
+            finally:
+                if task is not None:
+                    task.done()
+
+        ix._build = loop.run_in_executor(None, run)
+        await asyncio.shield(ix._build)
+        return
+
+
+async def search(node: Any, db: Any, ddoc_name: str, index_name: str, args: SearchArgs) -> dict:
+    spec = spec_of(db, ddoc_name, index_name)
+    ix = await open_index(node, db, spec)
+    if args.update:
+        await update(node, ix, "_design/" + ddoc_name.removeprefix("_design/"))
+    res = await asyncio.get_running_loop().run_in_executor(None, ix.search, args)
+    if args.include_docs:
+        ids = [h["id"] for h in res["hits"]]
+        docs = _load(db, ids)
+        for h, d in zip(res["hits"], docs):
+            h["doc"] = d
+    return res
+
+
+def _load(db: Any, ids: list[str]) -> list[dict | None]:
+    infos = [db.get_docinfo(i) for i in ids]
+    present = [i for i in infos if i is not None and not i.deleted]
+    loaded = dict(zip([i.id for i in present], db.load_docs(present))) if present else {}
+    return [loaded.get(i) for i in ids]
+
+
+async def info(node: Any, db: Any, ddoc_name: str, index_name: str) -> dict:
+    spec = spec_of(db, ddoc_name, index_name)
+    ix = await open_index(node, db, spec)
+    docid = "_design/" + ddoc_name.removeprefix("_design/")
+    return {"name": f"{docid}/{index_name}", "search_index": ix.info()}
+
+
+def _live_signatures(db: Any) -> set[str]:
+    sigs: set[str] = set()
+    for info in db.iter_docinfos(start="_design/", end="_design0", inclusive_end=False):
+        if info.deleted:
+            continue
+        try:
+            sigs |= {s.sig for s in params.parse_indexes(db.get(info.id)).values()}
+        except Exception:
+            continue
+    return sigs
+
+
+async def cleanup(node: Any, db: Any) -> None:
+    """Remove the index directories no design document uses (part of `_view_cleanup`)."""
+    live = _live_signatures(db)
+    cache = _db_indexes(db)
+    for sig in list(cache):
+        if sig not in live:
+            cache.pop(sig).close()
+    root = db.directory / "nouveau"
+    if not root.exists():
+        return
+    loop = asyncio.get_running_loop()
+    for d in root.iterdir():
+        if d.is_dir() and d.name not in live:
+            await loop.run_in_executor(None, shutil.rmtree, d, True)
