@@ -146,7 +146,9 @@ class FullTextIndex:
     def _open(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         st = self._read_state()
-        if st is not None and st.get("sig") == self.spec.sig:
+        # a state with no index beside it (removed, never committed) is no state: rebuild
+        tdir = self.directory / "tantivy"
+        if st is not None and st.get("sig") == self.spec.sig and tdir.is_dir() and tantivy.Index.exists(str(tdir)):
             self.seq, self.purge_seq, self.fields = st["seq"], st.get("purge_seq", 0), dict(st["fields"])
             try:
                 self._open_tantivy(create=False)
