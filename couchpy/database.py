@@ -74,6 +74,9 @@ class Database:
         self.max_document_size = self.config.get_int("couchdb", "max_document_size", 8000000)
         self.max_docid_length = self.config.get_int("couchdb", "max_document_id_length")
         self.writer = GroupCommitWriter(self)
+        # CouchDB's handle of a database loads its validation functions lazily; whether it has
+        # decides how an edit of a missing document is answered (validation.checks_skipped)
+        self.validators_loaded = False
         self._waiters = Waiters()  # feeds waiting for the next commit
         self.pins = 0
         self.compact_running = False
@@ -547,12 +550,14 @@ class Database:
         doc = await self._prepare(doc, new_edits, followers, self._size_known_ok(body_size))
         (refused,) = await validation.validate(self, [doc])
         if refused is not None:
+            validation.note_writes(self, [doc], [refused])
             raise refused
-        fut = self.writer.submit([doc], new_edits)
+        fut = self.writer.submit([doc], new_edits, new_edits and validation.checks_skipped(self, [doc]))
         if batch:
             fut.add_done_callback(_ignore_result)
             return {"ok": True, "id": doc["_id"]}
         (result,) = await fut
+        validation.note_writes(self, [doc], [result])
         if isinstance(result, CouchError):
             raise result
         if not new_edits and result is None:
@@ -618,8 +623,10 @@ class Database:
         # in request order
         order = sorted((i for i, d in enumerate(prepared) if not isinstance(d, CouchError)),
                        key=lambda i: prepared[i]["_id"].encode())
-        written = dict(zip(order, await self.writer.submit([prepared[i] for i in order], new_edits)
-                           if order else []))
+        batch = [prepared[i] for i in order]
+        adopt = new_edits and validation.checks_skipped(self, batch)
+        written = dict(zip(order, await self.writer.submit(batch, new_edits, adopt) if order else []))
+        validation.note_writes(self, docs, [written.get(i, d) for i, d in enumerate(prepared)])
         out: list[dict] = []
         for i, (d, doc) in enumerate(zip(prepared, docs)):
             res = d if isinstance(d, CouchError) else written[i]

@@ -23,17 +23,17 @@ from .errors import BadRequest, Conflict, CouchError
 META_KEY = b"meta"
 
 
-def apply_updates(db, txn: lmdb.Transaction, batch: list[tuple[list[dict], bool]], meta: dict) -> list[list]:
+def apply_updates(db, txn: lmdb.Transaction, batch: list[tuple[list[dict], bool, bool]], meta: dict) -> list[list]:
     results: list[list] = []
     first_seq = meta["update_seq"] + 1
-    for docs, new_edits in batch:
+    for docs, new_edits, adopt_missing in batch:
         res = []
         for doc in docs:
             try:
                 if doc["_id"].startswith("_local/"):
                     res.append(write_local(db, txn, doc, new_edits))
                 elif new_edits:
-                    res.append(write_edit(db, txn, doc, meta))
+                    res.append(write_edit(db, txn, doc, meta, adopt_missing))
                 else:
                     res.append(write_replicated(db, txn, doc, meta))
             except CouchError as exc:
@@ -59,19 +59,36 @@ def note_commit(db, txn: lmdb.Transaction, first_seq: int, last_seq: int) -> Non
     key, entry = timeseq.record(last_key, last, int(db.clock() * 1000), width, first_seq, last_seq)
     txn.put(timeseq.encode_key(key), timeseq.encode_entry(entry), db=handle)
 
-def write_edit(db, txn, doc: dict, meta: dict) -> dict:
+def write_edit(db, txn, doc: dict, meta: dict, adopt_missing: bool = False) -> dict:
+    """An edit of the revision `_rev` (or `_revisions`' head) names, or a new document.
+
+    `adopt_missing`: the edit skips the checks CouchDB runs before writing (see
+    `validation.checks_skipped`), so, as there, a history that is not in the tree is merged into
+    it when it extends a leaf or the document does not exist: the named revisions become
+    ancestors without bodies (`missing`) of the new one.
+    """
     docid = doc["_id"]
     body, deleted = docrules.split_body(doc)
     info = db.get_docinfo(docid, txn)
     # `_revisions` names the revision edited (its head) as `_rev` does, as CouchDB reads it
-    rev = docrules.revisions_path(doc)[0] if isinstance(doc.get("_revisions"), dict) else doc.get("_rev")
+    history = docrules.revisions_path(doc) if isinstance(doc.get("_revisions"), dict) else None
+    rev = history[0] if history else doc.get("_rev")
+    adopted: list[str] = []
     if info is None:
         if rev is not None:
-            raise Conflict()
-        parent, tree = None, {}
+            if not adopt_missing:
+                raise Conflict()
+            adopted = history or [rev]
+        parent, tree = rev, {}
     else:
         tree = info.tree
-        if rev is not None:
+        if rev is not None and rev not in tree and adopt_missing and not info.deleted:
+            # couch_db_updater merges the path: accepted where it extends a leaf
+            known = next((r for r in history or [rev] if r in tree), None)
+            if known is None or known not in revtree.leaf_set(tree):
+                raise Conflict()
+            adopted, parent = history or [rev], rev
+        elif rev is not None:
             # a tombstone is no revision to edit (CouchDB: 409), though recreating the document
             # without a rev continues it
             if rev not in tree or rev not in info.leaves() or tree[rev][1]:
@@ -83,13 +100,13 @@ def write_edit(db, txn, doc: dict, meta: dict) -> dict:
             raise Conflict()
     if "_attachments" in body:
         # Only a body with attachments needs its parent's (to resolve stubs and revpos).
-        parent_body = db.read_body(docid, parent, txn) if parent else None
+        parent_body = db.read_body(docid, parent, txn) if parent and not adopted else None
         new_pos = revtree.rev_pos(parent) + 1 if parent else 1
         att_hooks.finalize(db, txn, body, parent_body, new_pos, new_edits=True, docid=docid)
     new = docrules.new_rev(parent, deleted, body)
     if new in tree:
         raise Conflict()
-    tree = dict(tree)
+    tree = revtree.add_path(tree, adopted, False) if adopted else dict(tree)
     tree[new] = (parent, deleted)
     store_doc(db, txn, docid, info, revtree.stem(tree, meta["revs_limit"]), {new: body}, meta)
     return {"ok": True, "id": docid, "rev": new}

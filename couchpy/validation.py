@@ -112,3 +112,38 @@ async def validate(db, docs: list[dict]) -> list[CouchError | None]:
             if res:
                 out[checked[k]] = _error(res)
     return out
+
+
+def checks_skipped(db, docs: list[dict]) -> bool:
+    """Whether CouchDB would write these edits without its pre-write checks.
+
+    couch_db:update_docs looks documents up and checks each edit against the current revision
+    before writing only when the database has validation functions (or its handle has not loaded
+    them yet), or an edit is a design document or carries attachments. Otherwise the updater just
+    merges each edit's history into the tree, which accepts an edit naming a revision of a document
+    that does not exist (it creates the document). Clients see both answers, so both are copied;
+    `validators_loaded` stands for the handle's state (see `note_writes`).
+    """
+    if not db.validators_loaded or db.name == USERS_DB or validators(db):
+        return False
+    return not any(not d["_id"].startswith("_local/") and (d["_id"].startswith("_design/") or d.get("_attachments"))
+                   for d in docs)
+
+
+def note_writes(db, docs: list[dict], results: list[Any]) -> None:
+    """Track when CouchDB's handle of the database holds its validation functions: loaded by the
+    first write it validates (an edit or a replicated revision of a document, written or
+    refused by a validator), forgotten whenever a design document changes."""
+    loaded = ddoc_changed = False
+    for doc, res in zip(docs, results):
+        docid = doc.get("_id") if isinstance(doc, dict) else None
+        if not isinstance(docid, str) or docid.startswith("_local/"):
+            continue
+        if docid.startswith("_design/"):
+            ddoc_changed = ddoc_changed or not isinstance(res, CouchError)
+        elif not isinstance(res, CouchError) or isinstance(res, (Forbidden, Unauthorized)):
+            loaded = True
+    if ddoc_changed:
+        db.validators_loaded = False
+    elif loaded:
+        db.validators_loaded = True

@@ -27,16 +27,17 @@ MAX_DOCS_PER_TXN = 20000
 class GroupCommitWriter:
     def __init__(self, db):
         self.db = db
-        self._queue: list[tuple[list[dict], bool, asyncio.Future]] = []
+        # (docs, new_edits, future, adopt_missing: see updates.write_edit)
+        self._queue: list[tuple[list[dict], bool, asyncio.Future, bool]] = []
         self._task: asyncio.Task | None = None
         self._idle_event: asyncio.Event | None = None
 
     def idle(self) -> bool:
         return not self._queue and (self._task is None or self._task.done())
 
-    def submit(self, docs: list[dict], new_edits: bool) -> asyncio.Future:
+    def submit(self, docs: list[dict], new_edits: bool, adopt_missing: bool = False) -> asyncio.Future:
         fut = asyncio.get_running_loop().create_future()
-        self._queue.append((docs, new_edits, fut))
+        self._queue.append((docs, new_edits, fut, adopt_missing))
         self._kick()
         return fut
 
@@ -47,7 +48,7 @@ class GroupCommitWriter:
         `then(result)`, when given, is awaited after the commit and before any later write runs
         (compaction swaps the environment there)."""
         fut = asyncio.get_running_loop().create_future()
-        self._queue.append(([], ("exclusive", fn, then), fut))  # type: ignore[arg-type]
+        self._queue.append(([], ("exclusive", fn, then), fut, False))  # type: ignore[arg-type]
         self._kick()
         return await fut
 
@@ -66,7 +67,7 @@ class GroupCommitWriter:
             head = self._queue[0]
             if isinstance(head[1], tuple):  # an exclusive job runs alone
                 self._queue.pop(0)
-                _, (_, fn, then), fut = head
+                _, (_, fn, then), fut, _ = head
                 try:
                     result = await loop.run_in_executor(EXECUTOR, db.store.write, fn)
                     if then is not None:
@@ -85,7 +86,7 @@ class GroupCommitWriter:
                 item = self._queue.pop(0)
                 group.append(item)
                 n += len(item[0])
-            batch = [(docs, new_edits) for docs, new_edits, _ in group]
+            batch = [(docs, new_edits, adopt) for docs, new_edits, _, adopt in group]
 
             def apply(txn, batch=batch):
                 meta = dict(db.meta)
@@ -94,12 +95,12 @@ class GroupCommitWriter:
             try:
                 results, meta = await loop.run_in_executor(EXECUTOR, db.store.write, apply)
             except BaseException as exc:  # noqa: BLE001 - every waiter learns the commit failed
-                for _, _, fut in group:
+                for _, _, fut, _ in group:
                     if not fut.done():
                         fut.set_exception(exc)
                 continue
             db.apply_meta(meta)
-            for (_, _, fut), res in zip(group, results):
+            for (_, _, fut, _), res in zip(group, results):
                 if not fut.done():
                     fut.set_result(res)
             db.maybe_train()

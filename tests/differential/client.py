@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import time
 import urllib.parse
 import uuid
 from dataclasses import dataclass
@@ -18,6 +19,11 @@ from typing import Any
 from .model import Req, RevBook, bind
 
 TIMEOUT = 30.0
+# After a design document changes, CouchDB forgets the database's validation functions twice: at
+# once, and again from a process it spawns (fabric:reset_validation_funs). Whether the next write
+# loads them before that second reset lands decides how a later edit of a missing document is
+# answered (see couchpy.validation.checks_skipped); waiting this long lets it land first.
+DDOC_SETTLE = 0.15
 
 
 @dataclass
@@ -80,6 +86,13 @@ class Session:
         return Answer(resp.status, hdrs, parsed)
 
 
+def _may_change_ddoc(req: Req, ans: Answer) -> bool:
+    if req.method in ("GET", "HEAD") or not 200 <= ans.status < 300:
+        return False
+    text = req.describe()
+    return "_design" in text or "_index" in text
+
+
 def fresh_db_name() -> str:
     return "difftest-" + uuid.uuid4().hex[:16]
 
@@ -100,6 +113,8 @@ def run_sequence(target: Target, reqs: list[Req], db: str | None = None) -> list
             ans = session.raw(method, path, headers, body)
             revs.learn(path, ans.body)
             answers.append(ans)
+            if target.is_couchdb and _may_change_ddoc(req, ans):
+                time.sleep(DDOC_SETTLE)
         return answers
     finally:
         try:

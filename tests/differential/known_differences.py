@@ -137,13 +137,6 @@ OPEN: tuple[KnownDifference, ...] = (
            "POST /{db}/_bulk_docs | status | 201 vs 400 bad_request", "POST /{db} [412] | body .reason (missing_stub) | value",
            "GET /{db}/_changes [200] | body .results[].seq | value",
            "POST /{db}/_bulk_docs [412] | body .reason (missing_stub) | value"),
-    *_open("open-revision-of-missing-document",
-           "A write naming a revision of a document that does not exist (PUT, POST, COPY's "
-           "destination) is a 409 conflict here; CouchDB creates the document.",
-           "PUT /{db}/{doc} | status | 409 conflict vs 201 ", "POST /{db} | status | 409 conflict vs 201 ",
-           "COPY /{db}/{doc} | status | 409 conflict vs 201 ",
-           # its cascade: the document CouchDB created makes a later write without a rev a conflict
-           "PUT /{db}/{doc} | status | 201 vs 409 conflict"),
     *_open("open-listing-edge-cases",
            "`_all_docs` edge cases: `update_seq` beside `keys`, `keys` beside a key range (CouchDB "
            "tolerates a range around a single key, depending on where and in which order each is "
