@@ -28,14 +28,15 @@ def apply_updates(db, txn: lmdb.Transaction, batch: list[tuple[list[dict], bool,
     first_seq = meta["update_seq"] + 1
     for docs, new_edits, adopt_missing in batch:
         res = []
+        written: set[str] = set()  # ids this request wrote: they keep one sequence (store_doc)
         for doc in docs:
             try:
                 if doc["_id"].startswith("_local/"):
                     res.append(write_local(db, txn, doc, new_edits))
                 elif new_edits:
-                    res.append(write_edit(db, txn, doc, meta, adopt_missing))
+                    res.append(write_edit(db, txn, doc, meta, adopt_missing, written))
                 else:
-                    res.append(write_replicated(db, txn, doc, meta))
+                    res.append(write_replicated(db, txn, doc, meta, written))
             except CouchError as exc:
                 res.append(exc)
         results.append(res)
@@ -59,7 +60,9 @@ def note_commit(db, txn: lmdb.Transaction, first_seq: int, last_seq: int) -> Non
     key, entry = timeseq.record(last_key, last, int(db.clock() * 1000), width, first_seq, last_seq)
     txn.put(timeseq.encode_key(key), timeseq.encode_entry(entry), db=handle)
 
-def write_edit(db, txn, doc: dict, meta: dict, adopt_missing: bool = False) -> dict:
+
+def write_edit(db, txn, doc: dict, meta: dict, adopt_missing: bool = False,
+               written: set[str] | None = None) -> dict:
     """An edit of the revision `_rev` (or `_revisions`' head) names, or a new document.
 
     `adopt_missing`: the edit skips the checks CouchDB runs before writing (see
@@ -108,10 +111,10 @@ def write_edit(db, txn, doc: dict, meta: dict, adopt_missing: bool = False) -> d
         raise Conflict()
     tree = revtree.add_path(tree, adopted, False) if adopted else dict(tree)
     tree[new] = (parent, deleted)
-    store_doc(db, txn, docid, info, revtree.stem(tree, meta["revs_limit"]), {new: body}, meta)
+    store_doc(db, txn, docid, info, revtree.stem(tree, meta["revs_limit"]), {new: body}, meta, written)
     return {"ok": True, "id": docid, "rev": new}
 
-def write_replicated(db, txn, doc: dict, meta: dict) -> None:
+def write_replicated(db, txn, doc: dict, meta: dict, written: set[str] | None = None) -> None:
     """new_edits=false: merge the given history into the tree, keeping every branch."""
     docid = doc["_id"]
     body, deleted = docrules.split_body(doc)
@@ -128,15 +131,27 @@ def write_replicated(db, txn, doc: dict, meta: dict) -> None:
                 break
         att_hooks.finalize(db, txn, body, parent_body, revtree.rev_pos(path[0]), new_edits=False, docid=docid)
     merged = revtree.stem(revtree.add_path(tree, path, deleted), meta["revs_limit"])
-    store_doc(db, txn, docid, info, merged, {path[0]: body}, meta)
+    store_doc(db, txn, docid, info, merged, {path[0]: body}, meta, written)
     return None
 
 def store_doc(db, txn, docid: str, old: DocInfo | None, tree: revtree.Tree,
-               bodies: dict[str, dict], meta: dict) -> None:
+               bodies: dict[str, dict], meta: dict, written: set[str] | None = None) -> None:
+    """Store a document's new tree and bodies under a new sequence.
+
+    `written`: the ids the current request already wrote in this transaction. A second edit of
+    one of them keeps the sequence the first gave it, as in CouchDB (its updater merges a
+    request's edits of one id into one update): the state between was never committed, so no
+    feed, checkpoint or index can have seen that sequence name anything else.
+    """
     win = revtree.winner(tree)
     deleted = tree[win][1]
-    meta["update_seq"] += 1
-    seq = meta["update_seq"]
+    if written is not None and docid in written and old is not None:
+        seq = old.seq
+    else:
+        meta["update_seq"] += 1
+        seq = meta["update_seq"]
+    if written is not None:
+        written.add(docid)
     if old is not None:
         txn.delete(seq_key(old.seq), db=db._seqs)
         if old.deleted:
