@@ -324,11 +324,13 @@ class ClusterAgent:
             await self._restart_jobs_from(peer)
 
     async def _restart_jobs_from(self, peer) -> None:
-        """A peer is back: its crashed pulls start now rather than after their backoff."""
+        """A peer is back: its crashed pulls start now rather than after their backoff, and the
+        running ones start over too: after a cut link (no reset reaches either side) a running
+        pull may be waiting on a connection that is gone, until its read timeout."""
         sched = replicator.get_scheduler(self.node)
         for (db_name, peer_name), rid in list(self.jobs.items()):
             job = sched.get(rid)
-            if peer_name == peer.name and job is not None and job.state in ("crashing", "failed"):
+            if peer_name == peer.name and job is not None and job.state in ("crashing", "failed", "running"):
                 await sched.remove(rid)
                 self._pull(db_name, peer)
 
