@@ -122,7 +122,7 @@ def route_family(method: str, path: str) -> Family:
         return Family.SECURITY_WRITE if method in _WRITE_METHODS else Family.DB_READ
     if head == "_purge":
         return Family.DB_ADMIN
-    if head in ("_revs_limit", "_purged_infos_limit", "_conflict_policy"):
+    if head in ("_revs_limit", "_purged_infos_limit", "_conflict_policy", "_tombstone_ttl"):
         return Family.DB_ADMIN if method in _WRITE_METHODS else Family.DB_READ
     if head == "_index":
         return Family.DB_ADMIN if method in _WRITE_METHODS else Family.DB_LISTING

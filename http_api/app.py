@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 import replicator
-from couchpy import conflict_resolver, smoosh
+from couchpy import conflict_resolver, smoosh, tombstones
 from couchpy.credentials import Authenticator
 from couchpy.node import Node
 
@@ -65,11 +65,13 @@ def make_app(node: Node, cluster: Any = None) -> web.Application:
     compactions = smoosh.Daemon(node)
     resolver = conflict_resolver.Resolver(node)
     app["conflict_resolver"] = resolver
+    expiry = tombstones.Daemon(node)
 
     async def on_startup(app: web.Application) -> None:
         replicator.start(node)
         compactions.start()
         resolver.start()
+        expiry.start()
         if cluster is not None:
             await cluster.start()
 
@@ -79,6 +81,7 @@ def make_app(node: Node, cluster: Any = None) -> web.Application:
         node.begin_shutdown()
         await compactions.stop()
         await resolver.stop()
+        await expiry.stop()
         if cluster is not None:
             await cluster.close()
         await replicator.stop(node)

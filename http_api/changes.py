@@ -16,7 +16,7 @@ from dataclasses import replace
 
 from aiohttp import web
 
-from couchpy import jsonutil, timeseq
+from couchpy import jsonutil, timeseq, tombstones
 from couchpy.changes import ChangesOptions, build_filter, collect, collect_sync, pending, uses_query_server
 from couchpy.errors import BadRequest, NotFound, QueryParseError
 
@@ -214,11 +214,30 @@ async def changes(request: web.Request) -> web.StreamResponse:
             "results": [row for _, row in pairs],
             "last_seq": db.node.format_seq(db, last),
             "pending": pending(db, opts, opts.since, pairs, limited),
-        }, headers={"ETag": etag} if feed == "normal" else None)
+            **_expired(db, opts.since),
+        }, headers={"ETag": etag, **_expired_header(db, opts.since)} if feed == "normal" else _expired_header(db, opts.since))
     # the request's pinning scope keeps the database open while the feed waits
     if feed == "longpoll":
         return await _longpoll(request, db, opts, heartbeat, timeout)
     return await _stream(request, db, opts, heartbeat, timeout, feed == "eventsource")
+
+
+def _expired(db, since: int) -> dict:
+    """couchpy's marker for a reader whose `since` is below the tombstone-expiry horizon: it may
+    have missed deletions this database no longer lists (couchpy.tombstones). Last in the
+    object, after what CouchDB's replicator reads."""
+    horizon = tombstones.horizon_of(db)
+    if not tombstones.expired_marker(horizon, since):
+        return {}
+    return {"couchpy_tombstones_expired": {"since": db.node.format_seq(db, since),
+                                           "horizon": db.node.format_seq(db, horizon)}}
+
+
+def _expired_header(db, since: int) -> dict:
+    horizon = tombstones.horizon_of(db)
+    if not tombstones.expired_marker(horizon, since):
+        return {}
+    return {"X-Couchpy-Tombstones-Expired": db.node.format_seq(db, horizon)}
 
 
 def _feed_etag(db) -> str:
@@ -244,13 +263,15 @@ async def _longpoll(request, db, opts, heartbeat, timeout) -> web.StreamResponse
         await db.wait_for_change(since, wait)
         if db.update_seq <= since and heartbeat and (deadline is None or time.monotonic() < deadline):
             if resp is None:
-                resp = web.StreamResponse(headers={"Content-Type": "application/json", "Cache-Control": "must-revalidate"})
+                resp = web.StreamResponse(headers={"Content-Type": "application/json", "Cache-Control": "must-revalidate",
+                                                   **_expired_header(db, opts.since)})
                 await resp.prepare(request)
             await resp.write(b"\n")
     payload = jsonutil.dumps({"results": [row for _, row in pairs], "last_seq": db.node.format_seq(db, last),
-                              "pending": pending(db, opts, since, pairs, limited)}) + b"\n"
+                              "pending": pending(db, opts, since, pairs, limited), **_expired(db, opts.since)}) + b"\n"
     if resp is None:
-        return web.Response(body=payload, content_type="application/json", headers={"Cache-Control": "must-revalidate"})
+        return web.Response(body=payload, content_type="application/json",
+                            headers={"Cache-Control": "must-revalidate", **_expired_header(db, opts.since)})
     await resp.write(payload)
     await resp.write_eof()
     return resp
@@ -272,7 +293,8 @@ def _next_wait(deadline: float | None, heartbeat: int | None) -> float | None:
 
 async def _stream(request, db, opts, heartbeat, timeout, eventsource: bool) -> web.StreamResponse:
     ctype = "text/event-stream" if eventsource else "application/json"
-    resp = web.StreamResponse(headers={"Content-Type": ctype, "Cache-Control": "must-revalidate"})
+    resp = web.StreamResponse(headers={"Content-Type": ctype, "Cache-Control": "must-revalidate",
+                                       **_expired_header(db, opts.since)})
     await resp.prepare(request)
     if request.method == "HEAD":
         return resp  # the head only: aiohttp would send what a stream writes even to a HEAD

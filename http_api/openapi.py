@@ -369,7 +369,7 @@ def _paths() -> dict[str, dict]:
     p["/{db}/_purge"] = _post("purge revisions", OBJ, status="201")
     p["/{db}/_purge"]["post"]["responses"]["202"] = _json(OBJ)
     limit = {"description": "the limit", "content": {JSON: {"schema": {"type": "integer"}}}}
-    for name in ("_purged_infos_limit", "_revs_limit"):
+    for name in ("_purged_infos_limit", "_revs_limit", "_tombstone_ttl"):
         p[f"/{{db}}/{name}"] = {"get": _op(f"the database's {name[1:]}", {"200": limit}),
                                 "head": _head(f"the database's {name[1:]}"),
                                 "put": _op(f"set the database's {name[1:]}", {"200": _json(_ref("Ok"))}, None,

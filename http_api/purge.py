@@ -1,10 +1,11 @@
-"""POST /{db}/_purge, GET/PUT /{db}/_purged_infos_limit, GET /{db}/_purged_infos (CouchDB 3)."""
+"""POST /{db}/_purge, GET/PUT /{db}/_purged_infos_limit, GET /{db}/_purged_infos (CouchDB 3), and
+couchpy's GET/PUT /{db}/_tombstone_ttl (couchpy.tombstones)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from couchpy import purge
+from couchpy import purge, tombstones
 from couchpy.errors import BadRequest
 
 from . import params
@@ -34,6 +35,22 @@ async def put_limit(request: web.Request) -> web.Response:
     return json_response({"ok": True})
 
 
+async def get_ttl(request: web.Request) -> web.Response:
+    """The window in force for this database (its own, else the node's), 0 when off."""
+    return json_response(tombstones.ttl_of(get_db(request)) or 0)
+
+
+async def put_ttl(request: web.Request) -> web.Response:
+    """The database's own window in seconds (0: never expire here), or null to follow
+    `[couchdb] tombstone_ttl` again."""
+    db = get_db(request)
+    value = await params.json_body(request)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        raise BadRequest("`tombstone_ttl` must be a non-negative integer or null")
+    await db.set_meta_field(tombstones.META_TTL, value)
+    return json_response({"ok": True})
+
+
 async def get_infos(request: web.Request) -> web.Response:
     return json_response({"purged_infos": get_db(request).purged_infos()})
 
@@ -44,4 +61,6 @@ def routes_list() -> list:
         web.get("/{db}/_purged_infos_limit", get_limit), web.put("/{db}/_purged_infos_limit", put_limit),
         not_allowed("/{db}/_purged_infos_limit", "GET,PUT"),
         web.get("/{db}/_purged_infos", get_infos), not_allowed("/{db}/_purged_infos", "GET"),
+        web.get("/{db}/_tombstone_ttl", get_ttl), web.put("/{db}/_tombstone_ttl", put_ttl),
+        not_allowed("/{db}/_tombstone_ttl", "GET,PUT"),
     ]

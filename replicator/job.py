@@ -94,6 +94,9 @@ class Replication:
         self._last_checkpoint_stats: Stats | None = None
         self._checkpoint_lock = asyncio.Lock()
         self.result: dict[str, Any] | None = None
+        # the source expired deletions past this job's checkpoint (couchpy.tombstones): the target
+        # may keep documents deleted on the source; kept for the job's life, shown in `info`
+        self.tombstones_expired: dict[str, Any] | None = None
         self.progress_hook: Any = None  # called (no args) after each batch and checkpoint
 
     # ------------------------------------------------------------------ status
@@ -115,6 +118,7 @@ class Replication:
             "checkpointed_source_seq": self.checkpointed_seq,
             "source_seq": self.source_seq,
             "through_seq": self.through_seq,
+            **({"tombstones_expired": self.tombstones_expired} if self.tombstones_expired else {}),
         }
 
     # ------------------------------------------------------------------ the run
@@ -220,6 +224,7 @@ class Replication:
                 filter=p.filter,
                 query_params=p.query_params,
             )
+            self._note_expired(out)
             rows = out["results"]
             last = out.get("last_seq", rows[-1]["seq"] if rows else since)
             if rows and last is None:
@@ -248,6 +253,20 @@ class Replication:
         # End of feed (never reached by a failed or cancelled reader: the job is torn down then).
         for _ in range(workers):
             await queue.put(None)
+
+    def _note_expired(self, out: dict[str, Any]) -> None:
+        marker = out.get("couchpy_tombstones_expired")
+        if not isinstance(marker, dict) or self.tombstones_expired is not None:
+            return
+        self.tombstones_expired = {
+            **marker,
+            "warning": "the source purged deletions (tombstone expiry) newer than this replication's "
+                       "checkpoint: the target may still hold documents deleted on the source, and "
+                       "replicating them back would recreate them there",
+        }
+        log.warning("replication %s: source %s expired tombstones up to %s, after this job's checkpoint %s; "
+                    "the target may hold documents deleted on the source", self.rep_id, self.source.display,
+                    marker.get("horizon"), marker.get("since"))
 
     async def _worker(self, queue: asyncio.Queue) -> None:
         assert self.tracker is not None
@@ -356,6 +375,8 @@ class Replication:
             "docs_read": s.docs_read,
             "docs_written": s.docs_written,
             "doc_write_failures": s.doc_write_failures,
+            # recorded with the checkpoint, so that the gap stays known after the job moves past it
+            **({"tombstones_expired": self.tombstones_expired} if self.tombstones_expired else {}),
         }
 
     async def checkpoint(self) -> None:

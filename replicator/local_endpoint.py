@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+from couchpy import tombstones
 from couchpy.attachments import hooks
 from couchpy.attachments.access import blobs_for
 from couchpy.attachments.blobstore import aiter_pieces
@@ -104,7 +105,11 @@ class LocalEndpoint:
         for seq, row in pairs:
             row["seq"] = seq  # the job hands sequences back as they came; plain ints locally
             rows.append(row)
-        return {"results": rows, "last_seq": last}
+        out: dict[str, Any] = {"results": rows, "last_seq": last}
+        horizon = tombstones.horizon_of(db)
+        if tombstones.expired_marker(horizon, start):  # as the HTTP feed marks it
+            out["couchpy_tombstones_expired"] = {"since": start, "horizon": horizon}
+        return out
 
     async def revs_diff(self, revs: dict[str, list[str]]) -> dict[str, Any]:
         return self._db().revs_diff(revs) if revs else {}
