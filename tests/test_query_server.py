@@ -66,6 +66,20 @@ def test_compilation_error(pool):
         pool.compile(ViewFunctions("python", ("def fun(doc)\n  yield 1, 2\n",)))
 
 
+def test_failed_compile_does_not_leave_a_worker_without_its_functions():
+    """A worker whose `prepare` failed holds no functions: the next call to the functions it
+    held before prepares them again instead of mapping with none (every row lost)."""
+    p = QueryServerPool(size=1, timeout=2.0, memory_mb=256)
+    try:
+        good = ViewFunctions("javascript", ("function(doc) { emit(doc.n, null); }",))
+        assert p.map_docs(good, DOCS[:2]) == [[[[0, None]]], [[[1, None]]]]
+        with pytest.raises(CompilationError):
+            p.compile(ViewFunctions("javascript", ("function(doc) { emit(1 }",)))
+        assert p.map_docs(good, DOCS[:2]) == [[[[0, None]]], [[[1, None]]]]
+    finally:
+        p.close()
+
+
 def test_python_map_and_reduce(pool):
     fns = ViewFunctions(
         "python",

@@ -209,6 +209,9 @@ class QueryServerPool:
         w = self._acquire(fns.language)
         try:
             if w.prepared != fns.key:
+                # `prepare` replaces the worker's functions first: one that fails to compile
+                # leaves it holding none, not the ones it held before
+                w.prepared = None
                 kind, body = w.request(b"J" + jsonutil.dumps(["prepare", fns.spec()]), self.timeout)
                 if kind != b"O":
                     self._raise(kind, body, w)
