@@ -48,7 +48,7 @@ from .params import IndexSpec, SearchArgs, SortKey, pack_bookmark
 log = logging.getLogger("couchpy.fulltext")
 
 BATCH = 500          # changes per map call
-COMMIT_EVERY = 20000  # documents added between Tantivy commits during a long build
+COMMIT_EVERY = 5000  # documents added between Tantivy commits during a long build (progress kept on a crash)
 WRITER_HEAP = 64_000_000
 MAX_COUNTS = 10000   # distinct values one `counts` facet reports at most
 
