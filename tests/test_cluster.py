@@ -109,9 +109,11 @@ def test_a_node_without_a_copy_answers_through_a_replica(cluster):
         async with await _session(cluster) as s:
             async with s.put(f"{outsider.base}/{name}") as r:
                 assert r.status == 201
-            async with s.put(f"{outsider.base}/{name}/doc", json={"x": 1}) as r:
-                assert r.status == 201
+            async with s.put(f"{outsider.base}/{name}/doc?w=2", json={"x": 1}) as r:
+                assert r.status == 201  # ?w= goes with the request to the replica, which counts
                 rev = (await r.json())["rev"]
+            for srv in replicas:  # both copies held it when the answer came
+                assert (await _get(s, f"{srv.base}/{name}/doc"))[0] == 200
             status, doc = await _get(s, f"{outsider.base}/{name}/doc")
             assert (status, doc) == (200, {"_id": "doc", "_rev": rev, "x": 1})
             status, info = await _get(s, f"{outsider.base}/{name}")
@@ -121,7 +123,7 @@ def test_a_node_without_a_copy_answers_through_a_replica(cluster):
             async with aiohttp.ClientSession() as anon:  # the replica refuses what it would refuse
                 async with anon.get(f"{outsider.base}/{name}/doc") as r:
                     assert r.status == 401
-            # the write reached a replica, and the other replica pulls it
+            # both replicas keep it (pushed by the w=2 write, pulled anyway)
             deadline = time.monotonic() + 20
             for srv in replicas:
                 while (await _get(s, f"{srv.base}/{name}/doc"))[0] != 200:
@@ -129,6 +131,8 @@ def test_a_node_without_a_copy_answers_through_a_replica(cluster):
                     await asyncio.sleep(0.1)
             async with s.head(f"{outsider.base}/{name}", allow_redirects=False) as r:
                 assert r.status == 200
+            async with s.put(f"{outsider.base}/{name}/doc3?w=3", json={}) as r:
+                assert r.status == 202  # two copies only
     run(go())
 
 

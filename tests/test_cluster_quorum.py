@@ -135,8 +135,17 @@ def test_r_reads_the_newest_revision_when_a_copy_is_behind_and_repairs_it(cluste
             assert (await call(s, "GET", f"{third.base}/q-read/e"))[0] == 404
             assert await call(s, "GET", f"{third.base}/q-read/e?r=3") == (
                 200, {"_id": "e", "_rev": new["rev"], "only": "first"})
+            # a conflict only the first copy holds is found too, and shown with conflicts=true
+            other = {"_id": "d", "_rev": "2-" + "f" * 32, "v": "other",
+                     "_revisions": {"start": 2, "ids": ["f" * 32, one["rev"].split("-")[1]]}}
+            status, _ = await call(s, "POST", f"{first.base}/q-read/_bulk_docs", json={"docs": [other], "new_edits": False})
+            assert status == 201
+            status, doc = await call(s, "GET", f"{third.base}/q-read/d?r=3&conflicts=true")
+            winner, loser = sorted([two["rev"], other["_rev"]], key=lambda rev: rev.split("-")[1], reverse=True)
+            assert status == 200 and doc["_rev"] == winner and doc["_conflicts"] == [loser]
+            assert await tree(s, third, "q-read", "d") == await tree(s, first, "q-read", "d")
             # read repair the other way: reading at a node that is ahead brings the third copy up
-            status, three = await call(s, "PUT", f"{first.base}/q-read/d?w=1", json={"_rev": two["rev"], "v": 3})
+            status, three = await call(s, "PUT", f"{first.base}/q-read/d?w=1", json={"_rev": winner, "v": 3})
             assert await call(s, "GET", f"{first.base}/q-read/d?r=3") == (200, {"_id": "d", "_rev": three["rev"], "v": 3})
             deadline = time.monotonic() + 10
             while (await call(s, "GET", f"{third.base}/q-read/d"))[1]["_rev"] != three["rev"]:
