@@ -132,6 +132,7 @@ PATH_PARAMS = {
     "att": _path_param("att", "attachment name", "att.txt"),
     "view": _path_param("view", "view name", "v"),
     "func": _path_param("func", "update function name", "u"),
+    "index": _path_param("index", "Nouveau index name", "i"),
     "node": _path_param("node", "node name, or `_local`", "_local"),
     "section": _path_param("section", "configuration section", "couchdb"),
     "key": _path_param("key", "configuration key", "max_dbs_open"),
@@ -423,6 +424,13 @@ def _paths() -> dict[str, dict]:
     p[view + "/queries"] = _post("several queries of one view", OBJ,
                                  {"type": "object", "properties": {"queries": {"type": "array", "items": OBJ}}})
     p["/{db}/_design/{ddoc}/_info"] = _get_head("a design document's index information", OBJ)
+    # full-text search (docs/search.md)
+    search = "/{db}/_design/{ddoc}/_nouveau/{index}"
+    search_q = (_qs("q bookmark", STR) + _qs("limit", INT) + _qs("include_docs update", BOOL)
+                + _qs("sort counts ranges", JSON_TEXT))
+    p[search] = _get_head("full-text search of a Nouveau index", OBJ, search_q)
+    p[search]["post"] = _op("full-text search, the parameters in a JSON body", {"200": _json(OBJ)}, None, _body(OBJ))
+    p["/{db}/_design/{ddoc}/_nouveau_info/{index}"] = _get_head("a Nouveau index's information", OBJ)
     update_ok = {"200": ANY_CONTENT, "201": ANY_CONTENT, "202": ANY_CONTENT}
     upd_body = {"required": False, "content": {"*/*": {"schema": ANY}}}
     for path in ("/{db}/_design/{ddoc}/_update/{func}", "/{db}/_design/{ddoc}/_update/{func}/{docid}"):
