@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import uuid
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 from aiohttp import web
 
@@ -24,6 +24,15 @@ from .databases import get_db
 from .responses import error_response
 
 _SECRET_HEADERS = {"authorization", "cookie", "x-auth-couchdb-token"}
+
+
+def _form(request: web.Request, body: bytes) -> dict[str, str]:
+    """An urlencoded body's fields as CouchDB (mochiweb) reads them: `&` and `;` both separate
+    fields, a name without `=` has the empty value, the last of a repeated name wins."""
+    if request.content_type != "application/x-www-form-urlencoded" or not body:
+        return {}
+    text = body.decode("utf-8", "replace").replace(";", "&")
+    return dict(parse_qsl(text, keep_blank_values=True, errors="replace"))
 
 
 def _request_object(request: web.Request, db, docid: str | None, body: bytes) -> dict:
@@ -42,8 +51,8 @@ def _request_object(request: web.Request, db, docid: str | None, body: bytes) ->
         "headers": {k: v for k, v in request.headers.items() if k.lower() not in _SECRET_HEADERS},
         "body": body.decode("utf-8", "replace") if body else "undefined",
         "peer": request.remote,
-        "form": {},
-        "cookie": {},
+        "form": _form(request, body),
+        "cookie": {},  # as CouchDB 3: cookies (sessions among them) never reach user code
         "userCtx": {"db": db.name, **request["user_ctx"].as_json()},
         "secObj": db.meta.get("security", {}),
     }

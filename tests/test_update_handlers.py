@@ -20,6 +20,7 @@ UPDATES = {
     "b64": "function(doc, req){ return [null, {base64:'AAEC', headers:{'Content-Type':'application/octet-stream'}}]; }",
     "who": "function(doc, req){ return [null, {json:{id:req.id, path:req.path, name:req.userCtx.name,"
            " auth:req.headers.Authorization || null}}]; }",
+    "form": "function(doc, req){ return [null, {json:{form:req.form, cookie:req.cookie}}]; }",
 }
 
 
@@ -67,6 +68,22 @@ async def test_request_object(peer, udb):
     assert status == 200
     assert got == {"id": "some/id", "path": [udb, "_design", "d", "_update", "who", "some/id"], "name": "admin",
                    "auth": None}
+
+
+FORM_ANSWERS = [  # as CouchDB 3.4.3 answers them; it never passes cookies to user code
+    ("application/x-www-form-urlencoded", b"a=1&b=x+y&c=%2F%C3%A9&a=2&flag&=e",
+     {"a": "2", "b": "x y", "c": "/\u00e9", "flag": "", "": "e"}),
+    ("application/x-www-form-urlencoded; charset=utf-8", b"x=1;y=2", {"x": "1", "y": "2"}),
+    ("text/plain", b"a=1", {}),
+]
+
+
+@pytest.mark.parametrize("content_type,data,form", FORM_ANSWERS)
+async def test_form_and_cookie(peer, udb, content_type, data, form):
+    headers = {"Content-Type": content_type, "Cookie": "k=v; two=2"}
+    for method in ("POST", "PUT"):
+        async with peer.request(method, f"/{udb}/_design/d/_update/form", data=data, headers=headers) as r:
+            assert (r.status, await r.json()) == (200, {"form": form, "cookie": {}})
 
 
 @pytest.mark.parametrize("method,path,status,expected", [
