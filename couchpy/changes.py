@@ -75,19 +75,30 @@ def build_filter(db, opts: ChangesOptions) -> Callable[[Any, dict | None], bool]
     if name == "_view":
         if not isinstance(opts.view, str) or "/" not in opts.view:
             raise BadRequest("`view` filter parameter is not provided.")
-        _check_ddoc(db, opts.view.split("/", 1)[0])
+        ddoc, view = opts.view.split("/", 1)
+        _check_function(db, ddoc, "views", view)
         return None
-    if "/" in name and not name.startswith("_"):
-        _check_ddoc(db, name.split("/", 1)[0])
+    if name.startswith("_"):
+        raise BadRequest("unknown builtin filter name")
+    ddoc, _, fname = name.partition("/")
+    if ddoc and fname:
+        _check_function(db, ddoc, "filters", fname)
         return None
     raise BadRequest("`filter` must be of the form `designname/filtername`")
 
 
-def _check_ddoc(db, ddoc: str) -> None:
+def _check_function(db, ddoc: str, kind: str, fname: str) -> None:
+    """The design document and its function must be there before the feed starts, as
+    couch_changes:configure_filter checks them (404 naming the first missing key)."""
     try:
-        db.get("_design/" + ddoc)
+        doc = db.get("_design/" + ddoc)
     except NotFound:
         raise NotFound("missing") from None
+    functions = doc.get(kind)
+    if not isinstance(functions, dict):
+        raise NotFound(f"missing json key: {kind}")
+    if fname not in functions:
+        raise NotFound(f"missing json key: {fname}")
 
 
 def _load(db, opts: ChangesOptions, batch: list, parsed: bool) -> list:

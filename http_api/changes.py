@@ -12,11 +12,11 @@ import base64
 import hashlib
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from aiohttp import web
 
-from couchpy import jsonutil, timeseq, tombstones
+from couchpy import jsonutil, queryvalues, timeseq, tombstones
 from couchpy.changes import ChangesOptions, build_filter, collect, collect_sync, pending, uses_query_server
 from couchpy.errors import BadRequest, NotFound, QueryParseError
 
@@ -71,35 +71,71 @@ def _until(request: web.Request, body: dict, db) -> int | None:
         raise BadRequest("Malformed sequence supplied in 'until' parameter.") from None
 
 
-def _limit(request: web.Request) -> int | None:
+def _limit(raw: str) -> int | None:
     """`limit`: any integer, as chttpd reads it. A negative one never runs out (its countdown
     never reaches zero), nor does one larger than any feed: both mean no limit."""
-    raw = request.query.get("limit")
-    if raw is None or raw == "":
-        return None
     try:
         value = int(raw)
     except ValueError:
-        # CouchDB answers a 500 (badarg) here; a malformed parameter is the client's error
+        # CouchDB answers a 500 (badarg) here, an empty value too; a malformed parameter is the
+        # client's error
         raise QueryParseError('Invalid value for integer: "limit"') from None
     return None if value < 0 or value > sys.maxsize else value
 
 
-def _options(request: web.Request, body: dict, db) -> ChangesOptions:
+def _heartbeat(raw: str) -> int:
+    if raw == "true":
+        return DEFAULT_TIMEOUT_MS
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest("Invalid heartbeat value. Expecting a positive integer value (in milliseconds).") from None
+    if value <= 0:
+        raise BadRequest("The heartbeat value should be a positive integer (in milliseconds).")
+    return value
+
+
+def _timeout(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        # CouchDB: 500 (badarg)
+        raise QueryParseError(f"Invalid value for integer: {queryvalues.erl_repr(raw)}") from None
+    return max(value, 0)  # CouchDB takes a negative one too: the feed waits for nothing
+
+
+@dataclass
+class _Numbers:
+    limit: int | None = None
+    heartbeat: int | None = None
+    timeout: int | None = None
+
+
+def _numbers(request: web.Request) -> _Numbers:
+    """The numeric parameters, checked in query-string order as chttpd_db:parse_changes_query
+    reads them (the first bad one is the answer; a repeated one's last value counts)."""
+    out = _Numbers()
+    for name, raw in request.query.items():
+        if name == "seq_interval":
+            if not (raw.isdigit() and int(raw) > 0):
+                raise BadRequest("invalid_seq_interval")
+        elif name == "limit":
+            out.limit = _limit(raw)
+        elif name == "heartbeat":
+            out.heartbeat = _heartbeat(raw)
+        elif name == "timeout":
+            out.timeout = _timeout(raw)
+    return out
+
+
+def _options(request: web.Request, body: dict, db, limit: int | None) -> ChangesOptions:
+    """The feed's options, checked in CouchDB's order: the filter (its form, its design
+    document), then the feed type, then `since`; couchpy's own `style` check comes last."""
     q = request.query
-    interval = q.get("seq_interval")
-    if interval is not None and not (interval.isdigit() and int(interval) > 0):
-        raise BadRequest("invalid_seq_interval")
-    style = q.get("style", "main_only")
-    if style not in ("main_only", "all_docs"):
-        raise BadRequest("Invalid `style` parameter")
     descending = params.flag(request, "descending")
+    style = q.get("style", "main_only")
     opts = ChangesOptions(
-        # fabric_view_changes get_start_seq: a descending feed starts at the newest change, and
-        # `since` is not even read (a malformed one is no error)
-        since=0 if descending else _since(request, body, db),
-        until=_until(request, body, db),
-        limit=_limit(request),
+        limit=limit,
         descending=descending,
         include_docs=params.flag(request, "include_docs"),
         conflicts=params.flag(request, "conflicts"),
@@ -108,14 +144,21 @@ def _options(request: web.Request, body: dict, db) -> ChangesOptions:
         filter_name=q.get("filter"),
     )
     if opts.filter_name == "_doc_ids":
-        ids = body.get("doc_ids") if "doc_ids" in body else params.json_value(request, "doc_ids")
-        opts.doc_ids = ids
+        # a POST reads them from its body only (and without filter=_doc_ids not at all)
+        opts.doc_ids = body.get("doc_ids") if request.method == "POST" else params.json_value(request, "doc_ids")
     elif opts.filter_name == "_selector":
         opts.selector = body.get("selector")
     elif opts.filter_name == "_view":
         opts.view = q.get("view")
-    if opts.filter_name is None and "doc_ids" in body:
-        opts.filter_name, opts.doc_ids = "_doc_ids", body["doc_ids"]
+    build_filter(db, opts)  # errors as proper JSON answers, before anything is sent
+    if q.get("feed", "normal") not in ("normal", "longpoll", "continuous", "eventsource", "websocket"):
+        raise BadRequest("Supported `feed` types: normal, continuous, live, longpoll, eventsource")
+    # fabric_view_changes get_start_seq: a descending feed starts at the newest change, and
+    # `since` is not even read (a malformed one is no error)
+    opts.since = 0 if descending else _since(request, body, db)
+    opts.until = _until(request, body, db)
+    if style not in ("main_only", "all_docs"):
+        raise BadRequest("Invalid `style` parameter")
     if uses_query_server(opts):
         # CouchDB's request object, as filter functions see it: `req.query.<param>` above all
         opts.extra["req"] = {
@@ -187,21 +230,12 @@ async def changes(request: web.Request) -> web.StreamResponse:
             body = jsonutil.loads(raw)
             if not isinstance(body, dict):
                 raise BadRequest("Request body must be a JSON object")
+    numbers = _numbers(request)
+    opts = _options(request, body, db, numbers.limit)
     feed = request.query.get("feed", "normal")
-    if feed not in ("normal", "longpoll", "continuous", "eventsource", "websocket"):
-        raise BadRequest("Supported `feed` types: normal, continuous, live, longpoll, eventsource")
-    opts = _options(request, body, db)
-    heartbeat_raw = request.query.get("heartbeat")
-    heartbeat = None
-    if heartbeat_raw is not None:
-        heartbeat = DEFAULT_TIMEOUT_MS if heartbeat_raw == "true" else params.integer(request, "heartbeat", 0)
-        if heartbeat is not None and heartbeat <= 0:
-            heartbeat = None
-    timeout = params.integer(request, "timeout", None)
+    heartbeat, timeout = numbers.heartbeat, numbers.timeout
     if timeout is None:
         timeout = None if heartbeat else DEFAULT_TIMEOUT_MS
-    # validate the filter once up front so errors are proper JSON answers
-    build_filter(db, opts)
 
     if feed == "normal" or (feed == "longpoll" and opts.descending):
         # chttpd_db: a normal feed is tagged by the database's state alone (not by the query), and
