@@ -378,10 +378,17 @@ def test_random_writes_kills_and_restarts_converge(cluster, steps):
             if status == 200:
                 body["_rev"] = doc["_rev"]
             async with s.put(f"{base}/{db}/{doc_id}", json=body) as r:
-                if r.status in (201, 202):
-                    acked.setdefault((db, doc_id), set()).add((await r.json())["rev"])
+                status, rev = r.status, (await r.json()).get("rev")
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
-            pass  # a node that is down, or a conflict: nothing acknowledged
+            return  # a node that is down, or a conflict: nothing acknowledged
+        if status in (201, 202):
+            acked.setdefault((db, doc_id), set()).add(rev)
+        # the default w is 2 of the 2 copies: after a 201 both hold it (one that is down fails this)
+        if status == 201:
+            for node_name in expected_nodes(cluster, db):
+                srv = cluster.servers[cluster.names.index(node_name)]
+                async with s.get(f"{srv.base}/{db}/{doc_id}", params={"rev": rev}) as held:
+                    assert held.status == 200, (db, doc_id, rev, node_name)
 
     async def go():
         async with await _session(cluster) as s:
