@@ -71,8 +71,9 @@ READS = frozenset((documents.get_doc,))
 @web.middleware
 async def quorum_middleware(request: web.Request, handler):
     """`?w=` and `?r=` on a database this node holds a copy of (the cluster's `quorum`,
-    couchpy_cli/cluster_quorum.py, does the fan-out). Innermost: the request is authorized and its errors answered as CouchDB's
-    by the middlewares around it. `_local` documents are each copy's own, as in CouchDB."""
+    couchpy_cli/cluster_quorum.py, does the fan-out). Innermost: the request is authorized, and
+    its errors answered as CouchDB's, by the middlewares around it. `_local` documents are each
+    copy's own, as in CouchDB."""
     fn = request.match_info.handler
     name = request.match_info.get("db")
     if (fn not in WRITES and fn not in READS) or "ldoc" in request.match_info or name is None:
@@ -97,7 +98,7 @@ async def quorum_middleware(request: web.Request, handler):
         w = cluster.default_w(name)
     response = await handler(request)
     if w <= 1 or request.query.get("new_edits") == "false" or response.status not in (200, 201) \
-            or not isinstance(response, web.Response) or response.body is None:
+            or not isinstance(response, web.Response) or not isinstance(response.body, bytes):
         return response
     answer = jsonutil.loads(bytes(response.body))
     rows = answer if isinstance(answer, list) else [answer]
