@@ -496,7 +496,9 @@ class Database:
             view_ddoc.check_partitioned(doc, self.partitioned)
             # as CouchDB: a design document whose views do not compile is refused on save (400)
             await avalidate_design_doc(self.node, doc)
-        if (followers or "_attachments" in doc) and not docid.startswith("_local/"):
+        if docid.startswith("_local/"):
+            att_hooks.check_local(doc)
+        elif followers or "_attachments" in doc:
             await att_hooks.prepare(self, doc, followers)
         return doc
 

@@ -62,10 +62,9 @@ def split_body(doc: dict) -> tuple[dict, bool]:
             if key[:1] != "_":
                 continue
             if key == "_attachments":
-                if value is not None:
-                    if not isinstance(value, dict):
-                        raise BadRequest("_attachments must be an object")
-                    body[key] = value
+                if not isinstance(value, dict):  # `null` too, as CouchDB reads it
+                    raise DocValidation(f"Bad special document member: {key}")
+                body[key] = value
             elif key in KEPT_SPECIAL:
                 body[key] = value
             elif key not in WRITABLE_SPECIAL and key not in IGNORED_SPECIAL:

@@ -136,9 +136,10 @@ async def prepare(db: Any, doc: dict, followers: Any = None) -> None:
     # A replicated revision (new_edits=false) carries its history; only then is a sent revpos kept.
     replicated = isinstance(doc.get("_revisions"), dict)
     for name, entry in list(atts.items()):
-        validate_name(name)
         if not isinstance(entry, dict):
-            raise BadRequest(f"Attachment {name} must be an object")
+            del atts[name]  # CouchDB passes such an entry by (couch_doc:transfer_fields)
+            continue
+        validate_name(name)
         if is_prepared(entry):
             continue
         entry.pop(MARK, None)
@@ -169,6 +170,23 @@ async def prepare(db: Any, doc: dict, followers: Any = None) -> None:
         if replicated and isinstance(revpos, int) and not isinstance(revpos, bool) and revpos > 0:
             new["revpos"] = revpos  # a replicated revision keeps the revpos its source gave it
         atts[name] = new
+
+
+def check_local(doc: dict) -> None:
+    """A `_local` document's attachments are read as any document's (couch_doc:from_json_obj):
+    a bad name or data is refused, though nothing is stored."""
+    atts = doc.get("_attachments")
+    if not isinstance(atts, dict):
+        return
+    for name, entry in atts.items():
+        if not isinstance(entry, dict):
+            continue
+        validate_name(name)
+        if entry.get("stub") is True or entry.get("follows") is True:
+            continue
+        if "data" not in entry:
+            raise BadRequest(f"Invalid attachment data for {name}")
+        decode_base64(entry["data"], name)
 
 
 def _stub(entry: dict, revpos: int) -> dict:

@@ -129,10 +129,8 @@ OPEN: tuple[KnownDifference, ...] = (
            "GET /{db}/{doc} [400] | body .reason (bad_request) | value"),
     *_open("open-bulk-writes",
            "`_bulk_docs`/`new_edits=false` edge cases: a missing stub refuses the whole request in "
-           "CouchDB (412); `_local` writes with bad attachments are refused by CouchDB.",
-           "* | status | 201 vs 412 missing_stub", "POST /{db}/_bulk_docs [201] | body *",
-           "PUT /{db}/_local/{doc} | status | 201 vs 400 bad_request",
-           "POST /{db}/_bulk_docs | status | 201 vs 400 bad_request", "POST /{db} [412] | body .reason (missing_stub) | value",
+           "CouchDB (412).",
+           "* | status | 201 vs 412 missing_stub", "POST /{db}/_bulk_docs [201] | body *", "POST /{db} [412] | body .reason (missing_stub) | value",
            "POST /{db}/_bulk_docs [412] | body .reason (missing_stub) | value"),
     *_open("open-listing-edge-cases",
            "`_all_docs` edge cases: `update_seq` beside `keys`, `keys` beside a key range (CouchDB "

@@ -34,3 +34,26 @@ async def test_edits_of_one_document_share_one_sequence(server, couchdb):
     again = Req("PUT", "/{db}/b", body={"_rev": "1-" + "b" * 32}, endpoint="PUT /{db}/{doc}")
     got = await parity(server, couchdb, [replicated, again, CHANGES])
     assert [(r["id"], r["seq"].split("-")[0]) for r in got.body["results"]] == [("a", "1"), ("b", "3")]
+
+
+async def test_attachments_member_read_as_couchdb_reads_it(server, couchdb):
+    def put(docid: str, atts) -> Req:
+        endpoint = "PUT /{db}/_local/{doc}" if docid.startswith("_local/") else "PUT /{db}/{doc}"
+        return Req("PUT", f"/{{db}}/{docid}", body={"_attachments": atts}, endpoint=endpoint)
+
+    for docid in ("n", "_local/n"):
+        for atts in (1, None, []):
+            got = await parity(server, couchdb, [put(docid, atts)])
+            assert got.status == 400 and got.body == {"error": "doc_validation",
+                                                      "reason": "Bad special document member: _attachments"}
+        # an entry that is not an object is passed by
+        got = await parity(server, couchdb, [put(docid, {"t.txt": 1})])
+        assert got.status == 201
+        # a _local document's attachments are read too, though not stored
+        for atts, reason in [({"t.txt": {"content_type": "text/plain"}}, "Invalid attachment data for t.txt"),
+                             ({"t.txt": {"data": "!!"}}, "Invalid attachment data for t.txt"),
+                             ({"_t": {"data": "aGk="}}, "Attachment name '_t' starts with prohibited character '_'")]:
+            got = await parity(server, couchdb, [put(docid, atts)])
+            assert got.status == 400 and got.body == {"error": "bad_request", "reason": reason}, (docid, atts)
+    got = await parity(server, couchdb, [put("n", {"t.txt": 1}), Req("GET", "/{db}/n", endpoint="GET /{db}/{doc}")])
+    assert "_attachments" not in got.body
