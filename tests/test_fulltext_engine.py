@@ -365,3 +365,33 @@ def test_property_term_queries_equal_brute_force(tmp_path_factory, data):
             await node.aclose()
 
     asyncio.run(run())
+
+
+async def test_shortcut_pages_equal_the_full_ordering(node):
+    """The shortcuts (top hits with no tie at the page boundary, `*:*` by sequence) give the pages
+    ordering every hit gives (a sort of two relevance keys takes the full path)."""
+    rng = random.Random(3)
+    docs = [{"_id": f"d{i:03}", "title": " ".join(rng.choice(["alpha", "beta", "gamma"]) for _ in range(rng.randint(1, 6)))}
+            for i in range(80)]
+    db = await _setup(node, docs)
+
+    async def pages(q, sort):
+        out, bookmark = [], None
+        for _ in range(40):
+            kw = {"limit": 6}
+            if sort:
+                kw["sort"] = sort
+            if bookmark:
+                kw["bookmark"] = bookmark
+            r = await search(node, db, q, **kw)
+            if not r["hits"]:
+                return out
+            out.append(ids(r))
+            bookmark = r["bookmark"]
+        raise AssertionError("too many pages")
+
+    for q in ["alpha", "beta OR gamma", "alpha^2 gamma", "*:*"]:
+        quick = await pages(q, None)
+        full = await pages(q, ["relevance", "relevance"])
+        assert quick == full, q
+        assert sum(len(p) for p in quick) == len({i for p in quick for i in p})
