@@ -45,6 +45,11 @@ from .writer import GroupCommitWriter
 
 log = logging.getLogger("couchpy.database")
 
+# Embedded sync (`Database.replicate_to` ...) is the replicator's: the engine never imports it.
+# `import couchpy_sync` installs it here (an object with `replicate(db, source, target, **options)`
+# and `sync(db, url, **options)`).
+sync_provider: Any = None
+
 SUBDBS = ("docs", "seqs", "bodies", "local", "meta", "attachments", purge.SUBDB, timeseq.SUBDB)
 
 
@@ -719,6 +724,22 @@ class Database:
 
         await self.writer.run_exclusive(fn, then=publish)
 
+    # ------------------------------------------------------------------ embedded sync
+
+    def replicate_to(self, target: Any, continuous: bool = False, **options: Any):
+        """Replicate this database to `target` (a URL, or {"url", "headers"}) in this process
+        with couchpy's replicator; a handle to await (the result) or to `stop()`. Needs
+        `import couchpy_sync`. `options`: the `_replicate` body's (`filter`, `doc_ids`, ...)."""
+        return _sync().replicate(self, self.name, target, continuous=continuous, **options)
+
+    def replicate_from(self, source: Any, continuous: bool = False, **options: Any):
+        """Replicate `source` into this database; as `replicate_to`."""
+        return _sync().replicate(self, source, self.name, continuous=continuous, **options)
+
+    def sync(self, url: Any, continuous: bool = False, **options: Any):
+        """Both directions at once, as PouchDB's `db.sync(url)`."""
+        return _sync().sync(self, url, continuous=continuous, **options)
+
     # ------------------------------------------------------------------ maintenance
 
     def maybe_train(self) -> None:
@@ -789,6 +810,13 @@ class Database:
             except Exception:  # a subsystem failing to close must not keep the db open
                 pass
         self.store.close()
+
+
+def _sync():
+    if sync_provider is None:
+        raise RuntimeError("embedded sync needs the replicator: `import couchpy_sync` first "
+                           "(or open the node with couchpy_sync.open(path))")
+    return sync_provider
 
 
 def _ignore_result(fut: asyncio.Future) -> None:

@@ -100,6 +100,9 @@ class Node:
         self.metrics = Metrics()
         self.metrics.gauge(("couchdb", "open_databases"), "number of open databases", lambda: len(self._open))
         self.closing = False
+        # awaited first by `aclose` (subsystems living on this node, such as embedded sync's
+        # replications, stop while its databases are still open)
+        self.before_close: list = []
         self._trash = self.path / ".trash"
         shutil.rmtree(self._trash, ignore_errors=True)  # leftovers of deletions cut short
 
@@ -230,6 +233,9 @@ class Node:
                 self.create_db(name)
 
     async def aclose(self) -> None:
+        for hook in list(self.before_close):
+            await hook()
+        self.before_close.clear()
         for db in list(self._open.values()):
             await db.close()
         self._open.clear()

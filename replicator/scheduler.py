@@ -200,6 +200,12 @@ class Scheduler:
             self._rotator.cancel()
             await asyncio.gather(self._rotator, return_exceptions=True)
         await asyncio.gather(*(self._halt(j) for j in list(self.jobs.values())), return_exceptions=True)
+        for job in list(self.jobs.values()):
+            if job.state not in ("completed", "failed"):
+                job.set_state("stopped")
+            if not job.done.done():  # whoever awaits a job learns it ended with the node
+                job.done.set_exception(ReplicationError("replication stopped: the node is closing", "cancelled"))
+                job.done.exception()
 
     # ------------------------------------------------------------------ running
 
