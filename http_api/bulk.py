@@ -67,6 +67,8 @@ def _validate_all(db, docs: list, new_edits: bool) -> None:
         atts = doc.get("_attachments")
         if isinstance(atts, dict):
             for name, entry in atts.items():
+                if isinstance(entry, dict):
+                    att_hooks.validate_name(name)  # a bad name fails the whole request too
                 if isinstance(entry, dict) and entry.get("stub") is not True and entry.get("follows") is not True:
                     # bad or missing data fails the whole request (400), before any stub is looked up
                     decode_base64(entry.get("data"), name)

@@ -57,3 +57,11 @@ async def test_attachments_member_read_as_couchdb_reads_it(server, couchdb):
             assert got.status == 400 and got.body == {"error": "bad_request", "reason": reason}, (docid, atts)
     got = await parity(server, couchdb, [put("n", {"t.txt": 1}), Req("GET", "/{db}/n", endpoint="GET /{db}/{doc}")])
     assert "_attachments" not in got.body
+
+
+async def test_bad_attachment_name_refuses_the_whole_request(server, couchdb):
+    req = bulk({"docs": [{"_id": "z1"}, {"_id": "z3", "_attachments": {"_t": {"data": "aGk="}}}]})
+    got = await parity(server, couchdb, [req])
+    assert got.status == 400 and got.body["reason"] == "Attachment name '_t' starts with prohibited character '_'"
+    got = await parity(server, couchdb, [req, Req("GET", "/{db}/z1", endpoint="GET /{db}/{doc}")])
+    assert got.status == 404
