@@ -42,6 +42,7 @@ _AS_IS = {
 # listings: each filters its rows through `visible`
 _FILTERED = {
     "/{db}/_all_docs", "/{db}/_design_docs", "/{db}/_local_docs", "/{db}/_changes", "/{db}/_bulk_get",
+    "/{db}/_all_docs/queries", "/{db}/_design_docs/queries",
     "/{db}/_revs_diff", "/{db}/_missing_revs", "/{db}/_find",
     "/{db}/_design/{ddoc}/_view/{view}", "/{db}/_design/{ddoc}/_view/{view}/queries",
 }

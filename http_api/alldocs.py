@@ -260,6 +260,30 @@ async def _handle(request: web.Request, prefix: str | None,
     return json_response(_query(db, opts, prefix))
 
 
+async def _handle_queries(request: web.Request, prefix: str | None) -> web.Response:
+    """`POST /{db}/_all_docs/queries` (and `_design_docs`): each query's members over the query
+    string's parameters, answered as a list of listings, as CouchDB 3 does."""
+    db = get_db(request)
+    params.require_json(request)
+    body = await params.json_object(request)
+    sees = visible(request, db)
+    results = []
+    for q in params.queries(body):
+        opts = _options(request, q)
+        results.append(_query(db, opts, prefix) if sees is None else _restricted_query(db, opts, prefix, sees))
+    return json_response({"results": results})
+
+
+@routes.post("/{db}/_all_docs/queries")
+async def all_docs_queries(request):
+    return await _handle_queries(request, None)
+
+
+@routes.post("/{db}/_design_docs/queries")
+async def design_docs_queries(request):
+    return await _handle_queries(request, "_design/")
+
+
 async def all_docs(request: web.Request, narrow: Callable[[dict], None]) -> web.Response:
     """`_all_docs` (GET or POST) with its parsed options narrowed first."""
     return await _handle(request, None, narrow)

@@ -354,6 +354,10 @@ def _paths() -> dict[str, dict]:
     p["/{db}/_all_docs"] = _listing_item("all documents by id")
     p["/{db}/_design_docs"] = _listing_item("design documents by id")
     p["/{db}/_local_docs"] = _listing_item("`_local` documents by id")
+    for listing in ("_all_docs", "_design_docs"):
+        p[f"/{{db}}/{listing}/queries"] = _post(
+            f"several `{listing}` queries", OBJ,
+            {"type": "object", "properties": {"queries": {"type": "array", "items": OBJ}}})
     p["/{db}/_bulk_docs"] = _post("write many documents", {"type": "array", "items": _ref("BulkDocsRow")},
                                   {"type": "object", "properties": {"docs": {"type": "array", "items": OBJ},
                                                                     "new_edits": {"type": "boolean"}}},

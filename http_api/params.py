@@ -97,3 +97,16 @@ def request_rev(request: web.Request, body_rev: str | None = None) -> str | None
     if hrev and (qrev or body_rev) and (qrev or body_rev) != hrev:
         raise BadRequest("Document rev and etag have different values")
     return qrev or hrev or body_rev
+
+
+def queries(body: dict) -> list[dict]:
+    """The `queries` of a multi-query body (`_all_docs/queries`, `_view/{view}/queries`)."""
+    if "queries" not in body:
+        raise BadRequest("POST body must include `queries` parameter.")
+    found = body["queries"]
+    if not isinstance(found, list):
+        raise BadRequest("`queries` member must be an array.")
+    for q in found:
+        if not isinstance(q, dict):  # CouchDB 3.4.3: 500 function_clause
+            raise BadRequest("Each query must be a JSON object.")
+    return found

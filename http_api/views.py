@@ -144,15 +144,10 @@ async def view_queries(request: web.Request, db, text_params: dict) -> web.Respo
     params.require_json(request)
     m = request.match_info
     body = await params.json_object(request)
-    queries = body.get("queries")
-    if not isinstance(queries, list):
-        raise BadRequest("`queries` member must be an array.")
     node = _node(request)
     sees = visible(request, db)
     results = []
-    for q in queries:
-        if not isinstance(q, dict):
-            raise BadRequest("Each query must be a JSON object.")
+    for q in params.queries(body):
         results.append(await _query_merged(node, db, m["ddoc"], m["view"], text_params, q, sees))
     return json_response({"results": results})
 
