@@ -76,7 +76,7 @@ class Resolver:
         while True:
             try:
                 while await self.step():
-                    pass
+                    await asyncio.sleep(0)  # a long backlog without conflicts awaits nothing else
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - one failed look must not end conflict resolution
@@ -114,6 +114,7 @@ class Resolver:
         """Resolve the conflicts among the next BATCH changes after `since`; (seq read up to,
         whether the batch was full)."""
         infos = list(scans.changes_since(db, since, limit=BATCH))
+        await asyncio.sleep(0)  # requests are answered between batches of a long first read
         for info in infos:
             if db.closed:
                 break
