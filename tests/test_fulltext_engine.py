@@ -5,6 +5,8 @@ brute-force scan of the documents."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import random
 import shutil
 
@@ -395,3 +397,46 @@ async def test_shortcut_pages_equal_the_full_ordering(node):
         full = await pages(q, ["relevance", "relevance"])
         assert quick == full, q
         assert sum(len(p) for p in quick) == len({i for p in quick for i in p})
+
+
+_QCHARS = st.sampled_from(list('abcfoxrunpricekind:*?~^"()[]{}+-!&|\\ TONDAR0123456789.') + ["AND", "OR", "NOT", " TO "])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(q=st.one_of(st.sampled_from(["fox", "*:*", "run OR car", "price:[0 TO 50]", "kind:thing"]),
+                  st.lists(_QCHARS, max_size=14).map("".join)),
+       bookmark=st.one_of(st.none(), st.just([["x"], 1]), st.just([[1.5], 2 ** 70]), st.just([[None], -1]),
+                          st.just([[1, 2], 3]), st.just([[], 0])),
+       sort=st.sampled_from([None, "price", "-kind", "kind<double>", "-<score>", '["kind", "price"]']),
+       limit=st.sampled_from([1, 3, 10 ** 9]))
+def test_any_request_is_answered_or_a_400(tmp_path_factory, q, bookmark, sort, limit):
+    """Whatever the query text, sort and (forged) bookmark: an answer or a 400, never a crash."""
+    global _FUZZ
+    if _FUZZ is None:
+        path = tmp_path_factory.mktemp("fuzz")
+
+        async def setup():
+            n = couchpy.open(str(path))
+            db = await _setup(n)
+            await search(n, db, "*:*")
+            return n, db
+        loop = asyncio.new_event_loop()
+        _FUZZ = (loop, *loop.run_until_complete(setup()))
+    loop, n, db = _FUZZ
+    raw = {"q": q, "limit": limit}
+    if sort:
+        raw["sort"] = orjson.loads(sort) if sort.startswith("[") else sort
+    if bookmark is not None:
+        raw["bookmark"] = base64.urlsafe_b64encode(json.dumps(bookmark).encode()).decode()
+
+    async def go():
+        try:
+            args = params.parse_args(raw, text=False)
+            r = await manager.search(n, db, "s", "idx", args)
+            assert len(r["hits"]) <= min(limit, r["total_hits"])
+        except CouchError as e:
+            assert e.status == 400, (q, e.reason)
+    loop.run_until_complete(go())
+
+
+_FUZZ = None

@@ -350,7 +350,7 @@ class FullTextIndex:
                 keys = _sorted(keys, sort)
                 start = 0
                 if args.bookmark is not None:
-                    after = _bookmark_key(args.bookmark, len(sort))
+                    after = _bookmark_key(args.bookmark, sort, fields)
                     start = len(keys)
                     for n, k in enumerate(keys):
                         if _compare(k, after, sort) > 0:
@@ -388,18 +388,18 @@ class FullTextIndex:
         if isinstance(tree, lucene.MatchAll) and tree.boost == 1.0:
             q = query
             if args.bookmark is not None:
-                after = _bookmark_key(args.bookmark, 1)
+                after = _bookmark_key(args.bookmark, sort, self.fields)
                 if after[1] >= 0:
                     rng = tantivy.Query.range_query(self.schema, "_seq", tantivy.FieldType.Unsigned,
                                                     after[1], None, False, True)
                     q = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, rng)])
-            hits = searcher.search(q, args.limit, count=False, order_by_field="_seq",
+            hits = searcher.search(q, min(args.limit, total), count=False, order_by_field="_seq",
                                    order=tantivy.Order.Asc).hits
             addrs = [a for _, a in hits]
             return [((1.0,), seq, i) for i, (seq, _) in enumerate(hits)], addrs
         if args.bookmark is not None:
             return None
-        hits = searcher.search(query, args.limit + 1, count=False).hits
+        hits = searcher.search(query, min(args.limit, total) + 1, count=False).hits
         if len(hits) > args.limit and not hits[args.limit][0] < hits[args.limit - 1][0]:
             return None  # ties across the page boundary: which of them come first needs them all
         hits = hits[:args.limit]
@@ -523,13 +523,21 @@ def _sorted(keys: list[tuple], sort: list[SortKey]) -> list[tuple]:
     return keys
 
 
-def _bookmark_key(raw: list, nsort: int) -> tuple:
-    if len(raw) != 2 or not isinstance(raw[0], list) or not isinstance(raw[1], int):
+def _bookmark_key(raw: list, sort: list[SortKey], fields: dict[str, str]) -> tuple:
+    """The (values, seq) a bookmark holds, checked against the sort it must have come from (a
+    forged one is a 400, never a comparison of a number with a string)."""
+    if (len(raw) != 2 or not isinstance(raw[0], list) or not isinstance(raw[1], int)
+            or isinstance(raw[1], bool) or not -1 <= raw[1] < 2 ** 63):
         raise QueryParseError("Invalid bookmark")
-    if raw[0] and len(raw[0]) != nsort:
-        raise QueryParseError("bookmark does not match the sort order")
     if not raw[0]:
-        return (tuple([None] * nsort), -1)
+        return (tuple([None] * len(sort)), -1)
+    if len(raw[0]) != len(sort):
+        raise QueryParseError("bookmark does not match the sort order")
+    for k, v in zip(sort, raw[0]):
+        numeric = k.field is None or fields.get(k.field) != "string"
+        ok = v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) if numeric else isinstance(v, str))
+        if not ok:
+            raise QueryParseError("bookmark does not match the sort order")
     return (tuple(raw[0]), raw[1])
 
 
