@@ -30,7 +30,7 @@ from typing import Any
 import lmdb
 import orjson
 
-from . import bodycodec, envswap, jsonutil, sizes
+from . import bodycodec, envswap, jsonutil, sizes, timeseq
 from .attachments.access import blobs_for
 from .attachments.blobstore import RECORD_PREFIXES, SUBDB as ATTACHMENTS, BlobMeta, _ckey, _ukey
 from .attachments.codec import md5_of_digest
@@ -313,6 +313,10 @@ class Compactor:
 
     def _replace_subdb(self, txn: lmdb.Transaction, name: str) -> None:
         items = list(txn.cursor(db=self._h(self.src, name)))
+        if name == timeseq.SUBDB:  # old time buckets merge into coarser ones (couchpy.timeseq)
+            merged = timeseq.coarsen([(timeseq.decode_key(k), timeseq.decode_entry(v)) for k, v in items],
+                                     int(self.db.clock() * 1000))
+            items = [(timeseq.encode_key(k), timeseq.encode_entry(e)) for k, e in merged]
         dbi = self._h(self.dst, name)
 
         def put(t: lmdb.Transaction) -> None:

@@ -105,6 +105,37 @@ def record(last_key: int | None, last: Entry | None, now_ms: int, width_ms: int,
     return key, Entry(now, now, min_seq, max_seq)
 
 
+# Coarser with age, as CouchDB's time-seq decays: (age at least, granularity), both in ms.
+DECAY = ((365 * 86400_000, 30 * 86400_000), (30 * 86400_000, 86400_000), (86400_000, 3600_000))
+
+
+def granularity(age_ms: int) -> int | None:
+    """The granularity an entry this old is kept at (None: as written)."""
+    for age, width in DECAY:
+        if age_ms >= age:
+            return width
+    return None
+
+
+def coarsen(entries: list[tuple[int, Entry]], now_ms: int) -> list[tuple[int, Entry]]:
+    """The index with old entries merged (compaction runs it): consecutive entries of the same
+    coarse bucket of their age become one, keyed by the first one's key. Every time of a merged
+    entry still lies between its key and the next entry's key, so the lookups stay exact to the
+    (now coarser) entry and never drop a change; an index of years stays a few hundred entries."""
+    out: list[tuple[int, Entry]] = []
+    group_id: tuple[int, int] | None = None
+    for key, entry in entries:
+        width = granularity(now_ms - entry.last_ms)
+        gid = None if width is None else (width, bucket(key, width))
+        if out and gid is not None and gid == group_id:
+            head_key, head = out[-1]
+            out[-1] = (head_key, Entry(head.first_ms, entry.last_ms, head.min_seq, entry.max_seq))
+        else:
+            out.append((key, entry))
+        group_id = gid
+    return out
+
+
 def since_seq(before: list[Entry], t_ms: int) -> int:
     """The `since` for time `t_ms`, from the entries whose key is below `t_ms` (only the last two
     are read; key order). Every change committed at or after `t_ms` has a larger sequence."""

@@ -67,6 +67,34 @@ async def test_engine_time_to_sequence(tmp_path):
     await node.aclose()
 
 
+async def test_compaction_coarsens_old_buckets(tmp_path):
+    node = _node(tmp_path)
+    db = node.create_db("c")
+    now = [BASE]
+    db.clock = lambda: now[0]
+    written = []
+    for i in range(40):
+        now[0] = BASE + i * 3600  # one write an hour for 40 hours
+        await db.put({"_id": f"d{i}"})
+        written.append((now[0], db.update_seq))
+
+    def entries() -> int:
+        with db.store.read() as txn:
+            return txn.stat(db.store.db(timeseq.SUBDB))["entries"]
+    assert entries() == 40
+    now[0] = BASE + 400 * 86400  # more than a year later
+    await db.compact()
+    assert 1 <= entries() <= 2  # merged into 30-day buckets
+    for t in [BASE - 1, BASE + 1800, BASE + 20 * 3600, BASE + 39 * 3600, BASE + 50 * 3600]:
+        since, until = db.seq_since_time(int(t * 1000)), db.seq_until_time(int(t * 1000))
+        assert all(seq > since for when, seq in written if when >= t)
+        assert all(seq <= until for when, seq in written if when <= t)
+    # recent writes are indexed at full precision again
+    await db.put({"_id": "new"})
+    assert db.seq_since_time(int((now[0] - 1) * 1000)) == db.update_seq - 1
+    await node.aclose()
+
+
 async def test_database_written_before_the_index_existed(tmp_path):
     node = _node(tmp_path)
     db = node.create_db("old")

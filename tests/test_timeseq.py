@@ -150,3 +150,38 @@ def test_bounds_at_commit_times(history, pick, offset):
             assert first > since
         if when <= t:
             assert last <= until
+
+
+DAY = 86400_000
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(st.one_of(st.integers(0, 120_000), st.integers(0, 5 * DAY)), st.integers(1, 3)),
+                max_size=40),
+       st.integers(0, 400 * DAY), st.integers(0, 200 * DAY), st.integers(-1, 1), st.booleans())
+def test_coarsened_index_still_never_drops_a_change(commits, later, t, offset, at_commit):
+    """Compaction's merge of old entries keeps both bounds safe, at any time asked."""
+    index, done, update_seq = simulate(2, commits, width=60_000)
+    now = (done[-1][0] if done else 0) + later
+    merged = dict(timeseq.coarsen(sorted(index.items()), now))
+    assert len(merged) <= len(index)
+    keys = sorted(merged)
+    for a, b in zip(keys, keys[1:]):
+        assert merged[a].last_ms < b and merged[a].max_seq < merged[b].min_seq
+    if done and at_commit:
+        t = done[t % len(done)][0] + offset
+    since, until = lookup_since(merged, t), lookup_until(merged, t, update_seq)
+    for when, first, last in done:
+        if when >= t:
+            assert first > since
+        if when <= t:
+            assert last <= until
+    if later >= 400 * DAY:  # everything a year old: at most one entry per 30 days of history
+        assert len(merged) <= 1 + (done[-1][0] - done[0][0]) // (30 * DAY) + 1 if done else True
+
+
+def test_recent_entries_are_kept_as_written():
+    entries = [(k * 60_000, timeseq.Entry(k * 60_000, k * 60_000 + 5, k + 1, k + 1)) for k in range(10)]
+    assert timeseq.coarsen(entries, 10 * 60_000 + 1000) == entries
+    merged = timeseq.coarsen(entries, 10 * 60_000 + 2 * DAY)
+    assert merged == [(0, timeseq.Entry(0, 9 * 60_000 + 5, 1, 10))]
