@@ -98,8 +98,9 @@ async def expire(db, now_ms: int | None = None, start: int = 0) -> tuple[int, in
 
 
 class Daemon:
-    """Expires tombstones of every database now and then (`[couchdb] tombstone_check_interval`,
-    seconds); a failure on one database is logged and the others go on."""
+    """Expires tombstones now and then (`[couchdb] tombstone_check_interval`, seconds): of every
+    database when `[couchdb] tombstone_ttl` is set, else of the open databases with a window of
+    their own; a failure on one database is logged and the others go on."""
 
     def __init__(self, node: Any) -> None:
         self.node = node
@@ -134,7 +135,14 @@ class Daemon:
     async def check(self) -> int:
         """One pass over every database; the number of documents purged."""
         total = 0
-        for name in self.node.all_dbs():
+        if effective_ttl(self.node.config.get("couchdb", "tombstone_ttl"), None) is None:
+            # No node-wide window: only databases with their own can expire anything. Those are
+            # looked at while open (their metadata is at hand), rather than opening every database
+            # of the node each pass; one that is closed has its tombstones expired when next used.
+            names = [db.name for db in self.node.open_dbs() if not db.closed and ttl_of(db) is not None]
+        else:
+            names = self.node.all_dbs()
+        for name in names:
             if self.node.closing:
                 break
             try:

@@ -206,3 +206,30 @@ async def test_continuous_job_reports_in_scheduler(new_server):
             await asyncio.sleep(0.2)
         assert "tombstones_expired" in info, info
         assert "deleted on the source" in info["tombstones_expired"]["warning"]
+
+
+async def test_daemon_pass_opens_databases_only_for_a_node_wide_window(tmp_path):
+    node = _node(tmp_path)
+    for name in ("a", "b"):
+        db = node.create_db(name)
+        await db.put({"_id": "x"})
+        await db.put({"_id": "x", "_rev": db.get("x")["_rev"], "_deleted": True})
+    daemon = tombstones.Daemon(node)
+    assert await daemon.check() == 0  # no window anywhere
+    # a database's own window: expired while it is open
+    db_a = node.get_db("a")
+    await db_a.set_meta_field(tombstones.META_TTL, 1)
+    db_a.clock = lambda: time.time() + 3600
+    assert await daemon.check() == 1 and db_a.get_docinfo("x") is None
+    # a node-wide window: every database, reopened if need be
+    await node.aclose()
+    node = _node(tmp_path, tombstone_ttl=1)
+    daemon = tombstones.Daemon(node)
+    real = couchpy.database.Database.clock
+    couchpy.database.Database.clock = staticmethod(lambda: time.time() + 3600)
+    try:
+        assert await daemon.check() == 1
+        assert node.get_db("b").get_docinfo("x") is None
+    finally:
+        couchpy.database.Database.clock = real
+    await node.aclose()
