@@ -593,6 +593,33 @@ class Database:
             if name not in have or given is not None and given != have[name].get("revpos"):
                 raise PreconditionFailed(f"Invalid attachment stub in {doc['_id']} for {name}", error="missing_stub")
 
+    def check_replicated_stubs(self, doc: dict) -> None:
+        """As `check_stubs`, for a replicated revision (`new_edits=false`): its stubs must name
+        attachments of the nearest revision of its history this database has (couch_db merges
+        the stubs with that revision's before writing anything). A revision already there is
+        passed by."""
+        atts = doc.get("_attachments")
+        if not isinstance(atts, dict) or not isinstance(doc.get("_id"), str) or doc["_id"].startswith("_local/"):
+            return
+        stubs = [name for name, e in atts.items() if isinstance(e, dict) and e.get("stub") is True]
+        if not stubs:
+            return
+        path = docrules.revisions_path(doc)
+        info = self.get_docinfo(doc["_id"])
+        if info is not None and path[0] in info.tree:
+            return
+        parent = None
+        for rev in path[1:] if info is not None else ():
+            # the nearest revision whose body is still there (compaction drops those of inner ones)
+            parent = self.read_body(doc["_id"], rev) if rev in info.tree else None
+            if parent is not None:
+                break
+        have = (parent or {}).get("_attachments") or {}
+        for name in stubs:
+            given = atts[name].get("revpos")
+            if name not in have or given is not None and given != have[name].get("revpos"):
+                raise PreconditionFailed(f"Invalid attachment stub in {doc['_id']} for {name}", error="missing_stub")
+
     async def bulk_docs(self, docs: list, new_edits: bool = True, body_size: int | None = None) -> list[dict]:
         """CouchDB `_bulk_docs`: one result per document (only failures when new_edits=false).
 

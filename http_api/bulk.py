@@ -35,9 +35,11 @@ async def bulk_docs(request: web.Request) -> web.Response:
     if body.get("all_or_nothing") is True and new_edits and docs:
         # CouchDB 3 has no atomic batches: it refuses them whole (417), after validating them
         return json_response([_not_atomic(doc) for doc in docs], status=417)
-    if new_edits:
-        for doc in docs:
+    for doc in docs:
+        if new_edits:
             db.check_stubs(doc)
+        else:
+            db.check_replicated_stubs(doc)
     results = await db.bulk_docs(docs, new_edits=new_edits, body_size=len(raw))
     return json_response(results, status=201)
 

@@ -65,3 +65,28 @@ async def test_bad_attachment_name_refuses_the_whole_request(server, couchdb):
     assert got.status == 400 and got.body["reason"] == "Attachment name '_t' starts with prohibited character '_'"
     got = await parity(server, couchdb, [req, Req("GET", "/{db}/z1", endpoint="GET /{db}/{doc}")])
     assert got.status == 404
+
+
+async def test_replicated_stubs_refuse_the_whole_request(server, couchdb):
+    setup = bulk({"new_edits": False, "docs": [
+        {"_id": "a", "_rev": "1-aaaa", "_attachments": {"t.txt": {"data": "aGk=", "content_type": "text/plain"}}},
+        {"_id": "b", "_rev": "1-bbbb"}]})
+    cases = [({"_id": "r1", "_rev": "1-cccc", "_attachments": {"t.txt": {"stub": True}}}, "r1", "t.txt"),
+             ({"_id": "a", "_revisions": {"start": 2, "ids": ["zz", "aaaa"]}, "_attachments": {"u.txt": {"stub": True}}},
+              "a", "u.txt"),
+             ({"_id": "b", "_revisions": {"start": 2, "ids": ["yy", "bbbb"]}, "_attachments": {"t.txt": {"stub": True}}},
+              "b", "t.txt"),
+             ({"_id": "a", "_revisions": {"start": 3, "ids": ["q", "p"]}, "_attachments": {"t.txt": {"stub": True}}},
+              "a", "t.txt"),
+             ({"_id": "a", "_revisions": {"start": 2, "ids": ["w", "aaaa"]},
+               "_attachments": {"t.txt": {"stub": True, "revpos": 5}}}, "a", "t.txt")]
+    for doc, docid, name in cases:
+        req = bulk({"new_edits": False, "docs": [{"_id": "zz", "_rev": "1-z"}, doc]})
+        got = await parity(server, couchdb, [setup, req])
+        assert got.status == 412 and got.body == {"error": "missing_stub",
+                                                  "reason": f"Invalid attachment stub in {docid} for {name}"}, doc
+    # a stub naming the attachment of the revision before, or of a revision already there, is fine
+    for doc in ({"_id": "a", "_revisions": {"start": 2, "ids": ["yy", "aaaa"]}, "_attachments": {"t.txt": {"stub": True}}},
+                {"_id": "a", "_rev": "1-aaaa", "_attachments": {"u.txt": {"stub": True}}}):
+        got = await parity(server, couchdb, [setup, bulk({"new_edits": False, "docs": [doc]})])
+        assert got.status == 201 and got.body == []
