@@ -208,3 +208,29 @@ async def test_malformed_since_answer_matches_couchdb(couch_client, client, db):
         assert (ours.status, await ours.json()) == (theirs.status, await theirs.json())
     finally:
         await couch_client.delete(f"/{name}")
+
+
+@pytest.mark.parametrize("method,param,value", [
+    ("GET", "until", "["), ("GET", "until", "{}"), ("GET", "until", "true"), ("GET", "since", "0000-01-01T00:00:00Z"),
+    ("POST", "until", {"a": 1}), ("POST", "until", True), ("POST", "until", [1.5]), ("POST", "since", "2025-99-01"),
+])
+async def test_odd_values_are_client_errors(client, db, method, param, value):
+    if method == "GET":
+        resp = await client.get(f"/{db}/_changes", params={param: value})
+    else:
+        resp = await client.post(f"/{db}/_changes", json={param: value})
+    assert resp.status == 400, await resp.text()
+    assert (await resp.json())["error"] == "bad_request"
+
+
+async def test_huge_until_and_far_future_times_are_fine(client, db):
+    assert (await client.put(f"/{db}/x", json={})).status == 201
+    for params in ({"until": "99999999999999999999999"}, {"since": "9999-12-31T23:59:59Z"},
+                   {"until": "9999-12-31T23:59:59Z"}, {"since": "1970-01-01T00:00:00Z", "descending": "true",
+                                                       "until": "1"}):
+        resp = await client.get(f"/{db}/_changes", params=params)
+        assert resp.status == 200, (params, await resp.text())
+    body = await (await client.get(f"/{db}/_changes", params={"until": "9999-12-31T23:59:59Z"})).json()
+    assert [r["id"] for r in body["results"]] == ["x"]
+    body = await (await client.get(f"/{db}/_changes", params={"since": "9999-12-31T23:59:59Z"})).json()
+    assert body["results"] == []
