@@ -233,3 +233,31 @@ async def test_daemon_pass_opens_databases_only_for_a_node_wide_window(tmp_path)
     finally:
         couchpy.database.Database.clock = real
     await node.aclose()
+
+
+async def test_couchdb_replicator_pulling_past_the_horizon_still_works(new_server, couchdb):
+    """CouchDB 3.4.3's replicator reads a marked feed from couchpy without trouble (it is not
+    told: the marker is couchpy's), and gets the changes after the expiry."""
+    a = new_server(config=FAST)
+    async with aiohttp.ClientSession(base_url=a.base, auth=a.auth) as ca, \
+            aiohttp.ClientSession(base_url=couchdb.base, auth=couchdb.auth) as cc:
+        assert (await ca.put("/src")).status == 201
+        await cc.delete("/tomb-pull")
+        for i in range(3):
+            assert (await ca.put(f"/src/d{i}", json={})).status == 201
+        body = {"source": f"{a.url}/src", "target": f"{couchdb.url}/tomb-pull", "create_target": True}
+        resp = await cc.post("/_replicate", json=body)
+        assert resp.status == 200, await resp.text()
+        rev = (await (await ca.get("/src/d0")).json())["_rev"]
+        assert (await ca.delete(f"/src/d0?rev={rev}")).status == 200
+        await _wait_gone(ca, "/src/d0?open_revs=all&latest=true")
+        assert (await ca.put("/src/after", json={})).status == 201
+        # the feed CouchDB reads from its checkpoint (3) is marked
+        marked = await (await ca.get("/src/_changes", params={"since": "3", "style": "all_docs"})).json()
+        assert "couchpy_tombstones_expired" in marked
+        resp = await cc.post("/_replicate", json=body)
+        res = await resp.json()
+        assert resp.status == 200 and res["ok"] is True, res
+        assert (await cc.get("/tomb-pull/after")).status == 200
+        assert (await cc.get("/tomb-pull/d0")).status == 200  # the deletion never reached it
+        await cc.delete("/tomb-pull")
