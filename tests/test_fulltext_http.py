@@ -8,7 +8,8 @@ import asyncio
 import random
 
 import aiohttp
-import pytest
+
+from tests.test_access_http import adb, call  # noqa: F401  (adb is a fixture)
 
 INDEX = """function(doc){
   if (typeof doc.title == 'string') { index('text','default',doc.title); index('text','title',doc.title,{store:true}); }
@@ -185,3 +186,23 @@ async def test_restart_and_sigkill_mid_build(new_server):
     async with aiohttp.ClientSession(base_url=srv.base, auth=srv.auth) as c:
         async with c.get("/k" + S, params={"q": "omega", "update": "false"}) as r:
             assert [h["id"] for h in (await r.json())["hits"]] == ["zz"]
+
+
+async def test_access_database_searches_only_for_unrestricted_readers(server, client, anon, adb):
+    """In an access database (`?access=true`) a search would list documents whatever their
+    `_access`: plain members are refused (403); db admins and server admins search everything."""
+    name, cast = adb
+    ft = {"nouveau": {"i": {"index": "function(doc){ if (typeof doc.k == 'number') index('double','k',doc.k); }"}}}
+    st, body = await call(client, "PUT", f"/{name}/_design/ft", json=ft)
+    assert st == 201, body
+    for who in (cast.alice, cast.bob, cast.carol):
+        for method, kw in (("GET", {"params": {"q": "*:*"}}), ("POST", {"json": {"q": "*:*"}})):
+            st, body = await call(anon, method, f"/{name}/_design/ft/_nouveau/i", headers=cast.headers(who), **kw)
+            assert st == 403, (who, method, body)
+        st, body = await call(anon, "GET", f"/{name}/_design/ft/_nouveau_info/i", headers=cast.headers(who))
+        assert st == 403, (who, body)
+    for who in (cast.dave, "admin"):
+        st, body = await call(anon, "GET", f"/{name}/_design/ft/_nouveau/i", headers=cast.headers(who),
+                              params={"q": "*:*", "sort": '"k"'})
+        assert st == 200, body
+        assert [h["id"] for h in body["hits"]] == ["a1", "b1", "t1", "ab", "n1"]
