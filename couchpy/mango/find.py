@@ -29,6 +29,7 @@ from ..errors import NotFound
 from ..longkeys import LMDB_MAX
 from ..views import manager
 from ..views.query import TooBig, _iter_rows, _values_asc
+from ..views.rows import raw_docid_of, row_of
 from .indexes import ALL_DOCS, IndexDef, list_indexes, sort_list
 from .selector import MangoError, _MISSING, compile_normalized, get_field, has_required_fields, normalize, parse_field
 
@@ -433,8 +434,8 @@ def _execute(db: Any, ix: Any, vi: Any, p: Plan, req: dict, matcher: Any,
                 done = False
                 while not done:
                     batch: list = []
-                    for _rk, raw in it:
-                        batch.append(marshal.loads(raw))
+                    for rk, raw in it:
+                        batch.append(row_of(rk, raw))
                         if len(batch) >= min(200, limit + skip + 1):
                             break
                     if not batch:
@@ -541,22 +542,29 @@ def _exact_current(db: Any, txn: Any, rows_db: Any, vp: bytes, lo: bytes | None,
     last = None
     examined = 0
     if descending:
-        values = (raw for _rk, raw in _iter_rows(txn, rows_db, vp, lo, hi, True))
+        values = _iter_rows(txn, rows_db, vp, lo, hi, True)
     else:
         values = _values_asc(txn, rows_db, vp, lo, hi)
     with db.store.read() as dtxn:
         # handles and codec inside the read: a compaction may have swapped the environment
         decode = db.codec.decode
         get = dtxn.cursor(db=db.store.db("bodies")).get  # a third cheaper than txn.get(key, db=...)
-        for raw in values:
+        for rk, raw in values:
             examined += 1
             if examined > max_keys:
                 raise TooBig()
-            key, docid, rev = loads(raw)
+            row = loads(raw)
+            if len(row) == 2:  # rows.row_of, inlined: the id is read from the row key as UTF-8
+                key, rev = row
+                raw_id = raw_docid_of(rk)
+                docid = raw_id.decode("utf-8", "surrogatepass")
+            else:
+                key, docid, rev = row[0], row[1], row[2]
+                raw_id = docid.encode()
             if type(rev) is not str:
                 return None
             # body_key and splice_doc inlined: stored bodies are compact JSON objects
-            bkey = docid.encode() + b"\x00" + rev.encode()
+            bkey = raw_id + b"\x00" + rev.encode()
             body = get(bkey if len(bkey) <= LMDB_MAX else longkeys.point(bkey))
             if body is None:
                 continue

@@ -112,7 +112,9 @@ def parse(ddoc: dict, db_partitioned: bool = False) -> DesignSpec:
         include_design,
         local_seq,
         collate.ICU_VERSION,
-        2,  # on-disk format version of couchpy view indexes (2: row keys of any length)
+        # on-disk format version of couchpy view indexes (2: row keys of any length; 3: each part
+        # of a row stored once, views/rows.py)
+        3,
     ] + (["partitioned"] if partitioned else []))
     sig = hashlib.sha256(sig_src).hexdigest()[:32]
     return DesignSpec(language, tuple(defs), lib, include_design, local_seq, sig, partitioned)

@@ -20,6 +20,7 @@ from typing import Any
 
 from .. import collate, longkeys, partitions
 from . import tree
+from .rows import docid_of, full_rowkey, row_of
 from .args import QueryArgs, group_level_of
 
 HIGH = b"\xff"
@@ -91,20 +92,14 @@ def _stored_rows(txn: Any, rows_db: Any, vp: bytes, slo: bytes | None, shi: byte
             ok = cur.prev()
 
 
-def _full_rowkey(_stored: bytes, raw: bytes) -> bytes:
-    return marshal.loads(raw)[3]
-
-
 def _in_order(entries: Any, lo: bytes | None, hi: bytes | None, descending: bool):
-    """(row key, raw (key, docid, value)) in row-key order from stored entries covering [lo, hi):
-    long rows are sorted back into place, checked against the bounds and given without their
-    row key member."""
+    """(row key, stored value) in row-key order from stored entries covering [lo, hi): long rows
+    are sorted back into place (with their full row key) and checked against the bounds.
+    `rows.row_of(row key, value)` reads each."""
     limit = longkeys.PREFIX
-    for rk, raw in longkeys.restore_order(entries, _full_rowkey, descending):
-        if len(rk) > limit:
-            if not longkeys.in_range(rk, lo, hi):
-                continue
-            raw = marshal.dumps(marshal.loads(raw)[:3])
+    for rk, raw in longkeys.restore_order(entries, full_rowkey, descending):
+        if len(rk) > limit and not longkeys.in_range(rk, lo, hi):
+            continue
         yield rk, raw
 
 
@@ -151,8 +146,9 @@ def _count_stored(index: Any, txn: Any, vi: int, lo: bytes | None, hi: bytes | N
 
 
 def _values_asc(txn: Any, rows_db: Any, vp: bytes, lo: bytes | None, hi: bytes | None):
-    """Raw row values in [lo, hi), ascending: _iter_rows without the row keys, which a map query
-    does not need (one C-level iterator step per row until a long row is met)."""
+    """(stored key, value) of the rows in [lo, hi), ascending: _iter_rows without cutting the view
+    byte off each key, which `rows.row_of` does not need (one C-level iterator step per row until
+    a long row is met)."""
     slo, shi = longkeys.range_bounds(lo, hi)
     cur = txn.cursor(db=rows_db)
     if not cur.set_range(vp + (slo or b"")):
@@ -169,7 +165,7 @@ def _values_asc(txn: Any, rows_db: Any, vp: bytes, lo: bytes | None, hi: bytes |
             if len(k) > limit:
                 long_row = (k, v)
                 break
-            yield v
+            yield k, v
     else:
         for k, v in it:
             if k >= stop:
@@ -177,11 +173,10 @@ def _values_asc(txn: Any, rows_db: Any, vp: bytes, lo: bytes | None, hi: bytes |
             if len(k) > limit:
                 long_row = (k, v)
                 break
-            yield v
+            yield k, v
     if long_row is not None:
         # from the first long row on, rows go through the ordering path
-        for _rk, raw in _in_order(_until(itertools.chain([long_row], it), vp, stop), lo, hi, False):
-            yield raw
+        yield from _in_order(_until(itertools.chain([long_row], it), vp, stop), lo, hi, False)
 
 
 def _until(entries: Any, vp: bytes, stop: bytes | None):
@@ -202,7 +197,7 @@ def _reduce(index: Any, txn: Any, vi: int, lo: bytes | None, hi: bytes | None) -
     elif index.tree_valid(txn):
         p = tree.combine(t.reducer, [t.reduce_range(txn, *exact)], rows)
     else:  # a bulk build in progress (stale read): reduce the rows directly
-        rows += [marshal.loads(v) for _k, v in _stored_rows(txn, index._rows, bytes([vi]), *exact, False)]
+        rows += [row_of(k, v) for k, v in _stored_rows(txn, index._rows, bytes([vi]), *exact, False)]
         p = tree.combine(t.reducer, [], rows)
     return p if p else (0, None)
 
@@ -264,18 +259,23 @@ def _map_rows(index: Any, txn: Any, vi: int, vp: bytes, a: QueryArgs, enc: Any, 
             else:
                 offset = _count(index, txn, vi, hi, None) if hi is not None else 0
         if a.descending:
-            values = (raw for _rk, raw in _iter_rows(txn, rows_db, vp, lo, hi, True))
+            values = _iter_rows(txn, rows_db, vp, lo, hi, True)
         else:
             values = _values_asc(txn, rows_db, vp, lo, hi)
-        for raw in values:
+        for rk, raw in values:
             seen += 1
             if seen > max_rows:
                 raise TooBig()
             if skip:
                 skip -= 1
                 continue
-            key, docid, value = loads(raw)
-            append({"id": docid, "key": key, "value": value})
+            row = loads(raw)
+            if len(row) == 2:  # rows.row_of, inlined (the id's bytes, cut from the row key's end)
+                rid = rk[-6 - ((rk[-2] << 8) | rk[-1]):-8]
+                append({"id": rid.decode("utf-8", "surrogatepass") if b"\x00" not in rid else docid_of(rk),
+                        "key": row[0], "value": row[1]})
+            else:
+                append({"id": row[1], "key": row[0], "value": row[2]})
             if len(out) >= cap:
                 break
     if a.keys is not None:

@@ -26,6 +26,8 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+from .rows import row_of
+
 MAXL = 6
 BITS = 5
 _MEMO_MAX = 4096  # blocks whose children count_below keeps in memory (~40 keys each)
@@ -59,7 +61,7 @@ def combine(reducer: Reducer, partials: list[Any], rows: list) -> Any:
 
 
 class ReduceTree:
-    """Partials of one view. `rows_db`: prefix + rowkey -> marshal((key, docid, value))."""
+    """Partials of one view. `rows_db`: prefix + rowkey -> a stored row (rows.py)."""
 
     def __init__(self, rows_db: Any, tree_db: Any, prefix: bytes, reducer: Reducer):
         self.rows_db = rows_db
@@ -80,11 +82,10 @@ class ReduceTree:
         if not cur.set_range(p + start):
             return out
         stop = p + end if end is not None else None
-        loads = marshal.loads
         for k, v in cur:
             if not k.startswith(p) or (stop is not None and k >= stop):
                 break
-            out.append(loads(v))
+            out.append(row_of(k, v))
         return out
 
     def _blocks(self, txn: Any, lv: int, pstart: bytes, pend: bytes | None, seek: bytes,
@@ -302,7 +303,7 @@ class ReduceTree:
                 for L in range(1, lv + 1):
                     close(L)
                     starts[L] = rk
-                acc_rows.append(loads(v))
+                acc_rows.append(row_of(k, v))
         for L in range(1, MAXL + 1):
             close(L)
 
