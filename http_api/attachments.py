@@ -376,9 +376,11 @@ async def delete_attachment(request: web.Request) -> web.Response:
         info = db.get_docinfo(docid)
         if info is None:
             raise NotFound("missing")
-        # CouchDB looks for the attachment in the current revision before asking for a rev
-        if not info.deleted:
-            _find(db.get(docid), name)
+        # CouchDB opens the current revision before asking for a rev: a deleted document is
+        # not found, a live one must have the attachment
+        if info.deleted:
+            raise NotFound("deleted")
+        _find(db.get(docid), name)
         raise Conflict()
     base = _base_doc(db, docid, rev)
     atts = dict(base.get("_attachments") or {})

@@ -90,3 +90,13 @@ async def test_replicated_stubs_refuse_the_whole_request(server, couchdb):
                 {"_id": "a", "_rev": "1-aaaa", "_attachments": {"u.txt": {"stub": True}}}):
         got = await parity(server, couchdb, [setup, bulk({"new_edits": False, "docs": [doc]})])
         assert got.status == 201 and got.body == []
+
+
+async def test_attachment_delete_of_a_deleted_document_without_rev(server, couchdb):
+    put = Req("PUT", "/{db}/a", body={}, endpoint="PUT /{db}/{doc}")
+    delete = Req("DELETE", "/{db}/a", (("rev", "$rev:a"),), endpoint="DELETE /{db}/{doc}")
+    att = Req("DELETE", "/{db}/a/t.txt", endpoint="DELETE /{db}/{doc}/{att}")
+    got = await parity(server, couchdb, [put, delete, att])
+    assert got.status == 404 and got.body == {"error": "not_found", "reason": "deleted"}
+    got = await parity(server, couchdb, [put, att])
+    assert got.status == 404 and got.body == {"error": "not_found", "reason": "Document is missing attachment"}
