@@ -205,6 +205,11 @@ class FullTextIndex:
                     except Exception:
                         pass
                 raise
+            finally:
+                # the writer holds the directory's lock: held between updates, an index object
+                # that outlived its database's close (a build running then) would keep the next
+                # one for the same directory from writing
+                self.writer = None
             return self.seq
 
     def _update_locked(self) -> bool:
