@@ -127,11 +127,6 @@ OPEN: tuple[KnownDifference, ...] = (
            "HEAD /{db}/{doc} | status | 404 vs 400 ",
            "GET /{db}/{doc} | status | 404 not_found vs 400 bad_request",
            "GET /{db}/{doc} [400] | body .reason (bad_request) | value"),
-    *_open("open-bulk-writes",
-           "`_bulk_docs`/`new_edits=false` edge cases: a missing stub refuses the whole request in "
-           "CouchDB (412).",
-           "* | status | 201 vs 412 missing_stub", "POST /{db}/_bulk_docs [201] | body *", "POST /{db} [412] | body .reason (missing_stub) | value",
-           "POST /{db}/_bulk_docs [412] | body .reason (missing_stub) | value"),
     *_open("open-listing-edge-cases",
            "`_all_docs` edge cases: `update_seq` beside `keys`, `keys` beside a key range (CouchDB "
            "tolerates a range around a single key, depending on where and in which order each is "
@@ -141,19 +136,6 @@ OPEN: tuple[KnownDifference, ...] = (
            "* /{db}/_all_docs [200] | body .rows | length *", "GET /{db}/_all_docs [200] | body .total_rows | value",
            "* /{db}/_all_docs [200] | body .offset | value",
            "* /{db}/_all_docs | status | 400 query_parse_error vs 200 "),
-    *_open("open-generated-revision-order",
-           "After some writes the two servers list generated revisions in another order, so the "
-           "tester names a later revision differently (seen in a design document's ETag).",
-           "PUT /{db}/_design/{ddoc} [201] | header etag | value"),
-    *_open("open-unanalysed",
-           "Found by the long run (one or two sequences in 10,000 each) and not yet analysed: "
-           "writes that conflict on one server only after attachment edits, an ETag, a `_changes` "
-           "row's or `last_seq`'s sequence, an attachment DELETE's status.",
-           "PUT /{db}/{doc} | status | 409 conflict vs 200 ", "PUT /{db}/{doc} | status | 200 vs 409 conflict",
-           "PUT /{db}/{doc} [201] | header etag | value", "GET /{db}/_local/{doc} [200] | header etag | missing",
-           "GET /{db}/_changes [200] | body .results[].seq | type str vs NoneType",
-           "GET /{db}/_changes [200] | body .last_seq | value",
-           "DELETE /{db}/{doc}/{att} | status | 409 not_found vs 404 not_found"),
 )
 
 
