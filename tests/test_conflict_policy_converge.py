@@ -180,3 +180,44 @@ async def test_two_nodes_resolving_the_same_conflict_write_the_same_revision(new
 async def _no_conflicts_one(peer, db: str) -> bool:
     status, doc = await req(peer, "GET", f"/{db}/d", conflicts="true")
     return status == 200 and "_conflicts" not in doc
+
+
+async def test_continuous_replication_between_two_resolving_nodes_settles(new_server):
+    """The deployment the policies are for: two nodes replicating continuously both ways, clients
+    editing the same documents on both at once. Each node resolves what reaches it while the other
+    does the same; the nodes end with the same single leaf per document, holding every client's
+    tag, and then stay quiet (no resolution ping-pong)."""
+    a, b = new_server(name="ca"), new_server(name="cb")
+    db = "live"
+    for peer in (a, b):
+        await ok(await req(peer, "PUT", f"/{db}"), 201)
+        await ok(await req(peer, "PUT", f"/{db}/_conflict_policy", POLICY))
+    await ok(await req(a, "POST", f"/{db}/_bulk_docs", {"docs": [{"_id": f"k{k}", "tags": [], "n": 0} for k in range(KEYS)]}), 201)
+    for src, dst in ((a, b), (b, a)):
+        await ok(await req(src, "POST", "/_replicate",
+                           {"source": f"{src.url}/{db}", "target": f"{dst.url}/{db}", "continuous": True}), 202)
+    await wait_for(lambda: _no_conflicts(b, db), timeout=30)
+    expected = {k: {"tags": set(), "n": 0} for k in range(KEYS)}
+    # both nodes edited at once, a few times over, each edit its own tag
+    for value in range(4):
+        await asyncio.gather(*(_write(peer, db, key, value * 10 + i, False, expected)
+                               for i, peer in enumerate((a, b)) for key in range(KEYS)))
+
+    async def settled() -> bool:
+        docs = []
+        for peer in (a, b):
+            for key in range(KEYS):
+                status, doc = await req(peer, "GET", f"/{db}/k{key}", conflicts="true")
+                if status != 200 or "_conflicts" in doc or set(doc["tags"]) != expected[key]["tags"]:
+                    return False
+                docs.append(doc)
+        return docs[:KEYS] == docs[KEYS:]
+
+    await wait_for(settled, timeout=60, interval=0.5)
+    before = [await _seq(p, db) for p in (a, b)]
+    await asyncio.sleep(3)
+    assert [await _seq(p, db) for p in (a, b)] == before
+    assert await settled()
+    for key in range(KEYS):
+        doc = await ok(await req(a, "GET", f"/{db}/k{key}"), 200)
+        assert doc["n"] == expected[key]["n"]
