@@ -95,14 +95,15 @@ class Resolver:
             if not policy:
                 self.seen.pop(db.name, None)
                 continue
-            key = conflict_merge.canonical(policy)
+            # a database deleted and created again under the same name starts from its beginning
+            key = conflict_merge.canonical([policy, db.meta.get("created")])
             prev = self.seen.get(db.name)
             since = prev[1] if prev is not None and prev[0] == key else 0
             if db.update_seq <= since:
                 continue
             with pinning_scope():
                 try:
-                    self.node.get_db(db.name)  # pinned while resolving: the LRU keeps it open
+                    db = self.node.get_db(db.name)  # pinned while resolving: the LRU keeps it open
                 except NotFound:  # deleted meanwhile
                     continue
                 since, full = await self.resolve_db(db, policy, since)

@@ -215,3 +215,18 @@ async def test_values_beyond_64_bits_merge_exactly(server):
     await _branches(server, db, "doc", [{"tags": [big], "n": big}, {"tags": [1, {"b": 1, "a": 2}], "n": 1}])
     doc = await wait_for(lambda: _resolved(server, db, "doc"), timeout=30)
     assert doc["n"] == big and doc["tags"] == [1, {"b": 1, "a": 2}, big]
+
+
+async def test_a_database_created_again_under_the_same_name_is_resolved(server):
+    db = name("cpi")
+    await ok(await req(server, "PUT", f"/{db}"), 201)
+    await ok(await req(server, "PUT", f"/{db}/_conflict_policy", {"type": "max", "field": "n"}))
+    await ok(await req(server, "POST", f"/{db}/_bulk_docs", {"docs": [{"_id": f"x{i}"} for i in range(20)]}), 201)
+    await _branches(server, db, "first", [{"n": 1}, {"n": 2}])
+    await wait_for(lambda: _resolved(server, db, "first"), timeout=30)
+    await ok(await req(server, "DELETE", f"/{db}"))
+    await ok(await req(server, "PUT", f"/{db}"), 201)  # its sequence starts again below the old one's
+    await ok(await req(server, "PUT", f"/{db}/_conflict_policy", {"type": "max", "field": "n"}))
+    await _branches(server, db, "again", [{"n": 4}, {"n": 3}])
+    doc = await wait_for(lambda: _resolved(server, db, "again"), timeout=30)
+    assert doc["n"] == 4
