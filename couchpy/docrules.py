@@ -58,10 +58,21 @@ def split_body(doc: dict) -> tuple[dict, bool]:
     specials = len(doc) - len(body)
     # the common document has no special member but `_id` (and `_rev`): nothing more to look at
     if specials > ("_id" in doc) + ("_rev" in doc):
+        # in the body's member order, as couch_doc:transfer_fields reads it: the first bad member
+        # is the one reported
+        revisions_seen = False
         for key, value in doc.items():
             if key[:1] != "_":
                 continue
-            if key == "_attachments":
+            if key == "_rev":
+                if not revisions_seen and parse_rev(value) is None:
+                    raise BadRequest("Invalid rev format")
+            elif key == "_revisions":
+                revisions_seen = True  # a `_rev` after it is not read
+            elif key == "_deleted":
+                if not isinstance(value, bool):
+                    raise DocValidation(f"Bad special document member: {key}")
+            elif key == "_attachments":
                 if not isinstance(value, dict):  # `null` too, as CouchDB reads it
                     raise DocValidation(f"Bad special document member: {key}")
                 body[key] = value

@@ -1,0 +1,26 @@
+"""A document body wrong in several ways: the first bad special member in the body's order is the
+one reported, as CouchDB 3.4.3 reads it (couch_doc:transfer_fields); checked against it."""
+
+from __future__ import annotations
+
+from .model import Req
+from .parity import parity
+
+REV = {"error": "bad_request", "reason": "Invalid rev format"}
+
+
+def member(name: str) -> dict:
+    return {"error": "doc_validation", "reason": f"Bad special document member: {name}"}
+
+
+async def test_first_bad_member_in_body_order(server, couchdb):
+    cases = [({"_rev": "bad", "_foo": 1}, REV), ({"_foo": 1, "_rev": "bad"}, member("_foo")),
+             ({"_rev": 1, "_foo": 1}, REV), ({"_attachments": 1, "_rev": "bad"}, member("_attachments")),
+             ({"_rev": "bad", "_attachments": 1}, REV), ({"_deleted": 1, "_rev": "bad"}, member("_deleted")),
+             ({"_deleted": None}, member("_deleted")), ({"_deleted": "true"}, member("_deleted")),
+             ({"_revisions": {"start": 1, "ids": ["a"]}, "_rev": "bad", "_foo": 1}, member("_foo"))]
+    for body, answer in cases:
+        for req in (Req("PUT", "/{db}/v", body=body, endpoint="PUT /{db}/{doc}"),
+                    Req("POST", "/{db}/_bulk_docs", body={"docs": [{"_id": "q", **body}]}, endpoint="POST /{db}/_bulk_docs")):
+            got = await parity(server, couchdb, [req])
+            assert got.status == 400 and got.body == answer, (req.method, body)
