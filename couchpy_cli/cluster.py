@@ -46,7 +46,10 @@ def agent_for(node: Node, args: argparse.Namespace) -> ClusterAgent | None:
             return None
         if not args.node_name:
             raise ClusterConfigError("a [cluster] is defined: say which of its nodes this is (--node-name)")
-        return ClusterAgent(node, cdef, args.node_name)
+        # a definition file is re-read while serving (a changed node list rebalances); one in the
+        # node's own config changes with a restart
+        reload = (lambda: load_definition(args.cluster)) if args.cluster else None
+        return ClusterAgent(node, cdef, args.node_name, reload=reload)
     except ClusterConfigError as exc:
         print(f"couchpy serve: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc

@@ -17,6 +17,13 @@ waits, bounded, until the replica nodes have acted on it.
 The peers' health comes from polling their `/_up`: `/_membership` shows the live ones, placement
 only picks live nodes, and a peer coming back gets its crashed jobs restarted at once instead of
 after the scheduler's backoff.
+
+Rebalancing: the agent re-reads the definition file every few seconds; when its node list differs
+from the one this node last acted on (kept in `_dbs`'s `_local/cluster-nodes`, so a restart with a
+new definition counts too), each database whose rendezvous placement over the defined nodes
+differs from its record is moved in the steps of couchpy/rebalance.py: new copies seeded by
+replication, the record switched only once they hold every revision of the old copies, an old copy
+removed only once the new replicas hold every revision of it.
 """
 
 from __future__ import annotations
@@ -25,13 +32,15 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 
 import replicator
-from couchpy.cluster_config import ClusterDef
+from couchpy import rebalance
+from couchpy.cluster_config import ClusterConfigError, ClusterDef
 from couchpy.errors import Conflict, CouchError, NotFound, PreconditionFailed
 from couchpy.node import SYSTEM_DBS, Node, pinning_scope, validate_db_name
 from couchpy.placement import Candidate, place
@@ -46,6 +55,8 @@ DBS = "_dbs"
 PROBE_INTERVAL = 1.0
 PROBE_TIMEOUT = 2.0
 CONFIRM_TIMEOUT = 10.0
+REBALANCE_INTERVAL = 2.0
+SEEN_NODES = "_local/cluster-nodes"  # in _dbs: the node list this node last rebalanced for
 
 
 def _db_url(base: str, name: str) -> str:
@@ -53,8 +64,11 @@ def _db_url(base: str, name: str) -> str:
 
 
 class ClusterAgent:
-    def __init__(self, node: Node, cdef: ClusterDef, self_name: str):
+    def __init__(self, node: Node, cdef: ClusterDef, self_name: str,
+                 reload: Callable[[], ClusterDef | None] | None = None):
         self.node = node
+        self._reload_definition = reload  # re-reads the shared definition; None: never changes
+        self.rebalancing = False  # the node list changed: databases are to be moved
         self.cdef = cdef
         self.me = cdef.node(self_name)
         self.peers = [n for n in cdef.nodes if n.name != self_name]
@@ -78,8 +92,14 @@ class ClusterAgent:
             self.node.create_db(DBS)
         for peer in self.peers:
             self._pull(DBS, peer)
+        seen = self._seen_nodes()
+        if seen is None:
+            await self._note_nodes()  # a new node (or one from before rebalancing): nothing to move
+        else:
+            self.rebalancing = seen != sorted(self.cdef.names)
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._probe_loop()), loop.create_task(self._watch())]
+        self._tasks = [loop.create_task(self._probe_loop()), loop.create_task(self._watch()),
+                       loop.create_task(self._rebalance_loop())]
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -118,6 +138,10 @@ class ClusterAgent:
             return None
         rec = self.record(name)
         if rec is None or self.me.name in rec["nodes"]:
+            return None
+        # a copy being seeded or drained during a move answers for itself: the other holders
+        # replicate from and to it, and the move's checks ask it what it holds
+        if self.me.name in rebalance.holders(rec) and self.node.exists(name):
             return None
         for node_name in rec["nodes"]:
             if self.live.get(node_name):
@@ -265,8 +289,12 @@ class ClusterAgent:
     async def _apply(self, name: str) -> None:
         """Make this node's copy of `name` and its replications match the record."""
         rec = self.record(name)
-        mine = rec is not None and self.me.name in rec["nodes"]
-        wanted = {p for p in (rec["nodes"] if mine else []) if p != self.me.name}
+        held = rebalance.holders(rec) if rec is not None else set()
+        mine = self.me.name in held
+        if mine and self.me.name not in rec["nodes"] + rec.get("moving", []) and not self.node.exists(name):
+            mine = False  # a leaving copy already removed is never made again
+        defined = set(self.cdef.names)
+        wanted = {p for p in held if p != self.me.name and p in defined} if mine else set()
         for (db_name, peer_name), rid in list(self.jobs.items()):
             if db_name == name and peer_name not in wanted:
                 del self.jobs[(db_name, peer_name)]
@@ -334,3 +362,165 @@ class ClusterAgent:
                 await sched.remove(rid)
                 self._pull(db_name, peer)
 
+
+    # ---- rebalancing (couchpy/rebalance.py has the steps) ----------------------------------
+    def _seen_nodes(self) -> list[str] | None:
+        try:
+            return self.node.get_db(DBS).get_local(SEEN_NODES)["nodes"]
+        except NotFound:
+            return None
+
+    async def _note_nodes(self) -> None:
+        dbs = self.node.get_db(DBS)
+        doc: dict[str, Any] = {"_id": SEEN_NODES, "nodes": sorted(self.cdef.names)}
+        with contextlib.suppress(NotFound):
+            doc["_rev"] = dbs.get_local(SEEN_NODES)["_rev"]
+        await dbs.put(doc)
+
+    async def _rebalance_loop(self) -> None:
+        while True:
+            await asyncio.sleep(REBALANCE_INTERVAL)
+            try:
+                self._reload()
+                await self._rebalance()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("rebalancing")
+
+    def _reload(self) -> None:
+        """Take a changed definition (its file re-read): new peers are probed and their `_dbs`
+        pulled, removed ones forgotten; a changed node list starts a rebalance."""
+        if self._reload_definition is None:
+            return
+        try:
+            new = self._reload_definition()
+        except (ClusterConfigError, OSError) as exc:
+            log.warning("cluster definition not reloaded: %s", exc)
+            return
+        if new is None or new == self.cdef:
+            return
+        if self.me.name not in new.names:
+            log.warning("cluster definition not reloaded: it does not name this node")
+            return
+        changed = sorted(new.names) != sorted(self.cdef.names)
+        self.cdef, self.me = new, new.node(self.me.name)
+        self.peers = [n for n in new.nodes if n.name != self.me.name]
+        self.live = {p.name: self.live.get(p.name, False) for p in self.peers}
+        sched = replicator.get_scheduler(self.node)
+        for (db_name, peer_name), rid in list(self.jobs.items()):
+            if peer_name not in self.live:
+                del self.jobs[(db_name, peer_name)]
+                asyncio.get_running_loop().create_task(sched.remove(rid))
+        for peer in self.peers:
+            if (DBS, peer.name) not in self.jobs:
+                self._pull(DBS, peer)
+        if changed:
+            log.info("cluster nodes changed to %s: rebalancing", ", ".join(sorted(new.names)))
+            self.rebalancing = True
+
+    async def _rebalance(self) -> None:
+        """One pass over every database record: begin the moves the node list asks for, and take
+        every move under way one step further when it may."""
+        defined = set(self.cdef.names)
+        with pinning_scope():
+            names = [i.id for i in self.node.get_db(DBS).changes_since(0)
+                     if not i.deleted and not i.id.startswith("_design/")]
+        all_begun = True
+        for name in names:
+            async with self._lock(name):
+                rec = self.record(name)
+                if rec is None:
+                    continue
+                if (fixed := rebalance.forget_undefined(rec, defined)) is not None:
+                    rec = await self._rewrite(fixed)
+                if "moving" in rec:
+                    if self._drives(rec) and await self._caught_up(name, rec, defined):
+                        log.info("%s: new copies caught up on %s", name, ", ".join(rebalance.new_copies(rec)))
+                        await self._rewrite(rebalance.switch(rec, defined))
+                elif self.me.name in rec.get("leaving", ()):
+                    await self._leave(name, rec)
+                elif self.rebalancing:
+                    cands = [Candidate(n.name, n.zone) for n in self.cdef.nodes]
+                    target = rebalance.ideal(name, cands, self.cdef.n)
+                    if sorted(target) != sorted(rec["nodes"]):
+                        begun = rebalance.start(rec, target, defined, set(self.live_nodes()))
+                        if begun is None:
+                            all_begun = False
+                        else:
+                            log.info("%s: moving from %s to %s", name, rec["nodes"], target)
+                            await self._rewrite(begun)
+        if self.rebalancing and all_begun:
+            await self._note_nodes()
+            self.rebalancing = False
+
+    async def _rewrite(self, rec: dict[str, Any]) -> dict[str, Any]:
+        await self._write_record(rec)
+        await self._apply(rec["_id"])
+        return self.record(rec["_id"]) or rec
+
+    def _drives(self, rec: dict[str, Any]) -> bool:
+        """One node checks a move at a time (any would write the same record): the first live
+        holder."""
+        live = set(self.live_nodes())
+        first = next((n for n in sorted(rebalance.holders(rec)) if n in live), None)
+        return first == self.me.name
+
+    async def _caught_up(self, name: str, rec: dict[str, Any], defined: set[str]) -> bool:
+        """Whether every new copy holds every revision every current copy holds."""
+        live = set(self.live_nodes())
+        srcs, dsts = rebalance.sources(rec, defined), rebalance.new_copies(rec)
+        if not srcs or not set(srcs) <= live or not set(dsts) <= live:
+            return False
+        for src in srcs:
+            leaves = await self._leaves(self.cdef.node(src), name)
+            if leaves is None:
+                return False
+            for dst in dsts:
+                if not await self._holds_all(self.cdef.node(dst), name, leaves):
+                    return False
+        return True
+
+    async def _leave(self, name: str, rec: dict[str, Any]) -> None:
+        """This node's copy is no longer a replica: remove it once every replica holds all of it."""
+        if self.node.exists(name):
+            if not set(rec["nodes"]) <= set(self.live_nodes()):
+                return
+            leaves = await self._leaves(self.me, name)
+            if leaves is None:
+                return
+            for dst in rec["nodes"]:
+                if not await self._holds_all(self.cdef.node(dst), name, leaves):
+                    return
+            for (db_name, peer_name), rid in list(self.jobs.items()):
+                if db_name == name:
+                    del self.jobs[(db_name, peer_name)]
+                    await replicator.get_scheduler(self.node).remove(rid)
+            with contextlib.suppress(NotFound):
+                await self.node.delete_db(name)
+            log.info("%s: copy removed, every replica holds it", name)
+        await self._rewrite(rebalance.left(rec, self.me.name))
+
+    async def _leaves(self, peer, name: str) -> dict[str, list[str]] | None:
+        """Every document's leaf revisions in the peer's copy (None: it did not answer)."""
+        url = f"{_db_url(peer.url, name)}/_changes?style=all_docs"
+        try:
+            async with self._session.get(url, timeout=aiohttp.ClientTimeout(total=60)) as resp:
+                if resp.status != 200:
+                    return None
+                body = await resp.json()
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            return None
+        return {row["id"]: [c["rev"] for c in row["changes"]] for row in body["results"]}
+
+    async def _holds_all(self, peer, name: str, leaves: dict[str, list[str]]) -> bool:
+        if not leaves:
+            return True
+        try:
+            async with self._session.post(f"{_db_url(peer.url, name)}/_revs_diff", json=leaves,
+                                          timeout=aiohttp.ClientTimeout(total=60)) as resp:
+                if resp.status != 200:
+                    return False
+                return not rebalance.missing(leaves, await resp.json())
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            return False

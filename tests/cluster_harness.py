@@ -4,6 +4,7 @@
         cl.servers            # tests.serverproc.CouchpyServer, one per node (same admin)
         cl.proxy_url          # http://admin:<pw>@127.0.0.1:<haproxy port>
         cl.kill(i); cl.restart(i)
+        cl.add_node()         # a node more in the shared definition, started
         cl.refresh_proxy()    # rewrite HAProxy's config from the placement, reload it
 
 HAProxy runs in master-worker mode (`-W`) so that a reload (SIGUSR2) swaps its configuration
@@ -40,25 +41,48 @@ class Cluster:
         self.password = secrets.token_hex(8)
         ports = [free_port() for _ in range(nodes)]
         self.names = [f"node{i + 1}@127.0.0.1" for i in range(nodes)]
-        lines = ["[cluster]", f"n = {n}"] + [f"{k} = {v}" for k, v in (settings or {}).items()]
+        self.head = ["[cluster]", f"n = {n}"] + [f"{k} = {v}" for k, v in (settings or {}).items()]
+        self.node_lines: dict[str, str] = {}
         for i, (name, port) in enumerate(zip(self.names, ports, strict=True)):
             zone = f" zone={zones[i]}" if zones else ""
-            lines.append(f"{name} = http://admin:{self.password}@127.0.0.1:{port}{zone}")
+            self.node_lines[name] = f"{name} = http://admin:{self.password}@127.0.0.1:{port}{zone}"
         self.cluster_ini = self.tmp / "cluster.ini"
-        self.cluster_ini.write_text("\n".join(lines) + "\n")
+        self._write_definition()
         self.servers: list[CouchpyServer] = []
+        self.node_config = node_config or {}
         for i, (name, port) in enumerate(zip(self.names, ports, strict=True)):
-            config = {"admins": {"admin": self.password}, "replicator": {"checkpoint_interval": "1000"}}
-            for section, values in ((node_config or {}).get(i) or {}).items():
-                config.setdefault(section, {}).update(values)
-            srv = CouchpyServer(self.tmp, port=port, name=f"node{i + 1}", config=config,
-                                args=["--cluster", str(self.cluster_ini), "--node-name", name])
-            srv.password = self.password
-            self.servers.append(srv)
+            self.servers.append(self._server(i, name, port))
         self.proxy_port = free_port()
         self.proxy_cfg = self.tmp / "haproxy.cfg"
         self.proxy_pidfile = self.tmp / "haproxy.pid"
         self.proxy: subprocess.Popen | None = None
+
+    def _write_definition(self) -> None:
+        text = "\n".join(self.head + list(self.node_lines.values())) + "\n"
+        tmp = self.cluster_ini.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(self.cluster_ini)  # the nodes re-read it: never half written
+
+    def _server(self, i: int, name: str, port: int) -> CouchpyServer:
+        config = {"admins": {"admin": self.password}, "replicator": {"checkpoint_interval": "1000"}}
+        for section, values in (self.node_config.get(i) or {}).items():
+            config.setdefault(section, {}).update(values)
+        srv = CouchpyServer(self.tmp, port=port, name=f"node{i + 1}", config=config,
+                            args=["--cluster", str(self.cluster_ini), "--node-name", name])
+        srv.password = self.password
+        return srv
+
+    def add_node(self) -> CouchpyServer:
+        """A new node: named in the shared definition (the running nodes re-read it), then started."""
+        i, port = len(self.servers), free_port()
+        name = f"node{i + 1}@127.0.0.1"
+        self.names.append(name)
+        self.node_lines[name] = f"{name} = http://admin:{self.password}@127.0.0.1:{port}"
+        self._write_definition()
+        srv = self._server(i, name, port)
+        self.servers.append(srv)
+        srv.start(timeout=60)
+        return srv
 
     @property
     def proxy_url(self) -> str:
