@@ -68,6 +68,7 @@ def split_body(doc: dict) -> tuple[dict, bool]:
                 if not revisions_seen and parse_rev(value) is None:
                     raise BadRequest("Invalid rev format")
             elif key == "_revisions":
+                _check_revisions(value)
                 revisions_seen = True  # a `_rev` after it is not read
             elif key == "_deleted":
                 if not isinstance(value, bool):
@@ -81,6 +82,19 @@ def split_body(doc: dict) -> tuple[dict, bool]:
             elif key not in WRITABLE_SPECIAL and key not in IGNORED_SPECIAL:
                 raise DocValidation(f"Bad special document member: {key}")
     return body, doc.get("_deleted") is True
+
+
+def _check_revisions(value: object) -> None:
+    """`_revisions`' shape, with CouchDB's reasons (couch_doc:transfer_fields)."""
+    if not isinstance(value, dict):
+        raise DocValidation("Bad special document member: _revisions")
+    start, ids = value.get("start"), value.get("ids")
+    if not isinstance(start, int) or isinstance(start, bool):
+        raise DocValidation("_revisions.start isn't an integer.")
+    if not isinstance(ids, list):
+        raise DocValidation("_revisions.ids isn't a array.")
+    if not all(isinstance(i, str) for i in ids):
+        raise DocValidation("RevId isn't a string")
 
 
 def attachment_digests(body: dict) -> list:

@@ -24,3 +24,13 @@ async def test_first_bad_member_in_body_order(server, couchdb):
                     Req("POST", "/{db}/_bulk_docs", body={"docs": [{"_id": "q", **body}]}, endpoint="POST /{db}/_bulk_docs")):
             got = await parity(server, couchdb, [req])
             assert got.status == 400 and got.body == answer, (req.method, body)
+
+
+async def test_revisions_shape_reasons(server, couchdb):
+    for revisions, reason in [(1, "Bad special document member: _revisions"),
+                              ({"start": "x", "ids": ["a"]}, "_revisions.start isn't an integer."),
+                              ({"start": True, "ids": ["a"]}, "_revisions.start isn't an integer."),
+                              ({"start": 1, "ids": "a"}, "_revisions.ids isn't a array."),
+                              ({"start": 1, "ids": [1]}, "RevId isn't a string")]:
+        got = await parity(server, couchdb, [Req("PUT", "/{db}/w", body={"_revisions": revisions}, endpoint="PUT /{db}/{doc}")])
+        assert got.status == 400 and got.body == {"error": "doc_validation", "reason": reason}, revisions
