@@ -440,3 +440,14 @@ def test_any_request_is_answered_or_a_400(tmp_path_factory, q, bookmark, sort, l
 
 
 _FUZZ = None
+
+
+async def test_concurrent_first_requests_open_one_index(node):
+    """Requests arriving together at an index not open yet share one opening (two objects
+    creating one directory at once trampled each other's files)."""
+    db = await _setup(node)
+    results = await asyncio.gather(*[search(node, db, "fox OR car") for _ in range(6)],
+                                   *[manager.info(node, db, "s", "idx") for _ in range(3)])
+    for r in results[:6]:
+        assert sorted(ids(r)) == ["a", "c", "d"]
+    assert len({id(manager._db_indexes(db)[k]) for k in manager._db_indexes(db)}) == 1

@@ -101,9 +101,10 @@ class FullTextIndex:
             return None
         return st
 
-    def _write_state(self) -> None:
+    def _write_state(self, seq: int | None = None) -> None:
         tmp = self.directory / "state.json.tmp"
-        data = orjson.dumps({"seq": self.seq, "purge_seq": self.purge_seq, "fields": self.fields,
+        seq = self.seq if seq is None else seq
+        data = orjson.dumps({"seq": seq, "purge_seq": self.purge_seq, "fields": self.fields,
                              "sig": self.spec.sig})
         with open(tmp, "wb") as f:
             f.write(data)
@@ -180,8 +181,9 @@ class FullTextIndex:
     def _commit(self, seq: int) -> None:
         if self.writer is not None:
             self.writer.commit()
+        # `seq` (what _nouveau_info reports) moves only once the state saying so is durable
+        self._write_state(seq)
         self.seq = seq
-        self._write_state()
         with self._read_lock:
             self.index.reload()
             self.searcher = self.index.searcher()

@@ -29,7 +29,8 @@ def _db_indexes(db: Any) -> dict[str, FullTextIndex]:
 
         def close() -> None:
             for ix in list(idx.values()):
-                ix.close()
+                if isinstance(ix, FullTextIndex):
+                    ix.close()
             idx.clear()
 
         db.add_close_hook(close)
@@ -48,16 +49,29 @@ def spec_of(db: Any, ddoc_name: str, index_name: str) -> IndexSpec:
 
 
 async def open_index(node: Any, db: Any, spec: IndexSpec) -> FullTextIndex:
+    """The open index of `spec`; opened once however many requests ask at the same time (two
+    objects opening one directory at once would each create it)."""
     cache = _db_indexes(db)
-    ix = cache.get(spec.sig)
-    if ix is None or ix.closed:
-        pool = views.pool_for(node)
-        pool.check_language("javascript")
-        ix = await asyncio.get_running_loop().run_in_executor(None, FullTextIndex, db, spec, pool)
-        current = cache.get(spec.sig)
-        if current is not None and not current.closed:  # opened meanwhile by another request
-            ix.close()
-            return current
+    while True:
+        ix = cache.get(spec.sig)
+        if isinstance(ix, asyncio.Future):
+            await asyncio.shield(ix)
+            continue
+        if ix is not None and not ix.closed:
+            return ix
+        break
+    pool = views.pool_for(node)
+    pool.check_language("javascript")
+    loop = asyncio.get_running_loop()
+    opening = loop.run_in_executor(None, FullTextIndex, db, spec, pool)
+    cache[spec.sig] = opening
+    try:
+        ix = await asyncio.shield(opening)
+    except BaseException:
+        if cache.get(spec.sig) is opening:
+            del cache[spec.sig]
+        raise
+    if cache.get(spec.sig) is opening:
         cache[spec.sig] = ix
     return ix
 
@@ -132,7 +146,9 @@ async def cleanup(node: Any, db: Any) -> None:
     cache = _db_indexes(db)
     for sig in list(cache):
         if sig not in live:
-            cache.pop(sig).close()
+            ix = cache.pop(sig)
+            if isinstance(ix, FullTextIndex):
+                ix.close()
     root = db.directory / "nouveau"
     if not root.exists():
         return
