@@ -77,7 +77,8 @@ async def fetch_placement(cdef: ClusterDef, session: aiohttp.ClientSession) -> d
                 if resp.status != 200:
                     raise aiohttp.ClientError(f"{node.public_url}/{DBS}: HTTP {resp.status}")
                 rows = (await resp.json())["rows"]
-                return {row["id"]: row["doc"]["nodes"] for row in rows
+                # a node taken out of the definition may still be listed until its databases moved
+                return {row["id"]: [n for n in row["doc"]["nodes"] if n in cdef.names] for row in rows
                         if not row["id"].startswith("_design/") and row.get("doc")}
         except (aiohttp.ClientError, asyncio.TimeoutError, KeyError, ValueError) as exc:
             last = exc

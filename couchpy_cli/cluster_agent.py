@@ -381,14 +381,14 @@ class ClusterAgent:
         while True:
             await asyncio.sleep(REBALANCE_INTERVAL)
             try:
-                self._reload()
+                await self._reload()
                 await self._rebalance()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("rebalancing")
 
-    def _reload(self) -> None:
+    async def _reload(self) -> None:
         """Take a changed definition (its file re-read): new peers are probed and their `_dbs`
         pulled, removed ones forgotten; a changed node list starts a rebalance."""
         if self._reload_definition is None:
@@ -411,7 +411,7 @@ class ClusterAgent:
         for (db_name, peer_name), rid in list(self.jobs.items()):
             if peer_name not in self.live:
                 del self.jobs[(db_name, peer_name)]
-                asyncio.get_running_loop().create_task(sched.remove(rid))
+                await sched.remove(rid)
         for peer in self.peers:
             if (DBS, peer.name) not in self.jobs:
                 self._pull(DBS, peer)

@@ -5,6 +5,7 @@
         cl.proxy_url          # http://admin:<pw>@127.0.0.1:<haproxy port>
         cl.kill(i); cl.restart(i)
         cl.add_node()         # a node more in the shared definition, started
+        cl.remove_node(i)     # stopped, and out of the definition
         cl.refresh_proxy()    # rewrite HAProxy's config from the placement, reload it
 
 HAProxy runs in master-worker mode (`-W`) so that a reload (SIGUSR2) swaps its configuration
@@ -83,6 +84,12 @@ class Cluster:
         self.servers.append(srv)
         srv.start(timeout=60)
         return srv
+
+    def remove_node(self, i: int) -> None:
+        """Node `i` stopped and taken out of the shared definition (it stays in `servers`, stopped)."""
+        self.servers[i].stop()
+        del self.node_lines[self.names[i]]
+        self._write_definition()
 
     @property
     def proxy_url(self) -> str:

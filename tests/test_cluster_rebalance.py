@@ -153,3 +153,35 @@ def test_a_node_joining_takes_its_copies_and_the_old_ones_go_only_after(tmp_path
             if pause.phase == "stopped":
                 pause.cont(cl.servers[3])
         assert pause.phase == "resumed"
+
+
+def test_a_node_leaving_has_its_databases_copied_from_their_other_replicas(tmp_path):
+    """3 nodes, n = 2; the third is stopped and removed from the definition: every database it held
+    gets its second copy on the node that had none, seeded from the remaining one."""
+    with Cluster(tmp_path, nodes=3, n=2, proxy=False) as cl:
+        gone = cl.names[2]
+        dbs = [f"rl-{i}" for i in range(12) if gone in place(f"rl-{i}", [Candidate(n) for n in cl.names], 2)][:2]
+        stays = cl.names[:2]
+
+        async def go():
+            async with aiohttp.ClientSession(auth=aiohttp.BasicAuth("admin", cl.password),
+                                             timeout=aiohttp.ClientTimeout(total=30)) as s:
+                for db in dbs:
+                    assert (await _json(s, "PUT", f"{cl.servers[0].base}/{db}"))[0] == 201
+                    docs = [{"_id": f"d{i:04}"} for i in range(300)]
+                    status, _ = await _json(s, "POST", f"{cl.servers[0].base}/{db}/_bulk_docs",
+                                            json={"docs": docs, "w": 2})
+                    assert status == 201
+                await asyncio.to_thread(cl.remove_node, 2)
+                deadline = time.monotonic() + 90
+                while True:
+                    views = await asyncio.gather(*(_view(s, srv) for srv in cl.servers[:2]))
+                    for db in dbs:  # the copy that stayed is never removed
+                        assert any(copies.get(db, 0) >= 300 for _, copies in views), (db, views)
+                    if all(sorted(records.get(db, {}).get("nodes", [])) == stays
+                           and not {"moving", "leaving"} & set(records.get(db, {}))
+                           and copies.get(db, 0) >= 300 for records, copies in views for db in dbs):
+                        break
+                    assert time.monotonic() < deadline, views
+                    await asyncio.sleep(0.3)
+        asyncio.run(asyncio.wait_for(go(), 200))
