@@ -29,7 +29,7 @@ from ..errors import NotFound
 from ..longkeys import LMDB_MAX
 from ..views import manager
 from ..views.query import TooBig, _iter_rows, _values_asc
-from ..views.rows import raw_docid_of, row_of
+from ..views.rows import row_of
 from .indexes import ALL_DOCS, IndexDef, list_indexes, sort_list
 from .selector import MangoError, _MISSING, compile_normalized, get_field, has_required_fields, normalize, parse_field
 
@@ -542,29 +542,23 @@ def _exact_current(db: Any, txn: Any, rows_db: Any, vp: bytes, lo: bytes | None,
     last = None
     examined = 0
     if descending:
-        values = _iter_rows(txn, rows_db, vp, lo, hi, True)
+        values = (raw for _rk, raw in _iter_rows(txn, rows_db, vp, lo, hi, True))
     else:
         values = _values_asc(txn, rows_db, vp, lo, hi)
     with db.store.read() as dtxn:
         # handles and codec inside the read: a compaction may have swapped the environment
         decode = db.codec.decode
         get = dtxn.cursor(db=db.store.db("bodies")).get  # a third cheaper than txn.get(key, db=...)
-        for rk, raw in values:
+        for raw in values:
             examined += 1
             if examined > max_keys:
                 raise TooBig()
-            row = loads(raw)
-            if len(row) == 2:  # rows.row_of, inlined: the id is read from the row key as UTF-8
-                key, rev = row
-                raw_id = raw_docid_of(rk)
-                docid = raw_id.decode("utf-8", "surrogatepass")
-            else:
-                key, docid, rev = row[0], row[1], row[2]
-                raw_id = docid.encode()
+            row = loads(raw)  # (key, docid, value[, row key]): rows.py
+            key, docid, rev = row[0], row[1], row[2]
             if type(rev) is not str:
                 return None
             # body_key and splice_doc inlined: stored bodies are compact JSON objects
-            bkey = raw_id + b"\x00" + rev.encode()
+            bkey = docid.encode() + b"\x00" + rev.encode()
             body = get(bkey if len(bkey) <= LMDB_MAX else longkeys.point(bkey))
             if body is None:
                 continue

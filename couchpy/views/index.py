@@ -1,12 +1,11 @@
 """A view index: the rows of a design document's views in one LMDB environment, kept up to date.
 
 Layout (`<db>/views/<signature>/`, one environment per signature):
-- `rows`: view number byte + stored row key -> the row's key and value (rows.py has the format);
-  the row key is collate.encode(key) + raw(docid) + emit number + the id's length, so LMDB's order
-  is CouchDB's (key, docid) order and the document id is read back from the row key.
-  Row keys have no length limit: the stored key is `longkeys.ordered(row key)`, and a row stored
-  under a prefix and a digest carries its id and row key in its value (readers restore the order
-  of such rows, see query.py);
+- `rows`: view number byte + stored row key -> marshal((key, docid, value)) (rows.py has the
+  format); the row key is collate.encode(key) + raw(docid) + emit number, so LMDB's order is
+  CouchDB's (key, docid) order. Row keys have no length limit: the stored key is
+  `longkeys.ordered(row key)`, and a row stored under a prefix and a digest carries its row key as
+  a fourth member (readers restore the order of such rows, see query.py);
 - `ids`: `longkeys.point(docid)` -> (view, collate key, emit number) of each row the document
   produced (to remove them);
 - `tree`: partial reductions per view (tree.py); every view keeps at least a row count there, which

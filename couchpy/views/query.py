@@ -20,7 +20,7 @@ from typing import Any
 
 from .. import collate, longkeys, partitions
 from . import tree
-from .rows import docid_of, full_rowkey, row_of
+from .rows import full_rowkey, row_of
 from .args import QueryArgs, group_level_of
 
 HIGH = b"\xff"
@@ -146,9 +146,8 @@ def _count_stored(index: Any, txn: Any, vi: int, lo: bytes | None, hi: bytes | N
 
 
 def _values_asc(txn: Any, rows_db: Any, vp: bytes, lo: bytes | None, hi: bytes | None):
-    """(stored key, value) of the rows in [lo, hi), ascending: _iter_rows without cutting the view
-    byte off each key, which `rows.row_of` does not need (one C-level iterator step per row until
-    a long row is met)."""
+    """Raw row values in [lo, hi), ascending: _iter_rows without the row keys, which a map query
+    does not need (one C-level iterator step per row until a long row is met)."""
     slo, shi = longkeys.range_bounds(lo, hi)
     cur = txn.cursor(db=rows_db)
     if not cur.set_range(vp + (slo or b"")):
@@ -165,7 +164,7 @@ def _values_asc(txn: Any, rows_db: Any, vp: bytes, lo: bytes | None, hi: bytes |
             if len(k) > limit:
                 long_row = (k, v)
                 break
-            yield k, v
+            yield v
     else:
         for k, v in it:
             if k >= stop:
@@ -173,10 +172,11 @@ def _values_asc(txn: Any, rows_db: Any, vp: bytes, lo: bytes | None, hi: bytes |
             if len(k) > limit:
                 long_row = (k, v)
                 break
-            yield k, v
+            yield v
     if long_row is not None:
         # from the first long row on, rows go through the ordering path
-        yield from _in_order(_until(itertools.chain([long_row], it), vp, stop), lo, hi, False)
+        for _rk, raw in _in_order(_until(itertools.chain([long_row], it), vp, stop), lo, hi, False):
+            yield raw
 
 
 def _until(entries: Any, vp: bytes, stop: bytes | None):
@@ -259,23 +259,18 @@ def _map_rows(index: Any, txn: Any, vi: int, vp: bytes, a: QueryArgs, enc: Any, 
             else:
                 offset = _count(index, txn, vi, hi, None) if hi is not None else 0
         if a.descending:
-            values = _iter_rows(txn, rows_db, vp, lo, hi, True)
+            values = (raw for _rk, raw in _iter_rows(txn, rows_db, vp, lo, hi, True))
         else:
             values = _values_asc(txn, rows_db, vp, lo, hi)
-        for rk, raw in values:
+        for raw in values:
             seen += 1
             if seen > max_rows:
                 raise TooBig()
             if skip:
                 skip -= 1
                 continue
-            row = loads(raw)
-            if len(row) == 2:  # rows.row_of, inlined (the id's bytes, cut from the row key's end)
-                rid = rk[-6 - ((rk[-2] << 8) | rk[-1]):-8]
-                append({"id": rid.decode("utf-8", "surrogatepass") if b"\x00" not in rid else docid_of(rk),
-                        "key": row[0], "value": row[1]})
-            else:
-                append({"id": row[1], "key": row[0], "value": row[2]})
+            row = loads(raw)  # (key, docid, value[, row key]): rows.py
+            append({"id": row[1], "key": row[0], "value": row[2]})
             if len(out) >= cap:
                 break
     if a.keys is not None:

@@ -1,28 +1,28 @@
-"""How a view row is stored (format 3): each part of a row once. Pure, no I/O.
+"""How a view row is stored (format 3). Pure, no I/O.
 
-A row's *row key* orders it: `partition prefix + collate key + raw(docid) + emit number (4 bytes)
-+ len(raw(docid)) (2 bytes)`. The first three parts give CouchDB's (key, docid) order and tell
-apart the rows one document emits under one key; the trailing length does not change the order
-(every row key is distinct before it) but lets a reader cut the document id back out of the row
-key from its end, so the value need not carry it:
+A row's *row key* orders it: `partition prefix + collate key + raw(docid) + emit number (4
+bytes)`, CouchDB's (key, docid) order, the emit number telling apart the rows one document emits
+under one key.
 
-- a row key of at most `longkeys.PREFIX` bytes is stored as itself, value `marshal((key, value))`;
+- a row key of at most `longkeys.PREFIX` bytes is stored as itself, value
+  `marshal((key, docid, value))`;
 - a longer one is stored under `longkeys.ordered(row key)`, value
-  `marshal((key, docid, value, row key))`: the full row key restores the order (query.py), and
-  the id is kept because the stored key is cut short.
+  `marshal((key, docid, value, row key))`: the full row key restores the order (query.py).
 
-The JSON key stays in the value: the collate encoding of a string is an ICU sort key, which
-cannot be turned back into the string.
+The JSON key is in the value because the collate encoding of a string is an ICU sort key, which
+cannot be turned back into the string. The id could be cut back out of the row key instead of
+being stored in the value (about a fifth of a row for uuid ids), but doing that per row in
+Python made map queries a third slower, so the value keeps it.
 
 The back-index (`ids`, keyed by `longkeys.point(UTF-8 id)`) gives, per document, what its rows'
 row keys need beyond the document, (view, collate key, emit number) per row, packed as bytes
-(`pack_back`: a few bytes per row besides the collate key, where marshal spends about twenty);
-`back_rowkeys` rebuilds the row keys. For an id too long to be its own key, the value names it.
+(`pack_back`: a few bytes per row besides the collate key, where format 2 kept each whole row
+key in marshal); `back_rowkeys` rebuilds the row keys. For an id too long to be its own key, the
+value names it.
 
-Format 2 kept `(key, docid, value)` in every value and whole stored row keys in the back-index:
-about a third more bytes per row for ids like CouchDB's uuids. An index in that format is not
-read; a format 3 index has a new signature (ddoc.py), so it is built from scratch beside the old
-one, which `_view_cleanup` removes, as for any change of a view's definition.
+An index in format 2 is not read: a format 3 index has a new signature (ddoc.py), so it is built
+from scratch beside the old one, which `_view_cleanup` removes, as for any change of a view's
+definition.
 """
 
 from __future__ import annotations
@@ -38,36 +38,19 @@ _LEN_MAX = 0xFFFF
 def row_key(pp: bytes, ek: bytes, rid: bytes, n: int) -> bytes:
     """The row key of emit number `n` of the document with raw id `rid` (collate.raw_string)
     under collate key `ek` (after the partition prefix `pp`, b"" for a global view)."""
-    return pp + ek + rid + n.to_bytes(4, "big") + min(len(rid), _LEN_MAX).to_bytes(2, "big")
-
-
-def raw_docid_of(rk: bytes) -> bytes:
-    """The UTF-8 document id of a row key (or of any key that ends with one, such as the stored
-    key with its view byte) of at most longkeys.PREFIX bytes."""
-    n = (rk[-2] << 8) | rk[-1]
-    raw = rk[-6 - n:-8]  # raw(docid) without its 00 01 end
-    if b"\x00" in raw:
-        raw = raw.replace(b"\x00\xff", b"\x00")
-    return raw
-
-
-def docid_of(rk: bytes) -> str:
-    return raw_docid_of(rk).decode("utf-8", "surrogatepass")
+    return pp + ek + rid + n.to_bytes(4, "big")
 
 
 def pack(key: Any, docid: str, value: Any, rk: bytes) -> tuple[bytes, bytes]:
     """(stored row key, stored value) of a row."""
     if len(rk) <= longkeys.PREFIX:
-        return rk, marshal.dumps((key, value))
+        return rk, marshal.dumps((key, docid, value))
     return longkeys.ordered(rk), marshal.dumps((key, docid, value, rk))
 
 
-def row_of(rk: bytes, raw: bytes) -> tuple[Any, str, Any]:
-    """(key, docid, value) of a stored row; `rk` is its stored key (with or without the view
-    byte) or, for a long row, anything (its value names its document)."""
+def row_of(_rk: bytes, raw: bytes) -> tuple[Any, str, Any]:
+    """(key, docid, value) of a stored row."""
     t = marshal.loads(raw)
-    if len(t) == 2:
-        return t[0], docid_of(rk), t[1]
     return t[0], t[1], t[2]
 
 

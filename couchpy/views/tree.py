@@ -26,8 +26,6 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from .rows import row_of
-
 MAXL = 6
 BITS = 5
 _MEMO_MAX = 4096  # blocks whose children count_below keeps in memory (~40 keys each)
@@ -82,10 +80,11 @@ class ReduceTree:
         if not cur.set_range(p + start):
             return out
         stop = p + end if end is not None else None
+        loads = marshal.loads
         for k, v in cur:
             if not k.startswith(p) or (stop is not None and k >= stop):
                 break
-            out.append(row_of(k, v))
+            out.append(loads(v))  # (key, docid, value[, row key]): rows.py
         return out
 
     def _blocks(self, txn: Any, lv: int, pstart: bytes, pend: bytes | None, seek: bytes,
@@ -303,7 +302,7 @@ class ReduceTree:
                 for L in range(1, lv + 1):
                     close(L)
                     starts[L] = rk
-                acc_rows.append(row_of(k, v))
+                acc_rows.append(loads(v))
         for L in range(1, MAXL + 1):
             close(L)
 
