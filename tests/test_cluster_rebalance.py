@@ -13,6 +13,7 @@ import signal
 import time
 
 import aiohttp
+import pytest
 
 from couchpy.placement import Candidate, place
 
@@ -155,9 +156,12 @@ def test_a_node_joining_takes_its_copies_and_the_old_ones_go_only_after(tmp_path
         assert pause.phase == "resumed"
 
 
-def test_a_node_leaving_has_its_databases_copied_from_their_other_replicas(tmp_path):
+@pytest.mark.parametrize("crash", [False, True], ids=["plain", "source-killed-mid-move"])
+def test_a_node_leaving_has_its_databases_copied_from_their_other_replicas(tmp_path, crash):
     """3 nodes, n = 2; the third is stopped and removed from the definition: every database it held
-    gets its second copy on the node that had none, seeded from the remaining one."""
+    gets its second copy on the node that had none, seeded from the remaining one. `crash`: the
+    node holding the only remaining copies (and driving the moves) is SIGKILLed as soon as a move
+    is seen, and restarted: the moves go on from their records."""
     with Cluster(tmp_path, nodes=3, n=2, proxy=False) as cl:
         gone = cl.names[2]
         dbs = [f"rl-{i}" for i in range(12) if gone in place(f"rl-{i}", [Candidate(n) for n in cl.names], 2)][:2]
@@ -173,9 +177,15 @@ def test_a_node_leaving_has_its_databases_copied_from_their_other_replicas(tmp_p
                                             json={"docs": docs, "w": 2})
                     assert status == 201
                 await asyncio.to_thread(cl.remove_node, 2)
-                deadline = time.monotonic() + 90
+                deadline = time.monotonic() + 150
+                killed = False
                 while True:
                     views = await asyncio.gather(*(_view(s, srv) for srv in cl.servers[:2]))
+                    if crash and not killed and any("moving" in r for r in views[1][0].values()):
+                        killed = True
+                        await asyncio.to_thread(cl.kill, 0)
+                        await asyncio.to_thread(cl.restart, 0)
+                        continue
                     for db in dbs:  # the copy that stayed is never removed
                         assert any(copies.get(db, 0) >= 300 for _, copies in views), (db, views)
                     if all(sorted(records.get(db, {}).get("nodes", [])) == stays
@@ -184,4 +194,5 @@ def test_a_node_leaving_has_its_databases_copied_from_their_other_replicas(tmp_p
                         break
                     assert time.monotonic() < deadline, views
                     await asyncio.sleep(0.3)
-        asyncio.run(asyncio.wait_for(go(), 200))
+                assert killed == crash
+        asyncio.run(asyncio.wait_for(go(), 250))
