@@ -86,6 +86,7 @@ class Database:
         self.pins = 0
         self.compact_running = False
         self._dict_tried = False  # one background dictionary training per open (maybe_train)
+        self._train_task: asyncio.Task | None = None
         self._close_hooks: list = []
         self.closed = False
 
@@ -781,13 +782,14 @@ class Database:
         if (self.config.get("couchdb", "file_compression") or "").strip().lower() == "none":
             return
         self._dict_tried = True
-        asyncio.get_running_loop().create_task(self._train_dictionary())
+        # kept: the loop holds only a weak reference to a task
+        self._train_task = asyncio.get_running_loop().create_task(self._train_dictionary())
 
     async def _train_dictionary(self) -> None:
         codec = self.codec
         try:
             dictionary = await asyncio.get_running_loop().run_in_executor(None, self._train_sync, codec)
-            if dictionary is None:
+            if dictionary is None or self.closed:
                 return
 
             def put(txn: Any) -> bool:
