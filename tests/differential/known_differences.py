@@ -136,6 +136,28 @@ OPEN: tuple[KnownDifference, ...] = (
            "* /{db}/_all_docs [200] | body .rows | length *", "GET /{db}/_all_docs [200] | body .total_rows | value",
            "* /{db}/_all_docs [200] | body .offset | value",
            "* /{db}/_all_docs | status | 400 query_parse_error vs 200 "),
+    *_open("open-generated-revision-order",
+           "couchpy computes a revision id over the body with its members sorted, CouchDB in the "
+           "body's order, so two documents with the same members in another order get one hash "
+           "here and two there; the tester then names later revisions differently (seen in ETags).",
+           "PUT /{db}/{doc} [201] | header etag | value", "PUT /{db}/_design/{ddoc} [201] | header etag | value"),
+    *_open("open-unanalysed",
+           "Found by the 10,000-sequence run at commit 6e69b07 (one to nine sequences each), not "
+           "yet analysed: see docs/interop.md.",
+           "POST /{db}/_find [200] | body .execution_stats.total_keys_examined | value",
+           "POST /{db}/_design/{ddoc}/_view/{view} [400] | body .reason (query_parse_error) | value",
+           "PUT /{db}/{doc} | status | 409 conflict vs 201 ",
+           "GET /{db}/_changes [400] | body .reason (bad_request) | value",
+           "POST /{db}/_changes [400] | body .reason (bad_request) | value",
+           "POST /{db}/_bulk_docs [412] | body .reason (missing_stub) | value",
+           "GET /{db}/_local/{doc} [200] | header etag | missing",
+           "POST /{db}/_all_docs | status | 200 vs 500 badarg",
+           "HEAD /{db}/{doc}/{att} | status | 200 vs 416 ",
+           "HEAD /{db}/{doc} [200] | header content-length | value",
+           "GET /{db}/{doc} | status | 200 vs 400 bad_request",
+           "POST /{db}/_all_docs [200] | body .rows[].doc | missing",
+           "GET /{db}/_design/{ddoc}/_view/{view} [400] | body .error | value",
+           "GET /{db}/_design/{ddoc}/_view/{view} | status | 200 vs 400 query_parse_error"),
 )
 
 
