@@ -33,6 +33,7 @@ def _options(request: web.Request, body: dict | None) -> dict:
         "attachments": params.view_flag(request, "attachments"),
         "conflicts": params.view_flag(request, "conflicts"),
         "update_seq": params.view_flag(request, "update_seq"),
+        "sorted": params.view_flag(request, "sorted", True),  # read as a boolean, as CouchDB does
         "key": params.json_value(request, "key"),
         "has_key": "key" in q,
         "keys": params.json_value(request, "keys"),

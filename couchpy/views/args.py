@@ -121,7 +121,13 @@ def parse(raw: dict[str, Any], text: bool) -> QueryArgs:
             if not isinstance(v, str):
                 raise QueryParseError("`partition` must be a string.")
             a.partition = partitions.validate_partition(v)
-        elif name in ("sorted", "stable", "att_encoding_info", "r", "list"):
+        elif name == "sorted":
+            a.extra[name] = _bool(name, v, text)  # read as a boolean (couch_mrview_http), unused here
+        elif name == "stable":
+            if v not in ("true", "false", True, False):
+                raise QueryParseError("Invalid value for `stable`.")
+            a.extra[name] = v
+        elif name in ("att_encoding_info", "r", "list"):
             a.extra[name] = v
     return a
 

@@ -100,3 +100,18 @@ async def test_changes_feed_tagged_by_database_state(server, couchdb):
     mine = await asyncio.to_thread(_revalidate, Target(server.url, False))
     theirs = await asyncio.to_thread(_revalidate, Target(couchdb.url, True))
     assert mine == theirs == (304, 200)
+
+
+async def test_sorted_and_stable_are_parsed(server, couchdb):
+    for path in ("/{db}/_design/d/_view/v", "/{db}/_all_docs"):
+        for value, reason in [("0", 'Invalid boolean parameter: "0"'), ("x", 'Invalid boolean parameter: "x"'),
+                              ("", "Invalid boolean parameter: []")]:
+            got = await parity(server, couchdb, [DDOC, A, get(path, sorted=value)])
+            assert got.status == 400 and got.body == {"error": "query_parse_error", "reason": reason}, (path, value)
+        got = await parity(server, couchdb, [DDOC, A, get(path, sorted="TRUE")])
+        assert got.status == 200
+    for value in ("TRUE", "1", ""):
+        got = await parity(server, couchdb, [DDOC, A, get("/{db}/_design/d/_view/v", stable=value)])
+        assert got.status == 400 and got.body == {"error": "query_parse_error", "reason": "Invalid value for `stable`."}
+    got = await parity(server, couchdb, [DDOC, A, get("/{db}/_design/d/_view/v", stable="false")])
+    assert got.status == 200
