@@ -47,6 +47,8 @@ def _options(request: web.Request, body: dict | None) -> dict:
                     value = queryvalues.body_pos_int(value)
                 elif name in _BODY_FLAGS:
                     value = queryvalues.body_bool(value)
+                if name != "keys" and name in q:
+                    continue  # CouchDB reads the body, then the query string over it
                 opts[name] = value
                 if name == "key":
                     opts["has_key"] = True

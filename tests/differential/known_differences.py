@@ -155,7 +155,6 @@ OPEN: tuple[KnownDifference, ...] = (
            "HEAD /{db}/{doc}/{att} | status | 200 vs 416 ",
            "HEAD /{db}/{doc} [200] | header content-length | value",
            "GET /{db}/{doc} | status | 200 vs 400 bad_request",
-           "POST /{db}/_all_docs [200] | body .rows[].doc | missing",
            "GET /{db}/_design/{ddoc}/_view/{view} [400] | body .error | value"),
 )
 

@@ -115,3 +115,15 @@ async def test_sorted_and_stable_are_parsed(server, couchdb):
         assert got.status == 400 and got.body == {"error": "query_parse_error", "reason": "Invalid value for `stable`."}
     got = await parity(server, couchdb, [DDOC, A, get("/{db}/_design/d/_view/v", stable="false")])
     assert got.status == 200
+
+
+async def test_all_docs_query_string_over_body(server, couchdb):
+    def post(body: dict, **query: str) -> Req:
+        return Req("POST", "/{db}/_all_docs", tuple(query.items()), body, endpoint="POST /{db}/_all_docs")
+
+    got = await parity(server, couchdb, [A, B, post({"limit": 2}, limit="1")])
+    assert [r["id"] for r in got.body["rows"]] == ["a"]
+    got = await parity(server, couchdb, [A, B, post({"descending": False}, descending="true", limit="1")])
+    assert [r["id"] for r in got.body["rows"]] == ["b"]
+    got = await parity(server, couchdb, [A, post({"include_docs": False}, include_docs="true")])
+    assert got.body["rows"][0]["doc"]["x"] == 1
