@@ -150,6 +150,16 @@ def _options(request: web.Request, body: dict, db, limit: int | None) -> Changes
         opts.selector = body.get("selector")
     elif opts.filter_name == "_view":
         opts.view = q.get("view")
+    # before the filter's design document is looked into: what it holds is not the reader's to learn
+    reader = restricted(request)
+    if reader is not None:
+        opts.visible = visible_info(db, reader)
+        named = opts.view if opts.filter_name == "_view" else opts.filter_name
+        if uses_query_server(opts) and isinstance(named, str) and "/" in named:
+            # a filter of a design document the reader does not see is as missing as that document
+            ddoc = "_design/" + named.split("/", 1)[0]
+            if db.get_docinfo(ddoc) is not None and not visible_id(db, reader, ddoc):
+                raise NotFound("missing")
     build_filter(db, opts)  # errors as proper JSON answers, before anything is sent
     if q.get("feed", "normal") not in ("normal", "longpoll", "continuous", "eventsource", "websocket"):
         raise BadRequest("Supported `feed` types: normal, continuous, live, longpoll, eventsource")
@@ -170,15 +180,6 @@ def _options(request: web.Request, body: dict, db, limit: int | None) -> Changes
             "body": body if body else "undefined",
             "userCtx": {"db": db.name, **request["user_ctx"].as_json()},
         }
-    reader = restricted(request)
-    if reader is not None:
-        opts.visible = visible_info(db, reader)
-        named = opts.view if opts.filter_name == "_view" else opts.filter_name
-        if uses_query_server(opts) and isinstance(named, str) and "/" in named:
-            # a filter of a design document the reader does not see is as missing as that document
-            ddoc = "_design/" + named.split("/", 1)[0]
-            if db.get_docinfo(ddoc) is not None and not visible_id(db, reader, ddoc):
-                raise NotFound("missing")
     return opts
 
 
