@@ -29,6 +29,7 @@ import logging
 from typing import Any
 
 from . import conflict_merge, revtree, scans
+from .background import BackgroundTask
 from .docinfo import DocInfo
 from .errors import CouchError, NotFound
 from .node import pinning_scope
@@ -50,26 +51,13 @@ def live_leaves(info: DocInfo) -> list[str]:
     return [rev for rev in revtree.leaves(info.tree) if not info.tree[rev][1]]
 
 
-class Resolver:
+class Resolver(BackgroundTask):
     """The conflict resolver of one node (started and stopped by the HTTP application)."""
 
     def __init__(self, node: Any) -> None:
         self.node = node
         self.seen: dict[str, tuple[str, int]] = {}  # db name -> (policy as JSON, seq read up to)
         self.resolved = 0  # documents resolved since start (tests and logs read it)
-        self._task: asyncio.Task | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
 
     async def _run(self) -> None:
         feed_seq = self.node.db_updates.seq

@@ -34,6 +34,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from .background import BackgroundTask
 from .errors import CouchError
 from .node import pinning_scope
 from .views import manager as views
@@ -173,26 +174,13 @@ async def compact(node: Any, db: Any) -> None:
         task.done()
 
 
-class Daemon:
+class Daemon(BackgroundTask):
     """The automatic compactor of one node."""
 
     def __init__(self, node: Any) -> None:
         self.node = node
         self.seen: dict[str, int] = {}  # db name -> update seq at its last compaction (or first look)
         self.seen_views: dict[tuple[str, str], int] = {}  # (db name, signature) -> index seq, likewise
-        self._task: asyncio.Task | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
 
     def _interval(self) -> float:
         return max(0.05, _number(self.node.config.get("smoosh", "check_interval"), 30.0))

@@ -25,6 +25,7 @@ import asyncio
 import logging
 from typing import Any
 
+from .background import BackgroundTask
 from .node import pinning_scope
 
 log = logging.getLogger("couchpy.tombstones")
@@ -97,28 +98,15 @@ async def expire(db, now_ms: int | None = None, start: int = 0) -> tuple[int, in
         start = reached
 
 
-class Daemon:
+class Daemon(BackgroundTask):
     """Expires tombstones now and then (`[couchdb] tombstone_check_interval`, seconds): of every
     database when `[couchdb] tombstone_ttl` is set, else of the open databases with a window of
     their own; a failure on one database is logged and the others go on."""
 
     def __init__(self, node: Any) -> None:
         self.node = node
-        self._task: asyncio.Task | None = None
         # (db name, creation time) -> sequence its last scan reached (see `expire`)
         self._reached: dict[tuple[str, Any], int] = {}
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
 
     def _interval(self) -> float:
         raw = self.node.config.get("couchdb", "tombstone_check_interval")
