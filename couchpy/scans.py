@@ -116,6 +116,22 @@ def count_live_before(db, key: str, descending: bool = False) -> int:
     return n
 
 
+def count_live_before_capped(db, key: str, descending: bool, cap: int) -> int:
+    """`count_live_before`, counting no further than `cap`: a listing whose `offset` CouchDB
+    clamps to its `total_rows` (`_design_docs`) need not count a whole database."""
+    kb, n = key.encode(), 0
+    if cap <= 0:
+        return 0
+    with db.store.read() as txn:
+        for docid, raw in _in_id_order(_entries_from(txn.cursor(db=db._docs), None, descending), descending):
+            if docid <= kb if descending else docid >= kb:
+                break
+            n += raw[:1] == b"L"
+            if n >= cap:
+                break
+    return n
+
+
 def _count_live(entries, start: bytes | None, kb: bytes, descending: bool) -> int:
     """Live documents from a seek at `start`'s group on (ids past `start` passed) up to `kb`
     excluded, in id order."""

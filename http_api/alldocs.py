@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from couchpy import queryvalues
+from couchpy import queryvalues, scans
 from couchpy.attachments import hooks as att_hooks
 from couchpy.docinfo import DocInfo
 from couchpy.errors import BadRequest, QueryParseError
@@ -22,7 +22,11 @@ routes = web.RouteTableDef()
 _BODY_FLAGS = ("descending", "include_docs", "conflicts", "inclusive_end", "update_seq")
 
 
-def _options(request: web.Request, body: dict | None) -> dict:
+def _options(request: web.Request, body: dict | None, members_win: bool = False) -> dict:
+    """A listing's options from the query string and a POST body. For a request's own body the
+    query string wins where both name an option (CouchDB reads the body, then the query string
+    over it); for one query of `/queries` its members win (`members_win`), as each query is read
+    over the query string's parameters."""
     q = request.query
     opts = {
         "descending": params.view_flag(request, "descending"),
@@ -47,7 +51,7 @@ def _options(request: web.Request, body: dict | None) -> dict:
                     value = queryvalues.body_pos_int(value)
                 elif name in _BODY_FLAGS:
                     value = queryvalues.body_bool(value)
-                if name != "keys" and name in q:
+                if name != "keys" and name in q and not members_win:
                     continue  # CouchDB reads the body, then the query string over it
                 opts[name] = value
                 if name == "key":
@@ -57,7 +61,7 @@ def _options(request: web.Request, body: dict | None) -> dict:
     if (opts["keys"] is not None or in_body) and not isinstance(opts["keys"], list):
         where = "body member" if in_body else "parameter"  # CouchDB names the source
         raise BadRequest(f"`keys` {where} must be an array.")
-    opts["startkey"], opts["endkey"] = _key_range(request, body, opts["keys"])
+    opts["startkey"], opts["endkey"] = _key_range(request, body, opts["keys"], members_win)
     return opts
 
 
@@ -65,7 +69,7 @@ def _options(request: web.Request, body: dict | None) -> dict:
 _RANGE = {"key": "key", "startkey": "start", "start_key": "start", "endkey": "end", "end_key": "end"}
 
 
-def _key_range(request: web.Request, body: dict | None, keys: list | None) -> tuple:
+def _key_range(request: web.Request, body: dict | None, keys: list | None, members_win: bool = False) -> tuple:
     """(start, end) as CouchDB parses them: the body's members, then the query string's, each in
     the order given, the last word winning (`key=1&startkey=0` is the range 0..1). With a
     non-empty `keys` they are a 400, except (as CouchDB 3.4.3 answers) around a single key: from
@@ -73,7 +77,7 @@ def _key_range(request: web.Request, body: dict | None, keys: list | None) -> tu
     start = end = None
     setters: list[tuple[str, str]] = []
     sources = [("body", body.items())] if body else []
-    sources.append(("query", request.query.items()))
+    sources.insert(len(sources) if not members_win else 0, ("query", request.query.items()))
     for source, items in sources:
         for name, raw in items:
             kind = _RANGE.get(name)
@@ -205,14 +209,12 @@ def _query(db, opts: dict, prefix: str | None = None) -> dict:
         if prefix is None:
             before = db.count_live_before(start, descending) if start is not None else 0
         else:
-            names = _names(db, prefix)
-            total = len(names)
-            if start is None:
-                before = 0
-            elif descending:
-                before = sum(1 for n in names if n > start)
-            else:
-                before = sum(1 for n in names if n < start)
+            # CouchDB counts every document the id btree holds before the range's start (not only
+            # design documents), then clamps the offset to total_rows
+            total = len(_names(db, prefix))
+            if not isinstance(start, str):
+                start = prefix[:-1] + chr(ord(prefix[-1]) + 1) if descending else prefix
+            before = scans.count_live_before_capped(db, start, descending, total)
         # a skip past the last row leaves the offset at the end (couch_mrview counts the rows
         # it skipped, and there are no more than that)
         offset = total if below_start and descending else min(before + opts["skip"], total)
@@ -272,7 +274,7 @@ async def _handle_queries(request: web.Request, prefix: str | None) -> web.Respo
     sees = visible(request, db)
     results = []
     for q in params.queries(body):
-        opts = _options(request, q)
+        opts = _options(request, q, members_win=True)
         results.append(_query(db, opts, prefix) if sees is None else _restricted_query(db, opts, prefix, sees))
     return json_response({"results": results})
 

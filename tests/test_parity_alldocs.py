@@ -68,3 +68,26 @@ async def test_local_docs_keys_outside_the_namespace_have_no_row(peer, pdb):
         assert await r.json() == {"total_rows": None, "offset": None, "rows": [
             {"key": "_local/nope", "error": "not_found"},
             {"id": "_local/x", "key": "_local/x", "value": {"rev": "0-1"}}]}
+
+
+# (ids in the database, query) -> (total_rows, offset) as CouchDB 3.4.3 answered them: it counts
+# every document before the range's start in the id btree, and clamps the offset to total_rows
+DESIGN_OFFSETS = [
+    (("a", "b", "c", "_design/x", "_design/y"), {"descending": "true"}, (2, 2)),
+    (("a", "_design/x", "_design/y"), {"descending": "true"}, (2, 1)),
+    (("_design/x", "_design/y"), {"descending": "true"}, (2, 0)),
+    (("a", "b", "c", "d", "e", "_design/x", "_design/y", "_design/z"), {"descending": "true"}, (3, 3)),
+    (("A", "B", "_design/x", "a"), {}, (1, 1)),
+    (("A", "B", "_design/x", "a"), {"descending": "true"}, (1, 1)),
+    (("A", "_design/x", "_design/y", "_design/z"), {"startkey": '"_design/y"'}, (3, 2)),
+    (("a", "b", "_design/x", "_design/y", "_design/z"), {"descending": "true", "skip": "1"}, (3, 3)),
+]
+
+
+@pytest.mark.parametrize("ids,query,expected", DESIGN_OFFSETS)
+async def test_design_docs_offset_counts_every_document_before(peer, pdb, ids, query, expected):
+    async with peer.post(f"/{pdb}/_bulk_docs", json={"docs": [{"_id": i} for i in ids]}) as r:
+        assert r.status == 201
+    async with peer.get(f"/{pdb}/_design_docs", params=query) as r:
+        body = await r.json()
+    assert (body["total_rows"], body["offset"]) == expected, body

@@ -20,6 +20,7 @@ def queries(path: str, body, **query: str) -> Req:
     ("/{db}/_all_docs/queries", {"queries": [{}, {"keys": ["b", "z"]}, {"startkey": "b", "limit": 1},
                                              {"descending": True, "skip": 1}]}, {}),
     ("/{db}/_all_docs/queries", {"queries": [{"include_docs": True}, {"limit": 5}]}, {"limit": "2"}),
+    ("/{db}/_all_docs/queries", {"queries": [{"startkey": "b"}, {"endkey": "b"}, {}]}, {"startkey": '"a"'}),
     ("/{db}/_design_docs/queries", {"queries": [{}, {"endkey": "_design/x"}]}, {}),
     ("/{db}/_all_docs/queries", {"queries": []}, {}),
 ])
