@@ -3,10 +3,11 @@ resolver): started on the running event loop, stopped by cancelling it and waiti
 
 from __future__ import annotations
 
+import abc
 import asyncio
 
 
-class BackgroundTask:
+class BackgroundTask(abc.ABC):
     """Subclasses give `_run`, the coroutine that loops until cancelled."""
 
     _task: asyncio.Task | None = None
@@ -23,5 +24,6 @@ class BackgroundTask:
                 pass
             self._task = None
 
+    @abc.abstractmethod
     async def _run(self) -> None:
-        raise NotImplementedError
+        """Loop until cancelled; `stop` is what ends it."""
