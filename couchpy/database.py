@@ -577,10 +577,7 @@ class Database:
         names an attachment the revision it edits does not have (couch_doc:merge_stubs runs
         before anything is written). An edit of a revision that is not there is left to its row's
         conflict."""
-        atts = doc.get("_attachments")
-        if not isinstance(atts, dict) or not isinstance(doc.get("_id"), str) or doc["_id"].startswith("_local/"):
-            return
-        stubs = [name for name, e in atts.items() if isinstance(e, dict) and e.get("stub") is True]
+        stubs = _stub_names(doc)
         if not stubs:
             return
         info = self.get_docinfo(doc["_id"])
@@ -588,21 +585,14 @@ class Database:
         if info is not None and (rev is None and not info.deleted or rev is not None and rev not in info.tree):
             return
         parent = self.read_body(doc["_id"], rev or info.rev) if info is not None else None
-        have = (parent or {}).get("_attachments") or {}
-        for name in stubs:
-            given = atts[name].get("revpos")
-            if name not in have or given is not None and given != have[name].get("revpos"):
-                raise PreconditionFailed(f"Invalid attachment stub in {doc['_id']} for {name}", error="missing_stub")
+        _match_stubs(doc, stubs, parent)
 
     def check_replicated_stubs(self, doc: dict) -> None:
         """As `check_stubs`, for a replicated revision (`new_edits=false`): its stubs must name
         attachments of the nearest revision of its history this database has (couch_db merges
         the stubs with that revision's before writing anything). A revision already there is
         passed by."""
-        atts = doc.get("_attachments")
-        if not isinstance(atts, dict) or not isinstance(doc.get("_id"), str) or doc["_id"].startswith("_local/"):
-            return
-        stubs = [name for name, e in atts.items() if isinstance(e, dict) and e.get("stub") is True]
+        stubs = _stub_names(doc)
         if not stubs:
             return
         path = docrules.revisions_path(doc)
@@ -615,11 +605,7 @@ class Database:
             parent = self.read_body(doc["_id"], rev) if rev in info.tree else None
             if parent is not None:
                 break
-        have = (parent or {}).get("_attachments") or {}
-        for name in stubs:
-            given = atts[name].get("revpos")
-            if name not in have or given is not None and given != have[name].get("revpos"):
-                raise PreconditionFailed(f"Invalid attachment stub in {doc['_id']} for {name}", error="missing_stub")
+        _match_stubs(doc, stubs, parent)
 
     async def bulk_docs(self, docs: list, new_edits: bool = True, body_size: int | None = None) -> list[dict]:
         """CouchDB `_bulk_docs`: one result per document (only failures when new_edits=false).
@@ -846,6 +832,26 @@ def _sync():
         raise RuntimeError("embedded sync needs the replicator: `import couchpy_sync` first "
                            "(or open the node with couchpy_sync.open(path))")
     return sync_provider
+
+
+def _stub_names(doc: dict) -> list[str]:
+    """The attachments a written document gives as stubs; none for a `_local` one (it has no
+    attachments to merge with) or one without a string `_id` (its own validation refuses it)."""
+    atts = doc.get("_attachments")
+    if not isinstance(atts, dict) or not isinstance(doc.get("_id"), str) or doc["_id"].startswith("_local/"):
+        return []
+    return [name for name, e in atts.items() if isinstance(e, dict) and e.get("stub") is True]
+
+
+def _match_stubs(doc: dict, stubs: list[str], parent: dict | None) -> None:
+    """412 missing_stub unless every stub names an attachment of `parent` (the revision the stubs
+    are merged with), at its revpos when the stub gives one."""
+    atts = doc["_attachments"]
+    have = (parent or {}).get("_attachments") or {}
+    for name in stubs:
+        given = atts[name].get("revpos")
+        if name not in have or given is not None and given != have[name].get("revpos"):
+            raise PreconditionFailed(f"Invalid attachment stub in {doc['_id']} for {name}", error="missing_stub")
 
 
 def _ignore_result(fut: asyncio.Future) -> None:
