@@ -450,4 +450,4 @@ async def test_concurrent_first_requests_open_one_index(node):
                                    *[manager.info(node, db, "s", "idx") for _ in range(3)])
     for r in results[:6]:
         assert sorted(ids(r)) == ["a", "c", "d"]
-    assert len({id(manager._db_indexes(db)[k]) for k in manager._db_indexes(db)}) == 1
+    assert len({id(manager._indexes.of(db)[k]) for k in manager._indexes.of(db)}) == 1

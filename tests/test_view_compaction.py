@@ -100,7 +100,7 @@ async def test_a_copy_left_by_a_crash_is_recovered_or_dropped(node, tmp_path):
     (views / f"{sig}.compact").mkdir()
     ix.store.env.copy(str(views / f"{sig}.compact"), compact=True)
     ix.close()
-    manager._db_indexes(db).clear()
+    manager._indexes.of(db).clear()
     (views / sig).rename(views / f"{sig}.old")
     assert await answers(node, db) == expected
     assert sorted(p.name for p in views.iterdir()) == [sig]

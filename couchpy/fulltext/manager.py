@@ -8,33 +8,16 @@ takes its indexes, which live inside its directory, with it) and keyed by signat
 from __future__ import annotations
 
 import asyncio
-import shutil
-import weakref
 from typing import Any
 
 from ..errors import NotFound
+from ..index_cache import IndexCache, design_signatures, remove_unused_dirs
 from ..views import manager as views
 from . import params
 from .index import FullTextIndex
 from .params import IndexSpec, SearchArgs
 
-_indexes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _db_indexes(db: Any) -> dict[str, FullTextIndex]:
-    idx = _indexes.get(db)
-    if idx is None:
-        idx = {}
-        _indexes[db] = idx
-
-        def close() -> None:
-            for ix in list(idx.values()):
-                if isinstance(ix, FullTextIndex):
-                    ix.close()
-            idx.clear()
-
-        db.add_close_hook(close)
-    return idx
+_indexes = IndexCache()  # signature -> FullTextIndex (or the Future of one opening), per open database
 
 
 def spec_of(db: Any, ddoc_name: str, index_name: str) -> IndexSpec:
@@ -51,7 +34,7 @@ def spec_of(db: Any, ddoc_name: str, index_name: str) -> IndexSpec:
 async def open_index(node: Any, db: Any, spec: IndexSpec) -> FullTextIndex:
     """The open index of `spec`; opened once however many requests ask at the same time (two
     objects opening one directory at once would each create it)."""
-    cache = _db_indexes(db)
+    cache = _indexes.of(db)
     while True:
         ix = cache.get(spec.sig)
         if isinstance(ix, asyncio.Future):
@@ -128,31 +111,8 @@ async def info(node: Any, db: Any, ddoc_name: str, index_name: str) -> dict:
     return {"name": f"{docid}/{index_name}", "search_index": ix.info()}
 
 
-def _live_signatures(db: Any) -> set[str]:
-    sigs: set[str] = set()
-    for info in db.iter_docinfos(start="_design/", end="_design0", inclusive_end=False):
-        if info.deleted:
-            continue
-        try:
-            sigs |= {s.sig for s in params.parse_indexes(db.get(info.id)).values()}
-        except Exception:
-            continue
-    return sigs
-
-
 async def cleanup(node: Any, db: Any) -> None:
     """Remove the index directories no design document uses (part of `_view_cleanup`)."""
-    live = _live_signatures(db)
-    cache = _db_indexes(db)
-    for sig in list(cache):
-        if sig not in live:
-            ix = cache.pop(sig)
-            if isinstance(ix, FullTextIndex):
-                ix.close()
-    root = db.directory / "nouveau"
-    if not root.exists():
-        return
-    loop = asyncio.get_running_loop()
-    for d in root.iterdir():
-        if d.is_dir() and d.name not in live:
-            await loop.run_in_executor(None, shutil.rmtree, d, True)
+    live = design_signatures(db, lambda doc: (spec.sig for spec in params.parse_indexes(doc).values()))
+    _indexes.drop_unused(db, live)
+    await remove_unused_dirs(db.directory / "nouveau", live, lambda name: name)

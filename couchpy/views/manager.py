@@ -8,7 +8,6 @@ node, built from the node's configuration on first use.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import weakref
 from typing import Any
 
@@ -16,6 +15,7 @@ from ..attachments import hooks as att_hooks
 from ..errors import BadRequest, NotFound
 from ..fulltext import params as nouveau_params
 from ..fulltext.index import wrap_source as nouveau_source
+from ..index_cache import IndexCache, design_signatures, remove_unused_dirs
 from ..query_server import QueryServerPool, ViewFunctions
 from . import args as qargs
 from . import ddoc as ddocs
@@ -27,7 +27,7 @@ LOOP_ROWS = 1000
 LOOP_ROWS_DOCS = 200
 
 _pools: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_indexes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_indexes = IndexCache()  # signature -> ViewIndex, per open database
 
 
 def pool_for(node: Any) -> QueryServerPool:
@@ -41,21 +41,6 @@ def pool_for(node: Any) -> QueryServerPool:
 def set_pool(node: Any, pool: QueryServerPool) -> None:
     """Use a specific pool for a node (tests, embedding)."""
     _pools[node] = pool
-
-
-def _db_indexes(db: Any) -> dict[str, ViewIndex]:
-    idx = _indexes.get(db)
-    if idx is None:
-        idx = {}
-        _indexes[db] = idx
-
-        def close() -> None:
-            for ix in list(idx.values()):
-                ix.close()
-            idx.clear()
-
-        db.add_close_hook(close)
-    return idx
 
 
 def load_ddoc(db: Any, name: str) -> dict:
@@ -109,7 +94,7 @@ def _index_for_spec(node: Any, db: Any, spec: ddocs.DesignSpec) -> ViewIndex:
     pool = pool_for(node)
     if spec.language != "query":
         pool.check_language(spec.language)
-    cache = _db_indexes(db)
+    cache = _indexes.of(db)
     ix = cache.get(spec.sig)
     if ix is None or ix.closed:
         ix = ViewIndex(db, spec, pool)
@@ -206,40 +191,22 @@ async def view_info(node: Any, db: Any, ddoc_name: str) -> dict:
     return {"name": ddoc_name.removeprefix("_design/"), "view_index": info}
 
 
-def _live_signatures(db: Any) -> set[str]:
-    sigs = set()
-    for info in db.iter_docinfos(start="_design/", end="_design0", inclusive_end=False):
-        if info.deleted:
-            continue
-        try:
-            doc = db.get(info.id)
-            sigs.add(ddocs.parse(doc, db.partitioned).sig)
-        except Exception:
-            continue
-    return sigs
-
-
 async def cleanup(node: Any, db: Any) -> None:
     """Remove index directories no design document uses any more (`_view_cleanup`)."""
-    live = _live_signatures(db)
-    cache = _db_indexes(db)
-    for sig in list(cache):
-        if sig not in live:
-            cache.pop(sig).close()
-    root = db.directory / "views"
-    if not root.exists():
-        return
-    loop = asyncio.get_running_loop()
-    for d in root.iterdir():
-        # `<sig>.compact` and `<sig>.old` are a compaction's, in progress or cut short
-        sig = d.name.split(".")[0]
-        if d.is_dir() and len(sig) == 32 and sig not in live:
-            await loop.run_in_executor(None, shutil.rmtree, d, True)
+    live = design_signatures(db, lambda doc: (ddocs.parse(doc, db.partitioned).sig,))
+    _indexes.drop_unused(db, live)
+    await remove_unused_dirs(db.directory / "views", live, _view_dir_signature)
+
+
+def _view_dir_signature(name: str) -> str | None:
+    # `<sig>.compact` and `<sig>.old` are a compaction's, in progress or cut short
+    sig = name.split(".")[0]
+    return sig if len(sig) == 32 else None
 
 
 def open_indexes(db: Any) -> list[ViewIndex]:
     """The view indexes of `db` open now (automatic compaction looks at these)."""
-    return [ix for ix in _db_indexes(db).values() if not ix.closed]
+    return [ix for ix in _indexes.of(db).values() if not ix.closed]
 
 
 async def compact(node: Any, db: Any, ddoc_name: str) -> None:
