@@ -23,7 +23,6 @@ from couchpy import jsonutil
 from couchpy.errors import BadRequest, NotFound
 from replicator import filter_code
 from replicator import params as params_mod
-from replicator import repid
 from replicator.errors import AuthError, DbNotFound, ReplicationError
 from replicator.replicator_db import DBNAME, DocState
 from replicator.scheduler import Job
@@ -46,7 +45,7 @@ async def post_replicate(request: web.Request) -> web.Response:
     params = await filter_code.resolved(params_mod.parse(await _body(request)), node)
     sched = replicator.get_scheduler(node)
     if params.cancel:
-        rid = params.replication_id or repid.replication_id(params.source, params.target, params.id_options())
+        rid = params.replication_id or sched.replication_id(params)
         job = sched.get(rid)
         if job is None:
             raise NotFound(f"Replication `{rid}` not found", "not_found")

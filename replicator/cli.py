@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import socket
 import sys
 import time
 from typing import Any, TextIO
@@ -149,6 +150,8 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
             return 2
     try:
         params = params_mod.parse(_body(ns))
+        # no node runs it: the host does (a "localhost" URL names another database on another host)
+        params.node_uuid = f"host:{socket.gethostname()}"
     except CouchError as exc:
         err.write(f"couchpy replicate: {exc.reason}\n")
         return 2

@@ -34,10 +34,13 @@ class ReplicationParams:
     retries_per_request: int = 5
     cancel: bool = False
     replication_id: str | None = None
+    node_uuid: str = ""  # the node running it (set by its scheduler): part of the id, see repid
+
 
     def id_options(self) -> dict[str, Any]:
         """The options that enter the replication id (see repid)."""
         return {
+            "node": self.node_uuid,
             "continuous": self.continuous,
             "create_target": self.create_target,
             "doc_ids": self.doc_ids,

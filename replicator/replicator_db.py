@@ -22,7 +22,6 @@ from couchpy.jsonutil import dumps_sorted
 
 from . import filter_code
 from . import params as params_mod
-from . import repid
 from .scheduler import Job, Scheduler, display_endpoint, iso
 
 log = logging.getLogger("couchpy.replicator")
@@ -151,7 +150,7 @@ class ReplicatorDb:
         ds = DocState(info.id, "initializing", None, fp, doc)
         self.docs[info.id] = ds
         params = await filter_code.resolved(params, self.node)
-        existing = self.scheduler.get(repid.replication_id(params.source, params.target, params.id_options()))
+        existing = self.scheduler.get(self.scheduler.replication_id(params))
         if existing is not None and existing.doc_id not in (None, info.id) and existing.state not in ("completed", "failed"):
             ds.state, ds.reason = "failed", f"Replication `{existing.rep_id}` specified by document `{info.id}` already started, triggered by document `{existing.doc_id}` from db `{DBNAME}`"
             return

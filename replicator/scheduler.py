@@ -156,10 +156,16 @@ class Scheduler:
         if self._rotator is None:
             self._rotator = asyncio.get_running_loop().create_task(self._rotate_forever())
 
+    def replication_id(self, params: ReplicationParams) -> str:
+        """The id of `params` run by this node (which it stamps with the node's uuid)."""
+        if self.node is not None and not params.node_uuid:
+            params.node_uuid = self.node.uuid
+        return repid.replication_id(params.source, params.target, params.id_options())
+
     def add(self, params: ReplicationParams, *, database: str | None = None, doc_id: str | None = None,
             restart: bool = True, user: str | None = None) -> Job:
         """Schedule a replication; an identical one already scheduled is returned instead."""
-        rid = repid.replication_id(params.source, params.target, params.id_options())
+        rid = self.replication_id(params)
         existing = self.jobs.get(rid)
         if existing is not None and existing.state not in ("completed", "failed"):
             return existing

@@ -15,7 +15,6 @@ import random
 import time
 from dataclasses import asdict
 
-import pytest
 
 from tests.netemtrial import trial
 from tests.netns import Netns
@@ -23,10 +22,6 @@ from tests.netns import Netns
 ROUNDS = int(os.environ.get("NETEM_ROUNDS", "5"))
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "open finding, docs/reliability.md: the checkpoint-kill check fails in about one trial in four "
-    "(the target lacks the newest revision of a few documents at or before the checkpoint it "
-    "acknowledged); not yet told apart from a race in the check"))
 async def test_three_nodes_converge_through_loss_reordering_cuts_and_kills(tmp_path):
     seed = int(os.environ.get("NETEM_SEED", random.randrange(1 << 32)))
     print("seed", seed)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import random
 
 from hypothesis import given, settings
@@ -22,12 +24,31 @@ ids = st.lists(st.text(min_size=1, max_size=5), max_size=6, unique=True)
 # ---------------------------------------------------------------- replication ids
 
 
-def test_id_ignores_credentials_slash_and_default_port():
+def test_id_ignores_password_slash_and_default_port():
     a = base_id("http://u:p@Host:80/db/", "http://127.0.0.1:5984/t")
-    b = base_id("http://other:secret@host/db", "http://127.0.0.1:5984/t/")
+    b = base_id("http://u:secret@host/db", "http://127.0.0.1:5984/t/")
     assert a == b
     assert len(a) == 32 and int(a, 16) >= 0
-    assert normalize_endpoint({"url": "http://a:b@h:5984/x/"}) == "http://h:5984/x"
+
+
+def test_id_names_the_user_however_given():
+    """As CouchDB's version 4 ids: another user may see other documents."""
+    url = base_id("http://u:p@host/db", "t")
+    assert base_id({"url": "http://host/db", "auth": {"basic": {"username": "u", "password": "x"}}}, "t") == url
+    header = "Basic " + base64.b64encode(b"u:y").decode()
+    assert base_id({"url": "http://host/db", "headers": {"Authorization": header}}, "t") == url
+    assert base_id("http://v:p@host/db", "t") != url
+    assert base_id("http://host/db", "t") != url
+
+
+def test_id_names_the_node_running_it():
+    """Two nodes pushing their own "http://127.0.0.1:5984/db" to one peer copy different
+    databases: one checkpoint document for both would have each overwrite the other's claim."""
+    src, tgt = "http://admin:a@127.0.0.1:5984/db", "http://admin:b@10.0.0.2:5984/db"
+    one, two = base_id(src, tgt, {"node": "uuid-1"}), base_id(src, tgt, {"node": "uuid-2"})
+    assert one != two
+    assert base_id(src, tgt, {"node": "uuid-1", "continuous": True}) == one
+    assert normalize_endpoint({"url": "http://a:b@h:5984/x/"}) == "http://a@h:5984/x"
 
 
 def test_id_differs_by_source_target_and_direction():
