@@ -35,7 +35,7 @@ from . import (access, bodycodec, compactor, docrules, envswap, jsonutil, longke
 from .attachments import hooks as att_hooks
 from .attachments import migrate as att_migrate
 from .docinfo import DocInfo, body_key, docs_key, local_id, local_key, splice_doc
-from .errors import BadRequest, CouchError, NotFound, PreconditionFailed, TooLarge
+from .errors import BadRequest, CouchError, NotFound, PreconditionFailed, TooLarge, Unavailable
 from .storage import Store
 from .updates import META_KEY
 from .waiters import Waiters
@@ -560,6 +560,7 @@ class Database:
         if refused is not None:
             validation.note_writes(self, [doc], [refused])
             raise refused
+        self._refuse_if_fenced([doc])
         fut = self.writer.submit([doc], new_edits, new_edits and validation.checks_skipped(self, [doc]))
         if batch:
             fut.add_done_callback(_ignore_result)
@@ -571,6 +572,15 @@ class Database:
         if not new_edits and result is None:
             return {"ok": True, "id": doc["_id"], "rev": docrules.revisions_path(doc)[0]}
         return result
+
+    def _refuse_if_fenced(self, docs: list[dict]) -> None:
+        """A fenced database (Node.fence) takes no document writes. Checked right before the
+        writer is handed the documents, with no await in between, so that a fence set while a
+        request was being prepared still stops it, and `fence` draining the writer covers every
+        write that got past this."""
+        reason = self.node.fence_reason(self.name)
+        if reason is not None and any(not d["_id"].startswith("_local/") for d in docs):
+            raise Unavailable(reason)
 
     def check_stubs(self, doc: dict) -> None:
         """CouchDB refuses a whole `_bulk_docs` request (412 missing_stub) when an edit's stub
@@ -646,6 +656,7 @@ class Database:
                        key=lambda i: prepared[i]["_id"].encode())
         batch = [prepared[i] for i in order]
         adopt = new_edits and validation.checks_skipped(self, batch)
+        self._refuse_if_fenced(batch)
         written = dict(zip(order, await self.writer.submit(batch, new_edits, adopt) if order else []))
         validation.note_writes(self, docs, [written.get(i, d) for i, d in enumerate(prepared)])
         out: list[dict] = []

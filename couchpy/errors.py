@@ -66,6 +66,14 @@ class UnsupportedMediaType(CouchError):
     status, error = 415, "bad_content_type"
 
 
+class Unavailable(CouchError):
+    """A write refused for a while (the client retries, elsewhere or later): CouchDB answers 503
+    when it disables updates for a time (its security migration), and its replicator, PouchDB
+    and HAProxy's `retry-on 503` retry a 503."""
+
+    status, error = 503, "unavailable"
+
+
 class InvalidDatabaseName(BadRequest):
     error = "illegal_database_name"
 

@@ -103,6 +103,9 @@ class Node:
         # awaited first by `aclose` (subsystems living on this node, such as embedded sync's
         # replications, stop while its databases are still open)
         self.before_close: list = []
+        # databases whose documents take no more writes, name -> the reason a refused writer is
+        # given: a cluster copy leaving this node, which must hold still while it is drained
+        self._fences: dict[str, str] = {}
         self._trash = self.path / ".trash"
         shutil.rmtree(self._trash, ignore_errors=True)  # leftovers of deletions cut short
 
@@ -135,6 +138,21 @@ class Node:
 
     def exists(self, name: str) -> bool:
         return name in self._open or self._lookup(name) is not None
+
+    async def fence(self, name: str, reason: str) -> None:
+        """From now on refuse every write of documents (`_local` ones excepted: they never leave a
+        copy) to `name`, and wait until the writes accepted before are committed: once this
+        returns, what the database's documents hold changes no more until `unfence`."""
+        self._fences[name] = reason
+        db = self._open.get(name)
+        if db is not None:
+            await db.writer.drain()
+
+    def unfence(self, name: str) -> None:
+        self._fences.pop(name, None)
+
+    def fence_reason(self, name: str) -> str | None:
+        return self._fences.get(name)
 
     def get_db(self, name: str) -> Database:
         db = self._open.get(name)

@@ -32,7 +32,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -57,6 +57,9 @@ PROBE_TIMEOUT = 2.0
 CONFIRM_TIMEOUT = 10.0
 REBALANCE_INTERVAL = 2.0
 SEEN_NODES = "_local/cluster-nodes"  # in _dbs: the node list this node last rebalanced for
+# what a client writing to a copy that is leaving this node is told (503: it retries)
+LEAVING = ("This node's copy of the database is being removed (the database moved to other nodes): "
+           "write through another node, or again in a moment.")
 
 
 def _db_url(base: str, name: str) -> str:
@@ -81,6 +84,10 @@ class ClusterAgent:
         # (continuous feeds), the bytes passed on as they are
         self.forward_session: aiohttp.ClientSession | None = None
         self.quorum = Quorum(self)
+        # awaited at each point of a move where a crash or a client's write matters (the move's
+        # record just written, its copy checked, ...): fault-injection for tests, which stop the
+        # agent or write to a copy exactly there; `step(point, database)`
+        self.step_hook: Callable[[str, str], Awaitable[None]] | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -291,10 +298,16 @@ class ClusterAgent:
         rec = self.record(name)
         held = rebalance.holders(rec) if rec is not None else set()
         mine = self.me.name in held
-        if mine and self.me.name not in rec["nodes"] + rec.get("moving", []) and not self.node.exists(name):
+        serving = rec is not None and self.me.name in rec["nodes"] + rec.get("moving", [])
+        if mine and not serving and not self.node.exists(name):
             mine = False  # a leaving copy already removed is never made again
         defined = set(self.cdef.names)
-        wanted = {p for p in held if p != self.me.name and p in defined} if mine else set()
+        # a leaving copy takes nothing more, from clients (fenced) or from the other copies (no
+        # pulls): it holds still while the replicas take what it has (see _leave)
+        leaving = mine and not serving
+        if leaving:
+            await self.node.fence(name, LEAVING)
+        wanted = {p for p in held if p != self.me.name and p in defined} if mine and not leaving else set()
         for (db_name, peer_name), rid in list(self.jobs.items()):
             if db_name == name and peer_name not in wanted:
                 del self.jobs[(db_name, peer_name)]
@@ -303,9 +316,14 @@ class ClusterAgent:
             if self.node.exists(name):
                 with contextlib.suppress(NotFound):
                     await self.node.delete_db(name)
+            self.node.unfence(name)  # a database of this name made again takes writes
             return
         if not mine:
+            if not self.node.exists(name):
+                self.node.unfence(name)
             return
+        if serving:
+            self.node.unfence(name)
         with pinning_scope():
             try:
                 db = self.node.get_db(name)
@@ -438,6 +456,7 @@ class ClusterAgent:
                     if self._drives(rec) and await self._caught_up(name, rec, defined):
                         log.info("%s: new copies caught up on %s", name, ", ".join(rebalance.new_copies(rec)))
                         await self._rewrite(rebalance.switch(rec, defined))
+                        await self._step("switched", name)
                 elif self.me.name in rec.get("leaving", ()):
                     await self._leave(name, rec)
                 elif self.rebalancing:
@@ -450,9 +469,14 @@ class ClusterAgent:
                         else:
                             log.info("%s: moving from %s to %s", name, rec["nodes"], target)
                             await self._rewrite(begun)
+                            await self._step("started", name)
         if self.rebalancing and all_begun:
             await self._note_nodes()
             self.rebalancing = False
+
+    async def _step(self, point: str, name: str) -> None:
+        if self.step_hook is not None:
+            await self.step_hook(point, name)
 
     async def _rewrite(self, rec: dict[str, Any]) -> dict[str, Any]:
         await self._write_record(rec)
@@ -482,23 +506,33 @@ class ClusterAgent:
         return True
 
     async def _leave(self, name: str, rec: dict[str, Any]) -> None:
-        """This node's copy is no longer a replica: remove it once every replica holds all of it."""
+        """This node's copy is no longer a replica: remove it once every replica holds all of it.
+
+        The copy is fenced first (Node.fence: document writes refused, those already taken
+        committed) and its own pulls stopped, so that what the check below finds the replicas
+        hold is all the copy will ever hold: a client writing straight to this node after the
+        check is refused (503, and retries) instead of being acknowledged into a copy about to go.
+        """
         if self.node.exists(name):
             if not set(rec["nodes"]) <= set(self.live_nodes()):
                 return
+            for (db_name, peer_name), rid in list(self.jobs.items()):
+                if db_name == name:
+                    del self.jobs[(db_name, peer_name)]
+                    await replicator.get_scheduler(self.node).remove(rid)
+            await self.node.fence(name, LEAVING)
             leaves = await self._leaves(self.me, name)
             if leaves is None:
                 return
             for dst in rec["nodes"]:
                 if not await self._holds_all(self.cdef.node(dst), name, leaves):
                     return
-            for (db_name, peer_name), rid in list(self.jobs.items()):
-                if db_name == name:
-                    del self.jobs[(db_name, peer_name)]
-                    await replicator.get_scheduler(self.node).remove(rid)
+            await self._step("drained", name)
             with contextlib.suppress(NotFound):
                 await self.node.delete_db(name)
+            self.node.unfence(name)  # the copy is gone: one made here again later takes writes
             log.info("%s: copy removed, every replica holds it", name)
+            await self._step("removed", name)
         await self._rewrite(rebalance.left(rec, self.me.name))
 
     async def _leaves(self, peer, name: str) -> dict[str, list[str]] | None:
