@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 import replicator
@@ -183,3 +184,68 @@ def test_a_write_to_the_leaving_copy_after_its_drain_check_is_not_lost(tmp_path)
 
     asyncio.run(main())
 
+
+async def _write(s: aiohttp.ClientSession, base: str, db: str, doc_id: str, written: set[str],
+                 *, until_taken: float = 0.0) -> int:
+    """One write; acknowledged ones are noted. `until_taken`: seconds to keep retrying a refusal
+    (a copy not made yet answers 404, a fenced one 503)."""
+    deadline = time.monotonic() + until_taken
+    while True:
+        async with s.put(f"{base}/{db}/{doc_id}", json={"w": doc_id}) as r:
+            await r.read()
+            if r.status in (201, 202):
+                written.add(doc_id)
+                return r.status
+            if time.monotonic() >= deadline:
+                return r.status
+        await asyncio.sleep(0.2)
+
+
+@pytest.mark.parametrize("point", ["started", "switched", "drained", "removed"])
+def test_a_move_goes_on_from_its_record_after_the_node_driving_it_stops(tmp_path, point):
+    """node1 drives the move and holds the copy that leaves. It is stopped right after the step
+    `point` (its agent held there, then the whole node closed: server, agent, replications,
+    databases), clients write to both nodes while it is down, and it is started again from its
+    data directory with nothing but what is on disk: the move finishes from the `_dbs` record,
+    no acknowledged write is lost, and node1's copy is still there whenever the move stopped
+    before its removal."""
+    db = _moving_name()
+    pair = Pair(tmp_path)
+    reached = asyncio.Event()
+
+    async def go():
+        async with aiohttp.ClientSession(auth=aiohttp.BasicAuth("admin", pair.password),
+                                         timeout=aiohttp.ClientTimeout(total=30)) as s:
+
+            async def hold_at(step: str, name: str) -> None:
+                if step == point and name == db:
+                    reached.set()
+                    await asyncio.Event().wait()  # held here until the node is stopped
+
+            await pair.a.start(hook=hold_at)
+            written: set[str] = set()
+            await _prepare(pair, s, db, written)
+            await asyncio.wait_for(reached.wait(), 60)
+            # node1's copy goes only at the last step, and only then
+            assert pair.a.node.exists(db) == (point != "removed")
+            # a client writing to node1 meanwhile: taken while its copy serves, refused while it is
+            # leaving, passed on to node2 once it is gone
+            status = await _write(s, pair.a.base, db, "to-node1-at-step", written)
+            assert status == {"started": 201, "removed": 201}.get(point, 503), status
+            await pair.a.stop()
+            # node2 takes writes while node1 is down (its copy being seeded, or the replica)
+            assert await _write(s, pair.b.base, db, "to-node2-while-down", written, until_taken=10) in (201, 202)
+            await pair.a.start()  # no hook: the move goes on by itself
+            await _moved(pair, s, db, time.monotonic() + 90)
+            await _write(s, pair.a.base, db, "to-node1-after", written, until_taken=10)
+            assert "to-node1-after" in written  # passed on to node2
+            await _all_on_node2(pair, s, db, written)
+            assert not pair.a.node.exists(db)
+
+    async def main():
+        try:
+            await asyncio.wait_for(go(), 200)
+        finally:
+            await pair.close()
+
+    asyncio.run(main())
