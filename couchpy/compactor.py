@@ -30,7 +30,7 @@ from typing import Any
 import lmdb
 import orjson
 
-from . import bodycodec, envswap, jsonutil, sizes, timeseq
+from . import bodycodec, envswap, jsonutil, partition_sizes, partitions, sizes, timeseq
 from .attachments.access import blobs_for
 from .attachments.blobstore import RECORD_PREFIXES, SUBDB as ATTACHMENTS, BlobMeta, _ckey, _ukey
 from .attachments.codec import md5_of_digest
@@ -40,7 +40,7 @@ from .updates import META_KEY
 
 CHUNK = 500  # documents per read transaction of the live environment
 FINAL_BELOW = 500  # changes left over for the exclusive phase
-KNOWN = {"docs", "seqs", "bodies", "local", "meta", ATTACHMENTS}
+KNOWN = {"docs", "seqs", "bodies", "local", "meta", ATTACHMENTS, partition_sizes.SUBDB}
 _SEQ = struct.Struct(">Q")
 
 Progress = Callable[[dict[str, Any]], None]
@@ -84,6 +84,9 @@ class Compactor:
         self.codec = bodycodec.PLAIN  # how the copy stores bodies (see `_train`)
         self.live_bodies = 0  # key and value bytes of the bodies in the copy
         self.blobs: set[bytes] = set()  # md5s of the blobs in the copy
+        # each partition's counts in the copy (couchpy.partition_sizes): recounted, since the
+        # copy stores bodies its own way (sizes.active)
+        self.partitions: dict[str, partition_sizes.Counts] | None = {} if db.partitioned else None
         self._wanted: set[bytes] = set()  # md5s the copied bodies refer to
         self.done = 0
         self.total = 0
@@ -167,6 +170,10 @@ class Compactor:
         return out
 
     def _note_bodies(self, doc: _Doc, sign: int = 1) -> None:
+        if self.partitions is not None and (partition := partitions.partition_of(doc.info.id)) is not None:
+            counts = partition_sizes.doc_counts(doc.info.deleted, doc.bodies)
+            self.partitions[partition] = self.partitions.get(partition, partition_sizes.ZERO) + (
+                counts if sign > 0 else -counts)
         for key, json, stored in doc.bodies:
             self.external += sign * sizes.body_external(json)
             self.live_bodies += sign * sizes.stored(key, stored)
@@ -295,10 +302,15 @@ class Compactor:
         meta = jsonutil.loads(raw) if raw is not None else dict(self.db.meta)  # never written yet
         meta["external_size"] = self.external
         meta["live_body_size"] = self.live_bodies
+        if self.partitions is not None:
+            meta[partition_sizes.READY] = True
         packed = jsonutil.dumps(meta)
         dictionary = self.codec.dictionary
+        totals = self.partitions
 
         def put_meta(t: lmdb.Transaction) -> None:
+            if totals is not None:
+                partition_sizes.write_all(t, self._h(self.dst, partition_sizes.SUBDB), totals)
             t.put(META_KEY, packed, db=self._h(self.dst, "meta"))
             if dictionary is None:
                 t.delete(bodycodec.DICT_KEY, db=self._h(self.dst, "meta"))

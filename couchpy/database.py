@@ -30,8 +30,8 @@ from typing import Any
 import lmdb
 import orjson
 
-from . import (access, bodycodec, compactor, docrules, envswap, jsonutil, longkeys, partitions, purge,
-               replication_owners, revtree, scans, security, sizes, timeseq, updates, users, validation)
+from . import (access, bodycodec, compactor, docrules, envswap, jsonutil, longkeys, partition_sizes, partitions,
+               purge, replication_owners, revtree, scans, security, timeseq, updates, users, validation)
 from .attachments import hooks as att_hooks
 from .attachments import migrate as att_migrate
 from .docinfo import DocInfo, body_key, docs_key, local_id, local_key, splice_doc
@@ -50,7 +50,8 @@ log = logging.getLogger("couchpy.database")
 # and `sync(db, url, **options)`).
 sync_provider: Any = None
 
-SUBDBS = ("docs", "seqs", "bodies", "local", "meta", "attachments", purge.SUBDB, timeseq.SUBDB)
+SUBDBS = ("docs", "seqs", "bodies", "local", "meta", "attachments", purge.SUBDB, timeseq.SUBDB,
+          partition_sizes.SUBDB)
 
 
 class Database:
@@ -160,25 +161,30 @@ class Database:
         }
 
     def partition_info(self, partition: str) -> dict:
-        """A partition's counts and sizes (as the database's, counted over its documents): the
-        partition's id range is read through, so this costs the partition's size, not the
-        database's."""
-        lo, hi = partitions.id_range(partition)
-        live = deleted = external = active = 0
-        for info in self.iter_docinfos(lo, hi, False, False):
-            if info.deleted:
-                deleted += 1
-            else:
-                live += 1
+        """A partition's counts and sizes, from its record (couchpy.partition_sizes); a database
+        whose records are not built yet counts the partition's id range instead."""
+        if self.meta.get(partition_sizes.READY):
             with self.store.read() as txn:
+                counts = partition_sizes.read(txn, self.store.db(partition_sizes.SUBDB), partition)
+        else:
+            counts = self._count_partition(partition)
+        return {"sizes": {"active": counts.active, "external": counts.external}, "partition": partition,
+                "doc_count": counts.doc_count, "doc_del_count": counts.doc_del_count}
+
+    def _count_partition(self, partition: str) -> partition_sizes.Counts:
+        """A partition's counts read from its documents (its id range, never the database's)."""
+        lo, hi = partitions.id_range(partition)
+        total = partition_sizes.ZERO
+        for info in self.iter_docinfos(lo, hi, False, False):
+            with self.store.read() as txn:
+                bodies = []
                 for leaf in info.leaves():
                     key = body_key(info.id, leaf)
                     raw = txn.get(key, db=self._bodies)
                     if raw is not None:
-                        external += sizes.body_external(self.codec.decode(raw))
-                        active += sizes.stored(key, raw)
-        return {"sizes": {"active": active, "external": external}, "partition": partition,
-                "doc_count": live, "doc_del_count": deleted}
+                        bodies.append((key, self.codec.decode(raw), raw))
+            total = total + partition_sizes.doc_counts(info.deleted, bodies)
+        return total
 
     def _active_size(self) -> int:
         live = self.meta.get("live_body_size")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import orjson
 
-from . import jsonutil, security
+from . import jsonutil, partition_sizes, security
 from .config import Config
 from .database import Database
 from .db_updates import CREATED, DELETED, DbUpdates
@@ -200,6 +200,7 @@ class Node:
             db.meta["access"] = True  # per-document access control (couchpy.access), for good
         if partitioned:
             db.meta["props"] = {"partitioned": True}
+            db.meta[partition_sizes.READY] = True  # no documents: every partition's record is right
         db.store.write(lambda txn: txn.put(META_KEY, jsonutil.dumps(db.meta), db=db._meta_db))
         entry = orjson.dumps({"dir": dirname, "created": time.time()})
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import lmdb
 import orjson
 
-from . import jsonutil, revtree, sizes
+from . import jsonutil, partition_sizes, revtree
 from .docinfo import body_key, docs_key, seq_key
 from .errors import BadRequest
 from .updates import META_KEY, note_commit, store_doc
@@ -47,6 +47,7 @@ def apply_purge(db, txn: lmdb.Transaction, purged_db, requests: dict[str, list[s
     meta.setdefault("purged_infos_limit", DEFAULT_LIMIT)
     first_seq = meta["update_seq"] + 1
     bumped = False
+    partition_sizes.ensure(db, txn, meta)
     for docid, revs in requests.items():
         meta["purge_seq"] += 1
         txn.put(seq_key(meta["purge_seq"]), orjson.dumps({"id": docid, "revs": revs}), db=purged_db)
@@ -78,14 +79,19 @@ def apply_purge(db, txn: lmdb.Transaction, purged_db, requests: dict[str, list[s
 def _remove_doc(db, txn: lmdb.Transaction, info, meta: dict) -> None:
     txn.delete(seq_key(info.seq), db=db._seqs)
     txn.delete(docs_key(info.id.encode()), db=db._docs)
-    meta["doc_del_count" if info.deleted else "doc_count"] -= 1
+    bodies = []
     for rev in revtree.leaf_set(info.tree):
         bkey = body_key(info.id, rev)
         raw = txn.get(bkey, db=db._bodies)
         if raw is not None:
-            meta["external_size"] = meta.get("external_size", 0) - sizes.body_external(db.codec.decode(raw))
-            if "live_body_size" in meta:
-                meta["live_body_size"] -= sizes.stored(bkey, raw)
+            bodies.append((bkey, db.codec.decode(raw), raw))
+    gone = partition_sizes.doc_counts(info.deleted, bodies)
+    meta["doc_count"] -= gone.doc_count
+    meta["doc_del_count"] -= gone.doc_del_count
+    meta["external_size"] = meta.get("external_size", 0) - gone.external
+    if "live_body_size" in meta:
+        meta["live_body_size"] -= gone.active
+    partition_sizes.note(db, txn, meta, info.id, -gone)
 
 
 def trim(txn: lmdb.Transaction, purged_db, meta: dict) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import lmdb
 import orjson
 
-from . import docrules, jsonutil, revtree, sizes, timeseq
+from . import docrules, jsonutil, partition_sizes, partitions, revtree, timeseq
 from .attachments import hooks as att_hooks
 from .docinfo import DocInfo, body_key, docs_key, local_key, local_record, seq_key
 from .errors import BadRequest, Conflict, CouchError
@@ -26,15 +26,18 @@ META_KEY = b"meta"
 def apply_updates(db, txn: lmdb.Transaction, batch: list[tuple[list[dict], bool, bool]], meta: dict) -> list[list]:
     results: list[list] = []
     first_seq = meta["update_seq"] + 1
+    partition_sizes.ensure(db, txn, meta)
     for docs, new_edits, adopt_missing in batch:
         res = []
         written: set[str] = set()  # ids this request wrote: they keep one sequence (store_doc)
+        # as CouchDB: which partitions are full is decided once, before the request writes
+        full = partition_sizes.full_partitions(db, txn, (d["_id"] for d in docs), meta) if new_edits else frozenset()
         for doc in docs:
             try:
                 if doc["_id"].startswith("_local/"):
                     res.append(write_local(db, txn, doc, new_edits))
                 elif new_edits:
-                    res.append(write_edit(db, txn, doc, meta, adopt_missing, written))
+                    res.append(write_edit(db, txn, doc, meta, adopt_missing, written, full))
                 else:
                     res.append(write_replicated(db, txn, doc, meta, written))
             except CouchError as exc:
@@ -62,13 +65,16 @@ def note_commit(db, txn: lmdb.Transaction, first_seq: int, last_seq: int) -> Non
 
 
 def write_edit(db, txn, doc: dict, meta: dict, adopt_missing: bool = False,
-               written: set[str] | None = None) -> dict:
+               written: set[str] | None = None, full: frozenset[str] = frozenset()) -> dict:
     """An edit of the revision `_rev` (or `_revisions`' head) names, or a new document.
 
     `adopt_missing`: the edit skips the checks CouchDB runs before writing (see
     `validation.checks_skipped`), so, as there, a history that is not in the tree is merged into
     it when it extends a leaf or the document does not exist: the named revisions become
     ancestors without bodies (`missing`) of the new one.
+
+    `full`: the partitions at their size limit; an edit there may not make the document larger
+    (couchpy.partition_sizes).
     """
     docid = doc["_id"]
     body, deleted = docrules.split_body(doc)
@@ -111,7 +117,8 @@ def write_edit(db, txn, doc: dict, meta: dict, adopt_missing: bool = False,
         raise Conflict()
     tree = revtree.add_path(tree, adopted, False) if adopted else dict(tree)
     tree[new] = (parent, deleted)
-    store_doc(db, txn, docid, info, revtree.stem(tree, meta["revs_limit"]), {new: body}, meta, written)
+    store_doc(db, txn, docid, info, revtree.stem(tree, meta["revs_limit"]), {new: body}, meta, written,
+              refuse_growth=partitions.partition_of(docid) in full)
     return {"ok": True, "id": docid, "rev": new}
 
 def write_replicated(db, txn, doc: dict, meta: dict, written: set[str] | None = None) -> None:
@@ -135,16 +142,41 @@ def write_replicated(db, txn, doc: dict, meta: dict, written: set[str] | None = 
     return None
 
 def store_doc(db, txn, docid: str, old: DocInfo | None, tree: revtree.Tree,
-               bodies: dict[str, dict], meta: dict, written: set[str] | None = None) -> None:
+               bodies: dict[str, dict], meta: dict, written: set[str] | None = None,
+               refuse_growth: bool = False) -> None:
     """Store a document's new tree and bodies under a new sequence.
 
     `written`: the ids the current request already wrote in this transaction. A second edit of
     one of them keeps the sequence the first gave it, as in CouchDB (its updater merges a
     request's edits of one id into one update): the state between was never committed, so no
     feed, checkpoint or index can have seen that sequence name anything else.
+
+    `refuse_growth`: the document's partition is full (couchpy.partition_sizes): refuse the
+    change, before anything is written, if it makes the document's leaves larger.
     """
     win = revtree.winner(tree)
     deleted = tree[win][1]
+    # Revisions that stop being leaves stop counting as live data; their bodies stay (readable
+    # by rev) until compaction drops them.
+    gone = []
+    if old is not None:
+        still = revtree.leaf_set(tree)
+        for rev in revtree.leaf_set(old.tree):
+            if rev not in still:
+                bkey = body_key(docid, rev)
+                raw = txn.get(bkey, db=db._bodies)
+                if raw is not None:
+                    gone.append((bkey, db.codec.decode(raw), raw))
+    added = []
+    for rev, body in bodies.items():
+        raw = jsonutil.dumps(body)
+        added.append((body_key(docid, rev), raw, db.codec.encode(raw)))
+    change = partition_sizes.doc_counts(deleted, added)
+    if old is not None:
+        change = change - partition_sizes.doc_counts(old.deleted, gone)
+    if refuse_growth and change.external > 0:
+        raise partition_sizes.PartitionOverflow(docid)
+
     if written is not None and docid in written and old is not None:
         seq = old.seq
     else:
@@ -154,36 +186,16 @@ def store_doc(db, txn, docid: str, old: DocInfo | None, tree: revtree.Tree,
         written.add(docid)
     if old is not None:
         txn.delete(seq_key(old.seq), db=db._seqs)
-        if old.deleted:
-            meta["doc_del_count"] -= 1
-        else:
-            meta["doc_count"] -= 1
-    if deleted:
-        meta["doc_del_count"] += 1
-    else:
-        meta["doc_count"] += 1
+    meta["doc_count"] += change.doc_count
+    meta["doc_del_count"] += change.doc_del_count
+    meta["external_size"] = meta.get("external_size", 0) + change.external
+    if "live_body_size" in meta:
+        meta["live_body_size"] += change.active
     if docid.startswith("_design/"):
         meta["ddoc_seq"] = seq  # design functions changed (validators are cached by this)
-    if old is not None:
-        # Revisions that stop being leaves stop counting as live data; their bodies stay (readable
-        # by rev) until compaction drops them.
-        still = revtree.leaf_set(tree)
-        for rev in revtree.leaf_set(old.tree):
-            if rev not in still:
-                bkey = body_key(docid, rev)
-                raw = txn.get(bkey, db=db._bodies)
-                if raw is not None:
-                    meta["external_size"] = meta.get("external_size", 0) - sizes.body_external(db.codec.decode(raw))
-                    if "live_body_size" in meta:
-                        meta["live_body_size"] -= sizes.stored(bkey, raw)
-    for rev, body in bodies.items():
-        raw = jsonutil.dumps(body)
-        meta["external_size"] = meta.get("external_size", 0) + sizes.body_external(raw)
-        raw = db.codec.encode(raw)
-        bkey = body_key(docid, rev)
-        if "live_body_size" in meta:
-            meta["live_body_size"] += sizes.stored(bkey, raw)
-        txn.put(bkey, raw, db=db._bodies)
+    partition_sizes.note(db, txn, meta, docid, change)
+    for bkey, _, stored in added:
+        txn.put(bkey, stored, db=db._bodies)
     key = docid.encode()
     txn.put(seq_key(seq), key, db=db._seqs)
     txn.put(docs_key(key), DocInfo(docid, win, deleted, seq, tree).encode(), db=db._docs)
