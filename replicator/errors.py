@@ -22,9 +22,25 @@ class ReplicationError(Exception):
             self.error = error
         self.status = status
 
+    def describe(self) -> str:
+        """The failure as `_scheduler` shows it (`info.error`) and the `_replicator` document records it."""
+        return self.reason
+
 
 class TransientError(ReplicationError):
     error = "transient_error"
+
+
+class ChangesReaderDied(TransientError):
+    """The source answered its changes feed with a server error (e.g. a filter function threw):
+    CouchDB's replicator calls this crash `changes_reader_died`, answers a one-shot `_replicate`
+    500 with it, and restarts a `_replicator` job later (state `crashing`)."""
+
+    error = "changes_reader_died"
+
+    def describe(self) -> str:
+        # _scheduler's info.error names the crash, as CouchDB's `{changes_reader_died, Reason}` does
+        return f"{self.error}: {self.reason}"
 
 
 class PermanentError(ReplicationError):

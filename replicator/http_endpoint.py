@@ -113,6 +113,7 @@ class HttpEndpoint:
         while True:
             problem: str
             retry_after = ""
+            failed_status: int | None = None  # the 5xx/429 of a failed attempt (None: no answer)
             try:
                 async with self._sess().request(
                     method, url, params=params, data=data, headers=headers, timeout=timeout
@@ -131,13 +132,14 @@ class HttpEndpoint:
                     raise DbNotFound(f"{method} {self.display}{path.lstrip('/')}: {_reason(raw)}", status=404)
                 elif status == 429 or status >= 500:
                     problem = f"{status} from {method} {path}: {_reason(raw)}"
+                    failed_status = status
                 else:
                     raise PermanentError(f"{status} from {method} {path}: {_reason(raw)}", status=status)
             except (TimeoutError, aiohttp.ClientError, ConnectionError, OSError) as exc:
                 problem = f"{type(exc).__name__} on {method} {path}: {exc}"
             attempt += 1
             if attempt > self.retries:
-                raise TransientError(problem)
+                raise TransientError(problem, status=failed_status)
             log.info("retrying (%d/%d) after %s", attempt, self.retries, problem)
             # A 429/503 may say when to come back; honour it within reason.
             wait = max(delay, min(float(retry_after), 30.0)) if retry_after.isdigit() else delay

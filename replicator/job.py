@@ -34,7 +34,7 @@ from .attachments import needs_data
 from .batching import CompletionTracker
 from .checkpoint import LOWEST_SEQ, checkpoint_doc, compare_logs
 from .endpoint import Endpoint
-from .errors import DbNotFound, PermanentError, TransientError
+from .errors import ChangesReaderDied, DbNotFound, PermanentError, TransientError
 from .params import ReplicationParams
 
 log = logging.getLogger("couchpy.replicator")
@@ -214,16 +214,21 @@ class Replication:
         caught_up = False
         while not self._stopping:
             feed = "longpoll" if (p.continuous and caught_up) else "normal"
-            out = await self.source.changes(
-                since,
-                limit,
-                feed=feed,
-                timeout_ms=min(10000, p.connection_timeout // 2),
-                doc_ids=p.doc_ids,
-                selector=p.selector,
-                filter=p.filter,
-                query_params=p.query_params,
-            )
+            try:
+                out = await self.source.changes(
+                    since,
+                    limit,
+                    feed=feed,
+                    timeout_ms=min(10000, p.connection_timeout // 2),
+                    doc_ids=p.doc_ids,
+                    selector=p.selector,
+                    filter=p.filter,
+                    query_params=p.query_params,
+                )
+            except TransientError as exc:
+                if exc.status is None or exc.status < 500 or isinstance(exc, ChangesReaderDied):
+                    raise
+                raise ChangesReaderDied(f"{self.source.display}: {exc.reason}", status=exc.status) from None
             self._note_expired(out)
             rows = out["results"]
             last = out.get("last_seq", rows[-1]["seq"] if rows else since)

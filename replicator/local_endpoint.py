@@ -23,7 +23,7 @@ from couchpy.errors import CouchError, NotFound, PreconditionFailed
 from couchpy.mango.selector import compile_selector
 
 from .attachments import RevisionWithBodies
-from .errors import DbNotFound, PermanentError
+from .errors import DbNotFound, PermanentError, TransientError
 
 
 def _since(seq: Any) -> int:
@@ -100,7 +100,10 @@ class LocalEndpoint:
         try:
             pairs, last, _ = await collect(db, opts, start)
         except CouchError as exc:
-            raise PermanentError(f"filter {filter!r}: {exc.reason}", exc.error, exc.status) from None
+            # a server error (a filter function that threw) is the source's failure, as a 500
+            # from a remote source's _changes is: the job crashes and is retried later
+            failure = TransientError if exc.status >= 500 else PermanentError
+            raise failure(f"filter {filter!r}: {exc.reason}", exc.error, exc.status) from None
         rows = []
         for seq, row in pairs:
             row["seq"] = seq  # the job hands sequences back as they came; plain ints locally

@@ -86,6 +86,9 @@ class Job:
         self.last_updated = time.time()
 
     def info(self) -> dict[str, Any] | None:
+        if self.reason and self.state in ("crashing", "failed"):
+            # as CouchDB shows a crashed job: why, not the stats of the run that crashed
+            return {"error": self.reason}
         if self.replication is not None:
             return self.replication.info()
         if self.reason:
@@ -261,7 +264,8 @@ class Scheduler:
                     await asyncio.wait_for(rep.checkpoint(), 5)
             raise
         except Exception as exc:  # noqa: BLE001 - every failure is recorded on the job
-            reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
+            reason = (exc.describe() if isinstance(exc, ReplicationError) else getattr(exc, "reason", None)) \
+                or f"{type(exc).__name__}: {exc}"
             if isinstance(exc, PermanentError) or not job.restart:
                 job.set_state("failed", reason)
                 job.event("crashed", reason)
