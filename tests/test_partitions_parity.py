@@ -426,3 +426,98 @@ async def test_partition_routes_need_membership(client, couch_client, anon, couc
     ours, theirs = answers
     assert ours == theirs
     assert ours[0][0] == 401
+
+
+async def test_max_partition_size(client, couch_client):
+    """`[couchdb] max_partition_size`: a partition whose external size before a request is at the
+    limit or above refuses the request's interactive edits that make a document larger (a
+    deletion too), with a 403 or a row error; smaller or same-size edits, other partitions,
+    design and local documents and replicated revisions pass, and 0, -1 or no integer set no
+    limit under the default. Each server is asked with a tiny limit, set at runtime."""
+    ten = "x" * 10  # {"v":"xxxxxxxxxx"}: 18 bytes
+
+    async def scenario(session: aiohttp.ClientSession, db: str) -> dict:
+        call = caller(session)
+
+        async def limit(value: str) -> None:
+            await _set_config((session,), "couchdb", "max_partition_size", value)
+
+        async def rev(docid: str) -> str:
+            return (await call("GET", f"/{db}/{docid}"))[1]["_rev"]
+
+        async def info(partition: str):
+            status, body = await call("GET", f"/{db}/_partition/{partition}")
+            body["sizes"].pop("active")  # bytes on disk: each storage engine its own
+            return status, body
+
+        async def raw(method: str, path: str, data: bytes | None = None, **headers: str):
+            async with session.request(method, path, data=data, headers=headers) as r:
+                return r.status, await r.json(content_type=None)
+
+        out: dict = {}
+        await limit("60")
+        out["fill"] = [await call("PUT", f"/{db}/a:{i}", {"v": ten}) for i in range(1, 5)]
+        out["full"] = await call("PUT", f"/{db}/a:5", {"v": ten})
+        out["info_full"] = await info("a")
+        await limit("72")  # the size itself: still full
+        out["at_limit"] = await call("PUT", f"/{db}/a:5", {"v": ten})
+        await limit("73")
+        out["below_limit"] = await call("PUT", f"/{db}/a:5", {"v": ten})
+        rev1 = await rev("a:1")
+        out["same_size"] = await call("PUT", f"/{db}/a:1", {"_rev": rev1, "v": "y" * 10})
+        rev2 = out["same_size"][1]["rev"]
+        out["larger"] = await call("PUT", f"/{db}/a:1", {"_rev": rev2, "v": "y" * 11})
+        out["smaller"] = await call("PUT", f"/{db}/a:1", {"_rev": rev2, "v": "y" * 9})
+        out["conflict"] = await call("PUT", f"/{db}/a:1", {"_rev": rev1, "v": "z" * 20})
+        out["delete"] = await call("DELETE", f"/{db}/a:2", rev=await rev("a:2"))
+        rev3 = await rev("a:3")
+        out["delete_larger"] = await call("PUT", f"/{db}/a:3", {"_rev": rev3, "_deleted": True, "v": ten * 4})
+        out["delete_same"] = await call("PUT", f"/{db}/a:3", {"_rev": rev3, "_deleted": True, "v": ten})
+        out["recreate_empty"] = await call("PUT", f"/{db}/a:2", {})
+        out["attachment"] = await raw("PUT", f"/{db}/a:4/att?rev={await rev('a:4')}", b"hello",
+                                      **{"Content-Type": "text/plain"})
+        out["copy_into"] = await raw("COPY", f"/{db}/a:4", Destination="a:44")
+        out["copy_out"] = await raw("COPY", f"/{db}/a:4", Destination="b:44")
+        out["post"] = await call("POST", f"/{db}", {"_id": "a:9", "v": ten})
+        out["design"] = await call("PUT", f"/{db}/_design/x", {"v": ten})
+        out["local"] = await call("PUT", f"/{db}/_local/x", {"v": ten})
+        out["bulk"] = await call("POST", f"/{db}/_bulk_docs", {"docs": [{"_id": "a:10"}, {"_id": "b:10"},
+                                                                       {"_id": "_design/y"}]})
+        out["replicated"] = await call("POST", f"/{db}/_bulk_docs", {
+            "new_edits": False, "docs": [{"_id": "a:11", "_rev": "1-abc", "v": ten}]})
+        out["info_after"] = await info("a")
+        await limit("30")
+        out["bulk_crossing"] = await call("POST", f"/{db}/_bulk_docs", {"docs": [
+            {"_id": f"c:{i}", "v": ten} for i in range(1, 4)]})
+        out["bulk_after"] = await call("POST", f"/{db}/_bulk_docs", {"docs": [{"_id": "c:4", "v": "x"}]})
+        for value in ("0", "-1", "abc"):
+            await limit(value)
+            out[f"limit {value}"] = await call("PUT", f"/{db}/c:5{value}", {"v": 1})
+        out["info_c"] = await info("c")
+        return out
+
+    results = []
+    for session in (client, couch_client):
+        name = "parity-" + uuid.uuid4().hex[:12]
+        async with session.put(f"/{name}?q=1&partitioned=true") as r:
+            assert r.status == 201
+        try:
+            results.append(await scenario(session, name))
+        finally:
+            await _set_config((session,), "couchdb", "max_partition_size", None)
+            async with session.delete(f"/{name}"):
+                pass
+    ours, theirs = norevs(results)
+    for out in (ours, theirs):
+        for key in ("info_full", "info_after", "info_c"):
+            out[key][1].pop("db_name")
+    assert ours == theirs
+    refused = [403, {"error": "partition_overflow", "reason": "Partition limit exceeded due to update on 'a:5'"}]
+    assert ours["full"] == ours["at_limit"] == refused
+    assert ours["below_limit"][0] == ours["smaller"][0] == ours["recreate_empty"][0] == 201
+    assert [ours[k][0] for k in ("larger", "delete_larger", "attachment", "copy_into", "post")] == [403] * 5
+    assert ours["conflict"][0] == 409
+    assert ours["bulk"][1][0] == {"id": "a:10", "error": "partition_overflow",
+                                  "reason": "Partition limit exceeded due to update on 'a:10'"}
+    assert ours["bulk_after"][1][0]["error"] == "partition_overflow"
+    assert all(row.get("ok") for row in ours["bulk_crossing"][1])
