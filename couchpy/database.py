@@ -35,7 +35,7 @@ from . import (access, bodycodec, compactor, docrules, envswap, jsonutil, longke
 from .attachments import hooks as att_hooks
 from .attachments import migrate as att_migrate
 from .docinfo import DocInfo, body_key, docs_key, local_id, local_key, splice_doc
-from .errors import BadRequest, CouchError, NotFound, PreconditionFailed, TooLarge, Unavailable
+from .errors import BadRequest, CouchError, NotFound, NotImplemented_, PreconditionFailed, TooLarge, Unavailable
 from .storage import Store
 from .updates import META_KEY
 from .waiters import Waiters
@@ -62,11 +62,13 @@ class Database:
         self.node = node
         self.name = name
         self.directory = Path(directory)
+        self.closed = False
         envswap.recover(self.directory)  # a compaction cut short by a crash is completed first
         self.open_store()
         with self.store.read() as txn:
             raw = txn.get(META_KEY, db=self._meta_db)
-        self.meta: dict[str, Any] = jsonutil.loads(raw) if raw else {
+            self._meta_txnid = txn.id()
+        self._meta: dict[str, Any] = jsonutil.loads(raw) if raw else {
             "update_seq": 0,
             "doc_count": 0,
             "doc_del_count": 0,
@@ -84,6 +86,7 @@ class Database:
         # decides how an edit of a missing document is answered (validation.checks_skipped)
         self.validators_loaded = False
         self._waiters = Waiters()  # feeds waiting for the next commit
+        self._notified_seq = self._meta["update_seq"]  # the last sequence feeds were woken for
         self.pins = 0
         self.compact_running = False
         self._dict_tried = False  # one background dictionary training per open (maybe_train)
@@ -110,6 +113,55 @@ class Database:
             self.codec = bodycodec.Codec(txn.get(bodycodec.DICT_KEY, db=self._meta_db))
 
     # ------------------------------------------------------------------ properties
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The database's metadata (counts, sequences, security, ...) as last committed. With
+        several server processes on one data directory (`node.shared`) another process may have
+        committed since: LMDB's last transaction id, read from the shared lock file, says so
+        cheaply, and only then is the record read again."""
+        if self.node.shared and not self.closed:
+            self._reload_meta()
+        return self._meta
+
+    @meta.setter
+    def meta(self, value: dict[str, Any]) -> None:
+        self._meta = value
+
+    def _reload_meta(self) -> None:
+        if self.store.env.info()["last_txnid"] == self._meta_txnid:
+            return
+        with self.store.read() as txn:
+            raw = txn.get(META_KEY, db=self._meta_db)
+            txnid = txn.id()
+        if raw is not None:
+            self._meta = jsonutil.loads(raw)
+        self._meta_txnid = txnid
+
+    def meta_for_write(self, txn: lmdb.Transaction) -> dict[str, Any]:
+        """A copy of the metadata to change inside the write transaction `txn`. Another server
+        process may have committed since this one last looked; LMDB serializes write
+        transactions across processes, so the record read here is the latest, and sequence
+        numbers and counts continue from it."""
+        if self.node.shared:
+            raw = txn.get(META_KEY, db=self._meta_db)
+            if raw is not None:
+                return jsonutil.loads(raw)
+        return dict(self._meta)
+
+    def poll_commits(self) -> None:
+        """Wake the feeds waiting here if another process committed a change (`node.shared`;
+        the node polls the databases that have waiting feeds)."""
+        if self.closed:
+            return
+        self._reload_meta()
+        if self._meta["update_seq"] != self._notified_seq:
+            self._notified_seq = self._meta["update_seq"]
+            self._waiters.wake()
+
+    @property
+    def feeds_waiting(self) -> bool:
+        return len(self._waiters) > 0
 
     @property
     def update_seq(self) -> int:
@@ -681,10 +733,12 @@ class Database:
 
     def apply_meta(self, meta: dict) -> None:
         """Called on the event loop after a commit: publish the new state and wake the feeds."""
-        old_seq = self.meta["update_seq"]
-        self.meta = meta
+        old_seq = self._meta["update_seq"]
+        self._meta = meta
         if meta["update_seq"] != old_seq:
             self.node.db_updates.note_updated(self.name)
+        if meta["update_seq"] != self._notified_seq:
+            self._notified_seq = meta["update_seq"]
             self._waiters.wake()
 
     def wake_feeds(self) -> None:
@@ -707,7 +761,7 @@ class Database:
         handle = self.store.db(purge.SUBDB)
 
         def fn(txn):
-            meta = dict(self.meta)
+            meta = self.meta_for_write(txn)
             return purge.apply_purge(self, txn, handle, requests, meta), meta
 
         async def publish(result) -> None:
@@ -730,7 +784,7 @@ class Database:
         handle = self.store.db(purge.SUBDB)
 
         def fn(txn):
-            meta = dict(self.meta)
+            meta = self.meta_for_write(txn)
             meta["purged_infos_limit"] = limit
             purge.trim(txn, handle, meta)
             txn.put(META_KEY, jsonutil.dumps(meta), db=self._meta_db)
@@ -743,7 +797,7 @@ class Database:
 
     async def set_meta_field(self, key: str, value: Any) -> None:
         def fn(txn):
-            meta = dict(self.meta)
+            meta = self.meta_for_write(txn)
             meta[key] = value
             txn.put(META_KEY, jsonutil.dumps(meta), db=self._meta_db)
             return meta
@@ -778,6 +832,9 @@ class Database:
         once it holds enough to learn from, instead of waiting for its first compaction. Called
         by the writer after each commit; cheap when there is nothing to do."""
         if self._dict_tried or self.codec.dictionary is not None or self.compact_running or self.closed:
+            return
+        if self.node.shared:
+            # the other processes would not know the dictionary bodies are compressed with
             return
         m = self.meta
         if m.get("doc_count", 0) < bodycodec.AUTO_DOCS and m.get("external_size", 0) < bodycodec.AUTO_BYTES:
@@ -826,6 +883,11 @@ class Database:
         `progress(fields)` is called with the task's `changes_done`, `total_changes`, `progress`."""
         if self.compact_running:
             return
+        if self.node.shared:
+            # Compaction swaps the environment for a new one; a writer in another process would
+            # go on writing into the old one, and those writes would be lost.
+            raise NotImplemented_("Database compaction is not available while several server "
+                                  "processes (--workers) share the data directory")
         self.compact_running = True
         try:
             await compactor.compact(self, progress)

@@ -56,7 +56,15 @@ class DbUpdates:
         self._timer: asyncio.TimerHandle | None = None
         self._flushing: asyncio.Task | None = None
         self._changed: asyncio.Future | None = None
-        self.seq = self._read_seq()
+        self._seq = self._read_seq()
+        self.shared = False  # set by a node whose data directory other server processes write
+
+    @property
+    def seq(self) -> int:
+        """The feed's last sequence (with other server processes writing the catalog, read again)."""
+        if self.shared:
+            self._seq = max(self._seq, self._read_seq())
+        return self._seq
 
     def _read_seq(self) -> int:
         with self._store.read() as txn:
@@ -72,9 +80,9 @@ class DbUpdates:
         return seq + 1
 
     def committed(self, seq: int) -> None:
-        self.seq = max(self.seq, seq)
+        self._seq = max(self._seq, seq)
         if self._changed is not None and not self._changed.done():
-            self._changed.set_result(self.seq)
+            self._changed.set_result(self._seq)
         self._changed = None
 
     def note_updated(self, name: str) -> None:
@@ -128,9 +136,17 @@ class DbUpdates:
             await self._flushing
         self.flush_now()
 
+    def poll_commits(self) -> None:
+        """Wake the waiting feeds if another server process recorded events (see Node.watch_shared)."""
+        if self._changed is None or self._changed.done():
+            return  # nobody waits
+        seq = self._read_seq()
+        if seq > self._seq:
+            self.committed(seq)
+
     def wake(self) -> None:
         """Wake waiting feeds without an event (they then check whether the server is stopping)."""
-        self.committed(self.seq)
+        self.committed(self._seq)
 
     async def wait(self, since: int, timeout: float | None) -> int:
         """Wait (at most `timeout` seconds) for an event after `since`; the current sequence."""

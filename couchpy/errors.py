@@ -90,3 +90,9 @@ class InsufficientStorage(CouchError):
     """The disk is full: CouchDB's answer when its disk monitor refuses writes (507)."""
 
     status, error = 507, "insufficient_storage"
+
+
+class NotImplemented_(CouchError):
+    """A request this server's current setup cannot carry out (not the client's fault)."""
+
+    status, error = 501, "not_implemented"

@@ -82,9 +82,22 @@ def _dir_name(name: str) -> str:
     return f"{safe}.{secrets.token_hex(4)}"
 
 
+# How often a node that shares its data directory with other server processes looks for their
+# commits to the databases its feeds wait on (couchpy.node `watch_shared`).
+SHARED_POLL_SECONDS = 0.05
+
+
 class Node:
-    def __init__(self, path, config: Config | None = None):
+    def __init__(self, path, config: Config | None = None, workers: int = 1, worker_index: int = 0):
+        """`workers` server processes share this data directory (`couchpy serve --workers`);
+        this one is number `worker_index`, and number 0 runs the node's background daemons."""
         self.path = Path(path)
+        self.workers = max(1, workers)
+        self.worker_index = worker_index
+        # Other processes write the same LMDB environments: every cached view of their contents
+        # (database metadata, the catalog, the feed of database events) is checked again.
+        self.shared = self.workers > 1
+        self.primary = worker_index == 0
         self.path.mkdir(parents=True, exist_ok=True)
         self.config = config or Config(self.path / "couchpy.ini")
         (self.path / "dbs").mkdir(exist_ok=True)
@@ -93,6 +106,7 @@ class Node:
         # CouchDB's max_event_delay: how long database updates are coalesced before being listed
         delay = self.config.get_int("global_changes", "max_event_delay", 25)
         self.db_updates = DbUpdates(self._catalog, self._cat_db, 25 if delay is None else delay)
+        self.db_updates.shared = self.shared
         self._open: OrderedDict[str, Database] = OrderedDict()
         self.max_open = self.config.get_int("couchdb", "max_dbs_open", 500) or 500
         self.uuid = self.config.get("couchdb", "uuid") or secrets.token_hex(16)
@@ -137,6 +151,8 @@ class Node:
         return orjson.loads(raw) if raw else None
 
     def exists(self, name: str) -> bool:
+        if self.shared:  # another process may have created or deleted it
+            return self._lookup(name) is not None
         return name in self._open or self._lookup(name) is not None
 
     async def fence(self, name: str, reason: str) -> None:
@@ -156,6 +172,8 @@ class Node:
 
     def get_db(self, name: str) -> Database:
         db = self._open.get(name)
+        if db is not None and self.shared:
+            db = self._still_catalogued(name, db)
         if db is not None:
             self._open.move_to_end(name)
             return _hold(db)
@@ -166,6 +184,39 @@ class Node:
         self._open[name] = db
         self._evict()
         return _hold(db)
+
+    def _still_catalogued(self, name: str, db: Database) -> Database | None:
+        """`db` if the catalog still names its directory; else another process deleted (and
+        perhaps re-created) the database, and this process lets its environment go."""
+        entry = self._lookup(name)
+        if entry is not None and entry["dir"] == db.directory.name:
+            return db
+        self._open.pop(name, None)
+        db.closed = True
+        db.wake_feeds()  # its feeds end, as they do when this process deletes it
+        for fn in db._close_hooks:
+            try:
+                fn()
+            except Exception:
+                pass
+        if db.pins == 0:
+            db.store.close()
+        return None
+
+    async def watch_shared(self) -> None:
+        """With other server processes on this data directory (`shared`): wake the feeds of this
+        process when one of them commits. A poll of LMDB's last transaction id, which lives in
+        the environment's shared lock file, for the databases that have feeds waiting and for
+        the catalog (`/_db_updates`); no message between processes to lose or to back up."""
+        while True:
+            await asyncio.sleep(SHARED_POLL_SECONDS)
+            try:
+                for db in list(self._open.values()):
+                    if db.feeds_waiting:
+                        db.poll_commits()
+                self.db_updates.poll_commits()
+            except Exception:  # noqa: BLE001 - a database closed meanwhile; the next round sees
+                continue
 
     def open_dbs(self) -> list[Database]:
         """The databases open right now (least recently used first)."""
@@ -205,10 +256,18 @@ class Node:
         entry = orjson.dumps({"dir": dirname, "created": time.time()})
 
         def add(txn) -> int:
+            # inside the write transaction: another server process may have created it meanwhile
+            if txn.get(name.encode(), db=self._cat_db) is not None:
+                raise PreconditionFailed("The database could not be created, the file already exists.")
             txn.put(name.encode(), entry, db=self._cat_db)
             return self.db_updates.record(txn, name, CREATED)
 
-        self.db_updates.committed(self._catalog.write(add))
+        try:
+            self.db_updates.committed(self._catalog.write(add))
+        except PreconditionFailed:
+            db.store.close()
+            shutil.rmtree(db.directory, ignore_errors=True)
+            raise
         self._open[name] = db
         self._evict()
         return _hold(db)
@@ -219,6 +278,9 @@ class Node:
             raise NotFound("Database does not exist.")
 
         def remove(txn) -> int:
+            raw = txn.get(name.encode(), db=self._cat_db)
+            if raw is None or orjson.loads(raw)["dir"] != entry["dir"]:
+                raise NotFound("Database does not exist.")  # deleted by another process meanwhile
             txn.delete(name.encode(), db=self._cat_db)
             return self.db_updates.record(txn, name, DELETED)
 

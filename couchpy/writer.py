@@ -89,7 +89,7 @@ class GroupCommitWriter:
             batch = [(docs, new_edits, adopt) for docs, new_edits, _, adopt in group]
 
             def apply(txn, batch=batch):
-                meta = dict(db.meta)
+                meta = db.meta_for_write(txn)
                 return db.apply_updates(txn, batch, meta), meta
 
             try:

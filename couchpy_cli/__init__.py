@@ -34,7 +34,9 @@ from couchpy.passwords import hash_password, is_hashed
 from http_api.app import make_app
 from replicator.cli import main as replicate_main
 
-from . import backup, cluster, logsetup
+from http_api import workers as http_workers
+
+from . import backup, cluster, logsetup, workers
 from .backup import resume_point
 from .compact import compact
 from .dbclient import ClientError, DbClient
@@ -111,27 +113,57 @@ def raise_open_files_limit() -> tuple[int, int]:
     return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
-async def serve(args: argparse.Namespace) -> None:
-    raise_open_files_limit()
-    data_dir = Path(args.data_dir).resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    config, generated = prepare_config(data_dir, Path(args.config) if args.config else None)
-    logsetup.setup(config.get("log", "level"), args.log_format)
+def _address(args: argparse.Namespace, config: Config) -> tuple[str, int]:
     host = args.host or config.get("chttpd", "bind_address") or "127.0.0.1"
     port = args.port if args.port is not None else int(config.get("chttpd", "port") or 5984)
-    node = Node(data_dir, config)
-    node.ensure_system_dbs()
-    app = make_app(node, cluster.agent_for(node, args))
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=4096, reuse_address=True)
-    await site.start()
+    return host, port
+
+
+def _banner(host: str, port: int, data_dir: Path, generated: str | None) -> None:
     shown_host = f"[{host}]" if ":" in host else host
     print(f"couchpy listening on http://{shown_host}:{port}/ (data: {data_dir})", flush=True)
     if generated:
         print(f"Created server admin -- user: admin  password: {generated}", flush=True)
         print(f"  try: curl http://admin:{generated}@{shown_host}:{port}/", flush=True)
         print("  (only its PBKDF2 hash is stored; this is the only time the password is shown)", flush=True)
+
+
+def supervise(args: argparse.Namespace) -> int:
+    """`--workers N` (N > 1): the supervisor of N worker processes (couchpy_cli.workers)."""
+    data_dir = Path(args.data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config, generated = prepare_config(data_dir, Path(args.config) if args.config else None)
+    if args.node_name or args.cluster or config.section("cluster"):
+        print("couchpy: --workers above 1 is not available for a node of a cluster yet", file=sys.stderr)
+        return 2
+    host, port = _address(args, config)
+    return workers.supervise(args, lambda: _banner(host, port, data_dir, generated))
+
+
+async def serve(args: argparse.Namespace) -> None:
+    raise_open_files_limit()
+    data_dir = Path(args.data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config, generated = prepare_config(data_dir, Path(args.config) if args.config else None)
+    logsetup.setup(config.get("log", "level"), args.log_format)
+    host, port = _address(args, config)
+    worker = args.worker_index  # None: the only server process
+    node = Node(data_dir, config, workers=args.workers if worker is not None else 1, worker_index=worker or 0)
+    if node.primary:
+        node.ensure_system_dbs()
+    app = make_app(node, cluster.agent_for(node, args))
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10)
+    await runner.setup()
+    # several workers bind the same port: the kernel spreads connections over them
+    site = web.TCPSite(runner, host, port, backlog=4096, reuse_address=True, reuse_port=worker is not None)
+    await site.start()
+    if worker is not None:
+        path = http_workers.socket_path(data_dir, worker)
+        path.unlink(missing_ok=True)  # left by a worker that was killed
+        await web.UnixSite(runner, str(path)).start()
+        workers.signal_ready()
+    else:
+        _banner(host, port, data_dir, generated)
     tune_gc()
     tune_malloc()
     stop = asyncio.Event()
@@ -200,6 +232,9 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--config", default=None, help="INI file (default DATA_DIR/couchpy.ini)")
         p.add_argument("--log-format", choices=("plain", "json"), default="plain",
                        help="log lines as CouchDB writes them (plain) or one JSON object each")
+        p.add_argument("--workers", type=int, default=1,
+                       help="server processes sharing the port and the data directory (default 1)")
+        p.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
         cluster.add_serve_arguments(p)
     sub.add_parser("replicate", help="replicate SOURCE to TARGET (see `couchpy replicate --help`)")
     dp = sub.add_parser("dump", help="write a database to JSON lines (stdout or --output)")
@@ -227,6 +262,11 @@ def main(argv: list[str] | None = None) -> int:
         return _db_command(args)
     if args.command == "cluster":
         return cluster.main(args)
+    if args.workers < 1:
+        print("couchpy: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.workers > 1 and args.worker_index is None:
+        return supervise(args)
     uvloop.install()
     try:
         asyncio.run(serve(args))

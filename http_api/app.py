@@ -7,6 +7,7 @@ Route order matters: aiohttp tries dynamic routes in registration order, so spec
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -19,7 +20,7 @@ from couchpy.node import Node
 
 from . import cluster as cluster_routes
 from . import (alldocs, attachments, bulk, changes, conflict_policy, cors, databases, db_updates, documents, mango,
-               node_api, nouveau, openapi, partitions, purge, replication, server, session, updates, utils, views)
+               node_api, nouveau, openapi, partitions, purge, replication, server, session, updates, utils, views, workers)
 from .middleware import couch_middleware
 
 log = logging.getLogger("couchpy.http")
@@ -34,8 +35,12 @@ def make_app(node: Node, cluster: Any = None) -> web.Application:
     if cluster is not None:  # before authentication: the replica a request goes to does its own
         middlewares.insert(1, cluster_routes.forward_middleware)
         middlewares.append(cluster_routes.quorum_middleware)  # innermost: after authorization
+    if node.shared:  # one of several server processes (couchpy serve --workers)
+        middlewares.insert(0, workers.workers_middleware)
     app = web.Application(middlewares=middlewares, client_max_size=max_body)
     app["node"] = node
+    if node.shared:
+        workers.install(app)
     app["auth"] = Authenticator(node)
     app.on_response_prepare.append(cors.on_response_prepare)
     if cluster is not None:
@@ -68,10 +73,13 @@ def make_app(node: Node, cluster: Any = None) -> web.Application:
     expiry = tombstones.Daemon(node)
 
     async def on_startup(app: web.Application) -> None:
-        replicator.start(node)
-        compactions.start()
-        resolver.start()
-        expiry.start()
+        if node.shared:
+            app["shared_watch"] = asyncio.get_running_loop().create_task(node.watch_shared())
+        if node.primary:  # the node's daemons: once per node, in worker 0
+            replicator.start(node)
+            compactions.start()
+            resolver.start()
+            expiry.start()
         if cluster is not None:
             await cluster.start()
 
@@ -79,6 +87,8 @@ def make_app(node: Node, cluster: Any = None) -> web.Application:
         # Runs before aiohttp waits for in-flight handlers: end what would otherwise keep them
         # open (replication jobs reading feeds, clients' continuous feeds).
         node.begin_shutdown()
+        if "shared_watch" in app:
+            app["shared_watch"].cancel()
         await compactions.stop()
         await resolver.stop()
         await expiry.stop()

@@ -30,10 +30,14 @@ same rewrite: it writes rows in document order, which leaves pages about two thi
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import logging
 import marshal
+import os
 import shutil
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from typing import Any
@@ -132,8 +136,11 @@ class ViewIndex:
             pool = MangoMapper(tuple(v.map for v in spec.views))
         self.pool = pool
         self.directory = db.directory / "views" / spec.sig
-        envswap.recover(self.directory.parent, spec.sig)  # a compaction a crash cut short
-        self.store = Store(self.directory, ("meta", "ids", "rows", "tree"))
+        self.directory.parent.mkdir(parents=True, exist_ok=True)
+        with self._across_processes():
+            envswap.recover(self.directory.parent, spec.sig)  # a compaction a crash cut short
+            self.store = Store(self.directory, ("meta", "ids", "rows", "tree"))
+            self._ino = self._disk_ino()
         self._bind()
         custom = tuple(None if (v.reduce is None or is_builtin(v.reduce)) else v.reduce for v in spec.views)
         self.fns = ViewFunctions(spec.language, tuple(v.map for v in spec.views), custom,
@@ -169,6 +176,38 @@ class ViewIndex:
         for t in getattr(self, "trees", ()):
             t.rows_db, t.tree_db = self._rows, self._tree
 
+    @contextlib.contextmanager
+    def _across_processes(self) -> Iterator[None]:
+        """Hold the index's lock file while building, compacting or recovering it, when other
+        server processes share the data directory (`node.shared`): two processes never build
+        the same index at once (the second finds it current when it gets the lock), and none
+        opens or recovers the environment while another swaps in its compacted copy."""
+        if not getattr(self.db.node, "shared", False):
+            yield
+            return
+        fd = os.open(self.directory.parent / f"{self.spec.sig}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _disk_ino(self) -> int:
+        try:
+            return os.stat(self.directory / "data.mdb").st_ino
+        except OSError:
+            return -1
+
+    def _follow_swap(self) -> None:
+        """Under the lock file: if another process compacted the index (a new environment at
+        this path), open that one; the old one is gone from the directory, and updates written
+        into it would be lost."""
+        ino = self._disk_ino()
+        if ino != self._ino:
+            self.store.swap(lambda: None, self._bind)
+            self._ino = self._disk_ino()
+            self._seq_seen = -1
+
     def _get_meta(self, txn: Any, key: bytes, default: Any) -> Any:
         raw = txn.get(key, db=self._meta)
         return default if raw is None else marshal.loads(raw)
@@ -183,8 +222,8 @@ class ViewIndex:
 
     def current(self) -> bool:
         """Whether the index reflects the database's latest sequence; reads no transaction when
-        the answer is already known (only this process writes the index, and its sequence only
-        grows)."""
+        the answer is already known (the index's sequence only grows, also when another server
+        process updates or compacts it)."""
         target = self.db.update_seq
         return self._seq_seen >= target or self.seq >= target
 
@@ -197,7 +236,10 @@ class ViewIndex:
         """Bring the index up to the database's current sequence (blocking; runs in a thread)."""
         with self._lock:
             try:
-                return self._update_locked(task)
+                with self._across_processes():
+                    if self.db.node.shared and not self.closed:
+                        self._follow_swap()
+                    return self._update_locked(task)
             finally:
                 self._close_if_closed()
 
@@ -396,7 +438,10 @@ class ViewIndex:
             if self.closed:
                 return (0, 0)
             try:
-                return self._compact_locked()
+                with self._across_processes():
+                    if self.db.node.shared:
+                        self._follow_swap()
+                    return self._compact_locked()
             finally:
                 self._close_if_closed()
 
@@ -411,6 +456,7 @@ class ViewIndex:
             self._dense_copy(copy)
             envswap.seal(copy)
             self.store.swap(lambda: envswap.install(parent, live), self._bind)
+            self._ino = self._disk_ino()
             envswap.finish(parent, live)
             return before, self.store.file_size()
         finally:

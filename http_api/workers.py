@@ -1,0 +1,138 @@
+"""Several server processes on one port and one data directory (`couchpy serve --workers N`).
+
+Each worker serves every request it can itself: documents, `_changes`, views and Mango read and
+write the shared LMDB environments directly. What exists once per node lives in worker 0 (the
+replicator's scheduler and its `_replicator` watcher, the automatic compactor, full-text indexes),
+so the other workers forward those requests to it, unchanged (the same credentials, authorized
+again there), over a UNIX socket in the data directory (`socket_path`). `/_active_tasks` is
+answered by worker 0 for the whole node: its own tasks and those each other worker lists (a view
+build a query started there).
+
+A request that a worker forwards carries `FORWARDED`, so it is answered where it arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from pathlib import Path
+
+import aiohttp
+import orjson
+import yarl
+from aiohttp import web
+
+FORWARDED = "X-Couchpy-Worker-Forwarded"
+WORKER_HEADER = "X-Couchpy-Worker"
+SOCKETS_DIR = ".workers"
+PEER_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=5)
+TASKS_TIMEOUT = aiohttp.ClientTimeout(total=5)
+
+# Requests only worker 0 can answer for the whole node.
+_PRIMARY = re.compile(r"^/(_active_tasks|_replicate|_scheduler(/.*)?|[^_/][^/]*/_design/[^/]+/_nouveau(_info)?/.*"
+                      r"|[^_/][^/]*/_nouveau_cleanup)$")
+# hop-by-hop headers, and those aiohttp sets again for the body it sends
+_DROP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "upgrade",
+         "proxy-connection", "te", "trailer"}
+
+
+def socket_path(data_dir: Path, index: int) -> Path:
+    return Path(data_dir) / SOCKETS_DIR / f"{index}.sock"
+
+
+class Peers:
+    """This worker's client of the other workers' sockets."""
+
+    def __init__(self, node) -> None:
+        self.node = node
+        self._session: aiohttp.ClientSession | None = None
+        self._sessions: dict[int, aiohttp.ClientSession] = {}
+
+    def session(self, index: int) -> aiohttp.ClientSession:
+        s = self._sessions.get(index)
+        if s is None or s.closed:
+            connector = aiohttp.UnixConnector(path=str(socket_path(self.node.path, index)))
+            s = aiohttp.ClientSession(connector=connector, timeout=PEER_TIMEOUT, auto_decompress=False)
+            self._sessions[index] = s
+        return s
+
+    async def close(self) -> None:
+        for s in self._sessions.values():
+            await s.close()
+        self._sessions.clear()
+
+
+def _forward_headers(request: web.Request) -> dict[str, str]:
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROP}
+    headers[FORWARDED] = str(request.app["node"].worker_index)
+    return headers
+
+
+async def forward(request: web.Request, index: int) -> web.StreamResponse:
+    """Send the request to worker `index` and stream its answer back."""
+    peers: Peers = request.app["worker_peers"]
+    body = await request.read() if request.can_read_body else None
+    url = yarl.URL("http://worker" + request.raw_path, encoded=True)  # as the client sent it
+    async with peers.session(index).request(request.method, url, headers=_forward_headers(request),
+                                            data=body, allow_redirects=False) as upstream:
+        resp = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+        for k, v in upstream.headers.items():
+            if k.lower() not in _DROP:
+                resp.headers.add(k, v)
+        await resp.prepare(request)
+        async for chunk in upstream.content.iter_any():
+            await resp.write(chunk)
+        await resp.write_eof()
+        return resp
+
+
+async def _other_tasks(request: web.Request) -> list:
+    """The tasks every other worker lists (a worker that does not answer in time lists none)."""
+    node = request.app["node"]
+    peers: Peers = request.app["worker_peers"]
+    headers = _forward_headers(request)
+
+    async def one(index: int) -> list:
+        with contextlib.suppress(aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError):
+            async with peers.session(index).get("http://worker/_active_tasks", headers=headers,
+                                                timeout=TASKS_TIMEOUT) as r:
+                if r.status == 200:
+                    rows = orjson.loads(await r.read())
+                    return rows if isinstance(rows, list) else []
+        return []
+
+    lists = await asyncio.gather(*(one(i) for i in range(node.workers) if i != node.worker_index))
+    return [task for rows in lists for task in rows]
+
+
+@web.middleware
+async def workers_middleware(request: web.Request, handler) -> web.StreamResponse:
+    node = request.app["node"]
+    forwarded = FORWARDED in request.headers
+    if not forwarded and _PRIMARY.match(request.path):
+        if not node.primary:
+            return await forward(request, 0)
+        if request.path == "/_active_tasks" and request.method == "GET":
+            resp = await handler(request)
+            if resp.status == 200 and isinstance(resp, web.Response) and resp.body is not None:
+                rows = orjson.loads(resp.body) + await _other_tasks(request)
+                resp.body = orjson.dumps(rows) + b"\n"
+            return resp
+    return await handler(request)
+
+
+async def _add_worker_header(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers[WORKER_HEADER] = str(request.app["node"].worker_index)
+
+
+def install(app: web.Application) -> None:
+    """Make `app` one of several workers of its node (node.shared)."""
+    node = app["node"]
+    app["worker_peers"] = Peers(node)
+    app.on_response_prepare.append(_add_worker_header)
+
+    async def close(app: web.Application) -> None:
+        await app["worker_peers"].close()
+
+    app.on_cleanup.append(close)

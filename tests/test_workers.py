@@ -1,0 +1,322 @@
+"""`couchpy serve --workers 2`: two server processes on one port and one data directory.
+
+Every connection here is a new one (`force_close`), so the kernel spreads them over both workers
+(SO_REUSEPORT); each answer names its worker (`X-Couchpy-Worker`) and the tests check that both
+took part. Everything is bounded: request counts are fixed and every wait has a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.serverproc import CouchpyServer
+
+WORKERS = 2
+WRITES = 120
+FEEDS = 8
+DEADLINE = 30.0
+
+
+class WorkersServer(CouchpyServer):
+    """The supervisor and its workers; ready once the supervisor printed its address (all listen)."""
+
+    def start(self, timeout: float = 60) -> WorkersServer:
+        log_size = self.log_path.stat().st_size if self.log_path.exists() else 0
+        super().start(timeout)
+        deadline = time.monotonic() + timeout
+        while b"couchpy listening" not in self.log_path.read_bytes()[log_size:]:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"workers did not start:\n{self.log_path.read_text()[-3000:]}")
+            time.sleep(0.05)
+        return self
+
+    def worker_pids(self) -> list[int]:
+        """The supervisor's children (its workers)."""
+        out = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                status = Path(f"/proc/{entry}/status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("PPid:") and int(line.split()[1]) == self.proc.pid:
+                    out.append(int(entry))
+        return out
+
+
+@pytest.fixture
+def workers_server(tmp_path):
+    srv = WorkersServer(tmp_path, args=["--workers", str(WORKERS)])
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def _session(srv: CouchpyServer, **kw) -> aiohttp.ClientSession:
+    """A session whose every request opens a new connection (so requests reach both workers)."""
+    return aiohttp.ClientSession(base_url=srv.base, auth=srv.auth,
+                                 connector=aiohttp.TCPConnector(force_close=True), **kw)
+
+
+async def _put_db(s: aiohttp.ClientSession, name: str) -> None:
+    async with s.put(f"/{name}") as r:
+        assert r.status == 201, await r.text()
+
+
+async def test_concurrent_writers_on_both_workers_get_unique_sequences(workers_server):
+    srv = workers_server
+    seen_workers: set[str] = set()
+    async with _session(srv) as s:
+        await _put_db(s, "seqs")
+
+        async def write(i: int) -> None:
+            async with s.put(f"/seqs/d{i:04}", json={"i": i}) as r:
+                assert r.status == 201, await r.text()
+                seen_workers.add(r.headers["X-Couchpy-Worker"])
+
+        # 8 concurrent writers, WRITES documents in all
+        for start in range(0, WRITES, 8):
+            await asyncio.gather(*(write(i) for i in range(start, min(start + 8, WRITES))))
+        assert seen_workers == {str(i) for i in range(WORKERS)}
+        async with s.get("/seqs/_changes") as r:
+            body = await r.json()
+        seqs = [int(row["seq"].split("-")[0]) for row in body["results"]]
+        assert sorted(seqs) == list(range(1, WRITES + 1))  # each write its own sequence, none lost
+        assert seqs == sorted(seqs)
+        for _ in range(4):  # every worker counts the same (its cached counts follow the others' writes)
+            async with s.get("/seqs") as r:
+                info = await r.json()
+            assert info["doc_count"] == WRITES
+            assert int(info["update_seq"].split("-")[0]) == WRITES
+
+
+async def _feed(srv: CouchpyServer, path: str, params: dict, expect: set[str], key: str) -> tuple[str, set[str]]:
+    """Read a continuous feed until it listed every name in `expect` (or the deadline); the
+    worker that served it and what it saw."""
+    seen: set[str] = set()
+    async with _session(srv) as s:
+        async with s.get(path, params=params, timeout=aiohttp.ClientTimeout(total=DEADLINE)) as r:
+            assert r.status == 200
+            worker = r.headers["X-Couchpy-Worker"]
+            try:
+                async for line in r.content:
+                    line = line.strip()
+                    if not line:
+                        continue
+                    import json
+
+                    row = json.loads(line)
+                    if key in row:
+                        seen.add(row[key])
+                    if expect <= seen:
+                        break
+            except asyncio.TimeoutError:
+                pass
+    return worker, seen
+
+
+async def test_feeds_on_every_worker_see_writes_made_on_every_worker(workers_server):
+    srv = workers_server
+    ids = {f"doc{i}" for i in range(20)}
+    async with _session(srv) as s:
+        await _put_db(s, "feeds")
+        feeds = [asyncio.create_task(_feed(srv, "/feeds/_changes", {"feed": "continuous", "since": "now",
+                                                                     "heartbeat": "1000"}, ids, "id"))
+                 for _ in range(FEEDS)]
+        updates = [asyncio.create_task(_feed(srv, "/_db_updates", {"feed": "continuous", "since": "now",
+                                                                    "heartbeat": "1000"}, {"made0", "made1"},
+                                             "db_name"))
+                   for _ in range(4)]
+        await asyncio.sleep(1.0)  # the feeds are open (a write before that would not be "after now")
+        writers: set[str] = set()
+        for docid in sorted(ids):
+            async with s.put(f"/feeds/{docid}", json={}) as r:
+                assert r.status == 201, await r.text()
+                writers.add(r.headers["X-Couchpy-Worker"])
+        for name in ("made0", "made1"):
+            await _put_db(s, name)
+        results = await asyncio.gather(*feeds)
+        db_results = await asyncio.gather(*updates)
+    assert writers == {str(i) for i in range(WORKERS)}
+    served = {w for w, _ in results}
+    if served != {str(i) for i in range(WORKERS)}:
+        pytest.skip(f"the kernel gave all {FEEDS} feed connections to worker(s) {served}")  # pragma: no cover
+    for worker, seen in results:
+        assert seen == ids, f"a feed on worker {worker} missed {sorted(ids - seen)}"
+    for worker, seen in db_results:
+        assert {"made0", "made1"} <= seen, f"/_db_updates on worker {worker} saw only {seen}"
+
+
+async def test_longpoll_wakes_on_a_write_made_by_another_worker(workers_server):
+    srv = workers_server
+    async with _session(srv) as s:
+        await _put_db(s, "longpoll")
+        polls = [asyncio.create_task(s.get("/longpoll/_changes", params={"feed": "longpoll", "since": "0",
+                                                                          "timeout": "20000"}))
+                 for _ in range(FEEDS)]
+        await asyncio.sleep(1.0)
+        t0 = time.monotonic()
+        for i in range(4):  # a write through new connections: both workers write (most likely)
+            async with s.put(f"/longpoll/w{i}", json={}) as r:
+                assert r.status == 201
+        served = set()
+        for p in polls:
+            r = await p
+            served.add(r.headers["X-Couchpy-Worker"])
+            body = await r.json()
+            assert body["results"], body
+            r.release()
+        # woken by the write, not by the timeout
+        assert time.monotonic() - t0 < 10
+    assert len(served) == WORKERS or pytest.skip(f"all longpolls on worker(s) {served}")
+
+
+VIEW = {"views": {"by_n": {"map": "function(doc){ if (doc.n !== undefined) emit(doc.n, 1); }", "reduce": "_sum"}}}
+
+
+async def test_views_and_mango_queried_from_both_workers_are_current(workers_server):
+    """Each worker may build the index a query needs; the index's lock file lets one build at a
+    time, and the other finds it current. Concurrent queries on both workers during a first
+    build (which rewrites the index with a compaction at its end) and after writes on either
+    worker all answer exactly what the documents say."""
+    srv = workers_server
+    n_docs = 6000  # over the first-build threshold: the bulk build and its compaction run
+    async with _session(srv) as s:
+        await _put_db(s, "views")
+        for start in range(0, n_docs, 2000):
+            docs = [{"_id": f"d{i:05}", "n": i} for i in range(start, start + 2000)]
+            async with s.post("/views/_bulk_docs", json={"docs": docs}) as r:
+                assert r.status == 201
+        async with s.put("/views/_design/v", json=VIEW) as r:
+            assert r.status == 201
+        async with s.post("/views/_index", json={"index": {"fields": ["n"]}, "ddoc": "m", "name": "n"}) as r:
+            assert r.status == 200
+
+        async def query() -> tuple[str, int, int, int]:
+            async with s.get("/views/_design/v/_view/by_n", params={"reduce": "false", "limit": "1",
+                                                                   "timeout": "60000"}) as r:
+                assert r.status == 200, await r.text()
+                total = (await r.json())["total_rows"]
+                worker = r.headers["X-Couchpy-Worker"]
+            async with s.get("/views/_design/v/_view/by_n") as r:
+                total_sum = (await r.json())["rows"][0]["value"]
+            async with s.post("/views/_find", json={"selector": {"n": {"$gte": 0}}, "fields": ["_id"],
+                                                    "use_index": "m", "limit": 100000}) as r:
+                found = len((await r.json())["docs"])
+            return worker, total, total_sum, found
+
+        results = await asyncio.gather(*(query() for _ in range(8)))
+        assert {w for w, *_ in results} == {str(i) for i in range(WORKERS)}
+        for worker, total, total_sum, found in results:
+            assert (total, total_sum, found) == (n_docs, n_docs, n_docs), worker
+        # writes on both workers, then queries on both: every worker's index reads follow
+        for i in range(n_docs, n_docs + 10):
+            async with s.put(f"/views/d{i:05}", json={"n": i}) as r:
+                assert r.status == 201
+        results = await asyncio.gather(*(query() for _ in range(8)))
+        for worker, total, total_sum, found in results:
+            assert (total, total_sum, found) == (n_docs + 10,) * 3, worker
+
+
+async def test_node_wide_endpoints_answer_the_same_on_every_worker(workers_server):
+    """The replicator runs in worker 0 only: a replication made through any worker is one job,
+    which `_scheduler/jobs` shows through every worker."""
+    srv = workers_server
+    async with _session(srv) as s:
+        await _put_db(s, "src")
+        await _put_db(s, "tgt")
+        async with s.put("/src/a", json={"x": 1}) as r:
+            assert r.status == 201
+        body = {"source": f"{srv.url}/src", "target": f"{srv.url}/tgt", "continuous": True}
+        async with s.post("/_replicate", json=body) as r:
+            assert r.status == 202, await r.text()
+        deadline = time.monotonic() + DEADLINE
+        while True:
+            async with s.get("/tgt/a") as r:
+                if r.status == 200:
+                    break
+            assert time.monotonic() < deadline, "the replication did not copy the document"
+            await asyncio.sleep(0.2)
+        answers = []
+        for _ in range(6):
+            async with s.get("/_scheduler/jobs") as r:
+                answers.append((r.headers["X-Couchpy-Worker"], len((await r.json())["jobs"])))
+            async with s.get("/_active_tasks") as r:
+                tasks = await r.json()
+                answers.append((r.headers["X-Couchpy-Worker"], len([t for t in tasks if t["type"] == "replication"])))
+        assert {count for _, count in answers} == {1}, answers
+
+
+async def test_a_killed_worker_loses_no_acknowledged_write_and_is_restarted(workers_server):
+    srv = workers_server
+    pids = srv.worker_pids()
+    assert len(pids) == WORKERS
+    acked: dict[str, str] = {}
+    async with _session(srv) as s:
+        await _put_db(s, "crash")
+        stop = asyncio.Event()
+
+        async def writer(w: int) -> None:
+            i = 0
+            while not stop.is_set() and i < 2000:
+                docid = f"w{w}-{i}"
+                i += 1
+                try:
+                    async with s.put(f"/crash/{docid}", json={"w": w}) as r:
+                        if r.status == 201:
+                            acked[docid] = (await r.json())["rev"]
+                except (aiohttp.ClientError, ConnectionError, asyncio.TimeoutError):
+                    await asyncio.sleep(0.01)  # the killed worker's connection
+
+        tasks = [asyncio.create_task(writer(w)) for w in range(6)]
+        await asyncio.sleep(1.5)
+        victim = max(pids)
+        os.kill(victim, signal.SIGKILL)
+        await asyncio.sleep(1.5)
+        stop.set()
+        await asyncio.gather(*tasks)
+        assert acked
+        # the supervisor starts a new worker in the victim's place
+        deadline = time.monotonic() + DEADLINE
+        while True:
+            now = srv.worker_pids()
+            if len(now) == WORKERS and victim not in now:
+                break
+            assert time.monotonic() < deadline, f"no worker replaced {victim}: {now}"
+            await asyncio.sleep(0.2)
+        # both answer again, and every acknowledged write is there with its revision
+        deadline = time.monotonic() + DEADLINE
+        workers: set[str] = set()
+        while len(workers) < WORKERS:
+            assert time.monotonic() < deadline, f"only worker(s) {workers} answer after the restart"
+            try:
+                async with s.get("/crash") as r:
+                    workers.add(r.headers["X-Couchpy-Worker"])
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.1)
+        async with s.post("/crash/_all_docs", json={"keys": sorted(acked)}) as r:
+            rows = (await r.json())["rows"]
+        missing = [row["key"] for row in rows if row.get("value", {}).get("rev") != acked[row["key"]]]
+        assert not missing, f"{len(missing)} acknowledged writes lost: {missing[:5]}"
+
+
+def test_sigterm_to_the_supervisor_stops_every_worker(workers_server):
+    srv = workers_server
+    pids = srv.worker_pids()
+    assert len(pids) == WORKERS
+    srv.proc.terminate()
+    srv.proc.wait(30)
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{p}").exists() and "zombie" not in Path(f"/proc/{p}/status").read_text()
+              for p in pids):
+        assert time.monotonic() < deadline, "a worker outlived its supervisor"
+        time.sleep(0.1)
