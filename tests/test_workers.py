@@ -22,6 +22,7 @@ WORKERS = 2
 WRITES = 120
 FEEDS = 8
 DEADLINE = 30.0
+FEED_DEADLINE = 10.0  # a feed sees a write within this (the poll is every 50 ms)
 
 
 class WorkersServer(CouchpyServer):
@@ -67,6 +68,19 @@ def _session(srv: CouchpyServer, **kw) -> aiohttp.ClientSession:
                                  connector=aiohttp.TCPConnector(force_close=True), **kw)
 
 
+async def _pinned_session(srv: CouchpyServer, worker: int) -> aiohttp.ClientSession:
+    """A session whose one kept-alive connection is served by worker `worker` (new connections
+    until the kernel hands one to it; bounded)."""
+    for _ in range(200):
+        s = aiohttp.ClientSession(base_url=srv.base, auth=srv.auth, connector=aiohttp.TCPConnector(limit=1))
+        async with s.get("/_up") as r:
+            await r.read()
+            if r.headers["X-Couchpy-Worker"] == str(worker):
+                return s
+        await s.close()
+    raise AssertionError(f"no connection reached worker {worker} in 200 tries")
+
+
 async def _put_db(s: aiohttp.ClientSession, name: str) -> None:
     async with s.put(f"/{name}") as r:
         assert r.status == 201, await r.text()
@@ -104,7 +118,7 @@ async def _feed(srv: CouchpyServer, path: str, params: dict, expect: set[str], k
     worker that served it and what it saw."""
     seen: set[str] = set()
     async with _session(srv) as s:
-        async with s.get(path, params=params, timeout=aiohttp.ClientTimeout(total=DEADLINE)) as r:
+        async with s.get(path, params=params, timeout=aiohttp.ClientTimeout(total=FEED_DEADLINE + 2)) as r:
             assert r.status == 200
             worker = r.headers["X-Couchpy-Worker"]
             try:
@@ -129,21 +143,24 @@ async def test_feeds_on_every_worker_see_writes_made_on_every_worker(workers_ser
     ids = {f"doc{i}" for i in range(20)}
     async with _session(srv) as s:
         await _put_db(s, "feeds")
-        feeds = [asyncio.create_task(_feed(srv, "/feeds/_changes", {"feed": "continuous", "since": "now",
-                                                                     "heartbeat": "1000"}, ids, "id"))
+        # no heartbeat: a feed only wakes for a write (a heartbeat's timeout would re-read anyway)
+        feeds = [asyncio.create_task(_feed(srv, "/feeds/_changes", {"feed": "continuous", "since": "now"},
+                                           ids, "id"))
                  for _ in range(FEEDS)]
-        updates = [asyncio.create_task(_feed(srv, "/_db_updates", {"feed": "continuous", "since": "now",
-                                                                    "heartbeat": "1000"}, {"made0", "made1"},
-                                             "db_name"))
+        updates = [asyncio.create_task(_feed(srv, "/_db_updates", {"feed": "continuous", "since": "now"},
+                                             {"made0", "made1"}, "db_name"))
                    for _ in range(4)]
         await asyncio.sleep(1.0)  # the feeds are open (a write before that would not be "after now")
         writers: set[str] = set()
-        for docid in sorted(ids):
-            async with s.put(f"/feeds/{docid}", json={}) as r:
-                assert r.status == 201, await r.text()
-                writers.add(r.headers["X-Couchpy-Worker"])
-        for name in ("made0", "made1"):
-            await _put_db(s, name)
+        # half of the documents written through worker 0, half through worker 1
+        for w, part in enumerate((sorted(ids)[:10], sorted(ids)[10:])):
+            pinned = await _pinned_session(srv, w)
+            async with pinned:
+                for docid in part:
+                    async with pinned.put(f"/feeds/{docid}", json={}) as r:
+                        assert r.status == 201, await r.text()
+                        writers.add(r.headers["X-Couchpy-Worker"])
+                await _put_db(pinned, f"made{w}")
         results = await asyncio.gather(*feeds)
         db_results = await asyncio.gather(*updates)
     assert writers == {str(i) for i in range(WORKERS)}
@@ -165,8 +182,8 @@ async def test_longpoll_wakes_on_a_write_made_by_another_worker(workers_server):
                  for _ in range(FEEDS)]
         await asyncio.sleep(1.0)
         t0 = time.monotonic()
-        for i in range(4):  # a write through new connections: both workers write (most likely)
-            async with s.put(f"/longpoll/w{i}", json={}) as r:
+        async with await _pinned_session(srv, 0) as pinned:  # one write, through worker 0 only
+            async with pinned.put("/longpoll/w", json={}) as r:
                 assert r.status == 201
         served = set()
         for p in polls:
@@ -239,13 +256,18 @@ async def test_node_wide_endpoints_answer_the_same_on_every_worker(workers_serve
         body = {"source": f"{srv.url}/src", "target": f"{srv.url}/tgt", "continuous": True}
         async with s.post("/_replicate", json=body) as r:
             assert r.status == 202, await r.text()
+        # and one from a _replicator document: only worker 0's scheduler watches that database
+        async with s.put("/_replicator/r1", json={"source": f"{srv.url}/src", "target": f"{srv.url}/tgt2",
+                                                  "create_target": True, "continuous": True}) as r:
+            assert r.status == 201, await r.text()
         deadline = time.monotonic() + DEADLINE
-        while True:
-            async with s.get("/tgt/a") as r:
-                if r.status == 200:
-                    break
-            assert time.monotonic() < deadline, "the replication did not copy the document"
-            await asyncio.sleep(0.2)
+        for target in ("tgt", "tgt2"):
+            while True:
+                async with s.get(f"/{target}/a") as r:
+                    if r.status == 200:
+                        break
+                assert time.monotonic() < deadline, f"the replication did not copy the document to {target}"
+                await asyncio.sleep(0.2)
         answers = []
         for _ in range(6):
             async with s.get("/_scheduler/jobs") as r:
@@ -253,7 +275,7 @@ async def test_node_wide_endpoints_answer_the_same_on_every_worker(workers_serve
             async with s.get("/_active_tasks") as r:
                 tasks = await r.json()
                 answers.append((r.headers["X-Couchpy-Worker"], len([t for t in tasks if t["type"] == "replication"])))
-        assert {count for _, count in answers} == {1}, answers
+        assert {count for _, count in answers} == {2}, answers
 
 
 async def test_a_killed_worker_loses_no_acknowledged_write_and_is_restarted(workers_server):
