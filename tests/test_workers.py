@@ -197,15 +197,26 @@ async def test_longpoll_wakes_on_a_write_made_by_another_worker(workers_server):
     assert len(served) == WORKERS or pytest.skip(f"all longpolls on worker(s) {served}")
 
 
-VIEW = {"views": {"by_n": {"map": "function(doc){ if (doc.n !== undefined) emit(doc.n, 1); }", "reduce": "_sum"}}}
+# the map function logs each document it maps: how often each was mapped is read from the log
+VIEW = {"views": {"by_n": {"map": "function(doc){ if (doc.n !== undefined) { log('mapped ' + doc._id); emit(doc.n, 1); } }",
+                           "reduce": "_sum"}}}
 
 
-async def test_views_and_mango_queried_from_both_workers_are_current(workers_server):
+async def test_views_and_mango_queried_from_both_workers_are_current_and_built_once(tmp_path):
     """Each worker may build the index a query needs; the index's lock file lets one build at a
-    time, and the other finds it current. Concurrent queries on both workers during a first
-    build (which rewrites the index with a compaction at its end) and after writes on either
-    worker all answer exactly what the documents say."""
-    srv = workers_server
+    time, and the other finds it current, so every document is mapped once in the node.
+    Concurrent queries on both workers during a first build (which rewrites the index with a
+    compaction at its end) and after writes on either worker all answer exactly what the
+    documents say."""
+    srv = WorkersServer(tmp_path, args=["--workers", str(WORKERS)], config={"log": {"level": "info"}})
+    srv.start()
+    try:
+        await _views_built_once(srv)
+    finally:
+        srv.stop()
+
+
+async def _views_built_once(srv: WorkersServer) -> None:
     n_docs = 6000  # over the first-build threshold: the bulk build and its compaction run
     async with _session(srv) as s:
         await _put_db(s, "views")
@@ -242,6 +253,14 @@ async def test_views_and_mango_queried_from_both_workers_are_current(workers_ser
         results = await asyncio.gather(*(query() for _ in range(8)))
         for worker, total, total_sum, found in results:
             assert (total, total_sum, found) == (n_docs + 10,) * 3, worker
+    mapped: dict[str, int] = {}
+    for line in srv.log_path.read_text().splitlines():
+        if "view log: mapped " in line:
+            docid = line.rsplit("mapped ", 1)[1].strip()
+            mapped[docid] = mapped.get(docid, 0) + 1
+    assert len(mapped) == n_docs + 10
+    twice = [d for d, count in mapped.items() if count > 1]
+    assert not twice, f"{len(twice)} documents mapped more than once, e.g. {twice[:3]}"
 
 
 async def test_node_wide_endpoints_answer_the_same_on_every_worker(workers_server):
