@@ -32,6 +32,14 @@ def parse_level(raw: Any, name: str) -> int | None:
     return max(int(raw), 1)
 
 
+def bulk_level(body_w: Any, query_w: Any) -> int | None:
+    """`_bulk_docs`' `w`: as CouchDB 3.4.3 reads it (chttpd_db), the body's when it is an integer,
+    else the query string's (a body's `"w": "2"` is passed over, as there)."""
+    if isinstance(body_w, int) and not isinstance(body_w, bool):
+        return max(body_w, 1)
+    return parse_level(query_w, "w")
+
+
 def written(row: Any) -> tuple[str, str] | None:
     """(id, rev) of a successful write as a write's answer lists it, else None (errors, batch=ok)."""
     if isinstance(row, dict) and row.get("ok") is True and isinstance(row.get("id"), str) \
@@ -43,6 +51,22 @@ def written(row: Any) -> tuple[str, str] | None:
 def single_status(status: int, acks: int, w: int) -> int:
     """The status of a one-document write that was `status` on the copy that took it."""
     return status if acks >= w else 202
+
+
+def alone_status(status: int, w: int) -> int:
+    """A write's status on a node alone (one copy of everything): 202 when it asks for more copies
+    than one, as CouchDB 3.4.3 with `n = 1` answers (`_local` documents included)."""
+    return 202 if w > 1 else status
+
+
+def alone_bulk_answer(rows: list[Any], w: int) -> tuple[list[Any], int]:
+    """A `_bulk_docs` answer on a node alone: with `w` > 1 every written row (`_local` ones too, as
+    CouchDB 3.4.3 with `n = 1`) says `"accepted": true` and the answer is 202."""
+    if w <= 1:
+        return rows, 201
+    out = [{**row, "accepted": True} if isinstance(row, dict) and row.get("ok") is True else row
+           for row in rows]
+    return out, 202 if any(isinstance(r, dict) and r.get("accepted") for r in out) else 201
 
 
 def bulk_answer(rows: list[Any], acks: dict[tuple[str, str], int], w: int) -> tuple[list[Any], int]:

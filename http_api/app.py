@@ -19,8 +19,9 @@ from couchpy.credentials import Authenticator
 from couchpy.node import Node
 
 from . import cluster as cluster_routes
-from . import (alldocs, attachments, bulk, changes, conflict_policy, cors, databases, db_updates, documents, mango,
-               node_api, nouveau, openapi, partitions, purge, replication, server, session, updates, utils, views, workers)
+from . import (alldocs, alone_quorum, attachments, bulk, changes, conflict_policy, cors, databases, db_updates,
+               documents, mango, node_api, nouveau, openapi, partitions, purge, replication, server, session, updates,
+               utils, views, workers)
 from .middleware import couch_middleware
 
 log = logging.getLogger("couchpy.http")
@@ -35,6 +36,8 @@ def make_app(node: Node, cluster: Any = None) -> web.Application:
     if cluster is not None:  # before authentication: the replica a request goes to does its own
         middlewares.insert(1, cluster_routes.forward_middleware)
         middlewares.append(cluster_routes.quorum_middleware)  # innermost: after authorization
+    else:
+        middlewares.append(alone_quorum.alone_quorum_middleware)  # ?w= with one copy of everything
     if node.shared:  # one of several server processes (couchpy serve --workers)
         middlewares.insert(0, workers.workers_middleware)
     app = web.Application(middlewares=middlewares, client_max_size=max_body)

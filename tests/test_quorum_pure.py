@@ -8,7 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from couchpy.errors import BadRequest
-from couchpy.quorum import bulk_answer, majority, parse_level, single_status, written
+from couchpy.quorum import (alone_bulk_answer, alone_status, bulk_answer, bulk_level, majority, parse_level,
+                            single_status, written)
 
 
 def test_majority_is_couchdbs_quorum():
@@ -52,3 +53,19 @@ def test_bulk_answer_marks_exactly_the_writes_short_of_w(rows, w, data):
     for i, (before, after) in enumerate(zip(rows, out, strict=True)):
         assert after == ({**before, "accepted": True} if i in short else before)
     assert status == (202 if short else 201)
+
+
+def test_bulk_docs_w_the_bodys_integer_first():
+    assert bulk_level(2, "1") == 2 and bulk_level(None, "3") == 3 and bulk_level(0, None) == 1
+    assert bulk_level("2", None) is None and bulk_level(True, "2") == 2  # not integers: passed over
+    assert bulk_level(None, None) is None
+
+
+@given(rows_st, st.integers(1, 4))
+def test_a_node_alone_accepts_every_written_row_beyond_one_copy(rows, w):
+    out, status = alone_bulk_answer(rows, w)
+    assert [{k: v for k, v in r.items() if k != "accepted"} for r in out] == rows
+    flagged = [r.get("accepted") is True for r in out]
+    assert flagged == [w > 1 and r.get("ok") is True for r in rows]  # _local rows too, as CouchDB alone
+    assert status == (202 if any(flagged) else 201)
+    assert alone_status(201, w) == (202 if w > 1 else 201) and alone_status(200, w) == (202 if w > 1 else 200)
