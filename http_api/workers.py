@@ -6,7 +6,8 @@ replicator's scheduler and its `_replicator` watcher, the automatic compactor, f
 so the other workers forward those requests to it, unchanged (the same credentials, authorized
 again there), over a UNIX socket in the data directory (`socket_path`). `/_active_tasks` is
 answered by worker 0 for the whole node: its own tasks and those each other worker lists (a view
-build a query started there).
+build a query started there). A configuration change made through one worker (the INI file) is
+applied by every worker (`follow_config`).
 
 A request that a worker forwards carries `FORWARDED`, so it is answered where it arrives.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 from pathlib import Path
 
@@ -23,7 +25,10 @@ import orjson
 import yarl
 from aiohttp import web
 
+log = logging.getLogger("couchpy.workers")
+
 FORWARDED = "X-Couchpy-Worker-Forwarded"
+CONFIG_POLL_SECONDS = 0.5
 WORKER_HEADER = "X-Couchpy-Worker"
 SOCKETS_DIR = ".workers"
 PEER_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=5)
@@ -126,13 +131,49 @@ async def _add_worker_header(request: web.Request, response: web.StreamResponse)
     response.headers[WORKER_HEADER] = str(request.app["node"].worker_index)
 
 
+def _config_stamp(path: Path | None) -> tuple[int, int] | None:
+    try:
+        st = path.stat() if path else None
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size) if st else None
+
+
+async def follow_config(app: web.Application) -> None:
+    """Apply a configuration change another worker made (`/_node/{node}/_config` writes the INI
+    file, replacing it whole): the file is looked at every CONFIG_POLL_SECONDS and, when it
+    changed, read again and applied as `_config/_reload` does."""
+    from .node_api import apply_setting  # the handlers' module; imported late to keep this one small
+
+    config = app["node"].config
+    seen = _config_stamp(config.path)
+    while True:
+        await asyncio.sleep(CONFIG_POLL_SECONDS)
+        stamp = _config_stamp(config.path)
+        if stamp is None or stamp == seen:
+            continue
+        seen = stamp
+        try:
+            config.reload()
+            for section in config.sections():
+                for key in config.section(section):
+                    apply_setting(app, section, key)
+        except Exception:  # noqa: BLE001 - a bad edit must not stop following later ones
+            log.exception("applying the configuration file's change failed")
+
+
 def install(app: web.Application) -> None:
     """Make `app` one of several workers of its node (node.shared)."""
     node = app["node"]
     app["worker_peers"] = Peers(node)
     app.on_response_prepare.append(_add_worker_header)
 
+    async def start(app: web.Application) -> None:
+        app["worker_config"] = asyncio.get_running_loop().create_task(follow_config(app))
+
     async def close(app: web.Application) -> None:
+        app["worker_config"].cancel()
         await app["worker_peers"].close()
 
+    app.on_startup.append(start)
     app.on_cleanup.append(close)

@@ -361,3 +361,30 @@ def test_sigterm_to_the_supervisor_stops_every_worker(workers_server):
               for p in pids):
         assert time.monotonic() < deadline, "a worker outlived its supervisor"
         time.sleep(0.1)
+
+
+async def test_a_config_change_through_one_worker_applies_in_every_worker(tmp_path):
+    """An admin created through worker 0's `_config` can log in through worker 1 (failed logins
+    while worker 1 does not know bob yet must not lock him out: lockout off)."""
+    srv = WorkersServer(tmp_path, args=["--workers", str(WORKERS)], config={"chttpd_auth_lockout": {"mode": "off"}})
+    srv.start()
+    try:
+        await _config_followed(srv)
+    finally:
+        srv.stop()
+
+
+async def _config_followed(srv: WorkersServer) -> None:
+    async with await _pinned_session(srv, 0) as w0:
+        async with w0.put("/_node/_local/_config/admins/bob", json="bobs-secret") as r:
+            assert r.status == 200, await r.text()
+    async with await _pinned_session(srv, 1) as w1:
+        deadline = time.monotonic() + DEADLINE
+        while True:
+            async with w1.get("/_session", auth=aiohttp.BasicAuth("bob", "bobs-secret")) as r:
+                body = await r.json()  # 401 while worker 1 does not know bob
+            if r.status == 200 and body["userCtx"]["name"] == "bob":
+                assert "_admin" in body["userCtx"]["roles"]
+                break
+            assert time.monotonic() < deadline, f"worker 1 does not know bob: {body}"
+            await asyncio.sleep(0.2)
