@@ -152,7 +152,6 @@ OPEN: tuple[KnownDifference, ...] = (
            "POST /{db}/_bulk_docs [412] | body .reason (missing_stub) | value",
            "GET /{db}/_local/{doc} [200] | header etag | missing",
            "POST /{db}/_all_docs | status | 200 vs 500 badarg",
-           "HEAD /{db}/{doc}/{att} | status | 200 vs 416 ",
            "HEAD /{db}/{doc} [200] | header content-length | value",
            "GET /{db}/{doc} | status | 200 vs 400 bad_request",
            "GET /{db}/_design/{ddoc}/_view/{view} [400] | body .error | value"),
