@@ -100,8 +100,9 @@ def _render(db, doc: dict, query, *, attachments: bool, follows: bool) -> tuple[
 
 async def _stream(request: web.Request, resp: web.StreamResponse, pieces) -> web.StreamResponse:
     await resp.prepare(request)
-    for piece in pieces:
-        await resp.write(piece)
+    if request.method != "HEAD":
+        for piece in pieces:
+            await resp.write(piece)
     await resp.write_eof()
     return resp
 
@@ -112,7 +113,8 @@ async def doc_get_response(request: web.Request, db, doc: dict, query) -> web.St
     attachments = _flag(query, "attachments") or query.get("atts_since") is not None
     multipart = attachments and _accepts(request, "multipart/related")
     rendered, parts = _render(db, doc, query, attachments=attachments, follows=multipart)
-    if not multipart:
+    if not multipart or not doc.get("_attachments"):
+        # a document without attachments goes out as plain JSON, as CouchDB sends it
         return json_response(rendered, headers={"ETag": etag})
     boundary = mp.new_boundary()
     body = jsonutil.dumps(rendered)
@@ -129,7 +131,12 @@ async def open_revs_response(request: web.Request, db, docid: str, results: list
     if not results and query.get("open_revs") == "all":
         raise NotFound("missing")  # as chttpd_db: open_revs=all of a document that does not exist
     attachments = _flag(query, "attachments") or query.get("atts_since") is not None
-    if not accept.accepts(request.headers.get("Accept"), "multipart/mixed"):
+    multipart = accept.accepts(request.headers.get("Accept"), "multipart/mixed")
+    if request.method == "HEAD":
+        # CouchDB streams this answer (chunked), so its HEAD says Content-Length 0
+        ctype = mp.content_type_with_boundary("mixed", mp.new_boundary()) if multipart else "application/json"
+        return web.Response(status=200, headers={"Content-Type": ctype, "Content-Length": "0"})
+    if not multipart:
         out = []
         for item in results:
             if "ok" in item:

@@ -11,7 +11,7 @@ from urllib.parse import unquote, unquote_to_bytes
 
 from aiohttp import web
 
-from couchpy import jsonutil, revtree
+from couchpy import revtree
 from couchpy.attachments import hooks as att_hooks
 from couchpy.errors import BadRequest, Conflict, CouchError, NotFound
 
@@ -72,6 +72,10 @@ def _read_options(request: web.Request) -> dict:
     }
 
 
+# members a read adds beside the body (couch_doc:to_json_meta), whose presence drops the ETag
+META_MEMBERS = ("_conflicts", "_deleted_conflicts", "_revs_info", "_local_seq")
+
+
 async def get_doc(request: web.Request) -> web.StreamResponse:
     db = get_db(request)
     docid = docid_of(request)
@@ -80,7 +84,9 @@ async def get_doc(request: web.Request) -> web.StreamResponse:
     open_revs = request.query.get("open_revs")
     if open_revs == "[]":
         open_revs = None  # chttpd_db: an empty list reads as no open_revs at all
-    if open_revs is not None and not docid.startswith("_local/"):
+    if open_revs is not None:
+        # a `_local` document is read too, as CouchDB does: its revisions are checked, then it
+        # has none to open (local documents are not in the revision tree)
         if open_revs == "all":
             wanted = "all"
         else:
@@ -111,9 +117,10 @@ async def get_doc(request: web.Request) -> web.StreamResponse:
     if docid.startswith("_local/") and opts["revs"]:
         # a local document's revision `0-N` is its whole history, and CouchDB lists it so
         doc = {**doc, "_revisions": {"start": 0, "ids": [doc["_rev"].split("-", 1)[1]]}}
-    # chttpd_db send_doc: an ETag (and so a 304) only for plain reads; with conflicts, revs_info...
-    # the body can change while the winning rev stays the same.
-    meta = any(opts[k] for k in ("revs_info", "conflicts", "deleted_conflicts", "local_seq"))
+    # chttpd_db send_doc: an ETag (and so a 304) only when the document carries no meta members
+    # (_conflicts, _revs_info...): with them the body can change while the winning rev stays the
+    # same. `conflicts=true` of a document without conflicts adds none, so keeps its ETag.
+    meta = any(k in doc for k in META_MEMBERS)
     etag = f'"{doc["_rev"]}"'
     if not meta and request.headers.get("If-None-Match") == etag:
         return web.Response(status=304, headers={"ETag": etag})
@@ -124,21 +131,10 @@ async def get_doc(request: web.Request) -> web.StreamResponse:
     return json_response(doc, headers=None if meta else {"ETag": etag})
 
 
-async def head_doc(request: web.Request) -> web.Response:
-    db = get_db(request)
-    docid = docid_of(request)
-    _check_json_params(request)
-    rev = _query_rev(request)
-    if docid.startswith("_local/") and rev is not None:
-        raise NotFound("missing")  # local documents keep no revisions to read
-    doc = db.get(docid, rev=rev) if not docid.startswith("_local/") else db.get_local(docid)
-    etag = f'"{doc["_rev"]}"'
-    if request.headers.get("If-None-Match") == etag:
-        return web.Response(status=304, headers={"ETag": etag})
-    # aiohttp sends no body on HEAD but keeps the Content-Length of the GET's body, as CouchDB does.
-    return web.Response(
-        status=200, body=jsonutil.dumps(doc) + b"\n", headers={"ETag": etag, "Content-Type": "application/json"}
-    )
+async def head_doc(request: web.Request) -> web.StreamResponse:
+    # CouchDB answers HEAD as GET without the body: the same status and headers, every query
+    # option read. aiohttp sends no body on HEAD but keeps the Content-Length of the GET's body.
+    return await get_doc(request)
 
 
 def _write_response(request: web.Request, db, docid: str, result: dict, batch: bool,

@@ -656,11 +656,14 @@ async def test_deleted_doc_with_body_rev_then_recreate_via_post(client, db):
 
 
 async def test_no_stale_304_with_meta_options(client, db):
-    # CouchDB sends an ETag (and so answers If-None-Match) only for plain reads: with conflicts,
-    # revs_info etc. the body can change while the winning rev stays the same (chttpd_db send_doc)
+    # CouchDB sends an ETag (and so answers If-None-Match) only when the document carries no meta
+    # members: with _conflicts, _revs_info etc. the body can change while the winning rev stays
+    # the same (chttpd_db send_doc). `conflicts=true` without conflicts adds none: ETag kept.
     rev = (await put(client, f"/{db}/m", {"v": 1}))["rev"]
     resp = await client.get(f"/{db}/m", params={"conflicts": "true"})
     assert resp.status == 200
+    assert resp.headers["ETag"] == f'"{rev}"'
+    resp = await client.get(f"/{db}/m", params={"revs_info": "true"})
     assert "ETag" not in resp.headers
     other = "1-" + "0" * 32
     await put(client, f"/{db}/m", {"_rev": other, "v": "o"}, new_edits="false")

@@ -150,10 +150,7 @@ OPEN: tuple[KnownDifference, ...] = (
            "GET /{db}/_changes [400] | body .reason (bad_request) | value",
            "POST /{db}/_changes [400] | body .reason (bad_request) | value",
            "POST /{db}/_bulk_docs [412] | body .reason (missing_stub) | value",
-           "GET /{db}/_local/{doc} [200] | header etag | missing",
            "POST /{db}/_all_docs | status | 200 vs 500 badarg",
-           "HEAD /{db}/{doc} [200] | header content-length | value",
-           "GET /{db}/{doc} | status | 200 vs 400 bad_request",
            "GET /{db}/_design/{ddoc}/_view/{view} [400] | body .error | value"),
 )
 
