@@ -4,17 +4,20 @@ CouchDB's rules: the body is a JSON object; ids beginning with `_` are reserved 
 and `_local/`; the only top-level fields beginning with `_` are CouchDB's own (`_id`, `_rev`,
 `_deleted`, `_attachments`, `_revisions`, and a few read-only ones that are ignored on write).
 
-Revision ids are `N-<32 hex>`: N is the parent's generation plus one, the hash an MD5 of the edit
-(deleted flag, parent revision, body, attachment digests) -- the same edit made on two nodes gets
-the same revision id, so replicating it twice does not create a spurious conflict.
+Revision ids are `N-<32 hex>`: N is the parent's generation plus one, the hash CouchDB's
+(couch_db:new_revid): the MD5 of the Erlang term `[Deleted, ParentPos, ParentHash, Body, Atts]`
+in external term format, the body in its member order, `Atts` the `{Name, Type, Digest}` of each
+attachment, last first. The same edit gets the same revision id on two couchpy nodes and on
+CouchDB, so replicating it twice, or between the two, does not create a spurious conflict.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from typing import Any
 
-from . import jsonutil
+from . import etf
 from .errors import BadRequest, DocValidation
 from .revtree import parse_rev
 
@@ -81,6 +84,8 @@ def split_body(doc: dict) -> tuple[dict, bool]:
                 body[key] = value
             elif key not in WRITABLE_SPECIAL and key not in IGNORED_SPECIAL:
                 raise DocValidation(f"Bad special document member: {key}")
+        # kept specials stay where the body has them (its member order is hashed into a new revision id)
+        body = {k: v for k, v in doc.items() if k in body}
     return body, doc.get("_deleted") is True
 
 
@@ -97,21 +102,41 @@ def _check_revisions(value: object) -> None:
         raise DocValidation("RevId isn't a string")
 
 
-def attachment_digests(body: dict) -> list:
+def _attachment_terms(body: dict) -> list:
+    """`{Name, Type, Md5}` of each attachment, last first (couch_db:new_revid folds the list)."""
     atts = body.get("_attachments")
     if not isinstance(atts, dict):
         return []
-    return sorted((name, a.get("digest")) for name, a in atts.items() if isinstance(a, dict))
+    out = []
+    for name, att in atts.items():
+        if not isinstance(att, dict):
+            continue
+        digest = att.get("digest")
+        md5 = base64.b64decode(digest[4:]) if isinstance(digest, str) and digest.startswith("md5-") else b""
+        ctype = att.get("content_type")
+        out.append((name, ctype if isinstance(ctype, str) else "application/octet-stream", md5))
+    return out[::-1]
+
+
+def _parent_hash(parent: str | None) -> int | bytes:
+    """A revision's hash as CouchDB holds it: 32 hex digits as their 16 bytes, else the text."""
+    if parent is None:
+        return 0
+    text = parent.split("-", 1)[1]
+    if len(text) == 32:
+        try:
+            return bytes.fromhex(text)
+        except ValueError:
+            pass
+    return text.encode("utf-8", "surrogatepass")
 
 
 def new_rev(parent: str | None, deleted: bool, body: dict) -> str:
-    """The revision id of an edit: deterministic in (parent, deleted, content)."""
-    pos = int(parent.split("-", 1)[0]) + 1 if parent else 1
+    """The revision id of an edit, as CouchDB 3.4.3 computes it for the same edit."""
+    pos = int(parent.split("-", 1)[0]) if parent else 0
     content = {k: v for k, v in body.items() if k != "_attachments"} if "_attachments" in body else body
-    h = hashlib.md5(
-        jsonutil.dumps_sorted([deleted, parent or "", content, attachment_digests(body)])
-    ).hexdigest()
-    return f"{pos}-{h}"
+    term = [etf.Atom("true" if deleted else "false"), pos, _parent_hash(parent), content, _attachment_terms(body)]
+    return f"{pos + 1}-{hashlib.md5(etf.term_to_binary(term)).hexdigest()}"
 
 
 NEEDS_REV = "When `new_edits: false`, the document needs `_rev` or `_revisions` specified"

@@ -359,8 +359,9 @@ async def put_attachment(request: web.Request) -> web.Response:
     # decoded a `Content-Encoding: gzip` body, so the bytes arrive as identity and are stored gzip
     # again if the type is compressible.
     entry = await hooks.store_stream(db, name, ctype, request.content.iter_chunked(BODY_CHUNK))
-    atts = dict(base.get("_attachments") or {})
-    atts[name] = entry
+    # the new attachment goes first, the others after it in their order, as CouchDB keeps them
+    # (the order is hashed into the revision id)
+    atts = {name: entry, **{k: v for k, v in (base.get("_attachments") or {}).items() if k != name}}
     base["_attachments"] = atts
     result = await db.put(base)
     return json_response(
