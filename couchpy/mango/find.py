@@ -405,8 +405,8 @@ def _execute(db: Any, ix: Any, vi: Any, p: Plan, req: dict, matcher: Any,
     last = None
     bm = req["bookmark"]
     max_keys = budget if budget is not None else float("inf")
-    if limit == 0:
-        return docs, req["raw_bookmark"] or "nil", stats
+    # As CouchDB's cursors, a scan reads on past the last result it returns: the next result it
+    # meets ends it, and counts as examined (`limit: 0` reads up to the first result).
     if p.index.type == "json":
         lo, hi = p.lo, p.hi
         if isinstance(bm, dict) and "key" in bm and isinstance(bm.get("id"), str):
@@ -454,17 +454,20 @@ def _execute(db: Any, ix: Any, vi: Any, p: Plan, req: dict, matcher: Any,
                         loaded = _load(db, ids, req["conflicts"])
                         exact = p.exact and ix_seq >= db.update_seq
                     stats["total_docs_examined"] += len(loaded)
-                    for (key, docid, _v), doc in zip(batch, loaded):
+                    for n, ((key, docid, _v), doc) in enumerate(zip(batch, loaded)):
                         if doc is None or not (exact or matcher(doc)):
                             continue
                         if skip:
                             skip -= 1
                             continue
-                        docs.append(doc if raw_ok else _project(doc, req["fields"]))
-                        last = {"key": key, "id": docid}
                         if len(docs) >= limit:
+                            # the rows of the batch after this one were not examined
+                            stats["total_keys_examined"] -= len(batch) - n - 1
+                            stats["total_docs_examined"] -= len(batch) - n - 1
                             done = True
                             break
+                        docs.append(doc if raw_ok else _project(doc, req["fields"]))
+                        last = {"key": key, "id": docid}
     else:
         lo, hi = p.lo, p.hi
         start = lo[0] if lo else None
@@ -479,18 +482,18 @@ def _execute(db: Any, ix: Any, vi: Any, p: Plan, req: dict, matcher: Any,
 
         def flush() -> bool:
             nonlocal skip, last
-            loaded = _load(db, [i.id for i in batch_infos], req["conflicts"])
-            stats["total_docs_examined"] += len(loaded)
-            for info, doc in zip(batch_infos, loaded):
+            loaded = _load(db, [i.id for i, _ in batch_infos], req["conflicts"])
+            for (info, keys_so_far), doc in zip(batch_infos, loaded):
                 if doc is None or not matcher(doc):
                     continue
                 if skip:
                     skip -= 1
                     continue
+                if len(docs) >= limit:
+                    stats["total_keys_examined"] = keys_so_far  # the keys after this one were not read
+                    return True
                 docs.append(_project(doc, req["fields"]))
                 last = {"id": info.id}
-                if len(docs) >= limit:
-                    return True
             return False
 
         scanned = 0
@@ -500,16 +503,14 @@ def _execute(db: Any, ix: Any, vi: Any, p: Plan, req: dict, matcher: Any,
                 raise TooBig()
             if after is not None and info.id == after:
                 continue
-            if not p.descending and lo and not lo[1] and info.id == lo[0]:
-                continue
-            if p.descending and hi and not hi[1] and info.id == hi[0]:
-                continue
+            # an excluded end ($gt, $lt) is read and examined as CouchDB reads it: the selector
+            # turns it down
             if info.deleted:
                 continue
             stats["total_keys_examined"] += 1
             if info.id.startswith("_design/"):  # design documents are not query results
                 continue
-            batch_infos.append(info)
+            batch_infos.append((info, stats["total_keys_examined"]))
             if len(batch_infos) >= 200:
                 if flush():
                     batch_infos = []
@@ -518,6 +519,8 @@ def _execute(db: Any, ix: Any, vi: Any, p: Plan, req: dict, matcher: Any,
         else:
             if batch_infos:
                 flush()
+        # CouchDB reads the document of every key it examines (design documents too, to turn them down)
+        stats["total_docs_examined"] = stats["total_keys_examined"]
     if not isinstance(docs, orjson.Fragment):
         stats["results_returned"] = len(docs)
     bookmark = _encode_bookmark(last) if last is not None else (req["raw_bookmark"] or "nil")
@@ -566,14 +569,14 @@ def _exact_current(db: Any, txn: Any, rows_db: Any, vp: bytes, lo: bytes | None,
             if skip:
                 skip -= 1
                 continue
+            if n >= limit:
+                break  # the row after the last result, read as CouchDB reads it
             if len(body) > 2:
                 extend((b'{"_id":', dumps(docid), b',"_rev":', dumps(rev), b",", body[1:], b","))
             else:
                 extend((b'{"_id":', dumps(docid), b',"_rev":', dumps(rev), b"},"))
             n += 1
             last = (key, docid)
-            if n >= limit:
-                break
     if n:
         parts[-1] = parts[-1][:-1]  # the last document's trailing comma
     parts.append(b"]")

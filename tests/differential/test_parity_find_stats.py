@@ -1,0 +1,50 @@
+"""`_find`'s `execution_stats` as CouchDB 3.4.3 counts them, checked against the real one.
+
+CouchDB's cursor reads on past the last result it returns: the next result it meets ends the
+scan and counts as examined (so `limit: 0` examines up to the first result), and an excluded
+end of an `_id` range (`$gt`, `$lt`) is read and turned down by the selector.
+"""
+
+from __future__ import annotations
+
+from .model import Req
+from .parity import parity
+
+DOCS = [Req("PUT", f"/{{db}}/{d}", body={"x": x}, endpoint="PUT /{db}/{doc}") for d, x in (("a", 1), ("b", 2), ("c", 3))]
+DDOC = Req("PUT", "/{db}/_design/zz", body={}, endpoint="PUT /{db}/_design/{ddoc}")
+INDEX = Req("POST", "/{db}/_index", body={"index": {"fields": ["x"]}}, endpoint="POST /{db}/_index")
+
+
+def find(**body: object) -> Req:
+    return Req("POST", "/{db}/_find", body={**body, "execution_stats": True}, endpoint="POST /{db}/_find")
+
+
+def examined(answer) -> tuple[int, int, int]:
+    stats = answer.body["execution_stats"]
+    return stats["total_keys_examined"], stats["total_docs_examined"], stats["results_returned"]
+
+
+async def test_stats_without_an_index(server, couchdb):
+    # the design document sorts first: read, examined and turned down
+    for query, counts in [
+        (find(selector={"x": {"$gt": 0}}, limit=1), (3, 3, 1)),
+        (find(selector={"x": {"$gt": 0}}, limit=0), (2, 2, 0)),
+        (find(selector={"x": {"$gt": 0}}, limit=0, skip=5), (4, 4, 0)),
+        (find(selector={"x": {"$gt": 1}}, limit=0), (3, 3, 0)),
+        (find(selector={"x": {"$gt": 0}}, limit=2), (4, 4, 2)),
+        (find(selector={"_id": {"$gt": "a"}}, limit=1), (3, 3, 1)),
+        (find(selector={"_id": {"$lt": "c"}}, sort=[{"_id": "desc"}], limit=1), (3, 3, 1)),
+    ]:
+        got = await parity(server, couchdb, [*DOCS, DDOC, query])
+        assert examined(got) == counts, (query.body, examined(got))
+
+
+async def test_stats_with_an_index(server, couchdb):
+    for query, counts in [
+        (find(selector={"x": {"$gt": 0}}, limit=1), (2, 2, 1)),
+        (find(selector={"x": {"$gt": 0}}, limit=0), (1, 1, 0)),
+        (find(selector={"x": {"$gt": 0}, "y": 1}, limit=0), (3, 3, 0)),
+        (find(selector={"x": {"$gt": 0}}, limit=2), (3, 3, 2)),
+    ]:
+        got = await parity(server, couchdb, [*DOCS, INDEX, query])
+        assert examined(got) == counts, (query.body, examined(got))
