@@ -211,8 +211,9 @@ class Node:
         while True:
             await asyncio.sleep(SHARED_POLL_SECONDS)
             try:
-                for db in list(self._open.values()):
-                    if db.feeds_waiting:
+                for name, db in list(self._open.items()):
+                    # a database another process deleted ends its feeds here too
+                    if db.feeds_waiting and self._still_catalogued(name, db) is not None:
                         db.poll_commits()
                 self.db_updates.poll_commits()
             except Exception:  # noqa: BLE001 - a database closed meanwhile; the next round sees
@@ -243,6 +244,9 @@ class Node:
         validate_db_name(name)
         if self.exists(name):
             raise PreconditionFailed("The database could not be created, the file already exists.")
+        stale = self._open.get(name)
+        if stale is not None:  # deleted by another server process (exists() looked it up)
+            self._still_catalogued(name, stale)
         dirname = _dir_name(name)
         db = Database(self, name, self.path / "dbs" / dirname)
         # as CouchDB 3: a new database is admin-only until its _security says otherwise

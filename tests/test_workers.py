@@ -388,3 +388,37 @@ async def _config_followed(srv: WorkersServer) -> None:
                 break
             assert time.monotonic() < deadline, f"worker 1 does not know bob: {body}"
             await asyncio.sleep(0.2)
+
+
+async def test_a_database_deleted_through_one_worker_is_gone_in_every_worker(workers_server):
+    """Worker 1 had the database open (a feed waiting on it); worker 0 deletes and re-creates it:
+    the feed on worker 1 ends, and worker 1 serves the new, empty database."""
+    srv = workers_server
+    async with await _pinned_session(srv, 1) as w1, await _pinned_session(srv, 0) as w0:
+        await _put_db(w1, "gone")
+        async with w1.put("/gone/old", json={}) as r:
+            assert r.status == 201
+        async with _session(srv) as other:
+            feed = None
+            for _ in range(50):  # a longpoll held by worker 1 (its heartbeat sends the headers)
+                resp = await other.get("/gone/_changes", params={"feed": "longpoll", "since": "now",
+                                                                 "timeout": "25000", "heartbeat": "500"})
+                if resp.headers["X-Couchpy-Worker"] == "1":
+                    feed = resp
+                    break
+                resp.close()
+            if feed is None:  # pragma: no cover - the kernel never chose worker 1
+                pytest.skip("no longpoll reached worker 1")
+            t0 = time.monotonic()
+            async with w0.delete("/gone") as r:
+                assert r.status == 200
+            await feed.read()
+            assert time.monotonic() - t0 < 10, "the feed on worker 1 did not end with the deletion"
+        async with w1.get("/gone/old") as r:
+            assert r.status == 404
+            assert (await r.json())["reason"] == "Database does not exist."
+        await _put_db(w0, "gone")
+        async with w1.get("/gone/old") as r:
+            assert r.status == 404, "worker 1 still serves the deleted database's document"
+        async with w1.get("/gone") as r:
+            assert (await r.json())["doc_count"] == 0
