@@ -90,14 +90,14 @@ class Policy:
 # the admin UI's static files are open too: the page logs in through /_session itself; so is the
 # OpenAPI document, which says only what every couchpy's source says (no data, no configuration)
 _SERVER_OPEN = {"/", "/_up", "/_session", "/favicon.ico", "/_uuids", "/_utils", "/_utils/", "/_utils/{name}",
-                "/_openapi.json"}
+                "/_openapi.json", "/_nouveau_analyze"}
 _SERVER_ALL_DBS = {"/_all_dbs", "/_dbs_info"}
 _WRITE_METHODS = {"PUT", "POST", "DELETE", "COPY"}
 # `/{db}/<segment>...` routes by their second path segment
 _LISTINGS = {"_all_docs", "_design_docs", "_local_docs", "_changes", "_find", "_explain", "_bulk_get",
              "_revs_diff", "_missing_revs",
              "_index"}
-_MAINTENANCE = {"_compact", "_view_cleanup"}
+_MAINTENANCE = {"_compact", "_view_cleanup", "_nouveau_cleanup"}
 
 
 def route_family(method: str, path: str) -> Family:

@@ -36,6 +36,7 @@ _AS_IS = {
     "/{db}/_design/{ddoc}/_update/{func}", "/{db}/_design/{ddoc}/_update/{func}/{docid}",
     "/{db}/_bulk_docs", "/{db}/_ensure_full_commit", "/{db}/_security", "/{db}/_revs_limit",
     "/{db}/_purged_infos_limit", "/{db}/_tombstone_ttl", "/{db}/_purge", "/{db}/_compact", "/{db}/_compact/{ddoc}", "/{db}/_view_cleanup",
+    "/{db}/_nouveau_cleanup",
     "/{db}/_explain", "/{db}/_index", "/{db}/_index/{ddoc}/{type}/{name}",
     "/{db}/_index/_design/{ddoc}/{type}/{name}",
 }

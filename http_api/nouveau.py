@@ -1,11 +1,12 @@
-"""Nouveau endpoints: `_design/{ddoc}/_nouveau/{index}` (GET/POST) and `_nouveau_info/{index}`."""
+"""Nouveau endpoints: `_design/{ddoc}/_nouveau/{index}` (GET/POST), `_nouveau_info/{index}`,
+`/{db}/_nouveau_cleanup` and `/_nouveau_analyze`."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from couchpy.errors import BadRequest
-from couchpy.fulltext import manager
+from couchpy.fulltext import analyzers, manager
 from couchpy.fulltext import params as fparams
 
 from . import params
@@ -16,6 +17,8 @@ _table = web.RouteTableDef()
 
 SEARCH = "/{db}/_design/{ddoc}/_nouveau/{index}"
 INFO = "/{db}/_design/{ddoc}/_nouveau_info/{index}"
+CLEANUP = "/{db}/_nouveau_cleanup"
+ANALYZE = "/_nouveau_analyze"
 
 
 @_table.get(SEARCH)
@@ -47,5 +50,32 @@ async def get_info(request: web.Request) -> web.Response:
     return json_response(await manager.info(request.app["node"], db, m["ddoc"], m["index"]))
 
 
+@_table.post(CLEANUP)
+async def cleanup(request: web.Request) -> web.Response:
+    """Remove the full-text indexes no design document uses (`_view_cleanup` does it too)."""
+    db = get_db(request)
+    params.require_json(request)  # as nouveau_httpd:handle_cleanup_req
+    await manager.cleanup(request.app["node"], db)
+    return json_response({"ok": True}, status=202)
+
+
+@_table.post(ANALYZE)
+async def analyze(request: web.Request) -> web.Response:
+    """The tokens an analyzer makes of a text: `{"analyzer": "english", "text": "..."}`."""
+    params.require_json(request)
+    body = await params.json_body(request)
+    if not isinstance(body, dict):
+        raise BadRequest("Request body must be a JSON object")
+    analyzer, text = body.get("analyzer"), body.get("text")
+    if not isinstance(analyzer, str):
+        raise BadRequest("`analyzer` must be a string")
+    if not isinstance(text, str):
+        raise BadRequest("`text` must be a string")
+    if analyzer not in fparams.ANALYZERS:
+        raise BadRequest(f"unknown analyzer {analyzer!r}")
+    return json_response({"tokens": analyzers.tokens(analyzer, text)})
+
+
 def routes() -> list[web.RouteDef]:
-    return list(_table) + [not_allowed(SEARCH, "GET,HEAD,POST"), not_allowed(INFO, "GET,HEAD")]
+    return list(_table) + [not_allowed(SEARCH, "GET,HEAD,POST"), not_allowed(INFO, "GET,HEAD"),
+                           not_allowed(CLEANUP, "POST"), not_allowed(ANALYZE, "POST")]

@@ -435,6 +435,11 @@ def _paths() -> dict[str, dict]:
     p[search] = _get_head("full-text search of a Nouveau index", OBJ, search_q)
     p[search]["post"] = _op("full-text search, the parameters in a JSON body", {"200": _json(OBJ)}, None, _body(OBJ))
     p["/{db}/_design/{ddoc}/_nouveau_info/{index}"] = _get_head("a Nouveau index's information", OBJ)
+    p["/{db}/_nouveau_cleanup"] = _post("remove full-text indexes no design document uses", _ref("Ok"), OBJ,
+                                        status="202", body_required=False)
+    p["/_nouveau_analyze"] = _post("the tokens an analyzer makes of a text",
+                                   {"type": "object", "properties": {"tokens": {"type": "array", "items": STR}}},
+                                   {"type": "object", "properties": {"analyzer": STR, "text": STR}})
     update_ok = {"200": ANY_CONTENT, "201": ANY_CONTENT, "202": ANY_CONTENT}
     upd_body = {"required": False, "content": {"*/*": {"schema": ANY}}}
     for path in ("/{db}/_design/{ddoc}/_update/{func}", "/{db}/_design/{ddoc}/_update/{func}/{docid}"):

@@ -130,6 +130,52 @@ async def test_cleanup_and_database_deletion(client, server, db):
     assert not root.exists()
 
 
+async def test_nouveau_cleanup_alone(client, anon, server, db):
+    """`POST /{db}/_nouveau_cleanup` (CouchDB 3.4's nouveau_httpd): 202 for a db admin, JSON only."""
+    await _fill(client, db)
+    async with client.get(f"/{db}{S}", params={"q": "fox"}) as r:
+        assert r.status == 200
+    root = next(p for p in (server.data_dir / "dbs").iterdir() if p.name.startswith(db + ".")) / "nouveau"
+    async with client.get(f"/{db}/_design/s") as r:
+        rev = (await r.json())["_rev"]
+    async with client.put(f"/{db}/_design/s", json={"_rev": rev, "nouveau": {"other": {"index": INDEX + " "}}}) as r:
+        assert r.status == 201
+    async with client.put(f"/{db}/_security", json={"members": {"names": [], "roles": []}}) as r:
+        assert r.status == 200  # a public database: anyone reads and writes, only admins clean up
+    async with anon.post(f"/{db}/_nouveau_cleanup", json={}) as r:
+        assert r.status == 401 and (await r.json())["reason"] == "You are not a server or db admin."
+    async with client.post(f"/{db}/_nouveau_cleanup", data="{}", headers={"Content-Type": "text/plain"}) as r:
+        assert r.status == 415
+    assert len(list(root.iterdir())) == 1  # refused requests removed nothing
+    async with client.post(f"/{db}/_nouveau_cleanup", json={}) as r:
+        assert r.status == 202 and await r.json() == {"ok": True}
+    assert list(root.iterdir()) == []
+    async with client.get(f"/{db}/_nouveau_cleanup") as r:
+        assert r.status == 405
+
+
+async def test_nouveau_analyze(client, anon):
+    """`POST /_nouveau_analyze`: the tokens of a text, as CouchDB's own test asks
+    (`{"analyzer": "standard", "text": "hello there"}` -> `["hello", "there"]`)."""
+    cases = [("standard", "hello there", ["hello", "there"]),
+             ("english", "Running shoes", ["run", "shoe"]),
+             ("keyword", "ablanks@renovations.com", ["ablanks@renovations.com"]),
+             ("whitespace", "Keep Case here", ["Keep", "Case", "here"])]
+    for analyzer, text, tokens in cases:
+        async with anon.post("/_nouveau_analyze", json={"analyzer": analyzer, "text": text}) as r:
+            assert r.status == 200, await r.text()
+            assert await r.json() == {"tokens": tokens}, analyzer
+    for body in ({"analyzer": "nope", "text": "x"}, {"text": "x"}, {"analyzer": "standard"},
+                 {"analyzer": "standard", "text": 5}, ["standard"]):
+        async with client.post("/_nouveau_analyze", json=body) as r:
+            assert r.status == 400 and (await r.json())["error"] == "bad_request", body
+    async with client.post("/_nouveau_analyze", data='{"analyzer":"standard","text":"x"}',
+                           headers={"Content-Type": "text/plain"}) as r:
+        assert r.status == 415
+    async with client.get("/_nouveau_analyze") as r:
+        assert r.status == 405
+
+
 async def test_restart_and_sigkill_mid_build(new_server):
     """Killed while building: after a restart the index is at its last commit (or rebuilt) and
     catches up; its answers equal a scan of the documents."""

@@ -47,3 +47,8 @@ def lowercases(analyzer: str) -> bool:
     """Whether the analyzer lowercases: wildcard and fuzzy terms are not analysed (Lucene
     normalises them only), so they are lowercased here for the analyzers that lowercase."""
     return analyzer not in ("keyword", "whitespace")
+
+
+def tokens(analyzer: str, text: str) -> list[str]:
+    """What `analyzer` makes of `text`, in order (`_nouveau_analyze`)."""
+    return build(analyzer).analyze(text)
