@@ -78,15 +78,24 @@ def json_head(boundary: str) -> bytes:
     return b"--" + boundary.encode() + b"\r\nContent-Type: application/json\r\n\r\n"
 
 
+def _layout(boundary: str, json_bytes: bytes, atts: list[AttachmentPart]) -> Iterator[bytes | AttachmentPart]:
+    """The body in order: bytes sent as they are, and each attachment where its bytes go. The one
+    place the layout is written: related_length counts it, related_pieces/apieces send it."""
+    if not atts:
+        yield json_bytes
+        return
+    bnd = boundary.encode()
+    yield json_head(boundary) + json_bytes + b"\r\n--" + bnd
+    for att in atts:
+        yield part_head(att)
+        yield att
+        yield b"\r\n--" + bnd
+    yield b"--"
+
+
 def related_length(boundary: str, json_bytes: bytes, atts: list[AttachmentPart]) -> int:
     """Exact byte count of related_pieces(...) / related_apieces(...)."""
-    if not atts:
-        return len(json_bytes)
-    b = len(boundary.encode())
-    total = len(json_head(boundary)) + len(json_bytes) + 4 + b
-    for att in atts:
-        total += len(part_head(att)) + att.length + 4 + b
-    return total + 2
+    return sum(p.length if isinstance(p, AttachmentPart) else len(p) for p in _layout(boundary, json_bytes, atts))
 
 
 def related_content_type(boundary: str, atts: list[AttachmentPart]) -> str:
@@ -98,45 +107,36 @@ def _short(att: AttachmentPart, sent: int) -> RuntimeError:
     return RuntimeError(f"attachment {att.name}: sent {sent} bytes, announced {att.length}")
 
 
+def _counted(att: AttachmentPart, chunks: Iterable[bytes]) -> Iterator[bytes]:
+    sent = 0
+    for chunk in chunks:
+        sent += len(chunk)
+        yield chunk
+    if sent != att.length:
+        raise _short(att, sent)
+
+
 def related_pieces(boundary: str, json_bytes: bytes, atts: list[AttachmentPart]) -> Iterator[bytes]:
     """The multipart/related body, piece by piece (attachment bytes are not buffered)."""
-    if not atts:
-        yield json_bytes
-        return
-    bnd = boundary.encode()
-    yield json_head(boundary) + json_bytes + b"\r\n--" + bnd
-    for att in atts:
-        yield part_head(att)
-        sent = 0
-        for chunk in att.chunks:
-            sent += len(chunk)
-            yield chunk
-        if sent != att.length:
-            raise _short(att, sent)
-        yield b"\r\n--" + bnd
-    yield b"--"
+    for piece in _layout(boundary, json_bytes, atts):
+        if isinstance(piece, AttachmentPart):
+            yield from _counted(piece, piece.chunks)
+        else:
+            yield piece
 
 
 async def related_apieces(boundary: str, json_bytes: bytes, atts: list[AttachmentPart]) -> AsyncIterator[bytes]:
     """related_pieces for attachment bodies given as async iterables (streamed from a peer)."""
-    if not atts:
-        yield json_bytes
-        return
-    bnd = boundary.encode()
-    yield json_head(boundary) + json_bytes + b"\r\n--" + bnd
-    for att in atts:
-        yield part_head(att)
-        sent = 0
-        chunks: AsyncIterable[bytes] | Iterable[bytes] = att.chunks
-        if isinstance(chunks, AsyncIterable):
-            async for chunk in chunks:
+    for piece in _layout(boundary, json_bytes, atts):
+        if not isinstance(piece, AttachmentPart):
+            yield piece
+        elif isinstance(piece.chunks, AsyncIterable):
+            sent = 0
+            async for chunk in piece.chunks:
                 sent += len(chunk)
                 yield chunk
+            if sent != piece.length:
+                raise _short(piece, sent)
         else:
-            for chunk in chunks:
-                sent += len(chunk)
+            for chunk in _counted(piece, piece.chunks):
                 yield chunk
-        if sent != att.length:
-            raise _short(att, sent)
-        yield b"\r\n--" + bnd
-    yield b"--"
