@@ -47,3 +47,15 @@ async def test_warning_of_an_index_named_but_not_used(peer, pdb):
         async with peer.post(f"/{pdb}/_find", json={"selector": {"c": {"$gt": 0}}, "use_index": use_index}) as r:
             assert r.status == 200
             assert (await r.json())["warning"] == text + "\n" + fallback
+
+
+async def test_all_compares_a_whole_list_by_value_and_members_exactly(peer, pdb):
+    # `$all: [[...]]` against the whole list is Erlang `==` (1 == 1.0); each member of `$all`
+    # against an element is `=:=` (1 =/= 1.0)
+    for docid, v in (("f", [1.0, 2]), ("i", [1, 2]), ("n", [[1.0], 2])):
+        await put_doc(peer, pdb, docid, {"v": v})
+    for arg, expected in (([[1, 2]], ["f", "i"]), ([[1.0, 2.0]], ["f", "i"]), ([1.0], ["f"]), ([1], ["i"]),
+                          ([[1]], [])):
+        async with peer.post(f"/{pdb}/_find", json={"selector": {"v": {"$all": arg}}, "fields": ["_id"]}) as r:
+            assert r.status == 200, await r.text()
+            assert sorted(d["_id"] for d in (await r.json())["docs"]) == expected, arg
