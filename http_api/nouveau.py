@@ -21,33 +21,41 @@ CLEANUP = "/{db}/_nouveau_cleanup"
 ANALYZE = "/_nouveau_analyze"
 
 
-@_table.get(SEARCH)
-async def get_search(request: web.Request) -> web.Response:
-    db = get_db(request)
+async def search(request: web.Request, db, partition: str | None) -> web.Response:
+    """A search (GET or POST) of the index the route names; `partition`: the one the route
+    names, else the query string's (CouchDB reads `partition` from the query string only)."""
     m = request.match_info
     manager.spec_of(db, m["ddoc"], m["index"])  # 404s before parameter errors, as CouchDB
-    args = fparams.parse_args(dict(request.query), text=True)
+    if request.method == "GET":
+        args = fparams.parse_args(dict(request.query), text=True)
+    else:
+        params.require_json(request)
+        body = await params.json_body(request)
+        if not isinstance(body, dict):
+            raise BadRequest("Request body must be a JSON object")
+        args = fparams.parse_args(body, text=False)
+    args.partition = partition if partition is not None else request.query.get("partition")
     return json_response(await manager.search(request.app["node"], db, m["ddoc"], m["index"], args))
+
+
+async def info(request: web.Request, db) -> web.Response:
+    m = request.match_info
+    return json_response(await manager.info(request.app["node"], db, m["ddoc"], m["index"]))
+
+
+@_table.get(SEARCH)
+async def get_search(request: web.Request) -> web.Response:
+    return await search(request, get_db(request), None)
 
 
 @_table.post(SEARCH)
 async def post_search(request: web.Request) -> web.Response:
-    db = get_db(request)
-    m = request.match_info
-    manager.spec_of(db, m["ddoc"], m["index"])
-    params.require_json(request)
-    body = await params.json_body(request)
-    if not isinstance(body, dict):
-        raise BadRequest("Request body must be a JSON object")
-    args = fparams.parse_args(body, text=False)
-    return json_response(await manager.search(request.app["node"], db, m["ddoc"], m["index"], args))
+    return await search(request, get_db(request), None)
 
 
 @_table.get(INFO)
 async def get_info(request: web.Request) -> web.Response:
-    db = get_db(request)
-    m = request.match_info
-    return json_response(await manager.info(request.app["node"], db, m["ddoc"], m["index"]))
+    return await info(request, get_db(request))
 
 
 @_table.post(CLEANUP)

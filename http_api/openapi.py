@@ -429,12 +429,14 @@ def _paths() -> dict[str, dict]:
                                  {"type": "object", "properties": {"queries": {"type": "array", "items": OBJ}}})
     p["/{db}/_design/{ddoc}/_info"] = _get_head("a design document's index information", OBJ)
     # full-text search (docs/search.md)
-    search = "/{db}/_design/{ddoc}/_nouveau/{index}"
-    search_q = (_qs("q bookmark", STR) + _qs("limit", INT) + _qs("include_docs update", BOOL)
+    search = "/_design/{ddoc}/_nouveau/{index}"
+    search_q = (_qs("q bookmark partition", STR) + _qs("limit", INT) + _qs("include_docs update", BOOL)
                 + _qs("sort counts ranges", JSON_TEXT))
-    p[search] = _get_head("full-text search of a Nouveau index", OBJ, search_q)
-    p[search]["post"] = _op("full-text search, the parameters in a JSON body", {"200": _json(OBJ)}, None, _body(OBJ))
-    p["/{db}/_design/{ddoc}/_nouveau_info/{index}"] = _get_head("a Nouveau index's information", OBJ)
+    for base, what in (("/{db}", ""), (part, " over one partition")):
+        p[base + search] = _get_head("full-text search of a Nouveau index" + what, OBJ, search_q)
+        p[base + search]["post"] = _op("full-text search" + what + ", the parameters in a JSON body",
+                                       {"200": _json(OBJ)}, None, _body(OBJ))
+        p[base + "/_design/{ddoc}/_nouveau_info/{index}"] = _get_head("a Nouveau index's information", OBJ)
     p["/{db}/_nouveau_cleanup"] = _post("remove full-text indexes no design document uses", _ref("Ok"), OBJ,
                                         status="202", body_required=False)
     p["/_nouveau_analyze"] = _post("the tokens an analyzer makes of a text",

@@ -521,3 +521,40 @@ async def test_max_partition_size(client, couch_client):
                                   "reason": "Partition limit exceeded due to update on 'a:10'"}
     assert ours["bulk_after"][1][0]["error"] == "partition_overflow"
     assert all(row.get("ok") for row in ours["bulk_crossing"][1])
+
+
+async def test_partition_in_query_string_of_partition_routes(client, couch_client):
+    """A route below `/_partition/{p}` passes the partition on as the `partition` parameter: one
+    naming another partition is refused on every such route (Nouveau's included: CouchDB refuses
+    before it looks for a search service), while the partition's info takes no parameters."""
+    async def scenario(call: Call, db: str):
+        await _fill(call, db)
+        await call("PUT", f"/{db}/_design/d", {"views": {"v": {"map": MAP}},
+                                              "nouveau": {"i": {"index": "function(doc){}"}}})
+        out = {}
+        for name, method, path, body in (
+            ("all_docs", "GET", "_all_docs", None),
+            ("all_docs_post", "POST", "_all_docs", {}),
+            ("find", "POST", "_find", {"selector": {}}),
+            ("explain", "POST", "_explain", {"selector": {}}),
+            ("view", "GET", "_design/d/_view/v", None),
+            ("view_queries", "POST", "_design/d/_view/v/queries", {"queries": []}),
+            ("nouveau", "GET", "_design/d/_nouveau/i", None),
+            ("nouveau_post", "POST", "_design/d/_nouveau/i", {"q": "*:*"}),
+            ("nouveau_info", "GET", "_design/d/_nouveau_info/i", None),
+            ("other", "GET", "_other", None),
+        ):
+            out[name] = await call(method, f"/{db}/_partition/a/{path}", body, partition="b", q="*:*")
+        out["same"] = await call("GET", f"/{db}/_partition/a/_all_docs", partition="a")
+        status, info = await call("GET", f"/{db}/_partition/a", partition="b")
+        info.pop("sizes")
+        info.pop("db_name")
+        out["info"] = (status, info)
+        out["bad_partition_first"] = await call("GET", f"/{db}/_partition/_a/_design/d/_nouveau/i", partition="b")
+        return out
+
+    ours, theirs = norevs(await on_both(client, couch_client, scenario, partitioned=True))
+    assert ours == theirs
+    assert ours["nouveau"] == [400, {"error": "bad_request",
+                                     "reason": "Conflicting value for `partition` in query string"}]
+    assert ours["info"] == [200, {"partition": "a", "doc_count": 3, "doc_del_count": 0}]

@@ -337,6 +337,10 @@ class FullTextIndex:
         with self._read_lock:
             searcher, schema, fields = self.searcher, self.schema, dict(self.fields)
         query = _Builder(self, schema, fields).build(tree)
+        if args.partition is not None:
+            # as Nouveau: the query AND the partition; the filter adds nothing to the scores
+            only = tantivy.Query.const_score_query(self._partition_filter(schema, args.partition), 0.0)
+            query = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, only)])
         sort = args.sort or [SortKey(None, True)]
         for k in sort:
             if k.field is not None and k.type is not None and fields.get(k.field, k.type) != k.type:
@@ -383,6 +387,13 @@ class FullTextIndex:
         res["counts"] = self._counts(searcher, query, args.counts, fields) if args.counts is not None else None
         res["ranges"] = self._ranges(searcher, query, args.ranges, schema, fields) if args.ranges is not None else None
         return res
+
+    def _partition_filter(self, schema: Any, partition: str) -> Any:
+        """The documents of one partition: their ids begin with `partition:`. Nouveau indexes a
+        document's partition only in a partitioned database, so elsewhere none has one."""
+        if not self.db.partitioned:
+            return tantivy.Query.empty_query()
+        return tantivy.Query.regex_query(schema, "_id", _literal_regex(partition + ":") + "(?s:.*)")
 
     def _top_page(self, searcher: Any, query: Any, tree: Any, sort: list[SortKey], args: SearchArgs,
                   total: int) -> tuple[list, list] | None:
@@ -658,6 +669,12 @@ def _number(text: str, allow_inf: bool = False) -> float:
     if v != v or v in (float("inf"), float("-inf")):
         raise QueryParseError(f"{text!r} is not a number")
     return v
+
+
+def _literal_regex(text: str) -> str:
+    """`text` matched literally in a Tantivy (Rust) regex: every character but ASCII letters and
+    digits as a code point escape (a backslash before some punctuation, `\\<`, is an operator)."""
+    return "".join(c if c.isascii() and c.isalnum() else "\\x{%x}" % ord(c) for c in text)
 
 
 def _quote(v: str) -> str:

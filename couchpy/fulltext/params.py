@@ -52,6 +52,9 @@ class SearchArgs:
     include_docs: bool = False
     update: bool = True
     bookmark: list | None = None
+    # the partition searched: CouchDB reads it from the query string only (a `/_partition/{p}/`
+    # route sets it), never from a POSTed body
+    partition: str | None = None
     extra: dict = field(default_factory=dict)
 
 
