@@ -59,17 +59,24 @@ async def view_post(request: web.Request, db, text_params: dict) -> web.Response
     if "keys" in body and not isinstance(body["keys"], list):
         raise BadRequest("`keys` member must be an array.")  # not _all_docs' "body member"
     node = _node(request)
-    out = await _query_merged(node, db, m["ddoc"], m["view"], text_params, body, visible(request, db))
+    out = await _query_merged(node, db, m["ddoc"], m["view"], text_params, body, visible(request, db),
+                              body_first=True)
     return json_response(out)
 
 
 async def _query_merged(node, db, ddoc: str, view: str, text_params: dict, body: dict,
-                        sees: Callable[[str], bool] | None = None) -> dict:
+                        sees: Callable[[str], bool] | None = None, body_first: bool = False) -> dict:
     """Query-string parameters (text) overridden by typed body members."""
     # CouchDB's order: the design document, the parameters, the view, then its language
     spec = manager.spec_by_name(db, ddoc)
-    a = qargs.parse(text_params, True)
-    b = qargs.parse(body, False)
+    if body_first:
+        # a POSTed view's body is read before its query string (couch_mrview_http:
+        # parse_body_and_query): a bad member of each is reported from the body
+        b = qargs.parse(body, False)
+        a = qargs.parse(text_params, True)
+    else:
+        a = qargs.parse(text_params, True)
+        b = qargs.parse(body, False)
     for name in ("keys",):
         if getattr(b, name) is not None:
             setattr(a, name, getattr(b, name))

@@ -127,3 +127,13 @@ async def test_all_docs_query_string_over_body(server, couchdb):
     assert [r["id"] for r in got.body["rows"]] == ["b"]
     got = await parity(server, couchdb, [A, post({"include_docs": False}, include_docs="true")])
     assert got.body["rows"][0]["doc"]["x"] == 1
+
+
+async def test_view_body_is_read_before_the_query_string(server, couchdb):
+    post = Req("POST", "/{db}/_design/d/_view/v", (("group_level", "1.5"),), {"limit": "2"}, endpoint="POST view")
+    got = await parity(server, couchdb, [DDOC, A, post])
+    assert got.status == 400 and got.body == {"error": "query_parse_error",
+                                              "reason": 'Invalid value for integer: <<"2">>'}
+    post = Req("POST", "/{db}/_design/d/_view/v", (("limit", "x"),), {"group_level": 1}, endpoint="POST view")
+    got = await parity(server, couchdb, [DDOC, A, post])
+    assert got.body == {"error": "query_parse_error", "reason": 'Invalid value for integer: "x"'}
