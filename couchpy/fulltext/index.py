@@ -37,6 +37,7 @@ import tantivy
 
 from .. import purge
 from ..docinfo import DocInfo
+from ..envswap import fsync_path
 from ..errors import NotFound
 from ..query_server import ViewFunctions
 from ..updates import META_KEY
@@ -59,14 +60,6 @@ _OCCUR = {MUST: tantivy.Occur.Must, SHOULD: tantivy.Occur.Should, MUST_NOT: tant
 
 def wrap_source(src: str) -> str:
     return "__nouveau(" + src.rstrip().rstrip(";").rstrip() + "\n)"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class FullTextIndex:
@@ -111,7 +104,7 @@ class FullTextIndex:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self._state_path)
-        _fsync_dir(self.directory)
+        fsync_path(self.directory)
 
     def _schema(self) -> tantivy.Schema:
         sb = tantivy.SchemaBuilder()
