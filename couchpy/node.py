@@ -109,7 +109,12 @@ class Node:
         self.db_updates.shared = self.shared
         self._open: OrderedDict[str, Database] = OrderedDict()
         self.max_open = self.config.get_int("couchdb", "max_dbs_open", 500) or 500
-        self.uuid = self.config.get("couchdb", "uuid") or secrets.token_hex(16)
+        if not self.config.get("couchdb", "uuid"):
+            # The node's identity outlives the process: sequences and replication ids carry it,
+            # so a library node (couchpy.open) reopened later is the same node, as a server is.
+            self.config.ensure_generated()
+            self.config.save()
+        self.uuid = self.config.get("couchdb", "uuid")
         self.tasks = TaskRegistry()
         self.metrics = Metrics()
         self.metrics.gauge(("couchdb", "open_databases"), "number of open databases", lambda: len(self._open))
