@@ -25,6 +25,10 @@ import orjson
 import yarl
 from aiohttp import web
 
+from couchpy.errors import Unavailable
+
+from .responses import error_response
+
 log = logging.getLogger("couchpy.workers")
 
 FORWARDED = "X-Couchpy-Worker-Forwarded"
@@ -85,6 +89,7 @@ async def forward(request: web.Request, index: int) -> web.StreamResponse:
         for k, v in upstream.headers.items():
             if k.lower() not in _DROP:
                 resp.headers.add(k, v)
+        request["forward_started"] = True
         await resp.prepare(request)
         async for chunk in upstream.content.iter_any():
             await resp.write(chunk)
@@ -117,7 +122,14 @@ async def workers_middleware(request: web.Request, handler) -> web.StreamRespons
     forwarded = FORWARDED in request.headers
     if not forwarded and _PRIMARY.match(request.path):
         if not node.primary:
-            return await forward(request, 0)
+            try:
+                return await forward(request, 0)
+            except (aiohttp.ClientConnectionError, OSError):
+                if request.get("forward_started"):
+                    raise  # the answer had begun: the connection is cut, as worker 0's was
+                # worker 0 is being restarted by the supervisor (this middleware is outside the
+                # one that renders errors, so the answer is made here)
+                return error_response(503, Unavailable.error, "The node's worker 0 is not answering; try again shortly")
         if request.path == "/_active_tasks" and request.method == "GET":
             resp = await handler(request)
             if resp.status == 200 and isinstance(resp, web.Response) and resp.body is not None:

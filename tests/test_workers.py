@@ -422,3 +422,24 @@ async def test_a_database_deleted_through_one_worker_is_gone_in_every_worker(wor
             assert r.status == 404, "worker 1 still serves the deleted database's document"
         async with w1.get("/gone") as r:
             assert (await r.json())["doc_count"] == 0
+
+
+async def test_while_worker_0_restarts_other_workers_answer_its_requests_with_503(workers_server):
+    srv = workers_server
+    first = [p for p in srv.worker_pids() if "--worker-index\x000" in Path(f"/proc/{p}/cmdline").read_text()]
+    assert len(first) == 1
+    async with await _pinned_session(srv, 1) as w1:
+        os.kill(first[0], signal.SIGKILL)
+        statuses = []
+        deadline = time.monotonic() + DEADLINE
+        while time.monotonic() < deadline:
+            async with w1.get("/_scheduler/jobs") as r:
+                statuses.append(r.status)
+                body = await r.json()
+                if r.status == 503:
+                    assert body["error"] == "unavailable", body
+            if statuses[-1] == 200 and first[0] not in srv.worker_pids():
+                break
+            await asyncio.sleep(0.02)
+    assert set(statuses) <= {200, 503}, statuses
+    assert statuses[-1] == 200, statuses  # worker 0 is back and answers through worker 1
