@@ -136,3 +136,15 @@ async def test_database_not_partitioned(client, db):
     assert body["total_hits"] == 0
     _, body = await _get(client, f"/{db}/_design/s/_nouveau/idx", q="*:*")
     assert body["total_hits"] == 1
+
+
+def test_partition_searches_go_to_the_worker_holding_the_indexes():
+    """With `--workers`, full-text indexes live in worker 0 only; the other workers forward the
+    requests that reach them, partition searches included."""
+    from http_api import workers
+
+    for path in ("/db/_design/s/_nouveau/idx", "/db/_partition/a/_design/s/_nouveau/idx",
+                 "/db/_partition/a/_design/s/_nouveau_info/idx", "/db/_nouveau_cleanup"):
+        assert workers._PRIMARY.match(path), path
+    for path in ("/db/_partition/a/_all_docs", "/db/_partition/a/_design/s/_view/v", "/db/_partition/a"):
+        assert not workers._PRIMARY.match(path), path
