@@ -8,7 +8,9 @@ unreachable (an app working offline). A one-shot replication fails instead of re
 the caller learns the peer is unreachable.
 
 The node's scheduler is created on first use and stopped (running jobs checkpoint first) when
-the node is closed (`Node.before_close`).
+the node is closed (`Node.before_close`). The node's conflict resolver starts with it: in an
+embedded node conflicts come from replication, and a database with a conflict policy
+(couchpy.conflict_resolver) resolves them as a server would.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Generator
 from typing import Any
+
+from couchpy.conflict_resolver import Resolver
 
 from . import get_scheduler, stop
 from .errors import ReplicationError
@@ -65,7 +69,11 @@ class Provider:
         fresh = not any(getattr(h, "_couchpy_sync", False) for h in node.before_close)
         sched = get_scheduler(node)
         if fresh:
+            resolver = Resolver(node)
+            resolver.start()
+
             async def close() -> None:
+                await resolver.stop()
                 await stop(node)
             close._couchpy_sync = True  # type: ignore[attr-defined]
             node.before_close.append(close)

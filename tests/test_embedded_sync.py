@@ -127,6 +127,32 @@ async def test_closing_the_node_stops_running_replications(tmp_path, remote):
     await node.aclose()
 
 
+async def test_a_conflict_policy_resolves_what_replication_brings(tmp_path, remote):
+    """An embedded database with a conflict policy resolves the conflicts a pull makes, as a
+    server's does (its resolver starts with the node's replication), and pushes the result."""
+    url, client, path = remote
+    node = couchpy.open(tmp_path)
+    db = node.create_db("policy")
+    await db.set_meta_field("conflict_policy", {"type": "max", "field": "n"})
+    await db.put({"_id": "c", "n": 1})
+    await db.replicate_to(url)
+    base = (await _remote_doc(client, path, "c"))["_rev"]
+    assert (await client.put(f"{path}/c", json={"_rev": base, "n": 5})).status == 201
+    await db.put({"_id": "c", "_rev": base, "n": 3})
+    await db.replicate_from(url)  # two live leaves here now: n=5 and n=3
+
+    async def resolved():
+        doc = db.get("c", conflicts=True)
+        return doc if "_conflicts" not in doc else None
+    doc = await _until(resolved)
+    assert doc and doc["n"] == 5, db.get("c", conflicts=True)
+    await db.replicate_to(url)
+    async with client.get(f"{path}/c", params={"conflicts": "true"}) as r:
+        remote_doc = await r.json()
+    assert remote_doc["_rev"] == doc["_rev"] and "_conflicts" not in remote_doc, remote_doc
+    await node.aclose()
+
+
 async def test_unreachable_peer_fails_a_one_shot_replication(tmp_path):
     node = couchpy.open(tmp_path)
     db = node.create_db("offline")
