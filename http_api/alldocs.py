@@ -71,31 +71,42 @@ _RANGE = {"key": "key", "startkey": "start", "start_key": "start", "endkey": "en
 
 def _key_range(request: web.Request, body: dict | None, keys: list | None, members_win: bool = False) -> tuple:
     """(start, end) as CouchDB parses them: the body's members, then the query string's, each in
-    the order given, the last word winning (`key=1&startkey=0` is the range 0..1). With a
-    non-empty `keys` they are a 400, except (as CouchDB 3.4.3 answers) around a single key: from
-    its own body, or a `key` beside it in the query string."""
-    start = end = None
-    setters: list[tuple[str, str]] = []
+    the order given, the last word winning (`key=1&startkey=0` is the range 0..1). A `keys` of a
+    single key K sets the range K..K where it is read (as `key` does), so with a non-empty `keys`
+    a range is a 400 unless it ends up K..K (as CouchDB 3.4.3 answers: `key=b&keys=["a"]` is
+    tolerated, `keys=["a"]&key=b` is not)."""
+    start = end = None  # as the range params alone set it (a `keys` lookup reads no range)
+    k_start = k_end = None  # as the range params and a single key's `keys` set it
+    ranged = False
     sources = [("body", body.items())] if body else []
     sources.insert(len(sources) if not members_win else 0, ("query", request.query.items()))
     for source, items in sources:
         for name, raw in items:
+            if name == "keys":
+                value = raw if source == "body" else _json_or_none(name, raw)
+                if isinstance(value, list) and len(value) == 1:
+                    k_start = k_end = value[0]
+                continue
             kind = _RANGE.get(name)
             if kind is None:
                 continue
             value = raw if source == "body" else params.decode_json(name, raw)
             if kind != "end":
-                start = value
+                start = k_start = value
             if kind != "start":
-                end = value
-            setters.append((source, kind))
-    if keys:
-        keys_from = "body" if body and "keys" in body else "query"
-        for source, kind in setters:
-            tolerated = len(keys) == 1 and source == keys_from and (source == "body" or kind == "key")
-            if not tolerated:
-                raise QueryParseError("`keys` is incompatible with `key`, `start_key` and `end_key`")
+                end = k_end = value
+            ranged = True
+    if keys and ranged and not (len(keys) == 1 and k_start == k_end == keys[0]):
+        raise QueryParseError("`keys` is incompatible with `key`, `start_key` and `end_key`")
     return start, end
+
+
+def _json_or_none(name: str, raw: str):
+    """A query string's `keys` (already checked to be JSON by the caller when it is the one used)."""
+    try:
+        return params.decode_json(name, raw)
+    except BadRequest:
+        return None
 
 
 def _names(db, prefix: str) -> list[str]:
@@ -220,7 +231,8 @@ def _query(db, opts: dict, prefix: str | None = None) -> dict:
         offset = total if below_start and descending else min(before + opts["skip"], total)
         result = {"total_rows": total, "offset": offset, "rows": rows}
     if opts["update_seq"]:
-        result["update_seq"] = db.node.format_seq(db, db.update_seq)
+        # a `keys` lookup reads no index sequence: CouchDB answers `null` (fabric_view_all_docs)
+        result["update_seq"] = None if opts["keys"] is not None else db.node.format_seq(db, db.update_seq)
     return result
 
 

@@ -137,3 +137,35 @@ async def test_view_body_is_read_before_the_query_string(server, couchdb):
     post = Req("POST", "/{db}/_design/d/_view/v", (("limit", "x"),), {"group_level": 1}, endpoint="POST view")
     got = await parity(server, couchdb, [DDOC, A, post])
     assert got.body == {"error": "query_parse_error", "reason": 'Invalid value for integer: "x"'}
+
+
+async def test_keys_beside_a_range_around_its_single_key(server, couchdb):
+    # a single key's `keys` sets the range K..K where it is read: a range is tolerated when it
+    # ends up K..K, whatever the order (query string) or place (body, then query string)
+    def all_docs(method: str, query: tuple = (), body: object = None) -> Req:
+        return Req(method, "/{db}/_all_docs", query, body, endpoint=f"{method} /{{db}}/_all_docs")
+
+    for req, status in [
+        (all_docs("GET", (("keys", '["a"]'), ("startkey", '"a"'))), 200),
+        (all_docs("GET", (("startkey", '"a"'), ("keys", '["a"]'))), 200),
+        (all_docs("GET", (("key", '"b"'), ("keys", '["a"]'))), 200),
+        (all_docs("GET", (("keys", '["a"]'), ("key", '"b"'))), 400),
+        (all_docs("GET", (("keys", '["a"]'), ("startkey", '"b"'))), 400),
+        (all_docs("GET", (("keys", '["a"]'), ("startkey", '"a"'), ("endkey", '"b"'))), 400),
+        (all_docs("GET", (("keys", '["a","b"]'), ("startkey", '"a"'))), 400),
+        (all_docs("GET", (("keys", '["b"]'), ("endkey", '"b"'), ("descending", "true"))), 200),
+        (all_docs("POST", body={"keys": ["a"], "startkey": "a"}), 200),
+        (all_docs("POST", body={"startkey": "a", "keys": ["a"]}), 200),
+        (all_docs("POST", (("startkey", '"a"'),), {"keys": ["a"]}), 200),
+        (all_docs("POST", (("startkey", '"b"'),), {"keys": ["a"]}), 400),
+        (all_docs("POST", body={"keys": ["a", "b"], "startkey": "a"}), 400),
+    ]:
+        got = await parity(server, couchdb, [A, B, req])
+        assert got.status == status, (req.describe(), got.status, got.body)
+
+
+async def test_update_seq_beside_keys_is_null(server, couchdb):
+    for req in (get("/{db}/_all_docs", keys='["a","b"]', update_seq="true"),
+                Req("POST", "/{db}/_all_docs", (("update_seq", "true"),), {"keys": ["a"]}, endpoint="POST /{db}/_all_docs")):
+        got = await parity(server, couchdb, [A, B, req])
+        assert got.status == 200 and got.body["update_seq"] is None
