@@ -85,6 +85,7 @@ def _dir_name(name: str) -> str:
 # How often a node that shares its data directory with other server processes looks for their
 # commits to the databases its feeds wait on (couchpy.node `watch_shared`).
 SHARED_POLL_SECONDS = 0.05
+STALE_READER_ROUNDS = 200  # every 10 s: the reader slots a killed process left are freed
 
 
 class Node:
@@ -213,8 +214,12 @@ class Node:
         process when one of them commits. A poll of LMDB's last transaction id, which lives in
         the environment's shared lock file, for the databases that have feeds waiting and for
         the catalog (`/_db_updates`); no message between processes to lose or to back up."""
+        rounds = 0
         while True:
             await asyncio.sleep(SHARED_POLL_SECONDS)
+            rounds += 1
+            if rounds % STALE_READER_ROUNDS == 0:
+                self._clear_stale_readers()
             try:
                 for name, db in list(self._open.items()):
                     # a database another process deleted ends its feeds here too
@@ -223,6 +228,17 @@ class Node:
                 self.db_updates.poll_commits()
             except Exception:  # noqa: BLE001 - a database closed meanwhile; the next round sees
                 continue
+
+    def _clear_stale_readers(self) -> None:
+        """Free the reader slots a killed server process left in the lock files of the
+        environments open here: a slot of a dead process would otherwise keep its snapshot's
+        pages from being reused, and the files would grow (LMDB clears them itself only when
+        the first process opens an environment)."""
+        for store in [self._catalog, *(db.store for db in self._open.values() if not db.closed)]:
+            try:
+                store.env.reader_check()
+            except Exception:  # noqa: BLE001 - closed meanwhile
+                pass
 
     def open_dbs(self) -> list[Database]:
         """The databases open right now (least recently used first)."""

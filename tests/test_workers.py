@@ -443,3 +443,34 @@ async def test_while_worker_0_restarts_other_workers_answer_its_requests_with_50
             await asyncio.sleep(0.02)
     assert set(statuses) <= {200, 503}, statuses
     assert statuses[-1] == 200, statuses  # worker 0 is back and answers through worker 1
+
+
+def test_reader_slots_a_killed_process_left_are_freed(workers_server):
+    """A process killed inside a read transaction leaves its slot in the environment's lock file;
+    the workers free it (LMDB frees such slots itself only when the first process opens the
+    environment), so the dead snapshot does not keep pages from being reused."""
+    import lmdb
+    import subprocess
+    import sys
+
+    srv = workers_server
+    path = str(srv.data_dir / "_node")
+    code = ("import lmdb, sys, time\n"
+            f"env = lmdb.open({path!r}, max_dbs=32, max_readers=1024, readonly=True)\n"
+            "txn = env.begin()\nprint('reading', flush=True)\ntime.sleep(120)\n")
+    reader = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    try:
+        assert reader.stdout.readline().strip() == b"reading"
+        pid = reader.pid
+    finally:
+        reader.kill()
+        reader.wait(10)
+    env = lmdb.open(path, max_dbs=32, max_readers=1024, readonly=True)
+    try:
+        assert f" {pid} " in env.readers()  # the dead process's slot is there
+        deadline = time.monotonic() + 25  # the workers look every 10 s
+        while f" {pid} " in env.readers():
+            assert time.monotonic() < deadline, env.readers()
+            time.sleep(0.5)
+    finally:
+        env.close()
