@@ -758,11 +758,10 @@ class Database:
 
     async def purge(self, requests: dict[str, list[str]]) -> dict[str, list[str]]:
         """Purge leaf revisions ({docid: [rev, ...]}, see couchpy.purge); {docid: [revs purged]}."""
-        handle = self.store.db(purge.SUBDB)
-
         def fn(txn):
+            # the handle of this environment: a compaction may have swapped it in since the call
             meta = self.meta_for_write(txn)
-            return purge.apply_purge(self, txn, handle, requests, meta), meta
+            return purge.apply_purge(self, txn, self.store.db(purge.SUBDB), requests, meta), meta
 
         async def publish(result) -> None:
             self.apply_meta(result[1])
@@ -781,12 +780,10 @@ class Database:
     async def set_purged_infos_limit(self, limit: int) -> None:
         """A new `purged_infos_limit`, the purge infos beyond it dropped in the same transaction
         (indexes that had not read them yet recheck their documents, see views.index)."""
-        handle = self.store.db(purge.SUBDB)
-
         def fn(txn):
             meta = self.meta_for_write(txn)
             meta["purged_infos_limit"] = limit
-            purge.trim(txn, handle, meta)
+            purge.trim(txn, self.store.db(purge.SUBDB), meta)  # this environment's (see purge)
             txn.put(META_KEY, jsonutil.dumps(meta), db=self._meta_db)
             return meta
 

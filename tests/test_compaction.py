@@ -390,3 +390,26 @@ async def test_every_read_answers_the_same_after_bodies_are_compressed(client, s
             break
         await asyncio.sleep(0.05)
     assert await answers() == before
+
+
+async def test_purge_queued_behind_the_swap_writes_into_the_new_environment(tmp_path):
+    """A purge (or a new `_purged_infos_limit`) asked while compaction's exclusive final phase
+    is queued runs after the swap: it must use the new environment's sub-database handle, not
+    one taken when it was asked (lmdb.Error, a 500, before)."""
+    node = couchpy.open(tmp_path)
+    db = node.create_db("db")
+    revs = [r["rev"] for r in await db.bulk_docs([{"_id": f"d{i}", "v": i} for i in range(50)])]
+    task = asyncio.create_task(db.compact())
+    for _ in range(10000):  # bounded: until the final phase waits in the writer's queue
+        if any(isinstance(item[1], tuple) for item in db.writer._queue) or task.done():
+            break
+        await asyncio.sleep(0.001)
+    assert not task.done(), "the compaction ended before its final phase could be seen queued"
+    purged = asyncio.create_task(db.purge({"d1": [revs[1]]}))
+    limit = asyncio.create_task(db.set_purged_infos_limit(7))
+    await task
+    assert await purged == {"d1": [revs[1]]}
+    await limit
+    assert db.get_docinfo("d1") is None and db.purged_infos_limit == 7
+    assert [i["id"] for i in db.purged_infos()] == ["d1"]
+    await node.aclose()
