@@ -22,7 +22,7 @@ COUNTED = frozenset((documents.put_doc, documents.delete_doc, databases.post_doc
 
 async def requested_w(request: web.Request) -> int | None:
     """The `w` a write request gives (None: none). For `_bulk_docs` the body's integer `w` comes
-    first, as CouchDB reads it."""
+    first, as CouchDB reads it. (A cluster's quorum reads it the same way: http_api/cluster.py.)"""
     if request.match_info.handler is not bulk.bulk_docs:
         return quorum.parse_level(request.query.get("w"), "w")
     raw = await request.read()  # kept by aiohttp for the handler

@@ -6,7 +6,6 @@ routes, which they take precedence over."""
 
 from __future__ import annotations
 
-import contextlib
 from urllib.parse import unquote
 
 import aiohttp
@@ -16,6 +15,7 @@ from couchpy import jsonutil, quorum
 from couchpy.errors import BadRequest
 
 from . import attachments, bulk, databases, documents
+from .alone_quorum import requested_w
 from .responses import json_response, location
 from .server import _range_filter
 
@@ -86,14 +86,7 @@ async def quorum_middleware(request: web.Request, handler):
         if r > 1:
             await cluster.quorum.merge_read(name, documents.docid_of(request), r)
         return await handler(request)
-    w = quorum.parse_level(request.query.get("w"), "w")
-    if w is None and fn is bulk.bulk_docs:
-        raw = await request.read()  # kept by aiohttp for the handler
-        body = None
-        if b'"w"' in raw:
-            with contextlib.suppress(BadRequest):  # an unparsable body is the handler's to refuse
-                body = jsonutil.loads(raw)
-        w = quorum.parse_level(body.get("w") if isinstance(body, dict) else None, "w")
+    w = await requested_w(request)
     if w is None:
         w = cluster.default_w(name)
     response = await handler(request)
