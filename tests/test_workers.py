@@ -8,6 +8,7 @@ took part. Everything is bounded: request counts are fixed and every wait has a 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
@@ -113,11 +114,12 @@ async def test_concurrent_writers_on_both_workers_get_unique_sequences(workers_s
             assert int(info["update_seq"].split("-")[0]) == WRITES
 
 
-async def _feed(srv: CouchpyServer, path: str, params: dict, expect: set[str], key: str) -> tuple[str, set[str]]:
-    """Read a continuous feed until it listed every name in `expect` (or the deadline); the
-    worker that served it and what it saw."""
+async def _feed(srv: CouchpyServer, worker: int, path: str, params: dict, expect: set[str],
+                key: str) -> tuple[str, set[str]]:
+    """Read a continuous feed served by worker `worker` until it listed every name in `expect`
+    (or the deadline); the worker that served it and what it saw."""
     seen: set[str] = set()
-    async with _session(srv) as s:
+    async with await _pinned_session(srv, worker) as s:
         async with s.get(path, params=params, timeout=aiohttp.ClientTimeout(total=FEED_DEADLINE + 2)) as r:
             assert r.status == 200
             worker = r.headers["X-Couchpy-Worker"]
@@ -126,8 +128,6 @@ async def _feed(srv: CouchpyServer, path: str, params: dict, expect: set[str], k
                     line = line.strip()
                     if not line:
                         continue
-                    import json
-
                     row = json.loads(line)
                     if key in row:
                         seen.add(row[key])
@@ -144,12 +144,12 @@ async def test_feeds_on_every_worker_see_writes_made_on_every_worker(workers_ser
     async with _session(srv) as s:
         await _put_db(s, "feeds")
         # no heartbeat: a feed only wakes for a write (a heartbeat's timeout would re-read anyway)
-        feeds = [asyncio.create_task(_feed(srv, "/feeds/_changes", {"feed": "continuous", "since": "now"},
-                                           ids, "id"))
-                 for _ in range(FEEDS)]
-        updates = [asyncio.create_task(_feed(srv, "/_db_updates", {"feed": "continuous", "since": "now"},
-                                             {"made0", "made1"}, "db_name"))
-                   for _ in range(4)]
+        feeds = [asyncio.create_task(_feed(srv, i % WORKERS, "/feeds/_changes",
+                                           {"feed": "continuous", "since": "now"}, ids, "id"))
+                 for i in range(FEEDS)]
+        updates = [asyncio.create_task(_feed(srv, i % WORKERS, "/_db_updates",
+                                             {"feed": "continuous", "since": "now"}, {"made0", "made1"}, "db_name"))
+                   for i in range(4)]
         await asyncio.sleep(1.0)  # the feeds are open (a write before that would not be "after now")
         writers: set[str] = set()
         # half of the documents written through worker 0, half through worker 1
@@ -164,9 +164,7 @@ async def test_feeds_on_every_worker_see_writes_made_on_every_worker(workers_ser
         results = await asyncio.gather(*feeds)
         db_results = await asyncio.gather(*updates)
     assert writers == {str(i) for i in range(WORKERS)}
-    served = {w for w, _ in results}
-    if served != {str(i) for i in range(WORKERS)}:
-        pytest.skip(f"the kernel gave all {FEEDS} feed connections to worker(s) {served}")  # pragma: no cover
+    assert {w for w, _ in results} == {str(i) for i in range(WORKERS)}
     for worker, seen in results:
         assert seen == ids, f"a feed on worker {worker} missed {sorted(ids - seen)}"
     for worker, seen in db_results:
@@ -177,9 +175,10 @@ async def test_longpoll_wakes_on_a_write_made_by_another_worker(workers_server):
     srv = workers_server
     async with _session(srv) as s:
         await _put_db(s, "longpoll")
-        polls = [asyncio.create_task(s.get("/longpoll/_changes", params={"feed": "longpoll", "since": "0",
+        sessions = [await _pinned_session(srv, i % WORKERS) for i in range(FEEDS)]
+        polls = [asyncio.create_task(p.get("/longpoll/_changes", params={"feed": "longpoll", "since": "0",
                                                                           "timeout": "20000"}))
-                 for _ in range(FEEDS)]
+                 for p in sessions]
         await asyncio.sleep(1.0)
         t0 = time.monotonic()
         async with await _pinned_session(srv, 0) as pinned:  # one write, through worker 0 only
@@ -194,7 +193,9 @@ async def test_longpoll_wakes_on_a_write_made_by_another_worker(workers_server):
             r.release()
         # woken by the write, not by the timeout
         assert time.monotonic() - t0 < 10
-    assert len(served) == WORKERS or pytest.skip(f"all longpolls on worker(s) {served}")
+        for p in sessions:
+            await p.close()
+    assert served == {str(i) for i in range(WORKERS)}
 
 
 # the map function logs each document it maps: how often each was mapped is read from the log
@@ -398,17 +399,11 @@ async def test_a_database_deleted_through_one_worker_is_gone_in_every_worker(wor
         await _put_db(w1, "gone")
         async with w1.put("/gone/old", json={}) as r:
             assert r.status == 201
-        async with _session(srv) as other:
-            feed = None
-            for _ in range(50):  # a longpoll held by worker 1 (its heartbeat sends the headers)
-                resp = await other.get("/gone/_changes", params={"feed": "longpoll", "since": "now",
-                                                                 "timeout": "25000", "heartbeat": "500"})
-                if resp.headers["X-Couchpy-Worker"] == "1":
-                    feed = resp
-                    break
-                resp.close()
-            if feed is None:  # pragma: no cover - the kernel never chose worker 1
-                pytest.skip("no longpoll reached worker 1")
+        async with await _pinned_session(srv, 1) as other:
+            # a longpoll held by worker 1 (its heartbeat sends the headers)
+            feed = await other.get("/gone/_changes", params={"feed": "longpoll", "since": "now",
+                                                            "timeout": "25000", "heartbeat": "500"})
+            assert feed.headers["X-Couchpy-Worker"] == "1"
             t0 = time.monotonic()
             async with w0.delete("/gone") as r:
                 assert r.status == 200
