@@ -61,6 +61,11 @@ def _options(request: web.Request, body: dict | None, members_win: bool = False)
     if (opts["keys"] is not None or in_body) and not isinstance(opts["keys"], list):
         where = "body member" if in_body else "parameter"  # CouchDB names the source
         raise BadRequest(f"`keys` {where} must be an array.")
+    if (request.method == "POST" and not members_win and not in_body and isinstance(opts["keys"], list)
+            and len(opts["keys"]) == 1):
+        # a POST's `keys` is its body's: one in the query string only sets the range K..K when it
+        # holds a single key (as `key` does), so the answer is that range's, offset included
+        opts["keys"] = None
     opts["startkey"], opts["endkey"] = _key_range(request, body, opts["keys"], members_win)
     return opts
 
@@ -75,8 +80,8 @@ def _key_range(request: web.Request, body: dict | None, keys: list | None, membe
     single key K sets the range K..K where it is read (as `key` does), so with a non-empty `keys`
     a range is a 400 unless it ends up K..K (as CouchDB 3.4.3 answers: `key=b&keys=["a"]` is
     tolerated, `keys=["a"]&key=b` is not)."""
-    start = end = None  # as the range params alone set it (a `keys` lookup reads no range)
-    k_start = k_end = None  # as the range params and a single key's `keys` set it
+    start = end = None  # as the range params alone set it
+    k_start = k_end = None  # as the range params and a single key's `keys` set it (CouchDB's range)
     ranged = False
     sources = [("body", body.items())] if body else []
     sources.insert(len(sources) if not members_win else 0, ("query", request.query.items()))
@@ -86,6 +91,7 @@ def _key_range(request: web.Request, body: dict | None, keys: list | None, membe
                 value = raw if source == "body" else _json_or_none(name, raw)
                 if isinstance(value, list) and len(value) == 1:
                     k_start = k_end = value[0]
+                    ranged = True
                 continue
             kind = _RANGE.get(name)
             if kind is None:
@@ -98,7 +104,7 @@ def _key_range(request: web.Request, body: dict | None, keys: list | None, membe
             ranged = True
     if keys and ranged and not (len(keys) == 1 and k_start == k_end == keys[0]):
         raise QueryParseError("`keys` is incompatible with `key`, `start_key` and `end_key`")
-    return start, end
+    return (k_start, k_end) if keys is None else (start, end)
 
 
 def _json_or_none(name: str, raw: str):

@@ -169,3 +169,18 @@ async def test_update_seq_beside_keys_is_null(server, couchdb):
                 Req("POST", "/{db}/_all_docs", (("update_seq", "true"),), {"keys": ["a"]}, endpoint="POST /{db}/_all_docs")):
         got = await parity(server, couchdb, [A, B, req])
         assert got.status == 200 and got.body["update_seq"] is None
+
+
+async def test_post_with_a_single_key_in_the_query_string_is_a_range(server, couchdb):
+    # a POST's `keys` is its body's; a single key in the query string sets the range K..K
+    def post(*query: tuple[str, str], body: object = None) -> Req:
+        return Req("POST", "/{db}/_all_docs", query, {} if body is None else body, endpoint="POST /{db}/_all_docs")
+
+    got = await parity(server, couchdb, [A, B, post(("keys", '["b"]'), ("update_seq", "true"))])
+    assert got.body["offset"] == 1 and isinstance(got.body["update_seq"], str)
+    got = await parity(server, couchdb, [A, B, post(("keys", '["b"]'), ("startkey", '"a"'))])
+    assert [r["id"] for r in got.body["rows"]] == ["a", "b"]
+    got = await parity(server, couchdb, [A, B, post(("keys", '["b","a"]'))])
+    assert got.body["offset"] is None and [r["id"] for r in got.body["rows"]] == ["b", "a"]
+    got = await parity(server, couchdb, [A, B, post(("keys", '["b"]'), body={"keys": ["a"]})])
+    assert got.status == 400
