@@ -88,6 +88,7 @@ class Database:
         self._waiters = Waiters()  # feeds waiting for the next commit
         self._notified_seq = self._meta["update_seq"]  # the last sequence feeds were woken for
         self.pins = 0
+        self.release_when_unpinned = False  # see Node._still_catalogued
         self.compact_running = False
         self._dict_tried = False  # one background dictionary training per open (maybe_train)
         self._train_task: asyncio.Task | None = None
@@ -187,6 +188,8 @@ class Database:
 
     def unpin(self) -> None:
         self.pins -= 1
+        if self.pins == 0 and self.release_when_unpinned and self.writer.idle():
+            self.store.close()  # deleted by another server process while a request used it
 
     def add_close_hook(self, fn) -> None:
         """fn() is called when this database is closed (evicted from the LRU or deleted)."""

@@ -205,8 +205,10 @@ class Node:
                 fn()
             except Exception:
                 pass
-        if db.pins == 0:
+        if db.pins == 0 and db.writer.idle():
             db.store.close()
+        else:  # a request still reads it: closed when the last one lets go
+            db.release_when_unpinned = True
         return None
 
     async def watch_shared(self) -> None:

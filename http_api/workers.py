@@ -56,7 +56,6 @@ class Peers:
 
     def __init__(self, node) -> None:
         self.node = node
-        self._session: aiohttp.ClientSession | None = None
         self._sessions: dict[int, aiohttp.ClientSession] = {}
 
     def session(self, index: int) -> aiohttp.ClientSession:
