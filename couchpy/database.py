@@ -868,6 +868,8 @@ class Database:
             await self.writer.run_exclusive(put, then=adopt)
         except Exception:  # noqa: BLE001 - bodies stay plain until compaction trains one
             log.exception("training the body dictionary of %s failed", self.name)
+        finally:
+            self._train_task = None  # a finished task keeps its context (a request's pins)
 
     def _train_sync(self, codec: bodycodec.Codec) -> bytes | None:
         samples: list[bytes] = []

@@ -13,6 +13,7 @@ an acknowledged write survives SIGKILL.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,11 +27,18 @@ MAX_DOCS_PER_TXN = 20000
 
 class GroupCommitWriter:
     def __init__(self, db):
-        self.db = db
+        # Weak: the database owns its writer, and a reference back would make every database a
+        # cycle that only the cyclic collector frees, long after the LRU closed it. A caller of
+        # `submit` holds the database while its write runs.
+        self._db = weakref.ref(db)
         # (docs, new_edits, future, adopt_missing: see updates.write_edit)
         self._queue: list[tuple[list[dict], bool, asyncio.Future, bool]] = []
         self._task: asyncio.Task | None = None
         self._idle_event: asyncio.Event | None = None
+
+    @property
+    def db(self):
+        return self._db()
 
     def idle(self) -> bool:
         return not self._queue and (self._task is None or self._task.done())
@@ -61,6 +69,15 @@ class GroupCommitWriter:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
+        try:
+            await self._commit_queued()
+        finally:
+            # A finished task keeps the context it was started in (the pins of the request that
+            # started it): let go of it, so a closed database is freed by reference counting.
+            if self._task is asyncio.current_task():
+                self._task = None
+
+    async def _commit_queued(self) -> None:
         loop = asyncio.get_running_loop()
         db = self.db
         while self._queue:

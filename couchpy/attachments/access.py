@@ -7,6 +7,7 @@ follows), so the in-memory pins and upload registry live as long as the database
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from dataclasses import dataclass
@@ -25,7 +26,19 @@ def blobs_for(db: Any) -> BlobStore:
         if bs is None:
             bs = BlobStore(db)
             _stores[db] = bs
+            # The blob store refers to its database, so the weak key alone would never let go:
+            # every database whose attachments were ever touched stayed in memory after the LRU
+            # closed it (its codec's zstd contexts included). Its entry goes when it closes.
+            if hasattr(db, "add_close_hook"):
+                db.add_close_hook(functools.partial(_forget, weakref.ref(db)))
         return bs
+
+
+def _forget(ref: weakref.ref) -> None:
+    with _lock:
+        db = ref()
+        if db is not None:
+            _stores.pop(db, None)
 
 
 def _config_of(db: Any):

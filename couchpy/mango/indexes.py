@@ -14,6 +14,7 @@ default ddoc and name are a hash of the definition, as in CouchDB.
 from __future__ import annotations
 
 import hashlib
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,18 +92,18 @@ def _index_name(value: Any) -> None:
         raise MangoError("Index name or ddoc cannot be empty string", "invalid_empty_string")
 
 
-_cache: dict[int, tuple[Any, int, list]] = {}
+# database -> (update seq, its indexes); weak, so a database the LRU closed is not kept in memory
+# by its entry
+_cache: weakref.WeakKeyDictionary[Any, tuple[int, list]] = weakref.WeakKeyDictionary()
 
 
 def list_indexes(db: Any) -> list[IndexDef]:
     """All indexes of a database; cached until the database changes (design docs are documents)."""
-    hit = _cache.get(id(db))
-    if hit is not None and hit[0] is db and hit[1] == db.update_seq:
-        return hit[2]
+    hit = _cache.get(db)
+    if hit is not None and hit[0] == db.update_seq:
+        return hit[1]
     out = _list_indexes(db)
-    if len(_cache) > 256:
-        _cache.clear()
-    _cache[id(db)] = (db, db.update_seq, out)
+    _cache[db] = (db.update_seq, out)
     return out
 
 
