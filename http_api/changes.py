@@ -109,6 +109,7 @@ class _Numbers:
     limit: int | None = None
     heartbeat: int | None = None
     timeout: int | None = None
+    seq_interval: int | None = None
 
 
 def _numbers(request: web.Request) -> _Numbers:
@@ -119,6 +120,7 @@ def _numbers(request: web.Request) -> _Numbers:
         if name == "seq_interval":
             if not (raw.isdigit() and int(raw) > 0):
                 raise BadRequest("invalid_seq_interval")
+            out.seq_interval = int(raw)
         elif name == "limit":
             out.limit = _limit(raw)
         elif name == "heartbeat":
@@ -246,15 +248,28 @@ async def changes(request: web.Request) -> web.StreamResponse:
             return web.Response(status=304, headers={"ETag": etag, "Cache-Control": "must-revalidate"})
         pairs, last, limited = await collect(db, opts, opts.since)
         return json_response({
-            "results": [row for _, row in pairs],
+            "results": _sparse_seqs([row for _, row in pairs], opts.limit, numbers.seq_interval),
             "last_seq": db.node.format_seq(db, last),
             "pending": pending(db, opts, opts.since, pairs, limited),
             **_expired(db, opts.since),
         }, headers={"ETag": etag, **_expired_header(db, opts.since)} if feed == "normal" else _expired_header(db, opts.since))
     # the request's pinning scope keeps the database open while the feed waits
     if feed == "longpoll":
-        return await _longpoll(request, db, opts, heartbeat, timeout)
+        return await _longpoll(request, db, opts, heartbeat, timeout, numbers.seq_interval)
     return await _stream(request, db, opts, heartbeat, timeout, feed == "eventsource")
+
+
+# the limit a feed without one counts down from (couch_changes' #changes_args default)
+DEFAULT_LIMIT = 10**15
+
+
+def _sparse_seqs(rows: list[dict], limit: int | None, interval: int | None) -> list[dict]:
+    """`seq_interval=N`: as fabric_view_changes, a row carries its `seq` only when the limit left
+    (counting down from the request's, or CouchDB's default) is a multiple of N; the others `null`."""
+    if not interval:
+        return rows
+    left = DEFAULT_LIMIT if limit is None else limit
+    return [row if (left - i) % interval == 0 else {**row, "seq": None} for i, row in enumerate(rows)]
 
 
 def _expired(db, since: int) -> dict:
@@ -280,7 +295,7 @@ def _feed_etag(db) -> str:
     return '"' + base64.b32encode(digest).decode().rstrip("=") + '"'
 
 
-async def _longpoll(request, db, opts, heartbeat, timeout) -> web.StreamResponse:
+async def _longpoll(request, db, opts, heartbeat, timeout, seq_interval: int | None = None) -> web.StreamResponse:
     deadline = None if timeout is None else time.monotonic() + timeout / 1000
     resp = None
     since = opts.since
@@ -302,7 +317,8 @@ async def _longpoll(request, db, opts, heartbeat, timeout) -> web.StreamResponse
                                                    **_expired_header(db, opts.since)})
                 await resp.prepare(request)
             await resp.write(b"\n")
-    payload = jsonutil.dumps({"results": [row for _, row in pairs], "last_seq": db.node.format_seq(db, last),
+    payload = jsonutil.dumps({"results": _sparse_seqs([row for _, row in pairs], opts.limit, seq_interval),
+                              "last_seq": db.node.format_seq(db, last),
                               "pending": pending(db, opts, since, pairs, limited), **_expired(db, opts.since)}) + b"\n"
     if resp is None:
         return web.Response(body=payload, content_type="application/json",

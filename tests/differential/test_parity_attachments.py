@@ -40,3 +40,9 @@ async def test_range_of_a_stored_attachment_on_head(server, couchdb):
                                          ranged("GET", "t.bin", "bytes=0-1,3-4")])
     assert got.status == 206 and "etag" not in got.headers
     assert got.headers["content-type"].startswith("multipart/byteranges")
+
+
+async def test_deleted_attachment_answered_without_an_etag(server, couchdb):
+    delete = Req("DELETE", "/{db}/a/t.bin", (("rev", "$rev:a"),), endpoint="DELETE /{db}/{doc}/{att}")
+    got = await parity(server, couchdb, [put_att("t.bin", "application/octet-stream"), delete])
+    assert got.status == 200 and "etag" not in got.headers

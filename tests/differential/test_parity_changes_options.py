@@ -81,3 +81,16 @@ async def test_filter_functions_checked_before_the_feed(server, couchdb):
         # no document to filter: the function is looked for all the same
         got = await parity(server, couchdb, [views, filters, get(**query)])
         assert got.status == status and got.body["reason"] == reason, query
+
+
+async def test_seq_interval_leaves_seqs_out(server, couchdb):
+    # a row carries its seq only when the limit left (CouchDB's default 10^15, or the request's)
+    # is a multiple of the interval
+    docs = [Req("PUT", f"/{{db}}/{d}", body={"x": 1}, endpoint="PUT /{db}/{doc}") for d in "abcd"]
+    for query, present in [({"seq_interval": "2"}, [True, False, True, False]),
+                           ({"seq_interval": "3", "limit": "2"}, [False, False]),
+                           ({"seq_interval": "2", "descending": "true"}, [True, False, True, False]),
+                           ({"seq_interval": "3", "feed": "longpoll"}, [False, True, False, False]),
+                           ({"seq_interval": "2", "limit": "5"}, [False, True, False, True])]:
+        got = await parity(server, couchdb, [*docs, get(**query)])
+        assert [r["seq"] is not None for r in got.body["results"]] == present, query
