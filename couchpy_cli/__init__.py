@@ -159,8 +159,8 @@ async def serve(args: argparse.Namespace) -> None:
     await site.start()
     if worker is not None:
         path = http_workers.socket_path(data_dir, worker)
-        path.unlink(missing_ok=True)  # left by a worker that was killed
-        await web.UnixSite(runner, str(path)).start()
+        Path(path).unlink(missing_ok=True)  # left by a worker that was killed
+        await web.UnixSite(runner, path).start()
         workers.signal_ready()
     else:
         _banner(host, port, data_dir, generated)

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import os
 import re
+import tempfile
 from pathlib import Path
 
 import aiohttp
@@ -35,6 +38,7 @@ FORWARDED = "X-Couchpy-Worker-Forwarded"
 CONFIG_POLL_SECONDS = 0.5
 WORKER_HEADER = "X-Couchpy-Worker"
 SOCKETS_DIR = ".workers"
+MAX_SOCKET_PATH = 100  # bytes; sun_path holds 108 on Linux
 PEER_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=5)
 TASKS_TIMEOUT = aiohttp.ClientTimeout(total=5)
 
@@ -47,8 +51,20 @@ _DROP = {"connection", "keep-alive", "transfer-encoding", "content-length", "hos
          "proxy-connection", "te", "trailer"}
 
 
-def socket_path(data_dir: Path, index: int) -> Path:
-    return Path(data_dir) / SOCKETS_DIR / f"{index}.sock"
+def socket_path(data_dir: Path, index: int) -> str:
+    """Where worker `index` listens for the others: a socket file in the data directory or, when
+    that path is too long for a UNIX socket address (108 bytes on Linux), in a directory of this
+    user's under the temporary directory, named after the data directory. (Not Linux's abstract
+    namespace: uvloop cannot connect to it, and any local user could.)"""
+    path = Path(data_dir).resolve() / SOCKETS_DIR / f"{index}.sock"
+    if len(os.fsencode(path)) < MAX_SOCKET_PATH:
+        return str(path)
+    digest = hashlib.sha256(os.fsencode(Path(data_dir).resolve())).hexdigest()[:32]
+    short = Path(tempfile.gettempdir()) / f"couchpy-{os.getuid()}-{digest}"
+    short.mkdir(mode=0o700, exist_ok=True)
+    if short.stat().st_uid != os.getuid():
+        raise RuntimeError(f"{short} belongs to another user")
+    return str(short / f"{index}.sock")
 
 
 class Peers:
@@ -61,7 +77,7 @@ class Peers:
     def session(self, index: int) -> aiohttp.ClientSession:
         s = self._sessions.get(index)
         if s is None or s.closed:
-            connector = aiohttp.UnixConnector(path=str(socket_path(self.node.path, index)))
+            connector = aiohttp.UnixConnector(path=socket_path(self.node.path, index))
             s = aiohttp.ClientSession(connector=connector, timeout=PEER_TIMEOUT, auto_decompress=False)
             self._sessions[index] = s
         return s

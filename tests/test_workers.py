@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from http_api.workers import socket_path
 from tests.serverproc import CouchpyServer
 
 WORKERS = 2
@@ -469,3 +471,18 @@ def test_reader_slots_a_killed_process_left_are_freed(workers_server):
             time.sleep(0.5)
     finally:
         env.close()
+
+
+async def test_a_data_directory_too_long_for_a_socket_file(tmp_path):
+    """A UNIX socket address holds 108 bytes: under a long data directory the workers reach
+    worker 0 through a socket in a directory of their own under the temporary directory."""
+    srv = WorkersServer(tmp_path / ("long-" * 20), args=["--workers", str(WORKERS)])
+    assert len(str(srv.data_dir / ".workers" / "0.sock")) > 108
+    srv.start()
+    try:
+        async with await _pinned_session(srv, 1) as w1:
+            async with w1.get("/_scheduler/jobs") as r:
+                assert r.status == 200, await r.text()  # forwarded to worker 0 and answered
+    finally:
+        srv.stop()
+        shutil.rmtree(Path(socket_path(srv.data_dir, 0)).parent, ignore_errors=True)
