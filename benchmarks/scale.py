@@ -10,7 +10,8 @@ Each run starts its own server with a fresh data directory on a free loopback po
 and reports how far it got; every answer is checked.
 
 - `dbs`: N databases created with one document each (16 clients), then that document read back
-  from each; creation and read rates, the server's RSS and open file descriptors after each phase.
+  from each; creation and read rates, the server's RSS (and its anonymous part, the heap) and
+  open file descriptors after each phase.
 - `replications`: N source databases with one document, and N continuous replications from
   `_replicator` documents (source -> its own target, `create_target`), with the scheduler's
   `max_jobs`, `interval` and `max_churn` set; how long until every target holds the first
@@ -71,8 +72,18 @@ class Target:
     def usage(self) -> dict[str, Any]:
         rss_kib, cpu_s = server_usage(self.pid)
         fds, sockets = open_fds(self.pid)
-        return {"rss_mb": None if rss_kib is None else round(rss_kib / 1024, 1), "fds": fds, "sockets": sockets,
-                "cpu_s": None if cpu_s is None else round(cpu_s, 1)}
+        return {"rss_mb": None if rss_kib is None else round(rss_kib / 1024, 1), "anon_mb": anon_mb(self.pid),
+                "fds": fds, "sockets": sockets, "cpu_s": None if cpu_s is None else round(cpu_s, 1)}
+
+
+def anon_mb(pid: int) -> float | None:
+    """The server's anonymous resident memory (its heap: what the LRU must bound; LMDB's pages
+    are file-backed and the kernel reclaims them)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return round(next(int(line.split()[1]) for line in f if line.startswith("RssAnon:")) / 1024, 1)
+    except (OSError, StopIteration, ValueError):
+        return None
 
 
 @contextlib.contextmanager
