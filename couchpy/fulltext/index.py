@@ -41,7 +41,7 @@ from ..envswap import fsync_path
 from ..errors import NotFound
 from ..query_server import ViewFunctions
 from ..updates import META_KEY
-from . import analyzers, lucene
+from . import analyzers, lucene, termrange
 from .lucene import MUST, MUST_NOT, SHOULD, QueryParseError
 from .params import IndexSpec, SearchArgs, SortKey, pack_bookmark
 
@@ -386,7 +386,7 @@ class FullTextIndex:
         document's partition only in a partitioned database, so elsewhere none has one."""
         if not self.db.partitioned:
             return tantivy.Query.empty_query()
-        return tantivy.Query.regex_query(schema, "_id", _literal_regex(partition + ":") + "(?s:.*)")
+        return tantivy.Query.regex_query(schema, "_id", termrange.literal(partition + ":") + termrange.ANY)
 
     def _top_page(self, searcher: Any, query: Any, tree: Any, sort: list[SortKey], args: SearchArgs,
                   total: int) -> tuple[list, list] | None:
@@ -641,14 +641,21 @@ class _Builder:
                 return tantivy.Query.exists_query(name)
             return tantivy.Query.range_query(self.schema, name, tantivy.FieldType.Float, lo, hi,
                                              node.lo_incl or lo is None, node.hi_incl or hi is None)
-        # string and text ranges compare terms; Tantivy's parser builds those (bounds quoted)
-        lo = "*" if node.lo is None else _quote(node.lo)
-        hi = "*" if node.hi is None else _quote(node.hi)
-        text = f"{_quote_field(name)}:{'[' if node.lo_incl else '{'}{lo} TO {hi}{']' if node.hi_incl else '}'}"
-        try:
-            return self.ix.index.parse_query(text, [])
-        except ValueError as exc:
-            raise QueryParseError(f"Cannot parse range on {name}: {exc}") from None
+        # string and text ranges compare terms (couchpy.fulltext.termrange); a text field's
+        # bounds are lowercased where its analyzer lowercases, as its terms are
+        lo, hi = node.lo, node.hi
+        if typ == "text" and analyzers.lowercases(self.ix.spec.analyzer_of(name)):
+            lo, hi = (None if lo is None else lo.lower()), (None if hi is None else hi.lower())
+        regexes = [] if lo is None else [termrange.at_least(lo, node.lo_incl)]
+        if hi is not None:
+            upper = termrange.at_most(hi, node.hi_incl)
+            if upper is None:
+                return self._empty()
+            regexes.append(upper)
+        queries = [tantivy.Query.regex_query(self.schema, name, r) for r in regexes or [termrange.ANY]]
+        if len(queries) == 1:
+            return queries[0]
+        return tantivy.Query.boolean_query([(tantivy.Occur.Must, q) for q in queries])
 
 
 def _number(text: str, allow_inf: bool = False) -> float:
@@ -663,21 +670,3 @@ def _number(text: str, allow_inf: bool = False) -> float:
         raise QueryParseError(f"{text!r} is not a number")
     return v
 
-
-def _literal_regex(text: str) -> str:
-    """`text` matched literally in a Tantivy (Rust) regex: every character but ASCII letters and
-    digits as a code point escape (a backslash before some punctuation, `\\<`, is an operator)."""
-    return "".join(c if c.isascii() and c.isalnum() else "\\x{%x}" % ord(c) for c in text)
-
-
-def _quote(v: str) -> str:
-    return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _quote_field(name: str) -> str:
-    out = []
-    for c in name:
-        if not (c.isalnum() or c == "_"):
-            out.append("\\")
-        out.append(c)
-    return "".join(out)
