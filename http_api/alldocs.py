@@ -61,11 +61,17 @@ def _options(request: web.Request, body: dict | None, members_win: bool = False)
     if (opts["keys"] is not None or in_body) and not isinstance(opts["keys"], list):
         where = "body member" if in_body else "parameter"  # CouchDB names the source
         raise BadRequest(f"`keys` {where} must be an array.")
-    if (request.method == "POST" and not members_win and not in_body and isinstance(opts["keys"], list)
-            and len(opts["keys"]) == 1):
-        # a POST's `keys` is its body's: one in the query string only sets the range K..K when it
-        # holds a single key (as `key` does), so the answer is that range's, offset included
-        opts["keys"] = None
+    if request.method == "POST" and not members_win and "keys" in q:
+        # CouchDB reads a POST's body, then its query string: a `keys` parameter of several keys
+        # (or none) replaces the body's, one of a single key only sets the range K..K (as `key`
+        # does), so without a body's `keys` the answer is that range's, offset included
+        qs_keys = params.json_value(request, "keys")
+        if not isinstance(qs_keys, list):
+            raise BadRequest("`keys` parameter must be an array.")
+        if len(qs_keys) != 1:
+            opts["keys"] = qs_keys
+        elif not in_body:
+            opts["keys"] = None
     opts["startkey"], opts["endkey"] = _key_range(request, body, opts["keys"], members_win)
     return opts
 

@@ -184,3 +184,19 @@ async def test_post_with_a_single_key_in_the_query_string_is_a_range(server, cou
     assert got.body["offset"] is None and [r["id"] for r in got.body["rows"]] == ["b", "a"]
     got = await parity(server, couchdb, [A, B, post(("keys", '["b"]'), body={"keys": ["a"]})])
     assert got.status == 400
+
+
+async def test_post_keys_in_the_query_string_replace_the_bodys(server, couchdb):
+    # found by the 5,000-sequence run of seed 3002: several keys (or none) in the query string
+    # replace the body's, a single one only sets the range
+    def post(query: tuple, body: object) -> Req:
+        return Req("POST", "/{db}/_all_docs", query, body, endpoint="POST /{db}/_all_docs")
+
+    got = await parity(server, couchdb, [A, B, post((("keys", '["b","x","a"]'),), {"keys": [3, "b", None]})])
+    assert [r["key"] for r in got.body["rows"]] == ["b", "x", "a"]
+    got = await parity(server, couchdb, [A, B, post((("keys", '[["x"],1.0]'), ("start_key", '"a"')), {"keys": []})])
+    assert got.status == 400
+    got = await parity(server, couchdb, [A, B, post((("key", '"a"'), ("keys", "[]")), {"keys": [False, "K"]})])
+    assert got.status == 200 and got.body["rows"] == []
+    got = await parity(server, couchdb, [A, B, post((("keys", '["b"]'),), {"keys": ["a"]})])
+    assert got.status == 400
