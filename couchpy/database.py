@@ -23,7 +23,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -232,12 +232,7 @@ class Database:
         total = partition_sizes.ZERO
         for info in self.iter_docinfos(lo, hi, False, False):
             with self.store.read() as txn:
-                bodies = []
-                for leaf in info.leaves():
-                    key = body_key(info.id, leaf)
-                    raw = txn.get(key, db=self._bodies)
-                    if raw is not None:
-                        bodies.append((key, self.codec.decode(raw), raw))
+                bodies = self.stored_bodies(txn, info.id, info.leaves())
             total = total + partition_sizes.doc_counts(info.deleted, bodies)
         return total
 
@@ -248,6 +243,17 @@ class Database:
         return self.store.used_bytes(exclude=("bodies",)) + live
 
     # ------------------------------------------------------------------ reads
+
+    def stored_bodies(self, txn: lmdb.Transaction, docid: str, revs: Iterable[str]) -> list[tuple[bytes, Any, bytes]]:
+        """(key, body as decoded, bytes as stored) of each of `revs` whose body is stored: what
+        the size counters (couchpy.sizes, couchpy.partition_sizes) count of a document."""
+        out = []
+        for rev in revs:
+            bkey = body_key(docid, rev)
+            stored = txn.get(bkey, db=self._bodies)
+            if stored is not None:
+                out.append((bkey, self.codec.decode(stored), stored))
+        return out
 
     def get_docinfo(self, docid: str, txn: lmdb.Transaction | None = None) -> DocInfo | None:
         try:

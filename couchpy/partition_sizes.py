@@ -31,7 +31,7 @@ from typing import Any
 import lmdb
 
 from . import longkeys, partitions, revtree, sizes
-from .docinfo import DocInfo, body_key, id_of
+from .docinfo import DocInfo, id_of
 from .errors import CouchError
 
 SUBDB = "partsizes"
@@ -124,12 +124,7 @@ def rebuild(db: Any, txn: lmdb.Transaction, meta: dict) -> None:
         partition = partitions.partition_of(info.id)
         if partition is None:
             continue
-        bodies = []
-        for rev in revtree.leaf_set(info.tree):
-            bkey = body_key(info.id, rev)
-            stored = txn.get(bkey, db=db._bodies)
-            if stored is not None:
-                bodies.append((bkey, db.codec.decode(stored), stored))
+        bodies = db.stored_bodies(txn, info.id, revtree.leaf_set(info.tree))
         totals[partition] = totals.get(partition, ZERO) + doc_counts(info.deleted, bodies)
     write_all(txn, db.store.db(SUBDB), totals)
     meta[READY] = True

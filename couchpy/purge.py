@@ -79,12 +79,7 @@ def apply_purge(db, txn: lmdb.Transaction, purged_db, requests: dict[str, list[s
 def _remove_doc(db, txn: lmdb.Transaction, info, meta: dict) -> None:
     txn.delete(seq_key(info.seq), db=db._seqs)
     txn.delete(docs_key(info.id.encode()), db=db._docs)
-    bodies = []
-    for rev in revtree.leaf_set(info.tree):
-        bkey = body_key(info.id, rev)
-        raw = txn.get(bkey, db=db._bodies)
-        if raw is not None:
-            bodies.append((bkey, db.codec.decode(raw), raw))
+    bodies = db.stored_bodies(txn, info.id, revtree.leaf_set(info.tree))
     gone = partition_sizes.doc_counts(info.deleted, bodies)
     meta["doc_count"] -= gone.doc_count
     meta["doc_del_count"] -= gone.doc_del_count

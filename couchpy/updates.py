@@ -161,12 +161,7 @@ def store_doc(db, txn, docid: str, old: DocInfo | None, tree: revtree.Tree,
     gone = []
     if old is not None:
         still = revtree.leaf_set(tree)
-        for rev in revtree.leaf_set(old.tree):
-            if rev not in still:
-                bkey = body_key(docid, rev)
-                raw = txn.get(bkey, db=db._bodies)
-                if raw is not None:
-                    gone.append((bkey, db.codec.decode(raw), raw))
+        gone = db.stored_bodies(txn, docid, (rev for rev in revtree.leaf_set(old.tree) if rev not in still))
     added = []
     for rev, body in bodies.items():
         raw = jsonutil.dumps(body)
