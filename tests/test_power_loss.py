@@ -21,6 +21,7 @@ import base64
 import os
 import random
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -55,6 +56,18 @@ class TracedServer(CouchpyServer):
         assert strace, "strace is required (apt-get install strace)"
         return [strace, "-f", "-yy", "-xx", "-v", "-s", str(4 << 20), "-e", f"trace={SYSCALLS}",
                 "-o", str(self.trace_log), *argv]
+
+    def kill(self) -> None:
+        """SIGKILL the server under strace first: strace killed alone detaches and leaves it
+        running (strace 6.1 has no --kill-on-exit)."""
+        if self.proc is not None and self.proc.poll() is None and self.trace_log is not None:
+            children = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout
+            for pid in children.split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        super().kill()
 
 
 class Acks:
