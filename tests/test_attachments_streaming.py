@@ -1,7 +1,8 @@
 """A 200 MB attachment streams through the server in bounded memory: uploaded standalone and as
 a multipart/related document (the replicator's form), downloaded both ways, each checked byte for
-byte (by MD5), while the server's peak resident set (VmHWM from /proc/<pid>/status) stays under
-100 MB. Bounded in time."""
+byte (by MD5), while the server's peak resident set (VmHWM from /proc/<pid>/status) grows by
+less than 64 MB over what the idle server held (about 30 MB is measured: a fraction of the 200 MB
+that passes through). Bounded in time."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 SIZE = 200 * 1024 * 1024
 PIECE = 1024 * 1024
-RSS_LIMIT_KB = 100 * 1024
+GROWTH_LIMIT_KB = 64 * 1024  # peak over the idle server's resident set
 
 
 def _proc_kb(pid: int, field: str) -> int:
@@ -87,7 +88,7 @@ async def test_200mb_upload_download_bounded_rss(new_server):
     assert n == SIZE and got.digest() == expected.digest()
     assert mn == SIZE and mgot.digest() == expected.digest()
     assert stub["length"] == SIZE
-    assert peak < RSS_LIMIT_KB, f"server peak RSS {peak} kB"
+    assert peak - base_rss < GROWTH_LIMIT_KB, f"server peak RSS {peak} kB over {base_rss} kB idle"
     assert t_up < 120 and t_down < 120
 
 
@@ -114,6 +115,7 @@ async def test_200mb_multipart_put_bounded_rss(new_server):
     timeout = aiohttp.ClientTimeout(total=300)
     async with aiohttp.ClientSession(base_url=srv.base, auth=srv.auth, timeout=timeout) as client:
         assert (await client.put("/bigmp")).status == 201
+        base_rss = _proc_kb(pid, "VmRSS")
         t0 = time.monotonic()
         async with client.put("/bigmp/mp", data=body(), params={"new_edits": "false"},
                               headers={"Content-Type": f'multipart/related; boundary="{boundary}"'}) as r:
@@ -130,5 +132,5 @@ async def test_200mb_multipart_put_bounded_rss(new_server):
     assert stub == {"content_type": "application/octet-stream", "revpos": 1, "digest": digest,
                     "length": SIZE, "stub": True}
     assert got.digest() == expected.digest()
-    assert peak < RSS_LIMIT_KB, f"server peak RSS {peak} kB"
+    assert peak - base_rss < GROWTH_LIMIT_KB, f"server peak RSS {peak} kB over {base_rss} kB idle"
     assert t_up < 120
