@@ -48,7 +48,7 @@ def test_match_all_phrases_ranges_wildcards_fuzzy_boost():
 
 
 @pytest.mark.parametrize("q", ["", "  ", "AND a", "a AND", "(a", "a)", "[1 TO", "p:[1 2]", '"open', "a:", "\\",
-                               "x^", "NOT"])
+                               "x^", "NOT", "a~."])
 def test_bad_queries_are_query_parse_errors(q):
     with pytest.raises(QueryParseError) as e:
         parse(q)

@@ -233,11 +233,7 @@ class _Parser:
         if word == "\0*" and fld is None:
             return self._boosted(MatchAll())
         if self.peek() == "~":
-            self.i += 1
-            j = self.i
-            while self.i < len(self.s) and (self.s[self.i].isdigit() or self.s[self.i] == "."):
-                self.i += 1
-            dist = 2 if j == self.i else min(2, int(float(self.s[j:self.i])))
+            dist = min(2, int(self.number_after("~", 2.0)))  # `~` alone: distance 2, as Lucene
             return self._boosted(Term(fld, word.replace("\0", ""), "fuzzy", dist))
         if wild:
             marks = word.count("\0")
