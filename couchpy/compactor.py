@@ -10,8 +10,10 @@ attachment blobs those bodies (or uploads in flight) refer to, `_local` document
    after it is caught up below, so chunks need not come from one snapshot.
 2. catch up (online): documents changed since, found in the by-sequence index, until few remain.
 3. final (exclusive): inside one write transaction of the live environment, so no write can
-   come between: the last changes, `_local` documents, meta (sizes recounted), uploads in flight
-   and sub-databases compaction does not know; then the copy is synced, sealed and swapped in.
+   come between: the documents purged since the copy began (a purge that removes a whole
+   document leaves no sequence for the catch-up to find, so the copy would bring it back), the
+   last changes, `_local` documents, meta (sizes recounted), uploads in flight and sub-databases
+   compaction does not know; then the copy is synced, sealed and swapped in.
 
 Keys are appended in order where they come in order (MDB_APPEND fills pages completely; LMDB's
 own compact copy keeps half-empty pages as they are, which is most of what updates leave).
@@ -30,7 +32,7 @@ from typing import Any
 import lmdb
 import orjson
 
-from . import bodycodec, envswap, jsonutil, partition_sizes, partitions, sizes, timeseq
+from . import bodycodec, envswap, jsonutil, partition_sizes, partitions, purge, sizes, timeseq
 from .attachments.access import blobs_for
 from .attachments.blobstore import RECORD_PREFIXES, SUBDB as ATTACHMENTS, BlobMeta, _ckey, _ukey
 from .attachments.codec import md5_of_digest
@@ -80,6 +82,7 @@ class Compactor:
         self.progress = progress or (lambda fields: None)
         self.dst: Store | None = None
         self.seq = 0  # every change up to this sequence is in the copy
+        self.purge_seq = 0  # every purge up to this purge sequence is in the copy
         self.external = 0
         self.codec = bodycodec.PLAIN  # how the copy stores bodies (see `_train`)
         self.live_bodies = 0  # key and value bytes of the bodies in the copy
@@ -111,6 +114,7 @@ class Compactor:
         with self.src.read() as txn:
             meta = jsonutil.loads(txn.get(META_KEY, db=self._h(self.src, "meta")) or b"{}")
         self.seq = meta.get("update_seq", 0)
+        self.purge_seq = meta.get("purge_seq", 0)
         self.total = meta.get("doc_count", 0) + meta.get("doc_del_count", 0)
         self._report(phase="document_copy")
         self._train()
@@ -243,6 +247,46 @@ class Compactor:
         self.total += len(docs)
         self._copy_blobs(self._wanted - self.blobs, txn)
 
+    def _drop_purged(self, txn: lmdb.Transaction) -> None:
+        """Remove from the copy the documents purges removed from the live environment since the
+        copy began. A document a purge only trimmed got a new sequence: the catch-up replaces it."""
+        s_docs = self._h(self.src, "docs")
+        found = list(purge.purged_since(txn, self._h(self.src, purge.SUBDB), self.purge_seq))
+        if found and found[0][0] == self.purge_seq + 1:
+            keys = {docs_key(docid.encode()) for _, docid in found}
+        elif found or self._purge_seq_now(txn) > self.purge_seq:
+            # purge infos past the limit were dropped before this phase read them: check every
+            # document of the copy against the live environment instead
+            with self.dst.read() as dtxn:
+                keys = {key for key, _ in dtxn.cursor(db=self._h(self.dst, "docs"))}
+        else:
+            return
+        gone = {key for key in keys if txn.get(key, db=s_docs) is None}
+        self.purge_seq = self._purge_seq_now(txn)
+        if not gone:
+            return
+        d_docs, d_seqs, d_bodies = (self._h(self.dst, n) for n in ("docs", "seqs", "bodies"))
+
+        def drop(dtxn: lmdb.Transaction) -> list[_Doc]:
+            dropped = []
+            for key in sorted(gone):
+                raw = dtxn.get(key, db=d_docs)
+                if raw is None:
+                    continue
+                old = _Doc(dtxn, key, raw, d_bodies, self.codec)
+                dtxn.delete(seq_key(old.info.seq), db=d_seqs)
+                for k, _, _ in old.bodies:
+                    dtxn.delete(k, db=d_bodies)
+                dtxn.delete(key, db=d_docs)
+                dropped.append(old)
+            return dropped
+
+        for old in self.dst.write(drop):
+            self._note_bodies(old, -1)
+
+    def _purge_seq_now(self, txn: lmdb.Transaction) -> int:
+        return jsonutil.loads(txn.get(META_KEY, db=self._h(self.src, "meta")) or b"{}").get("purge_seq", 0)
+
     # ---------------------------------------------------------------- attachments
     def _copy_blobs(self, md5s: Iterable[bytes], txn: lmdb.Transaction | None = None,
                     uploads: Iterable[bytes] = ()) -> None:
@@ -289,6 +333,7 @@ class Compactor:
     def final(self, txn: lmdb.Transaction) -> dict:
         """In a write transaction of the live environment (no write can come between): the last
         changes and everything without a sequence; returns the meta the copy holds."""
+        self._drop_purged(txn)
         while self._pending(txn) > 0:
             before = self.seq
             self._catch_up(txn, limit=None)

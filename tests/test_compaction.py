@@ -423,3 +423,48 @@ async def test_purge_queued_behind_the_swap_writes_into_the_new_environment(tmp_
     assert db.get_docinfo("d1") is None and db.purged_infos_limit == 7
     assert [i["id"] for i in db.purged_infos()] == ["d1"]
     await node.aclose()
+
+
+@pytest.mark.parametrize("limit", [None, 1])
+async def test_a_document_purged_during_compaction_stays_purged(tmp_path, monkeypatch, limit):
+    """A purge that removes a whole document while compaction copies leaves no sequence for the
+    catch-up to find: the copy must drop it in the final phase, or the swap brings it back
+    (found by test_partition_sizes in CI: the document reappeared and a new write of it was a
+    409). With `_purged_infos_limit` 1, the infos of all but the last purge are gone by then and
+    the copy's documents are checked against the live ones instead."""
+    copied = threading.Event()
+    go_on = threading.Event()
+    copy = compactor.Compactor.copy
+
+    def paused_copy(self):  # the real copy, then a pause while the purges happen
+        copy(self)
+        copied.set()
+        assert go_on.wait(30)
+
+    monkeypatch.setattr(compactor.Compactor, "copy", paused_copy)
+    node = couchpy.open(tmp_path)
+    db = node.create_db("db", partitioned=True)
+    long_id = "l" * 500 + ":1"  # a long id (stored by hash, couchpy.longkeys) too
+    ids = ["a:0", "a:1", "b:0", long_id]
+    revs = {r["id"]: r["rev"] for r in await db.bulk_docs([{"_id": i, "v": i[:5]} for i in ids])}
+    if limit is not None:
+        await db.set_purged_infos_limit(limit)
+    task = asyncio.create_task(db.compact())
+    for _ in range(10000):  # bounded
+        if copied.is_set():
+            break
+        await asyncio.sleep(0.001)
+    assert copied.is_set() and not task.done()
+    await db.purge({long_id: [revs[long_id]]})
+    await db.purge({"a:0": [revs["a:0"]]})
+    go_on.set()
+    await task
+    for docid in (long_id, "a:0"):
+        assert db.get_docinfo(docid) is None, docid
+        with pytest.raises(NotFound):
+            db.get(docid)
+    assert sorted(r.id for r in db.changes_since(0)) == ["a:1", "b:0"]
+    assert db.info()["doc_count"] == 2
+    assert db.partition_info("a")["doc_count"] == 1 and db.partition_info("l" * 500)["doc_count"] == 0
+    await db.put({"_id": long_id, "v": "again"})  # a new document again, not a conflict
+    await node.aclose()
