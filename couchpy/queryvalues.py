@@ -70,7 +70,15 @@ def body_bool(value: object) -> bool:
         return value
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
-    raise QueryParseError(f"Invalid boolean parameter: {erl_term(value)}")
+    shown = _bytes_repr(value) if isinstance(value, str) else erl_term(value)
+    raise QueryParseError(f"Invalid boolean parameter: {shown}")
+
+
+def _bytes_repr(value: str) -> str:
+    """`~p` of a JSON string CouchDB turned into a list of its UTF-8 bytes (binary_to_list)
+    before parsing it; the printed text is taken back as UTF-8, as its bytes are sent."""
+    shown = erl_repr(value.encode("utf-8").decode("latin-1"))
+    return shown.encode("latin-1").decode("utf-8", "replace")
 
 
 def body_pos_int(value: object) -> int:

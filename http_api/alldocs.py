@@ -28,6 +28,8 @@ def _options(request: web.Request, body: dict | None, members_win: bool = False)
     over it); for one query of `/queries` its members win (`members_win`), as each query is read
     over the query string's parameters."""
     q = request.query
+    if not members_win:
+        _check_in_order(request, body)
     opts = {
         "descending": params.view_flag(request, "descending"),
         "inclusive_end": params.view_flag(request, "inclusive_end", True),
@@ -74,6 +76,37 @@ def _options(request: web.Request, body: dict | None, members_win: bool = False)
             opts["keys"] = None
     opts["startkey"], opts["endkey"] = _key_range(request, body, opts["keys"], members_win)
     return opts
+
+
+_QS_FLAGS = ("descending", "inclusive_end", "include_docs", "attachments", "conflicts", "update_seq", "sorted")
+_JSON = ("key", "keys", "startkey", "start_key", "endkey", "end_key")
+
+
+def _check_in_order(request: web.Request, body: dict | None) -> None:
+    """Raise the fault CouchDB names first, where a listing's options are wrong in several ways.
+
+    CouchDB decodes a GET's `keys` (which must be an array) before any other parameter
+    (chttpd_db:all_docs_view), and a POST's body `keys`; then it reads the body's members, then
+    the query string's parameters, each in the order given (couch_mrview_http:parse_params). The
+    values themselves are taken by `_options`, which reads the same parsers in a fixed order."""
+    q = request.query
+    if request.method == "GET" and "keys" in q:
+        if not isinstance(params.decode_json("keys", q["keys"]), list):
+            raise BadRequest("`keys` parameter must be an array.")
+    if body and "keys" in body and not isinstance(body["keys"], list):
+        raise BadRequest("`keys` body member must be an array.")
+    for name, value in (body or {}).items():
+        if name in ("limit", "skip"):
+            queryvalues.body_pos_int(value)
+        elif name in _BODY_FLAGS:
+            queryvalues.body_bool(value)
+    for name, raw in q.items():
+        if name in ("limit", "skip"):
+            params.integer(request, name)
+        elif name in _QS_FLAGS:
+            queryvalues.view_bool(raw)
+        elif name in _JSON:
+            params.decode_json(name, raw)
 
 
 # the parameters that set an end of the range: `key` sets both

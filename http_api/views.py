@@ -36,6 +36,9 @@ async def get_view(request: web.Request) -> web.Response:
 async def view_get(request: web.Request, db, text_params: dict) -> web.Response:
     """A GET view query with these query-string parameters (a partition's query adds its own)."""
     m = request.match_info
+    manager.spec_by_name(db, m["ddoc"])  # a missing design document is a 404 first
+    if "keys" in text_params:  # decoded before the other parameters (chttpd_view), checked in turn
+        params.decode_json("keys", text_params["keys"])
     sees = visible(request, db)
     if sees is not None:
         return json_response(await _query_merged(_node(request), db, m["ddoc"], m["view"], text_params, {}, sees))

@@ -200,3 +200,34 @@ async def test_post_keys_in_the_query_string_replace_the_bodys(server, couchdb):
     assert got.status == 200 and got.body["rows"] == []
     got = await parity(server, couchdb, [A, B, post((("keys", '["b"]'),), {"keys": ["a"]})])
     assert got.status == 400
+
+
+async def test_listing_keys_decoded_before_other_parameters(server, couchdb):
+    # a GET's `keys` is decoded (and for _all_docs checked to be an array) before the rest
+    for path in ("/{db}/_design/d/_view/v", "/{db}/_all_docs"):
+        got = await parity(server, couchdb, [DDOC, get(path, limit="x", keys="{")])
+        assert got.status == 400 and got.body == {"error": "bad_request", "reason": "invalid UTF-8 JSON"}, path
+    got = await parity(server, couchdb, [get("/{db}/_all_docs", limit="x", keys="1")])
+    assert got.body == {"error": "bad_request", "reason": "`keys` parameter must be an array."}
+    got = await parity(server, couchdb, [DDOC, get("/{db}/_design/d/_view/v", limit="x", keys="1")])
+    assert got.body == {"error": "query_parse_error", "reason": 'Invalid value for integer: "x"'}
+
+
+async def test_listing_post_reads_body_then_query_string_in_order(server, couchdb):
+    def post(query: dict, body: dict) -> Req:
+        return Req("POST", "/{db}/_all_docs", tuple(query.items()), body, endpoint="POST /{db}/_all_docs")
+    got = await parity(server, couchdb, [post({"keys": "{"}, {"limit": "x"})])
+    assert got.body == {"error": "query_parse_error", "reason": 'Invalid value for integer: <<"x">>'}
+    got = await parity(server, couchdb, [post({"skip": "-1"}, {"descending": "y"})])
+    assert got.body == {"error": "query_parse_error", "reason": 'Invalid boolean parameter: "y"'}
+    got = await parity(server, couchdb, [get("/{db}/_all_docs", key="{", skip="-1", descending="y")])
+    assert got.body == {"error": "bad_request", "reason": "invalid UTF-8 JSON"}
+
+
+async def test_body_flags_print_their_utf8_bytes(server, couchdb):
+    # CouchDB parses a body's string flag as the list of its UTF-8 bytes
+    for value, shown in [("é", '"é"'), ("\u0100", "[196,128]"), ("日", "[230,151,165]"), ("a\nb", '"a\\nb"')]:
+        for path in ("/{db}/_all_docs", "/{db}/_design/d/_view/v"):
+            post = Req("POST", path, body={"descending": value}, endpoint="POST " + path)
+            got = await parity(server, couchdb, [DDOC, post])
+            assert got.body == {"error": "query_parse_error", "reason": f"Invalid boolean parameter: {shown}"}, path
