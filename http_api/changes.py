@@ -22,12 +22,14 @@ from couchpy.errors import BadRequest, NotFound, QueryParseError
 
 from . import params
 from .access import restricted, visible_id, visible_info
+from .clientwatch import ClientWatch
 from .databases import get_db
 from .responses import json_response, not_allowed
 
 routes = web.RouteTableDef()
 
 DEFAULT_TIMEOUT_MS = 60000
+CLIENTS = ("couchdb", "httpd", "clients_requesting_changes")
 
 _SECRET_HEADERS = {"authorization", "cookie", "x-auth-couchdb-token"}
 
@@ -253,10 +255,18 @@ async def changes(request: web.Request) -> web.StreamResponse:
             "pending": pending(db, opts, opts.since, pairs, limited),
             **_expired(db, opts.since),
         }, headers={"ETag": etag, **_expired_header(db, opts.since)} if feed == "normal" else _expired_header(db, opts.since))
-    # the request's pinning scope keeps the database open while the feed waits
-    if feed == "longpoll":
-        return await _longpoll(request, db, opts, heartbeat, timeout, numbers.seq_interval)
-    return await _stream(request, db, opts, heartbeat, timeout, feed == "eventsource")
+    # the request's pinning scope keeps the database open while the feed waits; the watch ends
+    # the feed (and so releases both) as soon as its client leaves
+    metrics = request.app["node"].metrics
+    metrics.inc(CLIENTS)  # chttpd_db: counted while the feed runs, however it ends
+    watch = ClientWatch(request)
+    try:
+        if feed == "longpoll":
+            return await _longpoll(request, db, opts, heartbeat, timeout, numbers.seq_interval, watch)
+        return await _stream(request, db, opts, heartbeat, timeout, feed == "eventsource", watch)
+    finally:
+        watch.release()
+        metrics.inc(CLIENTS, -1)
 
 
 # the limit a feed without one counts down from (couch_changes' #changes_args default)
@@ -295,7 +305,7 @@ def _feed_etag(db) -> str:
     return '"' + base64.b32encode(digest).decode().rstrip("=") + '"'
 
 
-async def _longpoll(request, db, opts, heartbeat, timeout, seq_interval: int | None = None) -> web.StreamResponse:
+async def _longpoll(request, db, opts, heartbeat, timeout, seq_interval: int | None, watch: ClientWatch) -> web.StreamResponse:
     deadline = None if timeout is None else time.monotonic() + timeout / 1000
     resp = None
     since = opts.since
@@ -310,7 +320,8 @@ async def _longpoll(request, db, opts, heartbeat, timeout, seq_interval: int | N
         wait = _next_wait(deadline, heartbeat)
         if wait is not None and wait <= 0:
             break
-        await db.wait_for_change(since, wait)
+        with watch:
+            await db.wait_for_change(since, wait)
         if db.update_seq <= since and heartbeat and (deadline is None or time.monotonic() < deadline):
             if resp is None:
                 resp = web.StreamResponse(headers={"Content-Type": "application/json", "Cache-Control": "must-revalidate",
@@ -342,7 +353,7 @@ def _next_wait(deadline: float | None, heartbeat: int | None) -> float | None:
     return min(waits) if waits else None
 
 
-async def _stream(request, db, opts, heartbeat, timeout, eventsource: bool) -> web.StreamResponse:
+async def _stream(request, db, opts, heartbeat, timeout, eventsource: bool, watch: ClientWatch) -> web.StreamResponse:
     ctype = "text/event-stream" if eventsource else "application/json"
     resp = web.StreamResponse(headers={"Content-Type": ctype, "Cache-Control": "must-revalidate",
                                        **_expired_header(db, opts.since)})
@@ -387,7 +398,8 @@ async def _stream(request, db, opts, heartbeat, timeout, eventsource: bool) -> w
         wait = _next_wait(deadline, heartbeat)
         if wait is not None and wait <= 0:
             break
-        await db.wait_for_change(since, wait)
+        with watch:
+            await db.wait_for_change(since, wait)
         if db.update_seq <= since and heartbeat:
             if deadline is not None and time.monotonic() >= deadline:
                 break

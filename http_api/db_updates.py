@@ -20,6 +20,7 @@ from couchpy.errors import BadRequest
 
 from . import params
 from .changes import DEFAULT_TIMEOUT_MS, _next_wait
+from .clientwatch import ClientWatch
 from .responses import not_allowed
 
 FEEDS = ("normal", "longpoll", "continuous", "eventsource")
@@ -76,6 +77,17 @@ async def db_updates(request: web.Request) -> web.StreamResponse:
     headers = {"Content-Type": "text/event-stream" if feed == "eventsource" else "application/json",
                "Cache-Control": "no-cache" if feed == "eventsource" else "must-revalidate"}
 
+    watch = ClientWatch(request)  # the feed ends as soon as its client leaves
+    try:
+        return await _feed(request, feed, since, limit, descending, deadline, heartbeat, headers, watch)
+    finally:
+        watch.release()
+
+
+async def _feed(request: web.Request, feed: str, since: int, limit: int | None, descending: bool,
+                deadline: float | None, heartbeat: int | None, headers: dict, watch: ClientWatch) -> web.StreamResponse:
+    node = request.app["node"]
+    feeds = node.db_updates
     if feed in ("normal", "longpoll"):
         events = feeds.events(since, limit, descending)
         resp = web.StreamResponse(headers=headers)
@@ -87,7 +99,8 @@ async def db_updates(request: web.Request) -> web.StreamResponse:
             wait = _next_wait(deadline, heartbeat)
             if wait is not None and wait <= 0:
                 break
-            await feeds.wait(since, wait)
+            with watch:
+                await feeds.wait(since, wait)
             events = feeds.events(since, limit, descending)
             if not events and heartbeat and (deadline is None or time.monotonic() < deadline):
                 await resp.write(b"\n")
@@ -117,7 +130,8 @@ async def db_updates(request: web.Request) -> web.StreamResponse:
         wait = _next_wait(deadline, heartbeat)
         if wait is not None and wait <= 0:
             break
-        await feeds.wait(since, wait)
+        with watch:
+            await feeds.wait(since, wait)
         if feeds.seq <= since and heartbeat:
             if deadline is not None and time.monotonic() >= deadline:
                 break
