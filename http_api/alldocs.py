@@ -141,9 +141,22 @@ def _key_range(request: web.Request, body: dict | None, keys: list | None, membe
             if kind != "start":
                 end = k_end = value
             ranged = True
-    if keys and ranged and not (len(keys) == 1 and k_start == k_end == keys[0]):
+    if keys and ranged and not (len(keys) == 1 and _identical(k_start, keys[0]) and _identical(k_end, keys[0])):
         raise QueryParseError("`keys` is incompatible with `key`, `start_key` and `end_key`")
     return (k_start, k_end) if keys is None else (start, end)
+
+
+def _identical(a, b) -> bool:
+    """Erlang's `=:=` over decoded JSON: `1`, `1.0` and `true` differ, as do objects whose
+    members come in another order (Python's `==` takes the first three for one value)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_identical(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return len(a) == len(b) and all(ka == kb and _identical(va, vb)
+                                        for (ka, va), (kb, vb) in zip(a.items(), b.items()))
+    return a == b
 
 
 def _json_or_none(name: str, raw: str):
