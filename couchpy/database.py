@@ -623,6 +623,10 @@ class Database:
         `body_size`: length of the JSON the document was parsed from, when known.
         """
         doc = await self._prepare(doc, new_edits, followers, self._size_known_ok(body_size))
+        if new_edits:
+            # stubs are merged before the edit's revision is checked: stubs on a document that
+            # is not there are a 412 missing_stub, not a conflict, as in CouchDB
+            self.check_stubs(doc)
         (refused,) = await validation.validate(self, [doc])
         if refused is not None:
             validation.note_writes(self, [doc], [refused])

@@ -35,13 +35,20 @@ async def bulk_docs(request: web.Request) -> web.Response:
     if body.get("all_or_nothing") is True and new_edits and docs:
         # CouchDB 3 has no atomic batches: it refuses them whole (417), after validating them
         return json_response([_not_atomic(doc) for doc in docs], status=417)
-    for doc in docs:
+    # CouchDB merges stubs bucket by bucket, its buckets in document-id order (couch_db groups
+    # the edits by id): the first missing stub in that order is the one named
+    for doc in sorted(docs, key=_id_order):
         if new_edits:
             db.check_stubs(doc)
         else:
             db.check_replicated_stubs(doc)
     results = await db.bulk_docs(docs, new_edits=new_edits, body_size=len(raw))
     return json_response(results, status=201)
+
+
+def _id_order(doc: dict) -> bytes:
+    docid = doc.get("_id")
+    return docid.encode() if isinstance(docid, str) else b""
 
 
 def _not_atomic(doc: dict) -> dict:

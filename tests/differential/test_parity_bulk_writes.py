@@ -100,3 +100,31 @@ async def test_attachment_delete_of_a_deleted_document_without_rev(server, couch
     assert got.status == 404 and got.body == {"error": "not_found", "reason": "deleted"}
     got = await parity(server, couchdb, [put, att])
     assert got.status == 404 and got.body == {"error": "not_found", "reason": "Document is missing attachment"}
+
+
+def _stubbed(docid: str, name: str, **members) -> dict:
+    return {"_id": docid, **members, "_attachments": {name: {"stub": True}}}
+
+
+async def test_first_missing_stub_in_document_id_order(server, couchdb):
+    # CouchDB merges stubs bucket by bucket, the buckets sorted by document id
+    a = Req("PUT", "/{db}/a", body={"x": 1}, endpoint="PUT /{db}/{doc}")
+    for body in [{"docs": [_stubbed("b", "g"), _stubbed("a2", "h")]},
+                 {"docs": [_stubbed("c", "g"), _stubbed("a", "h", _rev="$rev:a")]},
+                 {"new_edits": False, "docs": [_stubbed("b", "g", _rev="1-" + "a" * 32),
+                                               _stubbed("a2", "h", _rev="1-" + "b" * 32)]}]:
+        got = await parity(server, couchdb, [a, bulk(body)])
+        first = min(body["docs"], key=lambda d: d["_id"])
+        name = next(iter(first["_attachments"]))
+        assert got.status == 412 and got.body == {"error": "missing_stub",
+                                                  "reason": f"Invalid attachment stub in {first['_id']} for {name}"}
+
+
+async def test_stubs_on_a_missing_document_before_its_conflict(server, couchdb):
+    put = Req("PUT", "/{db}/q", body=_stubbed("q", "g", _rev="1-" + "a" * 32), endpoint="PUT /{db}/{doc}")
+    got = await parity(server, couchdb, [put])
+    assert got.status == 412 and got.body == {"error": "missing_stub", "reason": "Invalid attachment stub in q for g"}
+    # an existing document edited from a revision it does not have: the conflict
+    z = Req("PUT", "/{db}/q", body={"x": 1}, endpoint="PUT /{db}/{doc}")
+    got = await parity(server, couchdb, [z, put])
+    assert got.status == 409 and got.body["error"] == "conflict"
