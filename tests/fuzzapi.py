@@ -100,8 +100,21 @@ def _kind(method: str, path: str, exc: BaseException) -> str:
     return f"{method} {path}: {type(exc).__name__}: {str(exc)[:200]}"
 
 
+def _strategy(op, mode: GenerationMode, path_parameters: dict | None, cache: dict | None):
+    """The operation's strategy for a mode and naming. Building one is dear (Hypothesis validates a
+    strategy and resolves its lazy parts on its first draw, about as long as drawing tens of
+    examples), so a long run builds each once and draws from it every round."""
+    if cache is None:
+        return op.as_strategy(generation_mode=mode, path_parameters=path_parameters)
+    key = (op.method, op.path, mode, path_parameters is not None)
+    if key not in cache:
+        cache[key] = op.as_strategy(generation_mode=mode, path_parameters=path_parameters)
+    return cache[key]
+
+
 def fuzz_operation(op, base: str, session: requests.Session, examples: int, rng_seed: int,
-                   modes=(GenerationMode.POSITIVE, GenerationMode.NEGATIVE), deadline: float | None = None) -> Report:
+                   modes=(GenerationMode.POSITIVE, GenerationMode.NEGATIVE), deadline: float | None = None,
+                   strategies: dict | None = None) -> Report:
     report = Report()
     method, path = op.method.upper(), op.path
     t0 = time.monotonic()
@@ -112,10 +125,13 @@ def fuzz_operation(op, base: str, session: requests.Session, examples: int, rng_
     for mode, path_parameters in itertools.product(modes, (known, None) if known else (None,)):
         if mode is GenerationMode.NEGATIVE and not _has_inputs(op):
             continue  # path parameters are any string: nothing invalid to generate
+        # only the generate phase: no shrinking (a failure is reported as it was generated, and a
+        # long run spends its time on new requests) and no example database (runs are reproduced
+        # from the seed)
         @seed(rng_seed)
         @settings(max_examples=examples, deadline=None, database=None, derandomize=False,
                   suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
-        @given(case=op.as_strategy(generation_mode=mode, path_parameters=path_parameters))
+        @given(case=_strategy(op, mode, path_parameters, strategies))
         def one(case) -> None:
             if deadline is not None and time.monotonic() > deadline:
                 return  # out of time: the rest of this operation's examples are not sent
@@ -147,23 +163,50 @@ def operations(schema):
             yield op
 
 
-def fuzz(base: str, auth: tuple[str, str], examples: int, rng_seed: int, deadline: float | None = None,
-         progress=None) -> Report:
-    """One pass over every operation (in an order drawn from the seed, so that passes cut short by
-    `deadline` cover different ones), `examples` requests per operation and generation mode."""
-    schema = load_schema(base, auth)
-    ops = list(operations(schema))
-    random.Random(rng_seed).shuffle(ops)
-    total = Report()
-    with requests.Session() as session:
-        session.auth = auth
+class Fuzzer:
+    """One client's state for many rounds: the document's operations, one HTTP session (kept-alive
+    connections) and the strategies built so far."""
+
+    def __init__(self, base: str, auth: tuple[str, str]):
+        self.base, self.auth = base, auth
+        self.ops = list(operations(load_schema(base, auth)))
+        self.session = requests.Session()
+        self.session.auth = auth
+        # the server is on loopback: no proxy settings to read from the environment, which
+        # requests otherwise does again for every request (a twentieth of the fuzzer's time)
+        self.session.trust_env = False
+        self.strategies: dict = {}
+
+    def close(self) -> None:
+        self.session.close()
+
+    def round(self, examples: int, rng_seed: int, deadline: float | None = None, progress=None) -> Report:
+        """One pass over every operation (in an order drawn from the seed, so that passes cut short
+        by `deadline` cover different ones), `examples` requests per operation and generation mode."""
+        ops = list(self.ops)
+        random.Random(rng_seed).shuffle(ops)
+        total = Report()
         for op in ops:
             if deadline is not None and time.monotonic() > deadline:
                 break
-            seed_database(session, base)
-            rep = fuzz_operation(op, base, session, examples, rng_seed, deadline=deadline)
+            # before each operation: the one before may have deleted any of it
+            seed_database(self.session, self.base)
+            rep = fuzz_operation(op, self.base, self.session, examples, rng_seed, deadline=deadline,
+                                 strategies=self.strategies)
             rep.operations = 1
             total.add(rep)
             if progress:
                 progress(op, rep, total)
-    return total
+        return total
+
+
+def fuzz(base: str, auth: tuple[str, str], examples: int, rng_seed: int, deadline: float | None = None,
+         progress=None, fuzzer: Fuzzer | None = None) -> Report:
+    """One round, of `fuzzer` (a long run's, kept between rounds) or of a fresh one."""
+    own = fuzzer is None
+    fuzzer = fuzzer or Fuzzer(base, auth)
+    try:
+        return fuzzer.round(examples, rng_seed, deadline=deadline, progress=progress)
+    finally:
+        if own:
+            fuzzer.close()
