@@ -35,11 +35,12 @@ from . import (access, bodycodec, compactor, docrules, envswap, jsonutil, longke
 from .attachments import hooks as att_hooks
 from .attachments import migrate as att_migrate
 from .docinfo import DocInfo, body_key, docs_key, local_id, local_key, splice_doc
-from .errors import BadRequest, CouchError, NotFound, NotImplemented_, PreconditionFailed, TooLarge, Unavailable
+from .errors import BadRequest, Conflict, CouchError, NotFound, NotImplemented_, PreconditionFailed, TooLarge, Unavailable
 from .storage import Store
 from .updates import META_KEY
 from .waiters import Waiters
 from .views import ddoc as view_ddoc
+from .views import ddoc_fields
 from .views.manager import avalidate_design_doc
 from .writer import GroupCommitWriter
 
@@ -566,14 +567,32 @@ class Database:
         if not docid.startswith("_local/"):
             doc = await self._guard(docid, doc)
         if docid.startswith("_design/") and not doc.get("_deleted"):
-            view_ddoc.check_partitioned(doc, self.partitioned)
-            # as CouchDB: a design document whose views do not compile is refused on save (400)
-            await avalidate_design_doc(self.node, doc)
+            try:
+                ddoc_fields.check(doc)
+                view_ddoc.check_partitioned(doc, self.partitioned)
+                # as CouchDB: a design document whose views do not compile is refused on save (400)
+                await avalidate_design_doc(self.node, doc)
+            except CouchError:
+                # CouchDB validates a design document once the edit has been checked against the
+                # current revision (couch_db:prep_and_validate_update): a conflicting edit is a 409
+                if new_edits and self._would_conflict(docid, doc.get("_rev")):
+                    raise Conflict() from None
+                raise
         if docid.startswith("_local/"):
             att_hooks.check_local(doc)
         elif followers or "_attachments" in doc:
             await att_hooks.prepare(self, doc, followers)
         return doc
+
+    def _would_conflict(self, docid: str, rev: str | None) -> bool:
+        """Whether an interactive edit of `docid` from `rev` is a conflict now: it must name a
+        leaf of the document, or no revision when the document is missing or deleted."""
+        info = self.get_docinfo(docid)
+        if info is None:
+            return rev is not None
+        if rev is None:
+            return not info.deleted
+        return rev not in revtree.leaf_set(info.tree)
 
     async def _guard(self, docid: str, doc: dict) -> dict:
         """Who may write this document: design documents need a db admin; in `_replicator`,
@@ -623,9 +642,10 @@ class Database:
         `body_size`: length of the JSON the document was parsed from, when known.
         """
         doc = await self._prepare(doc, new_edits, followers, self._size_known_ok(body_size))
-        if new_edits:
+        if new_edits and not batch:
             # stubs are merged before the edit's revision is checked: stubs on a document that
-            # is not there are a 412 missing_stub, not a conflict, as in CouchDB
+            # is not there are a 412 missing_stub, not a conflict, as in CouchDB (a batch=ok
+            # write is answered 202 before any of that)
             self.check_stubs(doc)
         (refused,) = await validation.validate(self, [doc])
         if refused is not None:

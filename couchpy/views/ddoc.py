@@ -67,9 +67,11 @@ def is_partitioned(ddoc: dict, db_partitioned: bool) -> bool:
     return db_partitioned if value is None else bool(value) and db_partitioned
 
 
-def parse(ddoc: dict, db_partitioned: bool = False) -> DesignSpec:
+def parse(ddoc: dict, db_partitioned: bool = False, check_builtins: bool = True) -> DesignSpec:
     """Read a design document's views; raise BadRequest(invalid_design_doc) when malformed.
-    `db_partitioned`: the database is partitioned (the default of `options.partitioned`)."""
+    `db_partitioned`: the database is partitioned (the default of `options.partitioned`).
+    `check_builtins`: refuse a reduce naming an unknown builtin (CouchDB checks it on save only
+    for a language it runs)."""
     language = ddoc.get("language", "javascript")
     if not isinstance(language, str):
         raise _invalid("`language` must be a string")
@@ -97,8 +99,8 @@ def parse(ddoc: dict, db_partitioned: bool = False) -> DesignSpec:
         r = body.get("reduce")
         if r is not None and not isinstance(r, str):
             raise _invalid(f"View {name} reduce function must be a string")
-        if r is not None and r.strip().startswith("_") and not any(r.strip().startswith(b) for b in BUILTINS):
-            raise _invalid(f"Unknown builtin reduce function: {r.strip()}")
+        if check_builtins and r is not None and r.strip().startswith("_") and not any(r.strip().startswith(b) for b in BUILTINS):
+            raise _invalid(f"`{r}` is not a supported reduce function.")
         vopts = body.get("options", {}) or {}
         coll = vopts.get("collation", options.get("collation")) if isinstance(vopts, dict) else None
         defs.append(ViewDef(name, m, r, "raw" if coll == "raw" else None))

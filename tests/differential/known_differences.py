@@ -124,8 +124,6 @@ OPEN: tuple[KnownDifference, ...] = (
            "Where a request is wrong in several ways, couchpy sometimes reports another of its faults "
            "than CouchDB, which checks in its own order (document bodies, design documents, "
            "listings' parameters, _find and _index options).",
-           "PUT /{db}/_design/{ddoc} [400] | body .reason (invalid_design_doc) | value",
-           "PUT /{db}/_design/{ddoc} | status | 400 invalid_design_doc vs 409 conflict",
            "POST /{db} [400] | body .*", "PUT /{db}/{doc} [400] | body .*", "POST /{db}/_bulk_docs [400] | body .*",
            "* /{db}/_all_docs [400] | body .*",
            "POST /{db}/_find [400] | body .error | value", "POST /{db}/_index [400] | body .error | value",

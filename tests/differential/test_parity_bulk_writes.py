@@ -128,3 +128,9 @@ async def test_stubs_on_a_missing_document_before_its_conflict(server, couchdb):
     z = Req("PUT", "/{db}/q", body={"x": 1}, endpoint="PUT /{db}/{doc}")
     got = await parity(server, couchdb, [z, put])
     assert got.status == 409 and got.body["error"] == "conflict"
+
+
+async def test_batch_write_with_stubs_is_accepted_first(server, couchdb):
+    put = Req("PUT", "/{db}/q", (("batch", "ok"),), _stubbed("q", "g"), endpoint="PUT /{db}/{doc}")
+    got = await parity(server, couchdb, [put])
+    assert got.status == 202 and got.body == {"ok": True, "id": "q"}
