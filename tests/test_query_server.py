@@ -159,3 +159,29 @@ def test_filter_functions(pool):
     # a filter does not disturb view functions prepared on the same workers
     fns = ViewFunctions("javascript", ("function(doc) { emit(doc.n, null); }",))
     assert pool.map_docs(fns, DOCS[:1]) == [[[[0, None]]]]
+
+
+def test_js_engine_heap_stays_bounded_over_many_calls():
+    """Each map call evaluates a fresh script; V8 embedded this way never collected them on its
+    own (the used heap grew ~6 KB a call, without bound), so the engine asks for collections."""
+    import json
+
+    from couchpy.query_server.js_engine import COLLECT_EVERY_BYTES, JSEngine
+
+    engine = JSEngine(max_memory=256 << 20, timeout=5)
+    try:
+        engine.prepare({"map": ["function(doc){ if (doc.n % 7 === 0) emit(doc.n, doc.pad.length); }"],
+                        "reduce": [None], "lib": None})
+        evaluated = 0
+        worst = 0
+        for i in range(1500):  # ~33 MB of script: 8x the collection interval
+            docs = json.dumps([{"_id": f"d{i}-{j}", "n": i * 20 + j, "pad": f"{i}" * 300} for j in range(20)]).encode()
+            evaluated += len(docs)
+            rows = engine.map_raw(docs)
+            assert len(json.loads(rows)[0]) == 20  # one result per document
+            if i % 100 == 0:
+                worst = max(worst, engine.ctx.heap_stats()["used_heap_size"])
+        assert evaluated > 6 * COLLECT_EVERY_BYTES
+        assert worst < 32 << 20, worst
+    finally:
+        engine.close()

@@ -6,6 +6,14 @@ compiled with an indirect eval, so they see only globals, never the runtime's in
 documents crosses the boundary as one JSON string each way (V8's JSON.parse/stringify are much faster
 than per-document calls). V8 runs with a heap limit and each call with a time limit; hitting either
 aborts the call and the worker reports it (the pool then replaces the worker).
+
+Every call is a fresh script (its documents are a string literal in it), and embedded V8 left
+alone does not collect them: its garbage collector waits for a near-full heap (the hard limit is
+far above what the worker needs) and the idle-time collection it relies on otherwise never runs
+in mini-racer. Measured: the used heap grew by about 6 KB per map call without bound (120 MB
+after 20,000 small batches). So the engine asks V8 for a full collection after each
+COLLECT_EVERY_BYTES of script it evaluated; with only the runtime and the loaded functions
+alive, that collection is cheap.
 """
 
 from __future__ import annotations
@@ -14,6 +22,10 @@ from typing import Any
 
 import orjson
 from py_mini_racer import MiniRacer
+
+# Script bytes evaluated between two full collections: the garbage held between them is of this
+# order (plus the rows the calls made), and a collection costs well under a millisecond.
+COLLECT_EVERY_BYTES = 4 << 20
 
 RUNTIME = r"""
 var __qs = (function () {
@@ -242,9 +254,14 @@ class JSEngine:
         if max_memory:
             self.ctx.set_hard_memory_limit(max_memory)
         self.timeout = timeout
+        self._evaluated = 0  # script characters since the last full collection
         self.ctx.eval(RUNTIME)
 
     def _eval(self, code: str) -> Any:
+        self._evaluated += len(code)
+        if self._evaluated >= COLLECT_EVERY_BYTES:
+            self._evaluated = 0
+            self.ctx.low_memory_notification()
         try:
             return self.ctx.eval(code, timeout_sec=self.timeout)
         except Exception as exc:  # mini-racer: JSTimeoutException, JSOOMException, JSEvalException
