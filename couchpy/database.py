@@ -23,7 +23,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -782,12 +782,14 @@ class Database:
     def feeds_should_end(self) -> bool:
         return self.closed or self.node.closing
 
-    async def wait_for_change(self, since: int, timeout: float | None) -> int:
-        """Wait (at most `timeout` seconds) for a commit after `since`; the current update seq."""
+    def wait_for_change(self, since: int, timeout: float | None) -> Awaitable[None]:
+        """Wait (at most `timeout` seconds) for a commit after `since`.
+
+        A plain function returning what to await, not a coroutine of its own: an idle feed
+        waits here for as long as it is open, and every suspended frame is memory it holds."""
         if self.update_seq > since:
-            return self.update_seq
-        await self._waiters.wait(timeout)
-        return self.update_seq
+            return _ready()
+        return self._waiters.wait(timeout)
 
     async def purge(self, requests: dict[str, list[str]]) -> dict[str, list[str]]:
         """Purge leaf revisions ({docid: [rev, ...]}, see couchpy.purge); {docid: [revs purged]}."""
@@ -936,6 +938,10 @@ class Database:
             except Exception:  # a subsystem failing to close must not keep the db open
                 pass
         self.store.close()
+
+
+async def _ready() -> None:
+    """What `wait_for_change` gives when there is a change already: nothing to wait for."""
 
 
 def _sync():

