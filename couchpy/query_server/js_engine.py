@@ -12,8 +12,9 @@ alone does not collect them: its garbage collector waits for a near-full heap (t
 far above what the worker needs) and the idle-time collection it relies on otherwise never runs
 in mini-racer. Measured: the used heap grew by about 6 KB per map call without bound (120 MB
 after 20,000 small batches). So the engine asks V8 for a full collection after each
-COLLECT_EVERY_BYTES of script it evaluated; with only the runtime and the loaded functions
-alive, that collection is cheap.
+COLLECT_EVERY_BYTES of script it evaluated or COLLECT_EVERY_CALLS calls, whichever comes first
+(a call leaves a few KB of its own however small its documents); with only the runtime and the
+loaded functions alive, that collection is cheap.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ import orjson
 from py_mini_racer import MiniRacer
 
 # Script bytes evaluated between two full collections: the garbage held between them is of this
-# order (plus the rows the calls made), and a collection costs well under a millisecond.
+# order (plus the rows the calls made), and a collection of the small live heap costs 2-10 ms.
 COLLECT_EVERY_BYTES = 4 << 20
+COLLECT_EVERY_CALLS = 500
 
 RUNTIME = r"""
 var __qs = (function () {
@@ -255,12 +257,14 @@ class JSEngine:
             self.ctx.set_hard_memory_limit(max_memory)
         self.timeout = timeout
         self._evaluated = 0  # script characters since the last full collection
+        self._calls = 0  # and calls
         self.ctx.eval(RUNTIME)
 
     def _eval(self, code: str) -> Any:
         self._evaluated += len(code)
-        if self._evaluated >= COLLECT_EVERY_BYTES:
-            self._evaluated = 0
+        self._calls += 1
+        if self._evaluated >= COLLECT_EVERY_BYTES or self._calls >= COLLECT_EVERY_CALLS:
+            self._evaluated = self._calls = 0
             self.ctx.low_memory_notification()
         try:
             return self.ctx.eval(code, timeout_sec=self.timeout)
