@@ -302,23 +302,50 @@ def _decode_bookmark(bm: Any) -> Any:
         raise MangoError(f"Invalid bookmark value: {jsonutil.dumps(bm).decode()}", "invalid_bookmark") from None
 
 
+# the members of a `_find` body, in the order CouchDB checks them (mango_opts:validate_find);
+# a member it does not know is reported only once all of these passed
+FIND_KEYS = ("selector", "use_index", "bookmark", "limit", "skip", "sort", "fields", "partition", "r",
+             "conflicts", "stale", "update", "stable", "execution_stats", "allow_fallback")
+
+
+def _use_index(value: Any) -> list[str] | None:
+    """`use_index` as CouchDB reads it: a name `D`, `_design/D`, `D/V` or `_design/D/V`, or a
+    list of one or two names; [design document id, index name]."""
+    if value is None or value == []:
+        return None
+    if isinstance(value, str):
+        parts = value.split("/")
+        if parts[0] == "_design" and len(parts) in (2, 3):
+            parts = parts[1:]
+        if len(parts) in (1, 2):
+            return parts
+    elif isinstance(value, list) and len(value) in (1, 2) and all(isinstance(x, str) for x in value):
+        return value
+    raise MangoError(f"Invalid index name: {erlterm.w(value)}", "invalid_index_name")
+
+
+def _boolean(body: dict, key: str, default: bool) -> bool:
+    value = body.get(key, default)
+    if not isinstance(value, bool):
+        raise MangoError(f"Invalid boolean value: {erlterm.w(value)}", "invalid_boolean")
+    return value
+
+
 def parse_request(body: Any) -> dict:
     if not isinstance(body, dict):
         raise MangoError("Request body must be a JSON object", "bad_request")
-    allowed = {"selector", "limit", "skip", "sort", "fields", "use_index", "bookmark", "update", "stable",
-               "stale", "execution_stats", "r", "conflicts", "partition", "allow_fallback"}
-    for k in body:
-        if k not in allowed:
-            raise MangoError(f"Invalid key {k} for this request.", "invalid_key")
     if "selector" not in body:
         raise MangoError("Missing required key: selector", "missing_required_key")
+    norm = normalize(body["selector"])
+    use_index = _use_index(body.get("use_index"))
+    bookmark = _decode_bookmark(body.get("bookmark"))
+    limit = _non_neg("limit", body.get("limit"), 25)
+    skip = _non_neg("skip", body.get("skip"), 0)
+    sort = parse_sort(body.get("sort"))
     fields = body.get("fields")
     if fields is not None and (not isinstance(fields, list) or not all(isinstance(f, str) for f in fields)):
         raise MangoError(f"Fields must be an array of strings, not: {erlterm.w(fields)}",
                          "invalid_fields")
-    for k in ("update", "stable", "execution_stats", "conflicts"):
-        if k in body and not isinstance(body[k], bool):
-            raise MangoError(f"Invalid boolean value: {erlterm.w(body[k])}", "invalid_boolean")
     partition = body.get("partition", "")
     if not isinstance(partition, str):
         raise MangoError("Partition must be a string", "illegal_partition")
@@ -327,19 +354,30 @@ def parse_request(body: Any) -> dict:
     r = body.get("r", 1)
     if isinstance(r, bool) or not isinstance(r, int) or r < 1:
         raise MangoError(f"{erlterm.w(r)} is not an integer greater than zero", "invalid_pos_integer")
+    conflicts = _boolean(body, "conflicts", False)
+    if body.get("stale", False) not in ("ok", "false", False):
+        # CouchDB fails with a 500 (an unhandled invalid_ok_or_false_value); the client's to fix
+        raise MangoError(f"Invalid value for stale: {erlterm.w(body['stale'])}", "invalid_ok_or_false_value")
+    update = _boolean(body, "update", True)
+    _boolean(body, "stable", False)
+    execution_stats = _boolean(body, "execution_stats", False)
+    _boolean(body, "allow_fallback", True)
+    for k in body:
+        if k not in FIND_KEYS:
+            raise MangoError(f"Invalid key {k} for this request.", "invalid_key")
     return {
         "selector": body["selector"],
-        "norm": normalize(body["selector"]),
-        "limit": _non_neg("limit", body.get("limit"), 25),
-        "skip": _non_neg("skip", body.get("skip"), 0),
-        "sort": parse_sort(body.get("sort")),
+        "norm": norm,
+        "limit": limit,
+        "skip": skip,
+        "sort": sort,
         "fields": fields,
-        "use_index": body.get("use_index"),
-        "bookmark": _decode_bookmark(body.get("bookmark")),
+        "use_index": use_index,
+        "bookmark": bookmark,
         "raw_bookmark": body.get("bookmark", "nil"),
-        "update": body.get("update", True),
-        "execution_stats": body.get("execution_stats", False),
-        "conflicts": body.get("conflicts", False),
+        "update": update,
+        "execution_stats": execution_stats,
+        "conflicts": conflicts,
         "partition": partition or None,
     }
 

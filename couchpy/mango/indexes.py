@@ -134,10 +134,8 @@ CREATE_KEYS = ("index", "type", "name", "ddoc", "w", "partitioned")
 
 
 async def create_index(db: Any, body: dict) -> dict:
-    for key in body:
-        if key not in CREATE_KEYS:
-            raise MangoError(f"Invalid key {key} for this request.", "invalid_key")
-    # in CouchDB's order: the options (mango_opts), then the type, then the definition
+    # in CouchDB's order: the options (mango_opts, a member it does not know last), then the
+    # type, then the definition
     if "index" not in body:
         raise MangoError("Missing required key: index", "missing_required_key")
     itype = body.get("type", "json")
@@ -146,9 +144,15 @@ async def create_index(db: Any, body: dict) -> dict:
     for key in ("name", "ddoc"):
         if key in body:
             _index_name(body[key])
+    w = body.get("w", 2)
+    if isinstance(w, bool) or not isinstance(w, int) or w < 1:
+        raise MangoError(f"{erlterm.w(w)} is not an integer greater than zero", "invalid_pos_integer")
     if "partitioned" in body and not isinstance(body["partitioned"], bool):
         # CouchDB answers this with a 500 (mango_opts invalid_partitioned_value); it is the client's to fix
         raise MangoError(f"Invalid partitioned value: {erlterm.w(body['partitioned'])}", "invalid_partitioned_value")
+    for key in body:
+        if key not in CREATE_KEYS:
+            raise MangoError(f"Invalid key {key} for this request.", "invalid_key")
     if itype == "text":
         raise MangoError("text", "required index service unavailable", 503)
     if itype != "json":

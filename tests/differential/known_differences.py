@@ -139,7 +139,6 @@ OPEN: tuple[KnownDifference, ...] = (
            "than CouchDB, which checks in its own order (document bodies, design documents, "
            "listings' parameters, _find and _index options).",
            "* /{db}/_all_docs [400] | body .*",
-           "POST /{db}/_find [400] | body .error | value", "POST /{db}/_index [400] | body .error | value",
            "HEAD /{db}/{doc} | status | 404 vs 400 ",
            "GET /{db}/{doc} | status | 404 not_found vs 400 bad_request",
            "GET /{db}/{doc} [400] | body .reason (bad_request) | value"),

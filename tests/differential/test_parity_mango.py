@@ -72,3 +72,44 @@ async def test_id_sort_served_by_all_docs_with_an_id_condition(server, couchdb):
     for selector in ({"_id": "a"}, {"_id": {"$exists": True}}, {"_id": {"$gt": None}}):
         got = await parity(server, couchdb, [A, find({"selector": selector, "sort": [{"_id": "desc"}]})])
         assert got.status == 200 and [d["_id"] for d in got.body["docs"]] == ["a"]
+
+
+S = {"x": 1}
+
+
+@pytest.mark.parametrize("body, error", [
+    ({"bad": 1}, "missing_required_key"),                      # selector first, unknown keys last
+    ({"bad": 1, "selector": S, "limit": -1}, "invalid_non_neg_integer"),
+    ({"selector": S, "fields": 1, "sort": 1}, "invalid_sort_json"),
+    ({"selector": S, "conflicts": 1, "r": 0}, "invalid_pos_integer"),
+    ({"selector": S, "bookmark": 1, "use_index": 1}, "invalid_index_name"),
+    ({"selector": S, "use_index": "a/b/c"}, "invalid_index_name"),
+    ({"selector": S, "allow_fallback": 1}, "invalid_boolean"),
+])
+async def test_find_options_in_mango_opts_order(server, couchdb, body, error):
+    got = await parity(server, couchdb, [find(body)])
+    assert got.status == 400 and got.body["error"] == error, got.body
+
+
+async def test_find_use_index_names_design_document_and_index(server, couchdb):
+    ix = index({"index": {"fields": ["x"]}, "ddoc": "a", "name": "b"})
+    for use_index in ("a/b", "_design/a/b", ["a", "b"]):
+        got = await parity(server, couchdb, [ix, A, find({"selector": {"x": {"$gt": 0}}, "use_index": use_index})])
+        assert got.status == 200 and "warning" not in got.body and len(got.body["docs"]) == 1, use_index
+
+
+@pytest.mark.parametrize("body, error", [
+    ({"bad": 1, "index": {"fields": ["x"]}, "w": 0}, "invalid_pos_integer"),
+    ({"index": 1, "bad": 1}, "invalid_key"),
+    ({"index": {"fields": ["x"]}, "type": "foo", "w": 0}, "invalid_pos_integer"),
+])
+async def test_index_options_in_mango_opts_order(server, couchdb, body, error):
+    got = await parity(server, couchdb, [index(body)])
+    assert got.status == 400 and got.body["error"] == error, got.body
+
+
+async def test_find_bad_stale_is_a_client_error(server, couchdb):
+    # CouchDB crashes on it (500, couchdb-5xx); couchpy names it
+    mine, theirs = await both(server, couchdb, [find({"selector": S, "stale": "x"})])
+    assert mine.status == 400 and mine.body["error"] == "invalid_ok_or_false_value"
+    assert theirs.status == 500
