@@ -12,11 +12,17 @@ The watch stands between the transport and aiohttp's protocol while the feed run
 (`Transport.set_protocol`, which asyncio's and uvloop's transports implement), forwards every
 call, and on `connection_lost` cancels the feed's task if it is waiting. A feed that ends while
 its client is still there hands the connection back, so a kept-alive connection goes on.
+
+Thousands of clients may leave at once (a proxy restarting, a network dropping). Their feeds are
+ended a batch per turn of the event loop, as couchpy/waiters.py wakes them, so that other
+requests are read and answered in between rather than after all of them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
+from collections import deque
 from typing import Any
 
 from aiohttp import web
@@ -50,9 +56,13 @@ class ClientWatch:
         try:
             self._protocol.connection_lost(exc)
         finally:
-            if self._waiting and self._task is not None and not self._cancelled:
-                self._cancelled = True
-                self._task.cancel()
+            if self._waiting and self._task is not None:
+                _end_soon(self)
+
+    def _end(self) -> None:
+        if self._waiting and self._task is not None and not self._cancelled and not self._task.done():
+            self._cancelled = True
+            self._task.cancel()
 
     def __enter__(self) -> None:
         if self.gone:
@@ -73,3 +83,26 @@ class ClientWatch:
         transport = self._transport
         if transport is not None and not self.gone and transport.get_protocol() is self:
             transport.set_protocol(self._protocol)
+
+
+BATCH = 32  # ~140 µs of CPU each to end: a few ms a turn
+# per event loop: the feeds whose clients left, to end a batch per turn
+_leaving: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, deque[ClientWatch]] = weakref.WeakKeyDictionary()
+
+
+def _end_soon(watch: ClientWatch) -> None:
+    loop = asyncio.get_running_loop()
+    queue = _leaving.get(loop)
+    if queue is None:
+        queue = _leaving[loop] = deque()
+    queue.append(watch)
+    if len(queue) == 1:
+        loop.call_soon(_end_batch, loop, queue)
+
+
+def _end_batch(loop: asyncio.AbstractEventLoop, queue: deque[ClientWatch]) -> None:
+    for _ in range(min(BATCH, len(queue))):
+        queue.popleft()._end()
+    if queue:
+        # the next batch in the loop's next turn, after the sockets were polled again
+        loop.call_soon(_end_batch, loop, queue)
