@@ -315,7 +315,9 @@ class ViewIndex:
             ids = dict.fromkeys(self._indexed_ids())
         else:
             ids = dict.fromkeys(docid for _, docid in purged)
-        gone = [DocInfo(docid, "", True, seq) for docid in ids if db.get_docinfo(docid) is None]
+        # a purge request may name the empty id, and is recorded like any other, but no document
+        # has it (nor can the index look it up: LMDB refuses an empty key)
+        gone = [DocInfo(docid, "", True, seq) for docid in ids if docid and db.get_docinfo(docid) is None]
         if gone:
             self._apply_batch(gone, maintain_tree)
         last = total
