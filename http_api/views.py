@@ -102,11 +102,11 @@ async def _query_merged(node, db, ddoc: str, view: str, text_params: dict, body:
     vi = spec.view_index(view)
     if vi is None:
         raise NotFound("missing_named_view")
-    ix = manager.index_of(node, db, spec)
-    v = ix.spec.views[vi]
+    v = spec.views[vi]
     qargs.check_partition(a, spec.partitioned)
     qargs.apply_limit(a, spec.partitioned, db.config)
     reducing = qargs.validate(a, v.reduce is not None, v.collation)
+    ix = manager.index_of(node, db, spec)  # its language is checked after the arguments
     if sees is not None:
         return await _restricted_execute(node, db, ix, vi, a, reducing, ddoc, sees)
     return await manager.execute(node, db, ix, vi, a, reducing, ddoc)

@@ -106,7 +106,7 @@ async def query_view(node: Any, db: Any, ddoc_name: str, view_name: str, raw: di
                      extra_keys: list | None = None) -> dict:
     """One view query; `raw` are the parameters (query-string text when `text`)."""
     # CouchDB's order: the design document (404 missing), the parameters (400), the view (404
-    # missing_named_view), then what runs it (its language)
+    # missing_named_view), the parameters against the view (400), then what runs it (its language)
     spec = spec_by_name(db, ddoc_name)
     a = qargs.parse(raw, text)
     if extra_keys is not None:
@@ -114,11 +114,12 @@ async def query_view(node: Any, db: Any, ddoc_name: str, view_name: str, raw: di
     vi = spec.view_index(view_name)
     if vi is None:
         raise NotFound("missing_named_view")
-    ix = index_of(node, db, spec)
-    view = ix.spec.views[vi]
+    view = spec.views[vi]
     qargs.check_partition(a, spec.partitioned)
     qargs.apply_limit(a, spec.partitioned, db.config)
+    # the arguments are validated against the view before the index runs it (its language)
     reducing = qargs.validate(a, view.reduce is not None, view.collation)
+    ix = index_of(node, db, spec)
     return await execute(node, db, ix, vi, a, reducing, ddoc_name)
 
 

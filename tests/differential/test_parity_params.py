@@ -247,3 +247,11 @@ async def test_single_key_range_compared_exactly(server, couchdb):
     assert got.status == 400 and got.body == incompatible
     got = await parity(server, couchdb, [post('[{"a":1}]', [{"a": 1}])])
     assert got.status == 200 and got.body["rows"] == [{"key": {"a": 1}, "error": "not_found"}]
+
+
+async def test_view_arguments_checked_before_its_language(server, couchdb):
+    cobol = Req("PUT", "/{db}/_design/c", body={"language": "cobol", "views": {"v": {"map": "x"}}},
+                endpoint="PUT /{db}/_design/{ddoc}")
+    got = await parity(server, couchdb, [cobol, get("/{db}/_design/c/_view/v", group="true")])
+    assert got.status == 400 and got.body == {"error": "query_parse_error",
+                                              "reason": "Invalid use of grouping on a map view."}
