@@ -9,7 +9,7 @@ from aiohttp import web
 from couchpy import access, docrules, revtree
 from couchpy.attachments import hooks as att_hooks
 from couchpy.attachments.codec import decode_base64
-from couchpy.errors import BadRequest, CouchError
+from couchpy.errors import BadRequest, CouchError, PreconditionFailed
 
 from . import params
 from .access import visible
@@ -37,11 +37,17 @@ async def bulk_docs(request: web.Request) -> web.Response:
         return json_response([_not_atomic(doc) for doc in docs], status=417)
     # CouchDB merges stubs bucket by bucket, its buckets in document-id order (couch_db groups
     # the edits by id): the first missing stub in that order is the one named
-    for doc in sorted(docs, key=_id_order):
-        if new_edits:
-            db.check_stubs(doc)
-        else:
-            db.check_replicated_stubs(doc)
+    checked: list[dict] = []
+    try:
+        for doc in sorted(docs, key=_id_order):
+            if new_edits:
+                db.check_stubs(doc)
+            else:
+                db.check_replicated_stubs(doc)
+            checked.append(doc)
+    except PreconditionFailed:
+        db.validated_before_stubs(checked, new_edits)
+        raise
     results = await db.bulk_docs(docs, new_edits=new_edits, body_size=len(raw))
     return json_response(results, status=201)
 

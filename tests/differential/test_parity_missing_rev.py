@@ -95,3 +95,33 @@ async def test_bulk_docs_alike(server, couchdb):
                 endpoint="POST /{db}/_bulk_docs")
     got = await parity(server, couchdb, [bulk, again])
     assert got.status == 201 and got.body[0]["ok"] is True
+
+
+def bulk(body: dict) -> Req:
+    return Req("POST", "/{db}/_bulk_docs", body=body, endpoint="POST /{db}/_bulk_docs")
+
+
+async def test_edits_checked_before_a_missing_stub_load_the_validators(server, couchdb):
+    # CouchDB validates the edits of the documents before the one (in id order) whose stubs fail
+    stub = {"_attachments": {"g": {"stub": True}}}
+    before = bulk({"docs": [{"_id": "b", **stub}, {"_id": "a0"}]})
+    got = await parity(server, couchdb, [before, EDIT_A])
+    assert got.status == 201 and got.body["rev"].startswith("2-")
+    # the failing document first: nothing was validated
+    after = bulk({"docs": [{"_id": "a0", **stub}, {"_id": "b"}]})
+    got = await parity(server, couchdb, [after, EDIT_A])
+    assert got.status == 409 and got.body == CONFLICT
+
+
+async def test_replicated_revision_already_there_is_not_validated(server, couchdb):
+    replicated = bulk({"new_edits": False, "docs": [{"_id": "r", "_rev": "1-" + "a" * 32}]})
+    ddoc = put_ddoc("x", {})  # forgets the validators
+    got = await parity(server, couchdb, [replicated, ddoc, replicated, EDIT_A])
+    assert got.status == 409 and got.body == CONFLICT
+    single = Req("PUT", "/{db}/r", (("new_edits", "false"),), {"_rev": "1-" + "a" * 32}, endpoint="PUT /{db}/{doc}")
+    got = await parity(server, couchdb, [replicated, ddoc, single, EDIT_A])
+    assert got.status == 409 and got.body == CONFLICT
+    # a revision that is new is validated
+    other = bulk({"new_edits": False, "docs": [{"_id": "r", "_rev": "1-" + "b" * 32}]})
+    got = await parity(server, couchdb, [replicated, ddoc, other, EDIT_A])
+    assert got.status == 201
