@@ -25,13 +25,16 @@ async def bulk_docs(request: web.Request) -> web.Response:
     params.require_json(request)
     raw = await request.read()
     body = await params.json_object(request)
-    docs = body.get("docs")
-    if not isinstance(docs, list):
+    if "docs" not in body:
         raise BadRequest("POST body must include `docs` parameter.")
+    docs = body["docs"]
+    if not isinstance(docs, list):
+        raise BadRequest("`docs` parameter must be an array.")
     new_edits = body.get("new_edits", True)
+    # CouchDB reads every document before it looks at `new_edits`
+    _validate_all(db, docs, new_edits is not False)
     if not isinstance(new_edits, bool):
         raise BadRequest("`new_edits` parameter must be a boolean.")
-    _validate_all(db, docs, new_edits)
     if body.get("all_or_nothing") is True and new_edits and docs:
         # CouchDB 3 has no atomic batches: it refuses them whole (417), after validating them
         return json_response([_not_atomic(doc) for doc in docs], status=417)

@@ -134,3 +134,16 @@ async def test_batch_write_with_stubs_is_accepted_first(server, couchdb):
     put = Req("PUT", "/{db}/q", (("batch", "ok"),), _stubbed("q", "g"), endpoint="PUT /{db}/{doc}")
     got = await parity(server, couchdb, [put])
     assert got.status == 202 and got.body == {"ok": True, "id": "q"}
+
+
+async def test_docs_read_before_new_edits(server, couchdb):
+    for body, reason in [({"docs": "x"}, "`docs` parameter must be an array."),
+                         ({"docs": None, "new_edits": "x"}, "`docs` parameter must be an array."),
+                         ({"new_edits": "x"}, "POST body must include `docs` parameter."),
+                         ({"docs": [1], "new_edits": "x"}, "Document must be a JSON object"),
+                         ({"docs": [{"_id": "a", "_rev": "bad"}], "new_edits": 1}, "Invalid rev format"),
+                         ({"docs": [], "new_edits": "x"}, "`new_edits` parameter must be a boolean.")]:
+        got = await parity(server, couchdb, [bulk(body)])
+        assert got.status == 400 and got.body == {"error": "bad_request", "reason": reason}, body
+    got = await parity(server, couchdb, [bulk({"docs": [{"_id": "a", "_foo": 1}], "new_edits": "x"})])
+    assert got.body == {"error": "doc_validation", "reason": "Bad special document member: _foo"}
