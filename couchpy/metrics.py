@@ -39,6 +39,10 @@ _LABELLED = {("couchdb", "httpd_status_codes"): "code", ("couchdb", "httpd_reque
 _FAMILY_HELP = {("couchdb", "httpd_status_codes"): "number of HTTP responses by status code",
                 ("couchdb", "httpd_request_methods"): "number of HTTP requests by method"}
 
+# counters that also go down (couch_stats:decrement_counter), which couch_prometheus renders as
+# gauges, without the `_total` of a counter
+_DECREMENTED = frozenset({("couchdb", "httpd", "clients_requesting_changes")})
+
 COUNTERS: dict[Path, str] = {
     ("couchdb", "httpd", "requests"): "number of HTTP requests",
     ("couchdb", "httpd", "bulk_requests"): "number of bulk requests",
@@ -180,6 +184,9 @@ class Metrics:
                 name = "_".join(path[:-1])
                 head = [f"# HELP {name} {_FAMILY_HELP[path[:-1]]}", f"# TYPE {name} counter"]
                 families.setdefault(name, head).append(f'{name}{{{label}="{path[-1]}"}} {value}')
+            elif path in _DECREMENTED:
+                name = "_".join(path)
+                lines += [f"# HELP {name} {_desc(path)}", f"# TYPE {name} gauge", f"{name} {value}"]
             else:
                 name = "_".join(path) + "_total"
                 lines += [f"# HELP {name} {_desc(path)}", f"# TYPE {name} counter", f"{name} {value}"]

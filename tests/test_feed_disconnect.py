@@ -15,6 +15,7 @@ import time
 
 import aiohttp
 from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
 
 from couchpy.node import Node
 from couchpy_cli import prepare_config
@@ -73,6 +74,11 @@ async def test_closed_changes_feeds_end_at_once(new_server):
         async def all_open() -> bool:
             return await _clients(s) == total
         await _until(all_open, 20)
+        # a gauge in Prometheus's terms, as couch_prometheus renders it
+        async with s.get("/_node/_local/_prometheus") as r:
+            families = {f.name: f for f in text_string_to_metric_families(await r.text())}
+        gauge = families["couchdb_httpd_clients_requesting_changes"]
+        assert gauge.type == "gauge" and [x.value for x in gauge.samples] == [total]
 
         for w in writers:
             w.close()
