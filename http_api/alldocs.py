@@ -408,7 +408,13 @@ async def _local_docs(request: web.Request) -> web.Response:
         start, end = opts["startkey"], opts["endkey"]
         if opts["has_key"]:
             start = end = opts["key"]
-        docs = db.iter_local(start, end, opts["descending"], opts["inclusive_end"] or opts["has_key"])
+        # ordered as _all_docs (see _query): a bound that is no string sorts before every id
+        below_start, below_end = _below_ids(start), _below_ids(end)
+        nothing = below_start if opts["descending"] else below_end
+        start = None if below_start else start
+        end = None if below_end else end
+        docs = [] if nothing else db.iter_local(start, end, opts["descending"],
+                                                opts["inclusive_end"] or opts["has_key"])
         docs = docs[opts["skip"]:]
         if opts["limit"] is not None:
             docs = docs[: opts["limit"]]
