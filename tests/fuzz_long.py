@@ -93,11 +93,14 @@ def main(argv: list[str] | None = None) -> int:
             if rep is None:
                 running -= 1
                 continue
+            new = {k: v for k, v in rep.failures.items() if k not in total.failures}
             total.add(rep)
             rounds += 1
             print(f"round {rounds} (worker {index}, seed {round_seed}): {rep.requests} requests in "
                   f"{rep.seconds:.0f} s, {len(rep.failures)} failures; total {total.requests} in "
                   f"{time.monotonic() - t0:.0f} s", flush=True)
+            for kind, curl in new.items():  # as soon as they are known: a long run may be cut short
+                print(f"  new failure: {kind}\n    {curl}", flush=True)
     finally:
         for p in procs:
             p.join(30)
