@@ -121,6 +121,7 @@ def _key_range(request: web.Request, body: dict | None, keys: list | None, membe
     tolerated, `keys=["a"]&key=b` is not)."""
     start = end = None  # as the range params alone set it
     k_start = k_end = None  # as the range params and a single key's `keys` set it (CouchDB's range)
+    given = set()  # the ends set, null or not (a given null is a key, which an unset end is not)
     ranged = False
     sources = [("body", body.items())] if body else []
     sources.insert(len(sources) if not members_win else 0, ("query", request.query.items()))
@@ -130,6 +131,7 @@ def _key_range(request: web.Request, body: dict | None, keys: list | None, membe
                 value = raw if source == "body" else _json_or_none(name, raw)
                 if isinstance(value, list) and len(value) == 1:
                     k_start = k_end = value[0]
+                    given |= {"k_start", "k_end"}
                     ranged = True
                 continue
             kind = _RANGE.get(name)
@@ -138,12 +140,35 @@ def _key_range(request: web.Request, body: dict | None, keys: list | None, membe
             value = raw if source == "body" else params.decode_json(name, raw)
             if kind != "end":
                 start = k_start = value
+                given |= {"start", "k_start"}
             if kind != "start":
                 end = k_end = value
+                given |= {"end", "k_end"}
             ranged = True
     if keys and ranged and not (len(keys) == 1 and _identical(k_start, keys[0]) and _identical(k_end, keys[0])):
         raise QueryParseError("`keys` is incompatible with `key`, `start_key` and `end_key`")
-    return (k_start, k_end) if keys is None else (start, end)
+
+    def marked(value, name: str):
+        return NULL_KEY if value is None and name in given else value
+    if keys is None:
+        return marked(k_start, "k_start"), marked(k_end, "k_end")
+    return marked(start, "start"), marked(end, "end")
+
+
+class _NullKey:
+    """A range end given as JSON `null`: a key that sorts before every document id, unlike an
+    end not given (None)."""
+
+    def __repr__(self) -> str:
+        return "null"
+
+
+NULL_KEY = _NullKey()
+
+
+def _unmarked(value):
+    """A range end for the readers that take JSON `null` as open (local documents, partitions)."""
+    return None if value is NULL_KEY else value
 
 
 def _identical(a, b) -> bool:
@@ -405,7 +430,7 @@ async def _local_docs(request: web.Request) -> web.Response:
             except Exception:
                 rows.append({"key": key, "error": "not_found"})
     else:
-        start, end = opts["startkey"], opts["endkey"]
+        start, end = _unmarked(opts["startkey"]), _unmarked(opts["endkey"])
         if opts["has_key"]:
             start = end = opts["key"]
         # ordered as _all_docs (see _query): a bound that is no string sorts before every id

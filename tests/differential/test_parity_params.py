@@ -255,3 +255,16 @@ async def test_view_arguments_checked_before_its_language(server, couchdb):
     got = await parity(server, couchdb, [cobol, get("/{db}/_design/c/_view/v", group="true")])
     assert got.status == 400 and got.body == {"error": "query_parse_error",
                                               "reason": "Invalid use of grouping on a map view."}
+
+
+async def test_listing_null_range_end_is_a_key(server, couchdb):
+    # JSON null sorts before every document id, as any non-string: an end, not an open range
+    for query, ids, offset in [({"endkey": "null"}, [], 0), ({"key": "null"}, [], 0), ({"startkey": "null"}, ["a", "b"], 0),
+                               ({"endkey": '"z"', "end_key": "null"}, [], 0),
+                               ({"startkey": "null", "descending": "true"}, [], 2),
+                               ({"endkey": "null", "descending": "true"}, ["b", "a"], 0)]:
+        got = await parity(server, couchdb, [A, B, get("/{db}/_all_docs", **query)])
+        assert [r["id"] for r in got.body["rows"]] == ids and got.body["offset"] == offset, query
+    post = Req("POST", "/{db}/_all_docs", body={"endkey": None}, endpoint="POST /{db}/_all_docs")
+    got = await parity(server, couchdb, [A, post])
+    assert got.status == 200 and got.body["rows"] == []
