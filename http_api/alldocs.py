@@ -156,8 +156,8 @@ def _key_range(request: web.Request, body: dict | None, keys: list | None, membe
 
 
 class _NullKey:
-    """A range end given as JSON `null`: a key that sorts before every document id, unlike an
-    end not given (None)."""
+    """A range end given as JSON `null`: a key that sorts before every document id (and every
+    local document id), unlike an end not given (None)."""
 
     def __repr__(self) -> str:
         return "null"
@@ -165,10 +165,6 @@ class _NullKey:
 
 NULL_KEY = _NullKey()
 
-
-def _unmarked(value):
-    """A range end for the readers that take JSON `null` as open (local documents, partitions)."""
-    return None if value is NULL_KEY else value
 
 
 def _identical(a, b) -> bool:
@@ -430,9 +426,9 @@ async def _local_docs(request: web.Request) -> web.Response:
             except Exception:
                 rows.append({"key": key, "error": "not_found"})
     else:
-        start, end = _unmarked(opts["startkey"]), _unmarked(opts["endkey"])
+        start, end = opts["startkey"], opts["endkey"]
         if opts["has_key"]:
-            start = end = opts["key"]
+            start = end = NULL_KEY if opts["key"] is None else opts["key"]
         # ordered as _all_docs (see _query): a bound that is no string sorts before every id
         below_start, below_end = _below_ids(start), _below_ids(end)
         nothing = below_start if opts["descending"] else below_end

@@ -268,3 +268,7 @@ async def test_listing_null_range_end_is_a_key(server, couchdb):
     post = Req("POST", "/{db}/_all_docs", body={"endkey": None}, endpoint="POST /{db}/_all_docs")
     got = await parity(server, couchdb, [A, post])
     assert got.status == 200 and got.body["rows"] == []
+    local = Req("PUT", "/{db}/_local/l", body={"x": 1}, endpoint="PUT /{db}/_local/{doc}")
+    for query in ({"endkey": "null"}, {"key": "null"}, {"startkey": "null", "descending": "true"}):
+        got = await parity(server, couchdb, [local, get("/{db}/_local_docs", **query)])
+        assert got.status == 200 and got.body["rows"] == [], query
