@@ -227,9 +227,10 @@ FEED_CONTENT = {"description": "the changes: one JSON object (normal, longpoll),
                 "content": {JSON: {}, "text/event-stream": {}}}
 
 
-def _document_item(summary: str, local: bool = False) -> dict:
-    # as CouchDB: a `_local` document deleted by a PUT of `{"_deleted": true}` is a 200
-    put_ok = {**WRITE_OK, "200": _json(_ref("DocWriteResult"), "deleted")} if local else WRITE_OK
+def _document_item(summary: str) -> dict:
+    # as CouchDB: a document (`_local`, design or other) written by a PUT of `{"_deleted": true}`
+    # is a 200, whether it deletes one that exists or creates a deleted one
+    put_ok = {**WRITE_OK, "200": _json(_ref("DocWriteResult"), "deleted")}
     return {
         "get": _op(f"read a {summary}", {"200": DOC_CONTENT}, DOC_QUERY),
         "head": _head(f"a {summary}'s current revision (ETag)", ("200",), [_q("rev", STR)]),
@@ -404,7 +405,7 @@ def _paths() -> dict[str, dict]:
     # documents
     p["/{db}/{docid}"] = _document_item("document")
     p["/{db}/_design/{ddoc}"] = _document_item("design document")
-    p["/{db}/_local/{ldoc}"] = _document_item("`_local` document", local=True)
+    p["/{db}/_local/{ldoc}"] = _document_item("`_local` document")
     p["/{db}/_local/"] = _only_errors("always 400: a `_local` document needs a name")
     p["/{db}/_local/{ldoc}/{att}"] = _only_errors("always 400: `_local` documents have no attachments")
     p["/{db}/{docid}/{att}"] = _attachment_item()
