@@ -53,15 +53,17 @@ def sort_specs(items: list, bad_item: tuple[str, str]) -> list[tuple[str, str]]:
     entry that is neither a name nor a one-key object."""
     out = []
     for f in items:
-        if isinstance(f, str):
+        if isinstance(f, str) and f:
             out.append((f, "asc"))
-        elif isinstance(f, dict) and len(f) == 1:
+        elif isinstance(f, dict) and len(f) == 1 and next(iter(f.values())) in ("asc", "desc"):
             ((name, d),) = f.items()
-            if d not in ("asc", "desc") or not isinstance(name, str):
-                raise MangoError(f"Invalid sort direction: {jsonutil.dumps(f).decode()}", "invalid_sort_dir")
             out.append((name, d))
         else:
-            raise MangoError(f"{bad_item[0]}: {jsonutil.dumps(f).decode()}", bad_item[1])
+            # CouchDB's mango_sort has a clause for a bad direction that a JSON object never
+            # reaches: an empty name, an object of another direction or of several members are
+            # all an invalid field, printed as Erlang terms
+            shown = "<<>>" if f == "" else erlterm.p(f)
+            raise MangoError(f"{bad_item[0]}: {shown}", bad_item[1])
     if len({d for _, d in out}) > 1:
         raise MangoError("Sorts currently only support a single direction for all fields.", "unsupported_mixed_sort")
     return out

@@ -147,10 +147,6 @@ OPEN: tuple[KnownDifference, ...] = (
            "(`open_revs` before `atts_since`).",
            "HEAD /{db}/{doc} | status | 404 vs 400 ", "GET /{db}/{doc} | status | 404 not_found vs 400 bad_request",
            "GET /{db}/{doc} [400] | body .reason (bad_request) | value"),
-    *_open("open-find-sort-check-order",
-           "`_find` with a `sort` both of whose direction and field are wrong for the index named "
-           "in `use_index`: couchpy says `invalid_sort_dir`, CouchDB `invalid_sort_field`.",
-           "POST /{db}/_find [400] | body .error | value"),
     *_open("open-find-keys-examined",
            "`_find` with `skip` and `execution_stats`: `total_keys_examined` differs (1 here, 0 in "
            "CouchDB) for a query no index serves.",

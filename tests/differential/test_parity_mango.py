@@ -113,3 +113,14 @@ async def test_find_bad_stale_is_a_client_error(server, couchdb):
     mine, theirs = await both(server, couchdb, [find({"selector": S, "stale": "x"})])
     assert mine.status == 400 and mine.body["error"] == "invalid_ok_or_false_value"
     assert theirs.status == 500
+
+
+@pytest.mark.parametrize("sort, reason", [
+    ([{"x": "up"}], 'Invalid sort field: {[{<<"x">>,<<"up">>}]}'),   # no invalid_sort_dir for JSON
+    ([{"x": None}], 'Invalid sort field: {[{<<"x">>,null}]}'),
+    ([{"x": "asc", "y": "desc"}], 'Invalid sort field: {[{<<"x">>,<<"asc">>},{<<"y">>,<<"desc">>}]}'),
+    ([""], "Invalid sort field: <<>>"),
+])
+async def test_find_bad_sort_entries_are_invalid_fields(server, couchdb, sort, reason):
+    got = await parity(server, couchdb, [find({"selector": S, "sort": sort})])
+    assert got.status == 400 and got.body == {"error": "invalid_sort_field", "reason": reason}
