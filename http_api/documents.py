@@ -52,12 +52,17 @@ def _query_rev(request: web.Request) -> str | None:
 
 
 def _check_json_params(request: web.Request) -> None:
-    """chttpd_db parses a read's JSON parameters before it opens the document: bad JSON is a 400
-    even for a document that does not exist."""
-    for name in ("open_revs", "atts_since"):
-        raw = request.query.get(name)
-        if raw is not None and raw != "all":
-            params.json_value(request, name)
+    """chttpd_db parses a read's parameters, in the order given, before it opens the document:
+    a bad `rev`, bad JSON or a bad revision in `open_revs` is a 400 even for a document that does
+    not exist, and the first bad one is named."""
+    for name, raw in request.query.items():
+        if name == "rev":
+            if revtree.parse_rev(raw) is None:
+                raise BadRequest("Invalid rev format")
+        elif name in ("open_revs", "atts_since") and raw != "all":
+            value = params.decode_json(name, raw)
+            if name == "open_revs" and isinstance(value, list) and not all(revtree.parse_rev(r) for r in value):
+                raise BadRequest("Invalid rev format")
 
 
 def _read_options(request: web.Request) -> dict:

@@ -141,12 +141,6 @@ OPEN: tuple[KnownDifference, ...] = (
            "`_rev` before its attachment's missing data; `bad_request` before `doc_validation` "
            "with `new_edits=false`).",
            "POST /{db} [400] | body .*", "PUT /{db}/{doc} [400] | body .*", "POST /{db}/_bulk_docs [400] | body .*"),
-    *_open("open-document-read-check-order",
-           "A document read wrong in several ways: CouchDB checks `rev` (`Invalid rev format`) "
-           "before the id (`_bad` is then a 404 here) and names another bad option than couchpy "
-           "(`open_revs` before `atts_since`).",
-           "HEAD /{db}/{doc} | status | 404 vs 400 ", "GET /{db}/{doc} | status | 404 not_found vs 400 bad_request",
-           "GET /{db}/{doc} [400] | body .reason (bad_request) | value"),
     *_open("open-find-keys-examined",
            "`_find` with `skip` and `execution_stats`: `total_keys_examined` differs (1 here, 0 in "
            "CouchDB) for a query no index serves.",

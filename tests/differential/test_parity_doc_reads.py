@@ -58,3 +58,14 @@ async def test_document_without_attachments_asked_as_multipart_is_json(server, c
         got = await parity(server, couchdb, [A1, read(method, "/{db}/a", ("Accept", "multipart/related"),
                                                       attachments="true")])
         assert got.status == 200 and got.headers["content-type"] == "application/json"
+
+
+async def test_read_parameters_checked_in_order_before_the_document(server, couchdb):
+    a = Req("PUT", "/{db}/a", body={"x": 1}, endpoint="PUT /{db}/{doc}")
+    for path, query, reason in [
+        ("/{db}/zz", (("rev", "bad"), ("open_revs", "all")), "Invalid rev format"),   # a missing document
+        ("/{db}/a", (("open_revs", '["bad"]'), ("atts_since", "{")), "Invalid rev format"),
+        ("/{db}/a", (("atts_since", "{"), ("open_revs", '["bad"]')), "invalid UTF-8 JSON"),
+    ]:
+        got = await parity(server, couchdb, [a, Req("GET", path, query, endpoint="GET /{db}/{doc}")])
+        assert got.status == 400 and got.body == {"error": "bad_request", "reason": reason}, query
