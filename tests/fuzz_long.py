@@ -23,6 +23,7 @@ import json
 import multiprocessing
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -108,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                 p.terminate()
         if server is not None:
             server.stop()
+            shutil.rmtree(server.data_dir.parent, ignore_errors=True)  # on tmpfs: memory
     wall = time.monotonic() - t0
     summary = {"seed": args.seed, "workers": args.workers, "examples": args.examples, "rounds": rounds,
                "requests": total.requests, "seconds": round(wall), "requests_per_second": round(total.requests / wall, 1),
