@@ -143,16 +143,19 @@ class Resolver(BackgroundTask):
                 name: {**{k: v for k, v in att.items() if k not in ("data", "follows")}, "stub": True}
                 for name, att in winner_body["_attachments"].items()
             }
-        docs = [{"_id": docid, "_rev": winner, **merged}]
-        docs += [{"_id": docid, "_rev": rev, "_deleted": True} for rev, _ in leaves[1:]]
-        results = await db.bulk_docs(docs)
-        failed = [r for r in results if "error" in r]
-        if failed:
+        # The merged body first, on its own: the edits of a `_bulk_docs` are not all-or-nothing,
+        # and a client that edits the winner between our read and our write makes this edit a
+        # conflict. Had the losers' deletions gone in with it, they would have committed while
+        # the merge did not, and what only the losers held would be gone. Deleted only once the
+        # merge holds them, they cannot be lost; a deletion that fails leaves a conflict to retry.
+        (result,) = await db.bulk_docs([{"_id": docid, "_rev": winner, **merged}])
+        if "error" in result:
             # a client edited the document meanwhile: it is in the feed again and is retried
-            log.info("conflict in %s/%s: resolution raced another write (%s)", db.name, docid, failed[0]["error"])
+            log.info("conflict in %s/%s: resolution raced another write (%s)", db.name, docid, result["error"])
             return False
+        await db.bulk_docs([{"_id": docid, "_rev": rev, "_deleted": True} for rev, _ in leaves[1:]])
         self.resolved += 1
-        log.info("resolved conflict in %s/%s: %d leaves into %s", db.name, docid, len(leaves), results[0]["rev"])
+        log.info("resolved conflict in %s/%s: %d leaves into %s", db.name, docid, len(leaves), result["rev"])
         return True
 
     async def merged_body(self, db: Any, policy: dict, docid: str, leaves: list[tuple[str, dict]]) -> dict:

@@ -137,10 +137,10 @@ async def test_no_policy_no_resolution_and_setting_one_resolves_existing_conflic
     await ok(await req(server, "PUT", f"/{db}/_conflict_policy", {"type": "min", "field": "n"}))
     doc = await wait_for(lambda: _resolved(server, db, "old"), timeout=30)
     assert doc["n"] == 1 and doc["_rev"] == docrules.new_rev(revs[1], False, {"n": 1})
-    # only the resolution of `old` was written (its merged revision and one deletion, one request
-    # editing one document: one sequence), the document without a conflict untouched
+    # only the resolution of `old` was written (its merged revision, then the loser's deletion:
+    # two writes of one document, two sequences), the document without a conflict untouched
     info = await ok(await req(server, "GET", f"/{db}"))
-    assert int(info["update_seq"].split("-")[0]) == int(seq_before.split("-")[0]) + 1
+    assert int(info["update_seq"].split("-")[0]) == int(seq_before.split("-")[0]) + 2
     assert (await ok(await req(server, "GET", f"/{db}/plain")))["_rev"].startswith("1-")
 
 
