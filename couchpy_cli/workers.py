@@ -17,6 +17,7 @@ import argparse
 import ctypes
 import ctypes.util
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -67,8 +68,6 @@ class Worker:
 
 def _wait_ready(fds: dict[int, Worker], deadline: float) -> None:
     """Until every worker wrote its readiness byte (or exited, which is an error)."""
-    import select
-
     pending = dict(fds)
     while pending:
         timeout = deadline - time.monotonic()

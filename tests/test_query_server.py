@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import resource
 import time
 
 import pytest
@@ -136,6 +138,31 @@ def test_memory_cap(pool):
     assert rows == [[None]]  # MemoryError is that document's error: skipped
     ok = ViewFunctions("javascript", ("function(doc) { emit(doc._id, null); }",))
     assert pool.map_docs(ok, DOCS[:1]) == [[[["d0", None]]]]
+
+
+def test_a_worker_answers_when_the_server_holds_over_a_thousand_descriptors():
+    """A server with many databases and feeds open hands its workers descriptors past select's
+    FD_SETSIZE (1024); the worker's pipe must still be waited on (it was "exited unexpectedly")."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    p = QueryServerPool(size=1, timeout=10.0)
+    try:
+        fns = ViewFunctions("javascript", ("function(doc) { emit(doc._id, null); }",))
+        assert pool_pipe_fd(p, fns) > 1024
+        assert p.map_docs(fns, DOCS[:1]) == [[[["d0", None]]]]
+    finally:
+        p.close()
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def pool_pipe_fd(p: QueryServerPool, fns: ViewFunctions) -> int:
+    """Start the pool's worker (a compile) and give the descriptor its answers arrive on."""
+    p.compile(fns)
+    return p._idle["javascript"][0].proc.stdout.fileno()
 
 
 def test_large_batches_use_several_calls(pool):

@@ -101,14 +101,17 @@ class Worker:
 
     def _read_exact(self, n: int, deadline: float) -> bytes:
         fd = self.proc.stdout.fileno()
+        # poll, not select: a server holding many databases and feeds has descriptors past
+        # select's FD_SETSIZE (1024), where select refuses the worker's pipe outright
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
         chunks: list[bytes] = []
         got = 0
         while got < n:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError
-            ready, _, _ = select.select([fd], [], [], left)
-            if not ready:
+            if not poller.poll(left * 1000):
                 raise TimeoutError
             chunk = os.read(fd, min(n - got, 1 << 20))
             if not chunk:
