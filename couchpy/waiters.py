@@ -2,15 +2,16 @@
 
 Thousands of idle feeds may wait on one database. Woken all at once, every one of their tasks
 runs (and writes to its socket) before the event loop looks at its sockets again, so any other
-request waits for the whole fan-out: about a second for 10,000 feeds. Woken in batches, one
-batch per turn of the event loop, the loop reads and answers other requests between batches;
-a feed is woken no later than it would have been, in total, and each waits on a future of its own
-(no shared future to shield from one waiter's cancellation).
+request waits for the whole fan-out. They are woken a batch per turn of the event loop
+(couchpy/perturn.py); each waits on a future of its own (no shared future to shield from one
+waiter's cancellation).
 """
 
 from __future__ import annotations
 
 import asyncio
+
+from .perturn import PerTurn
 
 BATCH = 128
 
@@ -28,7 +29,7 @@ class Waiters:
         # it is open, and the timeout's context manager, handle and frame cost it ~0.7 KB more
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
-        timer = None if timeout is None else loop.call_later(timeout, _expire, fut)
+        timer = None if timeout is None else loop.call_later(timeout, _wake, fut)
         self._futures.add(fut)
         try:
             await fut
@@ -41,19 +42,13 @@ class Waiters:
         """Wake everyone waiting now; whoever starts waiting from here on waits for the next."""
         if not self._futures:
             return
-        woken, self._futures = list(self._futures), set()
-        _wake_batch(asyncio.get_running_loop(), woken, 0)
+        woken, self._futures = self._futures, set()
+        _WAKING.extend(woken)
 
 
-def _expire(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():  # a waiter that timed out or was cancelled meanwhile
         fut.set_result(None)
 
 
-def _wake_batch(loop: asyncio.AbstractEventLoop, futures: list[asyncio.Future[None]], start: int) -> None:
-    for fut in futures[start : start + BATCH]:
-        if not fut.done():  # a waiter that timed out or was cancelled meanwhile
-            fut.set_result(None)
-    if start + BATCH < len(futures):
-        # the next batch in the loop's next turn, after the sockets were polled again
-        loop.call_soon(_wake_batch, loop, futures, start + BATCH)
+_WAKING: PerTurn[asyncio.Future[None]] = PerTurn(_wake, batch=BATCH)

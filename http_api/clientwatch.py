@@ -14,18 +14,18 @@ call, and on `connection_lost` cancels the feed's task if it is waiting. A feed 
 its client is still there hands the connection back, so a kept-alive connection goes on.
 
 Thousands of clients may leave at once (a proxy restarting, a network dropping). Their feeds are
-ended a batch per turn of the event loop, as couchpy/waiters.py wakes them, so that other
-requests are read and answered in between rather than after all of them.
+ended a batch per turn of the event loop (couchpy/perturn.py), so that other requests are read
+and answered in between rather than after all of them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import weakref
-from collections import deque
 from typing import Any
 
 from aiohttp import web
+
+from couchpy.perturn import PerTurn
 
 
 class ClientWatch:
@@ -57,7 +57,7 @@ class ClientWatch:
             self._protocol.connection_lost(exc)
         finally:
             if self._waiting and self._task is not None:
-                _end_soon(self)
+                _ENDING.extend((self,))
 
     def _end(self) -> None:
         if self._waiting and self._task is not None and not self._cancelled and not self._task.done():
@@ -85,24 +85,5 @@ class ClientWatch:
             transport.set_protocol(self._protocol)
 
 
-BATCH = 32  # ~140 µs of CPU each to end: a few ms a turn
-# per event loop: the feeds whose clients left, to end a batch per turn
-_leaving: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, deque[ClientWatch]] = weakref.WeakKeyDictionary()
-
-
-def _end_soon(watch: ClientWatch) -> None:
-    loop = asyncio.get_running_loop()
-    queue = _leaving.get(loop)
-    if queue is None:
-        queue = _leaving[loop] = deque()
-    queue.append(watch)
-    if len(queue) == 1:
-        loop.call_soon(_end_batch, loop, queue)
-
-
-def _end_batch(loop: asyncio.AbstractEventLoop, queue: deque[ClientWatch]) -> None:
-    for _ in range(min(BATCH, len(queue))):
-        queue.popleft()._end()
-    if queue:
-        # the next batch in the loop's next turn, after the sockets were polled again
-        loop.call_soon(_end_batch, loop, queue)
+# ~140 µs of CPU each to end: a few ms a turn
+_ENDING: PerTurn[ClientWatch] = PerTurn(ClientWatch._end, batch=32)
