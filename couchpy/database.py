@@ -575,7 +575,7 @@ class Database:
             except CouchError:
                 # CouchDB validates a design document once the edit has been checked against the
                 # current revision (couch_db:prep_and_validate_update): a conflicting edit is a 409
-                if new_edits and self._would_conflict(docid, doc.get("_rev")):
+                if new_edits and self.would_conflict(docid, doc.get("_rev")):
                     raise Conflict() from None
                 raise
         if docid.startswith("_local/"):
@@ -584,7 +584,7 @@ class Database:
             await att_hooks.prepare(self, doc, followers)
         return doc
 
-    def _has_revision(self, doc: dict) -> bool:
+    def has_revision(self, doc: dict) -> bool:
         """Whether a replicated revision (`new_edits=false`) of a document is already here."""
         docid = doc["_id"]
         if docid.startswith(("_local/", "_design/")):
@@ -592,16 +592,7 @@ class Database:
         info = self.get_docinfo(docid)
         return info is not None and docrules.revisions_path(doc)[0] in info.tree
 
-    def validated_before_stubs(self, docs: list, new_edits: bool) -> None:
-        """`docs`, in document-id order, came before the one whose stubs failed a `_bulk_docs`:
-        CouchDB checked and validated those edits first, which loads its handle's validators
-        (see `validation.note_writes`)."""
-        passed = [d for d in docs if isinstance(d, dict) and isinstance(d.get("_id"), str)
-                  and not d["_id"].startswith(("_local/", "_design/"))  # not validated; not written
-                  and (not self._would_conflict(d["_id"], d.get("_rev")) if new_edits else not self._has_revision(d))]
-        validation.note_writes(self, passed, [None] * len(passed))
-
-    def _would_conflict(self, docid: str, rev: str | None) -> bool:
+    def would_conflict(self, docid: str, rev: str | None) -> bool:
         """Whether an interactive edit of `docid` from `rev` is a conflict now: it must name a
         leaf of the document, or no revision when the document is missing or deleted."""
         info = self.get_docinfo(docid)
@@ -669,7 +660,7 @@ class Database:
             validation.note_writes(self, [doc], [refused])
             raise refused
         self._refuse_if_fenced([doc])
-        known = not new_edits and self._has_revision(doc)
+        known = not new_edits and self.has_revision(doc)
         fut = self.writer.submit([doc], new_edits, new_edits and validation.checks_skipped(self, [doc]))
         if batch:
             fut.add_done_callback(_ignore_result)
@@ -767,7 +758,7 @@ class Database:
         batch = [prepared[i] for i in order]
         adopt = new_edits and validation.checks_skipped(self, batch)
         # replicated revisions CouchDB already has are passed by unvalidated (see note_writes)
-        known = set() if new_edits else {i for i in order if self._has_revision(prepared[i])}
+        known = set() if new_edits else {i for i in order if self.has_revision(prepared[i])}
         self._refuse_if_fenced(batch)
         written = dict(zip(order, await self.writer.submit(batch, new_edits, adopt) if order else []))
         noted = [i for i in range(len(docs)) if i not in known]

@@ -147,3 +147,13 @@ def note_writes(db, docs: list[dict], results: list[Any]) -> None:
         db.validators_loaded = False
     elif loaded:
         db.validators_loaded = True
+
+
+def note_validated_before_stubs(db, docs: list, new_edits: bool) -> None:
+    """`docs`, in document-id order, came before the one whose stubs failed a `_bulk_docs`:
+    CouchDB checked and validated those edits first, which loads its handle's validators
+    (see `note_writes`)."""
+    passed = [d for d in docs if isinstance(d, dict) and isinstance(d.get("_id"), str)
+              and not d["_id"].startswith(("_local/", "_design/"))  # not validated; not written
+              and (not db.would_conflict(d["_id"], d.get("_rev")) if new_edits else not db.has_revision(d))]
+    note_writes(db, passed, [None] * len(passed))

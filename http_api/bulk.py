@@ -6,7 +6,7 @@ import uuid
 
 from aiohttp import web
 
-from couchpy import access, docrules, revtree
+from couchpy import access, docrules, revtree, validation
 from couchpy.attachments import hooks as att_hooks
 from couchpy.attachments.codec import decode_base64
 from couchpy.errors import BadRequest, CouchError, PreconditionFailed
@@ -49,7 +49,7 @@ async def bulk_docs(request: web.Request) -> web.Response:
                 db.check_replicated_stubs(doc)
             checked.append(doc)
     except PreconditionFailed:
-        db.validated_before_stubs(checked, new_edits)
+        validation.note_validated_before_stubs(db, checked, new_edits)
         raise
     results = await db.bulk_docs(docs, new_edits=new_edits, body_size=len(raw))
     return json_response(results, status=201)
