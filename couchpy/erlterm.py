@@ -1,8 +1,9 @@
-"""JSON values printed as CouchDB's error reasons print them: as Erlang terms.
+"""JSON values as CouchDB sees them: Erlang terms, printed and compared as Erlang does.
 
 CouchDB decodes JSON into Erlang terms (strings are binaries, objects `{[{Key, Value}]}`) and
 formats some reasons with `~w` (`<<120>>` for "x") and others with `~p` (`<<"x">>`). Clients
-compare reasons, so couchpy prints them the same way.
+compare reasons, so couchpy prints them the same way. Where CouchDB compares two decoded values
+(Mango's `$eq`, a single key against a range) it uses Erlang's equality, which `equal` copies.
 """
 
 from __future__ import annotations
@@ -66,3 +67,25 @@ def p(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ",".join(p(v) for v in value) + "]"
     return "{[" + ",".join("{" + p(k) + "," + p(v) + "}" for k, v in value.items()) + "]}"
+
+
+def equal(a: Any, b: Any, numbers_by_value: bool = False) -> bool:
+    """Erlang's equality of two decoded JSON values: exact (`=:=`: `1`, `1.0` and `true` all
+    differ) or, with `numbers_by_value`, `==` (1 == 1.0, at any depth). An object's members are
+    compared in order, so objects with the same members in another order differ either way."""
+    if numbers_by_value and _is_number(a) and _is_number(b):
+        return a == b
+    ta, tb = type(a), type(b)
+    if ta is not tb:
+        return False
+    if ta is list:
+        return len(a) == len(b) and all(equal(x, y, numbers_by_value) for x, y in zip(a, b))
+    if ta is dict:
+        return len(a) == len(b) and all(
+            ka == kb and equal(va, vb, numbers_by_value) for (ka, va), (kb, vb) in zip(a.items(), b.items())
+        )
+    return a == b
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from couchpy import queryvalues, scans
+from couchpy import erlterm, queryvalues, scans
 from couchpy.attachments import hooks as att_hooks
 from couchpy.docinfo import DocInfo
 from couchpy.errors import BadRequest, QueryParseError
@@ -145,7 +145,7 @@ def _key_range(request: web.Request, body: dict | None, keys: list | None, membe
                 end = k_end = value
                 given |= {"end", "k_end"}
             ranged = True
-    if keys and ranged and not (len(keys) == 1 and _identical(k_start, keys[0]) and _identical(k_end, keys[0])):
+    if keys and ranged and not (len(keys) == 1 and erlterm.equal(k_start, keys[0]) and erlterm.equal(k_end, keys[0])):
         raise QueryParseError("`keys` is incompatible with `key`, `start_key` and `end_key`")
 
     def marked(value, name: str):
@@ -164,20 +164,6 @@ class _NullKey:
 
 
 NULL_KEY = _NullKey()
-
-
-
-def _identical(a, b) -> bool:
-    """Erlang's `=:=` over decoded JSON: `1`, `1.0` and `true` differ, as do objects whose
-    members come in another order (Python's `==` takes the first three for one value)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, list):
-        return len(a) == len(b) and all(_identical(x, y) for x, y in zip(a, b))
-    if isinstance(a, dict):
-        return len(a) == len(b) and all(ka == kb and _identical(va, vb)
-                                        for (ka, va), (kb, vb) in zip(a.items(), b.items()))
-    return a == b
 
 
 def _json_or_none(name: str, raw: str):

@@ -260,33 +260,12 @@ def validate(selector: Any) -> None:
 # ---------------------------------------------------------------- matching
 
 
-def _term_eq(a: Any, b: Any, numbers_by_value: bool) -> bool:
-    """Erlang term equality on EJSON: exact (`=:=`, 1 =/= 1.0) or, with `numbers_by_value`,
-    `==` (1 == 1.0, at any depth); member order matters either way."""
-    if numbers_by_value and _is_number(a) and _is_number(b):
-        return a == b
-    ta, tb = type(a), type(b)
-    if ta is not tb:
-        return False
-    if ta is list:
-        return len(a) == len(b) and all(_term_eq(x, y, numbers_by_value) for x, y in zip(a, b))
-    if ta is dict:
-        return len(a) == len(b) and all(
-            ka == kb and _term_eq(va, vb, numbers_by_value) for (ka, va), (kb, vb) in zip(a.items(), b.items())
-        )
-    return a == b
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
 def _strict_eq(a: Any, b: Any) -> bool:
-    return _term_eq(a, b, False)
+    return erlterm.equal(a, b)
 
 
 def _loose_eq(a: Any, b: Any) -> bool:
-    return _term_eq(a, b, True)
+    return erlterm.equal(a, b, numbers_by_value=True)
 
 
 def _raw_compare(a: Any, b: Any) -> int:
