@@ -548,13 +548,14 @@ class Database:
             raise BadRequest("Document must be a JSON object")
         if "_id" not in doc:
             raise BadRequest("Document must have an _id", error="illegal_docid")
-        docid = docrules.validate_docid(doc["_id"], self.max_docid_length, allow_local=True)
+        # the body's special members in its order (its `_id` among them), then its attachments'
+        # names, before anything else is looked at, as CouchDB reads a write
+        docrules.check_members(doc, self.max_docid_length, stored=att_hooks.is_prepared)
+        att_hooks.check_names(doc)
+        docid = doc["_id"]
         if self.partitioned:
             partitions.validate_docid(docid)
-        docrules.split_body(doc)  # raises on bad special members
         rev = doc.get("_rev")
-        if rev is not None and (not isinstance(rev, str) or revtree.parse_rev(rev) is None):
-            raise BadRequest("Invalid rev format")
         if (not new_edits or "_revisions" in doc) and not docid.startswith("_local/"):
             docrules.revisions_path(doc)
         elif not new_edits and rev is None:

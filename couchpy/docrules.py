@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from typing import Any
+from typing import Any, Callable
 
 from . import etf
+from .attachments.codec import decode_base64
 from .errors import BadRequest, DocValidation
 from .revtree import parse_rev
 
@@ -87,6 +88,57 @@ def split_body(doc: dict) -> tuple[dict, bool]:
         # kept specials stay where the body has them (its member order is hashed into a new revision id)
         body = {k: v for k, v in doc.items() if k in body}
     return body, doc.get("_deleted") is True
+
+
+def check_members(doc: dict, max_id_length: int | None = None,
+                  stored: Callable[[Any], bool] | None = None) -> str | None:
+    """Check a document body's special members in the body's order, as couch_doc:transfer_fields
+    reads them when a write arrives: the first bad one is the one reported, whatever it is
+    (`{"_attachments": {"t": {}}, "_rev": "bad"}` is the attachment's fault,
+    `{"_rev": "bad", "_id": 1}` the revision's). An inline attachment's data is decoded here, as
+    couch_att:from_json does; its name is checked after the whole body (`check_attachment_names`).
+
+    `stored`: whether an attachment entry is one the server itself made from data it already
+    stored (a standalone attachment's write), passed by.
+    Returns the revision the body names: `_rev`, or the newest of `_revisions` read before it
+    (a `_rev` after `_revisions` is not read), None when it names none.
+    """
+    rev: str | None = None
+    revisions_seen = False
+    for key, value in doc.items():
+        if key[:1] != "_":
+            continue
+        if key == "_id":
+            validate_docid(value, max_id_length, allow_local=True)
+        elif key == "_rev":
+            if not revisions_seen:
+                if parse_rev(value) is None:
+                    raise BadRequest("Invalid rev format")
+                rev = value
+        elif key == "_revisions":
+            _check_revisions(value)
+            revisions_seen = True
+            rev = f"{value['start']}-{value['ids'][0]}" if value["ids"] else None
+        elif key == "_deleted":
+            if not isinstance(value, bool):
+                raise DocValidation(f"Bad special document member: {key}")
+        elif key == "_attachments":
+            _check_attachments(value, stored)
+        elif key not in WRITABLE_SPECIAL and key not in IGNORED_SPECIAL and key not in KEPT_SPECIAL:
+            raise DocValidation(f"Bad special document member: {key}")
+    return rev
+
+
+def _check_attachments(value: object, stored: Callable[[Any], bool] | None) -> None:
+    """`_attachments` as couch_doc:transfer_fields and couch_att:from_json read it: an object
+    (`null` too is refused); an entry that is not an object is passed by; a stub or an entry
+    whose data follows (multipart) carries no data, any other must carry valid base64."""
+    if not isinstance(value, dict):
+        raise DocValidation("Bad special document member: _attachments")
+    for name, entry in value.items():
+        if (isinstance(entry, dict) and entry.get("stub") is not True and entry.get("follows") is not True
+                and not (stored and stored(entry))):
+            decode_base64(entry.get("data"), name)
 
 
 def _check_revisions(value: object) -> None:

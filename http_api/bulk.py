@@ -8,7 +8,6 @@ from aiohttp import web
 
 from couchpy import access, docrules, revtree, validation
 from couchpy.attachments import hooks as att_hooks
-from couchpy.attachments.codec import decode_base64
 from couchpy.errors import BadRequest, CouchError, PreconditionFailed
 
 from . import params
@@ -72,24 +71,14 @@ def _validate_all(db, docs: list, new_edits: bool) -> None:
     for doc in docs:
         if not isinstance(doc, dict):
             raise BadRequest("Document must be a JSON object")
-        if "_id" in doc:
-            docrules.validate_docid(doc["_id"], max_id, allow_local=True)
-        docrules.split_body(doc)
+        # couch_db:doc_from_json_obj_validate (members in body order, inline data decoded), then
+        # the revision rule of `new_edits=false`, then attachment names, one document at a time
+        docrules.check_members(doc, max_id)
         access.refuse_outside(db.meta, doc)
         local = isinstance(doc.get("_id"), str) and doc["_id"].startswith("_local/")
-        rev = doc.get("_rev")
-        if rev is not None and revtree.parse_rev(rev) is None:
-            raise BadRequest("Invalid rev format")
         if (not new_edits or "_revisions" in doc) and not local:
             docrules.revisions_path(doc)  # needs `_rev` or `_revisions`
-        atts = doc.get("_attachments")
-        if isinstance(atts, dict):
-            for name, entry in atts.items():
-                if isinstance(entry, dict):
-                    att_hooks.validate_name(name)  # a bad name fails the whole request too
-                if isinstance(entry, dict) and entry.get("stub") is not True and entry.get("follows") is not True:
-                    # bad or missing data fails the whole request (400), before any stub is looked up
-                    decode_base64(entry.get("data"), name)
+        att_hooks.check_names(doc)  # a bad name fails the whole request too
         db._check_size(doc)
 
 

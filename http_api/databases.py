@@ -59,7 +59,7 @@ async def delete_db(request: web.Request) -> web.Response:
 async def post_doc(request: web.Request) -> web.Response:
     db = get_db(request)
     params.require_json(request)
-    doc = await params.json_object(request)
+    doc = await params.json_document(request)
     if "_id" not in doc:
         doc = {"_id": uuid.uuid4().hex, **doc}
     batch = request.query.get("batch") == "ok"

@@ -11,7 +11,7 @@ from urllib.parse import unquote, unquote_to_bytes
 
 from aiohttp import web
 
-from couchpy import revtree
+from couchpy import docrules, revtree
 from couchpy.attachments import hooks as att_hooks
 from couchpy.errors import BadRequest, Conflict, CouchError, NotFound
 
@@ -158,15 +158,20 @@ async def put_doc(request: web.Request) -> web.Response:
     docid = docid_of(request)
     new_edits = params.flag(request, "new_edits", True)
     batch = request.query.get("batch") == "ok"
+    # chttpd_db reads a write as: its query string (a bad `rev`), the body (its members in
+    # order, its `_id` too, then its attachments' names), then the revisions given in the
+    # query string, the If-Match header and the body against each other
+    _query_rev(request)
     if request.content_type.startswith("multipart/"):
         result = await att_http.doc_put_multipart(request, db, docid, request.query)
         return _write_response(request, db, docid, result, False)
-    doc = await params.json_object(request)
-    body_rev = doc.get("_rev") if isinstance(doc.get("_rev"), str) else None
+    doc = await params.json_document(request)
+    body_rev = docrules.check_members(doc, db.max_docid_length)
+    att_hooks.check_names(doc)
     rev = params.request_rev(request, body_rev)
     doc = {"_id": docid, **{k: v for k, v in doc.items() if k != "_id"}}
-    if rev is not None:
-        doc["_rev"] = rev
+    if rev is not None and (request.query.get("rev") or request.headers.get("If-Match")):
+        doc["_rev"] = rev  # the body's own `_rev` (or `_revisions`) stays as it is
     result = await db.put(doc, new_edits=new_edits, batch=batch, body_size=len(await request.read()))
     return _write_response(request, db, docid, result, batch, deleted=doc.get("_deleted") is True)
 

@@ -74,6 +74,14 @@ async def json_body(request: web.Request, required: bool = True) -> Any:
     return jsonutil.loads(data)
 
 
+async def json_document(request: web.Request) -> dict:
+    """A document write's body: a JSON object, or CouchDB's 400 (couch_doc:from_json_obj)."""
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise BadRequest("Document must be a JSON object")
+    return body
+
+
 async def json_object(request: web.Request) -> dict:
     body = await json_body(request)
     if not isinstance(body, dict):

@@ -73,6 +73,16 @@ def validate_name(name: Any) -> str:
     return name
 
 
+def check_names(doc: dict) -> None:
+    """The names of a body's attachments, checked once the whole body has been read
+    (chttpd_db:validate_attachment_names, after couch_doc:from_json_obj)."""
+    atts = doc.get("_attachments")
+    if isinstance(atts, dict):
+        for name, entry in atts.items():
+            if isinstance(entry, dict):
+                validate_name(name)
+
+
 def prepared_entry(content_type: str, meta) -> dict:
     if isinstance(meta, DeferredBlob):
         entry = prepared_entry(content_type, meta.meta)

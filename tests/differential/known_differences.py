@@ -134,13 +134,6 @@ def _open(name: str, reason: str, *classes: str) -> tuple[KnownDifference, ...]:
 # Differences found and not yet resolved. Listed (and documented) so that none passes silently;
 # each entry is to be fixed and removed.
 OPEN: tuple[KnownDifference, ...] = (
-    *_open("open-document-check-order",
-           "A document write wrong in several ways (body, `rev` parameter, `new_edits`, attachments, "
-           "Content-Type): couchpy names another of its faults than CouchDB (e.g. `rev` in both the "
-           "body and the query string against `Invalid rev format`; a replicated revision's bad "
-           "`_rev` before its attachment's missing data; `bad_request` before `doc_validation` "
-           "with `new_edits=false`).",
-           "POST /{db} [400] | body .*", "PUT /{db}/{doc} [400] | body .*", "POST /{db}/_bulk_docs [400] | body .*"),
     *_open("open-find-keys-examined",
            "`_find` with `skip` and `execution_stats`: `total_keys_examined` differs (1 here, 0 in "
            "CouchDB) for a query no index serves.",
