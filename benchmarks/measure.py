@@ -76,14 +76,22 @@ def _children() -> dict[int, list[int]]:
     return kids
 
 
+def process_tree(pid: int) -> list[int]:
+    """pid and its descendants (a server with `--workers`, its query-server workers)."""
+    kids, todo, out = _children(), [pid], []
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
 def server_usage(pid: int | None) -> tuple[int | None, float | None]:
     """(RSS KiB, CPU seconds) of pid and its descendants; (None, None) without a pid."""
     if not pid:
         return None, None
-    kids, todo, rss, ticks = _children(), [pid], 0, 0
-    while todo:
-        p = todo.pop()
-        todo.extend(kids.get(p, []))
+    rss, ticks = 0, 0
+    for p in process_tree(pid):
         try:
             with open(f"/proc/{p}/status") as f:
                 rss += next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), 0)

@@ -44,7 +44,7 @@ from typing import Any
 
 import aiohttp
 
-from benchmarks.measure import pct, run_loop, server_usage
+from benchmarks.measure import pct, process_tree, run_loop, server_usage
 from benchmarks.scale_feeds import client_main, raise_nofile
 from tests.couchdb_peer import CouchdbPeer
 from tests.serverproc import CouchpyServer, open_fds
@@ -70,14 +70,19 @@ class Target:
         return self.base.replace("://", f"://{self.user}:{self.password}@", 1) + path
 
     def usage(self) -> dict[str, Any]:
+        """Summed over the server's processes (with `--workers`, the supervisor and its workers)."""
         rss_kib, cpu_s = server_usage(self.pid)
-        fds, sockets = open_fds(self.pid)
-        return {"rss_mb": None if rss_kib is None else round(rss_kib / 1024, 1), "anon_mb": anon_mb(self.pid),
-                "fds": fds, "sockets": sockets, "cpu_s": None if cpu_s is None else round(cpu_s, 1)}
+        pids = process_tree(self.pid) if self.pid else []
+        counts = [open_fds(p) for p in pids]
+        anon = [anon_mb(p) for p in pids]
+        return {"rss_mb": None if rss_kib is None else round(rss_kib / 1024, 1),
+                "anon_mb": round(sum(a for a in anon if a is not None), 1) if pids else None,
+                "fds": sum(f or 0 for f, _ in counts), "sockets": sum(k or 0 for _, k in counts),
+                "processes": len(pids), "cpu_s": None if cpu_s is None else round(cpu_s, 1)}
 
 
 def anon_mb(pid: int) -> float | None:
-    """The server's anonymous resident memory (its heap: what the LRU must bound; LMDB's pages
+    """A process's anonymous resident memory (its heap: what the LRU must bound; LMDB's pages
     are file-backed and the kernel reclaims them)."""
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -87,11 +92,12 @@ def anon_mb(pid: int) -> float | None:
 
 
 @contextlib.contextmanager
-def start_server(kind: str, root: Path, config: dict[str, dict[str, str]]) -> Iterator[Target]:
+def start_server(kind: str, root: Path, config: dict[str, dict[str, str]], workers: int = 1) -> Iterator[Target]:
     """A fresh server; couchpy reads `config` from its ini, CouchDB gets it through `_config`
-    (see `apply_config`)."""
+    (see `apply_config`). `workers`: couchpy's `--workers` (server processes on one port)."""
     if kind == "couchpy":
-        srv = CouchpyServer(root, config=config, name="couchpy")
+        srv = CouchpyServer(root, config=config, name="couchpy",
+                            args=["--workers", str(workers)] if workers > 1 else [])
         srv.start(timeout=60)
         try:
             yield Target("couchpy", srv.base, srv.user, srv.password, srv.pid or 0)
@@ -412,6 +418,9 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--time-limit", type=float, default=900, help="seconds per phase")
         p.add_argument("--out", help="also write the JSON result to this file")
         p.add_argument("--max-dbs-open", type=int, default=500)
+        p.add_argument("--workers", type=int, default=1,
+                       help="couchpy's --workers: server processes sharing the port (each has its own "
+                            "open-file limit, so N workers hold N times the feeds one may)")
         if name == "replications":
             p.add_argument("--max-jobs", type=int, default=500)
             p.add_argument("--interval", type=float, default=10.0, help="seconds")
@@ -429,12 +438,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     config: dict[str, dict[str, str]] = {"couchdb": {"max_dbs_open": str(args.max_dbs_open)}}
     if args.suite == "replications":
         config.update(scheduler_config(args))
-    with tempfile.TemporaryDirectory(prefix="scale-") as tmp, start_server(args.server, Path(tmp), config) as t:
+    with tempfile.TemporaryDirectory(prefix="scale-") as tmp, start_server(args.server, Path(tmp), config, args.workers) as t:
         async with session(t) as s:
             await apply_config(s, t, {"couchdb": config["couchdb"]})
         bench = {"dbs": bench_dbs, "replications": bench_replications, "feeds": bench_feeds}[args.suite]
         result = await bench(t, args)
-    result.update(suite=args.suite, server=args.server, cores=os.cpu_count(),
+    result.update(suite=args.suite, server=args.server, workers=args.workers, cores=os.cpu_count(),
                   nofile_limit=raise_nofile(), load_average_1m=round(os.getloadavg()[0], 2),
                   when=time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()))
     return result
