@@ -69,36 +69,14 @@ async def view_post(request: web.Request, db, text_params: dict) -> web.Response
 
 async def _query_merged(node, db, ddoc: str, view: str, text_params: dict, body: dict,
                         sees: Callable[[str], bool] | None = None, body_first: bool = False) -> dict:
-    """Query-string parameters (text) overridden by typed body members."""
+    """Query-string parameters (text) and typed body members, read in CouchDB's order."""
     # CouchDB's order: the design document, the parameters, the view, then its language
     spec = manager.spec_by_name(db, ddoc)
-    if body_first:
-        # a POSTed view's body is read before its query string (couch_mrview_http:
-        # parse_body_and_query): a bad member of each is reported from the body
-        b = qargs.parse(body, False)
-        a = qargs.parse(text_params, True)
-    else:
-        a = qargs.parse(text_params, True)
-        b = qargs.parse(body, False)
-    for name in ("keys",):
-        if getattr(b, name) is not None:
-            setattr(a, name, getattr(b, name))
-    for k in body:
-        if k in ("startkey", "start_key", "key"):
-            a.start_key = b.start_key
-        if k in ("endkey", "end_key", "key"):
-            a.end_key = b.end_key
-    simple = {
-        "startkey_docid": "start_key_docid", "start_key_doc_id": "start_key_docid",
-        "endkey_docid": "end_key_docid", "end_key_doc_id": "end_key_docid",
-        "inclusive_end": "inclusive_end", "descending": "descending", "group": "group",
-        "group_level": "group_level", "reduce": "reduce", "include_docs": "include_docs",
-        "attachments": "attachments", "conflicts": "conflicts", "limit": "limit", "skip": "skip",
-        "update_seq": "update_seq", "update": "update", "stale": "update",
-    }
-    for k, attr in simple.items():
-        if k in body:
-            setattr(a, attr, getattr(b, attr))
+    # one pass over the parameters in the order CouchDB reads them, a later word winning: a
+    # POSTed view's body, then its query string (couch_mrview_http:parse_body_and_query, so a bad
+    # member of each is reported from the body); a `/queries` query's members after the query string
+    sources = [(body, False), (text_params, True)] if body_first else [(text_params, True), (body, False)]
+    a = qargs.parse_in_order(sources)
     vi = spec.view_index(view)
     if vi is None:
         raise NotFound("missing_named_view")

@@ -183,7 +183,7 @@ async def test_errors(c, vdb):
         (f"/{vdb}/_design/t/_view/by_n", {"descending": "maybe"}, 400, 'Invalid boolean parameter: "maybe"'),
         (f"/{vdb}/_design/t/_view/by_n", {"startkey": "5", "endkey": "1"}, 400,
          "No rows can match your key range, reverse your start_key and end_key or set descending=true"),
-        (f"/{vdb}/_design/t/_view/by_n", {"keys": "[1]"}, 400, "Multi-key fetchs for reduce views must use `group=true`"),
+        (f"/{vdb}/_design/t/_view/by_n", {"keys": "[1, 2]"}, 400, "Multi-key fetches for reduce views must use `group=true`"),
         (f"/{vdb}/_design/t/_view/by_n", {"stale": "nope"}, 400, "Invalid value for `stale`."),
     ]
     for path, params, status, reason in cases:

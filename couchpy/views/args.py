@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import collate, jsonutil, partitions, queryvalues
+from .. import collate, erlterm, jsonutil, partitions, queryvalues
 from ..errors import QueryParseError
 
 _MISSING = object()
@@ -60,7 +60,20 @@ def _json(v: Any, text: bool) -> Any:
 
 def parse(raw: dict[str, Any], text: bool) -> QueryArgs:
     """`text`: values are query-string strings (JSON-encoded keys); else typed JSON members."""
+    return parse_in_order([(raw, text)])
+
+
+def parse_in_order(sources: list[tuple[dict[str, Any], bool]]) -> QueryArgs:
+    """Parameters read one source after the other, each in its order, a later word overriding an
+    earlier one (a POSTed view: its body, then its query string; `/queries`: the query string,
+    then each query's members). `text` as in `parse`."""
     a = QueryArgs()
+    for raw, text in sources:
+        _read(a, raw, text)
+    return a
+
+
+def _read(a: QueryArgs, raw: dict[str, Any], text: bool) -> None:
     for name, v in raw.items():
         if name == "key":
             k = _json(v, text)
@@ -70,7 +83,12 @@ def parse(raw: dict[str, Any], text: bool) -> QueryArgs:
             ks = _json(v, text)
             if not isinstance(ks, list):
                 raise QueryParseError("`keys` must be an array of strings.")
-            a.keys = ks
+            if len(ks) == 1:
+                # one key reads as `key` does, where it stands: the range K..K, not a lookup
+                # (`keys=["a"]&startkey="b"` is a reversed range, `startkey="b"&keys=["a"]` is "a")
+                a.start_key = a.end_key = ks[0]
+            else:
+                a.keys = ks
         elif name in ("startkey", "start_key"):
             a.start_key = _json(v, text)
         elif name in ("endkey", "end_key"):
@@ -129,7 +147,6 @@ def parse(raw: dict[str, Any], text: bool) -> QueryArgs:
             a.extra[name] = v
         elif name in ("att_encoding_info", "r", "list"):
             a.extra[name] = v
-    return a
 
 
 # couch_mrview's ?MAX_VIEW_LIMIT: the `limit` of a query that names none
@@ -169,6 +186,8 @@ def apply_limit(a: QueryArgs, partitioned: bool, config: Any) -> None:
 
 def validate(a: QueryArgs, has_reduce: bool, collation: str | None) -> bool:
     """Check the combination against the view; return whether the query reduces."""
+    if a.group is False and a.group_level is not None and a.group_level > 0:
+        raise QueryParseError("Can't specify group=false and group_level>0 at the same time")
     if a.reduce is True and not has_reduce:
         raise QueryParseError("Reduce is invalid for map-only views.")
     reducing = has_reduce and a.reduce is not False
@@ -176,29 +195,28 @@ def validate(a: QueryArgs, has_reduce: bool, collation: str | None) -> bool:
     if grouping and not reducing:
         raise QueryParseError("Invalid use of grouping on a map view.")
     if reducing and a.keys is not None and group_level_of(a) is not None:
-        raise QueryParseError("Multi-key fetchs for reduce views must use `group=true`")
-    if a.keys is not None and a.has_start:
-        raise QueryParseError("`start_key` is incompatible with `keys`")
-    if a.keys is not None and a.has_end:
-        raise QueryParseError("`end_key` is incompatible with `keys`")
+        raise QueryParseError("Multi-key fetches for reduce views must use `group=true`")
+    if a.keys and (a.has_start or a.has_end):  # an empty `keys` goes with a range (and finds nothing)
+        raise QueryParseError("`keys` is incompatible with `key`, `start_key` and `end_key`")
     if reducing and a.include_docs:
         raise QueryParseError("`include_docs` is invalid for reduce")
     if reducing and a.conflicts is not None:
         raise QueryParseError("`conflicts` is invalid for reduce views.")
-    if a.has_start and a.has_end and a.keys is None:
+    if a.has_start and a.has_end and not a.keys and not erlterm.equal(a.start_key, a.end_key):
+        # a range whose ends are the same term (`=:=`: `1` and `1.0` differ) is never reversed,
+        # whatever its document ids (couch_mrview_util:check_range)
         enc = collate.encoder(collation)
         sk, ek = enc(a.start_key), enc(a.end_key)
-        if sk != ek or (a.start_key_docid is not None and a.end_key_docid is not None):
-            skd = (a.start_key_docid if a.start_key_docid is not None else ("" if not a.descending else None))
-            ekd = (a.end_key_docid if a.end_key_docid is not None else (None if not a.descending else ""))
-            s = sk + (collate.raw_string(skd) if skd is not None else b"\xff")
-            e = ek + (collate.raw_string(ekd) if ekd is not None else b"\xff")
-            if not a.descending and s > e:
-                raise QueryParseError(
-                    "No rows can match your key range, reverse your start_key and end_key or set descending=true")
-            if a.descending and s < e:
-                raise QueryParseError(
-                    "No rows can match your key range, reverse your start_key and end_key or set descending=false")
+        skd = (a.start_key_docid if a.start_key_docid is not None else ("" if not a.descending else None))
+        ekd = (a.end_key_docid if a.end_key_docid is not None else (None if not a.descending else ""))
+        s = sk + (collate.raw_string(skd) if skd is not None else b"\xff")
+        e = ek + (collate.raw_string(ekd) if ekd is not None else b"\xff")
+        if not a.descending and s > e:
+            raise QueryParseError(
+                "No rows can match your key range, reverse your start_key and end_key or set descending=true")
+        if a.descending and s < e:
+            raise QueryParseError(
+                "No rows can match your key range, reverse your start_key and end_key or set descending=false")
     return reducing
 
 

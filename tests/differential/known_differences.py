@@ -118,6 +118,14 @@ KNOWN += (
         _invalid_revisions,
     ),
     KnownDifference(
+        "view-error-ref",
+        "A single view query refused for a reversed key range (400 `query_parse_error`) carries "
+        "no `ref` member. CouchDB's `ref` is a hash of the Erlang stack the error was thrown "
+        "from (a worker process), for finding it in CouchDB's log; couchpy's error has no such "
+        "stack, and its other 400s carry none either (nor do CouchDB's `/queries` answers).",
+        "* /{db}/_design/{ddoc}/_view/{view} [400] | body .ref | missing",
+    ),
+    KnownDifference(
         "all-docs-non-string-keys",
         "`_all_docs` with `keys` that are not strings answers each such key with a row "
         "`{\"key\": ..., \"error\": \"not_found\"}`, as for any id that is not there; CouchDB "
@@ -142,10 +150,6 @@ OPEN: tuple[KnownDifference, ...] = (
            "A Mango index's design document read back (`include_docs` in `_all_docs` or "
            "`_changes`) holds an index in its `views` that CouchDB's does not.",
            "* | body .rows[].doc.views.* | extra", "* | body .results[].doc.views.* | extra"),
-    *_open("open-view-error-ref",
-           "A view query refused with a 400 where CouchDB's 400 carries a `ref` member (a key of "
-           "`1e+20` beside a string `startkey`).",
-           "* /{db}/_design/{ddoc}/_view/{view} [400] | body .ref | missing"),
     *_open("open-all-docs-badarg",
            "`POST _all_docs` with non-string `keys` in the query string beside `\"keys\": []` in "
            "the body: CouchDB 500 `badarg`, couchpy 200 (met by the second 10,000-sequence run, not "
