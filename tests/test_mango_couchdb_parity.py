@@ -78,8 +78,8 @@ async def test_index_names_and_stored_definitions(client, couch_client):
     assert ddoc["views"]["p"]["options"]["def"] == {"fields": ["foo"],
                                                      "partial_filter_selector": {"type": "x", "n": {"$gt": 1}}}
     assert listed == [{"fields": [{"foo": "asc"}], "partial_filter_selector": normalized}]
-    # generated names are digests (CouchDB's of an Erlang term, couchpy's of JSON): compare which
-    # requests share a design document and name, not the digests
+    # generated names are digests of an Erlang term, the same on both (compared by
+    # tests/differential/test_parity_mango_index_names.py); here: which requests share one
     assert _shared_names(ours[0]) == _shared_names(made)
     assert ours[1:] == theirs[1:]
 

@@ -8,7 +8,7 @@
                           "options": {"def": {"fields": [{"a": "asc"}, {"b": "desc"}]}}}}}
 
 so the indexes replicate like any design document, and pouchdb-find/CouchDB read them back. The
-default ddoc and name are a hash of the definition, as in CouchDB.
+default ddoc and name are CouchDB's own hash of the definition and options (`auto_name`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
-from .. import erlterm, jsonutil
+from .. import erlterm, etf, jsonutil
 from ..views import ddoc as view_ddoc
 from ..errors import Conflict, NotFound
 from .selector import MangoError, normalize
@@ -167,12 +167,16 @@ async def create_index(db: Any, body: dict) -> dict:
     # stored normalized in the view, as given in options.def, as CouchDB keeps it
     definition = {"fields": {f: d for f, d in fields},
                   "partial_filter_selector": normalize(partial) if partial else {}}
-    # Like CouchDB, the default names digest the request as given (its name and ddoc included):
-    # two indexes that differ only by name live in two design documents.
-    given = {k: body[k] for k in ("index", "name", "ddoc", "partitioned") if k in body}
-    digest = hashlib.sha1(jsonutil.dumps_sorted([given, "json"])).hexdigest()
+    for key in index:  # mango_opts: a JSON index's definition knows these two members only
+        if key not in ("fields", "partial_filter_selector"):
+            raise MangoError(f"Invalid key {key} for this request.", "invalid_key")
+    digest = auto_name(body)
     name = body.get("name", digest)
     ddoc = body.get("ddoc", digest)
+    if "name" not in body and "ddoc" not in body:
+        legacy = _legacy_auto_name(db, body, definition)
+        if legacy is not None:
+            return legacy
     ddoc_id = ddoc if ddoc.startswith("_design/") else "_design/" + ddoc
     view = {"map": definition, "reduce": "_count", "options": {"def": {"fields": index["fields"]}}}
     if partial:
@@ -204,6 +208,35 @@ async def create_index(db: Any, body: dict) -> dict:
             continue
         return {"result": "created", "id": ddoc_id, "name": name}
     raise MangoError("Encountered a conflict while saving the design document.", "error_saving_ddoc", 500)
+
+
+def auto_name(body: dict) -> str:
+    """The name (and design document) of an index the request names none for: CouchDB's
+    mango_idx:gen_name, the SHA-1 of `term_to_binary({Def, Opts})`, `Opts` the request's validated
+    options, sorted, with their defaults. Two indexes that differ only by name live in two design
+    documents; the same request gets the same design document on couchpy and on CouchDB."""
+    auto = etf.Atom("auto_name")
+    opts = [(etf.Atom("ddoc"), body.get("ddoc", auto)), (etf.Atom("def"), body["index"]),
+            (etf.Atom("name"), body.get("name", auto)),
+            (etf.Atom("partitioned"), body.get("partitioned", etf.Atom("db_default"))),
+            (etf.Atom("type"), body.get("type", "json")), (etf.Atom("w"), body.get("w", 2))]
+    return hashlib.sha1(etf.term_to_binary((body["index"], opts))).hexdigest()
+
+
+def _legacy_auto_name(db: Any, body: dict, definition: dict) -> dict | None:
+    """Before couchpy took CouchDB's auto names it digested the request's JSON: an index created
+    then is found under that name, so a client creating its index again at each start (as
+    pouchdb-find's users do) is told it exists rather than given a second copy."""
+    given = {k: body[k] for k in ("index", "partitioned") if k in body}
+    old = hashlib.sha1(jsonutil.dumps_sorted([given, "json"])).hexdigest()
+    try:
+        doc = db.get("_design/" + old)
+    except NotFound:
+        return None
+    view = (doc.get("views") or {}).get(old)
+    if doc.get("language") == "query" and isinstance(view, dict) and view.get("map") == definition:
+        return {"result": "exists", "id": "_design/" + old, "name": old}
+    return None
 
 
 async def delete_index(db: Any, ddoc: str, itype: str, name: str) -> dict:

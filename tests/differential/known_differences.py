@@ -146,10 +146,6 @@ OPEN: tuple[KnownDifference, ...] = (
            "`_find` with `skip` and `execution_stats`: `total_keys_examined` differs (1 here, 0 in "
            "CouchDB) for a query no index serves.",
            "POST /{db}/_find [200] | body .execution_stats.total_keys_examined | value"),
-    *_open("open-mango-index-ddoc-body",
-           "A Mango index's design document read back (`include_docs` in `_all_docs` or "
-           "`_changes`) holds an index in its `views` that CouchDB's does not.",
-           "* | body .rows[].doc.views.* | extra", "* | body .results[].doc.views.* | extra"),
     *_open("open-all-docs-badarg",
            "`POST _all_docs` with non-string `keys` in the query string beside `\"keys\": []` in "
            "the body: CouchDB 500 `badarg`, couchpy 200 (met by the second 10,000-sequence run, not "
