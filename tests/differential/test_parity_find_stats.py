@@ -48,3 +48,22 @@ async def test_stats_with_an_index(server, couchdb):
     ]:
         got = await parity(server, couchdb, [*DOCS, INDEX, query])
         assert examined(got) == counts, (query.body, examined(got))
+
+
+async def test_stats_with_a_read_quorum(server, couchdb):
+    # `r` above 1: CouchDB's shards send rows without documents, its coordinator reads them
+    # (quorum reads) and passes design documents by before counting them
+    def quorum(answer) -> tuple[int, int, int, int]:
+        stats = answer.body["execution_stats"]
+        return (stats["total_keys_examined"], stats["total_docs_examined"],
+                stats["total_quorum_docs_examined"], stats["results_returned"])
+
+    for setup, query, counts in [
+        ([DDOC], find(selector={"y": 1}, skip=1, r=2), (0, 0, 0, 0)),
+        ([*DOCS, DDOC], find(selector={"x": {"$gt": 0}}, r=2), (3, 0, 3, 3)),
+        ([*DOCS, DDOC], find(selector={"x": {"$gt": 1}}, r=3, limit=0), (2, 0, 2, 0)),
+        ([*DOCS, DDOC], find(selector={"x": {"$gt": 0}}, r=1, limit=0), (2, 2, 0, 0)),
+        ([*DOCS, INDEX], find(selector={"x": {"$gt": 0}}, r=2, limit=1), (2, 0, 2, 1)),
+    ]:
+        got = await parity(server, couchdb, [*setup, query])
+        assert quorum(got) == counts, (query.body, quorum(got))

@@ -272,3 +272,20 @@ async def test_listing_null_range_end_is_a_key(server, couchdb):
     for query in ({"endkey": "null"}, {"key": "null"}, {"startkey": "null", "descending": "true"}):
         got = await parity(server, couchdb, [local, get("/{db}/_local_docs", **query)])
         assert got.status == 200 and got.body["rows"] == [], query
+
+
+async def test_all_docs_list_key_crash_is_the_documented_difference(server, couchdb):
+    # documented difference `all-docs-non-string-keys` (the second run's `open-all-docs-badarg`):
+    # the query string's keys replace the body's, `skip` passes two by, CouchDB crashes opening
+    # the list key, couchpy answers it not found
+    from .compare import differences
+    from .known_differences import known
+    from .parity import both
+    req = Req("POST", "/{db}/_all_docs", (("skip", "2"), ("keys", '[1e+20, null, [false, 1.0]]')), {"keys": []},
+              endpoint="POST /{db}/_all_docs")
+    mine, theirs = await both(server, couchdb, [A, req])
+    assert mine.status == 200 and mine.body["rows"] == [{"key": [False, 1.0], "error": "not_found"}]
+    assert theirs.status == 500 and theirs.body["error"] == "badarg"
+    (d,) = differences(req.endpoint, {"status": 200, "headers": {}, "body": mine.body},
+                       {"status": 500, "headers": {}, "body": theirs.body})
+    assert known(req, d).name == "all-docs-non-string-keys"
