@@ -29,6 +29,7 @@ from .metrics import Metrics
 from .storage import Store
 from .updates import META_KEY
 from .tasks import TaskRegistry
+from .views.manager import close_pool
 
 # The databases the current request (or task) has opened: pinned until it ends, so the LRU never
 # closes an environment under a handler that is still streaming from it.
@@ -359,6 +360,7 @@ class Node:
         self._open.clear()
         await self.db_updates.aclose()
         self._catalog.close()
+        await asyncio.to_thread(close_pool, self)  # each worker exits on its pipe's end
 
     def close(self) -> None:
         """Synchronous close for library use outside an event loop."""
@@ -367,3 +369,4 @@ class Node:
         self._open.clear()
         self.db_updates.flush_now()
         self._catalog.close()
+        close_pool(self)

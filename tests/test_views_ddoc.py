@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import time
+
 import pytest
 
 import couchpy
@@ -74,3 +78,36 @@ async def test_changes_filter_helpers(tmp_path):
     finally:
         manager.pool_for(node).close()
         await node.aclose()
+
+
+def _gone(pids: list[int], within_s: float = 10.0) -> bool:
+    """Whether every process in pids has exited (and been reaped) within the time given."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if not any(os.path.exists(f"/proc/{pid}") for pid in pids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("closing", ["aclose", "close"])
+def test_a_closed_node_stops_its_query_server_workers(tmp_path, closing):
+    """A node's query-server workers end with the node (library use opens and closes nodes;
+    before, each closed node's workers lived until a garbage collection)."""
+    async def build() -> tuple[couchpy.Node, list[int]]:
+        node = couchpy.open(tmp_path)
+        db = node.create_db("db")
+        await db.put({"_id": "d", "n": 1})
+        await db.put({"_id": "_design/v", "views": {"n": {"map": "function(doc) { emit(doc.n, null); }"}}})
+        assert (await manager.query_view(node, db, "v", "n", {}, True))["rows"] == [{"id": "d", "key": 1, "value": None}]
+        pids = manager.pool_for(node).worker_pids("javascript")
+        assert pids
+        if closing == "aclose":
+            await node.aclose()
+        return node, pids
+
+    node, pids = asyncio.run(build())
+    if closing == "close":
+        node.close()
+    assert _gone(pids), pids
+
