@@ -14,6 +14,11 @@ of milliseconds becomes a summary in seconds with quantiles, `_sum` and `_count`
     m.prometheus()                                     -> text format 0.0.4
 
 The registry is plain data with no I/O; gauges read their value from a function at render time.
+
+Several server processes (`couchpy serve --workers N`) each keep their own registry; the node's
+figures are `Metrics.merged` from each one's `snapshot()` (plain JSON data): counters and gauges
+summed, a histogram's count, sum, min and max exact, and its percentiles taken over the union of
+the workers' recent samples (percentiles cannot be added, samples can be pooled).
 """
 
 from __future__ import annotations
@@ -109,6 +114,22 @@ class Histogram:
         hi = min(lo + 1, len(data) - 1)
         return data[lo] + (data[hi] - data[lo]) * (rank - lo)
 
+    def state(self) -> dict[str, Any]:
+        """Everything `merge` needs, as JSON data."""
+        return {"n": self.n, "total": self.total, "low": self.low if self.n else None, "high": self.high,
+                "recent": self.recent}
+
+    def merge(self, state: dict[str, Any]) -> None:
+        """Add another histogram's `state()`: n, sum, min and max as if this one had observed its
+        values too; its recent samples join this one's (unbounded: a merged histogram is only
+        rendered, never observed into)."""
+        self.n += int(state["n"])
+        self.total += float(state["total"])
+        if state["low"] is not None:
+            self.low = min(self.low, float(state["low"]))
+        self.high = max(self.high, float(state["high"]))
+        self.recent = self.recent + [float(x) for x in state["recent"]]
+
     def value(self) -> dict[str, Any]:
         data = sorted(self.recent)
         mean = self.total / self.n if self.n else 0.0
@@ -161,6 +182,39 @@ class Metrics:
 
     def uptime(self) -> int:
         return int(time.monotonic() - self.started)
+
+    # ---------------------------------------------------------------- several workers
+
+    def snapshot(self) -> dict[str, Any]:
+        """This registry's figures as JSON data (gauges read now), for `merged`."""
+        return {
+            "uptime": time.monotonic() - self.started,
+            "counters": [[list(path), value] for path, value in self.counters.items()],
+            "histograms": [[list(path), hist.state()] for path, hist in self.histograms.items()],
+            "gauges": [[list(path), desc, read()] for path, (desc, read) in self.gauges.items()],
+        }
+
+    @classmethod
+    def merged(cls, snapshots: list[dict[str, Any]]) -> Metrics:
+        """A registry holding the node's figures, rendered as any other: the sum of the workers'
+        counters and gauges, their histograms merged (`Histogram.merge`), and the longest uptime
+        (the node's: a restarted worker's is shorter)."""
+        out = cls()
+        longest = 0.0
+        gauges: dict[Path, tuple[str, float]] = {}
+        for snap in snapshots:
+            longest = max(longest, float(snap["uptime"]))
+            for path, value in snap["counters"]:
+                out.inc(tuple(path), int(value))
+            for path, state in snap["histograms"]:
+                out.histograms.setdefault(tuple(path), Histogram()).merge(state)
+            for path, desc, value in snap["gauges"]:
+                total = gauges.get(tuple(path), (desc, 0))[1] + value
+                gauges[tuple(path)] = (desc, total)
+        for path, (desc, value) in gauges.items():
+            out.gauge(path, desc, lambda value=value: value)
+        out.started = time.monotonic() - longest
+        return out
 
     # ---------------------------------------------------------------- rendering
 

@@ -6,7 +6,10 @@ them live: the log level, `max_dbs_open`, the replicator's `max_jobs`/`interval`
 authentication and CORS settings are read from the configuration on every use.
 
 The metrics middleware counts every request by method and status and times it, so `_stats` and
-`_prometheus` move with the traffic.
+`_prometheus` move with the traffic. With several workers (`couchpy serve --workers N`) these
+endpoints and `_system` answer for the whole node, whichever worker a client reaches: it asks
+every other worker for its own figures (`workers.ask_others`; `_stats` then answers a worker's
+`Metrics.snapshot()`, `_system` its own figures) and merges them with its own.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from aiohttp import web
 import replicator
 from couchpy import jsonutil
 from couchpy.errors import BadRequest, NotFound
+from couchpy.metrics import Metrics
 from couchpy.passwords import hash_password, is_hashed
 
+from . import workers
 from .responses import json_response, not_allowed
 
 NODE_NAME = "couchpy@127.0.0.1"
@@ -41,6 +46,8 @@ async def metrics_middleware(request: web.Request, handler):
     """Count and time every request; one access-log line each (at info, as CouchDB's notice
     lines), and a warning for one slower than `[log] slow_request_ms` (default 5000)."""
     metrics = request.app["node"].metrics
+    if workers.ASK in request.headers:  # a worker asking another for its figures: no client's request
+        return await handler(request)
     t0 = time.perf_counter()
     status = 500
     try:
@@ -220,16 +227,47 @@ def _rss_bytes() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+async def _node_system(request: web.Request) -> dict:
+    """`_system` for the whole node: with several workers, the sum of the workers' memory, open
+    files and databases, processes and CPU seconds, the longest uptime, and each worker's own
+    figures under `workers` (load and run queue are the machine's, the same in every worker)."""
+    own = _system(request.app["node"])
+    if not workers.asks_others(request):
+        return own
+    own["worker"] = request.app["node"].worker_index
+    each = [own] + [s for s in await workers.ask_others(request, "/_node/_local/_system") if isinstance(s, dict)]
+    each.sort(key=lambda s: s.get("worker", 0))
+    out = {**own, "uptime": max(s["uptime"] for s in each), "workers": each}
+    out.pop("worker")
+    out["memory"] = {k: sum(s["memory"][k] for s in each) for k in own["memory"]}
+    for key in ("process_count", "open_databases", "user_cpu_seconds", "system_cpu_seconds"):
+        out[key] = sum(s[key] for s in each)
+    files = [s["open_files"] for s in each]
+    out["open_files"] = None if None in files else sum(files)
+    return out
+
+
+async def _node_metrics(request: web.Request) -> Metrics:
+    """This worker's registry, or with several workers the node's (Metrics.merged)."""
+    own = request.app["node"].metrics
+    if not workers.asks_others(request):
+        return own
+    others = await workers.ask_others(request, "/_node/_local/_stats")
+    return Metrics.merged([own.snapshot()] + [s for s in others if isinstance(s, dict)])
+
+
 @routes.get("/_node/{node}/_stats")
 async def stats(request: web.Request) -> web.Response:
     _check_node(request)
-    return json_response(request.app["node"].metrics.stats_tree())
+    if workers.ASK in request.headers:  # another worker merges this one's figures with its own
+        return json_response(request.app["node"].metrics.snapshot())
+    return json_response((await _node_metrics(request)).stats_tree())
 
 
 @routes.get("/_node/{node}/_stats/{path:.+}")
 async def stats_path(request: web.Request) -> web.Response:
     _check_node(request)
-    out = request.app["node"].metrics.stats_tree()
+    out = (await _node_metrics(request)).stats_tree()
     for part in request.match_info["path"].strip("/").split("/"):
         if not isinstance(out, dict) or part not in out:
             raise NotFound("Unknown stat")
@@ -240,23 +278,25 @@ async def stats_path(request: web.Request) -> web.Response:
 @routes.get("/_node/{node}/_system")
 async def system(request: web.Request) -> web.Response:
     _check_node(request)
-    return json_response(_system(request.app["node"]))
+    if workers.ASK in request.headers:
+        own = _system(request.app["node"])
+        return json_response({**own, "worker": request.app["node"].worker_index})
+    return json_response(await _node_system(request))
 
 
 @routes.get("/_node/{node}/_prometheus")
 async def prometheus(request: web.Request) -> web.Response:
     _check_node(request)
-    node = request.app["node"]
-    info = _system(node)
+    metrics, info = await asyncio.gather(_node_metrics(request), _node_system(request))
     extra = [
-        "# HELP couchdb_memory_bytes resident memory of the server process",
+        "# HELP couchdb_memory_bytes resident memory of the server's processes",
         "# TYPE couchdb_memory_bytes gauge",
         f'couchdb_memory_bytes{{memory_type="total"}} {info["memory"]["total"]}',
     ]
     if info["open_files"] is not None:
         extra += ["# HELP couchdb_open_os_files_total number of file descriptors the server has open",
                   "# TYPE couchdb_open_os_files_total gauge", f"couchdb_open_os_files_total {info['open_files']}"]
-    body = node.metrics.prometheus() + "\n".join(extra) + "\n"
+    body = metrics.prometheus() + "\n".join(extra) + "\n"
     return web.Response(text=body, content_type="text/plain", charset="utf-8",
                         headers={"Cache-Control": "must-revalidate"})
 

@@ -6,10 +6,14 @@ replicator's scheduler and its `_replicator` watcher, the automatic compactor, f
 so the other workers forward those requests to it, unchanged (the same credentials, authorized
 again there), over a UNIX socket in the data directory (`socket_path`). `/_active_tasks` is
 answered by worker 0 for the whole node: its own tasks and those each other worker lists (a view
-build a query started there). A configuration change made through one worker (the INI file) is
+build a query started there). Any worker answers the node's metrics (`_stats`, `_prometheus`,
+`_system`) by asking every other one for its own figures (`ask_others`, the one place that asks
+every worker). A configuration change made through one worker (the INI file) is
 applied by every worker (`follow_config`).
 
-A request that a worker forwards carries `FORWARDED`, so it is answered where it arrives.
+A request that a worker forwards carries `FORWARDED`, so it is answered where it arrives; one
+that asks a worker for its own figures also carries `ASK`, and is not counted in the metrics (it
+is no client's request).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import orjson
@@ -35,6 +40,7 @@ from .responses import error_response
 log = logging.getLogger("couchpy.workers")
 
 FORWARDED = "X-Couchpy-Worker-Forwarded"
+ASK = "X-Couchpy-Worker-Ask"
 CONFIG_POLL_SECONDS = 0.5
 WORKER_HEADER = "X-Couchpy-Worker"
 SOCKETS_DIR = ".workers"
@@ -113,23 +119,35 @@ async def forward(request: web.Request, index: int) -> web.StreamResponse:
         return resp
 
 
-async def _other_tasks(request: web.Request) -> list:
-    """The tasks every other worker lists (a worker that does not answer in time lists none)."""
+def asks_others(request: web.Request) -> bool:
+    """Whether this request is answered for the whole node by asking the other workers: this
+    worker is one of several, and the request is not itself such a question."""
+    return "worker_peers" in request.app and FORWARDED not in request.headers
+
+
+async def ask_others(request: web.Request, path: str) -> list[Any]:
+    """`GET path` of every other worker, with the request's credentials (authorized again there):
+    the JSON answers of those that answer 200 within TASKS_TIMEOUT. A worker that does not (it is
+    being restarted) is left out, so a sum over the answers is the live workers'."""
     node = request.app["node"]
     peers: Peers = request.app["worker_peers"]
-    headers = _forward_headers(request)
+    headers = {**_forward_headers(request), ASK: "1"}
 
-    async def one(index: int) -> list:
+    async def one(index: int) -> Any:
         with contextlib.suppress(aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError):
-            async with peers.session(index).get("http://worker/_active_tasks", headers=headers,
+            async with peers.session(index).get("http://worker" + path, headers=headers,
                                                 timeout=TASKS_TIMEOUT) as r:
                 if r.status == 200:
-                    rows = orjson.loads(await r.read())
-                    return rows if isinstance(rows, list) else []
-        return []
+                    return orjson.loads(await r.read())
+        return None
 
-    lists = await asyncio.gather(*(one(i) for i in range(node.workers) if i != node.worker_index))
-    return [task for rows in lists for task in rows]
+    answers = await asyncio.gather(*(one(i) for i in range(node.workers) if i != node.worker_index))
+    return [a for a in answers if a is not None]
+
+
+async def _other_tasks(request: web.Request) -> list:
+    """The tasks every other worker lists (a worker that does not answer in time lists none)."""
+    return [task for rows in await ask_others(request, "/_active_tasks") if isinstance(rows, list) for task in rows]
 
 
 @web.middleware

@@ -486,3 +486,41 @@ async def test_a_data_directory_too_long_for_a_socket_file(tmp_path):
     finally:
         srv.stop()
         shutil.rmtree(Path(socket_path(srv.data_dir, 0)).parent, ignore_errors=True)
+
+
+async def test_metrics_are_the_whole_nodes_through_every_worker(workers_server):
+    """`_stats`, `_prometheus` and `_system` answer for the node, whichever worker a client
+    reaches: 404s made through both workers are counted once each, in the figure every worker
+    shows (no other request here answers 404)."""
+    srv = workers_server
+    per_worker: dict[str, int] = {}
+    async with _session(srv) as s:
+        for i in range(200):
+            async with s.get("/no-such-db") as r:
+                assert r.status == 404
+                worker = r.headers["X-Couchpy-Worker"]
+            per_worker[worker] = per_worker.get(worker, 0) + 1
+            if i >= 20 and len(per_worker) == WORKERS:
+                break
+    assert set(per_worker) == {str(i) for i in range(WORKERS)}, per_worker
+    total = sum(per_worker.values())
+    for index in range(WORKERS):
+        async with await _pinned_session(srv, index) as w:
+            async with w.get("/_node/_local/_stats/couchdb/httpd_status_codes/404") as r:
+                assert r.headers["X-Couchpy-Worker"] == str(index)
+                assert (await r.json())["value"] == total, (index, per_worker)
+            async with w.get("/_node/_local/_stats") as r:
+                tree = await r.json()
+            # one merged snapshot: every request counted is timed, in whichever worker it was
+            assert tree["couchdb"]["request_time"]["value"]["n"] == tree["couchdb"]["httpd"]["requests"]["value"]
+            assert tree["couchdb"]["httpd"]["requests"]["value"] > total
+            async with w.get("/_node/_local/_prometheus") as r:
+                text = await r.text()
+            assert f'couchdb_httpd_status_codes{{code="404"}} {total}\n' in text
+            async with w.get("/_node/_local/_system") as r:
+                system = await r.json()
+            each = system["workers"]
+            assert [s["worker"] for s in each] == list(range(WORKERS))
+            assert system["memory"]["total"] == sum(s["memory"]["total"] for s in each)
+            assert system["open_files"] == sum(s["open_files"] for s in each)
+            assert all(s["memory"]["total"] > 0 for s in each)
