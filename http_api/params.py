@@ -76,7 +76,10 @@ async def json_body(request: web.Request, required: bool = True) -> Any:
 
 async def json_document(request: web.Request) -> dict:
     """A document write's body: a JSON object, or CouchDB's 400 (couch_doc:from_json_obj)."""
-    body = await json_body(request)
+    data = await request.read()
+    if not data:
+        raise BadRequest("invalid UTF-8 JSON")  # no body is JSON that does not parse, there
+    body = jsonutil.loads(data)
     if not isinstance(body, dict):
         raise BadRequest("Document must be a JSON object")
     return body

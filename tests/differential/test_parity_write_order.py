@@ -52,6 +52,8 @@ async def test_query_rev_before_the_body(server, couchdb):
         (put(b"{bad", [("rev", "bad")]), REV),
         (put(b"[1]", [("rev", "bad")]), REV),
         (put(b"[1]"), NOT_OBJECT),
+        (put(b""), bad("invalid UTF-8 JSON")),
+        (Req("POST", "/{db}", body=b"", headers=J, endpoint="POST /{db}"), bad("invalid UTF-8 JSON")),
         (Req("POST", "/{db}", body=b"[1]", headers=J, endpoint="POST /{db}"), NOT_OBJECT),
         # the body is read before the revisions are compared, whatever its Content-Type
         (put({"_rev": "bad"}, [("rev", UNKNOWN_REV)], TEXT), REV),
