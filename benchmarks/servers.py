@@ -11,6 +11,7 @@ Each one is a context manager that yields itself once the server answers `GET /`
 from __future__ import annotations
 
 import base64
+import os
 import socket
 import subprocess
 import sys
@@ -87,11 +88,11 @@ class _Subprocess:
         return self.proc.pid
 
     def _spawn(self, cmd: list[str], cwd: Path, log_path: Path,
-               auth: tuple[str, str] | None = None) -> None:
+               auth: tuple[str, str] | None = None, env: dict[str, str] | None = None) -> None:
         self.log_path = log_path
         with open(log_path, "ab") as log:
             self.proc = subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
+                                         stdin=subprocess.DEVNULL, env=env)
         try:
             wait_up(self.base, self.proc, self.startup_timeout, auth)
         except RuntimeError as e:
@@ -106,9 +107,10 @@ class _Subprocess:
 class CouchpyServer(_Subprocess):
     name = "couchpy"
 
-    def __init__(self, data_dir: Path, python: str = sys.executable):
+    def __init__(self, data_dir: Path, python: str = sys.executable, repo: Path = REPO):
         super().__init__()
-        self.data_dir, self.python = Path(data_dir), python
+        # repo: the checkout whose couchpy runs (another worktree, to compare two commits)
+        self.data_dir, self.python, self.repo = Path(data_dir), python, Path(repo)
 
     @property
     def url(self) -> str:
@@ -123,7 +125,8 @@ class CouchpyServer(_Subprocess):
         self.port = free_port()
         cmd = [self.python, "-m", "couchpy_cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
                "--data-dir", str(self.data_dir)]
-        self._spawn(cmd, REPO, self.data_dir / "server.log", (ADMIN_USER, ADMIN_PASSWORD))
+        self._spawn(cmd, self.repo, self.data_dir / "server.log", (ADMIN_USER, ADMIN_PASSWORD),
+                    env={**os.environ, "PYTHONPATH": str(self.repo)})
         return self
 
 
