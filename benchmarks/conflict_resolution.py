@@ -8,6 +8,10 @@ checked: no `_conflicts` left and `tags` holding both "a" and "b". A couchpy ext
 couchpy only (main against an older checkout, not against CouchDB).
 
     python -m benchmarks.conflict_resolution --url http://admin:pw@127.0.0.1:5984 [--docs 2000]
+    python -m benchmarks.conflict_resolution --checkouts ../old,. --rounds 3   # A/B, interleaved
+
+`--checkouts` starts a fresh couchpy from each checkout (a `git worktree` of each commit) in turn,
+`--rounds` times, and prints one JSON line per run with the load average.
 """
 from __future__ import annotations
 
@@ -15,10 +19,13 @@ import argparse
 import asyncio
 import hashlib
 import json
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 from benchmarks.measure import server_usage
+from benchmarks.servers import CouchpyServer, temp_dir
 from benchmarks.workloads import Bench, CheckFailed
 
 BATCH = 500
@@ -60,17 +67,28 @@ async def conflict_resolution(bench: Bench, *, docs: int = 2000, time_limit_s: f
             "server_cpu_us_per_doc": cpu_us}
 
 
-async def _main(args: argparse.Namespace) -> dict[str, Any]:
-    async with Bench(args.url, "small") as bench:
-        return await conflict_resolution(bench, docs=args.docs)
+async def _main(url: str, docs: int, pid: int | None = None) -> dict[str, Any]:
+    async with Bench(url, "small", server_pid=pid) as bench:
+        return await conflict_resolution(bench, docs=docs)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--url", required=True)
+    where = ap.add_mutually_exclusive_group(required=True)
+    where.add_argument("--url")
+    where.add_argument("--checkouts", help="comma-separated couchpy checkouts to start in turn")
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--docs", type=int, default=2000)
     args = ap.parse_args(argv)
-    print(json.dumps(asyncio.run(_main(args)), indent=2))
+    if args.url:
+        print(json.dumps(asyncio.run(_main(args.url, args.docs)), indent=2))
+        return 0
+    for rnd in range(1, args.rounds + 1):
+        for checkout in args.checkouts.split(","):
+            with temp_dir("bench-conflicts-") as tmp, CouchpyServer(Path(tmp), repo=Path(checkout).resolve()) as server:
+                load = os.getloadavg()
+                res = asyncio.run(_main(server.url, args.docs, server.pid))
+            print(json.dumps({"round": rnd, "checkout": checkout, "loadavg": load, **res}), flush=True)
     return 0
 
 

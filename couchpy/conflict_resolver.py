@@ -3,11 +3,15 @@
 A database opts in with a policy in its metadata (`conflict_policy`, set by `PUT /{db}/_conflict_policy`,
 see couchpy.conflict_merge for the rules). One supervised background task per node follows the
 by-sequence index of every open database that has a policy, as a `_changes` reader would, and for
-each document with two or more non-deleted leaves writes, in one `_bulk_docs` request of
-`new_edits=true` edits, exactly what a client resolving the conflict writes:
+each document with two or more non-deleted leaves writes, as `new_edits=true` edits, exactly what
+a client resolving the conflict writes:
 
-- the merged body as a new revision on the winning leaf (keeping the winner's attachments), and
+- the merged body as a new revision on the winning leaf (keeping the winner's attachments), then,
+  once that is committed,
 - a deletion (`{"_deleted": true}`) on every other non-deleted leaf.
+
+The documents of one batch read from the by-sequence index are written together: one `_bulk_docs`
+of their merged bodies, then one of their losers' deletions (two commits a batch).
 
 So the losing revisions become deleted branches of the ordinary revision tree and any replica,
 a plain CouchDB or PouchDB included, converges to the resolved document by replicating. The
@@ -26,7 +30,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import conflict_merge, revtree, scans
 from .background import BackgroundTask
@@ -49,6 +53,13 @@ def policy_of(db: Any) -> dict:
 def live_leaves(info: DocInfo) -> list[str]:
     """The document's non-deleted leaves, winner first; two or more is a conflict to resolve."""
     return [rev for rev in revtree.leaves(info.tree) if not info.tree[rev][1]]
+
+
+class Merge(NamedTuple):
+    """One document's resolution: the merged body as an edit of the winning leaf, and the losers."""
+
+    doc: dict
+    losers: list[str]
 
 
 class Resolver(BackgroundTask):
@@ -104,59 +115,85 @@ class Resolver(BackgroundTask):
         whether the batch was full)."""
         infos = list(scans.changes_since(db, since, limit=BATCH))
         await asyncio.sleep(0)  # requests are answered between batches of a long first read
+        merges: list[Merge] = []
         for info in infos:
             if db.closed:
                 break
             if len(live_leaves(info)) > 1:
                 try:
-                    await self.resolve_doc(db, policy, info.id)
-                except CouchError as exc:  # e.g. a validate_doc_update refusing the resolution
+                    merge = await self.merge_doc(db, policy, info.id)
+                except CouchError as exc:
                     log.warning("conflict in %s/%s left unresolved: %s", db.name, info.id, exc.reason)
+                    merge = None
                 except Exception:  # noqa: BLE001 - one document must not stop the database's resolution
                     log.exception("conflict in %s/%s left unresolved", db.name, info.id)
+                    merge = None
+                if merge is not None:
+                    merges.append(merge)
             since = info.seq
+        if merges and not db.closed:
+            try:
+                await self.write(db, merges)
+            except CouchError as exc:
+                # refused as a whole (a fenced database): what any one of them would have met alone
+                log.warning("conflicts of %d documents in %s left unresolved: %s", len(merges), db.name, exc.reason)
         return since, len(infos) == BATCH
 
-    async def resolve_doc(self, db: Any, policy: dict, docid: str) -> bool:
-        """Resolve one document's conflict as a client would; True if written."""
+    async def merge_doc(self, db: Any, policy: dict, docid: str) -> Merge | None:
+        """What resolves one document's conflict as a client would; None if nothing to write."""
         info = db.get_docinfo(docid)
         if info is None:
-            return False
+            return None
         revs = live_leaves(info)
         if len(revs) < 2:
-            return False
+            return None
         leaves = []
         for rev in revs:
             body = db.read_body(docid, rev)
             if body is None:  # a leaf without a body cannot be merged; leave the document alone
                 log.warning("conflict in %s/%s: leaf %s has no body", db.name, docid, rev)
-                return False
+                return None
             leaves.append((rev, body))
         try:
             merged = await self.merged_body(db, policy, docid, leaves)
         except (CouchError, ValueError) as exc:
             log.warning("conflict in %s/%s left unresolved: %s", db.name, docid, getattr(exc, "reason", exc))
-            return False
+            return None
         winner, winner_body = leaves[0]
         if "_attachments" in winner_body:
             merged["_attachments"] = {
                 name: {**{k: v for k, v in att.items() if k not in ("data", "follows")}, "stub": True}
                 for name, att in winner_body["_attachments"].items()
             }
-        # The merged body first, on its own: the edits of a `_bulk_docs` are not all-or-nothing,
-        # and a client that edits the winner between our read and our write makes this edit a
-        # conflict. Had the losers' deletions gone in with it, they would have committed while
-        # the merge did not, and what only the losers held would be gone. Deleted only once the
-        # merge holds them, they cannot be lost; a deletion that fails leaves a conflict to retry.
-        (result,) = await db.bulk_docs([{"_id": docid, "_rev": winner, **merged}])
-        if "error" in result:
-            # a client edited the document meanwhile: it is in the feed again and is retried
-            log.info("conflict in %s/%s: resolution raced another write (%s)", db.name, docid, result["error"])
-            return False
-        await db.bulk_docs([{"_id": docid, "_rev": rev, "_deleted": True} for rev, _ in leaves[1:]])
-        self.resolved += 1
-        log.info("resolved conflict in %s/%s: %d leaves into %s", db.name, docid, len(leaves), result["rev"])
-        return True
+        return Merge({"_id": docid, "_rev": winner, **merged}, [rev for rev, _ in leaves[1:]])
+
+    async def write(self, db: Any, merges: list[Merge]) -> int:
+        """Write the merged bodies, then delete the losers of those that were written; how many
+        documents were resolved.
+
+        The merged bodies first: the edits of a `_bulk_docs` are not all-or-nothing, and a client
+        that edits the winner between our read and our write makes that edit a conflict. Had the
+        losers' deletions gone in with it, they would have committed while the merge did not, and
+        what only the losers held would be gone. Deleted only once the merge holds them, they
+        cannot be lost; a deletion that fails leaves a conflict to retry. Each of the two is one
+        request for the whole batch of documents (one commit each), not two per document."""
+        results = await db.bulk_docs([m.doc for m in merges])
+        written = []
+        for merge, result in zip(merges, results):
+            docid = merge.doc["_id"]
+            if "error" in result:
+                # a client edited the document meanwhile: it is in the feed again and is retried
+                # (or a validate_doc_update refused the merge)
+                log.info("conflict in %s/%s: resolution not written (%s)", db.name, docid, result["error"])
+                continue
+            written.append(merge)
+            log.info("resolved conflict in %s/%s: %d leaves into %s", db.name, docid, len(merge.losers) + 1,
+                     result["rev"])
+        deletions = [{"_id": m.doc["_id"], "_rev": rev, "_deleted": True} for m in written for rev in m.losers]
+        if deletions:
+            await db.bulk_docs(deletions)
+        self.resolved += len(written)
+        return len(written)
 
     async def merged_body(self, db: Any, policy: dict, docid: str, leaves: list[tuple[str, dict]]) -> dict:
         if policy["type"] != conflict_merge.FUNCTION:
