@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from . import jwtauth, sessions, users
 from .errors import BadRequest, Forbidden, NotFound, Unauthorized
 from .lockout import LOCKED_REASON, Lockout
+from .lockout_shared import SharedLockout
 from .passwords import salt_of, verify_password
 from .security import USERS_DB, UserCtx
 
@@ -57,14 +58,16 @@ class Credentials:
 
 
 class Authenticator:
-    def __init__(self, node):
+    def __init__(self, node, lockout: Lockout | SharedLockout | None = None):
+        """`lockout`: the failed-login table, this process's own unless given (several workers
+        share a SharedLockout)."""
         self.node = node
         self.config = node.config
         self._ok: set[bytes] = set()
         self._headers: dict[str, tuple[str, str]] = {}
         self._admins: dict[str, str] = {}
         self._admins_version = -1
-        self.lockout = Lockout()
+        self.lockout = lockout if lockout is not None else Lockout()
         self._lockout_version = -1
         # Password checks get their own few threads: a storm of wrong passwords then queues there
         # instead of taking every core from the event loop (PBKDF2 releases the GIL, so without a

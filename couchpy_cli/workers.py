@@ -18,13 +18,14 @@ import ctypes
 import ctypes.util
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from http_api.workers import SOCKETS_DIR
+from http_api.workers import LOCKOUT_DIR, SOCKETS_DIR
 
 READY_FD_ENV = "COUCHPY_WORKER_READY_FD"
 STOP_GRACE_SECONDS = 15.0
@@ -103,6 +104,8 @@ def supervise(args: argparse.Namespace, banner) -> int:
     of them listen."""
     data_dir = Path(args.data_dir).resolve()
     (data_dir / SOCKETS_DIR).mkdir(parents=True, exist_ok=True)
+    # a new start forgets failed logins, as CouchDB's in-memory table (no worker has it open yet)
+    shutil.rmtree(data_dir / SOCKETS_DIR / LOCKOUT_DIR, ignore_errors=True)
     stopping = False
 
     def stop(signum, frame) -> None:

@@ -44,7 +44,7 @@ def make_app(node: Node, cluster: Any = None) -> web.Application:
     app["node"] = node
     if node.shared:
         workers.install(app)
-    app["auth"] = Authenticator(node)
+    app["auth"] = Authenticator(node, workers.shared_lockout(node) if node.shared else None)
     app.on_response_prepare.append(cors.on_response_prepare)
     if cluster is not None:
         app["cluster"] = cluster

@@ -34,6 +34,7 @@ import yarl
 from aiohttp import web
 
 from couchpy.errors import Unavailable
+from couchpy.lockout_shared import SharedLockout
 
 from .responses import error_response
 
@@ -44,6 +45,7 @@ ASK = "X-Couchpy-Worker-Ask"
 CONFIG_POLL_SECONDS = 0.5
 WORKER_HEADER = "X-Couchpy-Worker"
 SOCKETS_DIR = ".workers"
+LOCKOUT_DIR = "lockout"  # under SOCKETS_DIR: the node's failed-login table (SharedLockout)
 MAX_SOCKET_PATH = 100  # bytes; sun_path holds 108 on Linux
 PEER_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=5)
 TASKS_TIMEOUT = aiohttp.ClientTimeout(total=5)
@@ -71,6 +73,11 @@ def socket_path(data_dir: Path, index: int) -> str:
     if short.stat().st_uid != os.getuid():
         raise RuntimeError(f"{short} belongs to another user")
     return str(short / f"{index}.sock")
+
+
+def shared_lockout(node) -> SharedLockout:
+    """The failed-login table every worker of the node counts in."""
+    return SharedLockout(Path(node.path).resolve() / SOCKETS_DIR / LOCKOUT_DIR)
 
 
 class Peers:

@@ -524,3 +524,48 @@ async def test_metrics_are_the_whole_nodes_through_every_worker(workers_server):
             assert system["memory"]["total"] == sum(s["memory"]["total"] for s in each)
             assert system["open_files"] == sum(s["open_files"] for s in each)
             assert all(s["memory"]["total"] > 0 for s in each)
+
+
+async def _auth_status(s: aiohttp.ClientSession, auth: aiohttp.BasicAuth, worker: int) -> int:
+    async with s.get("/_session", auth=auth) as r:
+        await r.read()
+        assert r.headers["X-Couchpy-Worker"] == str(worker)
+        return r.status
+
+
+async def test_failed_logins_lock_a_user_out_in_every_worker(workers_server):
+    """`threshold` (5) failures in all, 3 through worker 0 and 2 through worker 1, lock the user
+    out in both (each worker alone saw fewer than 5); the lockout outlives killed workers."""
+    srv = workers_server
+    async with _session(srv) as s:
+        async with s.put("/_users/org.couchdb.user:carol",
+                         json={"name": "carol", "password": "right", "roles": [], "type": "user"}) as r:
+            assert r.status == 201, await r.text()
+    wrong, right = aiohttp.BasicAuth("carol", "wrong"), aiohttp.BasicAuth("carol", "right")
+    async with await _pinned_session(srv, 0) as w0, await _pinned_session(srv, 1) as w1:
+        assert await _auth_status(w0, right, 0) == 200 and await _auth_status(w1, right, 1) == 200
+        for index in (0, 1, 0, 1, 0):
+            assert await _auth_status((w0, w1)[index], wrong, index) == 401
+        for index in (0, 1):
+            assert await _auth_status((w0, w1)[index], right, index) == 403  # locked, the right password too
+            assert await _auth_status((w0, w1)[index], srv.auth, index) == 200  # the admin is not
+    pids = srv.worker_pids()
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + DEADLINE
+    while True:  # the supervisor starts both again
+        now = srv.worker_pids()
+        if len(now) == WORKERS and not set(now) & set(pids):
+            break
+        assert time.monotonic() < deadline, f"workers not replaced: {now}"
+        await asyncio.sleep(0.2)
+    seen: set[str] = set()
+    async with aiohttp.ClientSession(base_url=srv.base, connector=aiohttp.TCPConnector(force_close=True)) as s:
+        while len(seen) < WORKERS:
+            assert time.monotonic() < deadline, f"only worker(s) {seen} answer after the restart"
+            try:
+                async with s.get("/_session", auth=right) as r:
+                    assert r.status == 403, await r.text()
+                    seen.add(r.headers["X-Couchpy-Worker"])
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.1)
