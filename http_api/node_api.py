@@ -46,7 +46,7 @@ async def metrics_middleware(request: web.Request, handler):
     """Count and time every request; one access-log line each (at info, as CouchDB's notice
     lines), and a warning for one slower than `[log] slow_request_ms` (default 5000)."""
     metrics = request.app["node"].metrics
-    if workers.ASK in request.headers:  # a worker asking another for its figures: no client's request
+    if workers.asked(request):  # a worker asking another for its figures: no client's request
         return await handler(request)
     t0 = time.perf_counter()
     status = 500
@@ -259,7 +259,7 @@ async def _node_metrics(request: web.Request) -> Metrics:
 @routes.get("/_node/{node}/_stats")
 async def stats(request: web.Request) -> web.Response:
     _check_node(request)
-    if workers.ASK in request.headers:  # another worker merges this one's figures with its own
+    if workers.asked(request):  # another worker merges this one's figures with its own
         return json_response(request.app["node"].metrics.snapshot())
     return json_response((await _node_metrics(request)).stats_tree())
 
@@ -278,7 +278,7 @@ async def stats_path(request: web.Request) -> web.Response:
 @routes.get("/_node/{node}/_system")
 async def system(request: web.Request) -> web.Response:
     _check_node(request)
-    if workers.ASK in request.headers:
+    if workers.asked(request):
         own = _system(request.app["node"])
         return json_response({**own, "worker": request.app["node"].worker_index})
     return json_response(await _node_system(request))

@@ -13,7 +13,8 @@ applied by every worker (`follow_config`).
 
 A request that a worker forwards carries `FORWARDED`, so it is answered where it arrives; one
 that asks a worker for its own figures also carries `ASK`, and is not counted in the metrics (it
-is no client's request).
+is no client's request). Both headers are honoured only on a worker's UNIX socket (`forwarded`,
+`asked`): over TCP a client's are ignored, and they are never passed on.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ log = logging.getLogger("couchpy.workers")
 
 FORWARDED = "X-Couchpy-Worker-Forwarded"
 ASK = "X-Couchpy-Worker-Ask"
+_OURS = {FORWARDED.lower(), ASK.lower()}
 CONFIG_POLL_SECONDS = 0.5
 WORKER_HEADER = "X-Couchpy-Worker"
 SOCKETS_DIR = ".workers"
@@ -101,8 +103,25 @@ class Peers:
         self._sessions.clear()
 
 
+def from_worker(request: web.Request) -> bool:
+    """Whether the request came over this worker's UNIX socket, from another worker of the node
+    (a client reaches the workers over TCP only)."""
+    transport = request.transport
+    return transport is not None and isinstance(transport.get_extra_info("sockname"), str)
+
+
+def forwarded(request: web.Request) -> bool:
+    """A request another worker sent on: answered here, as it is."""
+    return FORWARDED in request.headers and from_worker(request)
+
+
+def asked(request: web.Request) -> bool:
+    """Another worker asking this one for its own figures (`ask_others`)."""
+    return ASK in request.headers and from_worker(request)
+
+
 def _forward_headers(request: web.Request) -> dict[str, str]:
-    headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROP}
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROP and k.lower() not in _OURS}
     headers[FORWARDED] = str(request.app["node"].worker_index)
     return headers
 
@@ -129,7 +148,7 @@ async def forward(request: web.Request, index: int) -> web.StreamResponse:
 def asks_others(request: web.Request) -> bool:
     """Whether this request is answered for the whole node by asking the other workers: this
     worker is one of several, and the request is not itself such a question."""
-    return "worker_peers" in request.app and FORWARDED not in request.headers
+    return "worker_peers" in request.app and not forwarded(request)
 
 
 async def ask_others(request: web.Request, path: str) -> list[Any]:
@@ -160,8 +179,7 @@ async def _other_tasks(request: web.Request) -> list:
 @web.middleware
 async def workers_middleware(request: web.Request, handler) -> web.StreamResponse:
     node = request.app["node"]
-    forwarded = FORWARDED in request.headers
-    if not forwarded and _PRIMARY.match(request.path):
+    if not forwarded(request) and _PRIMARY.match(request.path):
         if not node.primary:
             try:
                 return await forward(request, 0)

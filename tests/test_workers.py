@@ -491,7 +491,7 @@ async def test_a_data_directory_too_long_for_a_socket_file(tmp_path):
 async def test_metrics_are_the_whole_nodes_through_every_worker(workers_server):
     """`_stats`, `_prometheus` and `_system` answer for the node, whichever worker a client
     reaches: 404s made through both workers are counted once each, in the figure every worker
-    shows (no other request here answers 404)."""
+    shows (no other request here answers 404). A client cannot pose as a worker."""
     srv = workers_server
     per_worker: dict[str, int] = {}
     async with _session(srv) as s:
@@ -524,6 +524,12 @@ async def test_metrics_are_the_whole_nodes_through_every_worker(workers_server):
             assert system["memory"]["total"] == sum(s["memory"]["total"] for s in each)
             assert system["open_files"] == sum(s["open_files"] for s in each)
             assert all(s["memory"]["total"] > 0 for s in each)
+            # the headers workers send each other are ignored from a client (TCP): the node's tree
+            forged = {"X-Couchpy-Worker-Forwarded": "0", "X-Couchpy-Worker-Ask": "1"}
+            async with w.get("/_node/_local/_stats/couchdb/httpd_status_codes/404", headers=forged) as r:
+                assert (await r.json())["value"] == total
+            async with w.get("/_node/_local/_stats", headers=forged) as r:
+                assert set(await r.json()) >= {"couchdb", "mango"}
 
 
 async def _auth_status(s: aiohttp.ClientSession, auth: aiohttp.BasicAuth, worker: int) -> int:
