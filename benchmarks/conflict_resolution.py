@@ -21,11 +21,10 @@ import hashlib
 import json
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 from benchmarks.measure import server_usage
-from benchmarks.servers import CouchpyServer, temp_dir
+from benchmarks.servers import interleaved
 from benchmarks.workloads import Bench, CheckFailed
 
 BATCH = 500
@@ -83,12 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.url:
         print(json.dumps(asyncio.run(_main(args.url, args.docs)), indent=2))
         return 0
-    for rnd in range(1, args.rounds + 1):
-        for checkout in args.checkouts.split(","):
-            with temp_dir("bench-conflicts-") as tmp, CouchpyServer(Path(tmp), repo=Path(checkout).resolve()) as server:
-                load = os.getloadavg()
-                res = asyncio.run(_main(server.url, args.docs, server.pid))
-            print(json.dumps({"round": rnd, "checkout": checkout, "loadavg": load, **res}), flush=True)
+    for rnd, checkout, server in interleaved(args.checkouts.split(","), args.rounds):
+        load = os.getloadavg()
+        res = asyncio.run(_main(server.url, args.docs, server.pid))
+        print(json.dumps({"round": rnd, "checkout": checkout, "loadavg": load, **res}), flush=True)
     return 0
 
 

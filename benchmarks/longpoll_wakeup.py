@@ -12,12 +12,14 @@ Every answer is checked: it names the written document and nothing else. Each wa
 (`timeout=` on the request, `wait_s` on the client).
 
     python -m benchmarks.longpoll_wakeup --url http://admin:pw@127.0.0.1:5984 [--waiters 200]
+    python -m benchmarks.longpoll_wakeup --checkouts ../old,. --rounds 3   # A/B, interleaved
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
 import time
 from typing import Any
 
@@ -25,6 +27,7 @@ import aiohttp
 import orjson
 
 from benchmarks.measure import pct
+from benchmarks.servers import interleaved
 from benchmarks.workloads import Bench, CheckFailed, make_doc
 
 SETTLE_S = 1.0  # after sending the waiters' requests, before the write: let the server park them
@@ -103,20 +106,29 @@ async def longpoll_wakeup(bench: Bench, *, writes: int = 20, waiters: int = 200,
     return out
 
 
-async def _main(args: argparse.Namespace) -> dict[str, Any]:
-    async with Bench(args.url, "small") as bench:
+async def _main(url: str, args: argparse.Namespace) -> dict[str, Any]:
+    async with Bench(url, "small") as bench:
         return await longpoll_wakeup(bench, writes=args.writes, waiters=args.waiters,
                                      fanout_writes=args.fanout_writes)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--url", required=True)
+    where = ap.add_mutually_exclusive_group(required=True)
+    where.add_argument("--url")
+    where.add_argument("--checkouts", help="comma-separated couchpy checkouts to start in turn")
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--writes", type=int, default=20)
     ap.add_argument("--waiters", type=int, default=200)
     ap.add_argument("--fanout-writes", type=int, default=5)
     args = ap.parse_args(argv)
-    print(json.dumps(asyncio.run(_main(args)), indent=2))
+    if args.url:
+        print(json.dumps(asyncio.run(_main(args.url, args)), indent=2))
+        return 0
+    for rnd, checkout, server in interleaved(args.checkouts.split(","), args.rounds):
+        load = os.getloadavg()
+        res = asyncio.run(_main(server.url, args))
+        print(json.dumps({"round": rnd, "checkout": checkout, "loadavg": load, **res}), flush=True)
     return 0
 
 

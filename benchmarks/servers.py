@@ -19,6 +19,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.nodeenv import node_modules
@@ -166,3 +167,12 @@ class CeilingServer(_Subprocess):
 
 def temp_dir(prefix: str) -> tempfile.TemporaryDirectory[str]:
     return tempfile.TemporaryDirectory(prefix=prefix)
+
+
+def interleaved(checkouts: list[str], rounds: int) -> Iterator[tuple[int, str, CouchpyServer]]:
+    """A fresh couchpy from each checkout in turn (a `git worktree` of each commit to compare),
+    `rounds` times over: (round, checkout, the running server)."""
+    for rnd in range(1, rounds + 1):
+        for checkout in checkouts:
+            with temp_dir("bench-ab-") as tmp, CouchpyServer(Path(tmp), repo=Path(checkout).resolve()) as server:
+                yield rnd, checkout, server
