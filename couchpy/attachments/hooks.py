@@ -176,9 +176,11 @@ async def prepare(db: Any, doc: dict, followers: Any = None) -> None:
                 raise BadRequest(f"Attachment {name}: length does not match the body sent")
         else:
             raise BadRequest(f"Invalid attachment data for {name}")  # CouchDB's words
-        revpos = entry.get("revpos")
-        if replicated and isinstance(revpos, int) and not isinstance(revpos, bool) and revpos > 0:
-            new["revpos"] = revpos  # a replicated revision keeps the revpos its source gave it
+        if replicated:
+            # a replicated revision keeps the revpos its source gave it; without one, CouchDB
+            # stores couch_att's default, 0 (an attachment every `atts_since` counts as known)
+            revpos = entry.get("revpos", 0)
+            new["revpos"] = revpos if isinstance(revpos, int) and not isinstance(revpos, bool) and revpos >= 0 else 0
         atts[name] = new
 
 
@@ -243,7 +245,7 @@ def finalize(
                 raise CouchError(f"Attachment {name} body vanished before commit", error="conflict", status=409)
             revpos = new_pos
             sent = entry.get("revpos")
-            if new_edits is not True and isinstance(sent, int) and 0 < sent <= new_pos:
+            if new_edits is not True and isinstance(sent, int) and 0 <= sent <= new_pos:
                 revpos = sent
             out[name] = _stub(entry, revpos)
             md5 = md5_of_digest(entry["digest"])

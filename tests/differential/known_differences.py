@@ -172,11 +172,6 @@ OPEN: tuple[KnownDifference, ...] = (
         "with a non-string end (`{\"$lt\": null}`) nothing at all; couchpy examines them.",
         _find_id_range_design_docs,
     ),
-    *_open("open-replicated-attachment-revpos",
-           "A replicated revision (`new_edits=false`) with an inline attachment that gives no "
-           "`revpos`: CouchDB stores `revpos` 0 (couch_att's default), couchpy the revision's "
-           "position.",
-           "* | body *._attachments.*.revpos | value"),
 )
 
 

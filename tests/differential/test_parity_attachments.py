@@ -46,3 +46,25 @@ async def test_deleted_attachment_answered_without_an_etag(server, couchdb):
     delete = Req("DELETE", "/{db}/a/t.bin", (("rev", "$rev:a"),), endpoint="DELETE /{db}/{doc}/{att}")
     got = await parity(server, couchdb, [put_att("t.bin", "application/octet-stream"), delete])
     assert got.status == 200 and "etag" not in got.headers
+
+
+def _replicated(revpos: dict) -> Req:
+    """A replicated revision (`new_edits=false`) with an inline attachment, `revpos` as given."""
+    doc = {"_id": "r", "_rev": "3-" + "c" * 32, "_revisions": {"start": 3, "ids": ["c" * 32, "b" * 32, "a" * 32]},
+           "_attachments": {"t.bin": {"content_type": "application/octet-stream", "data": "aGVsbG8=", **revpos}}}
+    return Req("POST", "/{db}/_bulk_docs", body={"new_edits": False, "docs": [doc]}, endpoint="POST /{db}/_bulk_docs")
+
+
+async def test_a_replicated_attachment_keeps_the_revpos_it_was_given_or_0(server, couchdb):
+    read = Req("GET", "/{db}/r", endpoint="GET /{db}/{doc}")
+    for revpos, stored in (({}, 0), ({"revpos": 2}, 2), ({"revpos": 0}, 0)):
+        got = await parity(server, couchdb, [_replicated(revpos), read])
+        assert got.status == 200 and got.body["_attachments"]["t.bin"]["revpos"] == stored, (revpos, got.body)
+    put = Req("PUT", "/{db}/r", (("new_edits", "false"),), body=_replicated({}).body["docs"][0],
+              endpoint="PUT /{db}/{doc}")
+    got = await parity(server, couchdb, [put, read])
+    assert got.body["_attachments"]["t.bin"]["revpos"] == 0, got.body
+    # an attachment at revpos 0 is one every atts_since already has: a stub
+    since = Req("GET", "/{db}/r", (("atts_since", '["1-' + "a" * 32 + '"]'),), endpoint="GET /{db}/{doc}")
+    got = await parity(server, couchdb, [_replicated({}), since])
+    assert got.body["_attachments"]["t.bin"].get("stub") is True, got.body
