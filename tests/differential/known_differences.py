@@ -143,14 +143,6 @@ def _find_excluded_start(req: Req, d: Difference) -> bool:
             and ("$gt" in text or "$lt" in text))
 
 
-def _find_id_range_design_docs(req: Req, d: Difference) -> bool:
-    text = req.body.decode("utf-8", "replace") if isinstance(req.body, bytes) else json.dumps(req.body)
-    return (req.endpoint == "POST /{db}/_find" and d.kind == "body"
-            and d.where == ".execution_stats.total_keys_examined" and d.what == "value"
-            and isinstance(d.couchpy, int) and isinstance(d.couchdb, int) and d.couchpy > d.couchdb
-            and '"_id"' in text)
-
-
 def _open(name: str, reason: str, *classes: str) -> tuple[KnownDifference, ...]:
     return tuple(KnownDifference(name, reason, c) for c in classes)
 
@@ -164,13 +156,6 @@ OPEN: tuple[KnownDifference, ...] = (
         "reads the excluded end's rows and turns them down, couchpy starts past them, so its "
         "`total_keys_examined` (and `total_docs_examined`) is smaller.",
         _find_excluded_start,
-    ),
-    KnownDifference(
-        "open-find-id-range-design-docs",
-        "`_find` with a condition on `_id` and no index: CouchDB examines no design document "
-        "(`{\"_id\": {\"$gt\": \"\"}}` over `_design/d` and `a` examines 1 key), and a range "
-        "with a non-string end (`{\"$lt\": null}`) nothing at all; couchpy examines them.",
-        _find_id_range_design_docs,
     ),
 )
 

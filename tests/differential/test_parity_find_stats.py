@@ -67,3 +67,30 @@ async def test_stats_with_a_read_quorum(server, couchdb):
     ]:
         got = await parity(server, couchdb, [*setup, query])
         assert quorum(got) == counts, (query.body, quorum(got))
+
+
+async def test_a_design_document_counts_as_examined_only_when_the_selector_turns_it_down(server, couchdb):
+    # `_design/zz` sorts before `a`: a selector that matches it sends it to CouchDB's coordinator,
+    # which passes it by uncounted; one that does not match it counts it as examined
+    for selector, counts in [
+        ({"_id": {"$gt": ""}}, (3, 3, 3)),
+        ({"_id": {"$exists": True}}, (3, 3, 3)),
+        ({"_id": {"$regex": "."}}, (3, 3, 3)),
+        ({"_id": {"$lte": "_design/zzz"}}, (0, 0, 0)),
+        ({"_id": {"$in": ["a", "b"]}}, (4, 4, 2)),
+        ({"x": {"$gt": 0}, "_id": {"$gt": ""}}, (4, 4, 3)),
+        ({"$or": [{"_id": "a"}, {"x": 2}]}, (4, 4, 2)),
+    ]:
+        got = await parity(server, couchdb, [*DOCS, DDOC, find(selector=selector)])
+        assert examined(got) == counts, (selector, examined(got))
+
+
+async def test_an_id_range_no_string_falls_in_examines_nothing(server, couchdb):
+    # ids are strings, compared raw (Erlang's term order): every other value sorts before them
+    for selector in ({"_id": {"$lt": None}}, {"_id": {"$lte": False}}, {"_id": {"$lt": 5}},
+                     {"_id": {"$lt": []}}, {"_id": {"$lte": {}}}, {"_id": 1}):
+        got = await parity(server, couchdb, [*DOCS, DDOC, find(selector=selector)])
+        assert examined(got) == (0, 0, 0), (selector, examined(got))
+    for selector in ({"_id": {"$gt": None}}, {"_id": {"$gt": []}}, {"_id": {"$gte": {}}}):
+        got = await parity(server, couchdb, [*DOCS, DDOC, find(selector=selector)])
+        assert examined(got) == (3, 3, 3), (selector, examined(got))
