@@ -42,6 +42,7 @@ def make_app(node: Node, cluster: Any = None) -> web.Application:
         middlewares.insert(0, workers.workers_middleware)
     app = web.Application(middlewares=middlewares, client_max_size=max_body)
     app["node"] = node
+    app["slow_request_ms"] = [None, 5000.0]  # node_api's cache of `[log] slow_request_ms`
     if node.shared:
         workers.install(app)
     app["auth"] = Authenticator(node, workers.shared_lockout(node) if node.shared else None)

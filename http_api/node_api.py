@@ -71,10 +71,9 @@ async def metrics_middleware(request: web.Request, handler):
 
 def _slow_ms(app: web.Application) -> float:
     config = app["node"].config
-    cached = app.get("slow_request_ms")
-    if cached is None or cached[0] != config.version:
-        cached = (config.version, float(config.get_int("log", "slow_request_ms", 5000) or 5000))
-        app["slow_request_ms"] = cached
+    cached = app["slow_request_ms"]  # [config version, threshold]: a started app's state is frozen
+    if cached[0] != config.version:
+        cached[:] = [config.version, float(config.get_int("log", "slow_request_ms", 5000) or 5000)]
     return cached[1]
 
 
