@@ -18,13 +18,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import json
-import os
 import time
 from typing import Any
 
 from benchmarks.measure import server_usage
-from benchmarks.servers import interleaved
+from benchmarks.servers import one_or_interleaved
 from benchmarks.workloads import Bench, CheckFailed
 
 BATCH = 500
@@ -73,20 +71,8 @@ async def _main(url: str, docs: int, pid: int | None = None) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    where = ap.add_mutually_exclusive_group(required=True)
-    where.add_argument("--url")
-    where.add_argument("--checkouts", help="comma-separated couchpy checkouts to start in turn")
-    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--docs", type=int, default=2000)
-    args = ap.parse_args(argv)
-    if args.url:
-        print(json.dumps(asyncio.run(_main(args.url, args.docs)), indent=2))
-        return 0
-    for rnd, checkout, server in interleaved(args.checkouts.split(","), args.rounds):
-        load = os.getloadavg()
-        res = asyncio.run(_main(server.url, args.docs, server.pid))
-        print(json.dumps({"round": rnd, "checkout": checkout, "loadavg": load, **res}), flush=True)
-    return 0
+    return one_or_interleaved(ap, argv, lambda url, pid, args: _main(url, args.docs, pid))
 
 
 if __name__ == "__main__":

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
 import time
 from typing import Any
 
@@ -27,7 +25,7 @@ import aiohttp
 import orjson
 
 from benchmarks.measure import pct
-from benchmarks.servers import interleaved
+from benchmarks.servers import one_or_interleaved
 from benchmarks.workloads import Bench, CheckFailed, make_doc
 
 SETTLE_S = 1.0  # after sending the waiters' requests, before the write: let the server park them
@@ -114,22 +112,10 @@ async def _main(url: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    where = ap.add_mutually_exclusive_group(required=True)
-    where.add_argument("--url")
-    where.add_argument("--checkouts", help="comma-separated couchpy checkouts to start in turn")
-    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--writes", type=int, default=20)
     ap.add_argument("--waiters", type=int, default=200)
     ap.add_argument("--fanout-writes", type=int, default=5)
-    args = ap.parse_args(argv)
-    if args.url:
-        print(json.dumps(asyncio.run(_main(args.url, args)), indent=2))
-        return 0
-    for rnd, checkout, server in interleaved(args.checkouts.split(","), args.rounds):
-        load = os.getloadavg()
-        res = asyncio.run(_main(server.url, args))
-        print(json.dumps({"round": rnd, "checkout": checkout, "loadavg": load, **res}), flush=True)
-    return 0
+    return one_or_interleaved(ap, argv, lambda url, _pid, args: _main(url, args))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,10 @@ Each one is a context manager that yields itself once the server answers `GET /`
 """
 from __future__ import annotations
 
+import argparse
+import asyncio
 import base64
+import json
 import os
 import socket
 import subprocess
@@ -19,7 +22,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 from tests.nodeenv import node_modules
@@ -176,3 +179,25 @@ def interleaved(checkouts: list[str], rounds: int) -> Iterator[tuple[int, str, C
         for checkout in checkouts:
             with temp_dir("bench-ab-") as tmp, CouchpyServer(Path(tmp), repo=Path(checkout).resolve()) as server:
                 yield rnd, checkout, server
+
+
+def one_or_interleaved(ap: argparse.ArgumentParser, argv: list[str] | None,
+                       run: Callable[[str, int | None, argparse.Namespace], Awaitable[dict]]) -> int:
+    """The command line of a workload run against one server (`--url`) or against couchpy
+    checkouts started fresh in interleaved rounds (`--checkouts A,B --rounds N`): one JSON result
+    for the first, one JSON line per round (with the load average at its start) for the second.
+    `run(url, server pid or None, args)` runs the workload once."""
+    where = ap.add_mutually_exclusive_group(required=True)
+    where.add_argument("--url")
+    where.add_argument("--checkouts", help="comma-separated couchpy checkouts to start in turn")
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args(argv)
+    if args.url:
+        print(json.dumps(asyncio.run(run(args.url, None, args)), indent=2))
+        return 0
+    for rnd, checkout, server in interleaved(args.checkouts.split(","), args.rounds):
+        load = os.getloadavg()
+        res = asyncio.run(run(server.url, server.pid, args))
+        print(json.dumps({"round": rnd, "checkout": checkout, "loadavg": load, **res}), flush=True)
+    return 0
+
