@@ -88,6 +88,7 @@ class Database:
         self.validators_loaded = False
         self._waiters = Waiters()  # feeds waiting for the next commit
         self._notified_seq = self._meta["update_seq"]  # the last sequence feeds were woken for
+        self._published_seq = self._meta["update_seq"]  # the last sequence apply_meta published
         self.pins = 0
         self.release_when_unpinned = False  # see Node._still_catalogued
         self.compact_running = False
@@ -111,6 +112,7 @@ class Database:
         self._bodies = self.store.db("bodies")
         self._local = self.store.db("local")
         self._meta_db = self.store.db("meta")
+        self._meta_txnid = -1  # transaction ids of another environment say nothing here
         with self.store.env.begin() as txn:
             self.codec = bodycodec.Codec(txn.get(bodycodec.DICT_KEY, db=self._meta_db))
 
@@ -120,9 +122,11 @@ class Database:
     def meta(self) -> dict[str, Any]:
         """The database's metadata (counts, sequences, security, ...) as last committed. With
         several server processes on one data directory (`node.shared`) another process may have
-        committed since: LMDB's last transaction id, read from the shared lock file, says so
-        cheaply, and only then is the record read again."""
-        if self.node.shared and not self.closed:
+        committed since; and while this process's writer commits in its thread, a reader may
+        already see the new documents before the writer publishes the new metadata on the event
+        loop (tests/test_meta_after_commit.py). In both cases LMDB's last transaction id says
+        cheaply whether the record must be read again."""
+        if (self.node.shared or self.writer.in_flight) and not self.closed:
             self._reload_meta()
         return self._meta
 
@@ -780,9 +784,11 @@ class Database:
 
     def apply_meta(self, meta: dict) -> None:
         """Called on the event loop after a commit: publish the new state and wake the feeds."""
-        old_seq = self._meta["update_seq"]
         self._meta = meta
-        if meta["update_seq"] != old_seq:
+        # compared with what this method published last, not with `_meta`: a reader may have
+        # loaded this very metadata already while the commit was in flight (`meta`)
+        if meta["update_seq"] != self._published_seq:
+            self._published_seq = meta["update_seq"]
             self.node.db_updates.note_updated(self.name)
         if meta["update_seq"] != self._notified_seq:
             self._notified_seq = meta["update_seq"]

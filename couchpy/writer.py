@@ -35,6 +35,9 @@ class GroupCommitWriter:
         self._queue: list[tuple[list[dict], bool, asyncio.Future, bool]] = []
         self._task: asyncio.Task | None = None
         self._idle_event: asyncio.Event | None = None
+        # True while a transaction commits in the executor thread: readers on the event loop may
+        # already see its documents while the database's published metadata is the previous one
+        self.in_flight = False
 
     @property
     def db(self):
@@ -77,6 +80,13 @@ class GroupCommitWriter:
             if self._task is asyncio.current_task():
                 self._task = None
 
+    async def _commit(self, loop: asyncio.AbstractEventLoop, fn: Callable[[Any], Any]) -> Any:
+        self.in_flight = True
+        try:
+            return await loop.run_in_executor(EXECUTOR, self.db.store.write, fn)
+        finally:
+            self.in_flight = False
+
     async def _commit_queued(self) -> None:
         loop = asyncio.get_running_loop()
         db = self.db
@@ -86,7 +96,7 @@ class GroupCommitWriter:
                 self._queue.pop(0)
                 _, (_, fn, then), fut, _ = head
                 try:
-                    result = await loop.run_in_executor(EXECUTOR, db.store.write, fn)
+                    result = await self._commit(loop, fn)
                     if then is not None:
                         await then(result)
                 except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
@@ -110,7 +120,7 @@ class GroupCommitWriter:
                 return db.apply_updates(txn, batch, meta), meta
 
             try:
-                results, meta = await loop.run_in_executor(EXECUTOR, db.store.write, apply)
+                results, meta = await self._commit(loop, apply)
             except BaseException as exc:  # noqa: BLE001 - every waiter learns the commit failed
                 for _, _, fut, _ in group:
                     if not fut.done():
