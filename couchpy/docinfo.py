@@ -60,7 +60,7 @@ def local_record(docid: str, rev: str, body: dict) -> bytes:
     data: dict = {"rev": rev, "body": body}
     if longkeys.is_long(local_key(docid)):
         data["id"] = docid
-    return jsonutil.dumps(data)
+    return jsonutil.dumps_stored(data)
 
 
 def local_id(key: bytes, value: bytes) -> bytes:

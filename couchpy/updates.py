@@ -164,7 +164,7 @@ def store_doc(db, txn, docid: str, old: DocInfo | None, tree: revtree.Tree,
         gone = db.stored_bodies(txn, docid, (rev for rev in revtree.leaf_set(old.tree) if rev not in still))
     added = []
     for rev, body in bodies.items():
-        raw = jsonutil.dumps(body)
+        raw = jsonutil.dumps_stored(body)
         added.append((body_key(docid, rev), raw, db.codec.encode(raw)))
     change = partition_sizes.doc_counts(deleted, added)
     if old is not None:

@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from couchpy import docrules
+
 from tests.parity import pdb, peer, put_doc  # noqa: F401  (fixtures)
 
 
@@ -156,3 +158,30 @@ async def test_a_replicated_write_needs_a_rev(peer, pdb, docid):
         assert (r.status, await r.json()) == (400, reason)
     async with peer.post(f"/{pdb}/_bulk_docs", json={"new_edits": False, "docs": [{"_id": docid}]}) as r:
         assert (r.status, await r.json()) == (400, reason)
+
+
+NEGATIVE_ZEROS = b'{"a":-0.0,"b":[-0.0e3,{"c":-0E-2}],"d":-1e-400,"e":-0,"f":-1e-320,"-0.0":"-0.0"}'
+UNSIGNED = b'{"a":0.0,"b":[0.0,{"c":0.0}],"d":0.0,"e":0,"f":-1e-320,"-0.0":"-0.0"}'
+
+
+async def test_a_negative_zero_is_stored_with_its_sign_and_read_as_zero(peer, pdb):
+    """CouchDB hashes a parsed -0.0 into the revision id with its sign, but writes it back as 0.0
+    wherever the document is read: a document, a `_local` one, a `_bulk_docs` row, a feed."""
+    headers = {"Content-Type": "application/json"}
+    async with peer.put(f"/{pdb}/z", data=NEGATIVE_ZEROS, headers=headers) as r:
+        assert r.status == 201
+        rev = (await r.json())["rev"]
+    assert rev == "1-87f45f004c55c748af646e63ab612922"
+    assert rev != docrules.new_rev(None, False, json.loads(UNSIGNED))  # the signs are hashed
+    async with peer.put(f"/{pdb}/_local/z", data=NEGATIVE_ZEROS, headers=headers) as r:
+        assert r.status == 201
+    async with peer.post(f"/{pdb}/_bulk_docs", data=b'{"docs":[{"_id":"y","v":-0.0}]}', headers=headers) as r:
+        assert r.status == 201
+    for path, prefix in ((f"/{pdb}/z", b'{"_id":"z","_rev":"' + rev.encode() + b'",'),
+                         (f"/{pdb}/_local/z", b'{"_id":"_local/z","_rev":"0-1",')):
+        async with peer.get(path) as r:
+            assert await r.read() == prefix + UNSIGNED[1:] + b"\n"
+        async with peer.head(path) as r:
+            assert int(r.headers["Content-Length"]) == len(prefix + UNSIGNED[1:] + b"\n")
+    async with peer.get(f"/{pdb}/_all_docs", params={"include_docs": "true", "key": '"y"'}) as r:
+        assert b'"v":0.0}' in await r.read()

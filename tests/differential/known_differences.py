@@ -161,13 +161,7 @@ def _open(name: str, reason: str, *classes: str) -> tuple[KnownDifference, ...]:
 
 # Differences found and not yet resolved. Listed (and documented) so that none passes silently;
 # each entry is to be fixed and removed.
-OPEN: tuple[KnownDifference, ...] = (
-    *_open("open-negative-zero",
-           "A document body holding the float `-0.0`: CouchDB stores and answers it as `0.0`, "
-           "couchpy keeps `-0.0`. Parsed bodies compare equal; a HEAD's Content-Length shows it "
-           "(met by the sixth run, 1 sequence of 5,000).",
-           "HEAD /{db}/{doc} [200] | header content-length | value"),
-)
+OPEN: tuple[KnownDifference, ...] = ()
 
 
 def known(req: Req, d: Difference) -> KnownDifference | None:
