@@ -98,8 +98,8 @@ class Resolver(BackgroundTask):
             key = conflict_merge.canonical([policy, db.meta.get("created")])
             prev = self.seen.get(db.name)
             since = prev[1] if prev is not None and prev[0] == key else 0
-            if db.update_seq <= since:
-                continue
+            if db.update_seq <= since or self.node.fence_reason(db.name) is not None:
+                continue  # nothing new, or no document writes now (a fence): looked at once lifted
             with pinning_scope():
                 try:
                     db = self.node.get_db(db.name)  # pinned while resolving: the LRU keeps it open
@@ -113,6 +113,7 @@ class Resolver(BackgroundTask):
     async def resolve_db(self, db: Any, policy: dict, since: int) -> tuple[int, bool]:
         """Resolve the conflicts among the next BATCH changes after `since`; (seq read up to,
         whether the batch was full)."""
+        start = since
         infos = list(scans.changes_since(db, since, limit=BATCH))
         await asyncio.sleep(0)  # requests are answered between batches of a long first read
         merges: list[Merge] = []
@@ -135,8 +136,10 @@ class Resolver(BackgroundTask):
             try:
                 await self.write(db, merges)
             except CouchError as exc:
-                # refused as a whole (a fenced database): what any one of them would have met alone
-                log.warning("conflicts of %d documents in %s left unresolved: %s", len(merges), db.name, exc.reason)
+                # refused as a whole (a fence set since the batch was read): the batch is read
+                # again once the fence is lifted, as nothing else would bring these documents back
+                log.warning("conflicts of %d documents in %s not resolved yet: %s", len(merges), db.name, exc.reason)
+                return start, False
         return since, len(infos) == BATCH
 
     async def merge_doc(self, db: Any, policy: dict, docid: str) -> Merge | None:

@@ -66,3 +66,35 @@ async def test_a_batch_of_resolutions_is_two_writes_merges_first(tmp_path):
             assert sorted(db.get(d)["tags"]) == expected, d
     finally:
         await node.aclose()
+
+
+async def test_conflicts_met_while_the_database_is_fenced_are_resolved_once_it_is_lifted(tmp_path):
+    """A fence (Node.fence: no document writes, e.g. while a database moves) refuses the
+    resolver's writes; the documents it read meanwhile must not be passed by for good."""
+    node = couchpy.open(tmp_path / "data")
+    try:
+        db = node.create_db("fenced")
+        ids = ["f1", "f2"]
+        await db.bulk_docs([{"_id": d, "_rev": _rev(d + side), "tags": [side]} for d in ids for side in "ab"],
+                           new_edits=False)
+        policy = conflict_merge.parse_policy({"type": "union", "field": "tags"})
+        await db.set_meta_field(META_FIELD, policy)
+        resolver = Resolver(node)
+
+        # the fence set after the batch was read: the write is refused, the batch not passed
+        await node.fence(db.name, "moving")
+        assert await resolver.resolve_db(db, policy, 0) == (0, False)
+        # while fenced, the resolver does not look at the database
+        assert not await resolver.step()
+        assert all(len(live_leaves(db.get_docinfo(d))) == 2 for d in ids)
+
+        node.unfence(db.name)
+        for _ in range(10):
+            if not await resolver.step():
+                break
+        assert resolver.resolved == len(ids)
+        for d in ids:
+            assert len(live_leaves(db.get_docinfo(d))) == 1, d
+            assert sorted(db.get(d)["tags"]) == ["a", "b"]
+    finally:
+        await node.aclose()
