@@ -18,7 +18,7 @@ import hashlib
 from typing import Any, Callable
 
 from . import etf
-from .attachments.codec import decode_base64
+from .attachments.codec import inline_bytes
 from .errors import BadRequest, DocValidation
 from .revtree import parse_rev
 
@@ -96,7 +96,9 @@ def check_members(doc: dict, max_id_length: int | None = None,
     reads them when a write arrives: the first bad one is the one reported, whatever it is
     (`{"_attachments": {"t": {}}, "_rev": "bad"}` is the attachment's fault,
     `{"_rev": "bad", "_id": 1}` the revision's). An inline attachment's data is decoded here, as
-    couch_att:from_json does; its name is checked after the whole body (`check_attachment_names`).
+    couch_att:from_json does, and its entry keeps the bytes, so that the write decodes it only
+    once (`codec.inline_bytes`: its `data` becomes equal text carrying them); its name is checked
+    after the whole body (`check_attachment_names`).
 
     `stored`: whether an attachment entry is one the server itself made from data it already
     stored (a standalone attachment's write), passed by.
@@ -132,13 +134,14 @@ def check_members(doc: dict, max_id_length: int | None = None,
 def _check_attachments(value: object, stored: Callable[[Any], bool] | None) -> None:
     """`_attachments` as couch_doc:transfer_fields and couch_att:from_json read it: an object
     (`null` too is refused); an entry that is not an object is passed by; a stub or an entry
-    whose data follows (multipart) carries no data, any other must carry valid base64."""
+    whose data follows (multipart) carries no data, any other must carry valid base64, whose
+    bytes the entry keeps for the step that stores them (`codec.inline_bytes`)."""
     if not isinstance(value, dict):
         raise DocValidation("Bad special document member: _attachments")
     for name, entry in value.items():
         if (isinstance(entry, dict) and entry.get("stub") is not True and entry.get("follows") is not True
                 and not (stored and stored(entry))):
-            decode_base64(entry.get("data"), name)
+            inline_bytes(entry, name)
 
 
 def _check_revisions(value: object) -> None:

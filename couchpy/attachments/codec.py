@@ -53,6 +53,40 @@ def decode_base64(data: object, name: str) -> bytes:
         raise BadRequest(f"Invalid attachment data for {name}") from exc
 
 
+class _DecodedText(str):
+    """Inline base64 `data` already decoded: the same text, carrying its bytes (`raw`).
+
+    Equal to the text it replaces and written by orjson and json as that text, so a body holding
+    it reads, serializes and is measured as the client sent it. Copied or pickled, it becomes
+    plain text again: the bytes never leave the write that decoded them."""
+
+    raw: bytes = b""
+
+    def __reduce__(self):
+        return (str, (str(self),))
+
+
+def inline_bytes(entry: dict, name: str) -> bytes:
+    """The bytes of an inline attachment entry's `data`, decoded once per write.
+
+    A write's inline data is read by every check it goes through (in the HTTP handler, for
+    CouchDB's order of errors, again in Database._prepare, for library callers and the routes
+    that do not check first) and then by the step that stores it (couchpy.attachments.hooks). The
+    first decodes it, with decode_base64's errors, and puts the text back in the entry as a
+    `_DecodedText`; the later ones take its bytes. The bytes ride on the very text they decode,
+    so an entry whose `data` was replaced since is decoded anew, never given stale bytes. The
+    price: until stored, a write holds its attachments' bytes beside their text (a _bulk_docs
+    request, those of all its documents, all checked before the first is stored)."""
+    data = entry.get("data")
+    if type(data) is _DecodedText:
+        return data.raw
+    raw = decode_base64(data, name)
+    kept = _DecodedText(data)
+    kept.raw = raw
+    entry["data"] = kept
+    return raw
+
+
 def encode_base64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 

@@ -29,7 +29,7 @@ from typing import Any
 from ..errors import BadRequest, CouchError, PreconditionFailed
 from .access import blobs_for, settings_for
 from .blobstore import DeferredBlob
-from .codec import decode_base64, md5_of_digest
+from .codec import inline_bytes, md5_of_digest
 from .render import render
 
 MARK = "_couchpy_prepared"
@@ -160,7 +160,7 @@ async def prepare(db: Any, doc: dict, followers: Any = None) -> None:
         if ctype is not None and not isinstance(ctype, str):
             raise BadRequest(f"Attachment {name}: content_type must be a string")
         if "data" in entry:
-            data = decode_base64(entry["data"], name)
+            data = inline_bytes(entry, name)  # decoded already when the write was checked
             new = await store_stream(db, name, ctype, data)
         elif entry.get("follows") is True:
             source = _follower(followers, name)
@@ -198,7 +198,7 @@ def check_local(doc: dict) -> None:
             continue
         if "data" not in entry:
             raise BadRequest(f"Invalid attachment data for {name}")
-        decode_base64(entry["data"], name)
+        inline_bytes(entry, name)
 
 
 def _stub(entry: dict, revpos: int) -> dict:

@@ -1,0 +1,110 @@
+"""An inline attachment's base64 is decoded once per write, whatever route the write takes.
+
+A write is checked twice before its bytes are stored (in the HTTP handler, for CouchDB's order of
+errors, and in Database._prepare, for library callers and the routes that do not check first),
+and each check reads the inline data; decoding it at every step costs a large attachment's
+decoding time two or three times over. The server runs in this process, so that every call of
+`decode_base64` it makes is counted, wherever that function was imported.
+"""
+
+from __future__ import annotations
+
+import base64
+import sys
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from couchpy.attachments import codec
+from couchpy.node import Node
+from couchpy_cli import prepare_config
+from http_api.app import make_app
+
+from .serverproc import free_port
+
+DATA = bytes(range(256)) * 64
+INLINE = {"a.bin": {"content_type": "application/octet-stream", "data": base64.b64encode(DATA).decode()}}
+
+
+@pytest.fixture
+async def session(tmp_path):
+    (tmp_path / "couchpy.ini").write_text("[admins]\nadmin = secret\n[chttpd_auth]\niterations = 1000\n")
+    config, _ = prepare_config(tmp_path, None)
+    node = Node(tmp_path, config)
+    node.ensure_system_dbs()
+    runner = web.AppRunner(make_app(node), access_log=None, handle_signals=False, shutdown_timeout=5)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port, reuse_address=True).start()
+    try:
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}", auth=aiohttp.BasicAuth("admin", "secret")) as s:
+            assert (await s.put("/d")).status == 201
+            yield s
+    finally:
+        await runner.cleanup()
+        await node.aclose()
+
+
+@pytest.fixture
+def decodes(monkeypatch) -> list[str]:
+    """The attachment names `decode_base64` is called for, in every module holding it."""
+    calls: list[str] = []
+    original = codec.decode_base64
+
+    def counted(data, name):
+        calls.append(name)
+        return original(data, name)
+
+    for module in list(sys.modules.values()):
+        if getattr(module, "__name__", "").startswith(("couchpy", "http_api")) \
+                and getattr(module, "decode_base64", None) is original:
+            monkeypatch.setattr(module, "decode_base64", counted)
+    return calls
+
+
+async def _stored(s: aiohttp.ClientSession, docid: str) -> bytes:
+    async with s.get(f"/d/{docid}/a.bin") as r:
+        assert r.status == 200, await r.text()
+        return await r.read()
+
+
+async def test_put_decodes_once(session, decodes):
+    async with session.put("/d/put", json={"_attachments": INLINE}) as r:
+        assert r.status == 201, await r.text()
+    assert decodes == ["a.bin"]
+    assert await _stored(session, "put") == DATA
+
+
+async def test_post_decodes_once(session, decodes):
+    async with session.post("/d", json={"_id": "post", "_attachments": INLINE}) as r:
+        assert r.status == 201, await r.text()
+    assert decodes == ["a.bin"]
+    assert await _stored(session, "post") == DATA
+
+
+async def test_bulk_docs_decodes_once(session, decodes):
+    async with session.post("/d/_bulk_docs", json={"docs": [{"_id": "bulk", "_attachments": INLINE}]}) as r:
+        assert r.status == 201, await r.text()
+        assert [row.get("ok") for row in await r.json()] == [True]
+    assert decodes == ["a.bin"]
+    assert await _stored(session, "bulk") == DATA
+
+
+async def test_local_put_decodes_once(session, decodes):
+    # a _local document's attachments are checked, not stored: nothing of them is kept
+    async with session.put("/d/_local/l", json={"x": 1, "_attachments": INLINE}) as r:
+        assert r.status == 201, await r.text()
+    assert decodes == ["a.bin"]
+    async with session.get("/d/_local/l") as r:
+        assert await r.json() == {"_id": "_local/l", "_rev": "0-1", "x": 1}
+
+
+async def test_bad_data_still_refused(session, decodes):
+    bad = {"a.bin": {"content_type": "text/plain", "data": "not base64!"}}
+    for method, path, body in (("PUT", "/d/bad", {"_attachments": bad}),
+                               ("POST", "/d", {"_id": "bad", "_attachments": bad}),
+                               ("POST", "/d/_bulk_docs", {"docs": [{"_id": "bad", "_attachments": bad}]})):
+        async with session.request(method, path, json=body) as r:
+            assert (r.status, await r.json()) == (400, {"error": "bad_request",
+                                                         "reason": "Invalid attachment data for a.bin"})
