@@ -98,7 +98,7 @@ def check_members(doc: dict, max_id_length: int | None = None,
     `{"_rev": "bad", "_id": 1}` the revision's). An inline attachment's data is decoded here, as
     couch_att:from_json does, and its entry keeps the bytes, so that the write decodes it only
     once (`codec.inline_bytes`: its `data` becomes equal text carrying them); its name is checked
-    after the whole body (`check_attachment_names`).
+    after the whole body (`attachments.hooks.check_names`).
 
     `stored`: whether an attachment entry is one the server itself made from data it already
     stored (a standalone attachment's write), passed by.
