@@ -38,7 +38,7 @@ from .docinfo import DocInfo, body_key, docs_key, local_id, local_key, splice_do
 from .errors import BadRequest, Conflict, CouchError, NotFound, NotImplemented_, PreconditionFailed, TooLarge, Unavailable
 from .storage import Store
 from .updates import META_KEY
-from .waiters import Waiters
+from .waiters import Direct, Waiters
 from .views import ddoc as view_ddoc
 from .views import ddoc_fields
 from .views.manager import avalidate_design_doc
@@ -802,14 +802,15 @@ class Database:
     def feeds_should_end(self) -> bool:
         return self.closed or self.node.closing
 
-    def wait_for_change(self, since: int, timeout: float | None) -> Awaitable[None]:
-        """Wait (at most `timeout` seconds) for a commit after `since`.
+    def wait_for_change(self, since: int, timeout: float | None, direct: Direct | None = None) -> Awaitable[None]:
+        """Wait (at most `timeout` seconds) for a commit after `since` that `direct` does not
+        take (couchpy.waiters).
 
         A plain function returning what to await, not a coroutine of its own: an idle feed
         waits here for as long as it is open, and every suspended frame is memory it holds."""
         if self.update_seq > since:
             return _ready()
-        return self._waiters.wait(timeout)
+        return self._waiters.wait(timeout, direct)
 
     async def purge(self, requests: dict[str, list[str]]) -> dict[str, list[str]]:
         """Purge leaf revisions ({docid: [rev, ...]}, see couchpy.purge); {docid: [revs purged]}."""

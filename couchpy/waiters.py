@@ -5,36 +5,48 @@ runs (and writes to its socket) before the event loop looks at its sockets again
 request waits for the whole fan-out. They are woken a batch per turn of the event loop
 (couchpy/perturn.py); each waits on a future of its own (no shared future to shield from one
 waiter's cancellation).
+
+A waiter may leave a `direct` callback that takes its wake-up in the waker's stead: run in the
+waiter's place in the batch, it returns True when it did what the waiter would have done (a
+continuous feed writing the commit's rows to its socket), and the waiter stays parked for the
+next commit on the same future and timer. Resuming a feed's task through its frames, and a new
+future and timer for its next wait, cost more than the write itself; a waiter the callback
+cannot serve (False) is woken as any other.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from .perturn import PerTurn
 
 BATCH = 128
 
+Direct = Callable[[], bool]
+
 
 class Waiters:
     def __init__(self) -> None:
-        self._futures: set[asyncio.Future[None]] = set()
+        # each waiting future, with its direct callback or None
+        self._futures: dict[asyncio.Future[None], Direct | None] = {}
 
     def __len__(self) -> int:
         return len(self._futures)
 
-    async def wait(self, timeout: float | None) -> None:
-        """Until the next `wake()` or `timeout` seconds (None: no limit), whichever comes first."""
+    async def wait(self, timeout: float | None, direct: Direct | None = None) -> None:
+        """Until the next `wake()` that `direct` (if any) does not take, or `timeout` seconds
+        (None: no limit), whichever comes first."""
         # a bare timer on the future, not `asyncio.timeout`: an idle feed waits here for as long as
         # it is open, and the timeout's context manager, handle and frame cost it ~0.7 KB more
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         timer = None if timeout is None else loop.call_later(timeout, _wake, fut)
-        self._futures.add(fut)
+        self._futures[fut] = direct
         try:
             await fut
         finally:
-            self._futures.discard(fut)
+            self._futures.pop(fut, None)
             if timer is not None:
                 timer.cancel()
 
@@ -42,8 +54,8 @@ class Waiters:
         """Wake everyone waiting now; whoever starts waiting from here on waits for the next."""
         if not self._futures:
             return
-        woken, self._futures = self._futures, set()
-        _WAKING.extend(woken)
+        woken, self._futures = self._futures, {}
+        _WAKING.extend((self, fut, direct) for fut, direct in woken.items())
 
 
 def _wake(fut: asyncio.Future[None]) -> None:
@@ -51,4 +63,19 @@ def _wake(fut: asyncio.Future[None]) -> None:
         fut.set_result(None)
 
 
-_WAKING: PerTurn[asyncio.Future[None]] = PerTurn(_wake, batch=BATCH)
+def _wake_one(item: tuple[Waiters, asyncio.Future[None], Direct | None]) -> None:
+    waiters, fut, direct = item
+    if fut.done():  # timed out or cancelled while in the queue
+        return
+    if direct is not None:
+        try:
+            served = direct()
+        except Exception:  # noqa: BLE001 - the woken task meets the error on its own path
+            served = False
+        if served:
+            waiters._futures[fut] = direct  # parked again, for the next commit
+            return
+    fut.set_result(None)
+
+
+_WAKING: PerTurn[tuple[Waiters, asyncio.Future[None], Direct | None]] = PerTurn(_wake_one, batch=BATCH)

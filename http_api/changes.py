@@ -3,11 +3,13 @@
 A waiting feed sleeps on the database's commit future, so a write wakes every feed at once and an
 idle feed costs one suspended task and its socket. Feeds that ask the same question at the same
 moment (same `since`, same options: the common case when thousands of clients are all caught up)
-share one computation of the new rows.
+share one computation of the new rows, and a plain continuous feed has them written to its
+connection by the waker itself, its task staying parked (`_DirectWrite`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import sys
@@ -193,13 +195,15 @@ def _collect_sync(db, opts: ChangesOptions, since: int) -> tuple[list[dict], int
 
 
 class _SharedRows:
-    """Per-database memo of the rows after (since, options) for the current update_seq."""
+    """Per-database memo of the rows after (since, options) for the current update_seq: the
+    rows' lines, the last sequence they cover, their count, and the lines framed as one HTTP
+    chunk (for `_DirectWrite`; empty when there are no rows)."""
 
     def __init__(self):
         self.seq = -1
-        self.entries: dict[tuple, tuple[bytes, int, int]] = {}
+        self.entries: dict[tuple, tuple[bytes, int, int, bytes]] = {}
 
-    def get(self, db, opts: ChangesOptions, since: int):
+    def get(self, db, opts: ChangesOptions, since: int) -> tuple[bytes, int, int, bytes] | None:
         key = opts.cache_key()
         if key is None:
             return None
@@ -210,9 +214,52 @@ class _SharedRows:
         if hit is None:
             rows, last, _ = _collect_sync(db, opts, since)
             lines = b"".join(jsonutil.dumps(r) + b"\n" for r in rows)
-            hit = (lines, last, len(rows))
+            hit = (lines, last, len(rows), b"%x\r\n%s\r\n" % (len(lines), lines) if lines else b"")
             self.entries[key] = hit
         return hit
+
+
+class _DirectWrite:
+    """A plain continuous feed's wake-up taken by the waker (couchpy.waiters): the shared rows
+    after its `since` written to its connection as one HTTP chunk, its task left parked.
+
+    It declines (and the task runs as it would have) whenever the feed has anything else to do:
+    the database closing, the client gone (its watch ends the task), a connection not keeping up
+    (the transport still holds bytes: the task's own write then waits for the drain, so a slow
+    reader gets at most one chunk more than before), or rows that do not reach the current
+    sequence. Only for feeds whose rows are shared (`cache_key`: no filter, no `limit`, no
+    `until`), as plain JSON lines in a chunked body, uncompressed: then the chunk is exactly what
+    aiohttp's writer would send. The task's heartbeat timer runs on from its park: a heartbeat
+    may follow a directly written change sooner than `heartbeat` ms after it (a blank line
+    more), which is what not rearming a timer for every change costs."""
+
+    __slots__ = ("db", "opts", "shared", "transport", "since")
+
+    def __init__(self, db, opts: ChangesOptions, shared: _SharedRows, transport: asyncio.Transport):
+        self.db, self.opts, self.shared, self.transport = db, opts, shared, transport
+        self.since = opts.since
+
+    @classmethod
+    def for_feed(cls, request: web.Request, resp: web.StreamResponse, db, opts: ChangesOptions,
+                 shared: _SharedRows, eventsource: bool) -> _DirectWrite | None:
+        transport = request.transport
+        if (eventsource or opts.cache_key() is None or transport is None or resp.compression
+                or resp.headers.get("Transfer-Encoding") != "chunked"):
+            return None
+        return cls(db, opts, shared, transport)
+
+    def __call__(self) -> bool:
+        db, transport = self.db, self.transport
+        if db.feeds_should_end or transport.is_closing() or transport.get_write_buffer_size():
+            return False
+        hit = self.shared.get(db, self.opts, self.since)
+        if hit is None:
+            return False
+        _, last, _, chunk = hit
+        if chunk:
+            transport.write(chunk)
+        self.since = last
+        return last >= db.update_seq
 
 
 def _shared(request: web.Request, db) -> _SharedRows:
@@ -361,6 +408,7 @@ async def _stream(request, db, opts, heartbeat, timeout, eventsource: bool, watc
     if request.method == "HEAD":
         return resp  # the head only: aiohttp would send what a stream writes even to a HEAD
     shared = _shared(request, db)
+    direct = _DirectWrite.for_feed(request, resp, db, opts, shared, eventsource)
     since = opts.since
     sent = 0
     left = 0  # the final line's `pending`: that of the last listing with rows
@@ -370,7 +418,7 @@ async def _stream(request, db, opts, heartbeat, timeout, eventsource: bool, watc
             break
         hit = None if eventsource else shared.get(db, opts, since)
         if hit is not None:
-            lines, last, n = hit
+            lines, last, n, _ = hit
             if n:
                 if opts.limit is not None and sent + n > opts.limit:
                     hit = None
@@ -398,8 +446,12 @@ async def _stream(request, db, opts, heartbeat, timeout, eventsource: bool, watc
         wait = _next_wait(deadline, heartbeat)
         if wait is not None and wait <= 0:
             break
+        if direct is not None:
+            direct.since = since
         with watch:
-            await db.wait_for_change(since, wait)
+            await db.wait_for_change(since, wait, direct)
+        if direct is not None:
+            since = direct.since  # written meanwhile by the waker
         if db.update_seq <= since and heartbeat:
             if deadline is not None and time.monotonic() >= deadline:
                 break
