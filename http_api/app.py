@@ -43,6 +43,9 @@ def make_app(node: Node, cluster: Any = None) -> web.Application:
     app = web.Application(middlewares=middlewares, client_max_size=max_body)
     app["node"] = node
     app["slow_request_ms"] = [None, 5000.0]  # node_api's cache of `[log] slow_request_ms`
+    # what handlers keep per app is set here, before the app starts: aiohttp refuses (for now,
+    # warns) a key set on a started application
+    app["changes_memo"] = {}  # http_api.changes: rows shared by the feeds of each database
     if node.shared:
         workers.install(app)
     app["auth"] = Authenticator(node, workers.shared_lockout(node) if node.shared else None)
@@ -76,9 +79,11 @@ def make_app(node: Node, cluster: Any = None) -> web.Application:
     app["conflict_resolver"] = resolver
     expiry = tombstones.Daemon(node)
 
+    shared_watch: list[asyncio.Task] = []  # the task polling other workers' commits
+
     async def on_startup(app: web.Application) -> None:
         if node.shared:
-            app["shared_watch"] = asyncio.get_running_loop().create_task(node.watch_shared())
+            shared_watch.append(asyncio.get_running_loop().create_task(node.watch_shared()))
         if node.primary:  # the node's daemons: once per node, in worker 0
             replicator.start(node)
             compactions.start()
@@ -91,8 +96,8 @@ def make_app(node: Node, cluster: Any = None) -> web.Application:
         # Runs before aiohttp waits for in-flight handlers: end what would otherwise keep them
         # open (replication jobs reading feeds, clients' continuous feeds).
         node.begin_shutdown()
-        if "shared_watch" in app:
-            app["shared_watch"].cancel()
+        for task in shared_watch:
+            task.cancel()
         await compactions.stop()
         await resolver.stop()
         await expiry.stop()

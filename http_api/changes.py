@@ -263,7 +263,7 @@ class _DirectWrite:
 
 
 def _shared(request: web.Request, db) -> _SharedRows:
-    memo = request.app.setdefault("changes_memo", {})
+    memo = request.app["changes_memo"]
     shared = memo.get(id(db))
     if shared is None or shared[0] is not db:
         shared = (db, _SharedRows())

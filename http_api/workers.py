@@ -239,11 +239,14 @@ def install(app: web.Application) -> None:
     app["worker_peers"] = Peers(node)
     app.on_response_prepare.append(_add_worker_header)
 
+    following: list[asyncio.Task] = []  # not an app key: the app is frozen once it starts
+
     async def start(app: web.Application) -> None:
-        app["worker_config"] = asyncio.get_running_loop().create_task(follow_config(app))
+        following.append(asyncio.get_running_loop().create_task(follow_config(app)))
 
     async def close(app: web.Application) -> None:
-        app["worker_config"].cancel()
+        for task in following:
+            task.cancel()
         await app["worker_peers"].close()
 
     app.on_startup.append(start)
