@@ -166,13 +166,16 @@ def test_a_node_leaving_has_its_databases_copied_from_their_other_replicas(tmp_p
         gone = cl.names[2]
         dbs = [f"rl-{i}" for i in range(12) if gone in place(f"rl-{i}", [Candidate(n) for n in cl.names], 2)][:2]
         stays = cl.names[:2]
+        # with a crash to plant, enough documents that the move is seen under way (300 were once
+        # all copied between two looks at the records)
+        ndocs = 2000 if crash else 300
 
         async def go():
             async with aiohttp.ClientSession(auth=aiohttp.BasicAuth("admin", cl.password),
                                              timeout=aiohttp.ClientTimeout(total=30)) as s:
                 for db in dbs:
                     assert (await _json(s, "PUT", f"{cl.servers[0].base}/{db}"))[0] == 201
-                    docs = [{"_id": f"d{i:04}"} for i in range(300)]
+                    docs = [{"_id": f"d{i:04}"} for i in range(ndocs)]
                     status, _ = await _json(s, "POST", f"{cl.servers[0].base}/{db}/_bulk_docs",
                                             json={"docs": docs, "w": 2})
                     assert status == 201
@@ -181,18 +184,18 @@ def test_a_node_leaving_has_its_databases_copied_from_their_other_replicas(tmp_p
                 killed = False
                 while True:
                     views = await asyncio.gather(*(_view(s, srv) for srv in cl.servers[:2]))
-                    if crash and not killed and any("moving" in r for r in views[1][0].values()):
+                    if crash and not killed and any("moving" in r for records, _ in views for r in records.values()):
                         killed = True
                         await asyncio.to_thread(cl.kill, 0)
                         await asyncio.to_thread(cl.restart, 0)
                         continue
                     for db in dbs:  # the copy that stayed is never removed
-                        assert any(copies.get(db, 0) >= 300 for _, copies in views), (db, views)
+                        assert any(copies.get(db, 0) >= ndocs for _, copies in views), (db, views)
                     if all(sorted(records.get(db, {}).get("nodes", [])) == stays
                            and not {"moving", "leaving"} & set(records.get(db, {}))
-                           and copies.get(db, 0) >= 300 for records, copies in views for db in dbs):
+                           and copies.get(db, 0) >= ndocs for records, copies in views for db in dbs):
                         break
                     assert time.monotonic() < deadline, views
-                    await asyncio.sleep(0.3)
+                    await asyncio.sleep(0.05 if crash and not killed else 0.3)
                 assert killed == crash
         asyncio.run(asyncio.wait_for(go(), 250))
