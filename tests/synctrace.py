@@ -6,7 +6,9 @@ write acknowledged honestly shows, in the log's order, between the server readin
 writing the response: an `fdatasync` of the database's data file, then a `pwrite64` to that file.
 `strace -f` logs events in the order they complete (a blocking call in one thread appears as
 "<unfinished ...>" and completes at its "<... resumed>" line), so the order of lines is the order
-of events.
+of events. One exception: a socket write counts from its first line. Its bytes are in that line,
+it cannot reach the client before it starts (so an acknowledgement is judged at or before the
+moment it was sent, never after), and strace may be detached before printing its resumed line.
 
 Pure: takes the log's lines, returns what it found.
 """
@@ -49,7 +51,7 @@ def events(lines: Iterable[str]) -> list[Event]:
             text = first + line
         else:
             name, target = m.group("name"), m.group("path")
-            if line.rstrip().endswith("<unfinished ...>"):
+            if line.rstrip().endswith("<unfinished ...>") and name not in _SOCKET_WRITES:
                 unfinished[(pid, name)] = (target, line)
                 continue
             text = line

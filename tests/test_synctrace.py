@@ -35,6 +35,21 @@ def test_a_sync_of_another_file_does_not_count():
     assert len(synctrace.unsynced_acks(evs, ["tok1"], "/main/data.mdb")) == 1
 
 
+def test_an_ack_whose_resumed_line_never_came_still_counts():
+    # strace detached while the write was in flight: its bytes are in the first line only
+    unfinished = SEND.replace(" = 90", " <unfinished ...>")
+    evs = synctrace.events([RECV, SYNC_START, SYNC_END, META, unfinished])
+    assert [e.kind for e in evs] == ["recv", "fdatasync", "pwrite64", "send"]
+    assert synctrace.unsynced_acks(evs, ["tok1"], "/main/data.mdb") == []
+
+
+def test_an_ack_started_before_the_commit_is_not_durable_even_if_it_resumes_after():
+    unfinished = SEND.replace(" = 90", " <unfinished ...>")
+    resumed = "10 12:00:00.000006 <... write resumed>) = 90"
+    evs = synctrace.events([RECV, SYNC_START, SYNC_END, unfinished, META, resumed])
+    assert len(synctrace.unsynced_acks(evs, ["tok1"], "/main/data.mdb")) == 1
+
+
 @given(st.permutations([RECV, SYNC_START + "\n" + SYNC_END, META, SEND]))
 def test_only_the_one_honest_order_passes(order):
     lines = "\n".join(order).splitlines()
