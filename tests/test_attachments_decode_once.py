@@ -14,14 +14,10 @@ import sys
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from couchpy.attachments import codec
-from couchpy.node import Node
-from couchpy_cli import prepare_config
-from http_api.app import make_app
 
-from .serverproc import free_port
+from . import inprocess
 
 DATA = bytes(range(256)) * 64
 INLINE = {"a.bin": {"content_type": "application/octet-stream", "data": base64.b64encode(DATA).decode()}}
@@ -29,21 +25,9 @@ INLINE = {"a.bin": {"content_type": "application/octet-stream", "data": base64.b
 
 @pytest.fixture
 async def session(tmp_path):
-    (tmp_path / "couchpy.ini").write_text("[admins]\nadmin = secret\n[chttpd_auth]\niterations = 1000\n")
-    config, _ = prepare_config(tmp_path, None)
-    node = Node(tmp_path, config)
-    node.ensure_system_dbs()
-    runner = web.AppRunner(make_app(node), access_log=None, handle_signals=False, shutdown_timeout=5)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port, reuse_address=True).start()
-    try:
-        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}", auth=aiohttp.BasicAuth("admin", "secret")) as s:
-            assert (await s.put("/d")).status == 201
-            yield s
-    finally:
-        await runner.cleanup()
-        await node.aclose()
+    async with inprocess.serve(tmp_path) as srv, aiohttp.ClientSession(srv.base, auth=srv.auth) as s:
+        assert (await s.put("/d")).status == 201
+        yield s
 
 
 @pytest.fixture

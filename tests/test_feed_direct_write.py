@@ -17,14 +17,10 @@ import time
 
 import aiohttp
 import pytest
-from aiohttp import web
 
-from couchpy.node import Node
-from couchpy_cli import prepare_config
 from http_api import changes as changes_api
-from http_api.app import make_app
 
-from .serverproc import free_port
+from . import inprocess
 
 FEEDS = 300
 LONG = 600000  # ms: far beyond the test
@@ -43,19 +39,8 @@ async def served(tmp_path, monkeypatch):
         return taken
 
     monkeypatch.setattr(changes_api._DirectWrite, "__call__", counting)
-    (tmp_path / "couchpy.ini").write_text("[admins]\nadmin = secret\n[chttpd_auth]\niterations = 1000\n")
-    config, _ = prepare_config(tmp_path, None)
-    node = Node(tmp_path, config)
-    node.ensure_system_dbs()
-    runner = web.AppRunner(make_app(node), access_log=None, handle_signals=False, shutdown_timeout=5)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port, reuse_address=True).start()
-    try:
-        yield port, aiohttp.BasicAuth("admin", "secret"), counts
-    finally:
-        await runner.cleanup()
-        node.close()
+    async with inprocess.serve(tmp_path) as srv:
+        yield srv.port, srv.auth, counts
 
 
 async def _seq(s: aiohttp.ClientSession) -> str:

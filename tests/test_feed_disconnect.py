@@ -14,14 +14,9 @@ import base64
 import time
 
 import aiohttp
-from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from couchpy.node import Node
-from couchpy_cli import prepare_config
-from http_api.app import make_app
-
-from .serverproc import free_port
+from . import inprocess
 
 CONTINUOUS, EVENTSOURCE, LONGPOLL = 30, 10, 10
 LONG = 600000  # ms: far beyond the test
@@ -101,16 +96,8 @@ async def test_closed_changes_feeds_end_at_once(new_server):
 
 
 async def test_closed_db_updates_feeds_end_at_once(tmp_path):
-    (tmp_path / "couchpy.ini").write_text("[admins]\nadmin = secret\n[chttpd_auth]\niterations = 1000\n")
-    config, _ = prepare_config(tmp_path, None)
-    node = Node(tmp_path, config)
-    node.ensure_system_dbs()
-    runner = web.AppRunner(make_app(node), access_log=None, handle_signals=False, shutdown_timeout=5)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port, reuse_address=True).start()
-    auth = aiohttp.BasicAuth("admin", "secret")
-    try:
+    async with inprocess.serve(tmp_path) as srv:
+        port, auth = srv.port, srv.auth
         before = len(asyncio.all_tasks())
         n = 20
         writers = await asyncio.gather(
@@ -136,6 +123,3 @@ async def test_closed_db_updates_feeds_end_at_once(tmp_path):
                 assert r.status == 201
             async with await asyncio.wait_for(poll, 10) as r:
                 assert "made" in await r.text()
-    finally:
-        await runner.cleanup()
-        await node.aclose()
