@@ -13,6 +13,7 @@ import aiohttp
 
 from couchpy import jsonutil
 from couchpy.errors import CouchError
+from replicator.http_endpoint import basic_authorization
 
 
 class ClientError(Exception):
@@ -28,15 +29,16 @@ class DbClient:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname or not parts.path.strip("/"):
             raise ValueError(f"not a database URL: {self._strip(url)}")
-        self.auth = (aiohttp.BasicAuth(unquote(parts.username or ""), unquote(parts.password or ""))
-                     if parts.username is not None else None)
+        # a header rather than aiohttp's BasicAuth, which aiohttp 4 removes
+        self.headers = ({"Authorization": basic_authorization(unquote(parts.username), unquote(parts.password or ""))}
+                        if parts.username is not None else {})
         netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
         if ":" in parts.hostname:
             netloc = f"[{parts.hostname}]" + (f":{parts.port}" if parts.port else "")
         self.db_url = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
         self.server_url = urlunsplit((parts.scheme, netloc, "", "", ""))
         self.display = self.db_url
-        self._session = aiohttp.ClientSession(auth=self.auth, timeout=aiohttp.ClientTimeout(total=timeout))
+        self._session = aiohttp.ClientSession(headers=self.headers, timeout=aiohttp.ClientTimeout(total=timeout))
 
     @staticmethod
     def _strip(url: str) -> str:

@@ -35,6 +35,11 @@ JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"
 READ_CHUNK = 256 * 1024  # bytes of an attachment body read at a time
 
 
+def basic_authorization(user: str, password: str) -> str:
+    """The `Authorization` header of HTTP basic auth (RFC 7617, UTF-8)."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
 class HttpEndpoint:
     def __init__(
         self,
@@ -49,17 +54,20 @@ class HttpEndpoint:
             spec = {"url": spec}
         parts = urlsplit(spec["url"])
         headers = {str(k): str(v) for k, v in (spec.get("headers") or {}).items()}
-        user, password = parts.username, parts.password
+        # a URL's userinfo is percent-encoded; `auth.basic`'s strings are the credentials as they are
+        user = unquote(parts.username) if parts.username is not None else None
+        password = unquote(parts.password or "")
         basic = (spec.get("auth") or {}).get("basic") if isinstance(spec.get("auth"), dict) else None
         if isinstance(basic, dict):
             user, password = basic.get("username"), basic.get("password")
+            user = None if user is None else str(user)
+            password = "" if password is None else str(password)
         if user is not None and not any(k.lower() == "authorization" for k in headers):
-            token = base64.b64encode(f"{unquote(user)}:{unquote(password or '')}".encode()).decode()
-            headers["Authorization"] = f"Basic {token}"
+            headers["Authorization"] = basic_authorization(user, password)
         host = parts.hostname or ""
         netloc = f"{host}:{parts.port}" if parts.port else host
         self.base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
-        masked = f"{quote(unquote(user), safe='')}:*****@{netloc}" if user is not None else netloc
+        masked = f"{quote(user, safe='')}:*****@{netloc}" if user is not None else netloc
         self.display = urlunsplit((parts.scheme, masked, parts.path.rstrip("/") + "/", "", ""))
         self.headers = headers
         self.retries = retries_per_request

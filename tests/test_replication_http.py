@@ -8,6 +8,7 @@ import base64
 import hashlib
 import time
 import uuid
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -345,3 +346,27 @@ async def test_cancel_midway_then_resume_from_checkpoint(pair):
     assert h["docs_written"] == 3000 - present
     assert len(res["history"]) >= 2  # the cancelled session's checkpoint is carried on
     assert await all_revs(a, src) == await all_revs(b, tgt)
+
+
+async def test_auth_basic_credentials_are_taken_as_written(pair):
+    """`auth.basic`'s username and password are the credentials themselves; only a URL's
+    userinfo is percent-encoded (a password holding "%41" is not the one holding "A")."""
+    a, b = pair
+    src, tgt = name(), name()
+    password = "p%41s:s@1"
+    st, out = await req(a, "PUT", "/_users/org.couchdb.user:reader",
+                        {"name": "reader", "password": password, "roles": [], "type": "user"})
+    assert st == 201, out
+    await fill(a, src, 5)
+    st, out = await req(a, "PUT", f"/{src}/_security", {"members": {"names": ["reader"]}})
+    assert st == 200, out
+    basic = {"basic": {"username": "reader", "password": password}}
+    st, res = await req(b, "POST", "/_replicate", {"source": {"url": f"{a.base}/{src}", "auth": basic},
+                                                   "target": tgt, "create_target": True})
+    assert st == 200, res
+    assert res["history"][0]["docs_written"] == 5
+    # the same credentials in the URL, percent-encoded
+    encoded = f"http://reader:{quote(password, safe='')}@127.0.0.1:{a.port}/{src}"
+    st, res = await req(b, "POST", "/_replicate", {"source": encoded, "target": tgt})
+    assert st == 200, res
+    assert res["no_changes"] is True
