@@ -90,6 +90,7 @@ class Replication:
         self.updated_at = self.started_at
         self.history: list[dict[str, Any]] = []
         self.tracker: CompletionTracker | None = None
+        self.past_start = False  # peers checked and checkpoints read: copying has begun
         self._stopping = False
         self._last_checkpoint_stats: Stats | None = None
         self._checkpoint_lock = asyncio.Lock()
@@ -137,6 +138,7 @@ class Replication:
         self.checkpointed_seq = self.start_seq if self.start_seq != LOWEST_SEQ else None
         self.tracker = CompletionTracker(self.start_seq)
         self.started_at = time.time()
+        self.past_start = True
 
         queue: asyncio.Queue[tuple[int, list[dict[str, Any]]] | None] = asyncio.Queue(maxsize=p.worker_processes * 2)
         workers = max(1, p.worker_processes)

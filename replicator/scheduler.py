@@ -11,6 +11,10 @@ A job (one replication id) moves through CouchDB's scheduler states:
 Each run is an asyncio task. At most `max_jobs` run at once; the others wait as `pending`, and every
 `interval` seconds up to `max_churn` continuous jobs that have run longest are stopped (after a
 checkpoint) to give pending ones their turn, so thousands of replications share the node fairly.
+Only a job past its start (peers checked, checkpoints read) is stopped for rotation: on a node
+too busy to start a job within one interval, stopping jobs still starting would let none of them
+ever copy anything (seen with 10,000 replications on 2 cores). A job stuck starting holds its
+slot until its requests time out and it crashes.
 A crashed job's backoff resets once a run makes progress.
 """
 
@@ -72,6 +76,11 @@ class Job:
         self.display_source = display_endpoint(params.source)
         self.display_target = display_endpoint(params.target)
         self.event("added")
+
+    @property
+    def past_start(self) -> bool:
+        """The running run has checked its peers and read its checkpoints."""
+        return self.state == "running" and self.replication is not None and self.replication.past_start
 
     def event(self, kind: str, reason: str | None = None) -> None:
         entry: dict[str, Any] = {"timestamp": iso(time.time()), "type": kind}
@@ -226,6 +235,7 @@ class Scheduler:
             self._launch(job)
 
     def _launch(self, job: Job) -> None:
+        job.replication = None  # the last run's, until this run makes its own
         job.set_state("running")
         job.run_started = time.time()
         job.event("started")
@@ -328,7 +338,8 @@ class Scheduler:
             self._fill()
             return
         n = min(self.max_churn, len(self.pending))
-        victims = sorted((j for j in self.running if j.params.continuous), key=lambda j: j.run_started or 0)[:n]
+        started = (j for j in self.running if j.params.continuous and j.past_start)
+        victims = sorted(started, key=lambda j: j.run_started or 0)[:n]
         # stopped together: each checkpoints on the way out, and a few hundred checkpoints one
         # after the other would hold the pending jobs back for minutes
         tasks = [job.task for job in victims if job.task is not None]

@@ -56,6 +56,36 @@ async def test_max_jobs_and_rotation(node):
         await sched.close()
 
 
+async def test_rotation_stops_only_jobs_past_their_start(node):
+    """A job still starting (here: its source accepts the connection and never answers) is not
+    rotated out; one that has begun copying is, and the pending job takes its slot."""
+    async def silent(reader, writer):
+        await reader.read()  # holds the connection open, answers nothing
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    sched = Scheduler(node, max_jobs=2, interval=3600, max_churn=2)
+    try:
+        for name in ("s", "t1", "t2", "t3"):
+            node.create_db(name)
+        await node.get_db("s").put({"_id": "doc"})
+        starting = sched.add(parse({"source": f"http://127.0.0.1:{port}/db", "target": "t1",
+                                    "continuous": True, "connection_timeout": 60000}))
+        copying = sched.add(parse({"source": "s", "target": "t2", "continuous": True}))
+        waiting = sched.add(parse({"source": "s", "target": "t3", "continuous": True}))
+        assert [j.state for j in (starting, copying, waiting)] == ["running", "running", "pending"]
+        await until(lambda: node.get_db("t2").get_docinfo("doc") is not None)
+        assert copying.past_start and not starting.past_start
+        await sched.rotate()
+        assert starting.state == "running" and starting.past_start is False
+        assert copying.state == "pending"
+        assert waiting.state == "running"
+        await until(lambda: node.get_db("t3").get_docinfo("doc") is not None)
+    finally:
+        await sched.close()
+        server.close()
+
+
 async def test_crash_backoff_then_permanent_failure(node):
     sched = Scheduler(node, backoff_base=0.05, backoff_max=0.4)
     node.create_db("t")
