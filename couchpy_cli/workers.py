@@ -7,8 +7,12 @@ stops them all. It opens no database itself. Each worker binds the port with SO_
 kernel spreads connections over them, and a UNIX socket under `DATA_DIR/.workers/` through which
 the others reach worker 0 (http_api/workers.py). Worker 0 runs the node's daemons.
 
-A worker asks the kernel to end it when the supervisor dies (PR_SET_PDEATHSIG), so a supervisor
-killed with SIGKILL leaves no worker serving on its own.
+A worker asks the kernel to kill it when the supervisor dies (PR_SET_PDEATHSIG), so a supervisor
+killed with SIGKILL leaves no worker serving on its own. SIGKILL, not SIGTERM: a worker whose event
+loop hangs would never act on a polite signal, and would go on holding the port (SO_REUSEPORT)
+beside the next server started, taking a share of its connections and answering none. Nothing
+acknowledged is lost to it (every write is durable before its answer); the supervisor's own
+SIGTERM still stops its workers gracefully.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ PR_SET_PDEATHSIG = 1
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):  # not Linux: the supervisor's own shutdown still stops them
         pass
 

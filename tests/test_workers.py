@@ -8,10 +8,12 @@ took part. Everything is bounded: request counts are fixed and every wait has a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -364,6 +366,45 @@ def test_sigterm_to_the_supervisor_stops_every_worker(workers_server):
               for p in pids):
         assert time.monotonic() < deadline, "a worker outlived its supervisor"
         time.sleep(0.1)
+
+
+def test_workers_die_with_a_killed_supervisor_even_when_hung(workers_server):
+    """A supervisor killed with SIGKILL takes its workers with it at once, also one that could not
+    stop by itself: here gdb holds worker 1 (ptrace), as a hung event loop would never run the
+    handler of a polite signal. (SIGSTOP would not do: the kernel continues a stopped process
+    whose process group is orphaned, and whether it is depends on how the tests were started.)"""
+    gdb = shutil.which("gdb")
+    assert gdb, "gdb is required (apt-get install gdb)"
+    srv = workers_server
+    pids = srv.worker_pids()
+    assert len(pids) == WORKERS
+    holder = subprocess.Popen([gdb, "-nx", "-batch", "-p", str(pids[1]), "-ex", "shell sleep 60"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def state(pid: int) -> str:
+        try:
+            return next(line.split()[1] for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                        if line.startswith("State:"))
+        except FileNotFoundError:
+            return "gone"
+
+    try:
+        deadline = time.monotonic() + 30
+        while state(pids[1]) != "t":  # tracing stop: gdb has it
+            assert time.monotonic() < deadline and holder.poll() is None, "gdb did not attach"
+            time.sleep(0.05)
+        srv.proc.kill()
+        srv.proc.wait(30)
+        deadline = time.monotonic() + 10
+        while any(state(p) not in ("gone", "Z") for p in pids):
+            assert time.monotonic() < deadline, "a worker outlived its supervisor"
+            time.sleep(0.1)
+    finally:
+        holder.kill()
+        holder.wait(10)
+        for pid in pids:  # never leave one behind, whatever the outcome
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 async def test_a_config_change_through_one_worker_applies_in_every_worker(tmp_path):
