@@ -18,18 +18,40 @@ whose `main` is missing would create a fresh, empty environment and lose everyth
 
 A view index swaps the same way under its own name (`views/<signature>` with
 `<signature>.compact` and `<signature>.old` beside it): every function takes the live name.
+
+Several server processes (`couchpy serve --workers`) may have a database's environment open while
+one of them compacts it. Whole directories are renamed, so each environment keeps its own LMDB lock
+file (reader table, writer mutex, last transaction id) under it: a process that still has the old
+one open goes on sharing the old lock file with the compactor, never the new one's. Two flock(2)
+files in the database directory keep the processes apart:
+
+- `swap.lock`: held exclusively while `main` is renamed (and while a crash's swap is completed),
+  shared while an environment is opened (`opening`), so nobody opens or creates `main` while it is
+  missing;
+- `compact.lock`: held by the compacting process for the whole compaction (`compacting`), so
+  `recover` in another process does not remove the copy being written.
+
+The replaced environment is marked retired (couchpy.storage.RETIRED_KEY) in its own last commit
+before another process can write into the new one; `recover` marks it too when a crash came
+between the renames and that commit. The processes still holding it see the mark and move to the
+new one (couchpy.storage.Store, `follow`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
 LIVE = "main"
 NEW = "main.compact"
 OLD = "main.old"
+SWAP_LOCK = "swap.lock"
+COMPACT_LOCK = "compact.lock"
 
 Step = tuple[Literal["rename"], str, str] | tuple[Literal["remove"], str]
 
@@ -85,26 +107,95 @@ def _remove(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def recover(directory: Path, live: str = LIVE) -> None:
-    """Complete or clean up a swap a crash interrupted; call before opening `directory/main`."""
+@contextlib.contextmanager
+def _flock(path: Path, mode: int) -> Iterator[int]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, mode)
+        yield fd
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def swap_lock(directory: Path, exclusive: bool) -> contextlib.AbstractContextManager[int]:
+    """Hold the database directory's swap lock: exclusively while `main` is replaced, shared
+    while it is opened."""
+    return _flock(Path(directory) / SWAP_LOCK, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+
+
+def compacting(directory: Path) -> contextlib.AbstractContextManager[int]:
+    """Held for a whole compaction: its copy is not a crash's leftover."""
+    return _flock(Path(directory) / COMPACT_LOCK, fcntl.LOCK_EX)
+
+
+def _copy_in_use(directory: Path) -> bool:
+    """Whether a process (this one included) is compacting the database now."""
+    path = Path(directory) / COMPACT_LOCK
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+Retire = Callable[[Path], None]
+
+
+def recover(directory: Path, live: str = LIVE, retire: Retire | None = None) -> None:
+    """Complete or clean up a swap a crash interrupted; call before opening `directory/main`.
+
+    With `retire`, the replaced environment (`main.old` beside a `main`) is marked retired by
+    `retire(path)` before it is removed (other processes may still have it open), and a copy a
+    live compaction is writing is left alone."""
     directory = Path(directory)
     if not directory.is_dir():
         return
     present = {name for name in names(live) if (directory / name).exists()}
+    _, new, old = names(live)
+    if retire is not None and new in present and live in present and _copy_in_use(directory):
+        present.discard(new)
     steps = plan(present, live)
     for step in steps:
         if step[0] == "rename":
             os.rename(directory / step[1], directory / step[2])
             fsync_path(directory)
         else:
+            if retire is not None and step[1] == old:
+                retire(directory / old)
             _remove(directory / step[1])
     if steps:
         fsync_path(directory)
 
 
-def discard_copy(directory: Path, live: str = LIVE) -> None:
+@contextlib.contextmanager
+def opening(directory: Path, retire: Retire) -> Iterator[None]:
+    """Hold while opening `directory/main` when other processes may swap it. Shared; exclusive
+    when a crash left a swap to complete, or a replaced environment that may not be marked
+    retired yet (killed between the renames and the commit of the mark): it is marked before
+    this process can write into the new one. (It is removed by the compacting worker.)"""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)  # a new database's
+    with swap_lock(directory, exclusive=False) as fd:
+        if (directory / LIVE).exists() and not (directory / OLD).exists():
+            yield
+            return
+        # flock converts the lock in place (not atomically: look again once it is exclusive)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if not (directory / LIVE).exists():
+            recover(directory, retire=retire)
+        elif (directory / OLD).exists():
+            retire(directory / OLD)
+        yield
+
+
+def discard_copy(directory: Path, live: str = LIVE, retire: Retire | None = None) -> None:
     """Remove a stale copy before writing a new one (LMDB refuses to copy over an existing file)."""
-    recover(directory, live)
+    recover(directory, live, retire)
     _remove(Path(directory) / names(live)[1])
 
 
