@@ -249,7 +249,7 @@ class Node:
         the first process opens an environment)."""
         for store in [self._catalog, *(db.store for db in self._open.values() if not db.closed)]:
             try:
-                store.env.reader_check()
+                store.reader_check()
             except Exception:  # noqa: BLE001 - closed meanwhile
                 pass
 

@@ -15,6 +15,14 @@ A map that cannot grow (the process's address space is exhausted or limited) is 
 the client: the write is refused with 507 and the environment keeps serving what it holds. It
 must be found out before `set_mapsize`, which unmaps the old map first and, if the new one cannot
 be mapped, leaves the environment closed for good.
+
+With several server processes on one data directory, compaction in one of them replaces the
+environment at this path by a new one (couchpy.envswap). A store that `follow`s (a database's, in
+that case) moves to the new one when it finds its environment replaced: a write transaction looks
+for the retired mark the compactor committed into the old environment (RETIRED_KEY) and whether
+the data file at the path is still its own (it is not if the compactor was killed between the
+renames and that commit); a read looks for the mark whenever the environment's transaction id
+moved since it last looked. Either then reopens the store at the path (`reopen`) and goes on there.
 """
 
 from __future__ import annotations
@@ -25,12 +33,13 @@ import os
 import shutil
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TypeVar
 
 import lmdb
 
-from couchpy.errors import InsufficientStorage
+from couchpy.errors import InsufficientStorage, Unavailable
 
 T = TypeVar("T")
 
@@ -44,6 +53,10 @@ FULL_DISK_FREE_BYTES = 1 << 20
 # SIGBUS; so its blocks are reserved before LMDB maps it, and a full disk is a clear error instead.
 LOCK_FILE_BYTES = 64 * 1024 + 64 * 1024
 MAP_CANNOT_GROW = "The database's memory map cannot grow: the server's address space is exhausted"
+# In the `meta` sub-database of an environment compaction replaced: writes and reads belong in the
+# environment now at the path (see `follow`).
+RETIRED_KEY = b"retired"
+MAX_REOPENS = 100  # environments replaced one after the other while one write waited
 
 
 class _Reader:
@@ -56,16 +69,39 @@ class _Reader:
 
     def __enter__(self) -> lmdb.Transaction:
         store = self.store
+        for _ in range(MAX_REOPENS):
+            self._enter()
+            txn = self.txn
+            local = store._local
+            if store._guard is None or local.depth > 1 or local.writing or txn.id() == store._seen_txnid:
+                return txn
+            # Another process committed since this one last looked: perhaps the mark that
+            # retires this environment. (Not in a nested read, which the outer one holds in this
+            # environment, nor in a write of this thread, which found it not retired and holds
+            # LMDB's writer lock, so no mark can come meanwhile.)
+            generation = store.generation
+            if not store._retired_in(txn):
+                store._seen_txnid = txn.id()
+                return txn
+            self.__exit__()
+            store.reopen(generation)
+        raise Unavailable("The database's environment keeps being replaced; try again")
+
+    def _enter(self) -> None:
+        store = self.store
         with store._cond:
             while store._resizing:
                 store._cond.wait()
             store._readers += 1
+        local = store._local
+        local.depth = getattr(local, "depth", 0) + 1
+        if not hasattr(local, "writing"):
+            local.writing = False
         try:
             self.txn = store.env.begin(buffers=False)
         except BaseException:
             self._leave()
             raise
-        return self.txn
 
     def __exit__(self, *exc) -> None:
         self.txn.abort()
@@ -73,6 +109,7 @@ class _Reader:
 
     def _leave(self) -> None:
         store = self.store
+        store._local.depth -= 1
         with store._cond:
             store._readers -= 1
             if store._readers == 0 and store._resizing:
@@ -105,21 +142,42 @@ def _reserve(path: Path, size: int) -> None:
         os.close(fd)
 
 
+Guard = Callable[[], AbstractContextManager]
+
+
 class Store:
-    def __init__(self, path: Path, subdbs: tuple[str, ...], map_size: int | None = None, durable: bool = True):
+    def __init__(self, path: Path, subdbs: tuple[str, ...], map_size: int | None = None, durable: bool = True,
+                 follow: Guard | None = None):
         """`durable=False` is for an environment nobody depends on until it is synced (`sync`),
-        like a compaction's copy."""
+        like a compaction's copy. `follow`: other processes may replace the environment at this
+        path (it needs a `meta` sub-database); every open is made holding `follow()`
+        (couchpy.envswap.opening), and `rebind` is called after the store moved to another one."""
         self.path = Path(path)
         self.durable = durable
-        self.env = self._open(map_size or INITIAL_MAP_SIZE)
+        self._guard = follow
+        self.rebind: Callable[[], None] = lambda: None
+        self.generation = 0  # environments opened at this path after the first
+        self._ino = -1  # the data file's inode when the environment was opened
+        self._seen_txnid = -1  # the last transaction id a reader checked for the retired mark
+        self._local = threading.local()  # this thread's open reads (`depth`)
+        self._follow_lock = threading.Lock()
+        # held by a write transaction of this process: the environment is not closed under it
+        self._write_lock = threading.Lock()
         self._cond = threading.Condition(threading.Lock())
         self._readers = 0
         self._resizing = False
         self._handles: dict[str, object] = {}
+        self.env = self._open(map_size or INITIAL_MAP_SIZE)
         for name in subdbs:
             self.db(name)
 
     def _open(self, map_size: int) -> lmdb.Environment:
+        with self._guard() if self._guard is not None else nullcontext():
+            env = self._open_here(map_size)
+            self._ino = self._disk_ino()
+            return env
+
+    def _open_here(self, map_size: int) -> lmdb.Environment:
         self.path.mkdir(parents=True, exist_ok=True)
         _reserve(self.path / "lock.mdb", LOCK_FILE_BYTES)
         try:
@@ -139,7 +197,12 @@ class Store:
     def swap(self, install: Callable[[], None], rebind: Callable[[], None]) -> None:
         """Close the environment once no reader is inside it, let `install` put another one at
         this path, open that one, and `rebind` the caller's handles before any reader comes back
-        (readers arriving meanwhile wait, as for a resize). The caller keeps writers out."""
+        (readers arriving meanwhile wait, as for a resize). A write transaction of this process
+        in another thread is waited for (the caller keeps later writes out)."""
+        with self._write_lock:
+            self._swap(install, rebind)
+
+    def _swap(self, install: Callable[[], None], rebind: Callable[[], None]) -> None:
         with self._cond:
             self._resizing = True
             while self._readers:
@@ -157,6 +220,49 @@ class Store:
             with self._cond:
                 self._resizing = False
                 self._cond.notify_all()
+
+    def _disk_ino(self) -> int:
+        try:
+            return os.stat(self.path / "data.mdb").st_ino
+        except FileNotFoundError:
+            return -1
+
+    def _moved(self) -> bool:
+        """Whether the data file at the path is no longer this environment's. A missing one is
+        a swap a crash cut short (completed by the next open), unless the whole database
+        directory is gone: deleted, and then there is nothing to move to."""
+        ino = self._disk_ino()
+        if ino == -1:
+            return self.path.parent.is_dir()
+        return ino != self._ino
+
+    def _retired_in(self, txn: lmdb.Transaction) -> bool:
+        return txn.get(RETIRED_KEY, db=self._handles["meta"]) is not None
+
+    def reopen(self, generation: int) -> None:
+        """Move to the environment now at the path, unless the store already moved since
+        `generation` (another thread found the same)."""
+        with self._follow_lock:
+            if self.generation != generation:
+                return
+            self.swap(lambda: None, self.rebind)
+            self._seen_txnid = -1
+            self.generation += 1
+
+    def last_txnid(self) -> int:
+        """The environment's last committed transaction id (the environment is not closed or
+        swapped meanwhile: this may be called from any thread)."""
+        with self._cond:
+            while self._resizing:
+                self._cond.wait()
+            return self.env.info()["last_txnid"]
+
+    def reader_check(self) -> None:
+        """Free the reader slots of dead processes (as `last_txnid`, from any thread)."""
+        with self._cond:
+            while self._resizing:
+                self._cond.wait()
+            self.env.reader_check()
 
     def db(self, name: str):
         """Handle of a named sub-database, created on first use."""
@@ -176,10 +282,35 @@ class Store:
     def write(self, fn: Callable[[lmdb.Transaction], T]) -> T:
         """Run fn in a write transaction and commit durably; grow the map and redo on MapFullError.
 
-        fn must have no effect outside the transaction, since it may run more than once.
+        fn must have no effect outside the transaction, since it may run more than once (also
+        in another environment at this path, when the store `follow`s and this one is retired).
         """
+        reopens = 0
         while True:
-            txn = self.env.begin(write=True)
+            with self._write_lock:
+                txn = self.env.begin(write=True)
+                try:
+                    # Holding the environment's writer lock (LMDB's, shared by every process): a
+                    # compactor that retires it holds it from its last copy to the mark.
+                    current = self._guard is None or not (self._retired_in(txn) or self._moved())
+                except BaseException:
+                    txn.abort()
+                    raise
+                if current:
+                    self._local.writing = True
+                    try:
+                        return self._run(txn, fn)
+                    finally:
+                        self._local.writing = False
+                txn.abort()
+            reopens += 1
+            if reopens > MAX_REOPENS:
+                raise Unavailable("The database's environment keeps being replaced; try again")
+            self.reopen(self.generation)
+
+    def _run(self, txn: lmdb.Transaction, fn: Callable[[lmdb.Transaction], T]) -> T:
+        """fn in `txn`, committed; redone in a new transaction after the map grew."""
+        while True:
             try:
                 result = fn(txn)
                 txn.commit()
@@ -197,6 +328,7 @@ class Store:
             except BaseException:
                 txn.abort()
                 raise
+            txn = self.env.begin(write=True)
 
     def _disk_full(self, exc: lmdb.Error) -> bool:
         if "No space left" in str(exc):
@@ -257,3 +389,16 @@ class Store:
             with self._cond:
                 self._resizing = False
                 self._cond.notify_all()
+
+
+def retire(path: Path) -> None:
+    """Mark the environment at `path` retired (if it is not yet), for the processes that still
+    have it open: this process must not have it open itself (LMDB allows one handle per process)."""
+    store = Store(path, ("meta",))
+    try:
+        with store.read() as txn:
+            if store._retired_in(txn):
+                return
+        store.write(lambda txn: txn.put(RETIRED_KEY, b"1", db=store.db("meta")))
+    finally:
+        store.close()

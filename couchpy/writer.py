@@ -16,6 +16,7 @@ import asyncio
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 # Writers of different databases commit in parallel (separate LMDB environments), up to this many.
@@ -53,13 +54,15 @@ class GroupCommitWriter:
         return fut
 
     async def run_exclusive(self, fn: Callable[[Any], Any],
-                            then: Callable[[Any], Awaitable[None]] | None = None) -> Any:
+                            then: Callable[[Any], Awaitable[None]] | None = None,
+                            holding: Callable[[], AbstractContextManager] | None = None) -> Any:
         """Run fn(txn) in its own durable write transaction, in queue order with the updates.
 
         `then(result)`, when given, is awaited after the commit and before any later write runs
-        (compaction swaps the environment there)."""
+        (compaction moves to the new environment there). `holding()`, when given, is held from
+        before the transaction begins until it is committed (compaction's swap lock)."""
         fut = asyncio.get_running_loop().create_future()
-        self._queue.append(([], ("exclusive", fn, then), fut, False))  # type: ignore[arg-type]
+        self._queue.append(([], ("exclusive", fn, then, holding), fut, False))  # type: ignore[arg-type]
         self._kick()
         return await fut
 
@@ -80,10 +83,11 @@ class GroupCommitWriter:
             if self._task is asyncio.current_task():
                 self._task = None
 
-    async def _commit(self, loop: asyncio.AbstractEventLoop, fn: Callable[[Any], Any]) -> Any:
+    async def _commit(self, loop: asyncio.AbstractEventLoop, fn: Callable[[Any], Any],
+                      holding: Callable[[], AbstractContextManager] | None = None) -> Any:
         self.in_flight = True
         try:
-            return await loop.run_in_executor(EXECUTOR, self.db.store.write, fn)
+            return await loop.run_in_executor(EXECUTOR, _write_holding, self.db.store, fn, holding)
         finally:
             self.in_flight = False
 
@@ -94,9 +98,9 @@ class GroupCommitWriter:
             head = self._queue[0]
             if isinstance(head[1], tuple):  # an exclusive job runs alone
                 self._queue.pop(0)
-                _, (_, fn, then), fut, _ = head
+                _, (_, fn, then, holding), fut, _ = head
                 try:
-                    result = await self._commit(loop, fn)
+                    result = await self._commit(loop, fn, holding)
                     if then is not None:
                         await then(result)
                 except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
@@ -134,3 +138,9 @@ class GroupCommitWriter:
             # Let the writers just woken queue their next update, so that it joins the next group
             # instead of each waking a commit of its own.
             await asyncio.sleep(0)
+
+
+def _write_holding(store: Any, fn: Callable[[Any], Any],
+                   holding: Callable[[], AbstractContextManager] | None) -> Any:
+    with holding() if holding is not None else nullcontext():
+        return store.write(fn)
