@@ -13,7 +13,12 @@ attachment blobs those bodies (or uploads in flight) refer to, `_local` document
    come between: the documents purged since the copy began (a purge that removes a whole
    document leaves no sequence for the catch-up to find, so the copy would bring it back), the
    last changes, `_local` documents, meta (sizes recounted), uploads in flight and sub-databases
-   compaction does not know; then the copy is synced, sealed and swapped in.
+   compaction does not know; then the copy is synced, sealed and swapped in, and the same
+   transaction marks the old environment retired (couchpy.storage.RETIRED_KEY) as it commits.
+   Other server processes that still have the old environment open move to the new one when
+   they see the mark (couchpy.storage.Store `follow`); LMDB's writer lock, which every process
+   shares, keeps their writes out of the old environment from the last copy to the mark, and the
+   swap lock held until the commit keeps them from opening the new one before the mark is there.
 
 Keys are appended in order where they come in order (MDB_APPEND fills pages completely; LMDB's
 own compact copy keeps half-empty pages as they are, which is most of what updates leave).
@@ -37,7 +42,7 @@ from .attachments.access import blobs_for
 from .attachments.blobstore import RECORD_PREFIXES, SUBDB as ATTACHMENTS, BlobMeta, _ckey, _ukey
 from .attachments.codec import md5_of_digest
 from .docinfo import DocInfo, body_key, docs_key, id_of, seq_key
-from .storage import Store
+from .storage import RETIRED_KEY, Store, retire
 from .updates import META_KEY
 
 CHUNK = 500  # documents per read transaction of the live environment
@@ -107,7 +112,8 @@ class Compactor:
     # ---------------------------------------------------------------- phases 1 and 2 (a thread)
     def copy(self) -> None:
         """Phases 1 and 2, on a worker thread, while the database serves."""
-        envswap.discard_copy(self.directory)
+        with envswap.swap_lock(self.directory, exclusive=True):
+            envswap.discard_copy(self.directory, retire=retire)
         names = self.src.subdb_names()
         self.dst = Store(self.directory / envswap.NEW, tuple(names),
                          map_size=self.src.env.info()["map_size"], durable=False)
@@ -370,6 +376,8 @@ class Compactor:
 
     def _replace_subdb(self, txn: lmdb.Transaction, name: str) -> None:
         items = list(txn.cursor(db=self._h(self.src, name)))
+        if name == "meta":  # the mark this transaction puts into the environment it retires
+            items = [(k, v) for k, v in items if k != RETIRED_KEY]
         if name == timeseq.SUBDB:  # old time buckets merge into coarser ones (couchpy.timeseq)
             merged = timeseq.coarsen([(timeseq.decode_key(k), timeseq.decode_entry(v)) for k, v in items],
                                      int(self.db.clock() * 1000))
@@ -412,23 +420,49 @@ async def compact(db: Any, progress: Progress | None = None) -> None:
     loop = asyncio.get_running_loop()
     report = progress or (lambda fields: None)
     compactor = Compactor(db, lambda fields: loop.call_soon_threadsafe(report, fields))
-    swapped = False
+    directory = compactor.directory
+    installed = False
 
-    async def swap(meta: dict) -> None:
-        nonlocal swapped
+    def final(txn: lmdb.Transaction) -> dict:
+        """The exclusive phase, then the swap, in one write transaction of the old environment
+        (under the swap lock: see `compact`)."""
+        nonlocal installed
+        # The mark first: an error anywhere below aborts the transaction and the mark with it;
+        # after the renames nothing can fail but the commit. (`final` copies meta without it.)
+        txn.put(RETIRED_KEY, b"1", db=compactor.src.db("meta"))
+        meta = compactor.final(txn)
         compactor.close()
-        await loop.run_in_executor(None, envswap.seal, compactor.directory / envswap.NEW)
-        # The same Store takes the new environment (a reader holding the Store meanwhile waits
-        # and then reads the new one); synchronous on the event loop, so no request of the loop
-        # is inside, and readers in other threads are waited for.
-        db.store.swap(lambda: envswap.install(compactor.directory), db.bind_store)
-        swapped = True
+        envswap.seal(directory / envswap.NEW)
+        envswap.install(directory)
+        installed = True
+        return meta
+
+    async def adopt(meta: dict) -> None:
+        # after the commit, before any later write of this process: move to the new environment
+        # (synchronous on the event loop, so no request of the loop is inside; readers in other
+        # threads are waited for)
+        db.store.reopen(generation)
         db.apply_meta(meta)
 
+    generation = db.store.generation
     try:
-        await loop.run_in_executor(None, compactor.copy)
-        await db.writer.run_exclusive(compactor.final, then=swap)
+        with envswap.compacting(directory):
+            await loop.run_in_executor(None, compactor.copy)
+            await db.writer.run_exclusive(final, then=adopt,
+                                          holding=lambda: envswap.swap_lock(directory, exclusive=True))
     finally:
         compactor.close()
-        cleanup = envswap.finish if swapped else envswap.discard_copy
-        await loop.run_in_executor(None, cleanup, compactor.directory)
+        if installed:
+            # also when the commit that marks the old environment failed: then `recover` below
+            # marks it, once this process no longer has it open
+            db.store.reopen(generation)
+        await loop.run_in_executor(None, _clean_up, directory, installed)
+
+
+def _clean_up(directory: Path, installed: bool) -> None:
+    """Remove the replaced environment (marked retired first, if it is not yet) or the copy."""
+    with envswap.swap_lock(directory, exclusive=True):
+        if installed:
+            envswap.recover(directory, retire=retire)
+        else:
+            envswap.discard_copy(directory, retire=retire)

@@ -36,7 +36,7 @@ from .attachments import hooks as att_hooks
 from .attachments import migrate as att_migrate
 from .docinfo import DocInfo, body_key, docs_key, local_id, local_key, splice_doc
 from .errors import BadRequest, Conflict, CouchError, NotFound, NotImplemented_, PreconditionFailed, TooLarge, Unavailable
-from .storage import Store
+from .storage import Store, retire
 from .updates import META_KEY
 from .waiters import Direct, Waiters
 from .views import ddoc as view_ddoc
@@ -64,7 +64,8 @@ class Database:
         self.name = name
         self.directory = Path(directory)
         self.closed = False
-        envswap.recover(self.directory)  # a compaction cut short by a crash is completed first
+        if not node.shared:  # a compaction cut short by a crash is completed first
+            envswap.recover(self.directory, retire=retire)  # (shared: as the store opens)
         self.open_store()
         with self.store.read() as txn:
             raw = txn.get(META_KEY, db=self._meta_db)
@@ -98,7 +99,11 @@ class Database:
         self.closed = False
 
     def open_store(self) -> None:
-        self.store = Store(self.directory / "main", SUBDBS)
+        # With other server processes, the one that compacts replaces the environment, and this
+        # store follows (couchpy.storage); it opens only under the swap lock (couchpy.envswap).
+        follow = (lambda: envswap.opening(self.directory, retire)) if self.node.shared else None
+        self.store = Store(self.directory / "main", SUBDBS, follow=follow)
+        self.store.rebind = self.bind_store
         self.bind_store()
         # Attachment digests stored by earlier versions become CouchDB's (once; then one read).
         att_migrate.migrate(self.store, self._bodies, self.store.db("attachments"), self.codec)
@@ -135,7 +140,7 @@ class Database:
         self._meta = value
 
     def _reload_meta(self) -> None:
-        if self.store.env.info()["last_txnid"] == self._meta_txnid:
+        if self.store.last_txnid() == self._meta_txnid:
             return
         with self.store.read() as txn:
             raw = txn.get(META_KEY, db=self._meta_db)
@@ -938,11 +943,10 @@ class Database:
         `progress(fields)` is called with the task's `changes_done`, `total_changes`, `progress`."""
         if self.compact_running:
             return
-        if self.node.shared:
-            # Compaction swaps the environment for a new one; a writer in another process would
-            # go on writing into the old one, and those writes would be lost.
-            raise NotImplemented_("Database compaction is not available while several server "
-                                  "processes (--workers) share the data directory")
+        if self.node.shared and not self.node.primary:
+            # one compactor per node: the other workers forward `_compact` to worker 0
+            # (http_api.workers), and only its automatic compactor runs
+            raise NotImplemented_("Database compaction runs in the node's worker 0")
         self.compact_running = True
         try:
             await compactor.compact(self, progress)

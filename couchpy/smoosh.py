@@ -208,8 +208,7 @@ class Daemon(BackgroundTask):
             if db.closed:
                 continue
             changes = db.update_seq - self.seen.get(db.name, 0)
-            # with several server processes a database cannot be compacted (Database.compact)
-            if changes > 0 and not db.compact_running and not self.node.shared:
+            if changes > 0 and not db.compact_running:
                 choice = pick(db_chans, db.info()["sizes"], changes, now)
                 if choice is not None and (best is None or choice[1] > best[0]):
                     best = (choice[1], db, None)

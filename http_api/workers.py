@@ -53,7 +53,7 @@ PEER_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=5)
 TASKS_TIMEOUT = aiohttp.ClientTimeout(total=5)
 
 # Requests only worker 0 can answer for the whole node.
-_PRIMARY = re.compile(r"^/(_active_tasks|_replicate|_scheduler(/.*)?"
+_PRIMARY = re.compile(r"^/(_active_tasks|_replicate|_scheduler(/.*)?|[^_/][^/]*/_compact"
                       r"|[^_/][^/]*(/_partition/[^/]+)?/_design/[^/]+/_nouveau(_info)?/.*"
                       r"|[^_/][^/]*/_nouveau_cleanup)$")
 # hop-by-hop headers, and those aiohttp sets again for the body it sends
