@@ -2,9 +2,11 @@
 
 Each worker serves every request it can itself: documents, `_changes`, views and Mango read and
 write the shared LMDB environments directly. What exists once per node lives in worker 0 (the
-replicator's scheduler and its `_replicator` watcher, the automatic compactor, full-text indexes),
-so the other workers forward those requests to it, unchanged (the same credentials, authorized
-again there), over a UNIX socket in the data directory (`socket_path`). `/_active_tasks` is
+replicator's scheduler and its `_replicator` watcher, the automatic compactor, database
+compaction, full-text indexes), so the other workers forward those requests to it, unchanged
+(the same credentials, authorized again there), over a UNIX socket in the data directory
+(`socket_path`). A database compaction marks the environment it replaces retired, and the other
+workers' stores move to the new one when they find the mark (couchpy.compactor, couchpy.storage). `/_active_tasks` is
 answered by worker 0 for the whole node: its own tasks and those each other worker lists (a view
 build a query started there). Any worker answers the node's metrics (`_stats`, `_prometheus`,
 `_system`) by asking every other one for its own figures (`ask_others`, the one place that asks
@@ -53,7 +55,7 @@ PEER_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=5)
 TASKS_TIMEOUT = aiohttp.ClientTimeout(total=5)
 
 # Requests only worker 0 can answer for the whole node.
-_PRIMARY = re.compile(r"^/(_active_tasks|_replicate|_scheduler(/.*)?|[^_/][^/]*/_compact"
+_PRIMARY = re.compile(r"^/(_active_tasks|_replicate|_scheduler(/.*)?|[^/]+/_compact"
                       r"|[^_/][^/]*(/_partition/[^/]+)?/_design/[^/]+/_nouveau(_info)?/.*"
                       r"|[^_/][^/]*/_nouveau_cleanup)$")
 # hop-by-hop headers, and those aiohttp sets again for the body it sends
