@@ -288,36 +288,32 @@ class Store:
         reopens = 0
         while True:
             with self._write_lock:
-                txn = self.env.begin(write=True)
-                try:
-                    # Holding the environment's writer lock (LMDB's, shared by every process): a
-                    # compactor that retires it holds it from its last copy to the mark.
-                    current = self._guard is None or not (self._retired_in(txn) or self._moved())
-                except BaseException:
-                    txn.abort()
-                    raise
-                if current:
-                    self._local.writing = True
-                    try:
-                        return self._run(txn, fn)
-                    finally:
-                        self._local.writing = False
-                txn.abort()
+                done, result = self._attempt(fn)
+            if done:
+                return result  # type: ignore[return-value]
             reopens += 1
             if reopens > MAX_REOPENS:
                 raise Unavailable("The database's environment keeps being replaced; try again")
             self.reopen(self.generation)
 
-    def _run(self, txn: lmdb.Transaction, fn: Callable[[lmdb.Transaction], T]) -> T:
-        """fn in `txn`, committed; redone in a new transaction after the map grew."""
+    def _attempt(self, fn: Callable[[lmdb.Transaction], T]) -> tuple[bool, T | None]:
+        """(True, fn's result) of a committed write transaction (begun again after the map
+        grew: each new transaction looks again whether the environment was retired meanwhile);
+        (False, None) when it was, and the store must move first."""
         while True:
+            txn = self.env.begin(write=True)
+            self._local.writing = True
             try:
+                # Holding the environment's writer lock (LMDB's, shared by every process): a
+                # compactor that retires it holds it from its last copy to the mark.
+                if self._guard is not None and (self._retired_in(txn) or self._moved()):
+                    txn.abort()
+                    return False, None
                 result = fn(txn)
                 txn.commit()
-                return result
+                return True, result
             except lmdb.MapFullError:
                 txn.abort()
-                self._grow()
             except lmdb.Error as exc:
                 txn.abort()
                 if self._disk_full(exc):
@@ -328,7 +324,9 @@ class Store:
             except BaseException:
                 txn.abort()
                 raise
-            txn = self.env.begin(write=True)
+            finally:
+                self._local.writing = False
+            self._grow()
 
     def _disk_full(self, exc: lmdb.Error) -> bool:
         if "No space left" in str(exc):

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from couchpy import envswap
 from couchpy.envswap import LIVE, NEW, OLD
+from couchpy.storage import RETIRED_KEY, Store, retire
 
 # The swap as operations on a model directory (name -> which environment it holds).
 SWAP = [("rename", LIVE, OLD), ("rename", NEW, LIVE), ("remove", OLD)]
@@ -72,3 +73,31 @@ def test_an_environment_of_another_name_recovers_the_same_way(present, sig):
     steps = envswap.plan({main[i] for i in present})
     assert envswap.plan({other[i] for i in present}, sig) == [
         tuple(rename.get(x, x) for x in step) for step in steps]
+
+
+def _env(path, value: bytes) -> None:
+    store = Store(path, ("meta",))
+    store.write(lambda txn: txn.put(b"v", value, db=store.db("meta")))
+    store.close()
+
+
+def test_recover_leaves_a_live_compactions_copy_and_retires_the_replaced_environment(tmp_path):
+    """With `retire`: a copy is not a leftover while a compaction holds `compact.lock`; the
+    replaced environment is marked retired (couchpy.storage) before it is removed."""
+    _env(tmp_path / LIVE, b"live")
+    _env(tmp_path / NEW, b"copy")
+    retired = []
+    with envswap.compacting(tmp_path):
+        envswap.recover(tmp_path, retire=retired.append)
+        assert (tmp_path / NEW).exists()
+    envswap.recover(tmp_path, retire=retired.append)
+    assert not (tmp_path / NEW).exists() and retired == []
+    _env(tmp_path / OLD, b"replaced")
+    retire(tmp_path / OLD)  # what recover calls: the mark is in the environment
+    store = Store(tmp_path / OLD, ("meta",))
+    with store.read() as txn:
+        assert txn.get(RETIRED_KEY, db=store.db("meta")) == b"1"
+    store.close()
+    envswap.recover(tmp_path, retire=retired.append)
+    assert retired == [tmp_path / OLD] and not (tmp_path / OLD).exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("main")) == [LIVE]
