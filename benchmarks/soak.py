@@ -2,6 +2,7 @@
 replication) against one couchpy server, with its resources sampled over time.
 
     python -m benchmarks.soak --minutes 30 [--interval 30] [--seed N] [--json out.json]
+        [--server-env NAME=VALUE ...]   # e.g. LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
 
 Prints one line per sample (anonymous RSS, RSS, fds, p99 latency, requests) and a summary; exits
 non-zero on any failed request.
@@ -28,11 +29,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--interval", type=float, default=30, help="seconds between samples")
     ap.add_argument("--seed", type=int, default=random.randrange(1 << 32))
     ap.add_argument("--json", type=Path, help="write the samples and the summary here too")
+    ap.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                    help="set in the server's environment only (its query-server workers inherit it)")
     args = ap.parse_args(argv)
-    print(f"seed {args.seed}", flush=True)
+    server_env = dict(item.split("=", 1) for item in args.server_env)
+    print(f"seed {args.seed}" + "".join(f" {k}={v}" for k, v in server_env.items()), flush=True)
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
-        srv = CouchpyServer(Path(tmp), name="soak").start()
+        srv = CouchpyServer(Path(tmp), name="soak")
+        srv.environment = lambda env: {**env, **server_env}
+        srv.start()
         soak = soakload.Soak(srv, args.seed)
         try:
             asyncio.run(soakload.run(soak, args.minutes * 60, args.interval,

@@ -45,6 +45,7 @@ class Sample:
     fds: int
     p99_ms: float
     requests: int  # answered since the previous sample
+    server_anon_kb: int = 0  # of rss_anon_kb, the server process's own (without its workers)
 
 
 @dataclass
@@ -90,21 +91,23 @@ def process_tree(pid: int) -> list[int]:
     return out
 
 
-def resources(pid: int) -> tuple[int, int, int]:
-    """(RssAnon kB, VmRSS kB, open fds) of the process tree."""
-    anon = rss = fds = 0
+def resources(pid: int) -> tuple[int, int, int, int]:
+    """(RssAnon kB, VmRSS kB, open fds) of the process tree, and the RssAnon kB of `pid` alone."""
+    anon = rss = fds = own = 0
     for p in process_tree(pid):
         try:
             with open(f"/proc/{p}/status") as f:
                 for line in f:
                     if line.startswith("RssAnon:"):
-                        anon += int(line.split()[1])
+                        kb = int(line.split()[1])
+                        anon += kb
+                        own = kb if p == pid else own
                     elif line.startswith("VmRSS:"):
                         rss += int(line.split()[1])
             fds += len(os.listdir(f"/proc/{p}/fd"))
         except (FileNotFoundError, ProcessLookupError):
             pass
-    return anon, rss, fds
+    return anon, rss, fds, own
 
 
 def p99(values: list[float]) -> float:
@@ -229,8 +232,9 @@ async def _sampler(soak: Soak, interval: float, stop: asyncio.Event, t0: float, 
         except asyncio.TimeoutError:
             pass
         window, seen = soak.latencies[seen:], len(soak.latencies)
-        anon, rss, fds = resources(soak.server.pid)
-        sample = Sample(round(time.monotonic() - t0, 1), anon, rss, fds, round(p99(window) * 1000, 1), len(window))
+        anon, rss, fds, own = resources(soak.server.pid)
+        sample = Sample(round(time.monotonic() - t0, 1), anon, rss, fds, round(p99(window) * 1000, 1), len(window),
+                        own)
         soak.samples.append(sample)
         if on_sample:
             on_sample(sample)
