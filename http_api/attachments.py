@@ -189,7 +189,7 @@ class _PartFollowers:
 
 
 async def doc_put_multipart(request: web.Request, db, docid: str, query) -> dict:
-    if mp.media_type(request.content_type) != "multipart/related":
+    if params.media_type(request) != "multipart/related":
         raise UnsupportedMediaType("Content-Type must be multipart/related")
     reader = mp.RelatedReader(request)
     sent = await reader.read_json()

@@ -162,7 +162,7 @@ async def put_doc(request: web.Request) -> web.Response:
     # order, its `_id` too, then its attachments' names), then the revisions given in the
     # query string, the If-Match header and the body against each other
     _query_rev(request)
-    if request.content_type.startswith("multipart/"):
+    if params.media_type(request).startswith("multipart/"):
         result = await att_http.doc_put_multipart(request, db, docid, request.query)
         return _write_response(request, db, docid, result, False)
     doc = await params.json_document(request)

@@ -54,6 +54,16 @@ def string(request: web.Request, name: str, default: str | None = None) -> str |
     return request.query.get(name, default)
 
 
+def media_type(request: web.Request) -> str:
+    """The request's media type: its Content-Type without parameters, in lower case ("" when it has
+    none). Read from the header itself, not from aiohttp's `request.content_type`: that parses
+    every value missing from its cache of the last 56 with the `email` package, whose header
+    registry builds new classes for each parse (about 7 KB of cyclic garbage, freed only by the
+    next collection); every multipart request has a boundary of its own, so each document a
+    replicator wrote with its attachments left that much behind (docs/reliability.md, "Soak")."""
+    return (request.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+
+
 def require_json(request: web.Request) -> None:
     """chttpd:validate_ctype(Req, "application/json"): 415 `bad_content_type` unless the
     Content-Type's first `;`-separated part is exactly `application/json` (case matters, and

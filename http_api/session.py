@@ -30,7 +30,7 @@ async def session(request: web.Request) -> web.Response:
 @routes.post("/_session")
 async def login(request: web.Request) -> web.Response:
     """Cookie login: JSON or form-encoded `name` and `password`; `next` redirects after it."""
-    if request.content_type == "application/x-www-form-urlencoded":
+    if params.media_type(request) == "application/x-www-form-urlencoded":
         form = await request.post()
         name, password = form.get("name"), form.get("password")
     else:

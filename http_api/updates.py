@@ -20,6 +20,7 @@ from couchpy import jsonutil
 from couchpy.errors import BadRequest, CouchError, NotFound
 from couchpy.views import manager
 
+from . import params
 from .databases import get_db
 from .responses import error_response
 
@@ -29,7 +30,7 @@ _SECRET_HEADERS = {"authorization", "cookie", "x-auth-couchdb-token"}
 def _form(request: web.Request, body: bytes) -> dict[str, str]:
     """An urlencoded body's fields as CouchDB (mochiweb) reads them: `&` and `;` both separate
     fields, a name without `=` has the empty value, the last of a repeated name wins."""
-    if request.content_type != "application/x-www-form-urlencoded" or not body:
+    if params.media_type(request) != "application/x-www-form-urlencoded" or not body:
         return {}
     text = body.decode("utf-8", "replace").replace(";", "&")
     return dict(parse_qsl(text, keep_blank_values=True, errors="replace"))
