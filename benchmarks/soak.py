@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--interval", type=float, default=30, help="seconds between samples")
     ap.add_argument("--seed", type=int, default=random.randrange(1 << 32))
     ap.add_argument("--json", type=Path, help="write the samples and the summary here too")
+    ap.add_argument("--revs-limit", type=int, help="the databases' _revs_limit (default CouchDB's 1000): "
+                    "every update lengthens a document's history until it reaches it")
     ap.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
                     help="set in the server's environment only (its query-server workers inherit it)")
     args = ap.parse_args(argv)
@@ -39,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         srv = CouchpyServer(Path(tmp), name="soak")
         srv.environment = lambda env: {**env, **server_env}
         srv.start()
-        soak = soakload.Soak(srv, args.seed)
+        soak = soakload.Soak(srv, args.seed, revs_limit=args.revs_limit)
         try:
             asyncio.run(soakload.run(soak, args.minutes * 60, args.interval,
                                      on_sample=lambda s: print(json.dumps(asdict(s)), flush=True)))

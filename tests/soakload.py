@@ -57,6 +57,7 @@ class Soak:
     requests: int = 0
     samples: list[Sample] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    revs_limit: int | None = None  # set on the three databases (CouchDB's default: 1000)
 
     def error(self, what: str) -> None:
         if len(self.errors) < 50:
@@ -244,6 +245,8 @@ async def setup(soak: Soak, s: aiohttp.ClientSession) -> None:
     srv = soak.server
     for db in (DB, COPY, ONESHOT):
         await soak.call(s, "PUT", f"/{db}", 201, "setup")
+        if soak.revs_limit is not None:
+            await soak.call(s, "PUT", f"/{db}/_revs_limit", 200, "setup", json=soak.revs_limit)
     await soak.call(s, "PUT", f"/{DB}/_design/soak", 201, "setup", json=DDOC)
     await soak.call(s, "POST", f"/{DB}/_index", 200, "setup", json=MANGO_INDEX)
     await soak.call(s, "PUT", "/_replicator/soak", 201, "setup",
