@@ -18,9 +18,10 @@ INTERVAL = 3.0
 RSS_GROWTH_KB = 24 << 10
 # ...plus this much per request served after it: the server process's heap still grows, about
 # 0.55 KB a request over the 30-minute run, its allocators' footprint around a flat live set
-# (an open finding, docs/reliability.md "Soak"). The query-server worker's V8 heap, which grew
-# ~6 KB a map call without end, is collected since cecf02a/deae2c9 (the allowance was 4 KiB a
-# request then). A leak of 16 KiB a request (the planted one) fails by far.
+# following the documents' revision histories, which every update lengthens up to revs_limit
+# (docs/reliability.md "Soak"; nearly flat with them capped). The query-server worker's V8
+# heap, which grew ~6 KB a map call without end, is collected since cecf02a/deae2c9 (the
+# allowance was 4 KiB a request then). A leak of 16 KiB a request (the planted one) fails by far.
 RSS_GROWTH_PER_REQUEST_KB = 1
 FD_GROWTH = 16
 
