@@ -4,7 +4,8 @@ Each one is a context manager that yields itself once the server answers `GET /`
 `url` (with credentials when the server needs them), `pid` (for RSS/CPU sampling from
 /proc) and stops the process (SIGTERM, then SIGKILL) on exit:
 
-- `CouchpyServer(data_dir)`: `couchpy serve`, admin credentials written to couchpy.ini;
+- `CouchpyServer(data_dir)`: `couchpy serve --workers 1` (one process: `pid` is all of the
+  server, and the recorded figures stay comparable), admin credentials written to couchpy.ini;
 - `PouchdbServer()`: pouchdb-server 4.2.0 from tests/node (see tests/nodeenv.py);
 - `CeilingServer(workdir)`: the bare-aiohttp ceiling, benchmarks/ceiling_server.py.
 """
@@ -128,7 +129,7 @@ class CouchpyServer(_Subprocess):
             ini.write_text(f"[admins]\n{ADMIN_USER} = {ADMIN_PASSWORD}\n")
         self.port = free_port()
         cmd = [self.python, "-m", "couchpy_cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-               "--data-dir", str(self.data_dir)]
+               "--data-dir", str(self.data_dir), "--workers", "1"]
         self._spawn(cmd, self.repo, self.data_dir / "server.log", (ADMIN_USER, ADMIN_PASSWORD),
                     env={**os.environ, "PYTHONPATH": str(self.repo)})
         return self

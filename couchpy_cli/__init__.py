@@ -128,23 +128,39 @@ def _banner(host: str, port: int, data_dir: Path, generated: str | None) -> None
         print("  (only its PBKDF2 hash is stored; this is the only time the password is shown)", flush=True)
 
 
-def supervise(args: argparse.Namespace) -> int:
-    """`--workers N` (N > 1): the supervisor of N worker processes (couchpy_cli.workers)."""
+def default_workers() -> int:
+    """`--workers` when not given: one server process per core this process may run on."""
+    return len(os.sched_getaffinity(0))
+
+
+def start(args: argparse.Namespace) -> int:
+    """`couchpy serve`: one server process, or the supervisor of `--workers` of them
+    (couchpy_cli.workers). Without `--workers`, one per core, and one for a node of a cluster
+    (several workers are not available there yet)."""
     data_dir = Path(args.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    config, generated = prepare_config(data_dir, Path(args.config) if args.config else None)
-    if args.node_name or args.cluster or config.section("cluster"):
+    prepared = prepare_config(data_dir, Path(args.config) if args.config else None)
+    config, generated = prepared
+    clustered = bool(args.node_name or args.cluster or config.section("cluster"))
+    if args.workers is None:
+        args.workers = 1 if clustered else default_workers()
+    if args.workers == 1:
+        return _serve_here(args, prepared)
+    if clustered:
         print("couchpy: --workers above 1 is not available for a node of a cluster yet", file=sys.stderr)
         return 2
     host, port = _address(args, config)
     return workers.supervise(args, lambda: _banner(host, port, data_dir, generated))
 
 
-async def serve(args: argparse.Namespace) -> None:
+async def serve(args: argparse.Namespace, prepared: tuple[Config, str | None] | None = None) -> None:
+    """One server process: the only one, or worker `args.worker_index` of several. `prepared`:
+    what `prepare_config` returned, when the caller has run it already (its generated admin
+    password is shown only once)."""
     raise_open_files_limit()
     data_dir = Path(args.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    config, generated = prepare_config(data_dir, Path(args.config) if args.config else None)
+    config, generated = prepared or prepare_config(data_dir, Path(args.config) if args.config else None)
     logsetup.setup(config.get("log", "level"), args.log_format)
     host, port = _address(args, config)
     worker = args.worker_index  # None: the only server process
@@ -232,8 +248,9 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--config", default=None, help="INI file (default DATA_DIR/couchpy.ini)")
         p.add_argument("--log-format", choices=("plain", "json"), default="plain",
                        help="log lines as CouchDB writes them (plain) or one JSON object each")
-        p.add_argument("--workers", type=int, default=1,
-                       help="server processes sharing the port and the data directory (default 1)")
+        p.add_argument("--workers", type=int, default=None,
+                       help="server processes sharing the port and the data directory "
+                            "(default: one per CPU core; 1 for a node of a cluster)")
         p.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
         cluster.add_serve_arguments(p)
     sub.add_parser("replicate", help="replicate SOURCE to TARGET (see `couchpy replicate --help`)")
@@ -262,14 +279,18 @@ def main(argv: list[str] | None = None) -> int:
         return _db_command(args)
     if args.command == "cluster":
         return cluster.main(args)
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         print("couchpy: --workers must be at least 1", file=sys.stderr)
         return 2
-    if args.workers > 1 and args.worker_index is None:
-        return supervise(args)
+    if args.worker_index is None:
+        return start(args)
+    return _serve_here(args)
+
+
+def _serve_here(args: argparse.Namespace, prepared: tuple[Config, str | None] | None = None) -> int:
     uvloop.install()
     try:
-        asyncio.run(serve(args))
+        asyncio.run(serve(args, prepared))
     except KeyboardInterrupt:
         pass
     return 0

@@ -89,7 +89,10 @@ class CouchpyServer:
 
     def command(self) -> list[str]:
         """The server's command line (a subclass may run it under a wrapper)."""
-        return [sys.executable, "-m", "couchpy_cli", "serve", "--data-dir", str(self.data_dir), "--port", str(self.port), *self.args]
+        # one process unless the test asks for workers: a test looks into the server by its pid
+        workers = [] if "--workers" in self.args else ["--workers", "1"]
+        return [sys.executable, "-m", "couchpy_cli", "serve", "--data-dir", str(self.data_dir),
+                "--port", str(self.port), *workers, *self.args]
 
     def environment(self, env: dict[str, str]) -> dict[str, str]:
         """The server's environment variables (a subclass may add its own)."""

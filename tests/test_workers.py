@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 
 from http_api.workers import socket_path
-from tests.serverproc import CouchpyServer
+from tests.serverproc import CouchpyServer, free_port
 
 WORKERS = 2
 WRITES = 120
@@ -616,3 +616,49 @@ async def test_failed_logins_lock_a_user_out_in_every_worker(workers_server):
                     seen.add(r.headers["X-Couchpy-Worker"])
             except aiohttp.ClientError:
                 await asyncio.sleep(0.1)
+
+
+class DefaultServer(WorkersServer):
+    """`couchpy serve` as the README starts it, without `--workers`."""
+
+    def command(self) -> list[str]:
+        cmd = super().command()
+        at = cmd.index("--workers")
+        return cmd[:at] + cmd[at + 2:]
+
+
+async def test_serve_without_workers_runs_one_worker_per_core(tmp_path):
+    cores = len(os.sched_getaffinity(0))
+    srv = DefaultServer(tmp_path)
+    srv.start()
+    try:
+        assert "--workers" not in srv.command()
+        if cores == 1:  # one process, no supervisor
+            assert srv.worker_pids() == []
+            return
+        assert len(srv.worker_pids()) == cores
+        seen: set[str] = set()
+        async with _session(srv) as s:
+            for _ in range(200):  # bounded: the kernel spreads new connections over the workers
+                async with s.get("/_up") as r:
+                    seen.add(r.headers["X-Couchpy-Worker"])
+                if len(seen) == cores:
+                    break
+        assert seen == {str(i) for i in range(cores)}
+    finally:
+        srv.stop()
+
+
+async def test_a_node_of_a_cluster_runs_one_worker_by_default(tmp_path):
+    port = free_port()
+    name = "node1@127.0.0.1"
+    srv = DefaultServer(tmp_path, port=port, args=["--node-name", name],
+                        config={"cluster": {"n": "1", name: f"http://admin:unused@127.0.0.1:{port}"}})
+    srv.start()
+    try:
+        assert srv.worker_pids() == []  # the process serving is the one started
+        async with aiohttp.ClientSession(base_url=srv.base, auth=srv.auth) as s:
+            async with s.get("/_membership") as r:
+                assert (await r.json())["all_nodes"] == [name]
+    finally:
+        srv.stop()
