@@ -5,9 +5,11 @@
 
 The suite, its runner (`run.sh`, `compare.js`) and the recorded CouchDB 3.4.3 baseline live in
 `../shared/peers/pouchdb-suite/` next to the clone (`--suite-dir` or `POUCHDB_SUITE_DIR` to point
-elsewhere); `run.sh` installs the suite into its cache dir the first time. couchpy is started on a
-free port with an empty data dir, each part runs against it, and every test that passes against
-CouchDB 3.4.3 must pass against couchpy unless `divergences.toml` says why couchpy is right.
+elsewhere); `run.sh` installs the suite into its cache dir the first time. couchpy is started as
+`couchpy serve` starts by default (one worker per core: on 2 cores, two server processes on one
+port) on a free port with an empty data dir, each part runs against it, and every test that
+passes against CouchDB 3.4.3 must pass against couchpy unless `divergences.toml` says why couchpy
+is right.
 
 Exit status: 0 no regression, 1 regressions, 2 the suite or the server could not run.
 """
@@ -25,6 +27,7 @@ import time
 import tomllib
 from pathlib import Path
 
+from couchpy_cli import default_workers
 from tests.pouchdb_suite.verdict import Divergence, Verdict, failed_hooks, judge, parse_divergences
 from tests.serverproc import ROOT, CouchpyServer, free_port
 
@@ -112,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
 
     lines, regressions, broken = [], 0, False
     totals = {"couchpy": {"passed": 0, "failed": 0, "pending": 0}, "base": {"passed": 0, "failed": 0, "pending": 0}}
-    with CouchpyServer(Path(tempfile.mkdtemp(prefix="couchpy-pouchdb-suite-"))) as srv:
+    workers = ["--workers", str(default_workers())]  # what a user's `couchpy serve` runs
+    with CouchpyServer(Path(tempfile.mkdtemp(prefix="couchpy-pouchdb-suite-")), args=workers) as srv:
         for part in parts:
             base_file = results / f"{BASELINE_NAME}-{part}.json"
             base_counts = baseline_part(args.suite_dir, part, base_file)
