@@ -23,6 +23,7 @@ import asyncio
 import logging
 import time
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -101,9 +102,20 @@ class Database:
     def open_store(self) -> None:
         # With other server processes, the one that compacts replaces the environment, and this
         # store follows (couchpy.storage); it opens only under the swap lock (couchpy.envswap).
-        follow = (lambda: envswap.opening(self.directory, retire)) if self.node.shared else None
+        # Neither hook refers to the database itself: a store referring back to its database would
+        # make a reference cycle, and a closed database would stay in memory until the cyclic
+        # collector ran (tests/test_scale_memory.py)
+        directory = self.directory
+        follow = (lambda: envswap.opening(directory, retire)) if self.node.shared else None
         self.store = Store(self.directory / "main", SUBDBS, follow=follow)
-        self.store.rebind = self.bind_store
+        bind = weakref.WeakMethod(self.bind_store)
+
+        def rebind() -> None:
+            method = bind()
+            if method is not None:
+                method()
+
+        self.store.rebind = rebind
         self.bind_store()
         # Attachment digests stored by earlier versions become CouchDB's (once; then one read).
         att_migrate.migrate(self.store, self._bodies, self.store.db("attachments"), self.codec)
