@@ -232,7 +232,9 @@ class Database:
             "doc_del_count": m["doc_del_count"],
             "doc_count": m["doc_count"],
             "disk_format_version": 8,
-            "compact_running": self.compact_running,
+            # with several workers, worker 0 compacts: any worker sees its compaction lock held
+            "compact_running": self.compact_running
+            or (self.node.shared and envswap.compaction_running(self.directory)),
             "cluster": {"q": 1, "n": 1, "w": 1, "r": 1},
             "instance_start_time": "0",
         }

@@ -128,12 +128,12 @@ def compacting(directory: Path) -> contextlib.AbstractContextManager[int]:
     return _flock(Path(directory) / COMPACT_LOCK, fcntl.LOCK_EX)
 
 
-def _copy_in_use(directory: Path) -> bool:
+def compaction_running(directory: Path) -> bool:
     """Whether a process (this one included) is compacting the database now."""
-    path = Path(directory) / COMPACT_LOCK
-    if not path.exists():
+    try:
+        fd = os.open(Path(directory) / COMPACT_LOCK, os.O_RDWR)
+    except FileNotFoundError:  # never compacted (or the database is gone)
         return False
-    fd = os.open(path, os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -157,7 +157,7 @@ def recover(directory: Path, live: str = LIVE, retire: Retire | None = None) -> 
         return
     present = {name for name in names(live) if (directory / name).exists()}
     _, new, old = names(live)
-    if retire is not None and new in present and live in present and _copy_in_use(directory):
+    if retire is not None and new in present and live in present and compaction_running(directory):
         present.discard(new)
     steps = plan(present, live)
     for step in steps:

@@ -315,3 +315,33 @@ async def _crash_under_load(srv: WorkersServer) -> None:
         await _read_back(srv, writes.acked)
         await _read_back_cut(srv, writes.cut)
         assert sorted(p.name for p in main.parent.iterdir() if p.name.startswith("main")) == ["main"]
+
+
+async def test_every_worker_says_a_compaction_is_running(tmp_path):
+    """PouchDB's `compact()` posts `_compact` and then asks `GET /{db}` until `compact_running` is
+    false; with two workers the poll may reach the worker that is not compacting, which must say
+    so too, or the client reads the compacted-away revisions before they are gone."""
+    srv = WorkersServer(tmp_path, args=["--workers", "2"])
+    srv.start()
+    try:
+        async with _session(srv) as s:
+            await _put_db(s, DB)
+            docs = [{"_id": f"d{i:05}", "text": "x" * 200} for i in range(20000)]
+            for start in range(0, len(docs), 5000):
+                async with s.post(f"/{DB}/_bulk_docs", json={"docs": docs[start:start + 5000]}) as r:
+                    assert r.status == 201
+        async with await _pinned_session(srv, 1) as w1:
+            async with w1.post(f"/{DB}/_compact", json={}) as r:  # forwarded to worker 0
+                assert r.status == 202, await r.text()
+            async with w1.get(f"/{DB}") as r:
+                assert r.headers["X-Couchpy-Worker"] == "1"
+                assert (await r.json())["compact_running"] is True
+            deadline = time.monotonic() + DEADLINE
+            while True:  # and it ends
+                async with w1.get(f"/{DB}") as r:
+                    if not (await r.json())["compact_running"]:
+                        break
+                assert time.monotonic() < deadline, "compaction never ended"
+                await asyncio.sleep(0.05)
+    finally:
+        srv.stop()
