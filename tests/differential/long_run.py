@@ -2,6 +2,7 @@
 
     python -m tests.differential.long_run --sequences 10000 [--seed N] [--minutes M] [--out summary.json]
         [--couchpy URL --couchdb URL]   # servers already running (URLs with admin credentials)
+        [--workers N]                   # the couchpy server it starts runs N workers (default 1)
 
 Without URLs it starts a couchpy server and a CouchDB 3.4.3 peer of its own. Every sequence runs
 on fresh databases; the first unexplained difference of each sequence is counted under its class
@@ -85,13 +86,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=None, help="stop running sequences after this long")
     ap.add_argument("--couchpy", help="URL of a running couchpy (with admin credentials)")
     ap.add_argument("--couchdb", help="URL of a running CouchDB 3.4.3 (with admin credentials)")
+    ap.add_argument("--workers", type=int, default=1, help="workers of the couchpy server it starts")
     ap.add_argument("--out", type=Path, default=Path("differential-summary.json"))
     args = ap.parse_args(argv)
     seed_value = args.seed if args.seed is not None else random.randrange(2**32)
     print(f"seed {seed_value}", file=sys.stderr)
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        cp_url = args.couchpy or stack.enter_context(CouchpyServer(tmp / "couchpy")).url
+        cp_url = args.couchpy or stack.enter_context(
+            CouchpyServer(tmp / "couchpy", args=["--workers", str(args.workers)])).url
         db_url = args.couchdb or stack.enter_context(CouchdbPeer(tmp / "couchdb")).url
         summary = run(args.sequences, seed_value, Target(cp_url, False), Target(db_url, True),
                       minutes=args.minutes)
