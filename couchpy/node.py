@@ -19,7 +19,7 @@ from pathlib import Path
 
 import orjson
 
-from . import jsonutil, partition_sizes, security
+from . import allocator, jsonutil, partition_sizes, security
 from .config import Config
 from .database import Database
 from .db_updates import CREATED, DELETED, DbUpdates
@@ -103,6 +103,7 @@ class Node:
     def __init__(self, path, config: Config | None = None, workers: int = 1, worker_index: int = 0):
         """`workers` server processes share this data directory (`couchpy serve --workers`);
         this one is number `worker_index`, and number 0 runs the node's background daemons."""
+        allocator.fix_mmap_threshold()  # before the first environment is opened
         self.path = Path(path)
         self.workers = max(1, workers)
         self.worker_index = worker_index

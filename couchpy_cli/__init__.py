@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
-import ctypes.util
 import gc
 import os
 import resource
@@ -78,23 +76,6 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
-
-
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
-
-
-def tune_malloc() -> None:
-    """Give large allocations their own mappings, always. Every open LMDB environment mallocs about
-    3 MB of transaction bookkeeping (its dirty-page and free-page lists) and frees it on close.
-    glibc's default raises its mmap threshold after the first such free, so later environments
-    got that memory from the main heap, touched and never returned: about 2 MB of resident
-    memory per database ever opened (1.1 GB after 1,500 databases with 500 open). With a fixed
-    threshold, the lists are mappings whose untouched pages cost nothing and whose release returns
-    the memory (about 100 MB for the same run)."""
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt(M_MMAP_THRESHOLD, 1 << 20)
-    except (OSError, AttributeError):  # not glibc: its allocator has its own policy
-        pass
 
 
 def raise_open_files_limit() -> tuple[int, int]:
@@ -181,7 +162,6 @@ async def serve(args: argparse.Namespace, prepared: tuple[Config, str | None] | 
     else:
         _banner(host, port, data_dir, generated)
     tune_gc()
-    tune_malloc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
