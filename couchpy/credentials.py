@@ -140,6 +140,8 @@ class Authenticator:
             return creds.ctx()
         async with self._slots:
             self._refuse_if_locked(name, address)
+            if key in self._ok:  # checked while this one waited: a client's connections all
+                return creds.ctx()  # sending the same header at once cost one PBKDF2, not each one
             ok = await asyncio.get_running_loop().run_in_executor(self._hashing, verify_password, password,
                                                                   creds.stored)
         if not ok:
