@@ -5,7 +5,8 @@ Each one is a context manager that yields itself once the server answers `GET /`
 /proc) and stops the process (SIGTERM, then SIGKILL) on exit:
 
 - `CouchpyServer(data_dir)`: `couchpy serve --workers 1` (one process: `pid` is all of the
-  server, and the recorded figures stay comparable), admin credentials written to couchpy.ini;
+  server, and the recorded figures stay comparable; `workers=N` for N, benchmarks/workers.py),
+  admin credentials written to couchpy.ini;
 - `PouchdbServer()`: pouchdb-server 4.2.0 from tests/node (see tests/nodeenv.py);
 - `CeilingServer(workdir)`: the bare-aiohttp ceiling, benchmarks/ceiling_server.py.
 """
@@ -112,10 +113,11 @@ class _Subprocess:
 class CouchpyServer(_Subprocess):
     name = "couchpy"
 
-    def __init__(self, data_dir: Path, python: str = sys.executable, repo: Path = REPO):
+    def __init__(self, data_dir: Path, python: str = sys.executable, repo: Path = REPO, workers: int = 1):
         super().__init__()
         # repo: the checkout whose couchpy runs (another worktree, to compare two commits)
         self.data_dir, self.python, self.repo = Path(data_dir), python, Path(repo)
+        self.workers = workers
 
     @property
     def url(self) -> str:
@@ -129,7 +131,7 @@ class CouchpyServer(_Subprocess):
             ini.write_text(f"[admins]\n{ADMIN_USER} = {ADMIN_PASSWORD}\n")
         self.port = free_port()
         cmd = [self.python, "-m", "couchpy_cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-               "--data-dir", str(self.data_dir), "--workers", "1"]
+               "--data-dir", str(self.data_dir), "--workers", str(self.workers)]
         self._spawn(cmd, self.repo, self.data_dir / "server.log", (ADMIN_USER, ADMIN_PASSWORD),
                     env={**os.environ, "PYTHONPATH": str(self.repo)})
         return self
