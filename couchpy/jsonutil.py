@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from . import floatfmt
 from .errors import BadRequest
 
 # A run of 19+ digits may be an integer orjson cannot hold; the check may also hit digits inside a
@@ -101,27 +102,38 @@ def dumps(obj: Any) -> bytes:
 
 
 def dumps_stored(obj: Any) -> bytes:
-    """`dumps` for a document body as stored, and so as every later read answers it.
-
-    CouchDB keeps a parsed `-0.0` as the Erlang float it is (a revision id hashes it with its
-    sign, as couchpy's does), but its JSON encoder writes it as `0.0`: every read, feed and
-    replication of the document says `0.0`, and so does couchpy's. Both encoders write a negative
-    zero exactly as `-0.0`, so one search of the output finds the rare body that holds one (a
-    string holding "-0.0" only costs the walk that finds nothing to change)."""
+    """`dumps` for a document body as stored, and so as every later read answers it: its
+    floating-point numbers written as CouchDB writes them (couchpy/floatfmt.py), since CouchDB
+    re-encodes every body it stores (`1e+20` is read back as `100000000000000000000.0`, `-0.0`
+    as `0.0`). The revision id is hashed from the body as sent, on both. One search of the
+    encoded body finds the rare one that may hold such a number; only that one is walked."""
     raw = dumps(obj)
-    if b"-0.0" in raw:
-        raw = dumps(_unsigned_zeros(obj))
+    if floatfmt.differs_from_orjson(raw):
+        changed, value = _couchdb_numbers(obj)
+        if changed:
+            raw = orjson.dumps(value)
     return raw
 
 
-def _unsigned_zeros(value: Any) -> Any:
+def _couchdb_numbers(value: Any) -> tuple[bool, Any]:
+    """(whether a float is written otherwise, `value` with those floats, and any integer beyond
+    orjson's 64 bits, as raw JSON fragments)"""
     if type(value) is float:
-        return 0.0 if value == 0.0 else value
+        text = floatfmt.couchdb_float(value)
+        if text.encode() == orjson.dumps(value):
+            return False, value
+        return True, orjson.Fragment(text)
+    if type(value) is int:
+        return False, value if -(1 << 63) <= value < (1 << 64) else orjson.Fragment(str(value))
     if isinstance(value, dict):
-        return {k: _unsigned_zeros(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_unsigned_zeros(v) for v in value]
-    return value
+        items = [(k, _couchdb_numbers(v)) for k, v in value.items()]
+        if any(c for _, (c, _) in items):
+            return True, {k: v for k, (_, v) in items}
+    elif isinstance(value, list):
+        items = [_couchdb_numbers(v) for v in value]
+        if any(c for c, _ in items):
+            return True, [v for _, v in items]
+    return False, value
 
 
 def dumps_line(obj: Any) -> bytes:

@@ -185,3 +185,29 @@ async def test_a_negative_zero_is_stored_with_its_sign_and_read_as_zero(peer, pd
             assert int(r.headers["Content-Length"]) == len(prefix + UNSIGNED[1:] + b"\n")
     async with peer.get(f"/{pdb}/_all_docs", params={"include_docs": "true", "key": '"y"'}) as r:
         assert b'"v":0.0}' in await r.read()
+
+
+FLOATS = (b'{"v":[1e+20,1e21,1.5e16,123456789012345678.0,1e15,1e-5,1e-6,0.000001234,1e-7,0.1,1E2,'
+          b'1.7976931348623157e308,-1e20,9007199254740993.0,1e100,12345678901234567890123],"s":"1e+16"}')
+# as CouchDB 3.4.3 answered it (asked directly): JavaScript's number text, ".0" on whole numbers
+FLOATS_READ = (b'{"v":[100000000000000000000.0,1e+21,15000000000000000.0,123456789012345680.0,'
+               b'1000000000000000.0,0.00001,0.000001,0.000001234,1e-7,0.1,100.0,1.7976931348623157e+308,'
+               b'-100000000000000000000.0,9007199254740992.0,1e+100,12345678901234567890123],"s":"1e+16"}')
+
+
+async def test_floats_are_read_back_in_couchdbs_notation(peer, pdb):
+    """CouchDB writes every stored float as JavaScript writes the number (plain decimal up to
+    21 digits, `.0` on a whole number), so `1e+20` reads back as `100000000000000000000.0` and
+    a `HEAD` says that length (met by the differential tester's eighth run). The values are the
+    same; the text, and so `Content-Length`, is CouchDB's on both."""
+    headers = {"Content-Type": "application/json"}
+    async with peer.put(f"/{pdb}/f", data=FLOATS, headers=headers) as r:
+        assert r.status == 201
+        rev = (await r.json())["rev"]
+    expected = b'{"_id":"f","_rev":"' + rev.encode() + b'",' + FLOATS_READ[1:] + b"\n"
+    async with peer.get(f"/{pdb}/f") as r:
+        assert await r.read() == expected
+    async with peer.head(f"/{pdb}/f") as r:
+        assert int(r.headers["Content-Length"]) == len(expected)
+    async with peer.get(f"/{pdb}/_all_docs", params={"include_docs": "true", "key": '"f"'}) as r:
+        assert FLOATS_READ[1:-1] in await r.read()
