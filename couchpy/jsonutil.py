@@ -93,43 +93,53 @@ def loads(data: bytes | str) -> Any:
 
 
 def dumps(obj: Any) -> bytes:
-    """Serialize compactly, keeping key order and big integers."""
+    """Serialize compactly, keeping key order and big integers, numbers in CouchDB's text.
+
+    CouchDB writes a float as JavaScript writes the number, `.0` on a whole one
+    (couchpy/floatfmt.py): `1e+20` as `100000000000000000000.0`, `-0.0` as `0.0`. orjson writes
+    the same shortest digits but switches to exponent form earlier; one search of its output
+    finds the rare body that may hold such a number, and only that one is walked. An integer
+    beyond orjson's 64 bits is written exactly, as a raw fragment."""
     try:
-        return orjson.dumps(obj)
+        raw = orjson.dumps(obj)
     except TypeError:
-        # Integers beyond 64 bits: the standard library writes them exactly.
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
-
-
-def dumps_stored(obj: Any) -> bytes:
-    """`dumps` for a document body as stored, and so as every later read answers it: its
-    floating-point numbers written as CouchDB writes them (couchpy/floatfmt.py), since CouchDB
-    re-encodes every body it stores (`1e+20` is read back as `100000000000000000000.0`, `-0.0`
-    as `0.0`). The revision id is hashed from the body as sent, on both. One search of the
-    encoded body finds the rare one that may hold such a number; only that one is walked."""
-    raw = dumps(obj)
+        try:  # an integer beyond 64 bits: as a fragment
+            return orjson.dumps(_couchdb_numbers(obj)[1])
+        except (TypeError, RecursionError):  # nested deeper than orjson goes (or not JSON: raises again)
+            return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
     if floatfmt.differs_from_orjson(raw):
-        changed, value = _couchdb_numbers(obj)
+        try:
+            changed, value = _couchdb_numbers(obj)
+        except RecursionError:  # only near orjson's own depth limit: its text stands
+            return raw
         if changed:
-            raw = orjson.dumps(value)
+            return orjson.dumps(value)
     return raw
 
 
+# Every body is stored as CouchDB stores it: re-encoded, its numbers in CouchDB's text (the
+# revision id is hashed from the body as sent, on both).
+dumps_stored = dumps
+
+
 def _couchdb_numbers(value: Any) -> tuple[bool, Any]:
-    """(whether a float is written otherwise, `value` with those floats, and any integer beyond
-    orjson's 64 bits, as raw JSON fragments)"""
-    if type(value) is float:
+    """(whether a number is written otherwise, `value` with each float CouchDB writes otherwise
+    and each integer beyond 64 bits as a raw JSON fragment)"""
+    kind = type(value)
+    if kind is float:
         text = floatfmt.couchdb_float(value)
         if text.encode() == orjson.dumps(value):
             return False, value
         return True, orjson.Fragment(text)
-    if type(value) is int:
-        return False, value if -(1 << 63) <= value < (1 << 64) else orjson.Fragment(str(value))
+    if kind is int:
+        if -(1 << 63) <= value < (1 << 64):
+            return False, value
+        return True, orjson.Fragment(str(value))
     if isinstance(value, dict):
         items = [(k, _couchdb_numbers(v)) for k, v in value.items()]
         if any(c for _, (c, _) in items):
             return True, {k: v for k, (_, v) in items}
-    elif isinstance(value, list):
+    elif isinstance(value, (list, tuple)):
         items = [_couchdb_numbers(v) for v in value]
         if any(c for c, _ in items):
             return True, [v for _, v in items]
@@ -139,9 +149,12 @@ def _couchdb_numbers(value: Any) -> tuple[bool, Any]:
 def dumps_line(obj: Any) -> bytes:
     """`dumps` plus the newline CouchDB ends its bodies with (written by orjson: no extra copy)."""
     try:
-        return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
+        raw = orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
     except TypeError:
         return dumps(obj) + b"\n"
+    if floatfmt.differs_from_orjson(raw):
+        return dumps(obj) + b"\n"
+    return raw
 
 
 def dumps_sorted(obj: Any) -> bytes:

@@ -199,7 +199,8 @@ async def test_floats_are_read_back_in_couchdbs_notation(peer, pdb):
     """CouchDB writes every stored float as JavaScript writes the number (plain decimal up to
     21 digits, `.0` on a whole number), so `1e+20` reads back as `100000000000000000000.0` and
     a `HEAD` says that length (met by the differential tester's eighth run). The values are the
-    same; the text, and so `Content-Length`, is CouchDB's on both."""
+    same; the text, and so `Content-Length`, is CouchDB's on both, in every answer. A view's
+    JavaScript numbers come back as JavaScript writes them (whole numbers as integers)."""
     headers = {"Content-Type": "application/json"}
     async with peer.put(f"/{pdb}/f", data=FLOATS, headers=headers) as r:
         assert r.status == 201
@@ -209,5 +210,17 @@ async def test_floats_are_read_back_in_couchdbs_notation(peer, pdb):
         assert await r.read() == expected
     async with peer.head(f"/{pdb}/f") as r:
         assert int(r.headers["Content-Length"]) == len(expected)
-    async with peer.get(f"/{pdb}/_all_docs", params={"include_docs": "true", "key": '"f"'}) as r:
-        assert FLOATS_READ[1:-1] in await r.read()
+    # every answer that holds the document writes its numbers so, parsed and written again or not
+    for method, path, body in (("GET", f"/{pdb}/_all_docs?include_docs=true&key=%22f%22", None),
+                               ("POST", f"/{pdb}/_all_docs", {"keys": ["f"], "include_docs": True}),
+                               ("GET", f"/{pdb}/f?revs=true&open_revs=all", None),
+                               ("POST", f"/{pdb}/_bulk_get", {"docs": [{"id": "f"}]}),
+                               ("POST", f"/{pdb}/_find", {"selector": {"s": "1e+16"}}),
+                               ("GET", f"/{pdb}/_changes?include_docs=true", None)):
+        async with peer.request(method, path, json=body) as r:
+            assert FLOATS_READ[1:-1] in await r.read(), (method, path)
+    async with peer.put(f"/{pdb}/_design/d", json={"views": {"v": {
+            "map": "function(d) { if (d.v) emit(d.v[0], [d.v[5], d.v[6], 1.5e16 + 0.5, -0]); }"}}}) as r:
+        assert r.status == 201
+    async with peer.get(f"/{pdb}/_design/d/_view/v") as r:
+        assert b'"key":100000000000000000000,"value":[0.00001,0.000001,15000000000000000,0]' in await r.read()
