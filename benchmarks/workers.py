@@ -12,7 +12,8 @@ each workload, which runs in a client run of its own). With the client on the sa
 the server, the rate says as much about the machine as about the server; the CPU per item
 says what each request costs the server. Before the measured runs, a short `root_get` run (not
 recorded) lets every worker check the admin's password once. The server's pid is not given to
-the client: with workers, the supervisor is not where the work is done.
+the client: with workers, the supervisor is not where the work is done. `--wrk` needs wrk
+(Debian: `apt-get install wrk`).
 """
 from __future__ import annotations
 
