@@ -108,7 +108,9 @@ def _remove(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _flock(path: Path, mode: int) -> Iterator[int]:
+def flock(path: Path, mode: int = fcntl.LOCK_EX) -> Iterator[int]:
+    """Hold an flock(2) on the lock file at `path` (created if missing) for the block: the lock
+    between the server processes that share a data directory (its release is the close)."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, mode)
@@ -117,15 +119,24 @@ def _flock(path: Path, mode: int) -> Iterator[int]:
         os.close(fd)  # releases the lock
 
 
+def data_file_ino(directory: Path) -> int:
+    """The inode of the LMDB data file in `directory` (-1 when there is none): it changes when
+    another process swaps a compacted copy in, which an open environment does not notice."""
+    try:
+        return os.stat(Path(directory) / "data.mdb").st_ino
+    except OSError:
+        return -1
+
+
 def swap_lock(directory: Path, exclusive: bool) -> contextlib.AbstractContextManager[int]:
     """Hold the database directory's swap lock: exclusively while `main` is replaced, shared
     while it is opened."""
-    return _flock(Path(directory) / SWAP_LOCK, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+    return flock(Path(directory) / SWAP_LOCK, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
 
 
 def compacting(directory: Path) -> contextlib.AbstractContextManager[int]:
     """Held for a whole compaction: its copy is not a crash's leftover."""
-    return _flock(Path(directory) / COMPACT_LOCK, fcntl.LOCK_EX)
+    return flock(Path(directory) / COMPACT_LOCK, fcntl.LOCK_EX)
 
 
 def compaction_running(directory: Path) -> bool:

@@ -39,6 +39,7 @@ from typing import TypeVar
 
 import lmdb
 
+from couchpy import envswap
 from couchpy.errors import InsufficientStorage, Unavailable
 
 T = TypeVar("T")
@@ -222,10 +223,7 @@ class Store:
                 self._cond.notify_all()
 
     def _disk_ino(self) -> int:
-        try:
-            return os.stat(self.path / "data.mdb").st_ino
-        except FileNotFoundError:
-            return -1
+        return envswap.data_file_ino(self.path)
 
     def _moved(self) -> bool:
         """Whether the data file at the path is no longer this environment's. A missing one is

@@ -31,10 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import marshal
-import os
 import shutil
 import threading
 from collections.abc import Iterator
@@ -185,18 +183,11 @@ class ViewIndex:
         if not getattr(self.db.node, "shared", False):
             yield
             return
-        fd = os.open(self.directory.parent / f"{self.spec.sig}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with envswap.flock(self.directory.parent / f"{self.spec.sig}.lock"):
             yield
-        finally:
-            os.close(fd)  # releases the lock
 
     def _disk_ino(self) -> int:
-        try:
-            return os.stat(self.directory / "data.mdb").st_ino
-        except OSError:
-            return -1
+        return envswap.data_file_ino(self.directory)
 
     def _follow_swap(self) -> None:
         """Under the lock file: if another process compacted the index (a new environment at
