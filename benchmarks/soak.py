@@ -2,6 +2,7 @@
 replication) against one couchpy server, with its resources sampled over time.
 
     python -m benchmarks.soak --minutes 30 [--interval 30] [--seed N] [--json out.json]
+        [--revs-limit N] [--prefill-history N]
         [--server-env NAME=VALUE ...]   # e.g. LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
 
 Prints one line per sample (anonymous RSS, RSS, fds, p99 latency, requests) and a summary; exits
@@ -31,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write the samples and the summary here too")
     ap.add_argument("--revs-limit", type=int, help="the databases' _revs_limit (default CouchDB's 1000): "
                     "every update lengthens a document's history until it reaches it")
+    ap.add_argument("--prefill-history", type=int, default=0, metavar="N",
+                    help="the documents the workload edits start with N-revision histories (as after a "
+                    "long run: do they still grow the heap once full?)")
     ap.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
                     help="set in the server's environment only (its query-server workers inherit it)")
     args = ap.parse_args(argv)
@@ -41,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         srv = CouchpyServer(Path(tmp), name="soak")
         srv.environment = lambda env: {**env, **server_env}
         srv.start()
-        soak = soakload.Soak(srv, args.seed, revs_limit=args.revs_limit)
+        soak = soakload.Soak(srv, args.seed, revs_limit=args.revs_limit,
+                              prefill_history=args.prefill_history)
         try:
             asyncio.run(soakload.run(soak, args.minutes * 60, args.interval,
                                      on_sample=lambda s: print(json.dumps(asdict(s)), flush=True)))

@@ -58,6 +58,10 @@ class Soak:
     samples: list[Sample] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     revs_limit: int | None = None  # set on the three databases (CouchDB's default: 1000)
+    # documents the workload edits start with histories this long (0: they are created by it):
+    # the heap follows the histories' length while they grow (docs/reliability.md)
+    prefill_history: int = 0
+    prefilled: dict[str, str] = field(default_factory=dict)  # docid -> its revision
 
     def error(self, what: str) -> None:
         if len(self.errors) < 50:
@@ -120,7 +124,7 @@ def p99(values: list[float]) -> float:
 
 async def _crud(soak: Soak, s: aiohttp.ClientSession, wid: int, stop: asyncio.Event) -> None:
     rng = random.Random(f"{soak.seed}-crud-{wid}")
-    revs: dict[str, str] = {}
+    revs = {k: v for k, v in soak.prefilled.items() if k.startswith(f"c{wid}-")}
     while not stop.is_set():
         docid = f"c{wid}-{rng.randrange(40)}"
         path = f"/{DB}/{docid}"
@@ -145,7 +149,7 @@ async def _crud(soak: Soak, s: aiohttp.ClientSession, wid: int, stop: asyncio.Ev
 
 async def _attachments(soak: Soak, s: aiohttp.ClientSession, stop: asyncio.Event) -> None:
     rng = random.Random(f"{soak.seed}-att")
-    revs: dict[str, str] = {}
+    revs = {k: v for k, v in soak.prefilled.items() if k.startswith("att-")}
     while not stop.is_set():
         docid = f"att-{rng.randrange(10)}"
         data = rng.randbytes(rng.randint(1, 64 << 10))
@@ -241,12 +245,29 @@ async def _sampler(soak: Soak, interval: float, stop: asyncio.Event, t0: float, 
             on_sample(sample)
 
 
-async def setup(soak: Soak, s: aiohttp.ClientSession) -> None:
+async def prefill(soak: Soak, s: aiohttp.ClientSession, crud_clients: int) -> None:
+    """Every document the workload edits, written with a history of `prefill_history` made-up
+    revisions (a replicated write, `new_edits=false`), so the run starts where a long one ends."""
+    rng = random.Random(f"{soak.seed}-prefill")
+    ids = [f"c{w}-{n}" for w in range(crud_clients) for n in range(40)] + [f"att-{n}" for n in range(10)]
+    for at in range(0, len(ids), 10):
+        docs = []
+        for docid in ids[at:at + 10]:
+            hashes = [rng.randbytes(16).hex() for _ in range(soak.prefill_history)]
+            docs.append({"_id": docid, "_rev": f"{soak.prefill_history}-{hashes[0]}", "n": 0,
+                         "_revisions": {"start": soak.prefill_history, "ids": hashes}})
+            soak.prefilled[docid] = docs[-1]["_rev"]
+        await soak.call(s, "POST", f"/{DB}/_bulk_docs", 201, "setup", json={"docs": docs, "new_edits": False})
+
+
+async def setup(soak: Soak, s: aiohttp.ClientSession, crud_clients: int = 3) -> None:
     srv = soak.server
     for db in (DB, COPY, ONESHOT):
         await soak.call(s, "PUT", f"/{db}", 201, "setup")
         if soak.revs_limit is not None:
             await soak.call(s, "PUT", f"/{db}/_revs_limit", 200, "setup", json=soak.revs_limit)
+    if soak.prefill_history:
+        await prefill(soak, s, crud_clients)
     await soak.call(s, "PUT", f"/{DB}/_design/soak", 201, "setup", json=DDOC)
     await soak.call(s, "POST", f"/{DB}/_index", 200, "setup", json=MANGO_INDEX)
     await soak.call(s, "PUT", "/_replicator/soak", 201, "setup",
@@ -262,7 +283,7 @@ async def leaves(soak: Soak, s: aiohttp.ClientSession, db: str) -> dict[str, lis
 async def run(soak: Soak, duration: float, interval: float, on_sample=None, crud_clients: int = 3) -> None:
     """Run the workload for `duration` seconds, then check the continuous replication caught up."""
     async with aiohttp.ClientSession(auth=soak.server.auth) as s0:
-        await setup(soak, s0)
+        await setup(soak, s0, crud_clients)
         stop = asyncio.Event()
         sessions = [aiohttp.ClientSession(auth=soak.server.auth) for _ in range(crud_clients + 6)]
         try:
