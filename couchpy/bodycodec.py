@@ -20,6 +20,7 @@ a compaction write), so each thread gets its own.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import zstandard
 
@@ -36,19 +37,31 @@ AUTO_BYTES = 512 << 10
 
 
 class Codec:
-    def __init__(self, dictionary: bytes | None = None) -> None:
+    def __init__(self, dictionary: bytes | None = None,
+                 load: Callable[[], bytes | None] | None = None) -> None:
+        """`load` reads the dictionary stored in the environment, for a codec that meets a
+        compressed body before it knows the dictionary: with several server processes, another
+        one may have trained and stored it (couchpy.database `maybe_train`). The dictionary is
+        committed before the first body compressed with it, so whoever can read such a body
+        finds it stored."""
         self.dictionary = dictionary
         self._dict = zstandard.ZstdCompressionDict(dictionary) if dictionary else None
+        self._load = load
         self._local = threading.local()
+        self._adopting = threading.Lock()
 
     def adopt(self, dictionary: bytes) -> None:
         """Start compressing with `dictionary` (a codec that had none; the dictionary is already
         committed to the environment). The same object changes, so a reader that took this codec
-        (or its bound `decode`) before still decodes every body written after."""
-        if self._dict is not None:
-            raise ValueError("a codec's dictionary is set once")
-        self._dict = zstandard.ZstdCompressionDict(dictionary)
-        self.dictionary = dictionary
+        (or its bound `decode`) before still decodes every body written after. Adopting the
+        dictionary the codec has already is nothing (two threads may both find it stored)."""
+        with self._adopting:
+            if self._dict is not None:
+                if dictionary == self.dictionary:
+                    return
+                raise ValueError("a codec's dictionary is set once")
+            self._dict = zstandard.ZstdCompressionDict(dictionary)
+            self.dictionary = dictionary
 
     def _contexts(self) -> tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor]:
         ctx = getattr(self._local, "ctx", None)
@@ -70,6 +83,11 @@ class Codec:
         """The JSON of a stored body."""
         if stored[:1] != TAG:
             return stored
+        if self._dict is None:
+            dictionary = self._load() if self._load is not None else None
+            if dictionary is None:
+                raise ValueError("a compressed body and no dictionary stored")
+            self.adopt(dictionary)
         return self._contexts()[1].decompress(stored[1:])
 
 

@@ -130,8 +130,12 @@ class Database:
         self._local = self.store.db("local")
         self._meta_db = self.store.db("meta")
         self._meta_txnid = -1  # transaction ids of another environment say nothing here
-        with self.store.env.begin() as txn:
-            self.codec = bodycodec.Codec(txn.get(bodycodec.DICT_KEY, db=self._meta_db))
+        env, meta = self.store.env, self._meta_db
+        with env.begin() as txn:
+            # `load`: another server process may train and store the dictionary (maybe_train);
+            # it refers to the environment, not the database (no reference cycle)
+            self.codec = bodycodec.Codec(txn.get(bodycodec.DICT_KEY, db=meta),
+                                         load=lambda: _stored_dictionary(env, meta))
 
     # ------------------------------------------------------------------ properties
 
@@ -902,11 +906,11 @@ class Database:
     def maybe_train(self) -> None:
         """Give a database that compresses nothing yet its body dictionary (couchpy.bodycodec)
         once it holds enough to learn from, instead of waiting for its first compaction. Called
-        by the writer after each commit; cheap when there is nothing to do."""
+        by the writer after each commit; cheap when there is nothing to do. With several server
+        processes, whichever gets there first stores its dictionary and the others adopt it:
+        when they try (from then on they compress too) or when they first read a body
+        compressed with it."""
         if self._dict_tried or self.codec.dictionary is not None or self.compact_running or self.closed:
-            return
-        if self.node.shared:
-            # the other processes would not know the dictionary bodies are compressed with
             return
         m = self.meta
         if m.get("doc_count", 0) < bodycodec.AUTO_DOCS and m.get("external_size", 0) < bodycodec.AUTO_BYTES:
@@ -920,22 +924,31 @@ class Database:
     async def _train_dictionary(self) -> None:
         codec = self.codec
         try:
+            stored = _stored_dictionary(self.store.env, self._meta_db)
+            if stored is not None:  # another server process trained one
+                codec.adopt(stored)
+                return
             dictionary = await asyncio.get_running_loop().run_in_executor(None, self._train_sync, codec)
             if dictionary is None or self.closed:
                 return
 
-            def put(txn: Any) -> bool:
+            def put(txn: Any) -> bytes | None:
+                """The dictionary to adopt once committed: this one, or the one another
+                process stored first (the write transaction is the processes' one writer)."""
                 # a compaction may have swapped in an environment with a dictionary of its own
                 if self.codec is not codec or codec.dictionary is not None:
-                    return False
+                    return None
+                first = txn.get(bodycodec.DICT_KEY, db=self._meta_db)
+                if first is not None:
+                    return bytes(first)
                 txn.put(bodycodec.DICT_KEY, dictionary, db=self._meta_db)
-                return True
+                return dictionary
 
-            async def adopt(stored: bool) -> None:
+            async def adopt(chosen: bytes | None) -> None:
                 # after the commit, before any later write: every body written with the
                 # dictionary is in a file that holds it
-                if stored:
-                    codec.adopt(dictionary)
+                if chosen is not None:
+                    codec.adopt(chosen)
 
             await self.writer.run_exclusive(put, then=adopt)
         except Exception:  # noqa: BLE001 - bodies stay plain until compaction trains one
@@ -1013,3 +1026,10 @@ def _match_stubs(doc: dict, stubs: list[str], parent: dict | None) -> None:
 def _ignore_result(fut: asyncio.Future) -> None:
     if not fut.cancelled():
         fut.exception()
+
+
+def _stored_dictionary(env: Any, meta_db: Any) -> bytes | None:
+    """The body dictionary stored in a database's environment, if any (a read of its own)."""
+    with env.begin() as txn:
+        value = txn.get(bodycodec.DICT_KEY, db=meta_db)
+    return bytes(value) if value is not None else None

@@ -9,10 +9,13 @@ import asyncio
 import random
 import time
 
+import lmdb
 import orjson
 
 import couchpy
 from couchpy import bodycodec
+from couchpy.docinfo import body_key
+from tests.test_workers import WorkersServer, _pinned_session, _put_db
 
 
 def _stored_bodies(db) -> dict[bytes, bytes]:
@@ -91,3 +94,76 @@ async def test_no_background_dictionary_with_file_compression_none(tmp_path):
     assert db.codec.dictionary is None
     assert all(v[:1] == b"{" for v in _stored_bodies(db).values())
     await node.aclose()
+
+
+def _stored(main, ids_revs: dict[str, str]) -> tuple[bytes | None, dict[str, bytes]]:
+    """(the stored dictionary, each document's stored body) read from the environment at `main`
+    by this process: LMDB's readers may be in any process."""
+    env = lmdb.open(str(main), readonly=True, max_dbs=32, lock=True, subdir=True)
+    try:
+        meta, bodies = env.open_db(b"meta", create=False), env.open_db(b"bodies", create=False)
+        with env.begin() as txn:
+            dictionary = txn.get(bodycodec.DICT_KEY, db=meta)
+            stored = {i: bytes(txn.get(body_key(i, r), db=bodies)) for i, r in ids_revs.items()}
+        return (bytes(dictionary) if dictionary is not None else None), stored
+    finally:
+        env.close()
+
+
+async def _bulk(s, db: str, docs: list[dict]) -> dict[str, str]:
+    revs = {}
+    for i in range(0, len(docs), 250):
+        async with s.post(f"/{db}/_bulk_docs", json={"docs": docs[i:i + 250]}) as r:
+            assert r.status == 201, await r.text()
+            revs.update((row["id"], row["rev"]) for row in await r.json())
+    return revs
+
+
+async def test_with_two_workers_one_trains_and_both_compress_and_read(tmp_path):
+    """`couchpy serve --workers 2`: the worker whose write crosses the threshold trains and stores
+    the dictionary; the other reads the bodies compressed with it at once (it loads the stored
+    dictionary when it meets the first one) and compresses its own writes from its next try on.
+    Before, with several workers, no dictionary was trained until the first compaction."""
+    srv = WorkersServer(tmp_path, args=["--workers", "2"])
+    srv.start()
+    try:
+        one = await _pinned_session(srv, 1)
+        zero = await _pinned_session(srv, 0)
+        try:
+            await _put_db(one, "z")
+            (main,) = (srv.data_dir / "dbs").glob("z.*")
+            main = main / "main"
+            async with zero.get("/z") as r:  # worker 0 opens the database: no dictionary yet
+                assert r.status == 200
+            first = _profiles(0, 1200, 7)
+            await _bulk(one, "z", first)  # worker 1 crosses AUTO_DOCS
+            deadline = time.monotonic() + 60
+            while _stored(main, {})[0] is None:
+                assert time.monotonic() < deadline, "no dictionary stored"
+                await asyncio.sleep(0.1)
+            later1 = await _bulk(one, "z", _profiles(1200, 300, 8))  # compressed by worker 1
+            _, stored = _stored(main, later1)
+            assert all(b[:1] == bodycodec.TAG for b in stored.values())
+            # worker 0 has not trained nor adopted: it reads worker 1's compressed bodies
+            expected = {d["_id"]: d for d in first + _profiles(1200, 300, 8)}
+            async with zero.post("/z/_all_docs", json={"keys": sorted(expected), "include_docs": True}) as r:
+                assert r.status == 200, await r.text()
+                for row in (await r.json())["rows"]:
+                    doc = row["doc"]
+                    assert {k: v for k, v in doc.items() if k != "_rev"} == expected[row["id"]]
+            # and its own writes are compressed from its next write on
+            await _bulk(zero, "z", _profiles(1500, 10, 9))
+            deadline = time.monotonic() + 30
+            for attempt in range(300):
+                later0 = await _bulk(zero, "z", _profiles(2000 + 5 * attempt, 5, 10))
+                if all(b[:1] == bodycodec.TAG for b in _stored(main, later0)[1].values()):
+                    break
+                assert time.monotonic() < deadline, "worker 0 never compressed"
+                await asyncio.sleep(0.1)
+            async with one.get(f"/z/{next(iter(later0))}") as r:
+                assert r.status == 200 and (await r.json())["_rev"] == later0[next(iter(later0))]
+        finally:
+            await one.close()
+            await zero.close()
+    finally:
+        srv.stop()
