@@ -378,7 +378,9 @@ class Database:
                 atts = value
             else:
                 doc[key] = value
-        if info.tree.get(rev, (None, False))[1]:
+        # the winner's own flag: a plain read of a document with a long history (up to
+        # revs_limit revisions) then never parses its revision tree
+        if info.deleted if rev == info.rev else info.tree.get(rev, (None, False))[1]:
             doc["_deleted"] = True
         if revs:
             doc["_revisions"] = revtree.revisions_field(info.tree, rev, self.revs_limit)
