@@ -167,7 +167,7 @@ class ReplicatorDb:
         ds.reason = job.reason
         ds.last_updated = time.time()
         if job.state == "completed":
-            info = job.replication.info() if job.replication else {}
+            info = job.info() or {}
             stats = {k: info.get(k) for k in ("revisions_checked", "missing_revisions_found", "docs_read",
                                               "docs_written", "doc_write_failures", "checkpointed_source_seq")}
             stats["start_time"] = iso(job.start_time)

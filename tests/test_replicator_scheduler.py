@@ -4,12 +4,15 @@ failures, and the _active_tasks entries (in-process node, local databases)."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 
 import pytest
 
 import couchpy
 from replicator.params import parse
 from replicator.scheduler import Scheduler
+from tests.inprocess import ADMIN, PASSWORD, serve
 from tests.serverproc import free_port
 
 
@@ -145,3 +148,49 @@ async def test_many_jobs_share_the_node(node):
         assert all(node.get_db(f"backup{i}").get("profile")["i"] == i for i in range(200))
     finally:
         await sched.close()
+
+
+async def test_a_job_between_runs_keeps_no_run(tmp_path):
+    """A rotated-out job keeps its last run's numbers, not the run: the stopped run's task (its
+    CancelledError's traceback holds every frame), its Replication and its HTTP endpoints are
+    freed by reference counting alone (the cyclic collector off, as good as a server's, which
+    runs it rarely), and so is a job once removed. With 10,000 pending jobs each keeping its
+    last run (~60 KB), the heap grew with the number of replications, not with max_jobs."""
+    async with serve(tmp_path) as srv:
+        node = srv.node
+        sched = Scheduler(node, max_jobs=2, interval=3600, max_churn=2)
+        base = f"http://{ADMIN}:{PASSWORD}@127.0.0.1:{srv.port}"
+        runs: list[weakref.ref] = []
+        jobs = []
+        for i in range(4):
+            await node.create_db(f"s{i}").put({"_id": "doc"})
+        gc.disable()
+        try:
+            for i in range(4):
+                jobs.append(sched.add(parse({"source": f"{base}/s{i}", "target": f"{base}/t{i}",
+                                             "continuous": True, "create_target": True})))
+            for _ in range(2):  # every job runs once and is rotated out
+                running = [j for j in jobs if j.state == "running"]
+                await until(lambda: all(j.past_start and j.info()["docs_written"] == 1 for j in running), 20)
+                for j in running:
+                    runs.extend(weakref.ref(o) for o in (j.replication, j.replication.source, j.replication.target))
+                await sched.rotate()
+            await asyncio.sleep(0.1)  # the stopped tasks' last callbacks run
+            rotated = [j for j in jobs if j.state == "pending"]
+            assert len(rotated) == 2
+            # their numbers stay visible (_scheduler/docs) while they wait
+            assert all(j.info()["docs_written"] == 1 for j in rotated)
+            now = {id(o) for j in jobs if j.state == "running" for o in (j.replication, j.replication.source, j.replication.target)}
+            alive = [o for o in (r() for r in runs) if o is not None and id(o) not in now]
+            assert not alive, alive[:3]
+            del alive
+            removed = [weakref.ref(j) for j in jobs]
+            for j in jobs:
+                await sched.remove(j.rep_id)
+            del j, jobs, rotated, running
+            await asyncio.sleep(0.1)
+            assert [r() for r in removed] == [None] * 4
+            assert all(r() is None for r in runs)
+        finally:
+            gc.enable()
+            await sched.close()
