@@ -323,6 +323,10 @@ class Clients:
         return await asyncio.gather(*(loop.run_in_executor(None, roundtrip, c, m)
                                       for c, m in zip(self.conns, msgs)))
 
+    def cpu_s(self) -> float:
+        """CPU seconds used so far by the client processes (they share the server's cores)."""
+        return sum(server_usage(proc.pid)[1] or 0.0 for proc in self.procs)
+
     def stop(self) -> None:
         for proc in self.procs:
             proc.join(10)
@@ -379,20 +383,23 @@ async def bench_feeds(t: Target, args: argparse.Namespace) -> dict[str, Any]:
                 phase[0] = "fan-out"
                 needle = f"w-{w}-{time.time_ns()}"
                 await clients.ask([("arm", needle.encode())] * len(clients.conns), 60)
-                cpu0 = server_usage(t.pid)[1]
+                cpu0, client_cpu0 = server_usage(t.pid)[1], clients.cpu_s()
                 t_write = time.time()
                 await expect(s, "PUT", f"/feeds/{needle}", (201,), {"w": w})
                 answers = await clients.ask([("collect", args.fanout_timeout)] * len(clients.conns),
                                             args.fanout_timeout + 60)
                 # the server's CPU from the write until every feed saw it (the write itself and
                 # the probes included, both small beside thousands of feeds)
-                cpu1 = server_usage(t.pid)[1]
+                cpu1, client_cpu1 = server_usage(t.pid)[1], clients.cpu_s()
                 lat = sorted(x - t_write for a in answers for x in a[1])
                 still_open = sum(a[2] for a in answers)
                 cpu_us = None if cpu0 is None or cpu1 is None or not lat else round((cpu1 - cpu0) * 1e6 / len(lat), 1)
                 rounds.append({"reached": len(lat), "open": still_open, "p50_ms": pct(lat, 50),
                                "p99_ms": pct(lat, 99), "max_ms": pct(lat, 100),
-                               "cpu_us_per_feed": cpu_us, "load1": round(os.getloadavg()[0], 2)})
+                               "cpu_us_per_feed": cpu_us,
+                               "client_cpu_us_per_feed": round((client_cpu1 - client_cpu0) * 1e6 / len(lat), 1)
+                               if lat else None,
+                               "load1": round(os.getloadavg()[0], 2)})
                 phase[0] = "holding"
                 await asyncio.sleep(2)
             out["fanout"] = rounds
