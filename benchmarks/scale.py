@@ -3,11 +3,13 @@
     python -m benchmarks.scale dbs --count 10000 [--server couchpy|couchdb]
     python -m benchmarks.scale replications --count 1000 --max-jobs 200 --interval 5 --max-churn 100
     python -m benchmarks.scale feeds --count 18000 --kind continuous|longpoll|eventsource
+    python -m benchmarks.scale feeds --count 100000 --workers 7 --server ceiling
 
 Each run starts its own server with a fresh data directory on a free loopback port: couchpy
-(`couchpy serve`) or Apache CouchDB 3.4.3 (`../shared/peers/couchdb/couchdb.sh`), and prints
-(and with `--out FILE` saves) one JSON result. Every phase is bounded by `--time-limit` seconds
-and reports how far it got; every answer is checked.
+(`couchpy serve`) or Apache CouchDB 3.4.3 (`../shared/peers/couchdb/couchdb.sh`), or for `feeds`
+the bare fan-out ceiling (benchmarks/feeds_ceiling.py: no couchpy, the floor of what a fan-out
+costs on the machine), and prints (and with `--out FILE` saves) one JSON result. Every phase is
+bounded by `--time-limit` seconds and reports how far it got; every answer is checked.
 
 - `dbs`: N databases created with one document each (16 clients), then that document read back
   from each; creation and read rates, the server's RSS (and its anonymous part, the heap) and
@@ -44,10 +46,11 @@ from typing import Any
 
 import aiohttp
 
+from benchmarks import feeds_ceiling
 from benchmarks.measure import pct, process_tree, run_loop, server_usage
 from benchmarks.scale_feeds import client_main, raise_nofile
 from tests.couchdb_peer import CouchdbPeer
-from tests.serverproc import CouchpyServer, open_fds
+from tests.serverproc import CouchpyServer, free_port, open_fds
 
 FEEDS_PER_CLIENT = 15000
 PROBE_EVERY_S = 0.05
@@ -94,8 +97,13 @@ def anon_mb(pid: int) -> float | None:
 @contextlib.contextmanager
 def start_server(kind: str, root: Path, config: dict[str, dict[str, str]], workers: int = 1) -> Iterator[Target]:
     """A fresh server; couchpy reads `config` from its ini, CouchDB gets it through `_config`
-    (see `apply_config`). `workers`: couchpy's `--workers` (server processes on one port)."""
-    if kind == "couchpy":
+    (see `apply_config`). `workers`: couchpy's `--workers` (server processes on one port), or the
+    ceiling's."""
+    if kind == "ceiling":
+        port = free_port()
+        with feeds_ceiling.running(port, workers) as proc:
+            yield Target("ceiling", f"http://127.0.0.1:{port}", "admin", "ceiling", proc.pid)
+    elif kind == "couchpy":
         srv = CouchpyServer(root, config=config, name="couchpy",
                             args=["--workers", str(workers)] if workers > 1 else [])
         srv.start(timeout=60)
@@ -426,14 +434,15 @@ def parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="suite", required=True)
     for name in ("dbs", "replications", "feeds"):
         p = sub.add_parser(name)
-        p.add_argument("--server", choices=("couchpy", "couchdb"), default="couchpy")
+        p.add_argument("--server", default="couchpy",
+                       choices=("couchpy", "couchdb", "ceiling") if name == "feeds" else ("couchpy", "couchdb"))
         p.add_argument("--count", type=int, required=True)
         p.add_argument("--time-limit", type=float, default=900, help="seconds per phase")
         p.add_argument("--out", help="also write the JSON result to this file")
         p.add_argument("--max-dbs-open", type=int, default=500)
         p.add_argument("--workers", type=int, default=1,
-                       help="couchpy's --workers: server processes sharing the port (each has its own "
-                            "open-file limit, so N workers hold N times the feeds one may)")
+                       help="couchpy's (or the ceiling's) --workers: server processes sharing the port "
+                            "(each has its own open-file limit, so N workers hold N times the feeds one may)")
         if name == "replications":
             p.add_argument("--max-jobs", type=int, default=500)
             p.add_argument("--interval", type=float, default=10.0, help="seconds")
@@ -451,6 +460,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     config: dict[str, dict[str, str]] = {"couchdb": {"max_dbs_open": str(args.max_dbs_open)}}
     if args.suite == "replications":
         config.update(scheduler_config(args))
+    load_start = [round(x, 2) for x in os.getloadavg()]  # the machine is shared: what it ran meanwhile
     with tempfile.TemporaryDirectory(prefix="scale-") as tmp, start_server(args.server, Path(tmp), config, args.workers) as t:
         async with session(t) as s:
             await apply_config(s, t, {"couchdb": config["couchdb"]})
@@ -458,6 +468,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         result = await bench(t, args)
     result.update(suite=args.suite, server=args.server, workers=args.workers, cores=os.cpu_count(),
                   nofile_limit=raise_nofile(), load_average_1m=round(os.getloadavg()[0], 2),
+                  load_average_start=load_start, load_average_end=[round(x, 2) for x in os.getloadavg()],
                   when=time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()))
     return result
 
