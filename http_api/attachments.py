@@ -108,19 +108,21 @@ async def _stream(request: web.Request, resp: web.StreamResponse, pieces) -> web
 
 
 # ---- document forms -------------------------------------------------------------------------
-async def doc_get_response(request: web.Request, db, doc: dict, query) -> web.StreamResponse:
-    etag = f'"{doc["_rev"]}"'
+async def doc_get_response(request: web.Request, db, doc: dict, query, etag: str | None) -> web.StreamResponse:
+    """`etag`: None when the document carries meta members (chttpd_db send_doc: no ETag then,
+    in JSON and multipart answers alike)."""
+    tag = {"ETag": etag} if etag else {}
     attachments = _flag(query, "attachments") or query.get("atts_since") is not None
     multipart = attachments and _accepts(request, "multipart/related")
     rendered, parts = _render(db, doc, query, attachments=attachments, follows=multipart)
     if not multipart or not doc.get("_attachments"):
         # a document without attachments goes out as plain JSON, as CouchDB sends it
-        return json_response(rendered, headers={"ETag": etag})
+        return json_response(rendered, headers=tag)
     boundary = mp.new_boundary()
     body = jsonutil.dumps(rendered)
     resp = web.StreamResponse(
         status=200,
-        headers={"ETag": etag, "Cache-Control": "must-revalidate",
+        headers={**tag, "Cache-Control": "must-revalidate",
                  "Content-Type": mp.related_content_type(boundary, parts)},
     )
     resp.content_length = mp.related_length(boundary, body, parts)

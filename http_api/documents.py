@@ -132,7 +132,7 @@ async def get_doc(request: web.Request) -> web.StreamResponse:
     if any(k in request.query for k in ATTACHMENT_PARAMS) or "multipart/related" in request.headers.get(
         "Accept", ""
     ):
-        return await att_http.doc_get_response(request, db, doc, request.query)
+        return await att_http.doc_get_response(request, db, doc, request.query, None if meta else etag)
     return json_response(doc, headers=None if meta else {"ETag": etag})
 
 

@@ -224,3 +224,15 @@ async def test_floats_are_read_back_in_couchdbs_notation(peer, pdb):
         assert r.status == 201
     async with peer.get(f"/{pdb}/_design/d/_view/v") as r:
         assert b'"key":100000000000000000000,"value":[0.00001,0.000001,15000000000000000,0]' in await r.read()
+
+
+@pytest.mark.parametrize("query", ["local_seq=true&attachments=true", "revs_info=true&att_encoding_info=true",
+                                   "meta=true&attachments=true", "attachments=true"])
+async def test_no_etag_with_meta_members_whatever_the_attachment_options(peer, pdb, query):
+    """CouchDB sends a document's ETag only when it carries no meta members (`_local_seq`,
+    `_revs_info`, `_conflicts`...): also when attachment options send the read down the
+    attachments' path (met by the differential tester's ninth run)."""
+    await put_doc(peer, pdb, "c", {"x": 1})
+    async with peer.get(f"/{pdb}/c?{query}") as r:
+        assert r.status == 200
+        assert ("ETag" in r.headers) == (query == "attachments=true"), dict(r.headers)

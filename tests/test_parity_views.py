@@ -34,3 +34,21 @@ async def test_stats_keep_integers_integral(peer, pdb):
                                                    "sumsqr": F("60.0")}
     assert await value("objects") == [{"key": None, "value": {"sum": 120, "count": 80, "min": 1, "max": 2,
                                                                "sumsqr": 200}}]
+
+
+async def test_a_group_level_given_decides_over_group_true(peer, pdb):
+    """`group_level`, when given, decides the grouping, also over `group=true`
+    (couch_mrview_util:determine_group_level): `group_level=0` with `group=true` reads a map view
+    (met by the differential tester's ninth run), and reduces a reduce view whole."""
+    await put_doc(peer, pdb, "a", {"x": 1})
+    await put_doc(peer, pdb, "b", {"x": 2})
+    await put_doc(peer, pdb, "_design/d", {"views": {
+        "map": {"map": "function(doc) { emit(doc.x, null); }"},
+        "sum": {"map": "function(doc) { emit(doc.x, doc.x); }", "reduce": "_sum"}}})
+    async with peer.post(f"/{pdb}/_design/d/_view/map?group_level=0", json={"group": True}) as r:
+        assert r.status == 200, await r.text()
+        assert [row["key"] for row in (await r.json())["rows"]] == [1, 2]
+    async with peer.get(f"/{pdb}/_design/d/_view/sum", params={"group": "true", "group_level": "0"}) as r:
+        assert (await r.json())["rows"] == [{"key": None, "value": 3}]
+    async with peer.post(f"/{pdb}/_design/d/_view/map?group_level=1", json={"group": True}) as r:
+        assert (r.status, (await r.json())["reason"]) == (400, "Invalid use of grouping on a map view.")

@@ -191,7 +191,9 @@ def validate(a: QueryArgs, has_reduce: bool, collation: str | None) -> bool:
     if a.reduce is True and not has_reduce:
         raise QueryParseError("Reduce is invalid for map-only views.")
     reducing = has_reduce and a.reduce is not False
-    grouping = bool(a.group) or (a.group_level is not None and a.group_level > 0)
+    # a group_level given decides, also over group=true (couch_mrview_util:determine_group_level):
+    # `group=true&group_level=0` reads a map view
+    grouping = group_level_of(a) is not False
     if grouping and not reducing:
         raise QueryParseError("Invalid use of grouping on a map view.")
     if reducing and a.keys is not None and group_level_of(a) is not None:
