@@ -208,8 +208,9 @@ class _SharedRows:
         if key is None:
             return None
         key = (since,) + key[1:]
-        if self.seq != db.update_seq:
-            self.seq, self.entries = db.update_seq, {}
+        seq = db.update_seq  # once: with several workers each read asks LMDB for its last txnid
+        if self.seq != seq:
+            self.seq, self.entries = seq, {}
         hit = self.entries.get(key)
         if hit is None:
             rows, last, _ = _collect_sync(db, opts, since)
@@ -259,7 +260,9 @@ class _DirectWrite:
         if chunk:
             transport.write(chunk)
         self.since = last
-        return last >= db.update_seq
+        # the sequence the rows were read at (`get` just looked): a commit after it wakes the
+        # feeds again, so looking again here (per feed) would only cost
+        return last >= self.shared.seq
 
 
 def _shared(request: web.Request, db) -> _SharedRows:
