@@ -71,7 +71,15 @@ class _Reader:
     def __enter__(self) -> lmdb.Transaction:
         store = self.store
         for _ in range(MAX_REOPENS):
-            self._enter()
+            try:
+                self._enter()
+            except lmdb.MapResizedError:
+                # another process grew the map past this one's: adopt its size (no transaction
+                # of this process may be open then) and begin again
+                if store._local.depth > 0:
+                    raise Unavailable("The database grew in another process; try again") from None
+                store._adopt_mapsize()
+                continue
             txn = self.txn
             local = store._local
             if store._guard is None or local.depth > 1 or local.writing or txn.id() == store._seen_txnid:
@@ -299,7 +307,11 @@ class Store:
         grew: each new transaction looks again whether the environment was retired meanwhile);
         (False, None) when it was, and the store must move first."""
         while True:
-            txn = self.env.begin(write=True)
+            try:
+                txn = self.env.begin(write=True)
+            except lmdb.MapResizedError:  # another process grew the map: adopt its size
+                self._adopt_mapsize()
+                continue
             self._local.writing = True
             try:
                 # Holding the environment's writer lock (LMDB's, shared by every process): a
@@ -339,6 +351,16 @@ class Store:
         # the old map stays while the new one is probed: enough room now is enough after the swap
         if not _address_space_for(size):
             raise InsufficientStorage(MAP_CANNOT_GROW)
+        self._set_mapsize(size)
+
+    def _adopt_mapsize(self) -> None:
+        """Take the map size another server process gave the environment (LMDB answers
+        MDB_MAP_RESIZED to a transaction begun with a smaller map than the data now needs)."""
+        self._set_mapsize(0)
+
+    def _set_mapsize(self, size: int) -> None:
+        """Resize the map (0: to the size the environment records), once no transaction of this
+        process is open; the readers that come meanwhile wait."""
         with self._cond:
             self._resizing = True
             try:
