@@ -30,6 +30,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from benchmarks.measure import process_tree, server_usage
 from benchmarks.servers import ADMIN_PASSWORD, ADMIN_USER, CouchpyServer, temp_dir
 
 THROUGHPUT = "throughput"
@@ -49,24 +50,13 @@ def _load() -> str:
 
 def _server_cpu(pid: int) -> float:
     """CPU seconds (user + system) of the server process and its workers so far."""
-    pids = [pid] + [int(c) for t in Path(f"/proc/{pid}/task").iterdir()
-                    for c in (t / "children").read_text().split()]
-    total = 0
-    for p in pids:
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / os.sysconf("SC_CLK_TCK")
+    return server_usage(pid)[1] or 0.0
 
 
 def _involuntary_switches(pid: int) -> int:
     """Times the server's threads were preempted (all its processes) so far."""
-    pids = [pid] + [int(c) for t in Path(f"/proc/{pid}/task").iterdir()
-                    for c in (t / "children").read_text().split()]
     total = 0
-    for p in pids:
+    for p in process_tree(pid):
         for task in Path(f"/proc/{p}/task").iterdir():
             with contextlib.suppress(FileNotFoundError):
                 status = (task / "status").read_text()
