@@ -44,7 +44,7 @@ def id_of(key: bytes, raw: bytes) -> bytes:
 def splice_doc(docid: str, rev: str, raw_body: bytes, tail: bytes = b"") -> bytes:
     """`{"_id":..,"_rev":.., <stored body fields>, <tail>}` from the stored JSON body bytes."""
     head = b'{"_id":' + orjson.dumps(docid) + b',"_rev":' + orjson.dumps(rev)
-    inner = raw_body.strip()[1:-1].strip()
+    inner = jsonutil.readable(raw_body).strip()[1:-1].strip()
     if inner:
         return head + b"," + inner + tail + b"}"
     return head + tail + b"}"

@@ -117,16 +117,46 @@ def dumps(obj: Any) -> bytes:
     return raw
 
 
-# Every body is stored as CouchDB stores it: re-encoded, its numbers in CouchDB's text (the
-# revision id is hashed from the body as sent, on both).
-dumps_stored = dumps
+def dumps_stored(obj: Any) -> bytes:
+    """A body as it is stored: `dumps`, but a negative zero keeps its sign (`-0.0`).
+
+    CouchDB keeps the parsed term, `-0.0` included, and only its encoder writes `0.0`; an edit
+    that makes a revision from the stored body (COPY, an attachment added or removed) hashes the
+    sign. So couchpy stores the sign, and `readable` writes `0.0` wherever a stored body's bytes
+    go out as they are."""
+    try:
+        raw = orjson.dumps(obj)
+    except TypeError:
+        try:
+            return orjson.dumps(_couchdb_numbers(obj, signed_zero=True)[1])
+        except (TypeError, RecursionError):  # the stdlib writes -0.0 with its sign too
+            return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    if floatfmt.differs_from_orjson(raw):
+        try:
+            changed, value = _couchdb_numbers(obj, signed_zero=True)
+        except RecursionError:
+            return raw
+        if changed:
+            return orjson.dumps(value)
+    return raw
 
 
-def _couchdb_numbers(value: Any) -> tuple[bool, Any]:
+def readable(stored: bytes) -> bytes:
+    """A stored body's JSON as CouchDB writes it: a negative zero as `0.0` (`dumps_stored`).
+    One search of the bytes; only a body that may hold one (or the text `-0.0` in a string, or
+    a number such as -0.05) is parsed and written again."""
+    if b"-0.0" not in stored:
+        return stored
+    return dumps(loads(stored))
+
+
+def _couchdb_numbers(value: Any, signed_zero: bool = False) -> tuple[bool, Any]:
     """(whether a number is written otherwise, `value` with each float CouchDB writes otherwise
-    and each integer beyond 64 bits as a raw JSON fragment)"""
+    and each integer beyond 64 bits as a raw JSON fragment); `signed_zero` keeps `-0.0`."""
     kind = type(value)
     if kind is float:
+        if signed_zero and value == 0.0:
+            return False, value  # orjson writes the sign
         text = floatfmt.couchdb_float(value)
         if text.encode() == orjson.dumps(value):
             return False, value
@@ -136,11 +166,11 @@ def _couchdb_numbers(value: Any) -> tuple[bool, Any]:
             return False, value
         return True, orjson.Fragment(str(value))
     if isinstance(value, dict):
-        items = [(k, _couchdb_numbers(v)) for k, v in value.items()]
+        items = [(k, _couchdb_numbers(v, signed_zero)) for k, v in value.items()]
         if any(c for _, (c, _) in items):
             return True, {k: v for k, (_, v) in items}
     elif isinstance(value, (list, tuple)):
-        items = [_couchdb_numbers(v) for v in value]
+        items = [_couchdb_numbers(v, signed_zero) for v in value]
         if any(c for c, _ in items):
             return True, [v for _, v in items]
     return False, value

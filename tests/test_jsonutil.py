@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 
 import pytest
 from hypothesis import given, settings
@@ -69,6 +70,31 @@ def test_round_trip_of_any_json_value(value):
     assert jsonutil.loads(jsonutil.dumps(value)) == value
     # what we write is standard JSON that any parser reads back the same
     assert json.loads(jsonutil.dumps(value).decode()) == value
+
+
+def _signs(value):
+    """`value` with each float replaced by its sign bit and bits (-0.0 and 0.0 differ)."""
+    if isinstance(value, float):
+        return ("float", struct.pack(">d", value))
+    if isinstance(value, list):
+        return [_signs(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _signs(v) for k, v in value.items()}
+    return value
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_values | st.lists(st.sampled_from([-0.0, 0.0, -0.05, "-0.0", 10**30])))
+def test_a_stored_body_keeps_its_signs_and_is_read_out_as_couchdb_writes_it(value):
+    stored = jsonutil.dumps_stored({"v": value})
+    assert _signs(jsonutil.loads(stored)) == _signs({"v": value})  # -0.0 kept: hashed by edits
+    assert jsonutil.readable(stored) == jsonutil.dumps({"v": value})  # read out as 0.0
+
+
+def test_readable_leaves_other_text_alone():
+    stored = jsonutil.dumps_stored({"a": -0.0, "s": "-0.0", "b": [-0.05, 1e20]})
+    assert stored == b'{"a":-0.0,"s":"-0.0","b":[-0.05,100000000000000000000.0]}'
+    assert jsonutil.readable(stored) == b'{"a":0.0,"s":"-0.0","b":[-0.05,100000000000000000000.0]}'
 
 
 @settings(max_examples=100, deadline=None)

@@ -640,7 +640,7 @@ def _exact_current(db: Any, txn: Any, rows_db: Any, vp: bytes, lo: bytes | None,
             body = get(bkey if len(bkey) <= LMDB_MAX else longkeys.point(bkey))
             if body is None:
                 continue
-            body = decode(body)
+            body = jsonutil.readable(decode(body))
             if skip:
                 skip -= 1
                 continue

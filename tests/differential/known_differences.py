@@ -161,16 +161,7 @@ def _open(name: str, reason: str, *classes: str) -> tuple[KnownDifference, ...]:
 
 # Differences found and not yet resolved. Listed (and documented) so that none passes silently;
 # each entry is to be fixed and removed.
-OPEN: tuple[KnownDifference, ...] = _open(
-    "open-copy-negative-zero",
-    "`COPY` of a document whose body holds `-0.0` gets another revision id than CouchDB's: "
-    "couchpy stores the body as CouchDB writes it (`0.0`) and hashes the copy from that, CouchDB "
-    "keeps the sign in its stored term and hashes `-0.0` (so its copy, a first revision of the same "
-    "body, gets the source's first revision id). The tester stops comparing the sequence there "
-    "(the two have named different numbers of hashes).",
-    "COPY /{db}/{doc} [201] | header etag | value",
-    "COPY /{db}/{doc} [201] | body .rev | value",
-)
+OPEN: tuple[KnownDifference, ...] = ()
 
 
 def known(req: Req, d: Difference) -> KnownDifference | None:
