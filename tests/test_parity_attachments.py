@@ -67,3 +67,51 @@ async def test_an_attachment_edit_of_an_unknown_revision(peer, pdb):
             assert (r.status, await r.json()) == answer
     async with peer.get(f"/{pdb}/att/x.png", params={"rev": "9-abc"}) as r:
         assert (r.status, await r.json()) == (404, {"error": "not_found", "reason": "missing"})
+
+
+# A replicated revision keeps the revpos it was sent with, whatever JSON it is, and 0 without one;
+# a new edit always stamps its own generation (asked of CouchDB 3.4.3 directly). `atts_since` then
+# sends the body for revpos after the known generation in Erlang's order: numbers by value,
+# everything else after every number.
+REPLICATED_REVPOS = [(None, 0, False), (0, 0, False), (2, 2, False), (3, 3, False), (7, 7, True),
+                     (2.5, 2.5, False), (-1, -1, False), ("2", "2", True), (True, True, True)]
+
+
+@pytest.mark.parametrize("how", ["put", "bulk_docs"])
+async def test_a_replicated_revision_keeps_the_revpos_it_was_sent(peer, pdb, how):
+    for i, (sent, stored, sent_since_3) in enumerate(REPLICATED_REVPOS):
+        docid = f"r{i}"
+        entry = {"content_type": "text/plain", "data": HELLO}
+        if sent is not None:
+            entry["revpos"] = sent
+        doc = {"_id": docid, "_rev": "3-ddd", "_attachments": {"t.txt": entry}}
+        if how == "put":
+            async with peer.put(f"/{pdb}/{docid}", params={"new_edits": "false"}, json=doc) as r:
+                assert r.status == 201, await r.text()
+        else:
+            async with peer.post(f"/{pdb}/_bulk_docs", json={"docs": [doc], "new_edits": False}) as r:
+                assert r.status == 201, await r.text()
+        async with peer.get(f"/{pdb}/{docid}") as r:
+            assert (await r.json())["_attachments"]["t.txt"]["revpos"] == stored, sent
+        since = {"atts_since": '["3-ddd"]', "attachments": "true"}
+        async with peer.get(f"/{pdb}/{docid}", params=since, headers={"Accept": "application/json"}) as r:
+            att = (await r.json())["_attachments"]["t.txt"]
+            assert ("data" in att, att.get("stub", False)) == (sent_since_3, not sent_since_3), sent
+
+
+async def test_a_new_edit_stamps_its_generation_over_a_sent_revpos(peer, pdb):
+    rev = None
+    for gen, sent in ((1, 0), (2, 7), (3, None)):
+        entry = {"content_type": "text/plain", "data": HELLO}
+        if sent is not None:
+            entry["revpos"] = sent
+        doc = {"_attachments": {f"a{gen}.txt": entry}}
+        if rev:
+            doc["_rev"] = rev
+            doc["_attachments"].update({f"a{g}.txt": {"stub": True} for g in range(1, gen)})
+        async with peer.put(f"/{pdb}/n", json=doc) as r:
+            assert r.status == 201, await r.text()
+            rev = (await r.json())["rev"]
+    async with peer.get(f"/{pdb}/n") as r:
+        atts = (await r.json())["_attachments"]
+    assert {name: a["revpos"] for name, a in atts.items()} == {"a1.txt": 1, "a2.txt": 2, "a3.txt": 3}

@@ -11,9 +11,10 @@ Write path of one revision:
    reject the request before anything is written to a document.
 2. `finalize(db, txn, body, parent_body, new_pos, new_edits)` -- in the write transaction, for
    each new revision body. Prepared entries become stored stubs with `revpos` = the new
-   generation (or, for replicated revisions, the revpos the source sent). Client stubs are
-   replaced by the parent's entry of that name; a stub the parent does not have (or whose revpos
-   disagrees) fails with 412 missing_stub. An attachment omitted from the body is simply gone.
+   generation (or, for replicated revisions, the revpos the source sent, 0 if none). Client
+   stubs are replaced by the parent's entry of that name; a stub the parent does not have (or
+   whose revpos disagrees) fails with 412 missing_stub. An attachment omitted from the body is
+   simply gone.
 3. Compaction (couchpy.compactor) copies only the bodies that kept revisions refer to.
 
 Stored stubs look exactly like CouchDB's: {content_type, revpos, digest, length, stub: true}.
@@ -143,8 +144,6 @@ async def prepare(db: Any, doc: dict, followers: Any = None) -> None:
         return
     if not isinstance(atts, dict):
         raise BadRequest("_attachments must be an object")
-    # A replicated revision (new_edits=false) carries its history; only then is a sent revpos kept.
-    replicated = isinstance(doc.get("_revisions"), dict)
     for name, entry in list(atts.items()):
         if not isinstance(entry, dict):
             del atts[name]  # CouchDB passes such an entry by (couch_doc:transfer_fields)
@@ -176,11 +175,8 @@ async def prepare(db: Any, doc: dict, followers: Any = None) -> None:
                 raise BadRequest(f"Attachment {name}: length does not match the body sent")
         else:
             raise BadRequest(f"Invalid attachment data for {name}")  # CouchDB's words
-        if replicated:
-            # a replicated revision keeps the revpos its source gave it; without one, CouchDB
-            # stores couch_att's default, 0 (an attachment every `atts_since` counts as known)
-            revpos = entry.get("revpos", 0)
-            new["revpos"] = revpos if isinstance(revpos, int) and not isinstance(revpos, bool) and revpos >= 0 else 0
+        if "revpos" in entry:
+            new["revpos"] = entry["revpos"]  # finalize() decides whether it is kept
         atts[name] = new
 
 
@@ -201,7 +197,7 @@ def check_local(doc: dict) -> None:
         inline_bytes(entry, name)
 
 
-def _stub(entry: dict, revpos: int) -> dict:
+def _stub(entry: dict, revpos: Any) -> dict:
     return {
         "content_type": entry.get("content_type", "application/octet-stream"),
         "revpos": revpos,
@@ -217,13 +213,15 @@ def finalize(
     body: dict,
     parent_body: dict | None,
     new_pos: int,
-    new_edits: bool | None = None,
+    new_edits: bool,
     docid: str | None = None,
 ) -> None:
     """Turn the body's `_attachments` into stored stubs, inside the write transaction.
 
-    New bodies get revpos = new_pos, except replicated revisions (prepared from a document with
-    `_revisions`), which keep the revpos their source sent; new_edits=True forces new_pos."""
+    A new edit gives every attachment it brings revpos = new_pos. A replicated revision
+    (new_edits=false) keeps the revpos its source sent, whatever JSON value it is, and without
+    one gets couch_att's default 0, as CouchDB 3.4.3 stores them: the revision was made
+    elsewhere, and only its source knows where its attachments came in."""
     atts = body.get("_attachments")
     if isinstance(atts, _FinalizedAtts):
         return
@@ -243,11 +241,7 @@ def finalize(
             elif blobs.meta_in(txn, entry["digest"]) is None:
                 # Only a compaction racing this write can do this; the client may retry.
                 raise CouchError(f"Attachment {name} body vanished before commit", error="conflict", status=409)
-            revpos = new_pos
-            sent = entry.get("revpos")
-            if new_edits is not True and isinstance(sent, int) and 0 <= sent <= new_pos:
-                revpos = sent
-            out[name] = _stub(entry, revpos)
+            out[name] = _stub(entry, new_pos if new_edits else entry.get("revpos", 0))
             md5 = md5_of_digest(entry["digest"])
             if md5 is not None:
                 blobs.unpin(md5)

@@ -45,6 +45,14 @@ def atts_since_pos(db: Any, doc: dict, since: list) -> int:
     return 0
 
 
+def _after(revpos: Any, since: int) -> bool:
+    """Whether an attachment came in after generation `since`. A replicated revision may carry
+    any JSON as revpos (CouchDB keeps it); Erlang orders every non-number after the numbers."""
+    if isinstance(revpos, (int, float)) and not isinstance(revpos, bool):
+        return revpos > since
+    return True
+
+
 def stored_meta(db: Any, stub: dict) -> BlobMeta:
     """The blob record of a stored stub (500 if the body is missing: the store is damaged)."""
     length = stub.get("length")
@@ -75,7 +83,7 @@ def render(
     out: dict[str, dict] = {}
     followers: list[Follower] = []
     for name, stub in atts.items():
-        send = attachments and stub.get("revpos", 0) > since
+        send = attachments and _after(stub.get("revpos", 0), since)
         meta = stored_meta(db, stub) if (send or encoding_info) else None
         e: dict[str, Any] = {"content_type": stub.get("content_type"), "revpos": stub.get("revpos"),
                              "digest": stub.get("digest")}

@@ -155,20 +155,9 @@ KNOWN += (
 )
 
 
-def _open(name: str, reason: str, *classes: str) -> tuple[KnownDifference, ...]:
-    return tuple(KnownDifference(name, reason, c) for c in classes)
-
-
 # Differences found and not yet resolved. Listed (and documented) so that none passes silently;
-# each entry is to be fixed and removed.
-OPEN: tuple[KnownDifference, ...] = _open(
-    "open-bulk-docs-attachment-revpos",
-    "One `_bulk_docs` request (new edits) holding two edits of a new document, the first naming "
-    "`_rev` `0-...` with `_revisions` starting at 1, the second a creation with an inline "
-    "attachment: CouchDB 3.4.3 reads the attachment back with `revpos` 0, couchpy with 1. Met "
-    "once, by the eleventh run's 2-worker chunk; not yet reduced or explained.",
-    "GET /{db}/{doc} [200] | body ._attachments.t.txt.revpos | value",
-)
+# each entry is to be fixed and removed. Empty: every difference found so far is fixed or in KNOWN.
+OPEN: tuple[KnownDifference, ...] = ()
 
 
 def known(req: Req, d: Difference) -> KnownDifference | None:
