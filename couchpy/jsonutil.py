@@ -100,21 +100,7 @@ def dumps(obj: Any) -> bytes:
     the same shortest digits but switches to exponent form earlier; one search of its output
     finds the rare body that may hold such a number, and only that one is walked. An integer
     beyond orjson's 64 bits is written exactly, as a raw fragment."""
-    try:
-        raw = orjson.dumps(obj)
-    except TypeError:
-        try:  # an integer beyond 64 bits: as a fragment
-            return orjson.dumps(_couchdb_numbers(obj)[1])
-        except (TypeError, RecursionError):  # nested deeper than orjson goes (or not JSON: raises again)
-            return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
-    if floatfmt.differs_from_orjson(raw):
-        try:
-            changed, value = _couchdb_numbers(obj)
-        except RecursionError:  # only near orjson's own depth limit: its text stands
-            return raw
-        if changed:
-            return orjson.dumps(value)
-    return raw
+    return _dumps(obj, signed_zero=False)
 
 
 def dumps_stored(obj: Any) -> bytes:
@@ -124,17 +110,21 @@ def dumps_stored(obj: Any) -> bytes:
     that makes a revision from the stored body (COPY, an attachment added or removed) hashes the
     sign. So couchpy stores the sign, and `readable` writes `0.0` wherever a stored body's bytes
     go out as they are."""
+    return _dumps(obj, signed_zero=True)
+
+
+def _dumps(obj: Any, signed_zero: bool) -> bytes:
     try:
         raw = orjson.dumps(obj)
     except TypeError:
-        try:
-            return orjson.dumps(_couchdb_numbers(obj, signed_zero=True)[1])
-        except (TypeError, RecursionError):  # the stdlib writes -0.0 with its sign too
+        try:  # an integer beyond 64 bits: as a fragment
+            return orjson.dumps(_couchdb_numbers(obj, signed_zero)[1])
+        except (TypeError, RecursionError):  # nested deeper than orjson goes (or not JSON: raises again)
             return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
     if floatfmt.differs_from_orjson(raw):
         try:
-            changed, value = _couchdb_numbers(obj, signed_zero=True)
-        except RecursionError:
+            changed, value = _couchdb_numbers(obj, signed_zero)
+        except RecursionError:  # only near orjson's own depth limit: its text stands
             return raw
         if changed:
             return orjson.dumps(value)
@@ -150,7 +140,7 @@ def readable(stored: bytes) -> bytes:
     return dumps(loads(stored))
 
 
-def _couchdb_numbers(value: Any, signed_zero: bool = False) -> tuple[bool, Any]:
+def _couchdb_numbers(value: Any, signed_zero: bool) -> tuple[bool, Any]:
     """(whether a number is written otherwise, `value` with each float CouchDB writes otherwise
     and each integer beyond 64 bits as a raw JSON fragment); `signed_zero` keeps `-0.0`."""
     kind = type(value)

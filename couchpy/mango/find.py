@@ -640,12 +640,12 @@ def _exact_current(db: Any, txn: Any, rows_db: Any, vp: bytes, lo: bytes | None,
             body = get(bkey if len(bkey) <= LMDB_MAX else longkeys.point(bkey))
             if body is None:
                 continue
-            body = jsonutil.readable(decode(body))
             if skip:
                 skip -= 1
                 continue
             if n >= limit:
                 break  # the row after the last result, read as CouchDB reads it
+            body = jsonutil.readable(decode(body))
             if len(body) > 2:
                 extend((b'{"_id":', dumps(docid), b',"_rev":', dumps(rev), b",", body[1:], b","))
             else:
