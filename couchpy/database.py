@@ -130,12 +130,13 @@ class Database:
         self._local = self.store.db("local")
         self._meta_db = self.store.db("meta")
         self._meta_txnid = -1  # transaction ids of another environment say nothing here
-        env, meta = self.store.env, self._meta_db
-        with env.begin() as txn:
+        store = self.store
+        with store.env.begin() as txn:
             # `load`: another server process may train and store the dictionary (maybe_train);
-            # it refers to the environment, not the database (no reference cycle)
-            self.codec = bodycodec.Codec(txn.get(bodycodec.DICT_KEY, db=meta),
-                                         load=lambda: _stored_dictionary(env, meta))
+            # it refers to the store, not the database (no reference cycle), and reads as every
+            # reader does, so that a map resize waits for it
+            self.codec = bodycodec.Codec(txn.get(bodycodec.DICT_KEY, db=self._meta_db),
+                                         load=lambda: _stored_dictionary(store))
 
     # ------------------------------------------------------------------ properties
 
@@ -926,7 +927,7 @@ class Database:
     async def _train_dictionary(self) -> None:
         codec = self.codec
         try:
-            stored = _stored_dictionary(self.store.env, self._meta_db)
+            stored = _stored_dictionary(self.store)
             if stored is not None:  # another server process trained one
                 codec.adopt(stored)
                 return
@@ -1030,8 +1031,8 @@ def _ignore_result(fut: asyncio.Future) -> None:
         fut.exception()
 
 
-def _stored_dictionary(env: Any, meta_db: Any) -> bytes | None:
+def _stored_dictionary(store: Any) -> bytes | None:
     """The body dictionary stored in a database's environment, if any (a read of its own)."""
-    with env.begin() as txn:
-        value = txn.get(bodycodec.DICT_KEY, db=meta_db)
+    with store.read() as txn:
+        value = txn.get(bodycodec.DICT_KEY, db=store.db("meta"))
     return bytes(value) if value is not None else None
