@@ -39,7 +39,7 @@ from .docinfo import DocInfo, body_key, docs_key, local_id, local_key, splice_do
 from .errors import BadRequest, Conflict, CouchError, NotFound, NotImplemented_, PreconditionFailed, TooLarge, Unavailable
 from .storage import Store, retire
 from .updates import META_KEY
-from .waiters import Direct, Waiters
+from .waiters import Direct, Listener, Waiters
 from .views import ddoc as view_ddoc
 from .views import ddoc_fields
 from .views.manager import avalidate_design_doc
@@ -837,6 +837,14 @@ class Database:
         if self.update_seq > since:
             return _ready()
         return self._waiters.wait(timeout, direct)
+
+    def listen(self, listener: Listener) -> None:
+        """`listener.on_commit()` at every commit from now on, and when the database closes,
+        until it returns False or `unlisten` (couchpy.waiters)."""
+        self._waiters.listen(listener)
+
+    def unlisten(self, listener: Listener) -> None:
+        self._waiters.unlisten(listener)
 
     async def purge(self, requests: dict[str, list[str]]) -> dict[str, list[str]]:
         """Purge leaf revisions ({docid: [rev, ...]}, see couchpy.purge); {docid: [revs purged]}."""

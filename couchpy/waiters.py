@@ -12,12 +12,18 @@ continuous feed writing the commit's rows to its socket), and the waiter stays p
 next commit on the same future and timer. Resuming a feed's task through its frames, and a new
 future and timer for its next wait, cost more than the write itself; a waiter the callback
 cannot serve (False) is woken as any other.
+
+A listener has no task at all: an object whose `on_commit()` is called, a batch per turn as the
+waiters are, for every commit until it returns False or leaves (`unlisten`). A continuous feed
+whose HTTP handler has returned lives on as one (http_api/parkedfeed.py): its task, frames,
+future and timer are then memory it no longer holds.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Protocol
 
 from .perturn import PerTurn
 
@@ -26,13 +32,26 @@ BATCH = 128
 Direct = Callable[[], bool]
 
 
+class Listener(Protocol):
+    def on_commit(self) -> bool:
+        """A commit (or the database closing) happened; False: listen no more."""
+
+
 class Waiters:
     def __init__(self) -> None:
         # each waiting future, with its direct callback or None
         self._futures: dict[asyncio.Future[None], Direct | None] = {}
+        self._listeners: dict[Listener, None] = {}
 
     def __len__(self) -> int:
-        return len(self._futures)
+        return len(self._futures) + len(self._listeners)
+
+    def listen(self, listener: Listener) -> None:
+        """Call `listener.on_commit()` at every `wake()` from now on, until it returns False."""
+        self._listeners[listener] = None
+
+    def unlisten(self, listener: Listener) -> None:
+        self._listeners.pop(listener, None)
 
     async def wait(self, timeout: float | None, direct: Direct | None = None) -> None:
         """Until the next `wake()` that `direct` (if any) does not take, or `timeout` seconds
@@ -52,10 +71,12 @@ class Waiters:
 
     def wake(self) -> None:
         """Wake everyone waiting now; whoever starts waiting from here on waits for the next."""
-        if not self._futures:
-            return
-        woken, self._futures = self._futures, {}
-        _WAKING.extend((self, fut, direct) for fut, direct in woken.items())
+        if self._futures:
+            woken, self._futures = self._futures, {}
+            _WAKING.extend((self, fut, direct) for fut, direct in woken.items())
+        if self._listeners:
+            told, self._listeners = self._listeners, {}
+            _TELLING.extend((self, listener) for listener in told)
 
 
 def _wake(fut: asyncio.Future[None]) -> None:
@@ -79,3 +100,16 @@ def _wake_one(item: tuple[Waiters, asyncio.Future[None], Direct | None]) -> None
 
 
 _WAKING: PerTurn[tuple[Waiters, asyncio.Future[None], Direct | None]] = PerTurn(_wake_one, batch=BATCH)
+
+
+def _tell_one(item: tuple[Waiters, Listener]) -> None:
+    waiters, listener = item
+    try:
+        again = listener.on_commit()
+    except Exception:  # noqa: BLE001 - one listener's failure must not stop the others' wake-ups
+        again = False
+    if again:
+        waiters._listeners[listener] = None
+
+
+_TELLING: PerTurn[tuple[Waiters, Listener]] = PerTurn(_tell_one, batch=BATCH)
