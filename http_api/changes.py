@@ -26,12 +26,12 @@ from . import params
 from .access import restricted, visible_id, visible_info
 from .clientwatch import ClientWatch
 from .databases import get_db
+from .parkedfeed import CLIENTS, park
 from .responses import json_response, not_allowed
 
 routes = web.RouteTableDef()
 
 DEFAULT_TIMEOUT_MS = 60000
-CLIENTS = ("couchdb", "httpd", "clients_requesting_changes")
 
 _SECRET_HEADERS = {"authorization", "cookie", "x-auth-couchdb-token"}
 
@@ -202,6 +202,17 @@ class _SharedRows:
     def __init__(self):
         self.seq = -1
         self.entries: dict[tuple, tuple[bytes, int, int, bytes]] = {}
+        # one ChangesOptions for all the parked feeds that share rows (at most 16 per database:
+        # the key is four flags), instead of one each (~0.3 KB)
+        self.options: dict[tuple, ChangesOptions] = {}
+
+    def intern(self, opts: ChangesOptions) -> ChangesOptions:
+        """An equivalent of `opts` for `get` (which takes `since` apart), shared by the feeds
+        asking the same; `opts` itself when its rows are not shared."""
+        key = opts.cache_key()
+        if key is None:
+            return opts
+        return self.options.setdefault(key[1:], opts)
 
     def get(self, db, opts: ChangesOptions, since: int) -> tuple[bytes, int, int, bytes] | None:
         key = opts.cache_key()
@@ -310,13 +321,16 @@ async def changes(request: web.Request) -> web.StreamResponse:
     metrics = request.app["node"].metrics
     metrics.inc(CLIENTS)  # chttpd_db: counted while the feed runs, however it ends
     watch = ClientWatch(request)
+    parked = False
     try:
         if feed == "longpoll":
             return await _longpoll(request, db, opts, heartbeat, timeout, numbers.seq_interval, watch)
-        return await _stream(request, db, opts, heartbeat, timeout, feed == "eventsource", watch)
+        resp, parked = await _stream(request, db, opts, heartbeat, timeout, feed == "eventsource", watch)
+        return resp
     finally:
         watch.release()
-        metrics.inc(CLIENTS, -1)
+        if not parked:  # a parked feed counts its own end
+            metrics.inc(CLIENTS, -1)
 
 
 # the limit a feed without one counts down from (couch_changes' #changes_args default)
@@ -403,13 +417,16 @@ def _next_wait(deadline: float | None, heartbeat: int | None) -> float | None:
     return min(waits) if waits else None
 
 
-async def _stream(request, db, opts, heartbeat, timeout, eventsource: bool, watch: ClientWatch) -> web.StreamResponse:
+async def _stream(request, db, opts, heartbeat, timeout, eventsource: bool,
+                  watch: ClientWatch) -> tuple[web.StreamResponse, bool]:
+    """The feed's response, and whether it was parked (http_api/parkedfeed.py): then the feed
+    goes on after this handler returns, and the response's end is the parked feed's to write."""
     ctype = "text/event-stream" if eventsource else "application/json"
     resp = web.StreamResponse(headers={"Content-Type": ctype, "Cache-Control": "must-revalidate",
                                        **_expired_header(db, opts.since)})
     await resp.prepare(request)
     if request.method == "HEAD":
-        return resp  # the head only: aiohttp would send what a stream writes even to a HEAD
+        return resp, False  # the head only: aiohttp would send what a stream writes even to a HEAD
     shared = _shared(request, db)
     direct = _DirectWrite.for_feed(request, resp, db, opts, shared, eventsource)
     since = opts.since
@@ -450,6 +467,9 @@ async def _stream(request, db, opts, heartbeat, timeout, eventsource: bool, watc
         if wait is not None and wait <= 0:
             break
         if direct is not None:
+            # caught up: a plain feed lives on without this handler, its task and its request
+            if park(request, db, opts, shared, since, left, heartbeat, deadline):
+                return resp, True
             direct.since = since
         with watch:
             await db.wait_for_change(since, wait, direct)
@@ -467,7 +487,7 @@ async def _stream(request, db, opts, heartbeat, timeout, eventsource: bool, watc
     else:
         await resp.write(jsonutil.dumps({"last_seq": db.node.format_seq(db, since), "pending": left}) + b"\n")
     await resp.write_eof()
-    return resp
+    return resp, False
 
 
 def routes_list() -> list:

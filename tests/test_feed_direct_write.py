@@ -1,11 +1,13 @@
-"""A commit's rows written to idle continuous feeds by the waker itself (http_api/changes.py
-`_DirectWrite`, couchpy/waiters.py): every feed gets every change once, in order, and its final
-`last_seq`, whether the waker wrote them or the feed's task; a reader that stops reading gets
-them all when it reads again, and does not hold up the other feeds meanwhile.
+"""A commit's rows written to idle continuous feeds by the waker itself (a parked feed's
+`on_commit`, http_api/parkedfeed.py, or `_DirectWrite` for a feed still in its handler,
+http_api/changes.py; couchpy/waiters.py): every feed gets every change once, in order, and its
+final `last_seq`, whoever wrote them; a reader that stops reading gets them all when it reads
+again, and does not hold up the other feeds meanwhile.
 
-The server runs in this process so that the test can count the wake-ups the waker took (a
-counting wrapper around the real `_DirectWrite.__call__`): a test that passed with the direct
-path never taken would say nothing about it."""
+The server runs in this process so that the test can count the wake-ups the waker took and
+those it held back for a connection still full (counting wrappers around the real
+`_DirectWrite.__call__` and `ParkedFeed.on_commit`): a test that passed with the direct path
+never taken would say nothing about it."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import aiohttp
 import pytest
 
 from http_api import changes as changes_api
+from http_api.parkedfeed import ParkedFeed
 
 from . import inprocess
 
@@ -28,17 +31,26 @@ LONG = 600000  # ms: far beyond the test
 
 @pytest.fixture
 async def served(tmp_path, monkeypatch):
-    """(port, auth, counts): a server in this process; counts["taken"] / ["declined"] are the
-    direct wake-ups the waker took and left to the feed's task."""
+    """(port, auth, counts): a server in this process; counts["taken"] are the wake-ups whose
+    rows the waker wrote, counts["declined"] those it left to the feed's task or, for a parked
+    feed whose connection is full, to its drain."""
     counts = {"taken": 0, "declined": 0}
     real = changes_api._DirectWrite.__call__
+    real_commit = ParkedFeed.on_commit
 
     def counting(self) -> bool:
         taken = real(self)
         counts["taken" if taken else "declined"] += 1
         return taken
 
+    def counting_commit(self) -> bool:
+        held_back = self.paused
+        again = real_commit(self)
+        counts["declined" if held_back else "taken"] += 1
+        return again
+
     monkeypatch.setattr(changes_api._DirectWrite, "__call__", counting)
+    monkeypatch.setattr(ParkedFeed, "on_commit", counting_commit)
     async with inprocess.serve(tmp_path) as srv:
         yield srv.port, srv.auth, counts
 
@@ -147,7 +159,7 @@ async def test_a_reader_that_stops_reading_gets_everything_and_holds_up_nobody(s
                 # the brisk feed had each change before the next write, the slow reader's
                 # connection being full meanwhile
                 assert seen_by_brisk == [f"doc{i:03}" for i in range(writes)]
-                assert counts["declined"] > 0, counts  # the slow reader's wake-ups: its task's
+                assert counts["declined"] > 0, counts  # the slow reader's wake-ups, held back
                 assert counts["taken"] > 0, counts
 
             def read_all() -> list[dict]:

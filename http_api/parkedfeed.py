@@ -1,0 +1,216 @@
+"""A plain continuous `_changes` feed that outlives its HTTP handler.
+
+An idle continuous feed waiting inside its aiohttp handler holds ~14 KB: aiohttp's parsed
+request, parser, protocol and message queue, the connection's and the request's tasks, the
+middlewares' and the handler's suspended frames, the response, a future and a timer
+(docs/benchmarks.md). Once a plain feed has sent its headers and caught up, what is left for it
+to do is small: write each commit's rows (the chunk `_SharedRows` frames once for every feed
+asking the same), a blank line every `heartbeat` ms, and its `last_seq` line and the body's end
+at its timeout or when the database goes. So its handler hands the connection to a `ParkedFeed`
+(the transport's protocol from then on) and returns, and aiohttp lets go of the connection and
+of everything it held for it; the parked feed closes the connection when it ends (no keep-alive
+after a feed, as CouchDB's own continuous feeds end theirs).
+
+How aiohttp (3.14, `web_protocol.RequestHandler`, `http_writer.StreamWriter`) is made to let go
+of a connection without writing to it or closing it; `park` relies on exactly these:
+
+- `request.protocol` is aiohttp's RequestHandler, and its `transport` attribute (aiohttp's
+  `BaseProtocol.transport`, public) is set to None first. aiohttp's writer then refuses to write
+  the response's end when the handler returns (`StreamWriter._write` raises
+  ClientConnectionResetError when `protocol.transport` is None); `finish_response` takes that as a
+  client that left mid-response (nothing logged, no keep-alive), and `force_close()` closes only a
+  transport it still has.
+- `RequestHandler.connection_lost(None)` (asyncio's Protocol method), called by hand: the Server
+  drops the connection from its list when the connection's task ends, the keep-alive timer is
+  cancelled, the parser dropped, and `start()` (marked force-closed) ends instead of waiting for a
+  next request. It also sets the request's payload an exception: the body was read already.
+- `BaseProtocol.writing_paused` (public): a connection aiohttp is waiting to drain is not parked.
+- `transport.set_protocol` (asyncio's and uvloop's transports): data, loss and the writing flow
+  control reach the parked feed from then on.
+
+aiohttp's Server no longer knows the connection: when the server stops, `Node.begin_shutdown`
+wakes every feed and a parked one ends as it would at its timeout.
+
+A feed parks only as `_DirectWrite.for_feed` accepts it (no filter, no limit, no until, a chunked
+uncompressed JSON-lines body) and ascending, when nothing is left in its transport's buffer: any
+other feed stays in its handler, as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import time
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from couchpy import jsonutil
+from couchpy.changes import ChangesOptions
+
+if TYPE_CHECKING:
+    from .changes import _SharedRows
+
+# CouchDB's count of running feeds (chttpd_db), decremented by a parked feed when it ends
+CLIENTS = ("couchdb", "httpd", "clients_requesting_changes")
+
+_HEARTBEAT = b"1\r\n\n\r\n"  # a blank line, as one HTTP chunk
+
+# what a parked feed's timer runs in: it sets no context variable, and a copy of the handler's
+# context (which `call_later` would take) holds the request's user and pinned databases
+_NO_CONTEXT = contextvars.Context()
+
+
+class ParkedFeed(asyncio.Protocol):
+    """The transport's protocol and the database's listener (couchpy.waiters) for one parked
+    feed. Slots: thousands of these may be open for as long as their clients like."""
+
+    __slots__ = ("db", "opts", "shared", "transport", "since", "left", "heartbeat", "deadline",
+                 "timer", "metrics", "paused", "owed", "ended")
+
+    def __init__(self, db: Any, opts: ChangesOptions, shared: _SharedRows, transport: asyncio.Transport,
+                 since: int, left: int, heartbeat: int | None, deadline: float | None, metrics: Any) -> None:
+        self.db, self.opts, self.shared, self.transport = db, opts, shared, transport
+        self.since, self.left = since, left
+        self.heartbeat = heartbeat / 1000 if heartbeat else None  # seconds
+        self.deadline = deadline  # time.monotonic(), as the handler counted it
+        self.timer: asyncio.TimerHandle | None = None
+        self.metrics = metrics
+        self.paused = False  # the transport's buffer is above its high-water mark
+        self.owed = False  # a commit came while paused: its rows are written on resume
+        self.ended = False
+
+    # ------------------------------------------------------------------ the database's listener
+
+    def on_commit(self) -> bool:
+        if self.ended:
+            return False
+        try:
+            if self.db.feeds_should_end:  # deleted, or the server stopping: as at a timeout
+                self._finish(catch_up=False)
+                return False
+            if self.paused:
+                # a slow reader: no more than the transport's high-water mark and one chunk are
+                # buffered for it; what it missed is read and written when it drains
+                self.owed = True
+            else:
+                self._write_rows()
+            return True
+        except Exception:  # noqa: BLE001 - a feed that cannot go on ends; the others go on
+            self._abort()
+            return False
+
+    def _write_rows(self) -> None:
+        self.owed = False
+        hit = self.shared.get(self.db, self.opts, self.since)
+        assert hit is not None  # a parked feed's rows are always shared (`cache_key`)
+        _, last, _, chunk = hit
+        if chunk:
+            self.transport.write(chunk)
+        self.since = last
+
+    # ------------------------------------------------------------------ heartbeat and timeout
+
+    def arm(self) -> None:
+        """The timer for the next heartbeat or the timeout, whichever comes first."""
+        waits = []
+        if self.deadline is not None:
+            waits.append(self.deadline - time.monotonic())
+        if self.heartbeat is not None:
+            waits.append(self.heartbeat)
+        if waits:
+            # a plain function and the feed as its argument: no bound method held by the timer
+            # and the empty context: the handler's (its user, its pinned databases) would live on
+            self.timer = asyncio.get_running_loop().call_later(max(min(waits), 0), _tick, self, context=_NO_CONTEXT)
+
+    def _tick(self) -> None:
+        self.timer = None
+        if self.ended:
+            return
+        try:
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                self._finish(catch_up=True)
+                return
+            # chttpd_db changes_callback(timeout); a connection still draining needs none
+            if self.heartbeat is not None and not self.paused:
+                self.transport.write(_HEARTBEAT)
+            self.arm()
+        except Exception:  # noqa: BLE001
+            self._abort()
+
+    # ------------------------------------------------------------------ the end
+
+    def _finish(self, catch_up: bool) -> None:
+        """The feed's last rows (at a timeout), its `last_seq` line and the body's end; then the
+        connection closes once its buffer is written."""
+        db = self.db
+        if catch_up and not db.feeds_should_end and (self.owed or db.update_seq > self.since):
+            self._write_rows()
+        line = jsonutil.dumps({"last_seq": db.node.format_seq(db, self.since), "pending": self.left}) + b"\n"
+        self.transport.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(line), line))
+        self.transport.close()
+        self._release()
+
+    def _abort(self) -> None:
+        self.transport.abort()
+        self._release()
+
+    def _release(self) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        self.db.unlisten(self)
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.db.unpin()
+        self.metrics.inc(CLIENTS, -1)
+
+    # ------------------------------------------------------------------ the transport's protocol
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._release()  # the client left: let go at once (tests/test_feed_disconnect.py)
+
+    def data_received(self, data: bytes) -> None:
+        pass  # a request pipelined behind a feed is never answered: the feed ends by closing
+
+    def eof_received(self) -> bool | None:
+        return None  # the client half-closed: close, as aiohttp's protocol does
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        if self.owed and not self.ended:
+            try:
+                self._write_rows()
+            except Exception:  # noqa: BLE001
+                self._abort()
+
+
+def _tick(feed: ParkedFeed) -> None:
+    feed._tick()
+
+
+def park(request: web.Request, db: Any, opts: ChangesOptions, shared: _SharedRows, since: int, left: int,
+         heartbeat: int | None, deadline: float | None) -> bool:
+    """Hand a caught-up plain continuous feed's connection to a ParkedFeed; False (nothing done)
+    when it can not be parked now. The caller returns its prepared response at once after True
+    (and does not count the feed's end: the parked feed does)."""
+    protocol = request.protocol
+    transport = request.transport
+    if (transport is None or transport.is_closing() or transport.get_write_buffer_size()
+            or protocol.writing_paused or opts.descending or db.feeds_should_end):
+        return False
+    feed = ParkedFeed(db, shared.intern(opts), shared, transport, since, left, heartbeat, deadline,
+                      request.app["node"].metrics)
+    protocol.transport = None  # first: neither aiohttp's writer nor its force_close touch it now
+    transport.set_protocol(feed)
+    protocol.connection_lost(None)
+    db.pin()  # as the request's pinning scope did: the LRU must not close the database under it
+    db.listen(feed)
+    feed.arm()
+    if db.update_seq > since:  # committed after the handler's listing: no wake-up will say so
+        feed.on_commit()
+    return True
