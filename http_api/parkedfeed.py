@@ -26,7 +26,8 @@ of a connection without writing to it or closing it; `park` relies on exactly th
   next request. It also sets the request's payload an exception: the body was read already.
 - `BaseProtocol.writing_paused` (public): a connection aiohttp is waiting to drain is not parked.
 - `transport.set_protocol` (asyncio's and uvloop's transports): data, loss and the writing flow
-  control reach the parked feed from then on.
+  control reach the parked feed from then on; `is_reading`/`resume_reading`, as aiohttp may have
+  paused reading for requests pipelined behind the feed's (they are never answered).
 
 aiohttp's Server no longer knows the connection: when the server stops, `Node.begin_shutdown`
 wakes every feed and a parked one ends as it would at its timeout.
@@ -40,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +52,8 @@ from couchpy.changes import ChangesOptions
 
 if TYPE_CHECKING:
     from .changes import _SharedRows
+
+log = logging.getLogger("couchpy.http")
 
 # CouchDB's count of running feeds (chttpd_db), decremented by a parked feed when it ends
 CLIENTS = ("couchdb", "httpd", "clients_requesting_changes")
@@ -152,6 +156,8 @@ class ParkedFeed(asyncio.Protocol):
         self._release()
 
     def _abort(self) -> None:
+        """In an `except` block: the feed can not go on (its client sees the connection cut)."""
+        log.exception("a parked continuous feed failed")
         self.transport.abort()
         self._release()
 
@@ -208,6 +214,10 @@ def park(request: web.Request, db: Any, opts: ChangesOptions, shared: _SharedRow
     protocol.transport = None  # first: neither aiohttp's writer nor its force_close touch it now
     transport.set_protocol(feed)
     protocol.connection_lost(None)
+    if not transport.is_reading():
+        # aiohttp pauses reading while requests are queued behind this one (pipelined): a
+        # parked feed must keep reading, or it would not see its client leave
+        transport.resume_reading()
     db.pin()  # as the request's pinning scope did: the LRU must not close the database under it
     db.listen(feed)
     feed.arm()
