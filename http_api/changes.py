@@ -4,7 +4,9 @@ A waiting feed sleeps on the database's commit future, so a write wakes every fe
 idle feed costs one suspended task and its socket. Feeds that ask the same question at the same
 moment (same `since`, same options: the common case when thousands of clients are all caught up)
 share one computation of the new rows, and a plain continuous feed has them written to its
-connection by the waker itself, its task staying parked (`_DirectWrite`).
+connection by the waker itself: once caught up, by a `ParkedFeed` that outlives this handler
+(http_api/parkedfeed.py), or, while its connection is still draining, with its task staying
+parked (`_DirectWrite`).
 """
 
 from __future__ import annotations
