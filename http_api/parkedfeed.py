@@ -30,7 +30,10 @@ of a connection without writing to it or closing it; `park` relies on exactly th
   paused reading for requests pipelined behind the feed's (they are never answered).
 
 aiohttp's Server no longer knows the connection: when the server stops, `Node.begin_shutdown`
-wakes every feed and a parked one ends as it would at its timeout.
+wakes every feed and a parked one ends as it would at its timeout. The request is counted and
+logged (http_api/node_api.py's middleware) when its handler returns, that is when the feed
+parks: a 200 that took the time to catch up. `clients_requesting_changes` counts the feed until
+it ends.
 
 A feed parks only as `_DirectWrite.for_feed` accepts it (no filter, no limit, no until, a chunked
 uncompressed JSON-lines body) and ascending, when nothing is left in its transport's buffer: any
