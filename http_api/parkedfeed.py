@@ -8,8 +8,9 @@ to do is small: write each commit's rows (the chunk `_SharedRows` frames once fo
 asking the same), a blank line every `heartbeat` ms, and its `last_seq` line and the body's end
 at its timeout or when the database goes. So its handler hands the connection to a `ParkedFeed`
 (the transport's protocol from then on) and returns, and aiohttp lets go of the connection and
-of everything it held for it; the parked feed closes the connection when it ends (no keep-alive
-after a feed, as CouchDB's own continuous feeds end theirs).
+of everything it held for it. A feed that ends at its timeout hands the connection back to
+aiohttp for the client's next request, as CouchDB keeps a connection alive after a continuous
+feed; one that ends because its database or the server goes closes it.
 
 How aiohttp (3.14, `web_protocol.RequestHandler`, `http_writer.StreamWriter`) is made to let go
 of a connection without writing to it or closing it; `park` relies on exactly these:
@@ -27,7 +28,12 @@ of a connection without writing to it or closing it; `park` relies on exactly th
 - `BaseProtocol.writing_paused` (public): a connection aiohttp is waiting to drain is not parked.
 - `transport.set_protocol` (asyncio's and uvloop's transports): data, loss and the writing flow
   control reach the parked feed from then on; `is_reading`/`resume_reading`, as aiohttp may have
-  paused reading for requests pipelined behind the feed's (they are never answered).
+  paused reading for requests pipelined behind the feed's.
+- `RequestHandler._manager`, the `web.Server` that made it: the protocol factory aiohttp's
+  listening socket calls for a new connection. Calling it, and `connection_made(transport)` on
+  what it returns, is how a kept-alive connection goes back to aiohttp after the feed; the bytes
+  of requests sent behind the feed meanwhile (kept, up to `PIPELINED_MAX`) follow through
+  `data_received`. Without a manager the feed closes the connection at its end.
 
 aiohttp's Server no longer knows the connection: when the server stops, `Node.begin_shutdown`
 wakes every feed and a parked one ends as it would at its timeout. The request is counted and
@@ -45,6 +51,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -62,6 +69,9 @@ log = logging.getLogger("couchpy.http")
 CLIENTS = ("couchdb", "httpd", "clients_requesting_changes")
 
 _HEARTBEAT = b"1\r\n\n\r\n"  # a blank line, as one HTTP chunk
+# requests a client sends behind its feed are kept for aiohttp up to this much; past it the
+# connection is closed at the feed's end instead of being kept alive
+PIPELINED_MAX = 64 << 10
 
 # the parked feeds' heartbeats and timeouts: a loop timer per 50 ms in which some are due, not
 # one per feed (~0.45 KB each); a heartbeat or a timeout's end comes up to 50 ms late
@@ -73,11 +83,14 @@ class ParkedFeed(asyncio.Protocol):
     feed. Slots: thousands of these may be open for as long as their clients like."""
 
     __slots__ = ("db", "opts", "shared", "transport", "since", "left", "heartbeat", "deadline",
-                 "timer", "metrics", "paused", "owed", "ended")
+                 "timer", "metrics", "paused", "owed", "ended", "server", "pipelined")
 
     def __init__(self, db: Any, opts: ChangesOptions, shared: _SharedRows, transport: asyncio.Transport,
-                 since: int, left: int, heartbeat: int | None, deadline: float | None, metrics: Any) -> None:
+                 since: int, left: int, heartbeat: int | None, deadline: float | None, metrics: Any,
+                 server: Callable[[], asyncio.Protocol] | None = None) -> None:
         self.db, self.opts, self.shared, self.transport = db, opts, shared, transport
+        self.server = server  # aiohttp's protocol factory, for the connection after the feed
+        self.pipelined: bytes | None = None  # requests sent behind the feed, for aiohttp
         self.since, self.left = since, left
         self.heartbeat = heartbeat / 1000 if heartbeat else None  # seconds
         self.deadline = deadline  # time.monotonic(), as the handler counted it
@@ -152,9 +165,34 @@ class ParkedFeed(asyncio.Protocol):
         if catch_up and not db.feeds_should_end and (self.owed or db.update_seq > self.since):
             self._write_rows()
         line = jsonutil.dumps({"last_seq": db.node.format_seq(db, self.since), "pending": self.left}) + b"\n"
-        self.transport.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(line), line))
-        self.transport.close()
+        transport = self.transport
+        transport.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(line), line))
+        keep = catch_up and not db.feeds_should_end and self._keep_alive()
         self._release()
+        if keep:
+            self._hand_back()
+        else:
+            transport.close()
+
+    def _keep_alive(self) -> bool:
+        pipelined = self.pipelined
+        return (self.server is not None and not self.paused and not self.transport.is_closing()
+                and (pipelined is None or len(pipelined) <= PIPELINED_MAX))
+
+    def _hand_back(self) -> None:
+        """The connection to a new aiohttp RequestHandler, as a kept-alive one after a response,
+        with the bytes of any requests sent behind the feed."""
+        transport, pipelined = self.transport, self.pipelined
+        self.pipelined = None
+        try:
+            protocol = self.server()  # type: ignore[misc]
+            transport.set_protocol(protocol)
+            protocol.connection_made(transport)
+            if pipelined:
+                protocol.data_received(pipelined)
+        except Exception:  # noqa: BLE001 - the feed has ended; its connection goes
+            log.exception("a parked feed's connection could not be kept alive")
+            transport.abort()
 
     def _abort(self) -> None:
         """In an `except` block: the feed can not go on (its client sees the connection cut)."""
@@ -179,7 +217,11 @@ class ParkedFeed(asyncio.Protocol):
         self._release()  # the client left: let go at once (tests/test_feed_disconnect.py)
 
     def data_received(self, data: bytes) -> None:
-        pass  # a request pipelined behind a feed is never answered: the feed ends by closing
+        # a request sent behind the feed: aiohttp answers it once the feed ends at its timeout
+        # (past PIPELINED_MAX, or if the feed ends otherwise, the connection is closed instead)
+        pipelined = self.pipelined
+        if pipelined is None or len(pipelined) <= PIPELINED_MAX:
+            self.pipelined = data if pipelined is None else pipelined + data
 
     def eof_received(self) -> bool | None:
         return None  # the client half-closed: close, as aiohttp's protocol does
@@ -207,7 +249,7 @@ def park(request: web.Request, db: Any, opts: ChangesOptions, shared: _SharedRow
             or protocol.writing_paused or opts.descending or db.feeds_should_end):
         return False
     feed = ParkedFeed(db, shared.intern(opts), shared, transport, since, left, heartbeat, deadline,
-                      request.app["node"].metrics)
+                      request.app["node"].metrics, getattr(protocol, "_manager", None))
     protocol.transport = None  # first: neither aiohttp's writer nor its force_close touch it now
     transport.set_protocol(feed)
     protocol.connection_lost(None)

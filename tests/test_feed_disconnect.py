@@ -3,9 +3,8 @@
 The feeds here have a heartbeat (or timeout) of ten minutes; their clients close after they are
 open, and the server must let go of every one within seconds: `_changes` feeds counted by
 CouchDB's `clients_requesting_changes` statistic (a server process of its own), `_db_updates`
-feeds by the handler tasks of a server in this process. After a feed that ends by itself the
-client's next request is answered (on a new connection: a parked continuous feed closes its own,
-http_api/parkedfeed.py).
+feeds by the handler tasks of a server in this process. A feed that ends by itself (even a
+parked one, http_api/parkedfeed.py) gives its kept-alive connection back for the next request.
 """
 
 from __future__ import annotations
@@ -83,8 +82,8 @@ async def test_closed_changes_feeds_end_at_once(new_server):
             return await _clients(s) == 0
         await _until(all_gone, FREED_WITHIN)
 
-        # the server goes on: a write, and a feed that ends by itself (its timeout), after which
-        # the client's one connection is made again for its next request
+        # the server goes on: a write, and a feed that ends by itself (its timeout) hands its
+        # kept-alive connection back for the next request on it
         assert (await s.put("/f/after", json={})).status == 201
     one = aiohttp.TCPConnector(limit=1)
     async with aiohttp.ClientSession(base_url=srv.base, auth=srv.auth, connector=one) as s:

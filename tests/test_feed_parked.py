@@ -4,7 +4,9 @@ Once caught up, such a feed holds no task of its own (aiohttp's connection and r
 end: counted here with `asyncio.all_tasks()` on a server in this process), and everything a feed
 does still holds: changes, heartbeats, its timeout's `last_seq` line and the body's end, its
 client leaving (counted by `clients_requesting_changes`, and its database unpinned), its
-database deleted, the server stopping. A parked feed closes its connection when it ends.
+database deleted, the server stopping. A feed that ends at its timeout keeps its connection alive
+for the client's next request, sent behind it or after it, as CouchDB does; one whose database or
+server goes closes it.
 """
 
 from __future__ import annotations
@@ -40,13 +42,25 @@ async def _chunk(reader: asyncio.StreamReader, seconds: float = 10) -> bytes:
     return data[:-2]
 
 
-async def _to_end(reader: asyncio.StreamReader, seconds: float = 10) -> list[bytes]:
-    """Every chunk up to the body's end; then the server closes the connection."""
+async def _to_end(reader: asyncio.StreamReader, seconds: float = 10, closes: bool = True) -> list[bytes]:
+    """Every chunk up to the body's end; then the server closes the connection (if `closes`)."""
     chunks = []
     while (data := await _chunk(reader, seconds)) != b"":
         chunks.append(data)
-    assert await asyncio.wait_for(reader.read(), seconds) == b""
+    if closes:
+        assert await asyncio.wait_for(reader.read(), seconds) == b""
     return chunks
+
+
+async def _root(reader: asyncio.StreamReader, writer: asyncio.StreamWriter | None) -> None:
+    """`GET /` on the connection (sent now, or before when `writer` is None) answered."""
+    if writer is not None:
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    length = next(int(line.split(b":")[1]) for line in head.lower().split(b"\r\n")
+                  if line.startswith(b"content-length:"))
+    assert b'"couchdb":"Welcome"' in await asyncio.wait_for(reader.readexactly(length), 10)
 
 
 async def _until(predicate, seconds: float) -> None:
@@ -100,8 +114,9 @@ async def test_a_parked_feed_sends_heartbeats_and_ends_at_its_timeout(tmp_path):
         assert await _chunk(reader) == b"\n"
         assert await _chunk(reader) == b"\n"
         assert (await s.put("/p/mid", json={})).status == 201
-        chunks = await _to_end(reader)
+        chunks = await _to_end(reader, closes=False)
         assert 0.6 < time.monotonic() - t0 < 3
+        await _root(reader, writer)  # kept alive for the next request
         async with s.get("/p/_changes") as r:
             last_seq = (await r.json())["last_seq"]
         rows = _lines(chunks)
@@ -112,8 +127,12 @@ async def test_a_parked_feed_sends_heartbeats_and_ends_at_its_timeout(tmp_path):
         # a timeout alone (no heartbeat): nothing but the end
         reader, writer = await _open(srv, "/p/_changes?feed=continuous&since=now&timeout=300")
         t0 = time.monotonic()
-        assert _lines(await _to_end(reader)) == [{"last_seq": last_seq, "pending": 0}]
+        await _until(lambda: len(asyncio.all_tasks()) <= tasks, 5)  # parked
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # sent behind the feed
+        assert _lines(await _to_end(reader, closes=False)) == [{"last_seq": last_seq, "pending": 0}]
         assert 0.25 < time.monotonic() - t0 < 2
+        await _root(reader, None)  # answered once the feed ended
+        await _root(reader, writer)
         writer.close()
         assert await _clients(s) == 0
 

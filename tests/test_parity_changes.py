@@ -8,6 +8,8 @@ documents listed.
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 
 import pytest
@@ -125,3 +127,46 @@ async def test_an_event_stream_with_limit_zero_is_empty(client, db):
         assert r.status == 201
     async with client.get(f"/{db}/_changes", params={"feed": "eventsource", "limit": "0", "timeout": "100"}) as r:
         assert (r.status, await r.read()) == (200, b"")
+
+
+async def test_a_continuous_feed_ended_by_its_timeout_keeps_its_connection_alive(peer, pdb):
+    """The client's next request on the same connection is answered, whether sent after the
+    feed's end or behind the feed while it runs (couchpy: http_api/parkedfeed.py)."""
+    host, port = peer.base.split("//", 1)[1].rstrip("/").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    token = base64.b64encode(f"{peer.session.auth.login}:{peer.session.auth.password}".encode()).decode()
+
+    def send(path: str) -> None:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {token}\r\n\r\n".encode())
+
+    async def head() -> bytes:
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 200"), head
+        return head.lower()
+
+    async def feed_to_end() -> list[dict]:
+        assert b"transfer-encoding: chunked" in await head()
+        body = b""
+        while (size := int(await asyncio.wait_for(reader.readuntil(b"\r\n"), 10), 16)) != 0:
+            body += (await asyncio.wait_for(reader.readexactly(size + 2), 10))[:-2]
+        assert await asyncio.wait_for(reader.readexactly(2), 10) == b"\r\n"
+        return [json.loads(line) for line in body.splitlines() if line.strip()]
+
+    async def root() -> None:
+        length = next(int(line.split(b":")[1]) for line in (await head()).split(b"\r\n")
+                      if line.startswith(b"content-length:"))
+        assert b'"couchdb":"Welcome"' in await asyncio.wait_for(reader.readexactly(length), 10)
+
+    try:
+        for _ in range(2):
+            send(f"/{pdb}/_changes?feed=continuous&since=now&timeout=300")
+            assert list((await feed_to_end())[-1]) == ["last_seq", "pending"]
+            send("/")
+            await root()
+        send(f"/{pdb}/_changes?feed=continuous&since=now&timeout=500")
+        await asyncio.sleep(0.2)  # the feed is running (on couchpy: parked)
+        send("/")
+        assert list((await feed_to_end())[-1]) == ["last_seq", "pending"]
+        await root()
+    finally:
+        writer.close()
