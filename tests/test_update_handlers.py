@@ -105,6 +105,29 @@ async def test_a_throw_is_a_render_error(peer, udb):
     assert status == 500 and json.loads(body)["error"] == "render_error"
 
 
+async def test_an_integer_beyond_64_bits_reaches_every_function_as_a_double(peer, pdb):
+    """A `_security` object (or a body, or `views.lib`) may hold an integer beyond 64 bits; every
+    JavaScript function it reaches reads the nearest double, as in CouchDB, rather than every
+    update function and every validated write of the database failing with 500."""
+    big = 99999999999999999999999
+    ddoc = {"updates": {"u": "function(doc, req){ return [null, toJSON([req.secObj.x, JSON.parse(req.body).y])]; }"},
+            "validate_doc_update": "function(n, o, u, s){ if (n.x && s.x !== n.x) throw({forbidden: '' + s.x}); }",
+            "views": {"lib": {"n": f"exports.n = {big};", "big": big},
+                      "v": {"map": "function(d){ if (d.x) emit(d.x, require('views/lib/n').n); }"}}}
+    async with peer.put(f"/{pdb}/_design/d", data=json.dumps(ddoc)) as r:
+        assert r.status == 201, await r.text()
+    async with peer.put(f"/{pdb}/_security", data=json.dumps({"x": big})) as r:
+        assert r.status == 200
+    status, _, body = await _call(peer, "POST", f"/{pdb}/_design/d/_update/u", json.dumps({"y": big}).encode())
+    assert (status, json.loads(body)) == (200, [1e23, 1e23])
+    async with peer.put(f"/{pdb}/d1", json={"x": 1}) as r:
+        assert (r.status, await r.json()) == (403, {"error": "forbidden", "reason": "1e+23"})
+    async with peer.put(f"/{pdb}/d2", data=json.dumps({"x": big})) as r:
+        assert r.status == 201, await r.text()
+    async with peer.get(f"/{pdb}/_design/d/_view/v") as r:
+        assert [(row["key"], row["value"]) for row in (await r.json())["rows"]] == [(1e23, 1e23)]
+
+
 async def test_python_update_handler_only_when_enabled(new_server):
     import aiohttp
 

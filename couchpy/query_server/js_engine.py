@@ -24,6 +24,8 @@ from typing import Any
 import orjson
 from py_mini_racer import MiniRacer
 
+from .. import jsonutil
+
 # Script bytes evaluated between two full collections: the garbage held between them is of this
 # order (plus the rows the calls made), and a collection of the small live heap costs 2-10 ms.
 COLLECT_EVERY_BYTES = 4 << 20
@@ -277,7 +279,7 @@ class JSEngine:
             raise EngineError("javascript_error", str(exc).strip().splitlines()[0] if str(exc) else name) from None
 
     def prepare(self, spec: dict) -> Any:
-        res = self._eval("__qs.prepare(" + orjson.dumps(spec).decode() + ")")
+        res = self._eval("__qs.prepare(" + _literal(spec) + ")")
         return orjson.loads(res)
 
     def map_raw(self, docs_json: bytes) -> bytes:
@@ -288,7 +290,7 @@ class JSEngine:
         """`__qs.<method>(src, items, ...args)`; a function that does not evaluate is a
         compilation_error, as CouchDB reports it."""
         literal = orjson.dumps(items_json.decode("utf-8", "surrogatepass")).decode()
-        extra = "".join(", " + orjson.dumps(a).decode() for a in args)
+        extra = "".join(", " + _literal(a) for a in args)
         code = "__qs." + method + "(" + orjson.dumps(src).decode() + ", " + literal + extra + ")"
         try:
             return self._eval(code).encode("utf-8", "surrogatepass")
@@ -307,7 +309,7 @@ class JSEngine:
         return self._run_user_function("update", src, doc_json, req)
 
     def reduce(self, idx: int, keys: Any, values: list, rereduce: bool) -> tuple[Any, list]:
-        args = orjson.dumps([idx, keys, values, rereduce]).decode()
+        args = _literal([idx, keys, values, rereduce])
         res = self._eval("__qs.reduce.apply(null, " + args + ")")
         out, logs = orjson.loads(res)
         return out, logs
@@ -317,3 +319,10 @@ class JSEngine:
             self.ctx.close()
         except Exception:
             pass
+
+
+def _literal(value: Any) -> str:
+    """A JSON value as JavaScript source. Through jsonutil, which writes an integer beyond 64
+    bits (a `_security` object, a request's body or a `views.lib` may hold one) as its digits,
+    which JavaScript reads as the nearest double, as CouchDB's query server reads it."""
+    return jsonutil.dumps(value).decode()
