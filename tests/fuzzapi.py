@@ -146,7 +146,9 @@ def fuzz_operation(op, base: str, session: requests.Session, examples: int, rng_
             try:
                 case.validate_response(response, checks=CHECKS)
             except (FailureGroup, AssertionError) as exc:
-                report.failures.setdefault(_kind(method, path, exc), case.as_curl_command())
+                # with what it answered: the server's state then may be gone before anyone looks
+                answer = f"\n    -> {response.status_code} {response.text[:300]!r}"
+                report.failures.setdefault(_kind(method, path, exc), case.as_curl_command() + answer)
 
         try:
             one()
