@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, unquote
 from aiohttp import web
 
 from couchpy import jsonutil
-from couchpy.errors import BadRequest, CouchError, NotFound
+from couchpy.errors import CouchError, NotFound
 from couchpy.views import manager
 
 from . import params
@@ -85,9 +85,14 @@ async def update(request: web.Request) -> web.Response:
     db = get_db(request)
     ddoc = manager.load_ddoc(db, request.match_info["ddoc"])
     fname = request.match_info["func"]
-    src = (ddoc.get("updates") or {}).get(fname)
+    updates = ddoc.get("updates")
+    if not isinstance(updates, dict):
+        raise NotFound("missing json key: updates")
+    src = updates.get(fname)
     if not isinstance(src, str):
         raise NotFound(f"missing json key: {fname}")
+    if not src:
+        raise NotFound(f"missing updates function {fname} on design doc {ddoc['_id']}")
     docid = request.match_info.get("docid")
     doc = None
     if docid is not None:
@@ -102,10 +107,8 @@ async def update(request: web.Request) -> web.Response:
     req = _request_object(request, db, docid, body)
     loop = asyncio.get_running_loop()
     new_doc, resp = await loop.run_in_executor(None, pool.update, language, src, doc, req)
-    if new_doc is None:
+    if not isinstance(new_doc, dict):  # null, or anything else that is not a document (as CouchDB)
         return _response(resp, 200, {})
-    if not isinstance(new_doc, dict):
-        raise BadRequest("Document must be a JSON object")
     if not new_doc.get("_id"):
         raise CouchError("Document id must not be empty", "illegal_docid", 400)
     result = await db.put(new_doc)

@@ -105,6 +105,45 @@ async def test_a_throw_is_a_render_error(peer, udb):
     assert status == 500 and json.loads(body)["error"] == "render_error"
 
 
+UNDEFINED_RESPONSE = (500, {"error": "render_error", "reason": "undefined response from update function"})
+
+
+@pytest.mark.parametrize("returned, answer", [
+    # couchjs reads result[0] and result[1] of whatever the function returned: a document that
+    # is not an object saves nothing; a response neither a string nor an object is an error
+    ('["s", "ok"]', (200, b"ok")),
+    ("[[1], 'ok']", (200, b"ok")),
+    ("[true, 'ok']", (200, b"ok")),
+    ('"ab"', (200, b"b")),
+    ("[null, 'ok', 3]", (200, b"ok")),
+    ("[null, null]", UNDEFINED_RESPONSE),
+    ("[null, true]", UNDEFINED_RESPONSE),
+    ("[null]", UNDEFINED_RESPONSE),
+    ("5", UNDEFINED_RESPONSE),
+    ("{json: 1}", UNDEFINED_RESPONSE),
+])
+async def test_what_an_update_function_returns(peer, pdb, returned, answer):
+    ddoc = {"updates": {"u": f"function(doc, req){{ return {returned}; }}"}}
+    async with peer.put(f"/{pdb}/_design/d", json=ddoc) as r:
+        assert r.status == 201
+    status, _, body = await _call(peer, "POST", f"/{pdb}/_design/d/_update/u/x")
+    assert (status, json.loads(body) if status >= 400 else body) == answer
+    async with peer.get(f"/{pdb}/_all_docs") as r:
+        assert [row["id"] for row in (await r.json())["rows"]] == ["_design/d"]  # nothing saved
+
+
+@pytest.mark.parametrize("updates, reason", [
+    (None, "missing json key: updates"),
+    ({"x": "function(doc, req){ return [null, 'x']; }"}, "missing json key: u"),
+    ({"u": ""}, "missing updates function u on design doc _design/d"),
+])
+async def test_a_missing_update_function(peer, pdb, updates, reason):
+    async with peer.put(f"/{pdb}/_design/d", json={} if updates is None else {"updates": updates}) as r:
+        assert r.status == 201
+    status, _, body = await _call(peer, "POST", f"/{pdb}/_design/d/_update/u/x")
+    assert (status, json.loads(body)) == (404, {"error": "not_found", "reason": reason})
+
+
 async def test_an_integer_beyond_64_bits_reaches_every_function_as_a_double(peer, pdb):
     """A `_security` object (or a body, or `views.lib`) may hold an integer beyond 64 bits; every
     JavaScript function it reaches reads the nearest double, as in CouchDB, rather than every

@@ -206,8 +206,18 @@ var __qs = (function () {
         return JSON.stringify([null, null, l0, ['render_error', 'function raised error: ' + errText(e)]]);
       }
       var l = logs; logs = [];
-      if (!Array.isArray(out)) out = [null, out];
-      return JSON.stringify([out[0] === undefined ? null : out[0], out[1] === undefined ? null : out[1], l]);
+      // as couchjs reads what it returned: result[0] and result[1] of whatever it is (couchjs
+      // fails reading them from nothing), the response a string or an object, else an error
+      if (out === undefined || out === null) {
+        return JSON.stringify([null, null, l, ['render_error',
+          "function raised error: TypeError: cannot read property '0' of " + out]]);
+      }
+      var doc = out[0], resp = out[1];
+      if (typeof resp === 'string') resp = { body: resp };
+      else if (resp === null || typeof resp !== 'object') {
+        return JSON.stringify([null, null, l, ['render_error', 'undefined response from update function']]);
+      }
+      return JSON.stringify([doc === undefined ? null : doc, resp, l]);
     },
     // validate_doc_update(newDoc, oldDoc, userCtx, secObj) over [[newDoc, oldDoc], ...]: null
     // when accepted, else {forbidden: msg} or {unauthorized: msg}, as CouchDB reads a throw.
