@@ -97,7 +97,7 @@ async def update(request: web.Request) -> web.Response:
     doc = None
     if docid is not None:
         try:
-            doc = db.get(docid)
+            doc = db.get(docid, revs=True)  # as CouchDB opens it for the function: with `_revisions`
         except NotFound:
             doc = None
     body = await request.read()

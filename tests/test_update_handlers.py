@@ -105,6 +105,22 @@ async def test_a_throw_is_a_render_error(peer, udb):
     assert status == 500 and json.loads(body)["error"] == "render_error"
 
 
+async def test_the_function_sees_the_document_with_its_revisions(peer, pdb):
+    ddoc = {"updates": {"u": "function(doc, req){ doc.n = (doc.n || 0) + 1; return [doc, toJSON(doc)]; }"}}
+    async with peer.put(f"/{pdb}/_design/d", json=ddoc) as r:
+        assert r.status == 201
+    async with peer.put(f"/{pdb}/x", json={}) as r:
+        first = (await r.json())["rev"]
+    status, headers, body = await _call(peer, "POST", f"/{pdb}/_design/d/_update/u/x")
+    assert status == 201
+    assert json.loads(body) == {"_id": "x", "_rev": first, "n": 1,
+                                "_revisions": {"start": 1, "ids": [first.split("-", 1)[1]]}}
+    status, headers, body = await _call(peer, "POST", f"/{pdb}/_design/d/_update/u/x")
+    assert json.loads(body)["_revisions"]["start"] == 2  # and the saved revision goes on from it
+    async with peer.get(f"/{pdb}/x") as r:
+        assert (await r.json())["_rev"].startswith("3-")
+
+
 UNDEFINED_RESPONSE = (500, {"error": "render_error", "reason": "undefined response from update function"})
 
 
