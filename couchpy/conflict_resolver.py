@@ -37,6 +37,7 @@ from .background import BackgroundTask
 from .docinfo import DocInfo
 from .errors import CouchError, NotFound
 from .node import pinning_scope
+from .query_language import canonical
 from .views.manager import pool_for
 
 log = logging.getLogger("couchpy.conflicts")
@@ -208,7 +209,7 @@ class Resolver(BackgroundTask):
         src = ddoc.get("resolve_conflicts")
         if not isinstance(src, str) or not src.strip():
             raise ValueError(f"{policy['ddoc']} has no resolve_conflicts function")
-        language = ddoc.get("language") or "javascript"
+        language = canonical(ddoc.get("language") or "javascript")
         pool = pool_for(self.node)
         pool.check_language(language)
         docs = conflict_merge.function_input(docid, leaves)

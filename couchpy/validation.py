@@ -19,6 +19,7 @@ import logging
 from typing import Any
 
 from . import users
+from .query_language import canonical
 from .errors import CouchError, Forbidden, Unauthorized
 from .security import USERS_DB, UserCtx
 from .views.manager import pool_for
@@ -56,7 +57,7 @@ def validators(db) -> list[tuple[str, str]]:
         body = db.read_body(info.id, info.rev) or {}
         src = body.get("validate_doc_update")
         if isinstance(src, str) and src.strip():
-            found.append((body.get("language") or "javascript", src))
+            found.append((canonical(body.get("language") or "javascript"), src))
     db._validators = (key, found)
     return found
 

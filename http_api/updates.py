@@ -18,6 +18,7 @@ from aiohttp import web
 
 from couchpy import jsonutil
 from couchpy.errors import CouchError, NotFound
+from couchpy.query_language import canonical
 from couchpy.views import manager
 
 from . import params
@@ -102,7 +103,7 @@ async def update(request: web.Request) -> web.Response:
             doc = None
     body = await request.read()
     pool = manager.pool_for(request.app["node"])
-    language = ddoc.get("language", "javascript")
+    language = canonical(ddoc.get("language", "javascript"))
     pool.check_language(language)
     req = _request_object(request, db, docid, body)
     loop = asyncio.get_running_loop()

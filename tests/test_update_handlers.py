@@ -199,3 +199,25 @@ async def test_python_update_handler_only_when_enabled(new_server):
             if expected == 201:
                 async with c.get("/p/doc1") as r:
                     assert (await r.json())["body"] == "hello"
+
+
+@pytest.mark.parametrize("language", ["JavaScript", "JAVASCRIPT"])
+async def test_a_language_named_in_other_capitals_runs(peer, pdb, language):
+    """CouchDB finds a query server by its language's name in any case (couchpy/query_language.py)."""
+    ddoc = {"language": language,
+            "updates": {"u": "function(doc, req){ return [null, 'up']; }"},
+            "filters": {"f": "function(doc, req){ return doc.keep === true; }"},
+            "validate_doc_update": "function(n, o, u, s){ if (n.bad) throw({forbidden: 'bad'}); }",
+            "views": {"v": {"map": "function(d){ if (d.keep !== undefined) emit(d._id, d.keep); }"}}}
+    async with peer.put(f"/{pdb}/_design/d", json=ddoc) as r:
+        assert r.status == 201
+    for docid, keep in (("a", True), ("b", False)):
+        async with peer.put(f"/{pdb}/{docid}", json={"keep": keep}) as r:
+            assert r.status == 201
+    async with peer.put(f"/{pdb}/c", json={"bad": True}) as r:
+        assert (r.status, await r.json()) == (403, {"error": "forbidden", "reason": "bad"})
+    assert (await _call(peer, "POST", f"/{pdb}/_design/d/_update/u"))[::2] == (200, b"up")
+    async with peer.get(f"/{pdb}/_design/d/_view/v") as r:
+        assert [(row["key"], row["value"]) for row in (await r.json())["rows"]] == [("a", True), ("b", False)]
+    async with peer.get(f"/{pdb}/_changes", params={"filter": "d/f"}) as r:
+        assert [row["id"] for row in (await r.json())["results"]] == ["a"]

@@ -25,13 +25,14 @@ from typing import Any
 
 from .. import jsonutil
 from ..errors import BadRequest
+from ..query_language import RUNNABLE
 from .errors import CompilationError, OSProcessError, QueryServerError
 from .protocol import write_frame
 
 log = logging.getLogger("couchpy.query_server")
 
 BATCH = 1000  # documents per map call: per-call overhead dominates below a few hundred
-LANGUAGES = ("javascript", "python")
+LANGUAGES = RUNNABLE  # the names couchpy.query_language.canonical gives them
 
 
 class UnknownLanguage(BadRequest):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import collate, jsonutil
+from ..query_language import canonical
 from ..errors import BadRequest
 from .builtin_reduce import BUILTINS
 
@@ -72,7 +73,7 @@ def parse(ddoc: dict, db_partitioned: bool = False, check_builtins: bool = True)
     `db_partitioned`: the database is partitioned (the default of `options.partitioned`).
     `check_builtins`: refuse a reduce naming an unknown builtin (CouchDB checks it on save only
     for a language it runs)."""
-    language = ddoc.get("language", "javascript")
+    language = canonical(ddoc.get("language", "javascript"))
     if not isinstance(language, str):
         raise _invalid("`language` must be a string")
     views = ddoc.get("views", {})

@@ -16,6 +16,7 @@ from ..errors import BadRequest, NotFound
 from ..fulltext import params as nouveau_params
 from ..fulltext.index import wrap_source as nouveau_source
 from ..index_cache import IndexCache, design_signatures, remove_unused_dirs
+from ..query_language import canonical
 from ..query_server import QueryServerPool, ViewFunctions
 from . import args as qargs
 from . import ddoc as ddocs
@@ -251,7 +252,7 @@ def _check_functions(node: Any, doc: dict) -> None:
         if not isinstance(vdu, str):
             raise BadRequest("`validate_doc_update` is not a string", error="invalid_design_doc")
         sources.append(vdu)
-    language = doc.get("language") or "javascript"
+    language = canonical(doc.get("language") or "javascript")
     pool = pool_for(node)
     if not sources or language not in ("javascript", "python"):
         return
@@ -293,7 +294,7 @@ def validate_design_doc(node: Any, doc: dict) -> None:
 def _runs(doc: dict) -> bool:
     """Whether CouchDB has a query server for the design document's language: it saves one in
     another language without checking its views' functions."""
-    return doc.get("language", "javascript") in ("javascript", "query", "python")
+    return canonical(doc.get("language", "javascript")) in ("javascript", "query", "python")
 
 
 async def avalidate_design_doc(node: Any, doc: dict) -> None:
@@ -322,7 +323,7 @@ async def filter_docs(node: Any, db: Any, name: str, docs: list[dict], req: Any)
     if not isinstance(src, str):
         raise NotFound(f"missing json key: {fname}")
     pool = pool_for(node)
-    lang = doc.get("language", "javascript")
+    lang = canonical(doc.get("language", "javascript"))
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(None, pool.filter_docs, lang, src, docs, req)
 
