@@ -249,7 +249,9 @@ def park(request: web.Request, db: Any, opts: ChangesOptions, shared: _SharedRow
             or protocol.writing_paused or opts.descending or db.feeds_should_end):
         return False
     feed = ParkedFeed(db, shared.intern(opts), shared, transport, since, left, heartbeat, deadline,
-                      request.app["node"].metrics, getattr(protocol, "_manager", None))
+                      request.app["node"].metrics,
+                      # a client that asked for `Connection: close` (or HTTP/1.0) gets it closed
+                      getattr(protocol, "_manager", None) if request.keep_alive else None)
     protocol.transport = None  # first: neither aiohttp's writer nor its force_close touch it now
     transport.set_protocol(feed)
     protocol.connection_lost(None)

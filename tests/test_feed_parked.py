@@ -165,3 +165,19 @@ async def test_stopping_the_server_ends_its_parked_feeds(tmp_path):
         rows = _lines(await _to_end(reader, 5))
         assert list(rows[-1]) == ["last_seq", "pending"]
         writer.close()
+
+
+async def test_a_parked_feed_closes_a_connection_its_client_asked_to_close(tmp_path):
+    async with inprocess.serve(tmp_path) as srv, \
+            aiohttp.ClientSession(srv.base, auth=srv.auth) as s:
+        assert (await s.put("/p")).status == 201
+        tasks = len(asyncio.all_tasks())
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        token = base64.b64encode(f"{srv.auth.login}:{srv.auth.password}".encode()).decode()
+        writer.write(f"GET /p/_changes?feed=continuous&since=now&timeout=300 HTTP/1.1\r\nHost: x\r\n"
+                     f"Connection: close\r\nAuthorization: Basic {token}\r\n\r\n".encode())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 200"), head
+        await _until(lambda: len(asyncio.all_tasks()) <= tasks, 5)  # parked
+        assert list(_lines(await _to_end(reader, closes=True))[-1]) == ["last_seq", "pending"]
+        writer.close()
