@@ -98,7 +98,7 @@ def parse(section: dict[str, str]) -> ClusterDef | None:
     if not nodes:
         return None
     raw_n = section.get("n", str(min(DEFAULT_N, len(nodes)))).strip()
-    if not raw_n.isdigit() or int(raw_n) < 1:
+    if not (raw_n.isascii() and raw_n.isdigit()) or int(raw_n) < 1:
         raise ClusterConfigError(f"n must be a positive integer, not {raw_n!r}")
     n = int(raw_n)
     if n > len(nodes):
@@ -113,6 +113,6 @@ def _positive(section: dict[str, str], key: str) -> int | None:
     raw = section.get(key)
     if raw is None:
         return None
-    if not raw.strip().isdigit() or int(raw) < 1:
+    if not (raw.strip().isascii() and raw.strip().isdigit()) or int(raw) < 1:
         raise ClusterConfigError(f"{key} must be a positive integer, not {raw.strip()!r}")
     return int(raw)

@@ -156,7 +156,7 @@ class Node:
             return value[0]
         if isinstance(value, str):
             head = value.split("-", 1)[0]
-            if head.isdigit():
+            if head.isascii() and head.isdigit():
                 return int(head)
         raise ValueError(value)
 

@@ -27,7 +27,7 @@ def parse_level(raw: Any, name: str) -> int | None:
     """
     if raw is None:
         return None
-    if isinstance(raw, bool) or not (isinstance(raw, int) or (isinstance(raw, str) and raw.isdigit())):
+    if isinstance(raw, bool) or not (isinstance(raw, int) or (isinstance(raw, str) and raw.isascii() and raw.isdigit())):
         raise BadRequest(f"`{name}` must be a non-negative integer.")
     return max(int(raw), 1)
 

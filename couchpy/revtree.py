@@ -46,7 +46,7 @@ def parse_rev(rev: object) -> tuple[int, str] | None:
     if not isinstance(rev, str) or "-" not in rev:
         return None
     pos, _, h = rev.partition("-")
-    if not pos.isdigit() or "\x00" in h or len(rev) > 200:
+    if not (pos.isascii() and pos.isdigit()) or "\x00" in h or len(rev) > 200:
         return None
     return int(pos), h
 

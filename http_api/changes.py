@@ -124,7 +124,7 @@ def _numbers(request: web.Request) -> _Numbers:
     out = _Numbers()
     for name, raw in request.query.items():
         if name == "seq_interval":
-            if not (raw.isdigit() and int(raw) > 0):
+            if not (raw.isascii() and raw.isdigit() and int(raw) > 0):
                 raise BadRequest("invalid_seq_interval")
             out.seq_interval = int(raw)
         elif name == "limit":

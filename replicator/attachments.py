@@ -25,7 +25,7 @@ def known_generation(atts_since: list[str]) -> int:
     known = 0
     for rev in atts_since:
         head = rev.split("-", 1)[0] if isinstance(rev, str) else ""
-        if head.isdigit():
+        if head.isascii() and head.isdigit():
             known = max(known, int(head))
     return known
 

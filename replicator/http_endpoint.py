@@ -150,7 +150,7 @@ class HttpEndpoint:
                 raise TransientError(problem, status=failed_status)
             log.info("retrying (%d/%d) after %s", attempt, self.retries, problem)
             # A 429/503 may say when to come back; honour it within reason.
-            wait = max(delay, min(float(retry_after), 30.0)) if retry_after.isdigit() else delay
+            wait = max(delay, min(float(retry_after), 30.0)) if retry_after.isascii() and retry_after.isdigit() else delay
             await asyncio.sleep(wait)
             delay = min(delay * 2, 10.0)
 

@@ -65,7 +65,7 @@ def seq_number(seq: Any) -> int | None:
         return seq
     if isinstance(seq, str):
         head = seq.split("-", 1)[0]
-        return int(head) if head.isdigit() else None
+        return int(head) if head.isascii() and head.isdigit() else None
     if isinstance(seq, list) and seq and isinstance(seq[0], int):
         return seq[0]
     return None

@@ -33,7 +33,7 @@ def _since(seq: Any) -> int:
         return max(seq, 0)
     if isinstance(seq, str):
         head = seq.split("-", 1)[0]
-        if head.isdigit():
+        if head.isascii() and head.isdigit():
             return int(head)
     if isinstance(seq, list) and seq and isinstance(seq[0], int):
         return seq[0]

@@ -63,7 +63,7 @@ def _bool(body: dict, key: str, default: bool) -> bool:
 
 def _int(body: dict, key: str, default: int, minimum: int = 1) -> int:
     v = body.get(key, default)
-    if isinstance(v, str) and v.isdigit():
+    if isinstance(v, str) and v.isascii() and v.isdigit():
         v = int(v)
     if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
         raise BadRequest(f"`{key}` must be an integer >= {minimum}")

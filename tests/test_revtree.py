@@ -477,3 +477,14 @@ def test_purge_of_a_conflict_branch_keeps_the_shared_ancestor():
     assert revtree.purge(tree, ["2-b", "2-c"]) == ({}, ["2-b", "2-c"])
     # a linear history purged from its leaf goes whole
     assert revtree.purge({"1-a": (None, False), "2-b": ("1-a", True)}, ["2-b"]) == ({}, ["2-b"])
+
+
+# every character Python calls a digit outside ASCII (superscripts, other scripts' digits, ...)
+_OTHER_DIGITS = [chr(c) for c in range(0x80, 0x110000) if chr(c).isdigit()]
+
+
+@given(st.sampled_from(_OTHER_DIGITS), st.text(max_size=5))
+def test_only_ascii_digits_number_a_revision(digit, tail):
+    """str.isdigit() takes '³' and '٣', which CouchDB (and, for '³', int()) refuses."""
+    assert revtree.parse_rev(f"{digit}-abc") is None
+    assert revtree.parse_rev(f"1{digit}{tail}-abc") is None

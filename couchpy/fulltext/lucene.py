@@ -126,7 +126,7 @@ class _Parser:
             return None
         self.i += 1
         j = self.i
-        while self.i < len(self.s) and (self.s[self.i].isdigit() or self.s[self.i] == "."):
+        while self.i < len(self.s) and self.s[self.i] in "0123456789.":
             self.i += 1
         if j == self.i:
             if default is None:
