@@ -285,3 +285,11 @@ async def test_a_revision_numbered_with_other_digits_is_an_invalid_rev_format(pe
             assert (r.status, await r.json()) == invalid, (method, path)
     async with peer.head(f"/{pdb}/doc", params={"rev": rev}) as r:
         assert r.status == 400
+    async with peer.put(f"/{pdb}/_local/c", json={}) as r:
+        assert r.status == 201
+    async with peer.get(f"/{pdb}/_local/c", params={"rev": rev}) as r:
+        assert (r.status, await r.json()) == invalid
+    async with peer.head(f"/{pdb}/_local/c", params={"rev": rev}) as r:
+        assert r.status == 400
+    async with peer.get(f"/{pdb}/_changes", params={"seq_interval": pos}) as r:
+        assert (r.status, await r.json()) == (400, {"error": "bad_request", "reason": "invalid_seq_interval"})
