@@ -220,7 +220,7 @@ class Resolver(BackgroundTask):
 
 
 def as_update_function(language: str, src: str) -> str:
-    """`resolve_conflicts(docs)` wrapped as an update function `(doc, req) -> [merged, null]`, so it
+    """`resolve_conflicts(docs)` wrapped as an update function `(doc, req) -> [merged, ""]`, so it
     runs in the query-server workers (sandbox, memory and time limits) that update handlers use.
     Its author is a database admin, who may write any design function anyway."""
     if language == "python":
@@ -232,4 +232,6 @@ def as_update_function(language: str, src: str) -> str:
         if not names:
             raise ValueError("resolve_conflicts does not define a function")
         return f"{src.strip()}\n\ndef __couchpy_resolve(doc, req):\n    return ({names[-1]}(req['docs']), None)\n"
-    return "function (doc, req) { return [(" + src.strip() + ")(req.docs), null]; }"
+    # the response is an empty string: an update function's response must be a string or an
+    # object (couchjs; http_api/updates.py), and nothing reads this one
+    return "function (doc, req) { return [(" + src.strip() + ")(req.docs), '']; }"
