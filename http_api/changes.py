@@ -20,15 +20,16 @@ from dataclasses import dataclass, replace
 
 from aiohttp import web
 
-from couchpy import jsonutil, queryvalues, timeseq, tombstones
-from couchpy.changes import ChangesOptions, build_filter, collect, collect_sync, pending, uses_query_server
+from couchpy import jsonutil, queryvalues, timeseq
+from couchpy.changes import ChangesOptions, build_filter, collect, pending, uses_query_server
 from couchpy.errors import BadRequest, NotFound, QueryParseError
 
 from . import params
 from .access import restricted, visible_id, visible_info
+from .changerows import SharedRows, event, expired, expired_header, results_body, sparse_seqs
 from .clientwatch import ClientWatch
 from .databases import get_db
-from .parkedfeed import CLIENTS, park
+from .parkedfeed import CLIENTS, CONTINUOUS, EVENTSOURCE, LONGPOLL, park
 from .responses import json_response, not_allowed
 
 routes = web.RouteTableDef()
@@ -191,48 +192,6 @@ def _options(request: web.Request, body: dict, db, limit: int | None) -> Changes
     return opts
 
 
-def _collect_sync(db, opts: ChangesOptions, since: int) -> tuple[list[dict], int, bool]:
-    pairs, last, limited = collect_sync(db, opts, since)
-    return [row for _, row in pairs], last, limited
-
-
-class _SharedRows:
-    """Per-database memo of the rows after (since, options) for the current update_seq: the
-    rows' lines, the last sequence they cover, their count, and the lines framed as one HTTP
-    chunk (for `_DirectWrite`; empty when there are no rows)."""
-
-    def __init__(self):
-        self.seq = -1
-        self.entries: dict[tuple, tuple[bytes, int, int, bytes]] = {}
-        # one ChangesOptions for all the parked feeds that share rows (at most 16 per database:
-        # the key is four flags), instead of one each (~0.3 KB)
-        self.options: dict[tuple, ChangesOptions] = {}
-
-    def intern(self, opts: ChangesOptions) -> ChangesOptions:
-        """An equivalent of `opts` for `get` (which takes `since` apart), shared by the feeds
-        asking the same; `opts` itself when its rows are not shared."""
-        key = opts.cache_key()
-        if key is None:
-            return opts
-        return self.options.setdefault(key[1:], opts)
-
-    def get(self, db, opts: ChangesOptions, since: int) -> tuple[bytes, int, int, bytes] | None:
-        key = opts.cache_key()
-        if key is None:
-            return None
-        key = (since,) + key[1:]
-        seq = db.update_seq  # once: with several workers each read asks LMDB for its last txnid
-        if self.seq != seq:
-            self.seq, self.entries = seq, {}
-        hit = self.entries.get(key)
-        if hit is None:
-            rows, last, _ = _collect_sync(db, opts, since)
-            lines = b"".join(jsonutil.dumps(r) + b"\n" for r in rows)
-            hit = (lines, last, len(rows), b"%x\r\n%s\r\n" % (len(lines), lines) if lines else b"")
-            self.entries[key] = hit
-        return hit
-
-
 class _DirectWrite:
     """A plain continuous feed's wake-up taken by the waker (couchpy.waiters): the shared rows
     after its `since` written to its connection as one HTTP chunk, its task left parked.
@@ -249,18 +208,9 @@ class _DirectWrite:
 
     __slots__ = ("db", "opts", "shared", "transport", "since")
 
-    def __init__(self, db, opts: ChangesOptions, shared: _SharedRows, transport: asyncio.Transport):
+    def __init__(self, db, opts: ChangesOptions, shared: SharedRows, transport: asyncio.Transport):
         self.db, self.opts, self.shared, self.transport = db, opts, shared, transport
         self.since = opts.since
-
-    @classmethod
-    def for_feed(cls, request: web.Request, resp: web.StreamResponse, db, opts: ChangesOptions,
-                 shared: _SharedRows, eventsource: bool) -> _DirectWrite | None:
-        transport = request.transport
-        if (eventsource or opts.cache_key() is None or transport is None or resp.compression
-                or resp.headers.get("Transfer-Encoding") != "chunked"):
-            return None
-        return cls(db, opts, shared, transport)
 
     def __call__(self) -> bool:
         db, transport = self.db, self.transport
@@ -278,11 +228,11 @@ class _DirectWrite:
         return last >= self.shared.seq
 
 
-def _shared(request: web.Request, db) -> _SharedRows:
+def _shared(request: web.Request, db) -> SharedRows:
     memo = request.app["changes_memo"]
     shared = memo.get(id(db))
     if shared is None or shared[0] is not db:
-        shared = (db, _SharedRows())
+        shared = (db, SharedRows())
         memo[id(db)] = shared
         db.add_close_hook(lambda key=id(db): memo.pop(key, None))
     return shared[1]
@@ -313,11 +263,11 @@ async def changes(request: web.Request) -> web.StreamResponse:
             return web.Response(status=304, headers={"ETag": etag, "Cache-Control": "must-revalidate"})
         pairs, last, limited = await collect(db, opts, opts.since)
         return json_response({
-            "results": _sparse_seqs([row for _, row in pairs], opts.limit, numbers.seq_interval),
+            "results": sparse_seqs([row for _, row in pairs], opts.limit, numbers.seq_interval),
             "last_seq": db.node.format_seq(db, last),
             "pending": pending(db, opts, opts.since, pairs, limited),
-            **_expired(db, opts.since),
-        }, headers={"ETag": etag, **_expired_header(db, opts.since)} if feed == "normal" else _expired_header(db, opts.since))
+            **expired(db, opts.since),
+        }, headers={"ETag": etag, **expired_header(db, opts.since)} if feed == "normal" else expired_header(db, opts.since))
     # the request's pinning scope keeps the database open while the feed waits; the watch ends
     # the feed (and so releases both) as soon as its client leaves
     metrics = request.app["node"].metrics
@@ -326,8 +276,9 @@ async def changes(request: web.Request) -> web.StreamResponse:
     parked = False
     try:
         if feed == "longpoll":
-            return await _longpoll(request, db, opts, heartbeat, timeout, numbers.seq_interval, watch)
-        resp, parked = await _stream(request, db, opts, heartbeat, timeout, feed == "eventsource", watch)
+            resp, parked = await _longpoll(request, db, opts, heartbeat, timeout, numbers.seq_interval, watch)
+        else:
+            resp, parked = await _stream(request, db, opts, heartbeat, timeout, feed == "eventsource", watch)
         return resp
     finally:
         watch.release()
@@ -335,46 +286,19 @@ async def changes(request: web.Request) -> web.StreamResponse:
             metrics.inc(CLIENTS, -1)
 
 
-# the limit a feed without one counts down from (couch_changes' #changes_args default)
-DEFAULT_LIMIT = 10**15
-
-
-def _sparse_seqs(rows: list[dict], limit: int | None, interval: int | None) -> list[dict]:
-    """`seq_interval=N`: as fabric_view_changes, a row carries its `seq` only when the limit left
-    (counting down from the request's, or CouchDB's default) is a multiple of N; the others `null`."""
-    if not interval:
-        return rows
-    left = DEFAULT_LIMIT if limit is None else limit
-    return [row if (left - i) % interval == 0 else {**row, "seq": None} for i, row in enumerate(rows)]
-
-
-def _expired(db, since: int) -> dict:
-    """couchpy's marker for a reader whose `since` is below the tombstone-expiry horizon: it may
-    have missed deletions this database no longer lists (couchpy.tombstones). Last in the
-    object, after what CouchDB's replicator reads."""
-    horizon = tombstones.horizon_of(db)
-    if not tombstones.expired_marker(horizon, since):
-        return {}
-    return {"couchpy_tombstones_expired": {"since": db.node.format_seq(db, since),
-                                           "horizon": db.node.format_seq(db, horizon)}}
-
-
-def _expired_header(db, since: int) -> dict:
-    horizon = tombstones.horizon_of(db)
-    if not tombstones.expired_marker(horizon, since):
-        return {}
-    return {"X-Couchpy-Tombstones-Expired": db.node.format_seq(db, horizon)}
-
-
 def _feed_etag(db) -> str:
     digest = hashlib.md5(f"{db.name}\0{db.node.format_seq(db, db.update_seq)}".encode()).digest()
     return '"' + base64.b32encode(digest).decode().rstrip("=") + '"'
 
 
-async def _longpoll(request, db, opts, heartbeat, timeout, seq_interval: int | None, watch: ClientWatch) -> web.StreamResponse:
+async def _longpoll(request, db, opts, heartbeat, timeout, seq_interval: int | None,
+                    watch: ClientWatch) -> tuple[web.StreamResponse, bool]:
+    """The feed's response, and whether it was parked (http_api/parkedfeed.py): a feed with
+    nothing to answer yet whose rows need no query server waits without its handler."""
     deadline = None if timeout is None else time.monotonic() + timeout / 1000
     resp = None
     since = opts.since
+    parkable = request.method != "HEAD" and opts.until is None and not uses_query_server(opts)
     while True:
         if db.feeds_should_end:  # deleted while we waited
             pairs, last, limited = [], since, False
@@ -386,23 +310,42 @@ async def _longpoll(request, db, opts, heartbeat, timeout, seq_interval: int | N
         wait = _next_wait(deadline, heartbeat)
         if wait is not None and wait <= 0:
             break
+        if parkable:
+            if resp is None:
+                resp = await _start(request, db, opts)
+            parkable = _chunked(resp)
+            if parkable and park(request, db, opts, _shared(request, db), since, 0, heartbeat, deadline,
+                                 LONGPOLL, opts.limit, seq_interval):
+                return resp, True
         with watch:
             await db.wait_for_change(since, wait)
         if db.update_seq <= since and heartbeat and (deadline is None or time.monotonic() < deadline):
             if resp is None:
-                resp = web.StreamResponse(headers={"Content-Type": "application/json", "Cache-Control": "must-revalidate",
-                                                   **_expired_header(db, opts.since)})
-                await resp.prepare(request)
+                resp = await _start(request, db, opts)
             await resp.write(b"\n")
-    payload = jsonutil.dumps({"results": _sparse_seqs([row for _, row in pairs], opts.limit, seq_interval),
-                              "last_seq": db.node.format_seq(db, last),
-                              "pending": pending(db, opts, since, pairs, limited), **_expired(db, opts.since)}) + b"\n"
+    payload = results_body(db, [row for _, row in pairs], last, pending(db, opts, since, pairs, limited),
+                           opts.limit, seq_interval, opts.since)
     if resp is None:
         return web.Response(body=payload, content_type="application/json",
-                            headers={"Cache-Control": "must-revalidate", **_expired_header(db, opts.since)})
+                            headers={"Cache-Control": "must-revalidate", **expired_header(db, opts.since)}), False
     await resp.write(payload)
     await resp.write_eof()
+    return resp, False
+
+
+async def _start(request: web.Request, db, opts: ChangesOptions, eventsource: bool = False) -> web.StreamResponse:
+    """A feed's response, its head sent."""
+    ctype = "text/event-stream" if eventsource else "application/json"
+    resp = web.StreamResponse(headers={"Content-Type": ctype, "Cache-Control": "must-revalidate",
+                                       **expired_header(db, opts.since)})
+    await resp.prepare(request)
     return resp
+
+
+def _chunked(resp: web.StreamResponse) -> bool:
+    """A body whose chunks a parked feed or `_DirectWrite` may write to the transport itself: its
+    bytes are exactly those aiohttp's writer would send."""
+    return not resp.compression and resp.headers.get("Transfer-Encoding") == "chunked"
 
 
 def _reached(opts: ChangesOptions, covered: int) -> bool:
@@ -423,14 +366,14 @@ async def _stream(request, db, opts, heartbeat, timeout, eventsource: bool,
                   watch: ClientWatch) -> tuple[web.StreamResponse, bool]:
     """The feed's response, and whether it was parked (http_api/parkedfeed.py): then the feed
     goes on after this handler returns, and the response's end is the parked feed's to write."""
-    ctype = "text/event-stream" if eventsource else "application/json"
-    resp = web.StreamResponse(headers={"Content-Type": ctype, "Cache-Control": "must-revalidate",
-                                       **_expired_header(db, opts.since)})
-    await resp.prepare(request)
+    resp = await _start(request, db, opts, eventsource)
     if request.method == "HEAD":
         return resp, False  # the head only: aiohttp would send what a stream writes even to a HEAD
     shared = _shared(request, db)
-    direct = _DirectWrite.for_feed(request, resp, db, opts, shared, eventsource)
+    # a feed whose rows are shared may be parked once caught up, and meanwhile have them written
+    # by the waker (JSON lines only)
+    parkable = opts.cache_key() is not None and request.transport is not None and _chunked(resp)
+    direct = _DirectWrite(db, opts, shared, request.transport) if parkable and not eventsource else None
     since = opts.since
     sent = 0
     left = 0  # the final line's `pending`: that of the last listing with rows
@@ -458,7 +401,7 @@ async def _stream(request, db, opts, heartbeat, timeout, eventsource: bool,
                 left = pending(db, step, since, pairs, limited)
             for _, row in pairs:
                 if eventsource:
-                    await resp.write(b"data: " + jsonutil.dumps(row) + b"\nid: " + jsonutil.dumps(row["seq"]) + b"\n\n")
+                    await resp.write(event(row))
                 else:
                     await resp.write(jsonutil.dumps(row) + b"\n")
                 sent += 1
@@ -468,10 +411,11 @@ async def _stream(request, db, opts, heartbeat, timeout, eventsource: bool,
         wait = _next_wait(deadline, heartbeat)
         if wait is not None and wait <= 0:
             break
+        # caught up: a plain feed lives on without this handler, its task and its request
+        if parkable and park(request, db, opts, shared, since, left, heartbeat, deadline,
+                             EVENTSOURCE if eventsource else CONTINUOUS):
+            return resp, True
         if direct is not None:
-            # caught up: a plain feed lives on without this handler, its task and its request
-            if park(request, db, opts, shared, since, left, heartbeat, deadline):
-                return resp, True
             direct.since = since
         with watch:
             await db.wait_for_change(since, wait, direct)

@@ -1,16 +1,19 @@
-"""A plain continuous `_changes` feed that outlives its HTTP handler.
+"""A waiting `_changes` feed (continuous, EventSource or longpoll) that outlives its HTTP handler.
 
-An idle continuous feed waiting inside its aiohttp handler holds ~14 KB: aiohttp's parsed
+An idle feed waiting inside its aiohttp handler holds ~14 KB: aiohttp's parsed
 request, parser, protocol and message queue, the connection's and the request's tasks, the
 middlewares' and the handler's suspended frames, the response, a future and a timer
-(docs/benchmarks.md). Once a plain feed has sent its headers and caught up, what is left for it
-to do is small: write each commit's rows (the chunk `_SharedRows` frames once for every feed
-asking the same), a blank line every `heartbeat` ms, and its `last_seq` line and the body's end
-at its timeout or when the database goes. So its handler hands the connection to a `ParkedFeed`
-(the transport's protocol from then on) and returns, and aiohttp lets go of the connection and
-of everything it held for it. A feed that ends at its timeout hands the connection back to
-aiohttp for the client's next request, as CouchDB keeps a connection alive after a continuous
-feed; one that ends because its database or the server goes closes it.
+(docs/benchmarks.md). Once a feed has sent its headers and caught up, what is left for it to do
+is small. A continuous one writes each commit's rows (the chunk `SharedRows` frames once for
+every feed asking the same), a blank line every `heartbeat` ms, and its `last_seq` line and the
+body's end at its timeout or when the database goes; an EventSource one the same as events (a
+heartbeat event, and nothing at the end); a longpoll one its whole body at the first commit
+with rows for it, or at its timeout, after blank lines as heartbeats. So its handler hands the
+connection to a `ParkedFeed` (the transport's protocol from then on) and returns, and aiohttp
+lets go of the connection and of everything it held for it. A feed that ends at its timeout
+(or, longpoll, with its answer) hands the connection back to aiohttp for the client's next
+request, as CouchDB keeps a connection alive after a feed; one that ends because its database
+or the server goes closes it.
 
 How aiohttp (3.14, `web_protocol.RequestHandler`, `http_writer.StreamWriter`) is made to let go
 of a connection without writing to it or closing it; `park` relies on exactly these:
@@ -41,9 +44,10 @@ logged (http_api/node_api.py's middleware) when its handler returns, that is whe
 parks: a 200 that took the time to catch up. `clients_requesting_changes` counts the feed until
 it ends.
 
-A feed parks only as `_DirectWrite.for_feed` accepts it (no filter, no limit, no until, a chunked
-uncompressed JSON-lines body) and ascending, when nothing is left in its transport's buffer: any
-other feed stays in its handler, as before.
+A continuous or EventSource feed parks only when its rows are shared (no filter, no limit, no
+until), a longpoll one when its rows need no query server (a built-in filter and a `limit` are
+its own to apply); each only ascending, in a chunked uncompressed body, when nothing is left in
+its transport's buffer. Any other feed stays in its handler, as before.
 """
 
 from __future__ import annotations
@@ -52,7 +56,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import Any
 
 from aiohttp import web
 
@@ -60,15 +65,21 @@ from couchpy import jsonutil
 from couchpy.changes import ChangesOptions
 from couchpy.coarsetimer import CoarseTimer
 
-if TYPE_CHECKING:
-    from .changes import _SharedRows
+from .changerows import SharedRows, chunk
 
 log = logging.getLogger("couchpy.http")
 
 # CouchDB's count of running feeds (chttpd_db), decremented by a parked feed when it ends
 CLIENTS = ("couchdb", "httpd", "clients_requesting_changes")
 
-_HEARTBEAT = b"1\r\n\n\r\n"  # a blank line, as one HTTP chunk
+# what a parked feed is: its rows' framing, its heartbeat (one HTTP chunk), how it ends
+CONTINUOUS, EVENTSOURCE, LONGPOLL = 0, 1, 2
+_HEARTBEATS = {
+    CONTINUOUS: chunk(b"\n"),  # a blank line
+    LONGPOLL: chunk(b"\n"),
+    EVENTSOURCE: chunk(b"event: heartbeat\ndata: \n\n"),  # chttpd_db: an event of its own
+}
+_END = b"0\r\n\r\n"  # the empty chunk that ends a chunked body
 # requests a client sends behind its feed are kept for aiohttp up to this much; past it the
 # connection is closed at the feed's end instead of being kept alive
 PIPELINED_MAX = 64 << 10
@@ -83,12 +94,18 @@ class ParkedFeed(asyncio.Protocol):
     feed. Slots: thousands of these may be open for as long as their clients like."""
 
     __slots__ = ("db", "opts", "shared", "transport", "since", "left", "heartbeat", "deadline",
-                 "timer", "metrics", "paused", "owed", "ended", "server", "pipelined")
+                 "timer", "metrics", "paused", "owed", "ended", "server", "pipelined", "kind", "limit",
+                 "interval", "origin")
 
-    def __init__(self, db: Any, opts: ChangesOptions, shared: _SharedRows, transport: asyncio.Transport,
+    def __init__(self, db: Any, opts: ChangesOptions, shared: SharedRows, transport: asyncio.Transport,
                  since: int, left: int, heartbeat: int | None, deadline: float | None, metrics: Any,
-                 server: Callable[[], asyncio.Protocol] | None = None) -> None:
+                 server: Callable[[], asyncio.Protocol] | None = None, kind: int = CONTINUOUS,
+                 limit: int | None = None, interval: int | None = None, origin: int = 0) -> None:
         self.db, self.opts, self.shared, self.transport = db, opts, shared, transport
+        self.kind = kind
+        # a longpoll feed's `limit` and `seq_interval` (its `opts` has no limit: see `park`), and
+        # the `since` it was asked from (for couchpy's tombstone-expiry marker in its body)
+        self.limit, self.interval, self.origin = limit, interval, origin
         self.server = server  # aiohttp's protocol factory, for the connection after the feed
         self.pipelined: bytes | None = None  # requests sent behind the feed, for aiohttp
         self.since, self.left = since, left
@@ -109,6 +126,8 @@ class ParkedFeed(asyncio.Protocol):
             if self.db.feeds_should_end:  # deleted, or the server stopping: as at a timeout
                 self._finish(catch_up=False)
                 return False
+            if self.kind == LONGPOLL:
+                return not self._answer(final=False)
             if self.paused:
                 # a slow reader: no more than the transport's high-water mark and one chunk are
                 # buffered for it; what it missed is read and written when it drains
@@ -122,12 +141,31 @@ class ParkedFeed(asyncio.Protocol):
 
     def _write_rows(self) -> None:
         self.owed = False
-        hit = self.shared.get(self.db, self.opts, self.since)
-        assert hit is not None  # a parked feed's rows are always shared (`cache_key`)
-        _, last, _, chunk = hit
-        if chunk:
-            self.transport.write(chunk)
+        if self.kind == EVENTSOURCE:
+            last, rows = self.shared.get_events(self.db, self.opts, self.since)
+        else:
+            hit = self.shared.get(self.db, self.opts, self.since)
+            assert hit is not None  # a parked continuous feed's rows are always shared (`cache_key`)
+            _, last, _, rows = hit
+        if rows:
+            self.transport.write(rows)
         self.since = last
+
+    def _answer(self, final: bool) -> bool:
+        """A longpoll feed's body and end, once there are rows for it (or, `final`, anyway);
+        whether it ended."""
+        db = self.db
+        if db.feeds_should_end:  # its database is gone or the server stopping: nothing more
+            body = jsonutil.dumps({"results": [], "last_seq": db.node.format_seq(db, self.since),
+                                   "pending": 0}) + b"\n"
+        else:
+            body, self.since = self.shared.longpoll(db, self.opts, self.since, self.limit, self.interval,
+                                                    self.origin, final)
+            if body is None:
+                return False
+        self.transport.write(chunk(body) + _END)
+        self._close(keep=not db.feeds_should_end)
+        return True
 
     # ------------------------------------------------------------------ heartbeat and timeout
 
@@ -151,7 +189,7 @@ class ParkedFeed(asyncio.Protocol):
                 return
             # chttpd_db changes_callback(timeout); a connection still draining needs none
             if self.heartbeat is not None and not self.paused:
-                self.transport.write(_HEARTBEAT)
+                self.transport.write(_HEARTBEATS[self.kind])
             self.arm()
         except Exception:  # noqa: BLE001
             self._abort()
@@ -159,15 +197,27 @@ class ParkedFeed(asyncio.Protocol):
     # ------------------------------------------------------------------ the end
 
     def _finish(self, catch_up: bool) -> None:
-        """The feed's last rows (at a timeout), its `last_seq` line and the body's end; then the
-        connection closes once its buffer is written."""
+        """The feed's end: at a timeout (`catch_up`) its last rows, then a continuous feed's
+        `last_seq` line (an EventSource feed's body ends with nothing more, a longpoll feed's is
+        its answer) and the body's end; the connection kept alive after a timeout."""
+        if self.kind == LONGPOLL:
+            self._answer(final=True)
+            return
         db = self.db
         if catch_up and not db.feeds_should_end and (self.owed or db.update_seq > self.since):
             self._write_rows()
-        line = jsonutil.dumps({"last_seq": db.node.format_seq(db, self.since), "pending": self.left}) + b"\n"
+        end = _END
+        if self.kind == CONTINUOUS:
+            line = jsonutil.dumps({"last_seq": db.node.format_seq(db, self.since), "pending": self.left}) + b"\n"
+            end = chunk(line) + _END
+        self.transport.write(end)
+        self._close(keep=catch_up and not db.feeds_should_end)
+
+    def _close(self, keep: bool) -> None:
+        """After the body's end: the feed lets go, and its connection goes back to aiohttp or is
+        closed once its buffer is written."""
         transport = self.transport
-        transport.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(line), line))
-        keep = catch_up and not db.feeds_should_end and self._keep_alive()
+        keep = keep and self._keep_alive()
         self._release()
         if keep:
             self._hand_back()
@@ -238,20 +288,25 @@ class ParkedFeed(asyncio.Protocol):
                 self._abort()
 
 
-def park(request: web.Request, db: Any, opts: ChangesOptions, shared: _SharedRows, since: int, left: int,
-         heartbeat: int | None, deadline: float | None) -> bool:
-    """Hand a caught-up plain continuous feed's connection to a ParkedFeed; False (nothing done)
-    when it can not be parked now. The caller returns its prepared response at once after True
-    (and does not count the feed's end: the parked feed does)."""
+def park(request: web.Request, db: Any, opts: ChangesOptions, shared: SharedRows, since: int, left: int,
+         heartbeat: int | None, deadline: float | None, kind: int = CONTINUOUS,
+         limit: int | None = None, interval: int | None = None) -> bool:
+    """Hand a caught-up feed's connection to a ParkedFeed; False (nothing done) when it can not
+    be parked now. The caller returns its prepared response at once after True (and does not
+    count the feed's end: the parked feed does). A longpoll feed gives its `limit` and
+    `seq_interval` apart from `opts`, so that feeds differing only in them share rows."""
     protocol = request.protocol
     transport = request.transport
     if (transport is None or transport.is_closing() or transport.get_write_buffer_size()
             or protocol.writing_paused or opts.descending or db.feeds_should_end):
         return False
+    if kind == LONGPOLL:
+        opts = replace(opts, limit=None)
     feed = ParkedFeed(db, shared.intern(opts), shared, transport, since, left, heartbeat, deadline,
                       request.app["node"].metrics,
                       # a client that asked for `Connection: close` (or HTTP/1.0) gets it closed
-                      getattr(protocol, "_manager", None) if request.keep_alive else None)
+                      getattr(protocol, "_manager", None) if request.keep_alive else None,
+                      kind, limit, interval, opts.since)
     protocol.transport = None  # first: neither aiohttp's writer nor its force_close touch it now
     transport.set_protocol(feed)
     protocol.connection_lost(None)
