@@ -23,6 +23,7 @@ from . import (alldocs, alone_quorum, attachments, bulk, changes, conflict_polic
                documents, mango, node_api, nouveau, openapi, partitions, purge, replication, server, session, updates,
                utils, views, workers)
 from .middleware import couch_middleware
+from .parkedfeed import IDLE_KEY, close_idle
 
 log = logging.getLogger("couchpy.http")
 
@@ -42,6 +43,7 @@ def make_app(node: Node, cluster: Any = None) -> web.Application:
         middlewares.insert(0, workers.workers_middleware)
     app = web.Application(middlewares=middlewares, client_max_size=max_body)
     app["node"] = node
+    app[IDLE_KEY] = set()  # http_api/parkedfeed.py: connections kept alive after their feeds
     app["slow_request_ms"] = [None, 5000.0]  # node_api's cache of `[log] slow_request_ms`
     # what handlers keep per app is set here, before the app starts: aiohttp refuses (for now,
     # warns) a key set on a started application
@@ -96,6 +98,7 @@ def make_app(node: Node, cluster: Any = None) -> web.Application:
         # Runs before aiohttp waits for in-flight handlers: end what would otherwise keep them
         # open (replication jobs reading feeds, clients' continuous feeds).
         node.begin_shutdown()
+        close_idle(app[IDLE_KEY])
         for task in shared_watch:
             task.cancel()
         await compactions.stop()

@@ -11,9 +11,14 @@ heartbeat event, and nothing at the end); a longpoll one its whole body at the f
 with rows for it, or at its timeout, after blank lines as heartbeats. So its handler hands the
 connection to a `ParkedFeed` (the transport's protocol from then on) and returns, and aiohttp
 lets go of the connection and of everything it held for it. A feed that ends at its timeout
-(or, longpoll, with its answer) hands the connection back to aiohttp for the client's next
-request, as CouchDB keeps a connection alive after a feed; one that ends because its database
-or the server goes closes it.
+(or, longpoll, with its answer) keeps the connection alive for the client's next request, as
+CouchDB does after a feed: it goes back to aiohttp when that request's first bytes arrive (or
+at once, when some were sent behind the feed), not when the feed ends. A thousand longpoll feeds
+answered by one commit are then a thousand writes, and the cost of a new aiohttp handler for
+each comes with each client's next request, spread over the time they take to send them, not
+before the last feed has its answer. An idle kept-alive connection is closed after aiohttp's
+keep-alive timeout, or when the server stops. A feed that ends because its database or the
+server goes closes its connection.
 
 How aiohttp (3.14, `web_protocol.RequestHandler`, `http_writer.StreamWriter`) is made to let go
 of a connection without writing to it or closing it; `park` relies on exactly these:
@@ -37,9 +42,11 @@ of a connection without writing to it or closing it; `park` relies on exactly th
   what it returns, is how a kept-alive connection goes back to aiohttp after the feed; the bytes
   of requests sent behind the feed meanwhile (kept, up to `PIPELINED_MAX`) follow through
   `data_received`. Without a manager the feed closes the connection at its end.
+- `RequestHandler.keepalive_timeout` (public): how long an idle kept-alive connection stays open.
 
 aiohttp's Server no longer knows the connection: when the server stops, `Node.begin_shutdown`
-wakes every feed and a parked one ends as it would at its timeout. The request is counted and
+wakes every feed and a parked one ends as it would at its timeout, and `close_idle` closes the
+connections ended feeds keep alive. The request is counted and
 logged (http_api/node_api.py's middleware) when its handler returns, that is when the feed
 parks: a 200 that took the time to catch up. `clients_requesting_changes` counts the feed until
 it ends.
@@ -88,6 +95,11 @@ PIPELINED_MAX = 64 << 10
 # one per feed (~0.45 KB each); a heartbeat or a timeout's end comes up to 50 ms late
 _CLOCK: CoarseTimer[ParkedFeed] = CoarseTimer(lambda feed: feed._tick(), grain=0.05)
 
+# the application's key for its set of ended feeds whose connections wait, kept alive, for their
+# clients' next requests: closed by `close_idle` when the server stops. An application without
+# one (no such set) closes a feed's connection at its end.
+IDLE_KEY = "idle_feeds"
+
 
 class ParkedFeed(asyncio.Protocol):
     """The transport's protocol and the database's listener (couchpy.waiters) for one parked
@@ -95,12 +107,13 @@ class ParkedFeed(asyncio.Protocol):
 
     __slots__ = ("db", "opts", "shared", "transport", "since", "left", "heartbeat", "deadline",
                  "timer", "metrics", "paused", "owed", "ended", "server", "pipelined", "kind", "limit",
-                 "interval", "origin")
+                 "interval", "origin", "idle", "keepalive")
 
     def __init__(self, db: Any, opts: ChangesOptions, shared: SharedRows, transport: asyncio.Transport,
                  since: int, left: int, heartbeat: int | None, deadline: float | None, metrics: Any,
                  server: Callable[[], asyncio.Protocol] | None = None, kind: int = CONTINUOUS,
-                 limit: int | None = None, interval: int | None = None, origin: int = 0) -> None:
+                 limit: int | None = None, interval: int | None = None, origin: int = 0,
+                 idle: set[ParkedFeed] | None = None, keepalive: float = 0) -> None:
         self.db, self.opts, self.shared, self.transport = db, opts, shared, transport
         self.kind = kind
         # a longpoll feed's `limit` and `seq_interval` (its `opts` has no limit: see `park`), and
@@ -116,6 +129,9 @@ class ParkedFeed(asyncio.Protocol):
         self.paused = False  # the transport's buffer is above its high-water mark
         self.owed = False  # a commit came while paused: its rows are written on resume
         self.ended = False
+        # the application's set of kept-alive ended feeds (this one in it while it is one), and
+        # aiohttp's keep-alive timeout for them (0: none)
+        self.idle, self.keepalive = idle, keepalive
 
     # ------------------------------------------------------------------ the database's listener
 
@@ -182,6 +198,9 @@ class ParkedFeed(asyncio.Protocol):
     def _tick(self) -> None:
         self.timer = None
         if self.ended:
+            if self.idle is not None and self in self.idle:  # kept alive, and no request came
+                self.idle.discard(self)
+                self.transport.close()
             return
         try:
             if self.deadline is not None and time.monotonic() >= self.deadline:
@@ -214,30 +233,47 @@ class ParkedFeed(asyncio.Protocol):
         self._close(keep=catch_up and not db.feeds_should_end)
 
     def _close(self, keep: bool) -> None:
-        """After the body's end: the feed lets go, and its connection goes back to aiohttp or is
-        closed once its buffer is written."""
+        """After the body's end: the feed lets go, and its connection is kept alive (handed back
+        to aiohttp now if a request came behind the feed, else when one comes) or closed once
+        its buffer is written."""
         transport = self.transport
         keep = keep and self._keep_alive()
         self._release()
-        if keep:
+        if not keep:
+            transport.close()
+        elif self.pipelined is not None:
             self._hand_back()
         else:
-            transport.close()
+            self._wait_for_request()
 
     def _keep_alive(self) -> bool:
         pipelined = self.pipelined
-        return (self.server is not None and not self.paused and not self.transport.is_closing()
+        return (self.server is not None and self.idle is not None and not self.transport.is_closing()
                 and (pipelined is None or len(pipelined) <= PIPELINED_MAX))
+
+    def _wait_for_request(self) -> None:
+        """Idle and kept alive: aiohttp gets the connection with the client's next request's
+        first bytes (`data_received`); closed after its keep-alive timeout."""
+        self.idle.add(self)  # type: ignore[union-attr]
+        if self.keepalive > 0:
+            self.timer = _CLOCK.add(self, self.keepalive)
 
     def _hand_back(self) -> None:
         """The connection to a new aiohttp RequestHandler, as a kept-alive one after a response,
-        with the bytes of any requests sent behind the feed."""
+        with the bytes of the requests sent since the feed's end."""
         transport, pipelined = self.transport, self.pipelined
         self.pipelined = None
+        if self.idle is not None:
+            self.idle.discard(self)
+        if self.timer is not None:
+            _CLOCK.remove(self, self.timer)
+            self.timer = None
         try:
             protocol = self.server()  # type: ignore[misc]
             transport.set_protocol(protocol)
             protocol.connection_made(transport)
+            if self.paused:  # its answer is still draining: aiohttp's writer waits for it
+                protocol.pause_writing()
             if pipelined:
                 protocol.data_received(pipelined)
         except Exception:  # noqa: BLE001 - the feed has ended; its connection goes
@@ -265,13 +301,21 @@ class ParkedFeed(asyncio.Protocol):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._release()  # the client left: let go at once (tests/test_feed_disconnect.py)
+        if self.ended and self.idle is not None:
+            self.idle.discard(self)
+            if self.timer is not None:
+                _CLOCK.remove(self, self.timer)
+                self.timer = None
 
     def data_received(self, data: bytes) -> None:
         # a request sent behind the feed: aiohttp answers it once the feed ends at its timeout
-        # (past PIPELINED_MAX, or if the feed ends otherwise, the connection is closed instead)
+        # (past PIPELINED_MAX, or if the feed ends otherwise, the connection is closed instead);
+        # the client's next request after the feed's end: aiohttp takes the connection now
         pipelined = self.pipelined
         if pipelined is None or len(pipelined) <= PIPELINED_MAX:
             self.pipelined = data if pipelined is None else pipelined + data
+        if self.ended and self.idle is not None and self in self.idle:
+            self._hand_back()
 
     def eof_received(self) -> bool | None:
         return None  # the client half-closed: close, as aiohttp's protocol does
@@ -286,6 +330,14 @@ class ParkedFeed(asyncio.Protocol):
                 self._write_rows()
             except Exception:  # noqa: BLE001
                 self._abort()
+
+
+def close_idle(idle: set[ParkedFeed]) -> None:
+    """The server stops: close the connections its ended feeds keep alive (as aiohttp closes
+    its own idle ones)."""
+    for feed in list(idle):
+        idle.discard(feed)
+        feed.transport.close()
 
 
 def park(request: web.Request, db: Any, opts: ChangesOptions, shared: SharedRows, since: int, left: int,
@@ -306,7 +358,8 @@ def park(request: web.Request, db: Any, opts: ChangesOptions, shared: SharedRows
                       request.app["node"].metrics,
                       # a client that asked for `Connection: close` (or HTTP/1.0) gets it closed
                       getattr(protocol, "_manager", None) if request.keep_alive else None,
-                      kind, limit, interval, opts.since)
+                      kind, limit, interval, opts.since, request.app.get(IDLE_KEY),
+                      getattr(protocol, "keepalive_timeout", 0))
     protocol.transport = None  # first: neither aiohttp's writer nor its force_close touch it now
     transport.set_protocol(feed)
     protocol.connection_lost(None)

@@ -36,15 +36,17 @@ class InProcess:
 
 
 @contextlib.asynccontextmanager
-async def serve(data_dir: Path) -> AsyncIterator[InProcess]:
+async def serve(data_dir: Path, keepalive_timeout: float = 75) -> AsyncIterator[InProcess]:
     """A node on `data_dir` (admin/secret, cheap password hashing) served on a free port until
-    the block ends; then the server and the node are closed."""
+    the block ends; then the server and the node are closed. `keepalive_timeout`: aiohttp's, for
+    idle kept-alive connections (seconds)."""
     (data_dir / "couchpy.ini").write_text(
         f"[admins]\n{ADMIN} = {PASSWORD}\n[chttpd_auth]\niterations = 1000\n")
     config, _ = prepare_config(data_dir, None)
     node = Node(data_dir, config)
     node.ensure_system_dbs()
-    runner = web.AppRunner(make_app(node), access_log=None, handle_signals=False, shutdown_timeout=5)
+    runner = web.AppRunner(make_app(node), access_log=None, handle_signals=False, shutdown_timeout=5,
+                           keepalive_timeout=keepalive_timeout)
     await runner.setup()
     try:
         port = free_port()

@@ -154,3 +154,42 @@ async def test_a_parked_eventsource_feed_sends_events_and_heartbeat_events(tmp_p
         await _root(reader, writer)
         writer.close()
         assert await _clients(s) == 0
+
+
+async def test_an_answered_feeds_connection_waits_without_a_handler_for_its_next_request(tmp_path):
+    """After its answer a longpoll feed's connection is kept alive holding no aiohttp handler (no
+    task): aiohttp takes it with the client's next request, or closes it after its keep-alive
+    timeout, or when the server stops."""
+    reader = None
+    async with inprocess.serve(tmp_path, keepalive_timeout=1) as srv, \
+            aiohttp.ClientSession(srv.base, auth=srv.auth) as s:
+        assert (await s.put("/p")).status == 201
+        tasks = len(asyncio.all_tasks())
+        feeds = [await _open(srv, f"/p/_changes?feed=longpoll&since=now&heartbeat={LONG}") for _ in range(FEEDS)]
+        await _until(lambda: len(asyncio.all_tasks()) <= tasks, 5)  # parked
+        assert (await s.put("/p/one", json={})).status == 201
+        for reader, _ in feeds:
+            _, body = await _body(reader)
+            assert [row["id"] for row in body["results"]] == ["one"]
+        await asyncio.sleep(0.2)
+        assert len(asyncio.all_tasks()) <= tasks  # answered, kept alive, and still no handler
+        asked, left = feeds[: FEEDS // 2], feeds[FEEDS // 2:]
+        for reader, writer in asked:  # a request on the connection: aiohttp answers it
+            await _root(reader, writer)
+        t0 = time.monotonic()
+        for reader, _ in left:  # no request: closed after the keep-alive timeout (1 s)
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+        assert 0.5 < time.monotonic() - t0 < 4
+        for _, writer in feeds:
+            writer.close()
+
+
+async def test_the_server_stopping_closes_the_connections_answered_feeds_keep_alive(tmp_path):
+    async with inprocess.serve(tmp_path) as srv, \
+            aiohttp.ClientSession(srv.base, auth=srv.auth) as s:
+        assert (await s.put("/p")).status == 201
+        reader, writer = await _open(srv, "/p/_changes?feed=longpoll&since=now&timeout=100")
+        _, body = await _body(reader)  # answered at its timeout, kept alive (75 s)
+        assert body["results"] == []
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    writer.close()
