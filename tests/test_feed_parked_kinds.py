@@ -11,8 +11,10 @@ After its answer the connection is kept alive for the client's next request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+from collections.abc import AsyncIterator
 
 import aiohttp
 
@@ -20,6 +22,20 @@ from . import inprocess
 from .test_feed_parked import LONG, _chunk, _clients, _open, _root, _to_end, _until
 
 FEEDS = 10
+
+
+@contextlib.asynccontextmanager
+async def _served(tmp_path, keepalive_timeout: float = 75) -> AsyncIterator[tuple[inprocess.InProcess, aiohttp.ClientSession]]:
+    """A server with a database `p`, and an admin's session on it."""
+    async with inprocess.serve(tmp_path, keepalive_timeout) as srv, \
+            aiohttp.ClientSession(srv.base, auth=srv.auth) as s:
+        assert (await s.put("/p")).status == 201
+        yield srv, s
+
+
+async def _parked(tasks: int) -> None:
+    """Every feed opened since the server ran `tasks` tasks is parked: its handler returned."""
+    await _until(lambda: len(asyncio.all_tasks()) <= tasks, 5)
 
 
 async def _body(reader: asyncio.StreamReader, seconds: float = 10) -> tuple[bytes, dict]:
@@ -41,15 +57,13 @@ async def _since(s: aiohttp.ClientSession) -> str:
 
 
 async def test_parked_longpoll_feeds_answer_the_first_commit_and_keep_their_connections(tmp_path):
-    async with inprocess.serve(tmp_path) as srv, \
-            aiohttp.ClientSession(srv.base, auth=srv.auth) as s:
-        assert (await s.put("/p")).status == 201
+    async with _served(tmp_path) as (srv, s):
         assert (await s.put("/p/before", json={})).status == 201
         since = await _since(s)
         tasks = len(asyncio.all_tasks())
         query = f"feed=longpoll&since={since}&heartbeat={LONG}&style=all_docs&limit=100"
         feeds = [await _open(srv, f"/p/_changes?{query}") for _ in range(FEEDS)]
-        await _until(lambda: len(asyncio.all_tasks()) <= tasks, 5)  # every handler returned
+        await _parked(tasks)  # every handler returned
         assert await _clients(s) == FEEDS
         assert (await s.post("/p/_bulk_docs", json={"docs": [{"_id": "a"}, {"_id": "b", "n": -0.0}]})).status == 201
         expected = await _normal(s, f"since={since}&style=all_docs&limit=100")
@@ -63,14 +77,12 @@ async def test_parked_longpoll_feeds_answer_the_first_commit_and_keep_their_conn
 
 
 async def test_a_parked_longpoll_feed_applies_its_limit_and_seq_interval(tmp_path):
-    async with inprocess.serve(tmp_path) as srv, \
-            aiohttp.ClientSession(srv.base, auth=srv.auth) as s:
-        assert (await s.put("/p")).status == 201
+    async with _served(tmp_path) as (srv, s):
         since = await _since(s)
         tasks = len(asyncio.all_tasks())
         queries = ["limit=2", "limit=10&seq_interval=2", "seq_interval=3", "include_docs=true&conflicts=true"]
         feeds = [await _open(srv, f"/p/_changes?feed=longpoll&since={since}&{q}&heartbeat={LONG}") for q in queries]
-        await _until(lambda: len(asyncio.all_tasks()) <= tasks, 5)
+        await _parked(tasks)
         docs = [{"_id": f"d{i}"} for i in range(5)]
         assert (await s.post("/p/_bulk_docs", json={"docs": docs})).status == 201
         for (reader, writer), q in zip(feeds, queries):
@@ -83,13 +95,11 @@ async def test_a_parked_longpoll_feed_applies_its_limit_and_seq_interval(tmp_pat
 
 
 async def test_a_parked_longpoll_feed_with_a_built_in_filter_answers_only_its_rows(tmp_path):
-    async with inprocess.serve(tmp_path) as srv, \
-            aiohttp.ClientSession(srv.base, auth=srv.auth) as s:
-        assert (await s.put("/p")).status == 201
+    async with _served(tmp_path) as (srv, s):
         since = await _since(s)
         tasks = len(asyncio.all_tasks())
         reader, writer = await _open(srv, f"/p/_changes?feed=longpoll&since={since}&filter=_design&heartbeat={LONG}")
-        await _until(lambda: len(asyncio.all_tasks()) <= tasks, 5)  # parked
+        await _parked(tasks)
         assert (await s.put("/p/plain", json={})).status == 201
         await asyncio.sleep(0.2)
         assert not reader.at_eof() and len(reader._buffer) == 0  # nothing for it yet
@@ -102,14 +112,12 @@ async def test_a_parked_longpoll_feed_with_a_built_in_filter_answers_only_its_ro
 
 
 async def test_a_parked_longpoll_feed_answers_nothing_at_its_timeout_after_heartbeats(tmp_path):
-    async with inprocess.serve(tmp_path) as srv, \
-            aiohttp.ClientSession(srv.base, auth=srv.auth) as s:
-        assert (await s.put("/p")).status == 201
+    async with _served(tmp_path) as (srv, s):
         assert (await s.put("/p/d", json={})).status == 201
         since = await _since(s)
         tasks = len(asyncio.all_tasks())
         reader, writer = await _open(srv, "/p/_changes?feed=longpoll&since=now&heartbeat=100&timeout=700")
-        await _until(lambda: len(asyncio.all_tasks()) <= tasks, 5)  # parked
+        await _parked(tasks)
         t0 = time.monotonic()
         blank, body = await _body(reader)
         assert 0.5 < time.monotonic() - t0 < 3
@@ -121,13 +129,11 @@ async def test_a_parked_longpoll_feed_answers_nothing_at_its_timeout_after_heart
 
 
 async def test_deleting_the_database_answers_its_parked_longpoll_feeds(tmp_path):
-    async with inprocess.serve(tmp_path) as srv, \
-            aiohttp.ClientSession(srv.base, auth=srv.auth) as s:
-        assert (await s.put("/p")).status == 201
+    async with _served(tmp_path) as (srv, s):
         since = await _since(s)
         tasks = len(asyncio.all_tasks())
         reader, writer = await _open(srv, f"/p/_changes?feed=longpoll&since=now&heartbeat={LONG}")
-        await _until(lambda: len(asyncio.all_tasks()) <= tasks, 5)
+        await _parked(tasks)
         assert (await s.delete("/p")).status == 200
         chunks = await _to_end(reader, 5, closes=True)
         assert json.loads(b"".join(chunks)) == {"results": [], "last_seq": since, "pending": 0}
@@ -136,13 +142,11 @@ async def test_deleting_the_database_answers_its_parked_longpoll_feeds(tmp_path)
 
 
 async def test_a_parked_eventsource_feed_sends_events_and_heartbeat_events(tmp_path):
-    async with inprocess.serve(tmp_path) as srv, \
-            aiohttp.ClientSession(srv.base, auth=srv.auth) as s:
-        assert (await s.put("/p")).status == 201
+    async with _served(tmp_path) as (srv, s):
         since = await _since(s)
         tasks = len(asyncio.all_tasks())
         reader, writer = await _open(srv, "/p/_changes?feed=eventsource&since=now&heartbeat=150&timeout=1200")
-        await _until(lambda: len(asyncio.all_tasks()) <= tasks, 5)  # parked
+        await _parked(tasks)
         assert await _chunk(reader) == b"event: heartbeat\ndata: \n\n"
         assert (await s.put("/p/one", json={})).status == 201
         chunks = await _to_end(reader, closes=False)
@@ -161,12 +165,10 @@ async def test_an_answered_feeds_connection_waits_without_a_handler_for_its_next
     task): aiohttp takes it with the client's next request, or closes it after its keep-alive
     timeout, or when the server stops."""
     reader = None
-    async with inprocess.serve(tmp_path, keepalive_timeout=1) as srv, \
-            aiohttp.ClientSession(srv.base, auth=srv.auth) as s:
-        assert (await s.put("/p")).status == 201
+    async with _served(tmp_path, keepalive_timeout=1) as (srv, s):
         tasks = len(asyncio.all_tasks())
         feeds = [await _open(srv, f"/p/_changes?feed=longpoll&since=now&heartbeat={LONG}") for _ in range(FEEDS)]
-        await _until(lambda: len(asyncio.all_tasks()) <= tasks, 5)  # parked
+        await _parked(tasks)
         assert (await s.put("/p/one", json={})).status == 201
         for reader, _ in feeds:
             _, body = await _body(reader)
@@ -185,9 +187,7 @@ async def test_an_answered_feeds_connection_waits_without_a_handler_for_its_next
 
 
 async def test_the_server_stopping_closes_the_connections_answered_feeds_keep_alive(tmp_path):
-    async with inprocess.serve(tmp_path) as srv, \
-            aiohttp.ClientSession(srv.base, auth=srv.auth) as s:
-        assert (await s.put("/p")).status == 201
+    async with _served(tmp_path) as (srv, s):
         reader, writer = await _open(srv, "/p/_changes?feed=longpoll&since=now&timeout=100")
         _, body = await _body(reader)  # answered at its timeout, kept alive (75 s)
         assert body["results"] == []
