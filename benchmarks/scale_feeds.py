@@ -13,7 +13,10 @@ address's ephemeral ports run out. The parent drives the processes over pipes:
     ("close",)              close every feed and exit
 
 Arrival times are wall-clock (`time.time()`), comparable between processes on one machine.
-A feed only keeps the last few bytes it read, so the client's own memory stays small.
+A feed only keeps the last few bytes it read, so the client's own memory stays small. A
+longpoll feed asks again on its connection as soon as its answer has ended (as PouchDB's live
+replication does), so every write after the first finds it waiting too, and what the server
+spends taking each connection's next request is in the figures.
 
 The client shares the machine's cores with the server it measures, so a feed costs it as little
 as it reasonably can: one `asyncio.Protocol` per connection on uvloop, whose `data_received`
@@ -33,6 +36,7 @@ import uvloop
 OPEN_CONCURRENCY = 200
 TAIL = 64  # bytes kept from the previous chunk, so a needle split between chunks is still found
 MAX_HEAD = 64 * 1024
+LAST_CHUNK = b"\r\n0\r\n\r\n"  # the end of a chunked body (after its last data chunk's CRLF)
 
 
 def raise_nofile() -> int:
@@ -46,7 +50,7 @@ class Feed(asyncio.Protocol):
     """One held feed: its request sent on connect, its response head handed to `head`, then
     every chunk looked at for the client's needle until it shows up once."""
 
-    __slots__ = ("client", "transport", "head", "buf", "tail", "seen", "open")
+    __slots__ = ("client", "transport", "head", "buf", "tail", "end", "seen", "open")
 
     def __init__(self, client: FeedClient):
         self.client = client
@@ -54,6 +58,7 @@ class Feed(asyncio.Protocol):
         self.head: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self.buf = b""
         self.tail = b""
+        self.end = b""  # the stream's last bytes: a longpoll answer ends with the empty chunk
         self.seen: float | None = None
         self.open = True
 
@@ -74,6 +79,8 @@ class Feed(asyncio.Protocol):
             self.buf = b""
             if not data:
                 return
+        if self.client.repeat:
+            self._again(data)
         if self.seen is not None:
             return
         needle = self.client.needle
@@ -82,6 +89,14 @@ class Feed(asyncio.Protocol):
             self.client.arrived()
         else:
             self.tail = data[-TAIL:]
+
+    def _again(self, data: bytes) -> None:
+        """A longpoll answer ended (its body's empty last chunk): the next request, at once."""
+        end = (self.end + data)[-len(LAST_CHUNK):]
+        if end == LAST_CHUNK:
+            self.transport.write(self.client.request)  # type: ignore[union-attr]
+            end = b""
+        self.end = end
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.head.done():
@@ -99,6 +114,7 @@ class FeedClient:
         self.request = b""
         self.feeds: list[Feed] = []
         self.needle = b""
+        self.repeat = False  # longpoll: ask again when an answer ends
         self.waiting = 0  # open feeds that did not see the needle yet
         self.all_seen = asyncio.Event()
 
@@ -122,6 +138,7 @@ class FeedClient:
     async def open(self, path: str, count: int, seconds: float) -> tuple[int, list[str]]:
         self.request = (f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{self.auth_header}\r\n"
                         "Accept: */*\r\n\r\n").encode()
+        self.repeat = "feed=longpoll" in path
         sem = asyncio.Semaphore(OPEN_CONCURRENCY)
         errors: list[str] = []
         deadline = time.monotonic() + seconds
