@@ -198,8 +198,7 @@ class ParkedFeed(asyncio.Protocol):
     def _tick(self) -> None:
         self.timer = None
         if self.ended:
-            if self.idle is not None and self in self.idle:  # kept alive, and no request came
-                self.idle.discard(self)
+            if self._leave_idle():  # kept alive, and no request came within the keep-alive timeout
                 self.transport.close()
             return
         try:
@@ -258,16 +257,24 @@ class ParkedFeed(asyncio.Protocol):
         if self.keepalive > 0:
             self.timer = _CLOCK.add(self, self.keepalive)
 
+    def _leave_idle(self) -> bool:
+        """No longer waiting for a request: out of the idle set, its keep-alive timer stopped;
+        whether it was waiting."""
+        idle = self.idle
+        if idle is None or self not in idle:
+            return False
+        idle.discard(self)
+        if self.timer is not None:
+            _CLOCK.remove(self, self.timer)
+            self.timer = None
+        return True
+
     def _hand_back(self) -> None:
         """The connection to a new aiohttp RequestHandler, as a kept-alive one after a response,
         with the bytes of the requests sent since the feed's end."""
         transport, pipelined = self.transport, self.pipelined
         self.pipelined = None
-        if self.idle is not None:
-            self.idle.discard(self)
-        if self.timer is not None:
-            _CLOCK.remove(self, self.timer)
-            self.timer = None
+        self._leave_idle()
         try:
             protocol = self.server()  # type: ignore[misc]
             transport.set_protocol(protocol)
@@ -301,11 +308,7 @@ class ParkedFeed(asyncio.Protocol):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._release()  # the client left: let go at once (tests/test_feed_disconnect.py)
-        if self.ended and self.idle is not None:
-            self.idle.discard(self)
-            if self.timer is not None:
-                _CLOCK.remove(self, self.timer)
-                self.timer = None
+        self._leave_idle()
 
     def data_received(self, data: bytes) -> None:
         # a request sent behind the feed: aiohttp answers it once the feed ends at its timeout
@@ -314,7 +317,7 @@ class ParkedFeed(asyncio.Protocol):
         pipelined = self.pipelined
         if pipelined is None or len(pipelined) <= PIPELINED_MAX:
             self.pipelined = data if pipelined is None else pipelined + data
-        if self.ended and self.idle is not None and self in self.idle:
+        if self.ended and self._leave_idle():
             self._hand_back()
 
     def eof_received(self) -> bool | None:
@@ -336,7 +339,7 @@ def close_idle(idle: set[ParkedFeed]) -> None:
     """The server stops: close the connections its ended feeds keep alive (as aiohttp closes
     its own idle ones)."""
     for feed in list(idle):
-        idle.discard(feed)
+        feed._leave_idle()
         feed.transport.close()
 
 
